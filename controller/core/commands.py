@@ -1,0 +1,117 @@
+"""Commands: what someone asked the hall to do. Each is a value; the engine applies it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from controller.core import identity
+
+
+@dataclass(frozen=True)
+class Command:
+    def log_args(self) -> dict[str, Any]:
+        """The arguments as they go into the audit log (personal data masked)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.isoformat() if isinstance(v, dt.datetime | dt.date) else v
+        return out
+
+    @property
+    def kind(self) -> str:
+        return _snake(type(self).__name__)
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+@dataclass(frozen=True)
+class IssueTicket(Command):
+    """取号: take a ticket for a service."""
+
+    service: str
+    channel: str = "kiosk"
+    id_number: str | None = None
+    name: str | None = None
+    priority: str | None = None
+    appointment_at: dt.datetime | None = None
+
+    def log_args(self) -> dict[str, Any]:
+        out = super().log_args()
+        if self.id_number:
+            out["id_number"] = identity.mask_id(self.id_number)
+        if self.name:
+            out["name"] = identity.mask_name(self.name)
+        return out
+
+
+@dataclass(frozen=True)
+class CallNext(Command):
+    """叫号: the window calls the next ticket (finishing the current one, if any)."""
+
+    window: int
+
+
+@dataclass(frozen=True)
+class Recall(Command):
+    """重呼: call the current ticket again."""
+
+    window: int
+
+
+@dataclass(frozen=True)
+class NoShow(Command):
+    """过号: the ticket was called and its holder did not come."""
+
+    window: int
+
+
+@dataclass(frozen=True)
+class Finish(Command):
+    """办结: the service of the current ticket is done."""
+
+    window: int
+
+
+@dataclass(frozen=True)
+class Transfer(Command):
+    """转办: send the current ticket to another service; it keeps its number."""
+
+    window: int
+    service: str
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    """暂停服务: staff leave the window for a while."""
+
+    window: int
+    reason: str
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Resume(Command):
+    window: int
+
+
+@dataclass(frozen=True)
+class Login(Command):
+    """Staff take a window: at their A post, or covering it as its B post (顶岗)."""
+
+    window: int
+    staff_id: str
+
+
+@dataclass(frozen=True)
+class Logout(Command):
+    window: int
+
+
+@dataclass(frozen=True)
+class Tick(Command):
+    """Time passes: day change and pause-limit alerts."""

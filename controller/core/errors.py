@@ -1,0 +1,58 @@
+"""Errors a person can cause: a stable code, a Chinese message, and a category.
+
+The web layer maps the category to an HTTP status; programming errors stay
+ordinary exceptions.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    FORBIDDEN = "forbidden"
+    UNAUTHORIZED = "unauthorized"
+
+
+# code -> (category, default Chinese message)
+CODES: dict[str, tuple[Category, str]] = {
+    "unknown_service": (Category.NOT_FOUND, "没有这项业务"),
+    "unknown_window": (Category.NOT_FOUND, "没有这个窗口"),
+    "unknown_ticket": (Category.NOT_FOUND, "没有这张号"),
+    "unknown_staff": (Category.UNAUTHORIZED, "工号或密码不正确"),
+    "bad_credentials": (Category.UNAUTHORIZED, "工号或密码不正确"),
+    "invalid_id_number": (Category.INVALID, "身份证号码不正确"),
+    "invalid_priority": (Category.INVALID, "优先类别不正确"),
+    "invalid_channel": (Category.INVALID, "取号渠道不正确"),
+    "invalid_reason": (Category.INVALID, "请填写暂停原因"),
+    "invalid_minutes": (Category.INVALID, "预计时长不正确"),
+    "invalid_appointment": (Category.INVALID, "预约时段不正确"),
+    "hall_closed": (Category.CONFLICT, "今天不办公"),
+    "before_opening": (Category.CONFLICT, "还未到取号时间"),
+    "after_cutoff": (Category.CONFLICT, "已过取号时间"),
+    "window_closed": (Category.CONFLICT, "窗口未登录"),
+    "window_occupied": (Category.CONFLICT, "窗口已有工作人员登录"),
+    "window_paused": (Category.CONFLICT, "窗口暂停服务中"),
+    "window_not_paused": (Category.CONFLICT, "窗口没有暂停"),
+    "window_busy": (Category.CONFLICT, "请先办结或过号当前号"),
+    "no_current_ticket": (Category.CONFLICT, "窗口当前没有号"),
+    "same_service": (Category.CONFLICT, "转入的业务与当前业务相同"),
+    "not_at_post": (Category.FORBIDDEN, "您不是这个窗口的A岗或B岗"),
+    "already_logged_in": (Category.CONFLICT, "您已在其他窗口登录"),
+    "not_your_window": (Category.FORBIDDEN, "只能操作本人登录的窗口"),
+    "not_logged_in": (Category.UNAUTHORIZED, "请先登录"),
+}
+
+
+class HallError(Exception):
+    """A refused command: nothing changed."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        category, default = CODES[code]
+        self.code = code
+        self.category = category
+        self.message = message or default
+        super().__init__(f"{code}: {self.message}")

@@ -1,0 +1,35 @@
+"""Events: what a command changed, in the hall's words. Displays, the audit log
+and the supervisor all read these."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+TICKET_ISSUED = "ticket_issued"
+TICKET_CALLED = "ticket_called"
+TICKET_RECALLED = "ticket_recalled"
+TICKET_MISSED = "ticket_missed"
+TICKET_FINISHED = "ticket_finished"
+TICKET_TRANSFERRED = "ticket_transferred"
+TICKET_CANCELLED = "ticket_cancelled"
+WINDOW_OPENED = "window_opened"
+WINDOW_CLOSED = "window_closed"
+WINDOW_PAUSED = "window_paused"
+WINDOW_RESUMED = "window_resumed"
+PAUSE_OVER_LIMIT = "pause_over_limit"
+DAY_STARTED = "day_started"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    at: dt.datetime
+    window: int | None = None
+    ticket: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "at": self.at.isoformat(), "window": self.window,
+                "ticket": self.ticket, "data": self.data}

@@ -1,0 +1,167 @@
+"""The hall as configured: services, windows, staff, opening hours and rules.
+
+Plain frozen data. Reading and validating the TOML file that describes a hall
+is `controller.config`'s job; the core only ever sees these values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class WindowKind(StrEnum):
+    """窗口类型: the kinds of counter window a hall sets up (002, 制度12 第九条)."""
+
+    GENERAL = "综合受理"
+    CROSS_REGION = "跨域通办"
+    THEMED = "主题集成服务"
+    ASSISTED = "帮办代办"
+    COMPLAINTS = "投诉咨询"
+    TIDAL = "潮汐服务"
+
+
+class StaffRole(StrEnum):
+    STAFF = "staff"
+    SUPERVISOR = "supervisor"
+    CALLBACK_OFFICER = "callback_officer"
+    ADMIN = "admin"
+
+
+class NoShowPolicy(StrEnum):
+    """What happens to a missed ticket (过号)."""
+
+    DROP = "drop"
+    REQUEUE_ONCE = "requeue_once"
+
+
+class TransferPosition(StrEnum):
+    """Where a transferred ticket joins the target service's queue."""
+
+    ORIGINAL_TIME = "original_time"
+    BACK = "back"
+
+
+@dataclass(frozen=True)
+class Service:
+    """事项 / 业务: a service citizens queue for; tickets are numbered per prefix (A001…)."""
+
+    prefix: str
+    name: str
+    kind: str
+    mean_minutes: float
+    priority_first: bool = True
+
+
+@dataclass(frozen=True)
+class Window:
+    """窗口: a numbered counter window serving services in its priority order."""
+
+    number: int
+    name: str
+    kind: WindowKind
+    services: tuple[str, ...]
+    tidal: bool = False
+
+
+@dataclass(frozen=True)
+class Staff:
+    """A member of staff. A-post (A岗) windows are their own; B-post (B岗) windows they may cover."""
+
+    id: str
+    name: str
+    role: StaffRole
+    pin_hash: str
+    a_post: tuple[int, ...] = ()
+    b_post: tuple[int, ...] = ()
+    demo: bool = False
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device on the hall floor and how the controller reaches it."""
+
+    id: str
+    kind: str
+    transport: str
+    port: str | None = None
+    address: str | None = None
+    topic: str | None = None
+    window: int | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TimeSpan:
+    start: dt.time
+    end: dt.time
+
+    def contains(self, t: dt.time) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass(frozen=True)
+class DayHours:
+    """Opening hours of one weekday: sessions (e.g. 9:00-12:00, 13:30-17:30) and staff breaks."""
+
+    sessions: tuple[TimeSpan, ...] = ()
+    breaks: tuple[TimeSpan, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A deadline such as "1 working day" or "15 days"."""
+
+    amount: int
+    working_days: bool
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The hall's rules, each a setting because halls and provinces differ."""
+
+    # DB50/T 1603-2024 4.2.2: a short absence without cover is 15 minutes at most.
+    pause_limit_minutes: int = 15
+    no_show: NoShowPolicy = NoShowPolicy.REQUEUE_ONCE
+    transfer_position: TransferPosition = TransferPosition.ORIGINAL_TIME
+    # DB50/T 1603-2024 5.1.6.2: special groups may get priority; the age is local.
+    priority_age: int = 70
+    tickets_open_before_minutes: int = 30
+    ticket_cutoff_minutes: int = 30
+    appointment_early_minutes: int = 10
+    evaluation_default_grade: str = "基本满意"
+    evaluation_default_days: int = 7
+    callback_deadline: Deadline = Deadline(1, True)
+    rectify_deadline: Deadline = Deadline(5, True)
+    complaint_feedback_deadline: Deadline = Deadline(2, True)
+    complaint_resolve_deadline: Deadline = Deadline(5, True)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+EVALUATION_GRADES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
+
+
+@dataclass(frozen=True)
+class Hall:
+    """政务服务中心 / 便民服务中心: one hall, one controller, one config file."""
+
+    name: str
+    region_code: str
+    timezone: str
+    hours: dict[str, DayHours]
+    services: dict[str, Service]
+    windows: dict[int, Window]
+    staff: dict[str, Staff]
+    devices: tuple[Device, ...] = ()
+    rules: Rules = field(default_factory=Rules)
+    mqtt_host: str | None = None
+    mqtt_port: int = 1883
+    mqtt_embedded_listen: str = "127.0.0.1:1883"
+
+    def hours_on(self, day: dt.date) -> DayHours:
+        return self.hours.get(WEEKDAYS[day.weekday()], DayHours())
+
+    def windows_serving(self, prefix: str) -> list[Window]:
+        return [w for w in self.windows.values() if prefix in w.services]

@@ -1,0 +1,51 @@
+"""Resident ID numbers (居民身份证号码, GB 11643): check digit, birth date, masking."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK = "10X98765432"
+_SHAPE = re.compile(r"^\d{17}[\dX]$")
+
+
+def check_digit(first17: str) -> str:
+    """The 18th character of an ID number whose first 17 digits are given."""
+    total = sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True))
+    return _CHECK[total % 11]
+
+
+def normalise(id_number: str) -> str:
+    return id_number.strip().upper()
+
+
+def is_valid(id_number: str) -> bool:
+    """True when the number has 18 characters, a real birth date and the right check digit."""
+    n = normalise(id_number)
+    if not _SHAPE.match(n) or check_digit(n[:17]) != n[17]:
+        return False
+    return birth_date(n) is not None
+
+
+def birth_date(id_number: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(id_number[6:14], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def age_on(born: dt.date, day: dt.date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def mask_id(id_number: str) -> str:
+    """5001**********123X: the region's first four and the last four stay."""
+    n = normalise(id_number)
+    return n[:4] + "*" * (len(n) - 8) + n[-4:]
+
+
+def mask_name(name: str) -> str:
+    """张* / 欧阳** : the family name's first character stays."""
+    name = name.strip()
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""

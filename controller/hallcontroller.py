@@ -1,0 +1,89 @@
+"""The running hall: the pure engine, its durable store and the event fan-out, joined.
+
+One lock serialises commands, so two windows calling at the same instant are
+two commands in a row and can never get the same ticket. A command's result is
+on disk before `execute` returns: a ticket is durable before anyone is told to
+print it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any, Callable
+
+from controller.core import commands as c
+from controller.core.engine import Engine, Outcome
+from controller.core.errors import HallError
+from controller.core.events import Event
+from controller.core.hall import Hall
+from controller.core.model import HallState
+from controller.store.hallstore import HallStore
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[int, Event], None]
+SYSTEM = "system"
+
+
+class HallController:
+    def __init__(self, hall: Hall, store: HallStore, clock: Callable[[], dt.datetime]) -> None:
+        self.hall = hall
+        self.store = store
+        self.clock = clock
+        self.engine = Engine(hall)
+        self.lock = threading.RLock()
+        self.state: HallState = store.load(self.engine)
+        self._subscribers: list[Subscriber] = []
+
+    def execute(self, cmd: c.Command, actor: str) -> Outcome:
+        """Apply `cmd` for `actor` and make it durable; raise `HallError` if refused."""
+        with self.lock:
+            now = self.clock()
+            if self.engine.needs_new_day(self.state, now):
+                self._commit(now, SYSTEM, "start_day", {},
+                             lambda: self.engine.start_day(self.state, now))
+            return self._commit(now, actor, cmd.kind, cmd.log_args(),
+                                lambda: self.engine.apply(self.state, cmd, now),
+                                quiet=isinstance(cmd, c.Tick))
+
+    def tick(self) -> Outcome:
+        return self.execute(c.Tick(), SYSTEM)
+
+    def refuse(self, actor: str, name: str, args: dict[str, Any], error: HallError) -> None:
+        """Log a refusal decided outside the engine (a wrong PIN, a window not one's own)."""
+        with self.lock:
+            self.store.log_refusal(self.clock(), actor, name, args, error.code, error.message)
+
+    def _commit(self, now: dt.datetime, actor: str, name: str, args: dict[str, Any],
+                apply: Callable[[], Outcome], quiet: bool = False) -> Outcome:
+        try:
+            outcome = apply()
+        except HallError as e:
+            self.store.log_refusal(now, actor, name, args, e.code, e.message)
+            raise
+        if quiet and not outcome.events:
+            return outcome
+        try:
+            written = self.store.commit(now, actor, name, args, outcome)
+        except BaseException:
+            # Memory moved ahead of the disk: go back to what the disk holds.
+            log.exception("commit of %s failed; reloading the state from the database", name)
+            self.state = self.store.load(self.engine)
+            raise
+        for event_id, event in written:
+            for fn in list(self._subscribers):
+                try:
+                    fn(event_id, event)
+                except Exception:
+                    log.exception("event subscriber failed")
+        return outcome
+
+    # -- fan-out -----------------------------------------------------------
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call `fn(event_id, event)` after every committed event; returns the unsubscribe."""
+        with self.lock:
+            self._subscribers.append(fn)
+        return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None

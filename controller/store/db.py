@@ -1,0 +1,120 @@
+"""Opening the hall database: SQLite in WAL mode, synchronous=FULL, versioned migrations.
+
+synchronous=FULL makes every commit reach the disk before it returns: a ticket
+acknowledged to a citizen survives a power cut, not only a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+# Each entry migrates the schema from version i to i + 1. Never edit a shipped
+# entry: add a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE tickets (
+        id TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        service TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        queued_at TEXT NOT NULL,
+        queue_seq INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        priority TEXT,
+        appointment_at TEXT,
+        id_masked TEXT,
+        name_masked TEXT,
+        birth_date TEXT,
+        window INTEGER,
+        staff_id TEXT,
+        called_at TEXT,
+        finished_at TEXT,
+        recalls INTEGER NOT NULL DEFAULT 0,
+        requeued INTEGER NOT NULL DEFAULT 0,
+        transfers INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (day, prefix, number)
+    );
+    CREATE INDEX tickets_day ON tickets (day);
+    CREATE TABLE windows (
+        number INTEGER PRIMARY KEY,
+        status TEXT NOT NULL,
+        staff_id TEXT,
+        post TEXT,
+        logged_in_at TEXT,
+        current TEXT REFERENCES tickets (id),
+        paused_at TEXT,
+        pause_reason TEXT,
+        pause_minutes INTEGER,
+        pause_alerted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        name TEXT NOT NULL,
+        args TEXT NOT NULL,
+        result TEXT NOT NULL,
+        message TEXT
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        command_id INTEGER NOT NULL REFERENCES commands (id),
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        window INTEGER,
+        ticket_id TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_ticket ON events (ticket_id);
+    CREATE TRIGGER commands_append_only_u BEFORE UPDATE ON commands
+        BEGIN SELECT RAISE(ABORT, 'commands are append-only'); END;
+    CREATE TRIGGER commands_append_only_d BEFORE DELETE ON commands
+        BEGIN SELECT RAISE(ABORT, 'commands are append-only'); END;
+    CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_append_only_d BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        staff_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        window INTEGER,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """,
+]
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) the hall database and bring its schema up to date."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=5000")
+    migrate(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    version = schema_version(db)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"the database has schema version {version}, newer than this "
+                           f"controller ({len(MIGRATIONS)}); upgrade the controller")
+    for i in range(version, len(MIGRATIONS)):
+        db.conn.executescript("BEGIN IMMEDIATE;\n" + MIGRATIONS[i]
+                              + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")

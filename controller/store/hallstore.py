@@ -1,0 +1,175 @@
+"""Persisting the hall: tickets, windows, the command log and the event log.
+
+Every command is written in one transaction with the events it caused and the
+records it touched, so the database always holds a state the engine produced.
+On start the state is rebuilt from these tables, never from memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from controller.core.engine import Engine, Outcome
+from controller.core.events import DAY_STARTED, Event
+from controller.core.model import (
+    Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
+)
+from controller.store.db import open_db
+
+_TICKET_FIELDS = [f.name for f in dataclasses.fields(Ticket)]
+_WINDOW_FIELDS = [f.name for f in dataclasses.fields(WindowState)]
+_TICKET_TYPES = {"day": dt.date, "birth_date": dt.date, "channel": Channel,
+                 "status": TicketStatus, "priority": PriorityClass, "requeued": bool}
+_WINDOW_TYPES = {"status": WindowStatus, "pause_alerted": bool}
+
+
+def _to_sql(v: Any) -> Any:
+    if isinstance(v, Enum):
+        return v.value
+    if isinstance(v, dt.date | dt.datetime):
+        return v.isoformat()
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def _from_sql(name: str, v: Any, types: dict[str, type]) -> Any:
+    if v is None:
+        return None
+    kind = types.get(name)
+    if kind is dt.date:
+        return dt.date.fromisoformat(v)
+    if kind is not None:
+        return kind(v)
+    if name.endswith("_at"):
+        return dt.datetime.fromisoformat(v)
+    return v
+
+
+def _upsert_sql(table: str, fields: list[str], pk: str) -> str:
+    cols = ", ".join(fields)
+    marks = ", ".join("?" for _ in fields)
+    updates = ", ".join(f"{f} = excluded.{f}" for f in fields if f != pk)
+    return (f"INSERT INTO {table} ({cols}) VALUES ({marks}) "
+            f"ON CONFLICT ({pk}) DO UPDATE SET {updates}")
+
+
+_TICKET_UPSERT = _upsert_sql("tickets", _TICKET_FIELDS, "id")
+_WINDOW_UPSERT = _upsert_sql("windows", _WINDOW_FIELDS, "number")
+
+
+def ticket_from_row(row: dict[str, Any]) -> Ticket:
+    return Ticket(**{f: _from_sql(f, row[f], _TICKET_TYPES) for f in _TICKET_FIELDS})
+
+
+def window_from_row(row: dict[str, Any]) -> WindowState:
+    return WindowState(**{f: _from_sql(f, row[f], _WINDOW_TYPES) for f in _WINDOW_FIELDS})
+
+
+class HallStore:
+    """The hall's database. Not thread-safe: the controller serialises access."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.db: sqlite_utils.Database = open_db(self.path)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- loading -----------------------------------------------------------
+
+    def load(self, engine: Engine) -> HallState:
+        """The hall's state as the last committed command left it."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'day'").fetchone()
+        day = dt.date.fromisoformat(row[0]) if row else None
+        tickets = [ticket_from_row(r) for r in
+                   self.db.query("SELECT * FROM tickets WHERE day = ?", [day.isoformat()])
+                   ] if day else []
+        windows = [window_from_row(r) for r in self.db.query("SELECT * FROM windows")]
+        return engine.restore(day, tickets, windows)
+
+    # -- writing -----------------------------------------------------------
+
+    def commit(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
+               outcome: Outcome) -> list[tuple[int, Event]]:
+        """Write a command that succeeded, its events and the records it touched; durable on return."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            command_id = self._log_command(at, actor, name, args, "ok", None)
+            conn.executemany(_TICKET_UPSERT, [[_to_sql(getattr(t, f)) for f in _TICKET_FIELDS]
+                                              for t in outcome.tickets.values()])
+            conn.executemany(_WINDOW_UPSERT, [[_to_sql(getattr(w, f)) for f in _WINDOW_FIELDS]
+                                              for w in outcome.windows.values()])
+            written = []
+            for e in outcome.events:
+                cur = conn.execute(
+                    "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (command_id, e.at.isoformat(), e.kind, e.window, e.ticket,
+                     json.dumps(e.data, ensure_ascii=False)))
+                written.append((cur.lastrowid, e))
+                if e.kind == DAY_STARTED:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
+                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                 (e.data["day"],))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return written
+
+    def log_refusal(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
+                    code: str, message: str) -> None:
+        """Record a refused command: the audit log keeps what was asked, even when nothing changed."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._log_command(at, actor, name, args, code, message)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
+                     result: str, message: str | None) -> int:
+        cur = self.db.conn.execute(
+            "INSERT INTO commands (at, actor, name, args, result, message) VALUES (?, ?, ?, ?, ?, ?)",
+            (at.isoformat(), actor, name, json.dumps(args, ensure_ascii=False, default=str),
+             result, message))
+        return cur.lastrowid
+
+    # -- reading -----------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> Ticket | None:
+        rows = list(self.db.query("SELECT * FROM tickets WHERE id = ?", [ticket_id]))
+        return ticket_from_row(rows[0]) if rows else None
+
+    def ticket_history(self, ticket_id: str) -> list[dict[str, Any]]:
+        return [_event_row(r) for r in self.db.query(
+            "SELECT events.*, commands.actor FROM events JOIN commands "
+            "ON commands.id = events.command_id WHERE ticket_id = ? ORDER BY events.id",
+            [ticket_id])]
+
+    def events_after(self, event_id: int, limit: int = 1000) -> Iterator[tuple[int, dict[str, Any]]]:
+        for r in self.db.query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                               [event_id, limit]):
+            yield r["id"], _event_row(r)
+
+    def last_event_id(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+
+
+def _event_row(r: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": r["id"], "kind": r["kind"], "at": r["at"], "window": r["window"],
+           "ticket": r["ticket_id"], "data": json.loads(r["data"])}
+    if "actor" in r:
+        out["actor"] = r["actor"]
+    return out

@@ -1,0 +1,49 @@
+"""Small halls for tests, built directly from the core's dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from controller.core.hall import (
+    DayHours, Hall, Rules, Service, Staff, StaffRole, TimeSpan, Window, WindowKind,
+)
+
+TZ = ZoneInfo("Asia/Shanghai")
+MONDAY = dt.date(2026, 11, 23)
+
+
+def at(hhmm: str, day: dt.date = MONDAY) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.fromisoformat(hhmm), TZ)
+
+
+def span(text: str) -> TimeSpan:
+    a, b = text.split("-")
+    return TimeSpan(dt.time.fromisoformat(a), dt.time.fromisoformat(b))
+
+
+WEEKDAY_HOURS = DayHours(sessions=(span("09:00-12:00"), span("13:30-17:30")),
+                         breaks=(span("10:30-10:50"), span("15:30-15:50")))
+
+
+def small_hall(windows: dict[int, tuple[str, ...]] | None = None, **rules) -> Hall:
+    """Services A, B, C; by default window 1 serves A, window 2 B then A, window 3 C."""
+    windows = windows or {1: ("A",), 2: ("B", "A"), 3: ("C",)}
+    services = {
+        "A": Service("A", "社保医保", "综合", 10),
+        "B": Service("B", "不动产登记", "综合", 20),
+        "C": Service("C", "户政", "综合", 5, priority_first=False),
+    }
+    staff = {f"s{n}": Staff(f"s{n}", f"员工{n}", StaffRole.STAFF, "x", a_post=(n,),
+                            b_post=tuple(m for m in windows if m != n))
+             for n in windows}
+    staff["boss"] = Staff("boss", "主任", StaffRole.SUPERVISOR, "x")
+    return Hall(
+        name="测试大厅", region_code="500101", timezone="Asia/Shanghai",
+        hours={d: WEEKDAY_HOURS for d in ("mon", "tue", "wed", "thu", "fri")},
+        services=services,
+        windows={n: Window(n, f"{n}号窗口", WindowKind.GENERAL, tuple(s)) for n, s in windows.items()},
+        staff=staff,
+        rules=dataclasses.replace(Rules(), **rules),
+    )
