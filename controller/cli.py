@@ -1,0 +1,148 @@
+"""hallctl: run a hall, check its config, see its status, hash a PIN."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from controller import pins
+from controller.clock import ShiftedClock, SystemClock
+from controller.config import ConfigError, load_hall, summary
+from controller.core.hall import Hall
+from controller.hallcontroller import HallController
+from controller.store.hallstore import HallStore
+from controller.store.sessions import SessionStore
+
+DB_NAME = "hall.sqlite3"
+
+
+def open_hall(hall: Hall, data_dir: Path, clock) -> tuple[HallController, SessionStore]:
+    """The hall's controller and login sessions on the database in `data_dir`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = HallStore(data_dir / DB_NAME)
+    return HallController(hall, store, clock), SessionStore(store.db)
+
+
+def _clock(hall: Hall, start: str | None):
+    if not start:
+        return SystemClock(hall.timezone)
+    real = SystemClock(hall.timezone)()
+    if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
+        day = real.date()
+        for _ in range(7):
+            if hall.hours_on(day).sessions:
+                break
+            day += dt.timedelta(days=1)
+        when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
+    else:
+        when = dt.datetime.fromisoformat(start)
+    return ShiftedClock(hall.timezone, when)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from controller.broker import start_embedded_broker
+    from controller.web.app import create_app
+
+    hall = load_hall(args.config)
+    ctrl, sessions = open_hall(hall, Path(args.data_dir), _clock(hall, args.clock_start))
+    background = []
+    if hall.mqtt_host is None:
+        background.append(lambda: start_embedded_broker(hall.mqtt_embedded_listen))
+    if args.simulate:
+        # The device issues (kiosk, calling, evaluation) attach their simulators here.
+        logging.getLogger("hallctl").info("--simulate: no simulated devices are available yet")
+    app = create_app(ctrl, sessions, background)
+    print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=args.log_level == "debug")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    hall = load_hall(args.path)
+    print(f"{args.path}: OK")
+    print(summary(hall))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        with urllib.request.urlopen(f"{args.url.rstrip('/')}/api/v1/hall", timeout=5) as r:
+            hall = json.load(r)
+    except (urllib.error.URLError, OSError) as e:
+        print(f"hallctl: no controller answers at {args.url}: {e}", file=sys.stderr)
+        return 1
+    print(f"{hall['hall']['name']}  {hall['now']}")
+    for q in hall["queues"]:
+        print(f"  {q['service']} {q['name']}: {q['waiting']} 人等候, 约 {q['eta']['p50']:.0f} 分钟")
+    for w in hall["windows"]:
+        staff = f"{w['staff']['name']}({w['staff']['post']}岗)" if w["staff"] else "-"
+        cur = w["current"]["number"] if w["current"] else "-"
+        extra = f"  暂停: {w['pause']['reason']}" if w["pause"] else ""
+        print(f"  {w['number']:>3} {w['name']}: {w['state']}  {staff}  当前 {cur}{extra}")
+    return 0
+
+
+def cmd_hash_pin(args: argparse.Namespace) -> int:
+    pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
+    if not pin.isdigit() or not 4 <= len(pin) <= 12:
+        print("hallctl: a PIN is 4 to 12 digits", file=sys.stderr)
+        return 2
+    print(pins.hash_pin(pin))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hallctl", description="Hall controller for 政务服务中心.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the controller for a hall")
+    run.add_argument("--config", required=True, help="hall description (TOML)")
+    run.add_argument("--data-dir", required=True, help="where the hall database lives")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--simulate", action="store_true", help="attach simulated devices")
+    run.add_argument("--clock-start", metavar="HH:MM|ISO",
+                     help="run the hall clock from this time (demos outside opening hours)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a hall description")
+    check.add_argument("path")
+    check.set_defaults(func=cmd_check_config)
+
+    status = sub.add_parser("status", help="show a running controller's windows and queues")
+    status.add_argument("--url", default="http://127.0.0.1:8000")
+    status.set_defaults(func=cmd_status)
+
+    hp = sub.add_parser("hash-pin", help="hash a staff PIN for the config file")
+    hp.add_argument("--pin", help="the PIN (prompted for when omitted)")
+    hp.set_defaults(func=cmd_hash_pin)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"hallctl: bad config: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print(f"hallctl: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

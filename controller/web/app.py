@@ -1,0 +1,275 @@
+"""The controller's REST API (FastAPI; OpenAPI at /docs).
+
+This is the contract kiosks, keypads, displays and the hall's other systems
+integrate against. Every error is `{"error": code, "message": text}` with a
+4xx status; bad input never yields a 500.
+"""
+
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, AsyncIterator, Callable
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from controller import pins
+from controller.core import commands as c
+from controller.core.errors import Category, HallError
+from controller.core.hall import StaffRole
+from controller.hallcontroller import HallController
+from controller.store.sessions import Session, SessionStore
+from controller.web import schemas, views
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
+TICK_SECONDS = 5.0
+SSE_HEARTBEAT_SECONDS = 15.0
+
+STATUS = {Category.INVALID: 422, Category.NOT_FOUND: 404, Category.CONFLICT: 409,
+          Category.FORBIDDEN: 403, Category.UNAUTHORIZED: 401}
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def create_app(ctrl: HallController, sessions: SessionStore,
+               background: list[Callable[[], Any]] | None = None) -> FastAPI:
+    """The API for one running hall. `background` are async startables run for the app's life."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(_ticker(ctrl))]
+        stops = [await start() for start in (background or [])]
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for stop in stops:
+                if stop is not None:
+                    await stop()
+
+    app = FastAPI(title="Hall controller API", version="1",
+                  description="政务服务中心 hall controller: tickets, windows, calling.",
+                  lifespan=lifespan)
+    _install_error_handlers(app)
+
+    def session(request: Request) -> Session:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        found = sessions.resolve(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise HallError("not_logged_in")
+        return found
+
+    def optional_session(request: Request) -> Session | None:
+        return session(request) if request.headers.get("authorization") else None
+
+    def acting_for(number: int, s: Session) -> str:
+        """The actor name, if `s` may act on window `number`: its own window, or a supervisor."""
+        if s.role == StaffRole.SUPERVISOR or s.window == number:
+            return f"staff:{s.staff_id}"
+        err = HallError("not_your_window")
+        ctrl.refuse(f"staff:{s.staff_id}", "window_action", {"window": number}, err)
+        raise err
+
+    # -- tickets -----------------------------------------------------------
+
+    @app.post(f"{API}/tickets", status_code=201, tags=["tickets"],
+              summary="取号: take a ticket (no login needed for the kiosk channel)")
+    async def issue_ticket(body: schemas.TicketRequest,
+                           s: Session | None = Depends(optional_session)) -> dict[str, Any]:
+        if body.channel != "kiosk" and s is None:
+            raise HallError("not_logged_in", "工作人员取号或预约签到需要登录")
+        actor = f"staff:{s.staff_id}" if s else "kiosk"
+        out = ctrl.execute(c.IssueTicket(body.service, body.channel, body.id_number, body.name,
+                                         body.priority, body.appointment_at), actor)
+        t = out.ticket
+        return {"id": t.id, "number": t.label, "service": t.service,
+                "service_name": ctrl.hall.services[t.service].name,
+                "people_ahead": out.events[-1].data["people_ahead"],
+                "eta": out.estimate.to_json(), "issued_at": t.issued_at.isoformat(),
+                "priority": t.priority.value if t.priority else None, "real_name": t.real_name}
+
+    @app.get(f"{API}/tickets/{{ticket_id}}", tags=["tickets"],
+             summary="A ticket with its status history")
+    async def get_ticket(ticket_id: str) -> dict[str, Any]:
+        with ctrl.lock:
+            t = ctrl.state.tickets.get(ticket_id)
+            body = views.ticket_json(ctrl.engine, ctrl.state, t) if t else None
+            if body is None:
+                old = ctrl.store.ticket(ticket_id)
+                if old is None:
+                    raise HallError("unknown_ticket")
+                body = views.ticket_json(ctrl.engine, None, old)
+            body["history"] = ctrl.store.ticket_history(ticket_id)
+        return body
+
+    # -- windows -----------------------------------------------------------
+
+    def window_action(path: str, summary: str, make: Callable[..., c.Command],
+                      body_model: type | None = None) -> None:
+        if body_model is None:
+            async def endpoint(no: int, s: Session = Depends(session)) -> dict[str, Any]:
+                return _run(ctrl, make(no), acting_for(no, s))
+        else:
+            async def endpoint(no: int, body: body_model,  # type: ignore[valid-type]
+                               s: Session = Depends(session)) -> dict[str, Any]:
+                return _run(ctrl, make(no, body), acting_for(no, s))
+        app.post(f"{API}/windows/{{no}}/{path}", tags=["windows"], summary=summary,
+                 name=f"window_{path.replace('-', '_')}")(endpoint)
+
+    window_action("call", "叫号: call the next ticket", c.CallNext)
+    window_action("recall", "重呼: call the current ticket again", c.Recall)
+    window_action("no-show", "过号: the current ticket's holder did not come", c.NoShow)
+    window_action("finish", "办结: the current service is done", c.Finish)
+    window_action("transfer", "转办: send the current ticket to another service",
+                  lambda no, b: c.Transfer(no, b.service), schemas.TransferRequest)
+    window_action("pause", "暂停服务: pause with a reason and expected minutes",
+                  lambda no, b: c.Pause(no, b.reason, b.minutes), schemas.PauseRequest)
+    window_action("resume", "恢复服务: resume after a pause", c.Resume)
+
+    # -- hall --------------------------------------------------------------
+
+    @app.get(f"{API}/hall", tags=["hall"], summary="Windows and queues now")
+    async def get_hall() -> dict[str, Any]:
+        with ctrl.lock:
+            return views.hall_json(ctrl.engine, ctrl.state, ctrl.clock())
+
+    @app.get(f"{API}/services", tags=["hall"], summary="Services with waiting counts and estimates")
+    async def get_services() -> list[dict[str, Any]]:
+        with ctrl.lock:
+            return views.services_json(ctrl.engine, ctrl.state)
+
+    @app.get(f"{API}/health", tags=["hall"], summary="Liveness")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "hall": ctrl.hall.name}
+
+    @app.get(f"{API}/events", tags=["hall"],
+             summary="Server-sent events for every change; resumes after Last-Event-ID")
+    async def events(request: Request, after: int | None = None) -> StreamingResponse:
+        last = request.headers.get("last-event-id")
+        start = after if after is not None else (int(last) if last and last.isdigit() else None)
+        return StreamingResponse(_event_stream(ctrl, request, start),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # -- auth --------------------------------------------------------------
+
+    @app.post(f"{API}/auth/login", tags=["auth"], summary="Window login; the token acts for that window")
+    async def login(body: schemas.LoginRequest) -> dict[str, Any]:
+        staff = ctrl.hall.staff.get(body.staff_id)
+        args = {"staff_id": body.staff_id, "window": body.window}
+        if staff is None or not pins.verify_pin(body.pin, staff.pin_hash):
+            err = HallError("bad_credentials")
+            ctrl.refuse(f"staff:{body.staff_id}", "login", args, err)
+            raise err
+        if body.window is None:
+            if staff.role == StaffRole.STAFF:
+                raise HallError("unknown_window", "请选择要登录的窗口")
+        else:
+            ctrl.execute(c.Login(body.window, staff.id), f"staff:{staff.id}")
+        token = sessions.create(staff.id, staff.role.value, body.window, ctrl.clock())
+        return {"token": token, "staff": {"id": staff.id, "name": staff.name,
+                                          "role": staff.role.value}, "window": body.window}
+
+    @app.post(f"{API}/auth/logout", tags=["auth"], summary="Log out (closes the window)")
+    async def logout(request: Request, s: Session = Depends(session)) -> dict[str, Any]:
+        if s.window is not None and ctrl.state.windows[s.window].staff_id == s.staff_id:
+            ctrl.execute(c.Logout(s.window), f"staff:{s.staff_id}")
+        token = request.headers["authorization"].partition(" ")[2].strip()
+        sessions.revoke(token, ctrl.clock())
+        return {"ok": True}
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
+            return error(413, "body_too_large", f"请求体不能超过 {MAX_BODY_BYTES} 字节")
+        return await call_next(request)
+
+    return app
+
+
+def _run(ctrl: HallController, cmd: c.Command, actor: str) -> dict[str, Any]:
+    out = ctrl.execute(cmd, actor)
+    t = out.ticket
+    with ctrl.lock:
+        ticket = views.ticket_json(ctrl.engine, ctrl.state, t) if t else None
+    return {"ticket": ticket, "events": [e.kind for e in out.events]}
+
+
+async def _ticker(ctrl: HallController) -> None:
+    """Time passing is a command too: pause-limit alerts and the day change."""
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        try:
+            ctrl.tick()
+        except Exception:
+            log.exception("tick failed")
+
+
+async def _event_stream(ctrl: HallController, request: Request,
+                        after: int | None) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
+
+    def push(event_id: int, event) -> None:
+        loop.call_soon_threadsafe(_put, queue, (event_id, event.to_json()))
+
+    with ctrl.lock:
+        unsubscribe = ctrl.subscribe(push)
+        sent = ctrl.store.last_event_id() if after is None else after
+        backlog = list(ctrl.store.events_after(after, limit=5000)) if after is not None else []
+    try:
+        yield b"retry: 1000\n\n"
+        for event_id, body in backlog:
+            sent = event_id
+            yield _sse(event_id, body)
+        while not await request.is_disconnected():
+            try:
+                event_id, body = await asyncio.wait_for(queue.get(), SSE_HEARTBEAT_SECONDS)
+            except asyncio.TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            if event_id > sent:
+                sent = event_id
+                yield _sse(event_id, {"id": event_id, **body})
+    finally:
+        unsubscribe()
+
+
+def _put(queue: asyncio.Queue, item: Any) -> None:
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(item)
+
+
+def _sse(event_id: int, body: dict[str, Any]) -> bytes:
+    return (f"id: {event_id}\nevent: {body['kind']}\n"
+            f"data: {json.dumps(body, ensure_ascii=False)}\n\n").encode()
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HallError)
+    async def hall_error(request: Request, e: HallError) -> JSONResponse:
+        return error(STATUS[e.category], e.code, e.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'] if p != 'body') or 'body'}: {err['msg']}"
+            for err in e.errors()[:5])
+        return error(422, "invalid_request", f"请求内容不正确 ({problems})")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return error(e.status_code, code, str(e.detail))

@@ -1,0 +1,38 @@
+"""Request bodies of the REST API. Unknown fields and wrong types are refused (422)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TicketRequest(Strict):
+    service: str = Field(min_length=1, max_length=8, description="service prefix, e.g. A")
+    id_number: str | None = Field(None, max_length=32, description="18-digit resident ID number")
+    name: str | None = Field(None, max_length=64, description="citizen's name (real-name ticket)")
+    priority: str | None = Field(None, max_length=16,
+                                 description="elderly, disabled, ill, pregnant or urgent")
+    channel: str = Field("kiosk", max_length=16, description="kiosk, staff or appointment")
+    appointment_at: dt.datetime | None = Field(
+        None, strict=False, description="appointment slot, ISO 8601 (channel appointment)")
+
+
+class LoginRequest(Strict):
+    staff_id: str = Field(min_length=1, max_length=32)
+    pin: str = Field(min_length=1, max_length=32)
+    window: int | None = Field(None, ge=1, le=9999,
+                               description="the window to take; supervisors may omit it")
+
+
+class TransferRequest(Strict):
+    service: str = Field(min_length=1, max_length=8)
+
+
+class PauseRequest(Strict):
+    reason: str = Field(min_length=1, max_length=50)
+    minutes: int = Field(ge=1, le=240)
