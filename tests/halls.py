@@ -6,12 +6,15 @@ import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from controller.pins import DEMO_PIN, hash_pin
 from controller.core.hall import (
     DayHours, Hall, Rules, Service, Staff, StaffRole, TimeSpan, Window, WindowKind,
 )
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONDAY = dt.date(2026, 11, 23)
+# Every test account's PIN is 1234; few iterations keep logins fast in tests.
+PIN_HASH = hash_pin(DEMO_PIN, iterations=1000)
 
 
 def at(hhmm: str, day: dt.date = MONDAY) -> dt.datetime:
@@ -27,6 +30,11 @@ WEEKDAY_HOURS = DayHours(sessions=(span("09:00-12:00"), span("13:30-17:30")),
                          breaks=(span("10:30-10:50"), span("15:30-15:50")))
 
 
+def many_windows(n: int, services: tuple[str, ...] = ("A", "B", "C")) -> dict[int, tuple[str, ...]]:
+    """`n` windows that all serve `services`."""
+    return {i: services for i in range(1, n + 1)}
+
+
 def small_hall(windows: dict[int, tuple[str, ...]] | None = None, **rules) -> Hall:
     """Services A, B, C; by default window 1 serves A, window 2 B then A, window 3 C."""
     windows = windows or {1: ("A",), 2: ("B", "A"), 3: ("C",)}
@@ -35,10 +43,10 @@ def small_hall(windows: dict[int, tuple[str, ...]] | None = None, **rules) -> Ha
         "B": Service("B", "不动产登记", "综合", 20),
         "C": Service("C", "户政", "综合", 5, priority_first=False),
     }
-    staff = {f"s{n}": Staff(f"s{n}", f"员工{n}", StaffRole.STAFF, "x", a_post=(n,),
-                            b_post=tuple(m for m in windows if m != n))
+    staff = {f"s{n}": Staff(f"s{n}", f"员工{n}", StaffRole.STAFF, PIN_HASH, a_post=(n,),
+                            b_post=tuple(m for m in windows if m != n), demo=True)
              for n in windows}
-    staff["boss"] = Staff("boss", "主任", StaffRole.SUPERVISOR, "x")
+    staff["boss"] = Staff("boss", "主任", StaffRole.SUPERVISOR, PIN_HASH, demo=True)
     return Hall(
         name="测试大厅", region_code="500101", timezone="Asia/Shanghai",
         hours={d: WEEKDAY_HOURS for d in ("mon", "tue", "wed", "thu", "fri")},

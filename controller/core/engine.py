@@ -37,6 +37,7 @@ class Outcome:
 
     events: list[ev.Event] = field(default_factory=list)
     tickets: dict[str, Ticket] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
     windows: dict[int, WindowState] = field(default_factory=dict)
     ticket: Ticket | None = None
     estimate: WaitEstimate | None = None
@@ -145,6 +146,7 @@ class Engine:
             birth_date=born,
         )
         state.tickets[t.id] = t
+        out.created.add(t.id)
         state.queues.add(t, service.priority_first)
         ahead = state.queues.ahead_of(t, service.priority_first)
         out.ticket = t

@@ -31,6 +31,10 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
     if any(start <= t < end for start, end in spans):
         return
     later = [start for start, _ in spans if start > t]
+    ended = [end for _, end in spans if end <= t]
+    if later and ended:
+        raise HallError("before_opening",
+                        f"本时段取号已于 {ended[-1]:%H:%M} 截止，{later[0]:%H:%M} 起取号")
     if later:
         raise HallError("before_opening", f"还未到取号时间，{later[0]:%H:%M} 起取号")
     raise HallError("after_cutoff", f"今日取号已于 {spans[-1][1]:%H:%M} 截止，请明天再来")

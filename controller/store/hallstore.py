@@ -62,6 +62,9 @@ def _upsert_sql(table: str, fields: list[str], pk: str) -> str:
 
 
 _TICKET_UPSERT = _upsert_sql("tickets", _TICKET_FIELDS, "id")
+# A new ticket is inserted, never upserted: the database refuses a number twice.
+_TICKET_INSERT = (f"INSERT INTO tickets ({', '.join(_TICKET_FIELDS)}) "
+                  f"VALUES ({', '.join('?' for _ in _TICKET_FIELDS)})")
 _WINDOW_UPSERT = _upsert_sql("windows", _WINDOW_FIELDS, "number")
 
 
@@ -104,8 +107,9 @@ class HallStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             command_id = self._log_command(at, actor, name, args, "ok", None)
-            conn.executemany(_TICKET_UPSERT, [[_to_sql(getattr(t, f)) for f in _TICKET_FIELDS]
-                                              for t in outcome.tickets.values()])
+            for t in outcome.tickets.values():
+                conn.execute(_TICKET_INSERT if t.id in outcome.created else _TICKET_UPSERT,
+                             [_to_sql(getattr(t, f)) for f in _TICKET_FIELDS])
             conn.executemany(_WINDOW_UPSERT, [[_to_sql(getattr(w, f)) for f in _WINDOW_FIELDS]
                                               for w in outcome.windows.values()])
             written = []

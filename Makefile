@@ -1,0 +1,39 @@
+# Two commands for a new machine: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Debian packages the tests need; installed only when missing. The device and
+# page issues add mosquitto, chromium, fonts-noto-cjk and espeak-ng here.
+DEB_PACKAGES :=
+
+.PHONY: demo test bench-core deps-debian clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+deps-debian:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+# The demo hall on http://127.0.0.1:8000 with simulated devices. Its clock starts
+# at 09:00 of the next open weekday so tickets can be taken at any hour.
+demo: $(STAMP) deps-debian
+	$(VENV)/bin/hallctl run --config config/demo-hall.toml --data-dir var/demo --simulate --clock-start 09:00
+
+test: $(STAMP) deps-debian
+	$(PY) -m pytest -q
+
+# Benchmarks never gate CI; they rewrite their section of docs/benchmarks.md.
+bench-core: $(STAMP)
+	$(PY) -m bench.core
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,509 @@
+"""Reading the hall config file (TOML) into the frozen `Hall` of `controller.core.hall`.
+
+Every mistake is a `ConfigError` that names the key path (`windows[3].services[1]`)
+and says what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from controller.core.hall import (
+    EVALUATION_GRADES, WEEKDAYS, DayHours, Deadline, Device, Hall, NoShowPolicy, Rules, Service,
+    Staff, StaffRole, TimeSpan, TransferPosition, Window, WindowKind,
+)
+from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
+
+DEVICE_KINDS = (
+    "ticket_printer", "id_reader", "counter_keypad", "evaluator_pad", "caller_display", "hall_display",
+)
+# Devices that sit at one counter window and so must name it.
+WINDOW_DEVICE_KINDS = ("counter_keypad", "evaluator_pad", "caller_display")
+DEVICE_TRANSPORTS = ("serial", "usb", "tcp", "mqtt", "file")
+
+Check = Callable[[Any], object]
+
+
+class ConfigError(Exception):
+    """A mistake in the hall config, at one key path."""
+
+    def __init__(self, key: str, reason: str, source: str = "<config>") -> None:
+        super().__init__(f"{source}: {key}: {reason}")
+        self.key = key
+        self.reason = reason
+        self.source = source
+
+
+def load_hall(path: str | Path) -> Hall:
+    """Read and validate the hall config file at `path`."""
+    source = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise ConfigError("(file)", f"cannot read the file: {e.strerror}", source) from None
+    except UnicodeDecodeError:
+        raise ConfigError("(file)", "not UTF-8 text; save the file as UTF-8 (not GBK)", source) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("(file)", f"not valid TOML: {e}", source) from None
+    return parse_hall(data, source)
+
+
+def parse_hall(data: dict[str, Any], source: str = "<config>") -> Hall:
+    """Validate a parsed TOML document and build the `Hall` it describes."""
+    try:
+        return _hall(_Table(data, "", _TOP_KEYS))
+    except ConfigError as e:
+        raise ConfigError(e.key, e.reason, source) from None
+
+
+# --- reading typed values at a key path -------------------------------------
+
+_REQUIRED: Any = object()
+
+
+def _found(value: object) -> str:
+    """How a TOML value reads in a message: `integer 5`, `string 'abc'`."""
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"{type(value).__name__.replace('int', 'integer')} {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return f"an array of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return "a table"
+    return f"{type(value).__name__} {value}"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _matches(pattern: str) -> Check:
+    """A check that the value is a string matching `pattern` in full."""
+    return lambda v: isinstance(v, str) and re.fullmatch(pattern, v) is not None
+
+
+def _check(key: str, value: Any, expected: str, ok: Check) -> Any:
+    if not ok(value):
+        raise ConfigError(key, f"expected {expected}, found {_found(value)}")
+    return value
+
+
+class _Table:
+    """A TOML table at a key path; keys it does not allow are refused up front."""
+
+    def __init__(self, value: object, path: str, allowed: Collection[str], hint: str = "") -> None:
+        self.data: dict[str, Any] = _check(path or "(file)", value, "a table", lambda v: isinstance(v, dict))
+        self.path = path
+        for name in self.data:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                guess = f" (did you mean '{close[0]}'?)" if close else ""
+                self.fail(name, f"unknown key{guess}; allowed here: {', '.join(allowed)}{hint}")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, reason: str) -> NoReturn:
+        raise ConfigError(self.key(name), reason)
+
+    def get(self, name: str, expected: str, ok: Check, default: Any = _REQUIRED) -> Any:
+        if name in self.data:
+            return _check(self.key(name), self.data[name], expected, ok)
+        if default is _REQUIRED:
+            self.fail(name, f"missing; expected {expected}")
+        return default
+
+    def text(self, name: str, default: Any = _REQUIRED) -> str:
+        return self.get(name, "a non-empty string", _is_text, default)
+
+    def flag(self, name: str, default: bool) -> bool:
+        return self.get(name, "true or false", lambda v: isinstance(v, bool), default)
+
+    def integer(self, name: str, low: int, high: int, default: Any = _REQUIRED) -> int:
+        expected = f"an integer from {low} to {high}"
+        return self.get(name, expected, lambda v: _is_int(v) and low <= v <= high, default)
+
+    def choice(self, name: str, choices: Collection[str], default: Any = _REQUIRED) -> str:
+        expected = "one of " + ", ".join(f'"{c}"' for c in choices)
+        return self.get(name, expected, lambda v: isinstance(v, str) and v in choices, default)
+
+    def items(self, name: str, default: Any = _REQUIRED, expected: str = "an array") -> list[tuple[str, Any]]:
+        """An array's items, each with its own key path (`windows[3].services[1]`)."""
+        values = self.get(name, expected, lambda v: isinstance(v, list), default)
+        return [(f"{self.key(name)}[{i}]", v) for i, v in enumerate(values)]
+
+    def table(self, name: str, allowed: Collection[str], required: bool = False) -> _Table:
+        value = self.get(name, f"a table [{self.key(name)}]", lambda v: True, _REQUIRED if required else {})
+        return _Table(value, self.key(name), allowed)
+
+    def tables(self, name: str, allowed: Collection[str], required: bool, hint: str = "") -> list[_Table]:
+        """An array of tables (`[[name]]`); when required, at least one entry."""
+        items = self.items(name, _REQUIRED if required else [], f"an array of tables ([[{name}]])")
+        if required and not items:
+            self.fail(name, f"expected at least one [[{name}]] entry, found none")
+        return [_Table(value, key, allowed, hint) for key, value in items]
+
+
+def _claim(seen: dict[object, str], value: object, key: str, what: str) -> None:
+    """Refuse a second entry with the same prefix, number or id."""
+    if value in seen:
+        raise ConfigError(key, f"duplicate {what} {value!r}; already used at {seen[value]}")
+    seen[value] = key
+
+
+# --- the sections ------------------------------------------------------------
+
+_TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt")
+_ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
+_is_id = _matches(r"[A-Za-z0-9_-]{1,32}")
+
+
+def _hall(top: _Table) -> Hall:
+    head = top.table("hall", ("name", "region_code", "timezone"), required=True)
+    name = head.text("name")
+    region = head.get("region_code", 'a quoted string of 6 digits, e.g. "500101"', _matches("[0-9]{6}"))
+    timezone = _timezone(head)
+    hours = _hours(top)
+    rules = _rules(top)
+    services = _services(top)
+    windows = _windows(top, services)
+    _check_every_service_served(services, windows)
+    staff = _staff(top, windows)
+    devices = _devices(top, windows)
+    return Hall(name, region, timezone, hours, services, windows, staff, devices, rules, **_mqtt(top))
+
+
+def _timezone(head: _Table) -> str:
+    name = head.text("timezone", "Asia/Shanghai")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        head.fail("timezone", f'unknown time zone {name!r}; expected an IANA name such as "Asia/Shanghai"')
+    return name
+
+
+_SPAN = re.compile(r"([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})")
+
+
+def _span(key: str, value: Any) -> TimeSpan:
+    match = _SPAN.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        expected = 'a time span "HH:MM-HH:MM" such as "09:00-12:00"'
+        raise ConfigError(key, f"expected {expected}, found {_found(value)}")
+    try:
+        start, end = dt.time(int(match[1]), int(match[2])), dt.time(int(match[3]), int(match[4]))
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not a time of day (hours 00-23, minutes 00-59)") from None
+    if start >= end:
+        raise ConfigError(key, f"{value!r} ends before it starts; expected start < end")
+    return TimeSpan(start, end)
+
+
+def _hours(top: _Table) -> dict[str, DayHours]:
+    """Opening hours per weekday; a weekday left out is closed."""
+    week = top.table("hours", WEEKDAYS, required=True)
+    hours = {day: _day(week.table(day, ("sessions", "breaks"))) for day in WEEKDAYS if day in week.data}
+    if not hours:
+        top.fail("hours", "no weekday is open; expected at least one of mon..sun with sessions")
+    return hours
+
+
+def _day(day: _Table) -> DayHours:
+    sessions = [_span(key, value) for key, value in day.items("sessions")]
+    if not sessions:
+        day.fail("sessions", 'expected a session such as "09:00-12:00"; to close the day, leave it out')
+    for i in range(1, len(sessions)):
+        if sessions[i].start < sessions[i - 1].end:
+            raise ConfigError(
+                f"{day.key('sessions')}[{i}]",
+                f"starts at {sessions[i].start:%H:%M}, before the previous session ends at "
+                f"{sessions[i - 1].end:%H:%M}; sessions must be in order and not overlap",
+            )
+    breaks = [_span(key, value) for key, value in day.items("breaks", [])]
+    for i, b in enumerate(breaks):
+        if not any(s.start <= b.start and b.end <= s.end for s in sessions):
+            within = ", ".join(f"{s.start:%H:%M}-{s.end:%H:%M}" for s in sessions)
+            raise ConfigError(f"{day.key('breaks')}[{i}]", f"break is not inside any session ({within})")
+    return DayHours(tuple(sessions), tuple(breaks))
+
+
+# How each rule is read: an integer in a range, one of some values, or a deadline.
+_RULE_RANGES = {
+    "pause_limit_minutes": (1, 240),
+    "priority_age": (50, 120),
+    "tickets_open_before_minutes": (0, 180),
+    "ticket_cutoff_minutes": (0, 180),
+    "appointment_early_minutes": (0, 120),
+    "evaluation_default_days": (1, 60),
+}
+_RULE_CHOICES: dict[str, tuple[str, ...]] = {
+    "no_show": tuple(NoShowPolicy),
+    "transfer_position": tuple(TransferPosition),
+    "evaluation_default_grade": EVALUATION_GRADES,
+}
+_RULE_DEADLINES = (
+    "callback_deadline", "rectify_deadline", "complaint_feedback_deadline", "complaint_resolve_deadline",
+)
+_DEADLINE = re.compile(r"([0-9]+)\s+(working\s+)?days?", re.IGNORECASE)
+
+
+def _rules(top: _Table) -> Rules:
+    """The hall's settings; any left out keep their default from `Rules`."""
+    table = top.table("rules", (*_RULE_RANGES, *_RULE_CHOICES, *_RULE_DEADLINES))
+    values: dict[str, Any] = {}
+    for name in table.data:
+        if name in _RULE_RANGES:
+            values[name] = table.integer(name, *_RULE_RANGES[name])
+        elif name in _RULE_CHOICES:
+            values[name] = table.choice(name, _RULE_CHOICES[name])
+        else:
+            values[name] = _deadline(table, name)
+    values["no_show"] = NoShowPolicy(values.get("no_show", Rules.no_show))
+    values["transfer_position"] = TransferPosition(values.get("transfer_position", Rules.transfer_position))
+    return Rules(**values)
+
+
+def _deadline(rules: _Table, name: str) -> Deadline:
+    expected = 'a deadline such as "1 working day", "5 working days" or "15 days"'
+    text = rules.get(name, expected, lambda v: isinstance(v, str) and _DEADLINE.fullmatch(v.strip()))
+    match = _DEADLINE.fullmatch(text.strip())
+    assert match is not None
+    amount = int(match[1])
+    if not 1 <= amount <= 90:
+        rules.fail(name, f"expected from 1 to 90 days, found {amount}")
+    return Deadline(amount, match[2] is not None)
+
+
+def _is_minutes(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 240
+
+
+def _services(top: _Table) -> dict[str, Service]:
+    services: dict[str, Service] = {}
+    seen: dict[object, str] = {}
+    for t in top.tables("services", ("prefix", "name", "kind", "mean_minutes", "priority_first"), True):
+        prefix = t.get("prefix", "one uppercase letter A-Z", _matches("[A-Z]"))
+        _claim(seen, prefix, t.key("prefix"), "service prefix")
+        name, kind = t.text("name"), t.text("kind")
+        mean = t.get("mean_minutes", "a number of minutes greater than 0 and at most 240", _is_minutes)
+        services[prefix] = Service(prefix, name, kind, float(mean), t.flag("priority_first", True))
+    return services
+
+
+def _window_kind(t: _Table) -> WindowKind:
+    """The Chinese value ("综合受理") or the English member name ("general")."""
+    kinds = {k.value: k for k in WindowKind} | {k.name.lower(): k for k in WindowKind}
+    expected = "one of " + ", ".join(f'"{k.value}" ("{k.name.lower()}")' for k in WindowKind)
+    value = t.get("kind", expected, lambda v: isinstance(v, str) and v.strip().lower() in kinds)
+    return kinds[value.strip().lower()]
+
+
+def _window_services(t: _Table, services: dict[str, Service]) -> tuple[str, ...]:
+    """Service prefixes in the window's priority order."""
+    chosen: list[str] = []
+    for key, prefix in t.items("services"):
+        _check(key, prefix, "a service prefix", lambda v: isinstance(v, str))
+        if prefix not in services:
+            raise ConfigError(key, f"no service has prefix {prefix!r}; known prefixes: {', '.join(services)}")
+        if prefix in chosen:
+            raise ConfigError(key, f"service {prefix!r} is listed twice; list each once, in priority order")
+        chosen.append(prefix)
+    if not chosen:
+        t.fail("services", "expected at least one service prefix, found an empty array")
+    return tuple(chosen)
+
+
+def _windows(top: _Table, services: dict[str, Service]) -> dict[int, Window]:
+    windows: dict[int, Window] = {}
+    seen: dict[object, str] = {}
+    for t in top.tables("windows", ("number", "name", "kind", "services", "tidal"), True):
+        number = t.integer("number", 1, 9999)
+        _claim(seen, number, t.key("number"), "window number")
+        name, kind, served = t.text("name"), _window_kind(t), _window_services(t, services)
+        windows[number] = Window(number, name, kind, served, t.flag("tidal", False))
+    return windows
+
+
+def _check_every_service_served(services: dict[str, Service], windows: dict[int, Window]) -> None:
+    served = {prefix for w in windows.values() for prefix in w.services}
+    for i, service in enumerate(services.values()):
+        if service.prefix not in served:
+            raise ConfigError(
+                f"services[{i}].prefix",
+                f"no window serves {service.prefix!r} ({service.name}); add it to some window's services",
+            )
+
+
+def _window_number(key: str, value: Any, windows: dict[int, Window]) -> int:
+    _check(key, value, "a window number", _is_int)
+    if value not in windows:
+        raise ConfigError(key, f"there is no window {value}; windows are {', '.join(map(str, windows))}")
+    return value
+
+
+def _posts(t: _Table, name: str, windows: dict[int, Window]) -> tuple[int, ...]:
+    posts: list[int] = []
+    for key, value in t.items(name, []):
+        number = _window_number(key, value, windows)
+        if number in posts:
+            raise ConfigError(key, f"window {number} is listed twice")
+        posts.append(number)
+    return tuple(posts)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_demo_pin(pin_hash: str) -> bool:
+    return verify_pin(DEMO_PIN, pin_hash)
+
+
+def _pin_hash(t: _Table, demo: bool) -> str:
+    value = t.get("pin_hash", "a PIN hash made by `hallctl hash-pin`", lambda v: True)
+    if not is_valid_pin_hash(value):
+        # Never echo the value: it may be somebody's real PIN.
+        looks_plain = str(value).strip().isdigit()
+        problem = (
+            "this looks like a plain PIN, but only PIN hashes belong here"
+            if looks_plain
+            else "expected a hash of the form pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>"
+        )
+        t.fail("pin_hash", f"{problem}; run `hallctl hash-pin` and paste its output here")
+    if not demo and _is_demo_pin(value):
+        t.fail(
+            "pin_hash",
+            f"this is the demo PIN {DEMO_PIN}, only allowed for accounts marked demo = true; "
+            "set a real PIN with `hallctl hash-pin`",
+        )
+    return value
+
+
+def _staff(top: _Table, windows: dict[int, Window]) -> dict[str, Staff]:
+    staff: dict[str, Staff] = {}
+    seen: dict[object, str] = {}
+    keys = ("id", "name", "role", "pin_hash", "a_post", "b_post", "demo")
+    for t in top.tables("staff", keys, True):
+        sid = t.get("id", _ID_EXPECTED, _is_id)
+        _claim(seen, sid, t.key("id"), "staff id")
+        name, role = t.text("name"), StaffRole(t.choice("role", tuple(StaffRole)))
+        demo = t.flag("demo", False)
+        pin_hash = _pin_hash(t, demo)
+        a_post, b_post = _posts(t, "a_post", windows), _posts(t, "b_post", windows)
+        for number in set(a_post) & set(b_post):
+            t.fail("b_post", f"window {number} is already this person's A post")
+        if role is StaffRole.STAFF and not (a_post or b_post):
+            t.fail("a_post", 'role "staff" needs at least one window in a_post or b_post')
+        staff[sid] = Staff(sid, name, role, pin_hash, a_post, b_post, demo)
+    return staff
+
+
+def _host_port(value: object) -> bool:
+    return _matches(r"[^\s:]\S*:[0-9]{1,5}")(value) and 1 <= int(str(value).rpartition(":")[2]) <= 65535
+
+
+def _is_topic(value: object) -> bool:
+    return _is_text(value) and not set("+#") & set(str(value))
+
+
+_HOST_PORT = '"host:port" with a port from 1 to 65535, e.g. "127.0.0.1:18830"'
+_USB_ID = 'a USB "vid:pid" in hex such as "0416:5011"'
+# For each transport: the key that says where the device is, what it looks like, and its check.
+# A new transport needs a line here as well as its name in DEVICE_TRANSPORTS.
+_DEVICE_LINKS: dict[str, tuple[str, str, Check]] = {
+    "serial": ("port", 'a device path such as "/dev/ttyUSB1"', _is_text),
+    "file": ("port", "a file path", _is_text),
+    "tcp": ("address", _HOST_PORT, _host_port),
+    "usb": ("address", _USB_ID, _matches("[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")),
+    "mqtt": ("topic", 'an MQTT topic without wildcards such as "hall/window/5/keypad"', _is_topic),
+}
+
+
+def _device_link(t: _Table, transport: str) -> dict[str, str]:
+    field, expected, ok = _DEVICE_LINKS[transport]
+    for other in ("port", "address", "topic"):
+        if other != field and other in t.data:
+            t.fail(other, f"not used by transport {transport!r}, which takes {field!r}")
+    return {field: t.get(field, expected, ok)}
+
+
+def _device_window(t: _Table, kind: str, windows: dict[int, Window]) -> int | None:
+    if "window" in t.data:
+        return _window_number(t.key("window"), t.data["window"], windows)
+    if kind in WINDOW_DEVICE_KINDS:
+        t.fail("window", f"missing; every {kind} belongs to one counter window: give its window number")
+    return None
+
+
+def _is_option(value: object) -> bool:
+    return _is_int(value) or isinstance(value, str)
+
+
+def _options(t: _Table) -> tuple[tuple[str, str], ...]:
+    table = t.get("options", 'an inline table such as { baud = "9600" }', lambda v: isinstance(v, dict), {})
+    for name, value in table.items():
+        _check(f"{t.key('options')}.{name}", value, "a string or an integer", _is_option)
+    return tuple(sorted((name, str(value)) for name, value in table.items()))
+
+
+def _devices(top: _Table, windows: dict[int, Window]) -> tuple[Device, ...]:
+    devices: list[Device] = []
+    seen: dict[object, str] = {}
+    keys = ("id", "kind", "transport", "port", "address", "topic", "window", "options")
+    hint = '; driver settings go in options = { baud = "9600" }'
+    for t in top.tables("devices", keys, False, hint):
+        did = t.get("id", _ID_EXPECTED, _is_id)
+        _claim(seen, did, t.key("id"), "device id")
+        kind, transport = t.choice("kind", DEVICE_KINDS), t.choice("transport", DEVICE_TRANSPORTS)
+        link = _device_link(t, transport)
+        window = _device_window(t, kind, windows)
+        devices.append(Device(did, kind, transport, window=window, options=_options(t), **link))
+    return tuple(devices)
+
+
+def _mqtt(top: _Table) -> dict[str, Any]:
+    """Broker settings; no host means the controller runs its own embedded broker."""
+    t = top.table("mqtt", ("host", "port", "embedded_listen"))
+    values = {
+        "mqtt_host": t.text("host", None),
+        "mqtt_port": t.integer("port", 1, 65535, None),
+        "mqtt_embedded_listen": t.get("embedded_listen", _HOST_PORT, _host_port, None),
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+# --- summary -----------------------------------------------------------------
+
+
+def summary(hall: Hall) -> str:
+    """A few lines for a person checking that the right file was loaded."""
+    kinds = Counter(w.kind for w in hall.windows.values())
+    by_kind = ", ".join(f"{kinds[k]} {k.value}" for k in WindowKind if kinds[k])
+    demo = sum(1 for s in hall.staff.values() if s.demo)
+    broker = f"embedded on {hall.mqtt_embedded_listen}"
+    if hall.mqtt_host:
+        broker = f"external {hall.mqtt_host}:{hall.mqtt_port}"
+    demo_line = f"yes ({demo}, PIN {DEMO_PIN}; not for a live hall)" if demo else "no"
+    return (
+        f"hall: {hall.name} (region {hall.region_code}, {hall.timezone})\n"
+        f"open: {', '.join(hall.hours)}\n"
+        f"services: {len(hall.services)}\n"
+        f"windows: {len(hall.windows)} ({by_kind})\n"
+        f"staff: {len(hall.staff)}\n"
+        f"devices: {len(hall.devices)}\n"
+        f"mqtt broker: {broker}\n"
+        f"demo accounts: {demo_line}"
+    )

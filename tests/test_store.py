@@ -1,0 +1,150 @@
+"""The store: state after a restart equals the state before; the logs are append-only."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sqlite3
+
+import pytest
+
+from controller.clock import ManualClock
+from controller.core import commands as c
+from controller.core.errors import HallError
+from controller.hallcontroller import HallController
+from controller.store.db import MIGRATIONS, schema_version
+from controller.store.hallstore import HallStore
+from tests.halls import at, small_hall
+
+
+def controller(tmp_path, clock, hall=None) -> HallController:
+    return HallController(hall or small_hall(), HallStore(tmp_path / "hall.sqlite3"), clock)
+
+
+def busy_morning(ctrl: HallController, clock: ManualClock) -> None:
+    for n in (1, 2, 3):
+        ctrl.execute(c.Login(n, f"s{n}"), f"staff:s{n}")
+    for i, prefix in enumerate("AABACBAACB"):
+        ctrl.execute(c.IssueTicket(prefix, priority="elderly" if i == 4 else None), "kiosk")
+        clock.advance(minutes=1)
+    ctrl.execute(c.IssueTicket("A", id_number="11010119500307097X", name="张三"), "kiosk")
+    ctrl.execute(c.IssueTicket("A", channel="appointment", appointment_at=at("10:30")), "staff:s1")
+    for cmd in (c.CallNext(1), c.CallNext(2), c.CallNext(3), c.Recall(1), c.NoShow(2),
+                c.CallNext(2), c.Transfer(2, "A"), c.CallNext(2), c.Finish(3),
+                c.Pause(3, "去后台取件", 10), c.CallNext(1)):
+        clock.advance(minutes=4)
+        ctrl.execute(cmd, "staff:test")
+
+
+def snapshot(ctrl: HallController) -> dict:
+    s = ctrl.state
+    return {
+        "day": s.day,
+        "tickets": {k: dataclasses.asdict(t) for k, t in s.tickets.items()},
+        "windows": {k: dataclasses.asdict(w) for k, w in s.windows.items()},
+        "queues": {p: dataclasses.astuple(q) for p, q in s.queues.services.items()},
+        "last_number": s.last_number,
+        "queue_seq": s.queue_seq,
+        "service_minutes": {k: round(v, 9) for k, v in s.service_minutes.items()},
+    }
+
+
+def test_state_after_restart_equals_state_before(tmp_path):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    busy_morning(ctrl, clock)
+    before = snapshot(ctrl)
+    ctrl.store.close()
+
+    again = controller(tmp_path, clock)
+    assert snapshot(again) == before
+    # and it carries on where it left off
+    assert again.execute(c.IssueTicket("A"), "kiosk").ticket.label == "A008"
+
+
+def test_a_new_day_after_restart_starts_at_one(tmp_path):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    busy_morning(ctrl, clock)
+    ctrl.store.close()
+    clock.now = at("09:00", dt.date(2026, 11, 24))
+    again = controller(tmp_path, clock)
+    assert again.execute(c.IssueTicket("A"), "kiosk").ticket.label == "A001"
+    statuses = {r["status"] for r in again.store.db.query(
+        "SELECT status FROM tickets WHERE day = '2026-11-23'")}
+    assert "waiting" not in statuses and "called" not in statuses
+
+
+def test_every_command_is_logged_with_actor_and_result(tmp_path):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    ctrl.execute(c.IssueTicket("A", id_number="11010119500307097X", name="张三"), "kiosk")
+    with pytest.raises(HallError):
+        ctrl.execute(c.CallNext(1), "staff:s1")
+    rows = list(ctrl.store.db.query("SELECT actor, name, args, result FROM commands ORDER BY id"))
+    assert [(r["actor"], r["name"], r["result"]) for r in rows] == [
+        ("system", "start_day", "ok"), ("kiosk", "issue_ticket", "ok"),
+        ("staff:s1", "call_next", "window_closed")]
+    assert "11010119500307097X" not in rows[1]["args"]  # personal data masked in the log
+    assert "1101**********097X" in rows[1]["args"]
+
+
+def test_logs_are_append_only(tmp_path):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    ctrl.execute(c.IssueTicket("A"), "kiosk")
+    for sql in ("UPDATE events SET kind = 'x'", "DELETE FROM events",
+                "UPDATE commands SET actor = 'x'", "DELETE FROM commands"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            ctrl.store.db.execute(sql)
+
+
+def test_numbers_cannot_repeat_even_if_memory_is_wrong(tmp_path):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    ctrl.execute(c.IssueTicket("A"), "kiosk")
+    ctrl.state.last_number["A"] = 0  # a bug in memory must not reuse a number on disk
+    with pytest.raises(sqlite3.IntegrityError):
+        ctrl.execute(c.IssueTicket("A"), "kiosk")
+    assert ctrl.state.last_number["A"] == 1  # reloaded from the database
+    assert ctrl.execute(c.IssueTicket("A"), "kiosk").ticket.label == "A002"
+
+
+def test_a_failed_commit_leaves_memory_as_the_disk(tmp_path, monkeypatch):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    ctrl.execute(c.IssueTicket("A"), "kiosk")
+
+    def disk_full(*a, **k):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ctrl.store, "commit", disk_full)
+    with pytest.raises(sqlite3.OperationalError):
+        ctrl.execute(c.IssueTicket("A"), "kiosk")
+    monkeypatch.undo()
+    assert [t.label for t in ctrl.state.tickets.values()] == ["A001"]
+    assert ctrl.execute(c.IssueTicket("A"), "kiosk").ticket.label == "A002"
+
+
+def test_schema_is_versioned(tmp_path):
+    store = HallStore(tmp_path / "hall.sqlite3")
+    assert schema_version(store.db) == len(MIGRATIONS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    store.close()
+    with pytest.raises(RuntimeError, match="newer than this controller"):
+        HallStore(tmp_path / "hall.sqlite3")
+
+
+def test_events_reach_subscribers_after_commit(tmp_path):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    seen = []
+
+    def on_event(event_id, event):
+        row = ctrl.store.db.execute("SELECT kind FROM events WHERE id = ?", [event_id]).fetchone()
+        seen.append((event.kind, row[0]))  # already on disk when we hear of it
+
+    ctrl.subscribe(on_event)
+    ctrl.execute(c.IssueTicket("A"), "kiosk")
+    assert seen == [("day_started", "day_started"), ("ticket_issued", "ticket_issued")]
