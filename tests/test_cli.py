@@ -1,0 +1,66 @@
+"""hallctl: check-config, hash-pin, status, and run refusing a bad hall."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from controller import pins
+from controller.cli import main
+from controller.clock import ManualClock
+from tests.halls import at, small_hall
+from tests.server import running_hall
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "config" / "demo-hall.toml"
+
+
+def test_check_config_accepts_the_demo_hall(capsys):
+    assert main(["check-config", str(DEMO)]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "万州区政务服务中心" in out
+
+
+def test_check_config_names_the_bad_key(tmp_path, capsys):
+    bad = tmp_path / "hall.toml"
+    bad.write_text(DEMO.read_text(encoding="utf-8").replace("pause_limit_minutes = 15",
+                                                            "pause_limit_minutes = -3"),
+                   encoding="utf-8")
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "rules.pause_limit_minutes" in err
+
+
+def test_hash_pin(capsys):
+    assert main(["hash-pin", "--pin", "86420"]) == 0
+    assert pins.verify_pin("86420", capsys.readouterr().out.strip())
+    assert main(["hash-pin", "--pin", "12"]) == 2
+
+
+def test_run_refuses_a_live_hall_still_on_the_demo_pin(tmp_path):
+    live = tmp_path / "hall.toml"
+    live.write_text(DEMO.read_text(encoding="utf-8").replace("demo = true", "demo = false"),
+                    encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "controller.cli", "run", "--config", str(live),
+                        "--data-dir", str(tmp_path / "data")], capture_output=True, text=True,
+                       timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2
+    assert "pin_hash" in r.stderr and "1234" in r.stderr
+
+
+def test_status_shows_windows_and_queues(tmp_path, capsys):
+    with running_hall(small_hall(), tmp_path, ManualClock(at("09:00"))) as hall:
+        with hall.client() as api:
+            api.post("/api/v1/tickets", json={"service": "A"})
+        hall.login("s1", 1)
+        assert main(["status", "--url", hall.url]) == 0
+    out = capsys.readouterr().out
+    assert "A 社保医保: 1 人等候" in out
+    assert "员工1(A岗)" in out
+
+
+def test_status_says_when_nothing_answers(capsys):
+    assert main(["status", "--url", "http://127.0.0.1:9"]) == 1
+    assert "no controller answers" in capsys.readouterr().err
