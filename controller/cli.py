@@ -134,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("amqtt", "transitions"):  # the embedded broker narrates every state change
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
     except ConfigError as e:

@@ -7,14 +7,12 @@ and says what was expected and what was found.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import functools
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.core.hall import (
@@ -22,6 +20,9 @@ from controller.core.hall import (
     Staff, StaffRole, TimeSpan, TransferPosition, Window, WindowKind,
 )
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
+from controller.tomlkeys import (
+    Check, ConfigError, Table, check, claim, found, is_int, is_text, matches,
+)
 
 DEVICE_KINDS = (
     "ticket_printer", "id_reader", "counter_keypad", "evaluator_pad", "caller_display", "hall_display",
@@ -29,18 +30,6 @@ DEVICE_KINDS = (
 # Devices that sit at one counter window and so must name it.
 WINDOW_DEVICE_KINDS = ("counter_keypad", "evaluator_pad", "caller_display")
 DEVICE_TRANSPORTS = ("serial", "usb", "tcp", "mqtt", "file")
-
-Check = Callable[[Any], object]
-
-
-class ConfigError(Exception):
-    """A mistake in the hall config, at one key path."""
-
-    def __init__(self, key: str, reason: str, source: str = "<config>") -> None:
-        super().__init__(f"{source}: {key}: {reason}")
-        self.key = key
-        self.reason = reason
-        self.source = source
 
 
 def load_hall(path: str | Path) -> Hall:
@@ -60,124 +49,22 @@ def load_hall(path: str | Path) -> Hall:
 def parse_hall(data: dict[str, Any], source: str = "<config>") -> Hall:
     """Validate a parsed TOML document and build the `Hall` it describes."""
     try:
-        return _hall(_Table(data, "", _TOP_KEYS))
+        return _hall(Table(data, "", _TOP_KEYS))
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, source) from None
-
-
-# --- reading typed values at a key path -------------------------------------
-
-_REQUIRED: Any = object()
-
-
-def _found(value: object) -> str:
-    """How a TOML value reads in a message: `integer 5`, `string 'abc'`."""
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"{type(value).__name__.replace('int', 'integer')} {value}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, list):
-        return f"an array of {len(value)} item(s)"
-    if isinstance(value, dict):
-        return "a table"
-    return f"{type(value).__name__} {value}"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_text(value: object) -> bool:
-    return isinstance(value, str) and value.strip() != ""
-
-
-def _matches(pattern: str) -> Check:
-    """A check that the value is a string matching `pattern` in full."""
-    return lambda v: isinstance(v, str) and re.fullmatch(pattern, v) is not None
-
-
-def _check(key: str, value: Any, expected: str, ok: Check) -> Any:
-    if not ok(value):
-        raise ConfigError(key, f"expected {expected}, found {_found(value)}")
-    return value
-
-
-class _Table:
-    """A TOML table at a key path; keys it does not allow are refused up front."""
-
-    def __init__(self, value: object, path: str, allowed: Collection[str], hint: str = "") -> None:
-        self.data: dict[str, Any] = _check(path or "(file)", value, "a table", lambda v: isinstance(v, dict))
-        self.path = path
-        for name in self.data:
-            if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                guess = f" (did you mean '{close[0]}'?)" if close else ""
-                self.fail(name, f"unknown key{guess}; allowed here: {', '.join(allowed)}{hint}")
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, name: str, reason: str) -> NoReturn:
-        raise ConfigError(self.key(name), reason)
-
-    def get(self, name: str, expected: str, ok: Check, default: Any = _REQUIRED) -> Any:
-        if name in self.data:
-            return _check(self.key(name), self.data[name], expected, ok)
-        if default is _REQUIRED:
-            self.fail(name, f"missing; expected {expected}")
-        return default
-
-    def text(self, name: str, default: Any = _REQUIRED) -> str:
-        return self.get(name, "a non-empty string", _is_text, default)
-
-    def flag(self, name: str, default: bool) -> bool:
-        return self.get(name, "true or false", lambda v: isinstance(v, bool), default)
-
-    def integer(self, name: str, low: int, high: int, default: Any = _REQUIRED) -> int:
-        expected = f"an integer from {low} to {high}"
-        return self.get(name, expected, lambda v: _is_int(v) and low <= v <= high, default)
-
-    def choice(self, name: str, choices: Collection[str], default: Any = _REQUIRED) -> str:
-        expected = "one of " + ", ".join(f'"{c}"' for c in choices)
-        return self.get(name, expected, lambda v: isinstance(v, str) and v in choices, default)
-
-    def items(self, name: str, default: Any = _REQUIRED, expected: str = "an array") -> list[tuple[str, Any]]:
-        """An array's items, each with its own key path (`windows[3].services[1]`)."""
-        values = self.get(name, expected, lambda v: isinstance(v, list), default)
-        return [(f"{self.key(name)}[{i}]", v) for i, v in enumerate(values)]
-
-    def table(self, name: str, allowed: Collection[str], required: bool = False) -> _Table:
-        value = self.get(name, f"a table [{self.key(name)}]", lambda v: True, _REQUIRED if required else {})
-        return _Table(value, self.key(name), allowed)
-
-    def tables(self, name: str, allowed: Collection[str], required: bool, hint: str = "") -> list[_Table]:
-        """An array of tables (`[[name]]`); when required, at least one entry."""
-        items = self.items(name, _REQUIRED if required else [], f"an array of tables ([[{name}]])")
-        if required and not items:
-            self.fail(name, f"expected at least one [[{name}]] entry, found none")
-        return [_Table(value, key, allowed, hint) for key, value in items]
-
-
-def _claim(seen: dict[object, str], value: object, key: str, what: str) -> None:
-    """Refuse a second entry with the same prefix, number or id."""
-    if value in seen:
-        raise ConfigError(key, f"duplicate {what} {value!r}; already used at {seen[value]}")
-    seen[value] = key
 
 
 # --- the sections ------------------------------------------------------------
 
 _TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
-_is_id = _matches(r"[A-Za-z0-9_-]{1,32}")
+_is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
 
-def _hall(top: _Table) -> Hall:
+def _hall(top: Table) -> Hall:
     head = top.table("hall", ("name", "region_code", "timezone"), required=True)
     name = head.text("name")
-    region = head.get("region_code", 'a quoted string of 6 digits, e.g. "500101"', _matches("[0-9]{6}"))
+    region = head.get("region_code", 'a quoted string of 6 digits, e.g. "500101"', matches("[0-9]{6}"))
     timezone = _timezone(head)
     hours = _hours(top)
     rules = _rules(top)
@@ -189,7 +76,7 @@ def _hall(top: _Table) -> Hall:
     return Hall(name, region, timezone, hours, services, windows, staff, devices, rules, **_mqtt(top))
 
 
-def _timezone(head: _Table) -> str:
+def _timezone(head: Table) -> str:
     name = head.text("timezone", "Asia/Shanghai")
     try:
         ZoneInfo(name)
@@ -205,7 +92,7 @@ def _span(key: str, value: Any) -> TimeSpan:
     match = _SPAN.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
         expected = 'a time span "HH:MM-HH:MM" such as "09:00-12:00"'
-        raise ConfigError(key, f"expected {expected}, found {_found(value)}")
+        raise ConfigError(key, f"expected {expected}, found {found(value)}")
     try:
         start, end = dt.time(int(match[1]), int(match[2])), dt.time(int(match[3]), int(match[4]))
     except ValueError:
@@ -215,7 +102,7 @@ def _span(key: str, value: Any) -> TimeSpan:
     return TimeSpan(start, end)
 
 
-def _hours(top: _Table) -> dict[str, DayHours]:
+def _hours(top: Table) -> dict[str, DayHours]:
     """Opening hours per weekday; a weekday left out is closed."""
     week = top.table("hours", WEEKDAYS, required=True)
     hours = {day: _day(week.table(day, ("sessions", "breaks"))) for day in WEEKDAYS if day in week.data}
@@ -224,7 +111,7 @@ def _hours(top: _Table) -> dict[str, DayHours]:
     return hours
 
 
-def _day(day: _Table) -> DayHours:
+def _day(day: Table) -> DayHours:
     sessions = [_span(key, value) for key, value in day.items("sessions")]
     if not sessions:
         day.fail("sessions", 'expected a session such as "09:00-12:00"; to close the day, leave it out')
@@ -263,7 +150,7 @@ _RULE_DEADLINES = (
 _DEADLINE = re.compile(r"([0-9]+)\s+(working\s+)?days?", re.IGNORECASE)
 
 
-def _rules(top: _Table) -> Rules:
+def _rules(top: Table) -> Rules:
     """The hall's settings; any left out keep their default from `Rules`."""
     table = top.table("rules", (*_RULE_RANGES, *_RULE_CHOICES, *_RULE_DEADLINES))
     values: dict[str, Any] = {}
@@ -279,7 +166,7 @@ def _rules(top: _Table) -> Rules:
     return Rules(**values)
 
 
-def _deadline(rules: _Table, name: str) -> Deadline:
+def _deadline(rules: Table, name: str) -> Deadline:
     expected = 'a deadline such as "1 working day", "5 working days" or "15 days"'
     text = rules.get(name, expected, lambda v: isinstance(v, str) and _DEADLINE.fullmatch(v.strip()))
     match = _DEADLINE.fullmatch(text.strip())
@@ -294,19 +181,19 @@ def _is_minutes(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 240
 
 
-def _services(top: _Table) -> dict[str, Service]:
+def _services(top: Table) -> dict[str, Service]:
     services: dict[str, Service] = {}
     seen: dict[object, str] = {}
     for t in top.tables("services", ("prefix", "name", "kind", "mean_minutes", "priority_first"), True):
-        prefix = t.get("prefix", "one uppercase letter A-Z", _matches("[A-Z]"))
-        _claim(seen, prefix, t.key("prefix"), "service prefix")
+        prefix = t.get("prefix", "one uppercase letter A-Z", matches("[A-Z]"))
+        claim(seen, prefix, t.key("prefix"), "service prefix")
         name, kind = t.text("name"), t.text("kind")
         mean = t.get("mean_minutes", "a number of minutes greater than 0 and at most 240", _is_minutes)
         services[prefix] = Service(prefix, name, kind, float(mean), t.flag("priority_first", True))
     return services
 
 
-def _window_kind(t: _Table) -> WindowKind:
+def _window_kind(t: Table) -> WindowKind:
     """The Chinese value ("综合受理") or the English member name ("general")."""
     kinds = {k.value: k for k in WindowKind} | {k.name.lower(): k for k in WindowKind}
     expected = "one of " + ", ".join(f'"{k.value}" ("{k.name.lower()}")' for k in WindowKind)
@@ -314,11 +201,11 @@ def _window_kind(t: _Table) -> WindowKind:
     return kinds[value.strip().lower()]
 
 
-def _window_services(t: _Table, services: dict[str, Service]) -> tuple[str, ...]:
+def _window_services(t: Table, services: dict[str, Service]) -> tuple[str, ...]:
     """Service prefixes in the window's priority order."""
     chosen: list[str] = []
     for key, prefix in t.items("services"):
-        _check(key, prefix, "a service prefix", lambda v: isinstance(v, str))
+        check(key, prefix, "a service prefix", lambda v: isinstance(v, str))
         if prefix not in services:
             raise ConfigError(key, f"no service has prefix {prefix!r}; known prefixes: {', '.join(services)}")
         if prefix in chosen:
@@ -329,12 +216,12 @@ def _window_services(t: _Table, services: dict[str, Service]) -> tuple[str, ...]
     return tuple(chosen)
 
 
-def _windows(top: _Table, services: dict[str, Service]) -> dict[int, Window]:
+def _windows(top: Table, services: dict[str, Service]) -> dict[int, Window]:
     windows: dict[int, Window] = {}
     seen: dict[object, str] = {}
     for t in top.tables("windows", ("number", "name", "kind", "services", "tidal"), True):
         number = t.integer("number", 1, 9999)
-        _claim(seen, number, t.key("number"), "window number")
+        claim(seen, number, t.key("number"), "window number")
         name, kind, served = t.text("name"), _window_kind(t), _window_services(t, services)
         windows[number] = Window(number, name, kind, served, t.flag("tidal", False))
     return windows
@@ -351,13 +238,13 @@ def _check_every_service_served(services: dict[str, Service], windows: dict[int,
 
 
 def _window_number(key: str, value: Any, windows: dict[int, Window]) -> int:
-    _check(key, value, "a window number", _is_int)
+    check(key, value, "a window number", is_int)
     if value not in windows:
         raise ConfigError(key, f"there is no window {value}; windows are {', '.join(map(str, windows))}")
     return value
 
 
-def _posts(t: _Table, name: str, windows: dict[int, Window]) -> tuple[int, ...]:
+def _posts(t: Table, name: str, windows: dict[int, Window]) -> tuple[int, ...]:
     posts: list[int] = []
     for key, value in t.items(name, []):
         number = _window_number(key, value, windows)
@@ -372,7 +259,7 @@ def _is_demo_pin(pin_hash: str) -> bool:
     return verify_pin(DEMO_PIN, pin_hash)
 
 
-def _pin_hash(t: _Table, demo: bool) -> str:
+def _pin_hash(t: Table, demo: bool) -> str:
     value = t.get("pin_hash", "a PIN hash made by `hallctl hash-pin`", lambda v: True)
     if not is_valid_pin_hash(value):
         # Never echo the value: it may be somebody's real PIN.
@@ -392,13 +279,13 @@ def _pin_hash(t: _Table, demo: bool) -> str:
     return value
 
 
-def _staff(top: _Table, windows: dict[int, Window]) -> dict[str, Staff]:
+def _staff(top: Table, windows: dict[int, Window]) -> dict[str, Staff]:
     staff: dict[str, Staff] = {}
     seen: dict[object, str] = {}
     keys = ("id", "name", "role", "pin_hash", "a_post", "b_post", "demo")
     for t in top.tables("staff", keys, True):
         sid = t.get("id", _ID_EXPECTED, _is_id)
-        _claim(seen, sid, t.key("id"), "staff id")
+        claim(seen, sid, t.key("id"), "staff id")
         name, role = t.text("name"), StaffRole(t.choice("role", tuple(StaffRole)))
         demo = t.flag("demo", False)
         pin_hash = _pin_hash(t, demo)
@@ -412,11 +299,11 @@ def _staff(top: _Table, windows: dict[int, Window]) -> dict[str, Staff]:
 
 
 def _host_port(value: object) -> bool:
-    return _matches(r"[^\s:]\S*:[0-9]{1,5}")(value) and 1 <= int(str(value).rpartition(":")[2]) <= 65535
+    return matches(r"[^\s:]\S*:[0-9]{1,5}")(value) and 1 <= int(str(value).rpartition(":")[2]) <= 65535
 
 
 def _is_topic(value: object) -> bool:
-    return _is_text(value) and not set("+#") & set(str(value))
+    return is_text(value) and not set("+#") & set(str(value))
 
 
 _HOST_PORT = '"host:port" with a port from 1 to 65535, e.g. "127.0.0.1:18830"'
@@ -424,15 +311,15 @@ _USB_ID = 'a USB "vid:pid" in hex such as "0416:5011"'
 # For each transport: the key that says where the device is, what it looks like, and its check.
 # A new transport needs a line here as well as its name in DEVICE_TRANSPORTS.
 _DEVICE_LINKS: dict[str, tuple[str, str, Check]] = {
-    "serial": ("port", 'a device path such as "/dev/ttyUSB1"', _is_text),
-    "file": ("port", "a file path", _is_text),
+    "serial": ("port", 'a device path such as "/dev/ttyUSB1"', is_text),
+    "file": ("port", "a file path", is_text),
     "tcp": ("address", _HOST_PORT, _host_port),
-    "usb": ("address", _USB_ID, _matches("[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")),
+    "usb": ("address", _USB_ID, matches("[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")),
     "mqtt": ("topic", 'an MQTT topic without wildcards such as "hall/window/5/keypad"', _is_topic),
 }
 
 
-def _device_link(t: _Table, transport: str) -> dict[str, str]:
+def _device_link(t: Table, transport: str) -> dict[str, str]:
     field, expected, ok = _DEVICE_LINKS[transport]
     for other in ("port", "address", "topic"):
         if other != field and other in t.data:
@@ -440,7 +327,7 @@ def _device_link(t: _Table, transport: str) -> dict[str, str]:
     return {field: t.get(field, expected, ok)}
 
 
-def _device_window(t: _Table, kind: str, windows: dict[int, Window]) -> int | None:
+def _device_window(t: Table, kind: str, windows: dict[int, Window]) -> int | None:
     if "window" in t.data:
         return _window_number(t.key("window"), t.data["window"], windows)
     if kind in WINDOW_DEVICE_KINDS:
@@ -449,24 +336,24 @@ def _device_window(t: _Table, kind: str, windows: dict[int, Window]) -> int | No
 
 
 def _is_option(value: object) -> bool:
-    return _is_int(value) or isinstance(value, str)
+    return is_int(value) or isinstance(value, str)
 
 
-def _options(t: _Table) -> tuple[tuple[str, str], ...]:
+def _options(t: Table) -> tuple[tuple[str, str], ...]:
     table = t.get("options", 'an inline table such as { baud = "9600" }', lambda v: isinstance(v, dict), {})
     for name, value in table.items():
-        _check(f"{t.key('options')}.{name}", value, "a string or an integer", _is_option)
+        check(f"{t.key('options')}.{name}", value, "a string or an integer", _is_option)
     return tuple(sorted((name, str(value)) for name, value in table.items()))
 
 
-def _devices(top: _Table, windows: dict[int, Window]) -> tuple[Device, ...]:
+def _devices(top: Table, windows: dict[int, Window]) -> tuple[Device, ...]:
     devices: list[Device] = []
     seen: dict[object, str] = {}
     keys = ("id", "kind", "transport", "port", "address", "topic", "window", "options")
     hint = '; driver settings go in options = { baud = "9600" }'
     for t in top.tables("devices", keys, False, hint):
         did = t.get("id", _ID_EXPECTED, _is_id)
-        _claim(seen, did, t.key("id"), "device id")
+        claim(seen, did, t.key("id"), "device id")
         kind, transport = t.choice("kind", DEVICE_KINDS), t.choice("transport", DEVICE_TRANSPORTS)
         link = _device_link(t, transport)
         window = _device_window(t, kind, windows)
@@ -474,7 +361,7 @@ def _devices(top: _Table, windows: dict[int, Window]) -> tuple[Device, ...]:
     return tuple(devices)
 
 
-def _mqtt(top: _Table) -> dict[str, Any]:
+def _mqtt(top: Table) -> dict[str, Any]:
     """Broker settings; no host means the controller runs its own embedded broker."""
     t = top.table("mqtt", ("host", "port", "embedded_listen"))
     values = {
