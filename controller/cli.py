@@ -27,7 +27,9 @@ def open_hall(hall: Hall, data_dir: Path, clock) -> tuple[HallController, Sessio
     """The hall's controller and login sessions on the database in `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     store = HallStore(data_dir / DB_NAME)
-    return HallController(hall, store, clock), SessionStore(store.db)
+    ctrl = HallController(hall, store, clock)
+    # One connection, one lock: a login never lands inside another command's transaction.
+    return ctrl, SessionStore(store.db, ctrl.lock)
 
 
 def _clock(hall: Hall, start: str | None):

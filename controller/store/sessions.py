@@ -25,9 +25,10 @@ def _digest(token: str) -> str:
 class SessionStore:
     """Tokens survive a controller restart; revoking one takes effect at once."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, lock: threading.RLock | None = None) -> None:
+        """`lock` is the one guarding other writers on the same connection (the controller's)."""
         self.db = db
-        self._lock = threading.Lock()
+        self._lock = lock or threading.RLock()
         self._cache: dict[str, Session] = {
             r["token_hash"]: Session(r["staff_id"], r["role"], r["window"])
             for r in db.query("SELECT * FROM sessions WHERE revoked_at IS NULL")}

@@ -1,0 +1,304 @@
+"""A power cord pulled mid-rush: the controller is killed with SIGKILL and restarted.
+
+Acceptance: a test runs the controller as a subprocess, kills it at random
+moments during a burst of ticket and call requests, restarts it, and checks that
+every acknowledged ticket exists with its number and state, and that no number
+was reused. Only answers a kiosk or a window actually received count as
+acknowledged; a request cut off by the kill may or may not have happened.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from controller.cli import DB_NAME
+from tests.server import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "config" / "demo-hall.toml"
+KILLS = 6
+# Windows of the demo hall and the staff whose A post they are.
+WINDOWS = {1: "chenjing", 2: "liuyang", 4: "liqiang", 7: "wujuan"}
+SERVICES = ("A", "B", "C", "F")
+KIOSKS = 4
+EVENT_OF = {"call": "ticket_called", "finish": "ticket_finished", "no-show": "ticket_missed"}
+
+
+class Controller:
+    """`hallctl run` for the demo hall as a child process, on fresh ports at every start."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.data = tmp_path / "data"
+        self.log = tmp_path / "controller.log"
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        # The demo's embedded MQTT broker has a fixed port; every start gets a free one.
+        config = self.tmp / "hall.toml"
+        text, n = re.subn(r'embedded_listen = "127\.0\.0\.1:\d+"',
+                          f'embedded_listen = "127.0.0.1:{free_port()}"',
+                          DEMO_CONFIG.read_text(encoding="utf-8"))
+        assert n == 1, "the demo config no longer has one embedded_listen line"
+        config.write_text(text, encoding="utf-8")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        with self.log.open("ab") as out:
+            out.write(f"--- start on port {port}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "controller.cli", "run", "--config", str(config),
+                 "--data-dir", str(self.data), "--port", str(port),
+                 "--clock-start", "09:00", "--log-level", "warning"],
+                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"the controller did not become healthy "
+                                     f"(exit {self.proc.returncode}):\n{self.output()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the controller ignored SIGTERM:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-5000:]
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=5, **kw)
+
+
+@dataclass
+class Ledger:
+    """What kiosks and windows were told: the facts the hall owes them after a crash."""
+
+    tickets: dict[str, dict] = field(default_factory=dict)         # id -> the 201 body
+    acts: list[tuple[int, str, str]] = field(default_factory=list)  # (window, action, ticket)
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def guarded(ledger: Ledger, name: str, target, *args) -> threading.Thread:
+    """A thread whose unexpected exception fails the test instead of vanishing."""
+    def run() -> None:
+        try:
+            target(*args)
+        except Exception as e:  # noqa: BLE001 - reported through the ledger
+            with ledger.lock:
+                ledger.failures.append(f"{name}: {type(e).__name__}: {e}")
+    return threading.Thread(target=run, name=name)
+
+
+def kiosk(ctl: Controller, ledger: Ledger, rng: random.Random, stop: threading.Event) -> None:
+    with ctl.client() as client:
+        while not stop.is_set():
+            try:
+                r = client.post("/api/v1/tickets", json={"service": rng.choice(SERVICES)})
+            except httpx.TransportError:
+                return  # killed: this ticket was never acknowledged
+            if r.status_code != 201:
+                with ledger.lock:
+                    ledger.failures.append(f"kiosk: {r.status_code} {r.text}")
+                return
+            body = r.json()
+            with ledger.lock:
+                if body["id"] in ledger.tickets:
+                    ledger.failures.append(f"number {body['number']} given out twice: "
+                                           f"{ledger.tickets[body['id']]} and {body}")
+                    return
+                ledger.tickets[body["id"]] = body
+
+
+def window(ctl: Controller, ledger: Ledger, number: int, token: str, rng: random.Random,
+           stop: threading.Event) -> None:
+    base = f"/api/v1/windows/{number}"
+    with ctl.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        while not stop.is_set():
+            action = rng.choices(["call", "finish", "no-show"], [6, 3, 1])[0]
+            try:
+                r = client.post(f"{base}/{action}")
+            except httpx.TransportError:
+                return
+            if r.status_code == 200:
+                ticket = r.json()["ticket"]
+                if ticket is not None:
+                    with ledger.lock:
+                        ledger.acts.append((number, action, ticket["id"]))
+                elif action == "call":
+                    time.sleep(0.01)  # nobody waiting yet
+            elif not (r.status_code == 409 and r.json().get("error") == "no_current_ticket"):
+                with ledger.lock:
+                    ledger.failures.append(f"window {number} {action}: {r.status_code} {r.text}")
+                return
+
+
+def login_all(ctl: Controller) -> dict[int, str]:
+    tokens = {}
+    with ctl.client() as client:
+        for number, staff in WINDOWS.items():
+            r = client.post("/api/v1/auth/login",
+                            json={"staff_id": staff, "pin": "1234", "window": number})
+            assert r.status_code == 200, r.text
+            tokens[number] = r.json()["token"]
+    return tokens
+
+
+def burst(ctl: Controller, ledger: Ledger, tokens: dict[int, str], rng: random.Random) -> float:
+    """Kiosks and windows at full speed until SIGKILL; returns how long it ran."""
+    stop = threading.Event()
+    threads = [guarded(ledger, f"kiosk-{k}", kiosk, ctl, ledger, random.Random(rng.random()), stop)
+               for k in range(KIOSKS)]
+    threads += [guarded(ledger, f"window-{n}", window, ctl, ledger, n, tokens[n],
+                        random.Random(rng.random()), stop)
+                for n in WINDOWS]
+    after = rng.uniform(0.2, 1.5)
+    for t in threads:
+        t.start()
+    time.sleep(after)
+    ctl.kill()
+    stop.set()
+    for t in threads:
+        t.join(15)
+        assert not t.is_alive(), "a request hung after the controller was killed"
+    return after
+
+
+def read_db(ctl: Controller) -> tuple[dict[str, dict], dict[int, str | None], list[dict]]:
+    """Tickets, window currents and ticket events as the database holds them."""
+    conn = sqlite3.connect(f"file:{ctl.data / DB_NAME}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        tickets = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM tickets")}
+        windows = {r["number"]: r["current"] for r in conn.execute("SELECT * FROM windows")}
+        events = [dict(r) for r in conn.execute(
+            "SELECT id, kind, window, ticket_id FROM events WHERE ticket_id IS NOT NULL ORDER BY id")]
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    return tickets, windows, events
+
+
+def check_database(ledger: Ledger, tickets: dict[str, dict], windows: dict[int, str | None],
+                   events: list[dict]) -> None:
+    # No number was reused: per prefix, 1..n with no gap and no repeat.
+    numbers = defaultdict(list)
+    for t in tickets.values():
+        assert t["label"] == f"{t['prefix']}{t['number']:03d}", t
+        numbers[(t["day"], t["prefix"])].append(t["number"])
+    for key, got in numbers.items():
+        assert sorted(got) == list(range(1, len(got) + 1)), f"{key}: numbers {sorted(got)}"
+
+    # Every acknowledged ticket is there with the number and service it was given.
+    for tid, body in ledger.tickets.items():
+        assert tid in tickets, f"acknowledged ticket {body['number']} is lost"
+        t = tickets[tid]
+        assert t["label"] == body["number"] and t["prefix"] == body["service"], (body, t)
+
+    # Every acknowledged call, finish and 过号 is in the log and left its mark on the ticket.
+    logged = Counter((e["window"], e["kind"], e["ticket_id"]) for e in events)
+    acked = Counter((w, EVENT_OF[action], tid) for w, action, tid in ledger.acts)
+    lost = acked - logged
+    assert not lost, f"acknowledged but not in the event log: {dict(lost)}"
+    for w, action, tid in ledger.acts:
+        t = tickets[tid]
+        if action == "finish":
+            assert t["status"] == "finished", (action, t)
+        elif action == "no-show":
+            assert t["requeued"] or t["status"] == "no_show", (action, t)
+        else:
+            assert t["status"] != "waiting" or t["requeued"], (action, t)
+
+    # A called ticket is current at exactly its own window, and no ticket at two.
+    current = {w: tid for w, tid in windows.items() if tid}
+    assert len(set(current.values())) == len(current), f"a ticket at two windows: {current}"
+    called = {tid: t["window"] for tid, t in tickets.items() if t["status"] == "called"}
+    assert called == {tid: w for w, tid in current.items()}, (called, current)
+
+
+def check_api(ctl: Controller, ledger: Ledger, new: list[str], old_tokens: dict[int, str]) -> None:
+    with ctl.client() as client:
+        # The API answers for the tickets acknowledged just before the kill.
+        for tid in new:
+            r = client.get(f"/api/v1/tickets/{tid}")
+            assert r.status_code == 200, f"{tid}: {r.status_code} {r.text}"
+            body = r.json()
+            assert body["number"] == ledger.tickets[tid]["number"]
+            assert body["number"].startswith(body["service"])
+        hall = client.get("/api/v1/hall").json()
+        current = [(w["number"], w["current"]["id"]) for w in hall["windows"] if w["current"]]
+        assert len({tid for _, tid in current}) == len(current), current
+        for number, tid in current:
+            t = client.get(f"/api/v1/tickets/{tid}").json()
+            assert t["status"] == "called" and t["window"] == number, t
+        # Logins survive the restart: the token from before the kill still acts for its window.
+        for number, token in old_tokens.items():
+            r = client.post(f"/api/v1/windows/{number}/recall",
+                            headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code in (200, 409), f"window {number}: {r.status_code} {r.text}"
+
+
+def test_sigkill_during_a_rush_loses_no_acknowledged_ticket_and_reuses_no_number(tmp_path):
+    seed = int(os.environ.get("DURABILITY_SEED", random.randrange(2**32)))
+    print(f"durability seed {seed} (rerun with DURABILITY_SEED={seed})")
+    rng = random.Random(seed)
+    ctl = Controller(tmp_path)
+    ledger = Ledger()
+    kills = 0
+    ctl.start()
+    try:
+        for _ in range(KILLS):
+            # Logging in again at a window one already holds is accepted.
+            tokens = login_all(ctl)
+            before = set(ledger.tickets)
+            burst(ctl, ledger, tokens, rng)
+            kills += 1
+            assert not ledger.failures, f"seed {seed}: {ledger.failures[:5]}"
+            ctl.start()
+            check_api(ctl, ledger, sorted(set(ledger.tickets) - before), tokens)
+            check_database(ledger, *read_db(ctl))
+        code = ctl.stop()
+    finally:
+        if ctl.proc is not None and ctl.proc.poll() is None:
+            ctl.proc.kill()
+            ctl.proc.wait()
+    # uvicorn shuts down cleanly on SIGTERM, then re-raises it: -15 is a clean stop too.
+    assert code in (0, -signal.SIGTERM), ctl.output()
+
+    tickets, windows, events = read_db(ctl)
+    check_database(ledger, tickets, windows, events)
+    summary = (f"seed {seed}: {kills} kills, {len(ledger.tickets)} acknowledged tickets of "
+               f"{len(tickets)} stored, {len(ledger.acts)} acknowledged window actions")
+    print(summary)
+    assert kills >= 5 and len(ledger.tickets) > 0, summary
