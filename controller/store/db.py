@@ -94,6 +94,9 @@ MIGRATIONS: list[str] = [
 ]
 
 
+FALLBACK_CHECKPOINT_PAGES = 20_000
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (creating if needed) the hall database and bring its schema up to date."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -102,6 +105,9 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=5000")
+    # Checkpoints run beside the writers (HallStore.checkpoint); this automatic one
+    # is only the fallback when nobody calls it, so a commit rarely pays for one.
+    db.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}")
     migrate(db)
     return db
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 API = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
 TICK_SECONDS = 5.0
+CHECKPOINT_SECONDS = 2.0
 SSE_HEARTBEAT_SECONDS = 15.0
 
 STATUS = {Category.INVALID: 422, Category.NOT_FOUND: 404, Category.CONFLICT: 409,
@@ -46,7 +47,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_ticker(ctrl))]
+        tasks = [asyncio.create_task(_ticker(ctrl)), asyncio.create_task(_checkpointer(ctrl))]
         stops = [await start() for start in (background or [])]
         try:
             yield
@@ -62,7 +63,9 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                   lifespan=lifespan)
     _install_error_handlers(app)
 
-    def session(request: Request) -> Session:
+    # `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its
+    # thread pool, a thread hop on every request that carries a token.
+    async def session(request: Request) -> Session:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         found = sessions.resolve(token.strip()) if scheme.lower() == "bearer" else None
@@ -70,8 +73,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
             raise HallError("not_logged_in")
         return found
 
-    def optional_session(request: Request) -> Session | None:
-        return session(request) if request.headers.get("authorization") else None
+    async def optional_session(request: Request) -> Session | None:
+        return await session(request) if request.headers.get("authorization") else None
 
     def acting_for(number: int, s: Session) -> str:
         """The actor name, if `s` may act on window `number`: its own window, or a supervisor."""
@@ -189,14 +192,29 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         sessions.revoke(token, ctrl.clock())
         return {"ok": True}
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
-            return error(413, "body_too_large", f"请求体不能超过 {MAX_BODY_BYTES} 字节")
-        return await call_next(request)
-
+    app.add_middleware(LimitBody)
     return app
+
+
+class LimitBody:
+    """Refuse a declared body over MAX_BODY_BYTES before anything reads it.
+
+    Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware
+    spends a task group and memory streams on every request, a large share of the
+    controller's CPU per ticket issue (`make bench-core`, docs/benchmarks.md).
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            size = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            if size and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
+                reply = error(413, "body_too_large", f"请求体不能超过 {MAX_BODY_BYTES} 字节")
+                await reply(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _run(ctrl: HallController, cmd: c.Command, actor: str) -> dict[str, Any]:
@@ -205,6 +223,16 @@ def _run(ctrl: HallController, cmd: c.Command, actor: str) -> dict[str, Any]:
     with ctrl.lock:
         ticket = views.ticket_json(ctrl.engine, ctrl.state, t) if t else None
     return {"ticket": ticket, "events": [e.kind for e in out.events]}
+
+
+async def _checkpointer(ctrl: HallController) -> None:
+    """Keep the WAL short from a thread of its own, so no request pays for a checkpoint."""
+    while True:
+        await asyncio.sleep(CHECKPOINT_SECONDS)
+        try:
+            await asyncio.to_thread(ctrl.store.checkpoint)
+        except Exception:
+            log.exception("checkpoint failed")
 
 
 async def _ticker(ctrl: HallController) -> None:
