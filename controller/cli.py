@@ -7,6 +7,7 @@ import datetime as dt
 import getpass
 import json
 import logging
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -48,6 +49,18 @@ def _clock(hall: Hall, start: str | None):
     return ShiftedClock(hall.timezone, when)
 
 
+def _check_free(host: str, port: int, what: str, key: str) -> None:
+    """Fail before anything starts if `host:port` is taken, naming the setting to change."""
+    with socket.socket() as s:
+        # as the servers do: a port left in TIME_WAIT by a crash is free, a listener is not
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise RuntimeError(f"{what} cannot listen on {host}:{port} ({e.strerror}); "
+                               f"change {key} or stop what is using it") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -55,6 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.web.app import create_app
 
     hall = load_hall(args.config)
+    _check_free(args.host, args.port, "the web API", "--port")
+    if hall.mqtt_host is None:
+        host, _, port = hall.mqtt_embedded_listen.rpartition(":")
+        _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
     ctrl, sessions = open_hall(hall, Path(args.data_dir), _clock(hall, args.clock_start))
     background = []
     if hall.mqtt_host is None:

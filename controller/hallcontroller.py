@@ -54,14 +54,19 @@ class HallController:
     def refuse(self, actor: str, name: str, args: dict[str, Any], error: HallError) -> None:
         """Log a refusal decided outside the engine (a wrong PIN, a window not one's own)."""
         with self.lock:
-            self.store.log_refusal(self.clock(), actor, name, args, error.code, error.message)
+            self.store.log_command(self.clock(), actor, name, args, error.code, error.message)
+
+    def note(self, actor: str, name: str, args: dict[str, Any]) -> None:
+        """Log an act that changes no hall state (a supervisor logs in or out)."""
+        with self.lock:
+            self.store.log_command(self.clock(), actor, name, args, "ok")
 
     def _commit(self, now: dt.datetime, actor: str, name: str, args: dict[str, Any],
                 apply: Callable[[], Outcome], quiet: bool = False) -> Outcome:
         try:
             outcome = apply()
         except HallError as e:
-            self.store.log_refusal(now, actor, name, args, e.code, e.message)
+            self.store.log_command(now, actor, name, args, e.code, e.message)
             raise
         if quiet and not outcome.events:
             return outcome

@@ -193,3 +193,29 @@ def test_openapi_docs_are_served(hall):
         for p in ("/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/windows/{no}/call",
                   "/api/v1/windows/{no}/pause", "/api/v1/hall", "/api/v1/events", "/api/v1/auth/login"):
             assert p in paths
+
+
+def test_a_supervisor_login_and_logout_are_in_the_audit_log(hall):
+    boss = hall.login("boss", None)
+    with hall.client() as api:
+        api.post("/api/v1/auth/logout", headers=boss)
+    rows = list(hall.ctrl.store.db.query(
+        "SELECT actor, name, result FROM commands WHERE actor = 'staff:boss' ORDER BY id"))
+    assert rows == [{"actor": "staff:boss", "name": "login", "result": "ok"},
+                    {"actor": "staff:boss", "name": "logout", "result": "ok"}]
+
+
+def test_a_display_that_was_away_long_gets_everything_it_missed(hall):
+    with hall.client() as api:
+        for _ in range(700):
+            api.post("/api/v1/tickets", json={"service": "C"})
+    last = hall.ctrl.store.last_event_id()
+    ids = []
+    with httpx.Client(base_url=hall.url, timeout=10) as c, \
+            c.stream("GET", "/api/v1/events", headers={"Last-Event-ID": "0"}) as r:
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                ids.append(int(line[4:]))
+                if ids[-1] == last:
+                    break
+    assert ids == list(range(1, last + 1))

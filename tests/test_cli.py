@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,13 @@ def test_status_shows_windows_and_queues(tmp_path, capsys):
 def test_status_says_when_nothing_answers(capsys):
     assert main(["status", "--url", "http://127.0.0.1:9"]) == 1
     assert "no controller answers" in capsys.readouterr().err
+
+
+def test_run_says_which_port_is_taken(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["run", "--config", str(DEMO), "--data-dir", str(tmp_path),
+                     "--port", str(port)]) == 1
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err

@@ -148,13 +148,14 @@ class HallStore:
             raise
         return written
 
-    def log_refusal(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
-                    code: str, message: str) -> None:
-        """Record a refused command: the audit log keeps what was asked, even when nothing changed."""
+    def log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
+                    result: str, message: str | None = None) -> None:
+        """Record a command that changed no hall state: a refusal (`result` is its code),
+        or an act outside the engine such as a supervisor's login."""
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self._log_command(at, actor, name, args, code, message)
+            self._log_command(at, actor, name, args, result, message)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -32,6 +32,7 @@ MAX_BODY_BYTES = 64 * 1024
 TICK_SECONDS = 5.0
 CHECKPOINT_SECONDS = 2.0
 SSE_HEARTBEAT_SECONDS = 15.0
+SSE_QUEUE_EVENTS = 10_000
 
 STATUS = {Category.INVALID: 422, Category.NOT_FOUND: 404, Category.CONFLICT: 409,
           Category.FORBIDDEN: 403, Category.UNAUTHORIZED: 401}
@@ -178,6 +179,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         if body.window is None:
             if staff.role == StaffRole.STAFF:
                 raise HallError("unknown_window", "请选择要登录的窗口")
+            ctrl.note(f"staff:{staff.id}", "login", args)
         else:
             ctrl.execute(c.Login(body.window, staff.id), f"staff:{staff.id}")
         token = sessions.create(staff.id, staff.role.value, body.window, ctrl.clock())
@@ -186,8 +188,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     @app.post(f"{API}/auth/logout", tags=["auth"], summary="Log out (closes the window)")
     async def logout(request: Request, s: Session = Depends(session)) -> dict[str, Any]:
-        if s.window is not None and ctrl.state.windows[s.window].staff_id == s.staff_id:
+        with ctrl.lock:
+            holds_window = (s.window is not None
+                            and ctrl.state.windows[s.window].staff_id == s.staff_id)
+        if holds_window:
             ctrl.execute(c.Logout(s.window), f"staff:{s.staff_id}")
+        else:
+            ctrl.note(f"staff:{s.staff_id}", "logout", {"window": s.window})
         token = request.headers["authorization"].partition(" ")[2].strip()
         sessions.revoke(token, ctrl.clock())
         return {"ok": True}
@@ -248,21 +255,30 @@ async def _ticker(ctrl: HallController) -> None:
 async def _event_stream(ctrl: HallController, request: Request,
                         after: int | None) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
+    queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(maxsize=SSE_QUEUE_EVENTS)
+    lagging = asyncio.Event()
 
     def push(event_id: int, event) -> None:
-        loop.call_soon_threadsafe(_put, queue, (event_id, event.to_json()))
+        loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event.to_json()))
 
     with ctrl.lock:
         unsubscribe = ctrl.subscribe(push)
-        sent = ctrl.store.last_event_id() if after is None else after
-        backlog = list(ctrl.store.events_after(after, limit=5000)) if after is not None else []
+        upto = ctrl.store.last_event_id()
+    sent = upto if after is None else after
     try:
         yield b"retry: 1000\n\n"
-        for event_id, body in backlog:
-            sent = event_id
-            yield _sse(event_id, body)
-        while not await request.is_disconnected():
+        # What the client missed, page by page; what happens meanwhile waits in the queue.
+        while sent < upto:
+            with ctrl.lock:
+                page = list(ctrl.store.events_after(sent, limit=500))
+            for event_id, body in page:
+                if event_id > upto:
+                    break
+                sent = event_id
+                yield _sse(event_id, body)
+            if not page or page[-1][0] >= upto:
+                break
+        while not await request.is_disconnected() and not lagging.is_set():
             try:
                 event_id, body = await asyncio.wait_for(queue.get(), SSE_HEARTBEAT_SECONDS)
             except asyncio.TimeoutError:
@@ -275,9 +291,13 @@ async def _event_stream(ctrl: HallController, request: Request,
         unsubscribe()
 
 
-def _put(queue: asyncio.Queue, item: Any) -> None:
-    with contextlib.suppress(asyncio.QueueFull):
+def _put(queue: asyncio.Queue, lagging: asyncio.Event, item: Any) -> None:
+    """A client too slow to keep up is cut off; it reconnects with Last-Event-ID and the
+    database replays what it missed, so nothing is dropped silently."""
+    try:
         queue.put_nowait(item)
+    except asyncio.QueueFull:
+        lagging.set()
 
 
 def _sse(event_id: int, body: dict[str, Any]) -> bytes:
