@@ -18,7 +18,7 @@ from controller.core import events as ev
 from controller.core import identity
 from controller.core.errors import HallError
 from controller.core.estimate import WaitEstimate, estimate_wait
-from controller.core.hall import Hall, NoShowPolicy, StaffRole, TransferPosition
+from controller.core.hall import Hall, NoShowPolicy, Service, StaffRole, TransferPosition
 from controller.core.hours import check_issuing
 from controller.core.model import (
     OPEN_STATUSES, Channel, HallState, PriorityClass, QueueIndex, Ticket,
@@ -349,7 +349,7 @@ class Engine:
 
     # -- helpers -----------------------------------------------------------
 
-    def _service(self, prefix: str):
+    def _service(self, prefix: str) -> Service:
         service = self.hall.services.get(prefix) if isinstance(prefix, str) else None
         if service is None:
             raise HallError("unknown_service", f"没有这项业务：{prefix}")
