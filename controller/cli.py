@@ -18,6 +18,7 @@ from controller.clock import ShiftedClock, SystemClock
 from controller.config import ConfigError, load_hall, summary
 from controller.core.hall import Hall
 from controller.hallcontroller import HallController
+from controller.privacy import IdentitySealer, load_secret
 from controller.store.hallstore import HallStore
 from controller.store.sessions import SessionStore
 
@@ -28,7 +29,7 @@ def open_hall(hall: Hall, data_dir: Path, clock) -> tuple[HallController, Sessio
     """The hall's controller and login sessions on the database in `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     store = HallStore(data_dir / DB_NAME)
-    ctrl = HallController(hall, store, clock)
+    ctrl = HallController(hall, store, clock, IdentitySealer(load_secret(data_dir)))
     # One connection, one lock: a login never lands inside another command's transaction.
     return ctrl, SessionStore(store.db, ctrl.lock)
 

@@ -137,6 +137,8 @@ _RULE_RANGES = {
     "tickets_open_before_minutes": (0, 180),
     "ticket_cutoff_minutes": (0, 180),
     "appointment_early_minutes": (0, 120),
+    "near_closing_minutes": (0, 240),
+    "waiting_tickets_per_person": (0, 20),
     "evaluation_default_days": (1, 60),
 }
 _RULE_CHOICES: dict[str, tuple[str, ...]] = {

@@ -18,7 +18,9 @@ from controller.core.engine import Engine, Outcome
 from controller.core.errors import HallError
 from controller.core.events import Event
 from controller.core.hall import Hall
+from controller.core.identity import Citizen
 from controller.core.model import HallState
+from controller.privacy import IdentitySealer
 from controller.store.hallstore import HallStore
 
 log = logging.getLogger(__name__)
@@ -28,9 +30,12 @@ SYSTEM = "system"
 
 
 class HallController:
-    def __init__(self, hall: Hall, store: HallStore, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, hall: Hall, store: HallStore, clock: Callable[[], dt.datetime],
+                 sealer: IdentitySealer | None = None) -> None:
         self.hall = hall
         self.store = store
+        # seals personal data before it reaches the engine, the logs or the disk
+        self.sealer = sealer
         self.clock = clock
         self.engine = Engine(hall)
         self.lock = threading.RLock()
@@ -86,6 +91,12 @@ class HallController:
         return outcome
 
     # -- fan-out -----------------------------------------------------------
+
+    def citizen(self, id_number: str, name: str | None = None) -> Citizen:
+        """The sealed citizen of a real-name ticket; HallError for a wrong number."""
+        if self.sealer is None:
+            raise RuntimeError("this hall has no identity sealer: real-name tickets are off")
+        return self.sealer.citizen(id_number, name)
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(event_id, event)` after every committed event; returns the unsubscribe."""

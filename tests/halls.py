@@ -7,12 +7,15 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from controller.pins import DEMO_PIN, hash_pin
+from controller.privacy import IdentitySealer
 from controller.core.hall import (
     DayHours, Hall, Rules, Service, Staff, StaffRole, TimeSpan, Window, WindowKind,
 )
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONDAY = dt.date(2026, 11, 23)
+# One fixed secret for tests; a hall's own is made on first run (controller.privacy).
+SEALER = IdentitySealer(b"k" * 32)
 # Every test account's PIN is 1234; few iterations keep logins fast in tests.
 PIN_HASH = hash_pin(DEMO_PIN, iterations=1000)
 

@@ -7,7 +7,7 @@ import datetime as dt
 from controller.core import commands as c
 from controller.core.engine import Engine, Outcome
 from controller.core.hall import Hall
-from tests.halls import at
+from tests.halls import SEALER, at
 
 
 class Story:
@@ -34,8 +34,10 @@ class Story:
         self.events += out.events
         return out
 
-    def issue(self, service: str, **kw) -> str:
-        return self.do(c.IssueTicket(service, **kw)).ticket.label
+    def issue(self, service: str, id_number: str | None = None, name: str | None = None,
+              **kw) -> str:
+        citizen = SEALER.citizen(id_number, name) if id_number else None
+        return self.do(c.IssueTicket(service, citizen=citizen, **kw)).ticket.label
 
     def open(self, *windows: int) -> None:
         for n in windows:

@@ -168,6 +168,8 @@ def test_every_rule_can_be_set() -> None:
         "tickets_open_before_minutes": 0,
         "ticket_cutoff_minutes": 45,
         "appointment_early_minutes": 15,
+        "near_closing_minutes": 45,
+        "waiting_tickets_per_person": 2,
         "evaluation_default_grade": "非常满意",
         "evaluation_default_days": 7,
         "callback_deadline": "1 day",

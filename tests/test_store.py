@@ -14,7 +14,7 @@ from controller.core.errors import HallError
 from controller.hallcontroller import HallController
 from controller.store.db import MIGRATIONS, schema_version
 from controller.store.hallstore import HallStore
-from tests.halls import at, small_hall
+from tests.halls import SEALER, at, small_hall
 
 
 def controller(tmp_path, clock, hall=None) -> HallController:
@@ -27,7 +27,7 @@ def busy_morning(ctrl: HallController, clock: ManualClock) -> None:
     for i, prefix in enumerate("AABACBAACB"):
         ctrl.execute(c.IssueTicket(prefix, priority="elderly" if i == 4 else None), "kiosk")
         clock.advance(minutes=1)
-    ctrl.execute(c.IssueTicket("A", id_number="11010119500307097X", name="张三"), "kiosk")
+    ctrl.execute(c.IssueTicket("A", citizen=SEALER.citizen("11010119500307097X", "张三")), "kiosk")
     ctrl.execute(c.IssueTicket("A", channel="appointment", appointment_at=at("10:30")), "staff:s1")
     for cmd in (c.CallNext(1), c.CallNext(2), c.CallNext(3), c.Recall(1), c.NoShow(2),
                 c.CallNext(2), c.Transfer(2, "A"), c.CallNext(2), c.Finish(3),
@@ -78,7 +78,7 @@ def test_a_new_day_after_restart_starts_at_one(tmp_path):
 def test_every_command_is_logged_with_actor_and_result(tmp_path):
     clock = ManualClock(at("09:00"))
     ctrl = controller(tmp_path, clock)
-    ctrl.execute(c.IssueTicket("A", id_number="11010119500307097X", name="张三"), "kiosk")
+    ctrl.execute(c.IssueTicket("A", citizen=SEALER.citizen("11010119500307097X", "张三")), "kiosk")
     with pytest.raises(HallError):
         ctrl.execute(c.CallNext(1), "staff:s1")
     rows = list(ctrl.store.db.query("SELECT actor, name, args, result FROM commands ORDER BY id"))

@@ -35,18 +35,32 @@ class IssueTicket(Command):
 
     service: str
     channel: str = "kiosk"
-    id_number: str | None = None
-    name: str | None = None
+    citizen: identity.Citizen | None = None
     priority: str | None = None
     appointment_at: dt.datetime | None = None
 
     def log_args(self) -> dict[str, Any]:
         out = super().log_args()
-        if self.id_number:
-            out["id_number"] = identity.mask_id(self.id_number)
-        if self.name:
-            out["name"] = identity.mask_name(self.name)
+        if self.citizen:  # the log keeps the masked ID and the lookup key, never the number
+            out["citizen"] = {"id_masked": self.citizen.id_masked, "key": self.citizen.key}
         return out
+
+
+@dataclass(frozen=True)
+class CancelTicket(Command):
+    """作废: a waiting ticket leaves the queue (not printed, or withdrawn at the desk)."""
+
+    ticket: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReportDevice(Command):
+    """A device's health changed (online, offline, fault such as paper out)."""
+
+    device: str
+    state: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)

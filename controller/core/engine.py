@@ -19,7 +19,7 @@ from controller.core import identity
 from controller.core.errors import HallError
 from controller.core.estimate import WaitEstimate, estimate_wait
 from controller.core.hall import Hall, NoShowPolicy, Service, StaffRole, TransferPosition
-from controller.core.hours import check_issuing
+from controller.core.hours import check_issuing, near_closing_warning
 from controller.core.model import (
     OPEN_STATUSES, Channel, HallState, PriorityClass, QueueIndex, Ticket,
     TicketStatus, WindowState, WindowStatus,
@@ -41,6 +41,8 @@ class Outcome:
     windows: dict[int, WindowState] = field(default_factory=dict)
     ticket: Ticket | None = None
     estimate: WaitEstimate | None = None
+    people_ahead: int | None = None
+    warning: str | None = None
 
     def emit(self, kind: str, at: dt.datetime, window: int | None = None,
              ticket: Ticket | None = None, **data: Any) -> None:
@@ -102,6 +104,7 @@ class Engine:
                 self._close(w)
                 out.touch(w)
         fresh = self.restore(now.date(), [], list(state.windows.values()))
+        fresh.devices = state.devices
         state.__dict__.update(fresh.__dict__)
         out.emit(ev.DAY_STARTED, now, day=now.date().isoformat())
         return out
@@ -120,16 +123,15 @@ class Engine:
         channel = _enum(Channel, cmd.channel, "invalid_channel")
         priority = (_enum(PriorityClass, cmd.priority, "invalid_priority")
                     if cmd.priority else None)
-        born = None
-        if cmd.id_number is not None:
-            if not identity.is_valid(cmd.id_number):
-                raise HallError("invalid_id_number")
-            born = identity.birth_date(identity.normalise(cmd.id_number))
+        citizen = cmd.citizen
+        born = citizen.birth_date if citizen else None
         if (cmd.appointment_at is None) != (channel is not Channel.APPOINTMENT):
             raise HallError("invalid_appointment", "预约号需要预约时段，其他号不能带预约时段")
         if cmd.appointment_at is not None and cmd.appointment_at.date() != now.date():
             raise HallError("invalid_appointment", "预约时段不是今天")
         check_issuing(self.hall, now)
+        if citizen:
+            self._check_hoarding(state, service.prefix, citizen)
 
         if priority is None and born and identity.age_on(born, now.date()) >= self.hall.rules.priority_age:
             priority = PriorityClass.ELDERLY
@@ -141,19 +143,55 @@ class Engine:
             label=label, service=service.prefix, channel=channel, issued_at=now,
             queued_at=now, queue_seq=self._next_seq(state), priority=priority,
             appointment_at=cmd.appointment_at,
-            id_masked=identity.mask_id(cmd.id_number) if cmd.id_number else None,
-            name_masked=identity.mask_name(cmd.name) if cmd.name else None,
-            birth_date=born,
+            id_masked=citizen.id_masked if citizen else None,
+            name_masked=citizen.name_masked if citizen else None,
+            citizen_key=citizen.key if citizen else None,
+            identity_sealed=citizen.sealed if citizen else None,
         )
         state.tickets[t.id] = t
         out.created.add(t.id)
         state.queues.add(t, service.priority_first)
         ahead = state.queues.ahead_of(t, service.priority_first)
-        out.ticket = t
-        out.estimate = self.estimate(state, service.prefix, ahead)
+        eta = self.estimate(state, service.prefix, ahead)
+        t.ahead_at_issue, t.eta_p10, t.eta_p50, t.eta_p90 = ahead, eta.p10, eta.p50, eta.p90
+        out.ticket, out.estimate, out.people_ahead = t, eta, ahead
+        out.warning = near_closing_warning(self.hall, now, eta.p90)
         out.emit(ev.TICKET_ISSUED, now, None, t, label=label, service=t.service,
                  channel=channel.value, priority=priority.value if priority else None,
-                 people_ahead=ahead, eta=out.estimate.to_json())
+                 real_name=citizen is not None, people_ahead=ahead, eta=eta.to_json(),
+                 warning=out.warning)
+
+    def _check_hoarding(self, state: HallState, prefix: str, citizen: identity.Citizen) -> None:
+        limit = self.hall.rules.waiting_tickets_per_person
+        if not limit:
+            return
+        q = state.queues.services[prefix]
+        held = [state.tickets[k[2]] for lane in (q.appointments, q.priority, q.regular)
+                for k in lane if state.tickets[k[2]].citizen_key == citizen.key]
+        if len(held) >= limit:
+            raise HallError("already_waiting", f"您已取过这项业务的号 {held[0].label}，请等候叫号")
+
+    def _cancel_ticket(self, state: HallState, cmd: c.CancelTicket, now: dt.datetime,
+                       out: Outcome) -> None:
+        t = state.tickets.get(cmd.ticket)
+        if t is None:
+            raise HallError("unknown_ticket")
+        if t.status is not TicketStatus.WAITING:
+            raise HallError("ticket_not_waiting")
+        state.queues.remove(t, self._priority_first(t.service))
+        t.status = TicketStatus.CANCELLED
+        t.finished_at = now
+        out.ticket = t
+        out.emit(ev.TICKET_CANCELLED, now, None, t, label=t.label, reason=cmd.reason)
+
+    def _report_device(self, state: HallState, cmd: c.ReportDevice, now: dt.datetime,
+                       out: Outcome) -> None:
+        report = (cmd.state, cmd.detail)
+        if state.devices.get(cmd.device) == report:
+            return
+        state.devices[cmd.device] = report
+        out.emit(ev.DEVICE_HEALTH, now, None, device=cmd.device, state=cmd.state,
+                 detail=cmd.detail)
 
     def _call_next(self, state: HallState, cmd: c.CallNext, now: dt.datetime,
                    out: Outcome) -> None:

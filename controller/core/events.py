@@ -20,6 +20,7 @@ WINDOW_PAUSED = "window_paused"
 WINDOW_RESUMED = "window_resumed"
 PAUSE_OVER_LIMIT = "pause_over_limit"
 DAY_STARTED = "day_started"
+DEVICE_HEALTH = "device_health"
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,10 @@ class Rules:
     tickets_open_before_minutes: int = 30
     ticket_cutoff_minutes: int = 30
     appointment_early_minutes: int = 10
+    # DB50/T 1603-2024 5.3.4.2: near closing, tell the citizen the wait at ticket time.
+    near_closing_minutes: int = 30
+    # so nobody hoards numbers: waiting tickets one person may hold per service (0: no limit)
+    waiting_tickets_per_person: int = 1
     evaluation_default_grade: str = "基本满意"
     evaluation_default_days: int = 7
     callback_deadline: Deadline = Deadline(1, True)

@@ -40,6 +40,29 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
     raise HallError("after_cutoff", f"今日取号已于 {spans[-1][1]:%H:%M} 截止，请明天再来")
 
 
+def session_end(hall: Hall, now: dt.datetime) -> dt.time | None:
+    """When the session a ticket taken at `now` belongs to ends (12:00 for a morning ticket)."""
+    for session, (start, end) in zip(hall.hours_on(now.date()).sessions,
+                                     issuing_spans(hall, now.date())):
+        if start <= now.time() < end:
+            return session.end
+    return None
+
+
+def near_closing_warning(hall: Hall, now: dt.datetime, p90_minutes: float) -> str | None:
+    """The warning a ticket carries when its wait may run past the end of the session."""
+    end = session_end(hall, now)
+    if end is None:
+        return None
+    cutoff = dt.datetime.combine(now.date(), end, now.tzinfo) - dt.timedelta(
+        minutes=hall.rules.ticket_cutoff_minutes)
+    if now < cutoff - dt.timedelta(minutes=hall.rules.near_closing_minutes):
+        return None
+    if now + dt.timedelta(minutes=p90_minutes) <= dt.datetime.combine(now.date(), end, now.tzinfo):
+        return None
+    return f"临近下班：预计等候可能超过 {end:%H:%M}，如未能办理请预约或改日再来"
+
+
 def closing_time(hall: Hall, day: dt.date) -> dt.time | None:
     sessions = hall.hours_on(day).sessions
     return sessions[-1].end if sessions else None

@@ -1,9 +1,14 @@
-"""Resident ID numbers (居民身份证号码, GB 11643): check digit, birth date, masking."""
+"""Resident ID numbers (居民身份证号码, GB 11643): check digit, birth date, masking,
+and the citizen a real-name ticket carries."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
+from typing import Callable
+
+from controller.core.errors import HallError
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -49,3 +54,33 @@ def mask_name(name: str) -> str:
     """张* / 欧阳** : the family name's first character stays."""
     name = name.strip()
     return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
+
+
+@dataclass(frozen=True)
+class Citizen:
+    """持证人: who holds a real-name ticket, as the hall may keep it.
+
+    The ID number itself is never here: `key` is a keyed hash that finds the
+    same person again (one waiting ticket per service), `sealed` is the
+    encrypted identity only a callback officer's unmasked view opens.
+    """
+
+    key: str
+    sealed: str
+    id_masked: str
+    name_masked: str | None
+    birth_date: dt.date
+
+
+def citizen(id_number: str, name: str | None, seal: Callable[[str, str | None], str],
+            key: Callable[[str], str]) -> Citizen:
+    """Check an ID number (typed or read from a card) and make the citizen of a ticket.
+
+    `seal` encrypts and `key` hashes; both are given by the caller, so this stays pure.
+    """
+    n = normalise(id_number)
+    if not is_valid(n):
+        raise HallError("invalid_id_number")
+    name = name.strip() if name else None
+    return Citizen(key=key(n), sealed=seal(n, name), id_masked=mask_id(n),
+                   name_masked=mask_name(name) if name else None, birth_date=birth_date(n))

@@ -67,7 +67,8 @@ class Ticket:
     appointment_at: dt.datetime | None = None
     id_masked: str | None = None
     name_masked: str | None = None
-    birth_date: dt.date | None = None
+    citizen_key: str | None = None
+    identity_sealed: str | None = None
     window: int | None = None
     staff_id: str | None = None
     called_at: dt.datetime | None = None
@@ -75,6 +76,11 @@ class Ticket:
     recalls: int = 0
     requeued: bool = False
     transfers: int = 0
+    # what the ticket promised, kept so estimate accuracy can be measured
+    ahead_at_issue: int | None = None
+    eta_p10: float | None = None
+    eta_p50: float | None = None
+    eta_p90: float | None = None
 
     @property
     def real_name(self) -> bool:
@@ -167,6 +173,8 @@ class HallState:
     queue_seq: int = 0
     # exponentially weighted mean of service minutes per service
     service_minutes: dict[str, float] = field(default_factory=dict)
+    # device id -> (health, detail) as the drivers last reported it
+    devices: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

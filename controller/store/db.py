@@ -32,7 +32,6 @@ MIGRATIONS: list[str] = [
         appointment_at TEXT,
         id_masked TEXT,
         name_masked TEXT,
-        birth_date TEXT,
         window INTEGER,
         staff_id TEXT,
         called_at TEXT,
@@ -90,6 +89,16 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL,
         revoked_at TEXT
     );
+    """,
+    # 2: the kiosk path: sealed identity, lookup key, and what the ticket promised.
+    """
+    ALTER TABLE tickets ADD COLUMN citizen_key TEXT;
+    ALTER TABLE tickets ADD COLUMN identity_sealed TEXT;
+    ALTER TABLE tickets ADD COLUMN ahead_at_issue INTEGER;
+    ALTER TABLE tickets ADD COLUMN eta_p10 REAL;
+    ALTER TABLE tickets ADD COLUMN eta_p50 REAL;
+    ALTER TABLE tickets ADD COLUMN eta_p90 REAL;
+    CREATE INDEX tickets_citizen ON tickets (citizen_key);
     """,
 ]
 

@@ -26,7 +26,7 @@ from controller.store.db import open_db
 
 _TICKET_FIELDS = [f.name for f in dataclasses.fields(Ticket)]
 _WINDOW_FIELDS = [f.name for f in dataclasses.fields(WindowState)]
-_TICKET_TYPES = {"day": dt.date, "birth_date": dt.date, "channel": Channel,
+_TICKET_TYPES = {"day": dt.date, "channel": Channel,
                  "status": TicketStatus, "priority": PriorityClass, "requeued": bool}
 _WINDOW_TYPES = {"status": WindowStatus, "pause_alerted": bool}
 

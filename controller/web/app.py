@@ -94,14 +94,10 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         if body.channel != "kiosk" and s is None:
             raise HallError("not_logged_in", "工作人员取号或预约签到需要登录")
         actor = f"staff:{s.staff_id}" if s else "kiosk"
-        out = ctrl.execute(c.IssueTicket(body.service, body.channel, body.id_number, body.name,
-                                         body.priority, body.appointment_at), actor)
-        t = out.ticket
-        return {"id": t.id, "number": t.label, "service": t.service,
-                "service_name": ctrl.hall.services[t.service].name,
-                "people_ahead": out.events[-1].data["people_ahead"],
-                "eta": out.estimate.to_json(), "issued_at": t.issued_at.isoformat(),
-                "priority": t.priority.value if t.priority else None, "real_name": t.real_name}
+        citizen = ctrl.citizen(body.id_number, body.name) if body.id_number else None
+        out = ctrl.execute(c.IssueTicket(body.service, body.channel, citizen, body.priority,
+                                         body.appointment_at), actor)
+        return views.issued_json(ctrl.hall, out)
 
     @app.get(f"{API}/tickets/{{ticket_id}}", tags=["tickets"],
              summary="A ticket with its status history")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from controller.core.engine import Engine
+from controller.core.engine import Engine, Outcome
+from controller.core.hall import Hall
 from controller.core.model import HallState, Ticket, TicketStatus, WindowStatus
 
 
@@ -40,6 +41,16 @@ def ticket_json(engine: Engine, state: HallState | None, t: Ticket) -> dict[str,
         out["people_ahead"] = ahead
         out["eta"] = engine.estimate(state, t.service, ahead).to_json()
     return out
+
+
+def issued_json(hall: Hall, out: Outcome) -> dict[str, Any]:
+    """The answer to taking a ticket: what the ticket slip shows."""
+    t = out.ticket
+    return {"id": t.id, "number": t.label, "service": t.service,
+            "service_name": hall.services[t.service].name, "people_ahead": out.people_ahead,
+            "eta": out.estimate.to_json(), "issued_at": t.issued_at.isoformat(),
+            "priority": t.priority.value if t.priority else None, "real_name": t.real_name,
+            "name_masked": t.name_masked, "warning": out.warning}
 
 
 def hall_json(engine: Engine, state: HallState, now: dt.datetime) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""Personal data at rest: ID numbers and names are sealed (AES-GCM) and found again by a keyed hash.
+
+The hall's secret lives in `secret.key` beside the database (created on first
+run, readable by the controller's user only) or in the environment variable
+HALL_SECRET_KEY. A copied database without the key shows masked data only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from controller.core import identity
+
+KEY_FILE = "secret.key"
+ENV_KEY = "HALL_SECRET_KEY"
+
+
+class IdentitySealer:
+    """Seals and opens citizens' identities with the hall's secret key."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != 32:
+            raise ValueError("the hall secret key must be 32 bytes")
+        self._aead = AESGCM(hashlib.sha256(b"seal:" + secret).digest())
+        self._mac_key = hashlib.sha256(b"lookup:" + secret).digest()
+
+    def key(self, id_number: str) -> str:
+        """The same person's lookup key every time; it reveals nothing without the secret."""
+        return hmac.new(self._mac_key, id_number.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def seal(self, id_number: str, name: str | None) -> str:
+        nonce = secrets.token_bytes(12)
+        plain = json.dumps({"id": id_number, "name": name}, ensure_ascii=False).encode()
+        return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, plain, None)).decode()
+
+    def open(self, sealed: str) -> tuple[str, str | None]:
+        raw = base64.urlsafe_b64decode(sealed.encode())
+        data = json.loads(self._aead.decrypt(raw[:12], raw[12:], None))
+        return data["id"], data["name"]
+
+    def citizen(self, id_number: str, name: str | None = None) -> identity.Citizen:
+        """A checked, sealed citizen for a real-name ticket (HallError if the number is wrong)."""
+        return identity.citizen(id_number, name, self.seal, self.key)
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The hall's secret: from HALL_SECRET_KEY, else `secret.key` in the data dir (made once)."""
+    env = os.environ.get(ENV_KEY)
+    if env:
+        return base64.urlsafe_b64decode(env.encode())
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return base64.urlsafe_b64decode(path.read_text().strip().encode())
