@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import importlib.metadata
 import json
 import logging
 import socket
@@ -17,6 +18,7 @@ from controller import pins
 from controller.clock import ShiftedClock, SystemClock
 from controller.config import ConfigError, load_hall, summary
 from controller.core.hall import Hall
+from controller.devices import DeviceAddress, attach_devices
 from controller.hallcontroller import HallController
 from controller.privacy import IdentitySealer, load_secret
 from controller.store.hallstore import HallStore
@@ -73,19 +75,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     if hall.mqtt_host is None:
         host, _, port = hall.mqtt_embedded_listen.rpartition(":")
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
-    ctrl, sessions = open_hall(hall, Path(args.data_dir), _clock(hall, args.clock_start))
+    data_dir = Path(args.data_dir)
+    ctrl, sessions = open_hall(hall, data_dir, _clock(hall, args.clock_start))
     background = []
     if hall.mqtt_host is None:
         background.append(lambda: start_embedded_broker(hall.mqtt_embedded_listen))
-    if args.simulate:
-        # The device issues (kiosk, calling, evaluation) attach their simulators here.
-        logging.getLogger("hallctl").info("--simulate: no simulated devices are available yet")
-    app = create_app(ctrl, sessions, background)
+    simulations = _simulations(hall, data_dir) if args.simulate else []
+    substitutes = {device: DeviceAddress(*where) for s in simulations
+                   for device, where in s.substitutes.items()}
+    public = args.public_url or f"http://{args.host}:{args.port}"
+    floor = attach_devices(ctrl, f"{public}/api/v1/tickets", substitutes)
+    app = create_app(ctrl, sessions, background, floor.kiosks)
+    for s in simulations:
+        if s.router is not None:
+            app.include_router(s.router)
     print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=args.log_level == "debug")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                    access_log=args.log_level == "debug")
+    finally:
+        floor.close()
+        for s in simulations:
+            s.close()
     return 0
+
+
+def _simulations(hall: Hall, data_dir: Path) -> list:
+    """Simulated devices, found through the `hallctl.simulate` entry point (the `sim` package
+    registers one), so production code never imports the simulator itself."""
+    found = importlib.metadata.entry_points(group="hallctl.simulate")
+    if not found:
+        raise RuntimeError("--simulate: no simulator is installed (pip install -e . registers sim/)")
+    return [ep.load()(hall, data_dir / "sim") for ep in found]
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -132,6 +154,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--simulate", action="store_true", help="attach simulated devices")
+    run.add_argument("--public-url", help="the address printed in ticket QR codes "
+                                          "(default http://HOST:PORT)")
     run.add_argument("--clock-start", metavar="HH:MM|ISO",
                      help="run the hall clock from this time (demos outside opening hours)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

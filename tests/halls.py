@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from controller.pins import DEMO_PIN, hash_pin
 from controller.privacy import IdentitySealer
 from controller.core.hall import (
-    DayHours, Hall, Rules, Service, Staff, StaffRole, TimeSpan, Window, WindowKind,
+    DayHours, Device, Hall, Rules, Service, Staff, StaffRole, TimeSpan, Window, WindowKind,
 )
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -58,3 +58,11 @@ def small_hall(windows: dict[int, tuple[str, ...]] | None = None, **rules) -> Ha
         staff=staff,
         rules=dataclasses.replace(Rules(), **rules),
     )
+
+
+def kiosk_hall(**rules) -> Hall:
+    """The small hall with an entrance kiosk: a USB ticket printer and a serial ID-card reader."""
+    return dataclasses.replace(small_hall(**rules), devices=(
+        Device("printer-1", "ticket_printer", "usb", address="0416:5011"),
+        Device("reader-1", "id_reader", "serial", port="/dev/ttyUSB0", options=(("baud", "115200"),)),
+    ))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import socket
 import threading
 import time
@@ -13,9 +18,11 @@ import httpx
 import uvicorn
 
 from controller.cli import open_hall
+from controller.devices import DeviceAddress, Floor, attach_devices
 from controller.core.hall import Hall
 from controller.hallcontroller import HallController
 from controller.web.app import create_app
+from sim.attach import Simulation, attach
 
 
 def free_port() -> int:
@@ -25,9 +32,12 @@ def free_port() -> int:
 
 
 class RunningHall:
-    def __init__(self, ctrl: HallController, url: str) -> None:
+    def __init__(self, ctrl: HallController, url: str, floor: Floor | None = None,
+                 sim: Simulation | None = None) -> None:
         self.ctrl = ctrl
         self.url = url
+        self.floor = floor
+        self.sim = sim
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kw)
@@ -41,11 +51,18 @@ class RunningHall:
 
 
 @contextmanager
-def running_hall(hall: Hall, data_dir: Path, clock) -> Iterator[RunningHall]:
+def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False) -> Iterator[RunningHall]:
+    """A controller serving `hall` on a free port; with `simulate`, its kiosk devices are
+    simulators on ptys, driven by the real drivers."""
     ctrl, sessions = open_hall(hall, data_dir, clock)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctrl, sessions), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    sim = attach(hall, data_dir / "sim") if simulate else None
+    floor = attach_devices(ctrl, f"http://127.0.0.1:{port}/api/v1/tickets",
+                           {d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {})
+    app = create_app(ctrl, sessions, kiosks=floor.kiosks)
+    if sim:
+        app.include_router(sim.router)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -54,8 +71,79 @@ def running_hall(hall: Hall, data_dir: Path, clock) -> Iterator[RunningHall]:
             raise RuntimeError("test controller did not start")
         time.sleep(0.02)
     try:
-        yield RunningHall(ctrl, f"http://127.0.0.1:{port}")
+        yield RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim)
     finally:
         server.should_exit = True
         thread.join(10)
+        floor.close()
+        if sim:
+            sim.close()
         ctrl.store.close()
+
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "config" / "demo-hall.toml"
+
+
+class HallProcess:
+    """`hallctl run` for the demo hall as a child process, on fresh ports at every start."""
+
+    def __init__(self, tmp_path: Path, *extra_args: str) -> None:
+        self.extra_args = extra_args
+        self.tmp = tmp_path
+        self.data = tmp_path / "data"
+        self.log = tmp_path / "controller.log"
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        # The demo's embedded MQTT broker has a fixed port; every start gets a free one.
+        config = self.tmp / "hall.toml"
+        text, n = re.subn(r'embedded_listen = "127\.0\.0\.1:\d+"',
+                          f'embedded_listen = "127.0.0.1:{free_port()}"',
+                          DEMO_CONFIG.read_text(encoding="utf-8"))
+        assert n == 1, "the demo config no longer has one embedded_listen line"
+        config.write_text(text, encoding="utf-8")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        with self.log.open("ab") as out:
+            out.write(f"--- start on port {port}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "controller.cli", "run", "--config", str(config),
+                 "--data-dir", str(self.data), "--port", str(port),
+                 "--clock-start", "09:00", "--log-level", "warning", *self.extra_args],
+                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"the controller did not become healthy "
+                                     f"(exit {self.proc.returncode}):\n{self.output()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the controller ignored SIGTERM:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-5000:]
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=5, **kw)

@@ -11,93 +11,23 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
 from controller.cli import DB_NAME
-from tests.server import free_port
-
-REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = REPO / "config" / "demo-hall.toml"
+from tests.server import HallProcess
 KILLS = 6
 # Windows of the demo hall and the staff whose A post they are.
 WINDOWS = {1: "chenjing", 2: "liuyang", 4: "liqiang", 7: "wujuan"}
 SERVICES = ("A", "B", "C", "F")
 KIOSKS = 4
 EVENT_OF = {"call": "ticket_called", "finish": "ticket_finished", "no-show": "ticket_missed"}
-
-
-class Controller:
-    """`hallctl run` for the demo hall as a child process, on fresh ports at every start."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.data = tmp_path / "data"
-        self.log = tmp_path / "controller.log"
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        # The demo's embedded MQTT broker has a fixed port; every start gets a free one.
-        config = self.tmp / "hall.toml"
-        text, n = re.subn(r'embedded_listen = "127\.0\.0\.1:\d+"',
-                          f'embedded_listen = "127.0.0.1:{free_port()}"',
-                          DEMO_CONFIG.read_text(encoding="utf-8"))
-        assert n == 1, "the demo config no longer has one embedded_listen line"
-        config.write_text(text, encoding="utf-8")
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        with self.log.open("ab") as out:
-            out.write(f"--- start on port {port}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "controller.cli", "run", "--config", str(config),
-                 "--data-dir", str(self.data), "--port", str(port),
-                 "--clock-start", "09:00", "--log-level", "warning"],
-                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"the controller did not become healthy "
-                                     f"(exit {self.proc.returncode}):\n{self.output()}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"the controller ignored SIGTERM:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-5000:]
-
-    def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=5, **kw)
 
 
 @dataclass
@@ -121,7 +51,7 @@ def guarded(ledger: Ledger, name: str, target, *args) -> threading.Thread:
     return threading.Thread(target=run, name=name)
 
 
-def kiosk(ctl: Controller, ledger: Ledger, rng: random.Random, stop: threading.Event) -> None:
+def kiosk(ctl: HallProcess, ledger: Ledger, rng: random.Random, stop: threading.Event) -> None:
     with ctl.client() as client:
         while not stop.is_set():
             try:
@@ -141,7 +71,7 @@ def kiosk(ctl: Controller, ledger: Ledger, rng: random.Random, stop: threading.E
                 ledger.tickets[body["id"]] = body
 
 
-def window(ctl: Controller, ledger: Ledger, number: int, token: str, rng: random.Random,
+def window(ctl: HallProcess, ledger: Ledger, number: int, token: str, rng: random.Random,
            stop: threading.Event) -> None:
     base = f"/api/v1/windows/{number}"
     with ctl.client(headers={"Authorization": f"Bearer {token}"}) as client:
@@ -164,7 +94,7 @@ def window(ctl: Controller, ledger: Ledger, number: int, token: str, rng: random
                 return
 
 
-def login_all(ctl: Controller) -> dict[int, str]:
+def login_all(ctl: HallProcess) -> dict[int, str]:
     tokens = {}
     with ctl.client() as client:
         for number, staff in WINDOWS.items():
@@ -175,7 +105,7 @@ def login_all(ctl: Controller) -> dict[int, str]:
     return tokens
 
 
-def burst(ctl: Controller, ledger: Ledger, tokens: dict[int, str], rng: random.Random) -> float:
+def burst(ctl: HallProcess, ledger: Ledger, tokens: dict[int, str], rng: random.Random) -> float:
     """Kiosks and windows at full speed until SIGKILL; returns how long it ran."""
     stop = threading.Event()
     threads = [guarded(ledger, f"kiosk-{k}", kiosk, ctl, ledger, random.Random(rng.random()), stop)
@@ -195,7 +125,7 @@ def burst(ctl: Controller, ledger: Ledger, tokens: dict[int, str], rng: random.R
     return after
 
 
-def read_db(ctl: Controller) -> tuple[dict[str, dict], dict[int, str | None], list[dict]]:
+def read_db(ctl: HallProcess) -> tuple[dict[str, dict], dict[int, str | None], list[dict]]:
     """Tickets, window currents and ticket events as the database holds them."""
     conn = sqlite3.connect(f"file:{ctl.data / DB_NAME}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
@@ -247,7 +177,7 @@ def check_database(ledger: Ledger, tickets: dict[str, dict], windows: dict[int, 
     assert called == {tid: w for w, tid in current.items()}, (called, current)
 
 
-def check_api(ctl: Controller, ledger: Ledger, new: list[str], old_tokens: dict[int, str]) -> None:
+def check_api(ctl: HallProcess, ledger: Ledger, new: list[str], old_tokens: dict[int, str]) -> None:
     with ctl.client() as client:
         # The API answers for the tickets acknowledged just before the kill.
         for tid in new:
@@ -273,7 +203,7 @@ def test_sigkill_during_a_rush_loses_no_acknowledged_ticket_and_reuses_no_number
     seed = int(os.environ.get("DURABILITY_SEED", random.randrange(2**32)))
     print(f"durability seed {seed} (rerun with DURABILITY_SEED={seed})")
     rng = random.Random(seed)
-    ctl = Controller(tmp_path)
+    ctl = HallProcess(tmp_path)
     ledger = Ledger()
     kills = 0
     ctl.start()

@@ -22,6 +22,7 @@ from controller.core import commands as c
 from controller.core.errors import Category, HallError
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
+from controller.kiosk import Kiosk
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 
@@ -43,8 +44,10 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def create_app(ctrl: HallController, sessions: SessionStore,
-               background: list[Callable[[], Any]] | None = None) -> FastAPI:
+               background: list[Callable[[], Any]] | None = None,
+               kiosks: dict[str, Kiosk] | None = None) -> FastAPI:
     """The API for one running hall. `background` are async startables run for the app's life."""
+    kiosks = kiosks or {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,6 +115,46 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                 body = views.ticket_json(ctrl.engine, None, old)
             body["history"] = ctrl.store.ticket_history(ticket_id)
         return body
+
+    # -- kiosks ------------------------------------------------------------
+
+    def kiosk_named(kiosk_id: str) -> Kiosk:
+        if kiosk_id not in kiosks:
+            raise HallError("unknown_kiosk", f"没有这台取号机：{kiosk_id}")
+        return kiosks[kiosk_id]
+
+    @app.post(f"{API}/kiosks/{{kiosk_id}}/tickets", status_code=201, tags=["kiosk"],
+              summary="取号机取号: issue and print (a card just read makes it real-name)")
+    async def kiosk_ticket(kiosk_id: str, body: schemas.KioskTicketRequest) -> dict[str, Any]:
+        kiosk = kiosk_named(kiosk_id)
+        # printing waits for the printer: off the event loop
+        got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
+                                      body.name, body.priority)
+        return {**views.issued_json(ctrl.hall, got.outcome), "printed": got.printed,
+                "paper_near_end": got.paper_near_end}
+
+    @app.get(f"{API}/kiosks/{{kiosk_id}}", tags=["kiosk"],
+             summary="A kiosk now: card waiting, reader message, printer state")
+    async def kiosk_view(kiosk_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(kiosk_named(kiosk_id).view)
+
+    @app.post(f"{API}/tickets/{{ticket_id}}/reprint", tags=["kiosk"],
+              summary="补打: staff reprint a waiting ticket")
+    async def reprint(ticket_id: str, body: schemas.ReprintRequest | None = None,
+                      s: Session = Depends(session)) -> dict[str, Any]:
+        name = body.kiosk if body and body.kiosk else next(iter(kiosks), None)
+        if name is None:
+            raise HallError("unknown_kiosk", "这个大厅没有取号机")
+        await asyncio.to_thread(kiosk_named(name).reprint, ticket_id, f"staff:{s.staff_id}")
+        return {"ok": True, "kiosk": name}
+
+    @app.get(f"{API}/devices", tags=["hall"], summary="Every device's health as last reported")
+    async def devices() -> list[dict[str, Any]]:
+        with ctrl.lock:
+            seen = dict(ctrl.state.devices)
+        return [{"device": d.id, "kind": d.kind, "window": d.window,
+                 "state": seen.get(d.id, ("unknown", ""))[0], "detail": seen.get(d.id, ("", ""))[1]}
+                for d in ctrl.hall.devices]
 
     # -- windows -----------------------------------------------------------
 

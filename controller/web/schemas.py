@@ -22,6 +22,18 @@ class TicketRequest(Strict):
         None, strict=False, description="appointment slot, ISO 8601 (channel appointment)")
 
 
+class KioskTicketRequest(Strict):
+    service: str = Field(min_length=1, max_length=8, description="service prefix, e.g. A")
+    id_number: str | None = Field(None, max_length=32,
+                                  description="typed ID number; without it a card just read is used")
+    name: str | None = Field(None, max_length=64)
+    priority: str | None = Field(None, max_length=16)
+
+
+class ReprintRequest(Strict):
+    kiosk: str | None = Field(None, max_length=32, description="which kiosk prints; default the first")
+
+
 class LoginRequest(Strict):
     staff_id: str = Field(min_length=1, max_length=32)
     pin: str = Field(min_length=1, max_length=32)

@@ -1,0 +1,108 @@
+"""`hallctl run --simulate`: a simulated peer for every kiosk device of the hall.
+
+Each simulator opens the other end of a real pty and speaks the device side
+of the protocol with the driver's own codec; the controller's drivers are
+simply pointed at the pty instead of the configured port. The simulators are
+worked from `/sim/...` on the controller's web API (place a card, run the
+printer out of paper, read what it printed), which only exists with
+--simulate. Registered as the `hallctl.simulate` entry point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict
+
+from controller.core.hall import Hall
+from sim.id_card_reader import SimulatedIdCardReader
+from sim.ticket_printer import PtyPrinter, SimulatedPrinter
+
+
+class _Card(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    card: str
+
+
+class _Paper(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paper: str
+
+
+@dataclass
+class Simulation:
+    """The simulated devices, what the drivers should open instead, and their control routes."""
+
+    substitutes: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict)
+    readers: dict[str, SimulatedIdCardReader] = field(default_factory=dict)
+    printers: dict[str, PtyPrinter] = field(default_factory=dict)
+    router: APIRouter | None = None
+
+    def close(self) -> None:
+        for device in (*self.readers.values(), *self.printers.values()):
+            device.unplug()
+
+
+def attach(hall: Hall, workdir: Path) -> Simulation:
+    """Start a simulator for each ticket printer and ID-card reader the hall configures."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sim = Simulation()
+    for device in hall.devices:
+        path = str(workdir / f"{device.id}.tty")
+        if device.kind == "ticket_printer":
+            sim.printers[device.id] = PtyPrinter(SimulatedPrinter(device.id), link=path).start()
+        elif device.kind == "id_reader":
+            sim.readers[device.id] = SimulatedIdCardReader(link=path).start()
+        else:
+            continue
+        sim.substitutes[device.id] = ("serial", path, None)
+    sim.router = _routes(sim)
+    return sim
+
+
+def _routes(sim: Simulation) -> APIRouter:
+    r = APIRouter(prefix="/sim", tags=["simulator"])
+
+    def reader(device: str) -> SimulatedIdCardReader:
+        if device not in sim.readers:
+            raise HTTPException(404, f"no simulated ID-card reader {device}")
+        return sim.readers[device]
+
+    def printer(device: str) -> PtyPrinter:
+        if device not in sim.printers:
+            raise HTTPException(404, f"no simulated printer {device}")
+        return sim.printers[device]
+
+    @r.get("", summary="The simulated devices and the cards in the drawer")
+    async def overview() -> dict[str, Any]:
+        return {"id_readers": {d: sorted(s.cards) for d, s in sim.readers.items()},
+                "printers": {d: p.paper.name.lower() for d, p in sim.printers.items()}}
+
+    @r.post("/id-readers/{device}/place", summary="Put a card on the reader")
+    async def place(device: str, body: _Card) -> dict[str, Any]:
+        sim_reader = reader(device)
+        if body.card not in sim_reader.cards:
+            raise HTTPException(404, f"no card {body.card}; cards: {', '.join(sorted(sim_reader.cards))}")
+        sim_reader.place(body.card)
+        return {"ok": True}
+
+    @r.post("/id-readers/{device}/remove", summary="Take the card off the reader")
+    async def remove(device: str) -> dict[str, Any]:
+        reader(device).remove()
+        return {"ok": True}
+
+    @r.post("/printers/{device}/paper", summary="Set the paper: ok, near_end or out")
+    async def paper(device: str, body: _Paper) -> dict[str, Any]:
+        if body.paper not in ("ok", "near_end", "out"):
+            raise HTTPException(422, "paper is ok, near_end or out")
+        printer(device).paper = body.paper
+        return {"ok": True}
+
+    @r.get("/printers/{device}/tickets", summary="What the printer printed, decoded")
+    async def printed(device: str, last: int = 10) -> list[dict[str, Any]]:
+        return [{"lines": t.lines, "qr": t.qr} for t in printer(device).tickets[-last:]]
+
+    return r
