@@ -25,7 +25,8 @@ from controller.tomlkeys import (
 )
 
 DEVICE_KINDS = (
-    "ticket_printer", "id_reader", "counter_keypad", "evaluator_pad", "caller_display", "hall_display",
+    "ticket_printer", "id_reader", "code_scanner", "counter_keypad", "evaluator_pad",
+    "caller_display", "hall_display",
 )
 # Devices that sit at one counter window and so must name it.
 WINDOW_DEVICE_KINDS = ("counter_keypad", "evaluator_pad", "caller_display")

@@ -12,9 +12,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from controller.appointments import Appointments
 from controller.core.hall import Device
 from controller.hallcontroller import HallController
 from controller.kiosk import Kiosk
+from controller.core.errors import HallError
+from drivers.code_scanner import CodeScanner
 from drivers.id_reader import IdCardReader
 from drivers.ticket_printer import TicketPrinter
 from drivers.transport import Backoff, DeviceLink, transport_for
@@ -22,7 +25,7 @@ from drivers.transport import Backoff, DeviceLink, transport_for
 log = logging.getLogger(__name__)
 
 DEFAULT_KIOSK = "entrance"
-KIOSK_KINDS = ("ticket_printer", "id_reader")
+KIOSK_KINDS = ("ticket_printer", "id_reader", "code_scanner")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,12 @@ class Floor:
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
+    def run(self, loop, device: str) -> None:
+        """Run a driver's polling loop in a thread of its own until `close()`."""
+        t = threading.Thread(target=loop, args=(self.stop,), daemon=True, name=f"driver:{device}")
+        t.start()
+        self.threads.append(t)
+
     def close(self) -> None:
         self.stop.set()
         for t in self.threads:
@@ -54,6 +63,17 @@ class Floor:
                 log.exception("closing %s", link.device)
 
 
+def _scanned(kiosk: Kiosk, code: str) -> None:
+    """A serial scanner has no one to answer: the outcome shows on the kiosk's screen."""
+    try:
+        got = kiosk.scanned(code)
+    except HallError as e:
+        kiosk.reader_message(e.message)
+        return
+    if got is not None:
+        kiosk.reader_message(f"预约已签到：{got.outcome.ticket.label}")
+
+
 def kiosk_of(device: Device) -> str:
     return dict(device.options).get("kiosk", DEFAULT_KIOSK)
 
@@ -63,11 +83,12 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
     """Start a driver for every kiosk device of the hall (the calling path adds its own)."""
     floor = Floor()
     substitutes = substitutes or {}
+    appointments = Appointments(ctrl)
     for device in ctrl.hall.devices:
         if device.kind not in KIOSK_KINDS:
             continue
-        kiosk = floor.kiosks.setdefault(kiosk_of(device), Kiosk(kiosk_of(device), ctrl,
-                                                                 status_url=status_url))
+        kiosk = floor.kiosks.setdefault(kiosk_of(device), Kiosk(
+            kiosk_of(device), ctrl, status_url=status_url, appointments=appointments))
         where = substitutes.get(device.id) or DeviceAddress(device.transport, device.port,
                                                             device.address)
         try:
@@ -81,13 +102,13 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
         if device.kind == "ticket_printer":
             kiosk.printer = TicketPrinter(device.id, link)
             link.ensure_open()  # an absent printer is reported at once, not at the first ticket
-        else:
+        elif device.kind == "id_reader":
             reader = IdCardReader(
                 device.id, link,
                 on_card=lambda card, k=kiosk: k.card_read(card.id_number, card.name),
                 on_error=lambda status, message, k=kiosk: k.reader_message(message))
-            t = threading.Thread(target=reader.run, args=(floor.stop,), daemon=True,
-                                 name=f"reader:{device.id}")
-            t.start()
-            floor.threads.append(t)
+            floor.run(reader.run, device.id)
+        else:
+            scanner = CodeScanner(device.id, link, on_scan=lambda scan, k=kiosk: _scanned(k, scan.text))
+            floor.run(scanner.run, device.id)
     return floor

@@ -22,7 +22,9 @@ from controller.core.engine import Outcome
 from controller.core.errors import HallError
 from controller.core.identity import Citizen
 from controller.core.model import Ticket, TicketStatus, WindowStatus
+from controller.appointments import Appointments
 from controller.hallcontroller import HallController
+from drivers.code_scanner import ScanKind, classify
 from drivers.ticket_printer import (
     PaperOut, PaperStatus, PrinterUnavailable, TicketPrint, TicketPrinter,
 )
@@ -54,10 +56,11 @@ class Kiosk:
     """One entrance kiosk of the hall."""
 
     def __init__(self, kiosk_id: str, ctrl: HallController, printer: TicketPrinter | None = None,
-                 status_url: str | None = None) -> None:
+                 status_url: str | None = None, appointments: Appointments | None = None) -> None:
         self.id = kiosk_id
         self.ctrl = ctrl
         self.printer = printer
+        self.appointments = appointments
         self.status_url = status_url
         self.lock = threading.RLock()
         self.card: PendingCard | None = None
@@ -128,12 +131,47 @@ class Kiosk:
         with self.lock:
             try:
                 citizen = self.ctrl.citizen(id_number, name) if id_number else self.pending_citizen()
-                self._check_printer()
             except HallError as e:
                 self.ctrl.refuse(self.actor, "issue_ticket", {"service": service}, e)
                 raise
-            out = self.ctrl.execute(c.IssueTicket(service, "kiosk", citizen, priority), self.actor)
+            got = self._issue_and_print(
+                lambda: self.ctrl.execute(c.IssueTicket(service, "kiosk", citizen, priority),
+                                          self.actor), {"service": service})
             self.card = None
+            return got
+
+    def scanned(self, code: str) -> KioskTicket | None:
+        """A code shown at the scanner: an ID number (held like a card) or an appointment
+        code (checked in and printed at once)."""
+        code = code.strip()
+        kind = classify(code)
+        if kind is ScanKind.ID_NUMBER:
+            self.card_read(code, None)
+            if self.message and self.pending_citizen() is None:
+                raise HallError("invalid_id_number")
+            return None
+        if kind is ScanKind.APPOINTMENT and self.appointments is not None:
+            with self.lock:
+                try:
+                    return self._issue_and_print(
+                        lambda: self.appointments.check_in(code, self.actor), {"code": code})
+                except HallError as e:
+                    if e.code in ("paper_out", "printer_unavailable"):
+                        self.appointments.release(code)  # the booking stays good for the desk
+                    raise
+        err = HallError("unknown_code")
+        self.ctrl.refuse(self.actor, "scan", {"code_length": len(code)}, err)
+        raise err
+
+    def _issue_and_print(self, issue, args: dict[str, Any]) -> KioskTicket:
+        """Paper first, then the durable ticket, then the slip; a slip that fails cancels it."""
+        with self.lock:
+            try:
+                self._check_printer()
+            except HallError as e:
+                self.ctrl.refuse(self.actor, "issue_ticket", args, e)
+                raise
+            out = issue()
             if self.printer is None:
                 return KioskTicket(out, printed=False)
             try:

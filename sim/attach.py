@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict
 
 from controller.core.hall import Hall
+from sim.code_scanner import SimulatedScanner
 from sim.id_card_reader import SimulatedIdCardReader
 from sim.ticket_printer import PtyPrinter, SimulatedPrinter
 
@@ -25,6 +26,11 @@ from sim.ticket_printer import PtyPrinter, SimulatedPrinter
 class _Card(BaseModel):
     model_config = ConfigDict(extra="forbid")
     card: str
+
+
+class _Code(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
 
 
 class _Paper(BaseModel):
@@ -39,10 +45,11 @@ class Simulation:
     substitutes: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict)
     readers: dict[str, SimulatedIdCardReader] = field(default_factory=dict)
     printers: dict[str, PtyPrinter] = field(default_factory=dict)
+    scanners: dict[str, SimulatedScanner] = field(default_factory=dict)
     router: APIRouter | None = None
 
     def close(self) -> None:
-        for device in (*self.readers.values(), *self.printers.values()):
+        for device in (*self.readers.values(), *self.printers.values(), *self.scanners.values()):
             device.unplug()
 
 
@@ -56,6 +63,8 @@ def attach(hall: Hall, workdir: Path) -> Simulation:
             sim.printers[device.id] = PtyPrinter(SimulatedPrinter(device.id), link=path).start()
         elif device.kind == "id_reader":
             sim.readers[device.id] = SimulatedIdCardReader(link=path).start()
+        elif device.kind == "code_scanner":
+            sim.scanners[device.id] = SimulatedScanner(link=path).start()
         else:
             continue
         sim.substitutes[device.id] = ("serial", path, None)
@@ -79,6 +88,7 @@ def _routes(sim: Simulation) -> APIRouter:
     @r.get("", summary="The simulated devices and the cards in the drawer")
     async def overview() -> dict[str, Any]:
         return {"id_readers": {d: sorted(s.cards) for d, s in sim.readers.items()},
+                "code_scanners": sorted(sim.scanners),
                 "printers": {d: p.paper.name.lower() for d, p in sim.printers.items()}}
 
     @r.post("/id-readers/{device}/place", summary="Put a card on the reader")
@@ -92,6 +102,13 @@ def _routes(sim: Simulation) -> APIRouter:
     @r.post("/id-readers/{device}/remove", summary="Take the card off the reader")
     async def remove(device: str) -> dict[str, Any]:
         reader(device).remove()
+        return {"ok": True}
+
+    @r.post("/scanners/{device}/scan", summary="Show a code to the scanner")
+    async def scan(device: str, body: _Code) -> dict[str, Any]:
+        if device not in sim.scanners:
+            raise HTTPException(404, f"no simulated code scanner {device}")
+        sim.scanners[device].scan(body.code)
         return {"ok": True}
 
     @r.post("/printers/{device}/paper", summary="Set the paper: ok, near_end or out")

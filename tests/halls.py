@@ -65,4 +65,5 @@ def kiosk_hall(**rules) -> Hall:
     return dataclasses.replace(small_hall(**rules), devices=(
         Device("printer-1", "ticket_printer", "usb", address="0416:5011"),
         Device("reader-1", "id_reader", "serial", port="/dev/ttyUSB0", options=(("baud", "115200"),)),
+        Device("scanner-1", "code_scanner", "serial", port="/dev/ttyACM0"),
     ))

@@ -29,6 +29,7 @@ def hall(tmp_path):
     with running_hall(kiosk_hall(), tmp_path, ManualClock(at("09:00")), simulate=True) as h:
         h.printer = h.sim.printers["printer-1"]
         h.reader = h.sim.readers["reader-1"]
+        h.scanner = h.sim.scanners["scanner-1"]
         yield h
 
 
@@ -166,3 +167,93 @@ def test_hallctl_run_simulate_serves_the_kiosk_path_on_the_demo_hall(tmp_path):
             assert r.json()["number"] in printed[-1]["lines"] and "王**" in "".join(printed[-1]["lines"])
     finally:
         proc.stop()
+
+
+# -- codes shown at the scanner: ID numbers and appointments ------------------------------------
+
+def book(hall, api, slot="09:30", **kw) -> dict:
+    boss = hall.login("boss", None)
+    r = api.post("/api/v1/appointments", headers=boss,
+                 json={"service": "B", "slot": f"2026-11-23T{slot}:00+08:00", **kw})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_a_scanned_id_number_is_held_like_a_card(hall):
+    with hall.client() as api:
+        hall.scanner.scan("110101199003070978")
+        card = wait_for(lambda: api.get("/api/v1/kiosks/entrance").json()["card"])
+        assert card["id_masked"] == "1101**********0978"
+        r = api.post("/api/v1/kiosks/entrance/tickets", json={"service": "C"})
+        assert r.json()["real_name"] is True
+
+
+def test_an_appointment_code_checks_in_and_prints_at_once(hall):
+    with hall.client() as api:
+        booking = book(hall, api, id_number=ELDER_ID, name="张建国")
+        assert booking["code"].startswith("APT-") and booking["name_masked"] == "张**"
+        hall.scanner.scan(booking["code"])  # a serial scanner: the answer shows on the screen
+        slip = wait_for(lambda: hall.printer.tickets)[-1]
+        assert "B001" in slip.text and "张**" in slip.text
+        view = api.get("/api/v1/kiosks/entrance").json()
+        assert "B001" in view["message"]
+        boss = hall.login("boss", None)
+        [listed] = api.get("/api/v1/appointments", headers=boss).json()
+        assert (listed["status"], listed["ticket"]) == ("checked_in", "20261123-B001")
+        ticket = api.get("/api/v1/tickets/20261123-B001").json()
+        assert (ticket["channel"], ticket["appointment_at"]) == ("appointment", "2026-11-23T09:30:00+08:00")
+
+        again = api.post("/api/v1/kiosks/entrance/scan", json={"code": booking["code"]})
+        assert (again.status_code, again.json()["error"]) == (409, "appointment_used")
+
+
+def test_a_typed_appointment_code_checks_in_through_the_api(hall):
+    with hall.client() as api:
+        code = book(hall, api, code="APT-HALL2026")["code"]
+        r = api.post("/api/v1/kiosks/entrance/scan", json={"code": code})
+        assert r.status_code == 200, r.text
+        assert (r.json()["kind"], r.json()["number"], r.json()["printed"]) == ("appointment", "B001", True)
+
+
+@pytest.mark.parametrize("slot,error", [("12:00", "appointment_not_due"), ("08:00", "appointment_expired")])
+def test_an_appointment_outside_its_check_in_window_is_refused(hall, slot, error):
+    hall.ctrl.clock.now = at("09:00")
+    with hall.client() as api:
+        code = book(hall, api, slot=slot)["code"]
+        r = api.post("/api/v1/kiosks/entrance/scan", json={"code": code})
+        assert (r.status_code, r.json()["error"]) == (409, error)
+        assert hall.printer.tickets == []
+
+
+def test_an_appointment_that_fails_to_print_stays_booked(hall):
+    with hall.client() as api:
+        code = book(hall, api)["code"]
+        hall.printer.paper_after(40)
+        r = api.post("/api/v1/kiosks/entrance/scan", json={"code": code})
+        assert r.json()["error"] == "paper_out"
+        boss = hall.login("boss", None)
+        [listed] = api.get("/api/v1/appointments", headers=boss).json()
+        assert (listed["status"], listed["ticket"]) == ("booked", None)
+
+
+def test_unknown_codes_and_bookings_by_staff_are_refused(hall):
+    with hall.client() as api:
+        r = api.post("/api/v1/kiosks/entrance/scan", json={"code": "https://example.invalid/x"})
+        assert (r.status_code, r.json()["error"]) == (422, "unknown_code")
+        r = api.post("/api/v1/kiosks/entrance/scan", json={"code": "APT-NOSUCHCODE"})
+        assert (r.status_code, r.json()["error"]) == (404, "unknown_appointment")
+        staff = hall.login("s1", 1)
+        r = api.post("/api/v1/appointments", headers=staff,
+                     json={"service": "B", "slot": "2026-11-23T09:30:00+08:00"})
+        assert (r.status_code, r.json()["error"]) == (403, "forbidden_role")
+
+
+def test_estimate_accuracy_report_for_the_supervisor(hall):
+    with hall.client() as api:
+        api.post("/api/v1/kiosks/entrance/tickets", json={"service": "A"})
+        staff = hall.login("s1", 1)
+        hall.ctrl.clock.advance(minutes=5)
+        api.post("/api/v1/windows/1/call", headers=staff)
+        assert api.get("/api/v1/reports/estimates", headers=staff).status_code == 403
+        report = api.get("/api/v1/reports/estimates", headers=hall.login("boss", None)).json()
+        assert report["tickets"] == 1 and report["mean_wait_minutes"] == 5.0

@@ -100,6 +100,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tickets ADD COLUMN eta_p90 REAL;
     CREATE INDEX tickets_citizen ON tickets (citizen_key);
     """,
+    # 3: appointments booked elsewhere (the provincial booking system), checked in at the kiosk.
+    """
+    CREATE TABLE appointments (
+        code TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        day TEXT NOT NULL,
+        citizen_key TEXT,
+        identity_sealed TEXT,
+        id_masked TEXT,
+        name_masked TEXT,
+        status TEXT NOT NULL,
+        ticket_id TEXT REFERENCES tickets (id),
+        booked_at TEXT NOT NULL,
+        booked_by TEXT NOT NULL
+    );
+    CREATE INDEX appointments_day ON appointments (day);
+    """,
 ]
 
 

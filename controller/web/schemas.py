@@ -30,6 +30,18 @@ class KioskTicketRequest(Strict):
     priority: str | None = Field(None, max_length=16)
 
 
+class ScanRequest(Strict):
+    code: str = Field(min_length=1, max_length=512, description="what the scanner read")
+
+
+class AppointmentRequest(Strict):
+    service: str = Field(min_length=1, max_length=8)
+    slot: dt.datetime = Field(strict=False, description="ISO 8601; hall time when no zone")
+    id_number: str | None = Field(None, max_length=32)
+    name: str | None = Field(None, max_length=64)
+    code: str | None = Field(None, pattern=r"^APT-[A-Z0-9]{4,32}$")
+
+
 class ReprintRequest(Strict):
     kiosk: str | None = Field(None, max_length=32, description="which kiosk prints; default the first")
 

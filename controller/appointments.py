@@ -1,0 +1,122 @@
+"""预约: appointments booked elsewhere (the provincial booking system, a phone line) and
+checked in at the kiosk, where they become tickets served at their slot.
+
+A booking is imported through the API with a code; the citizen shows the code
+(a QR code the scanner reads, or typed on the kiosk) and the kiosk issues an
+appointment ticket, which routing calls when its slot comes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from controller.core import commands as c
+from controller.core.engine import Outcome
+from controller.core.errors import HallError
+from controller.hallcontroller import HallController
+
+CODE_PREFIX = "APT-"
+# Check-in opens this long before the slot and closes this long after it.
+EARLIEST = dt.timedelta(hours=2)
+LATEST = dt.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Appointment:
+    code: str
+    service: str
+    slot: dt.datetime
+    status: str
+    id_masked: str | None
+    name_masked: str | None
+    ticket_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "service": self.service, "slot": self.slot.isoformat(),
+                "status": self.status, "id_masked": self.id_masked,
+                "name_masked": self.name_masked, "ticket": self.ticket_id}
+
+
+def _from_row(r: dict[str, Any]) -> Appointment:
+    return Appointment(r["code"], r["service"], dt.datetime.fromisoformat(r["slot"]), r["status"],
+                       r["id_masked"], r["name_masked"], r["ticket_id"])
+
+
+class Appointments:
+    """The day's bookings, kept in the hall database beside the tickets."""
+
+    def __init__(self, ctrl: HallController) -> None:
+        self.ctrl = ctrl
+        self.db = ctrl.store.db
+
+    def book(self, service: str, slot: dt.datetime, actor: str, id_number: str | None = None,
+             name: str | None = None, code: str | None = None) -> Appointment:
+        if service not in self.ctrl.hall.services:
+            raise HallError("unknown_service", f"没有这项业务：{service}")
+        if slot.tzinfo is None:
+            slot = slot.replace(tzinfo=self.ctrl.clock().tzinfo)
+        citizen = self.ctrl.citizen(id_number, name) if id_number else None
+        code = code or CODE_PREFIX + secrets.token_hex(5).upper()
+        with self.ctrl.lock:
+            if self.db.execute("SELECT 1 FROM appointments WHERE code = ?", [code]).fetchone():
+                raise HallError("appointment_exists")
+            self.db.execute(
+                "INSERT INTO appointments (code, service, slot, day, citizen_key, identity_sealed, "
+                "id_masked, name_masked, status, booked_at, booked_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?, ?)",
+                [code, service, slot.isoformat(), slot.date().isoformat(),
+                 citizen.key if citizen else None, citizen.sealed if citizen else None,
+                 citizen.id_masked if citizen else None, citizen.name_masked if citizen else None,
+                 self.ctrl.clock().isoformat(), actor])
+        self.ctrl.note(actor, "book_appointment", {"code": code, "service": service,
+                                                   "slot": slot.isoformat()})
+        return self.get(code)
+
+    def release(self, code: str) -> None:
+        """Undo a check-in whose ticket was cancelled (it never printed)."""
+        with self.ctrl.lock:
+            self.db.execute(
+                "UPDATE appointments SET status = 'booked', ticket_id = NULL WHERE code = ? AND "
+                "status = 'checked_in' AND ticket_id IN (SELECT id FROM tickets WHERE status = 'cancelled')",
+                [code])
+
+    def get(self, code: str) -> Appointment:
+        with self.ctrl.lock:
+            rows = list(self.db.query("SELECT * FROM appointments WHERE code = ?", [code.strip()]))
+        if not rows:
+            raise HallError("unknown_appointment")
+        return _from_row(rows[0])
+
+    def on_day(self, day: dt.date) -> list[Appointment]:
+        with self.ctrl.lock:
+            return [_from_row(r) for r in self.db.query(
+                "SELECT * FROM appointments WHERE day = ? ORDER BY slot", [day.isoformat()])]
+
+    def check_in(self, code: str, actor: str) -> Outcome:
+        """The citizen is here: issue the appointment ticket (once) within the check-in window."""
+        with self.ctrl.lock:  # two kiosks scanning one code: one ticket
+            return self._check_in(self.get(code), actor)
+
+    def _check_in(self, appt: Appointment, actor: str) -> Outcome:
+        now = self.ctrl.clock()
+        if appt.status != "booked":
+            raise HallError("appointment_used", f"预约 {appt.code} 已签到（{appt.ticket_id}）")
+        if now < appt.slot - EARLIEST:
+            raise HallError("appointment_not_due", f"预约时段 {appt.slot:%m-%d %H:%M}，"
+                                                   f"请于 {appt.slot - EARLIEST:%H:%M} 后签到")
+        if now > appt.slot + LATEST:
+            raise HallError("appointment_expired", f"预约时段 {appt.slot:%H:%M} 已过，请重新取号")
+        sealed = self.db.execute("SELECT identity_sealed FROM appointments WHERE code = ?",
+                                 [appt.code]).fetchone()[0]
+        citizen = None
+        if sealed:
+            id_number, name = self.ctrl.sealer.open(sealed)
+            citizen = self.ctrl.citizen(id_number, name)
+        out = self.ctrl.execute(c.IssueTicket(appt.service, "appointment", citizen,
+                                              appointment_at=appt.slot), actor)
+        self.db.execute("UPDATE appointments SET status = 'checked_in', ticket_id = ? "
+                        "WHERE code = ?", [out.ticket.id, appt.code])
+        return out
