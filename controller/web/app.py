@@ -8,7 +8,6 @@ integrate against. Every error is `{"error": code, "message": text}` with a
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 from typing import Any, AsyncIterator, Callable
@@ -18,15 +17,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from controller import pins, reports
+from controller import pins
 from controller.core import commands as c
 from controller.core.errors import Category, HallError
 from controller.core.hall import StaffRole
-from controller.appointments import Appointments
 from controller.hallcontroller import HallController
 from controller.kiosk import Kiosk
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
+from controller.web.kiosk_api import kiosk_routes
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                kiosks: dict[str, Kiosk] | None = None) -> FastAPI:
     """The API for one running hall. `background` are async startables run for the app's life."""
     kiosks = kiosks or {}
-    appointments = Appointments(ctrl)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -119,69 +117,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
             body["history"] = ctrl.store.ticket_history(ticket_id)
         return body
 
-    # -- kiosks ------------------------------------------------------------
-
-    def kiosk_named(kiosk_id: str) -> Kiosk:
-        if kiosk_id not in kiosks:
-            raise HallError("unknown_kiosk", f"没有这台取号机：{kiosk_id}")
-        return kiosks[kiosk_id]
-
-    @app.post(f"{API}/kiosks/{{kiosk_id}}/tickets", status_code=201, tags=["kiosk"],
-              summary="取号机取号: issue and print (a card just read makes it real-name)")
-    async def kiosk_ticket(kiosk_id: str, body: schemas.KioskTicketRequest) -> dict[str, Any]:
-        kiosk = kiosk_named(kiosk_id)
-        # printing waits for the printer: off the event loop
-        got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
-                                      body.name, body.priority)
-        return {**views.issued_json(ctrl.hall, got.outcome), "printed": got.printed,
-                "paper_near_end": got.paper_near_end}
-
-    @app.post(f"{API}/kiosks/{{kiosk_id}}/scan", tags=["kiosk"],
-              summary="扫码: a code shown at the kiosk (ID number, or appointment check-in)")
-    async def kiosk_scan(kiosk_id: str, body: schemas.ScanRequest) -> dict[str, Any]:
-        kiosk = kiosk_named(kiosk_id)
-        got = await asyncio.to_thread(kiosk.scanned, body.code)
-        if got is None:
-            return {"kind": "id_number", "kiosk": await asyncio.to_thread(kiosk.view)}
-        return {"kind": "appointment", **views.issued_json(ctrl.hall, got.outcome),
-                "printed": got.printed, "paper_near_end": got.paper_near_end}
-
-    @app.post(f"{API}/appointments", status_code=201, tags=["kiosk"],
-              summary="预约: import a booking (supervisor or admin); the code checks it in")
-    async def book(body: schemas.AppointmentRequest, s: Session = Depends(session)) -> dict[str, Any]:
-        if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
-            raise HallError("forbidden_role")
-        return appointments.book(body.service, body.slot, f"staff:{s.staff_id}", body.id_number,
-                                 body.name, body.code).to_json()
-
-    @app.get(f"{API}/appointments", tags=["kiosk"], summary="The day's bookings (supervisor or admin)")
-    async def booked(day: dt.date | None = None, s: Session = Depends(session)) -> list[dict[str, Any]]:
-        if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
-            raise HallError("forbidden_role")
-        return [a.to_json() for a in appointments.on_day(day or ctrl.clock().date())]
-
-    @app.get(f"{API}/kiosks/{{kiosk_id}}", tags=["kiosk"],
-             summary="A kiosk now: card waiting, reader message, printer state")
-    async def kiosk_view(kiosk_id: str) -> dict[str, Any]:
-        return await asyncio.to_thread(kiosk_named(kiosk_id).view)
-
-    @app.post(f"{API}/tickets/{{ticket_id}}/reprint", tags=["kiosk"],
-              summary="补打: staff reprint a waiting ticket")
-    async def reprint(ticket_id: str, body: schemas.ReprintRequest | None = None,
-                      s: Session = Depends(session)) -> dict[str, Any]:
-        name = body.kiosk if body and body.kiosk else next(iter(kiosks), None)
-        if name is None:
-            raise HallError("unknown_kiosk", "这个大厅没有取号机")
-        await asyncio.to_thread(kiosk_named(name).reprint, ticket_id, f"staff:{s.staff_id}")
-        return {"ok": True, "kiosk": name}
-
-    @app.get(f"{API}/reports/estimates", tags=["reports"],
-             summary="Printed wait estimates against actual waits (supervisor or admin)")
-    async def estimates(day: dt.date | None = None, s: Session = Depends(session)) -> dict[str, Any]:
-        if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
-            raise HallError("forbidden_role")
-        with ctrl.lock:
-            return reports.estimate_accuracy(ctrl.store.db, day or ctrl.clock().date())
+    app.include_router(kiosk_routes(ctrl, kiosks, session))
 
     @app.get(f"{API}/devices", tags=["hall"], summary="Every device's health as last reported")
     async def devices() -> list[dict[str, Any]]:
