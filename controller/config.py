@@ -140,6 +140,8 @@ _RULE_RANGES = {
     "appointment_early_minutes": (0, 120),
     "near_closing_minutes": (0, 240),
     "waiting_tickets_per_person": (0, 20),
+    "tidal_open_waiting": (1, 1000),
+    "tidal_open_wait_minutes": (1, 600),
     "evaluation_default_days": (1, 60),
 }
 _RULE_CHOICES: dict[str, tuple[str, ...]] = {

@@ -219,3 +219,19 @@ def test_a_display_that_was_away_long_gets_everything_it_missed(hall):
                 if ids[-1] == last:
                     break
     assert ids == list(range(1, last + 1))
+
+
+def test_calling_a_number_out_of_order_is_audited_and_streamed(hall):
+    with hall.client() as api:
+        for _ in range(3):
+            api.post("/api/v1/tickets", json={"service": "A"})
+        staff = hall.login("s1", 1)
+        r = api.post("/api/v1/windows/1/call-number", headers=staff, json={"number": "A003"})
+        assert r.json()["ticket"]["number"] == "A003"
+        audit = list(hall.ctrl.store.db.query(
+            "SELECT actor, args FROM commands WHERE name = 'call_number'"))
+        assert audit == [{"actor": "staff:s1", "args": '{"window": 1, "number": "A003"}'}]
+        called = [e for _, e in hall.ctrl.store.events_after(0) if e["kind"] == "ticket_called"]
+        assert called[-1]["data"]["out_of_order"] is True
+        bad = api.post("/api/v1/windows/1/call-number", headers=staff, json={"number": "A003"})
+        assert (bad.status_code, bad.json()["error"]) == (409, "not_callable")

@@ -170,6 +170,8 @@ def test_every_rule_can_be_set() -> None:
         "appointment_early_minutes": 15,
         "near_closing_minutes": 45,
         "waiting_tickets_per_person": 2,
+        "tidal_open_waiting": 15,
+        "tidal_open_wait_minutes": 40,
         "evaluation_default_grade": "非常满意",
         "evaluation_default_days": 7,
         "callback_deadline": "1 day",

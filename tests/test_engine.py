@@ -283,3 +283,65 @@ def test_near_closing_warning(hhmm, queue, warned):
     assert (out.warning is not None) == warned
     if warned:
         assert "12:00" in out.warning or "17:30" in out.warning
+
+
+# -- calling a number out of order; tidal windows ---------------------------------------------
+
+def test_a_returning_citizen_is_called_out_of_order_and_it_shows(story):
+    for _ in range(3):
+        story.issue("A")
+    story.call(1)
+    story.do(c.NoShow(1))  # A001 requeued at the back
+    story.call(1)          # A002
+    out = story.do(c.CallNumber(1, "a003"))
+    assert out.ticket.label == "A003" and out.events[-1].data["out_of_order"] is True
+    assert story.label_status("A002") == "finished"  # the current one was finished first
+    assert story.call(1) == "A001"
+    assert refused(story, c.CallNumber(1, "A002")) == "not_callable"
+    assert refused(story, c.CallNumber(1, "A999")) == "unknown_ticket"
+    story.issue("C")
+    assert refused(story, c.CallNumber(1, "C001")) == "not_served_here"
+
+
+def test_a_missed_ticket_can_be_called_again_when_its_holder_returns():
+    story = Story(small_hall(no_show="drop"))
+    story.open(1)
+    story.issue("A")
+    story.call(1)
+    story.do(c.NoShow(1))
+    assert story.label_status("A001") == "no_show"
+    assert story.do(c.CallNumber(1, "A001")).ticket.status.value == "called"
+
+
+def tidal_story(**rules) -> Story:
+    hall = small_hall({1: ("A",), 2: ("A", "B")}, tidal_open_waiting=5, **rules)
+    tidal = dataclasses.replace(hall.windows[2], tidal=True)
+    story = Story(dataclasses.replace(hall, windows={**hall.windows, 2: tidal}))
+    story.open(1)
+    return story
+
+
+def test_a_tidal_window_is_proposed_when_the_queue_grows_and_again_for_closing():
+    story = tidal_story(tidal_open_wait_minutes=600)
+    for _ in range(4):
+        story.issue("A")
+    assert story.do(c.Tick()).events == []
+    story.issue("A")
+    [proposal] = story.do(c.Tick()).events
+    assert (proposal.kind, proposal.window, proposal.data["service"], proposal.data["waiting"]) == (
+        "tidal_open_proposed", 2, "A", 5)
+    assert story.do(c.Tick()).events == []  # proposed once
+    story.open(2)
+    while story.call(2):
+        pass
+    story.do(c.Finish(1)) if story.state.windows[1].current else None
+    [closing] = story.do(c.Tick()).events
+    assert (closing.kind, closing.window) == ("tidal_close_proposed", 2)
+
+
+def test_a_long_estimated_wait_also_proposes_the_tidal_window():
+    story = tidal_story(tidal_open_wait_minutes=20)
+    for _ in range(3):  # few people, but 10-minute services at one window
+        story.issue("A")
+    kinds = [e.kind for e in story.do(c.Tick()).events]
+    assert kinds == ["tidal_open_proposed"]

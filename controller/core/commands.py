@@ -71,6 +71,14 @@ class CallNext(Command):
 
 
 @dataclass(frozen=True)
+class CallNumber(Command):
+    """Call one ticket out of order (a citizen back after missing the call): audited."""
+
+    window: int
+    number: str
+
+
+@dataclass(frozen=True)
 class Recall(Command):
     """重呼: call the current ticket again."""
 

@@ -213,6 +213,30 @@ class Engine:
         out.emit(ev.TICKET_CALLED, now, w.number, nxt, label=nxt.label, service=nxt.service,
                  waited_seconds=int((now - nxt.issued_at).total_seconds()))
 
+    def _call_number(self, state: HallState, cmd: c.CallNumber, now: dt.datetime,
+                     out: Outcome) -> None:
+        w = self._open_window(state, cmd.window)
+        t = state.find_label(cmd.number.strip().upper()) if isinstance(cmd.number, str) else None
+        if t is None:
+            raise HallError("unknown_ticket", f"今天没有 {cmd.number} 号")
+        if t.status not in (TicketStatus.WAITING, TicketStatus.NO_SHOW):
+            raise HallError("not_callable")
+        if t.service not in self.hall.windows[w.number].services:
+            raise HallError("not_served_here")
+        current = state.current_at(w.number)
+        if current is not None:
+            self._complete(state, w, current, now, out, auto=True)
+        if t.status is TicketStatus.WAITING:
+            state.queues.remove(t, self._priority_first(t.service))
+        t.status = TicketStatus.CALLED
+        t.window, t.staff_id, t.called_at = w.number, w.staff_id, now
+        t.finished_at = None
+        w.current = t.id
+        out.touch(w)
+        out.ticket = t
+        out.emit(ev.TICKET_CALLED, now, w.number, t, label=t.label, service=t.service,
+                 waited_seconds=int((now - t.issued_at).total_seconds()), out_of_order=True)
+
     def _recall(self, state: HallState, cmd: c.Recall, now: dt.datetime, out: Outcome) -> None:
         w = self._open_window(state, cmd.window)
         t = self._current(state, w)
@@ -344,6 +368,7 @@ class Engine:
                  seconds=int((now - since).total_seconds()) if since else None)
 
     def _tick(self, state: HallState, cmd: c.Tick, now: dt.datetime, out: Outcome) -> None:
+        self._propose_tidal(state, now, out)
         limit = dt.timedelta(minutes=self.hall.rules.pause_limit_minutes)
         for w in state.windows.values():
             if (w.status is WindowStatus.PAUSED and not w.pause_alerted and w.paused_at
@@ -353,6 +378,33 @@ class Engine:
                 out.emit(ev.PAUSE_OVER_LIMIT, now, w.number, staff=w.staff_id,
                          reason=w.pause_reason,
                          paused_seconds=int((now - w.paused_at).total_seconds()))
+
+    def _propose_tidal(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
+        """潮汐窗口: propose opening a closed tidal window when a queue it serves runs long,
+        and closing an open one when its queues are empty. Each proposal is made once."""
+        rules = self.hall.rules
+        for cfg in self.hall.windows.values():
+            if not cfg.tidal:
+                continue
+            w = state.windows[cfg.number]
+            waiting = {p: state.queues.waiting(p) for p in cfg.services}
+            if w.status is WindowStatus.CLOSED:
+                for prefix, n in waiting.items():
+                    p50 = self.estimate(state, prefix, n).p50 if n else 0.0
+                    if n >= rules.tidal_open_waiting or p50 >= rules.tidal_open_wait_minutes:
+                        if state.tidal.get(cfg.number) != "open":
+                            state.tidal[cfg.number] = "open"
+                            out.emit(ev.TIDAL_OPEN_PROPOSED, now, cfg.number, service=prefix,
+                                     waiting=n, eta_p50=p50)
+                        break
+                else:
+                    state.tidal.pop(cfg.number, None)
+            elif not any(waiting.values()) and w.current is None:
+                if state.tidal.get(cfg.number) != "close":
+                    state.tidal[cfg.number] = "close"
+                    out.emit(ev.TIDAL_CLOSE_PROPOSED, now, cfg.number)
+            else:
+                state.tidal.pop(cfg.number, None)
 
     # -- routing -----------------------------------------------------------
 

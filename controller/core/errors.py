@@ -51,6 +51,8 @@ CODES: dict[str, tuple[Category, str]] = {
     "window_not_paused": (Category.CONFLICT, "窗口没有暂停"),
     "window_busy": (Category.CONFLICT, "请先办结或过号当前号"),
     "no_current_ticket": (Category.CONFLICT, "窗口当前没有号"),
+    "not_callable": (Category.CONFLICT, "这张号不能叫（已办结或正在其他窗口）"),
+    "not_served_here": (Category.CONFLICT, "本窗口不办理这项业务"),
     "same_service": (Category.CONFLICT, "转入的业务与当前业务相同"),
     "not_at_post": (Category.FORBIDDEN, "您不是这个窗口的A岗或B岗"),
     "already_logged_in": (Category.CONFLICT, "您已在其他窗口登录"),

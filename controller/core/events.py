@@ -21,6 +21,8 @@ WINDOW_RESUMED = "window_resumed"
 PAUSE_OVER_LIMIT = "pause_over_limit"
 DAY_STARTED = "day_started"
 DEVICE_HEALTH = "device_health"
+TIDAL_OPEN_PROPOSED = "tidal_open_proposed"
+TIDAL_CLOSE_PROPOSED = "tidal_close_proposed"
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,10 @@ class Rules:
     near_closing_minutes: int = 30
     # so nobody hoards numbers: waiting tickets one person may hold per service (0: no limit)
     waiting_tickets_per_person: int = 1
+    # 潮汐窗口: propose opening a tidal window when a service it serves has this many
+    # waiting, or this long an estimated wait; propose closing it when they drain.
+    tidal_open_waiting: int = 20
+    tidal_open_wait_minutes: int = 30
     evaluation_default_grade: str = "基本满意"
     evaluation_default_days: int = 7
     callback_deadline: Deadline = Deadline(1, True)

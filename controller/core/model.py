@@ -175,6 +175,8 @@ class HallState:
     service_minutes: dict[str, float] = field(default_factory=dict)
     # device id -> (health, detail) as the drivers last reported it
     devices: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # tidal window -> "open" or "close": the proposal standing for it, made once
+    tidal: dict[int, str] = field(default_factory=dict)
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

@@ -142,6 +142,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                  name=f"window_{path.replace('-', '_')}")(endpoint)
 
     window_action("call", "叫号: call the next ticket", c.CallNext)
+    window_action("call-number", "叫指定号: call one ticket out of order (audited)",
+                  lambda no, b: c.CallNumber(no, b.number), schemas.CallNumberRequest)
     window_action("recall", "重呼: call the current ticket again", c.Recall)
     window_action("no-show", "过号: the current ticket's holder did not come", c.NoShow)
     window_action("finish", "办结: the current service is done", c.Finish)

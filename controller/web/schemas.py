@@ -57,6 +57,10 @@ class TransferRequest(Strict):
     service: str = Field(min_length=1, max_length=8)
 
 
+class CallNumberRequest(Strict):
+    number: str = Field(min_length=2, max_length=8, description="the ticket number, e.g. A012")
+
+
 class PauseRequest(Strict):
     reason: str = Field(min_length=1, max_length=50)
     minutes: int = Field(ge=1, le=240)
