@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-# Debian packages the tests need; installed only when missing. The device and
-# page issues add mosquitto, chromium, fonts-noto-cjk and espeak-ng here.
-DEB_PACKAGES :=
+# Debian packages the tests need; installed only when missing: a real Mosquitto for the
+# MQTT tests, espeak-ng and sox for voice announcements (the pages add chromium here).
+DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils
 
 .PHONY: demo test bench-core deps-debian clean
 

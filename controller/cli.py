@@ -18,6 +18,8 @@ from controller import pins
 from controller.clock import ShiftedClock, SystemClock
 from controller.config import ConfigError, load_hall, summary
 from controller.core.hall import Hall
+from controller.calling_devices import attach_calling, controller_mqtt
+from controller.core.commands import ReportDevice
 from controller.devices import DeviceAddress, attach_devices
 from controller.hallcontroller import HallController
 from controller.privacy import IdentitySealer, load_secret
@@ -85,6 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                    for device, where in s.substitutes.items()}
     public = args.public_url or f"http://{args.host}:{args.port}"
     floor = attach_devices(ctrl, f"{public}/api/v1/tickets", substitutes)
+    mqtt = controller_mqtt(hall, lambda h: ctrl.execute(
+        ReportDevice(h.device, h.state.value, h.detail), "system")).start()
+    calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
     app = create_app(ctrl, sessions, background, floor.kiosks)
     for s in simulations:
         if s.router is not None:
@@ -95,7 +100,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.log_level == "debug")
     finally:
+        calling.close()
         floor.close()
+        mqtt.stop()
         for s in simulations:
             s.close()
     return 0

@@ -57,7 +57,7 @@ def parse_hall(data: dict[str, Any], source: str = "<config>") -> Hall:
 
 # --- the sections ------------------------------------------------------------
 
-_TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt")
+_TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt", "voice")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -74,7 +74,8 @@ def _hall(top: Table) -> Hall:
     _check_every_service_served(services, windows)
     staff = _staff(top, windows)
     devices = _devices(top, windows)
-    return Hall(name, region, timezone, hours, services, windows, staff, devices, rules, **_mqtt(top))
+    return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
+                **_mqtt(top), **_voice(top))
 
 
 def _timezone(head: Table) -> str:
@@ -364,6 +365,17 @@ def _devices(top: Table, windows: dict[int, Window]) -> tuple[Device, ...]:
         window = _device_window(t, kind, windows)
         devices.append(Device(did, kind, transport, window=window, options=_options(t), **link))
     return tuple(devices)
+
+
+def _voice(top: Table) -> dict[str, Any]:
+    """Voice announcements: on or off, the ALSA device (none: WAV files only), repeats."""
+    t = top.table("voice", ("enabled", "device", "repeats"))
+    values = {
+        "voice_enabled": t.flag("enabled", True),
+        "voice_device": t.text("device", None),
+        "voice_repeats": t.integer("repeats", 1, 5, 1),
+    }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _mqtt(top: Table) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict
 
 from controller.core.hall import Hall
+from sim.caller_display import SimulatedBar
 from sim.code_scanner import SimulatedScanner
+from sim.counter_bus import SimulatedCounterBus
 from sim.id_card_reader import SimulatedIdCardReader
 from sim.ticket_printer import PtyPrinter, SimulatedPrinter
 
@@ -31,6 +33,15 @@ class _Card(BaseModel):
 class _Code(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str
+
+
+class _Key(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    reason: int | None = None
+    minutes: int | None = None
+    service_letter: str | None = None
+    number: str | None = None
 
 
 class _Paper(BaseModel):
@@ -46,10 +57,14 @@ class Simulation:
     readers: dict[str, SimulatedIdCardReader] = field(default_factory=dict)
     printers: dict[str, PtyPrinter] = field(default_factory=dict)
     scanners: dict[str, SimulatedScanner] = field(default_factory=dict)
+    buses: dict[str, SimulatedCounterBus] = field(default_factory=dict)  # by configured port
+    bars: dict[str, SimulatedBar] = field(default_factory=dict)
+    keypads: dict[int, tuple[SimulatedCounterBus, int]] = field(default_factory=dict)  # window ->
     router: APIRouter | None = None
 
     def close(self) -> None:
-        for device in (*self.readers.values(), *self.printers.values(), *self.scanners.values()):
+        for device in (*self.readers.values(), *self.printers.values(), *self.scanners.values(),
+                       *self.buses.values(), *self.bars.values()):
             device.unplug()
 
 
@@ -65,6 +80,21 @@ def attach(hall: Hall, workdir: Path) -> Simulation:
             sim.readers[device.id] = SimulatedIdCardReader(link=path).start()
         elif device.kind == "code_scanner":
             sim.scanners[device.id] = SimulatedScanner(link=path).start()
+        elif device.kind == "caller_display" and device.transport == "serial":
+            # each simulated bar has a pty of its own, so bars sharing a port get a link each
+            options = dict(device.options)
+            sim.bars[device.id] = SimulatedBar(options.get("codec", "generic"),
+                                               int(options.get("address", device.window)),
+                                               link=path).start()
+        elif device.kind in ("counter_keypad", "evaluator_pad") and device.transport == "serial":
+            # devices sharing an RS-485 port share one simulated bus
+            bus_path = str(workdir / f"bus{len(sim.buses)}.tty")
+            bus = sim.buses.get(device.port)
+            if bus is None:
+                bus = sim.buses[device.port] = SimulatedCounterBus(link=bus_path).start()
+            path = bus.path
+            if device.kind == "counter_keypad":
+                sim.keypads[device.window] = (bus, int(dict(device.options).get("address", device.window)))
         else:
             continue
         sim.substitutes[device.id] = ("serial", path, None)
@@ -110,6 +140,19 @@ def _routes(sim: Simulation) -> APIRouter:
             raise HTTPException(404, f"no simulated code scanner {device}")
         sim.scanners[device].scan(body.code)
         return {"ok": True}
+
+    @r.post("/keypads/{window}/press", summary="Press a key on a window's keypad")
+    async def press(window: int, body: _Key) -> dict[str, Any]:
+        if window not in sim.keypads:
+            raise HTTPException(404, f"no simulated keypad at window {window}")
+        bus, address = sim.keypads[window]
+        data = {k: v for k, v in body.model_dump().items() if k != "key" and v is not None}
+        bus.press(address, body.key, **data)
+        return {"ok": True}
+
+    @r.get("/displays", summary="What every simulated window bar shows")
+    async def displays() -> dict[str, list[str]]:
+        return {d: bar.showing for d, bar in sim.bars.items()}
 
     @r.post("/printers/{device}/paper", summary="Set the paper: ok, near_end or out")
     async def paper(device: str, body: _Paper) -> dict[str, Any]:

@@ -57,6 +57,7 @@ def small_hall(windows: dict[int, tuple[str, ...]] | None = None, **rules) -> Ha
         windows={n: Window(n, f"{n}号窗口", WindowKind.GENERAL, tuple(s)) for n, s in windows.items()},
         staff=staff,
         rules=dataclasses.replace(Rules(), **rules),
+        voice_enabled=False,  # the calling tests switch it on
     )
 
 
@@ -66,4 +67,22 @@ def kiosk_hall(**rules) -> Hall:
         Device("printer-1", "ticket_printer", "usb", address="0416:5011"),
         Device("reader-1", "id_reader", "serial", port="/dev/ttyUSB0", options=(("baud", "115200"),)),
         Device("scanner-1", "code_scanner", "serial", port="/dev/ttyACM0"),
+    ))
+
+
+def calling_hall(**rules) -> Hall:
+    """Three windows serving A. Window 1 and 3 keypads, pads and bars on RS-485 (window 1's bar
+    an Onbon), window 2 a tablet keypad and an MQTT bar; the main display on MQTT; voice on."""
+    hall = small_hall({1: ("A",), 2: ("A",), 3: ("A",)}, **rules)
+    bus, bars = "/dev/ttyUSB1", "/dev/ttyUSB2"
+    return dataclasses.replace(hall, voice_enabled=True, devices=(
+        Device("keypad-1", "counter_keypad", "serial", port=bus, window=1, options=(("address", "1"),)),
+        Device("keypad-3", "counter_keypad", "serial", port=bus, window=3, options=(("address", "3"),)),
+        Device("pad-3", "evaluator_pad", "serial", port=bus, window=3, options=(("address", "13"),)),
+        Device("bar-1", "caller_display", "serial", port=bars, window=1,
+               options=(("address", "1"), ("codec", "onbon"))),
+        Device("bar-3", "caller_display", "serial", port=bars, window=3, options=(("address", "3"),)),
+        Device("tablet-2", "counter_keypad", "mqtt", topic="hall/window/2/keypad", window=2),
+        Device("bar-2", "caller_display", "mqtt", topic="hall/window/2/display", window=2),
+        Device("main", "hall_display", "mqtt", topic="hall/display/main"),
     ))

@@ -18,7 +18,9 @@ import httpx
 import uvicorn
 
 from controller.cli import open_hall
+from controller.calling_devices import attach_calling
 from controller.devices import DeviceAddress, Floor, attach_devices
+from drivers.mqtt import MqttLink
 from controller.core.hall import Hall
 from controller.hallcontroller import HallController
 from controller.web.app import create_app
@@ -51,14 +53,22 @@ class RunningHall:
 
 
 @contextmanager
-def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False) -> Iterator[RunningHall]:
-    """A controller serving `hall` on a free port; with `simulate`, its kiosk devices are
-    simulators on ptys, driven by the real drivers."""
+def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
+                 mqtt: tuple[str, int] | None = None) -> Iterator[RunningHall]:
+    """A controller serving `hall` on a free port; with `simulate`, its serial devices are
+    simulators on ptys, driven by the real drivers; with `mqtt` (host, port), its MQTT
+    devices and the hall display use that broker."""
     ctrl, sessions = open_hall(hall, data_dir, clock)
     port = free_port()
     sim = attach(hall, data_dir / "sim") if simulate else None
     floor = attach_devices(ctrl, f"http://127.0.0.1:{port}/api/v1/tickets",
                            {d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {})
+    link = None
+    if mqtt:
+        link = MqttLink("hall-controller", mqtt[0], mqtt[1], "hall/controller/status").start()
+    calling = attach_calling(ctrl, floor, data_dir,
+                             {d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {},
+                             link).start()
     app = create_app(ctrl, sessions, kiosks=floor.kiosks)
     if sim:
         app.include_router(sim.router)
@@ -71,11 +81,16 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False) -> I
             raise RuntimeError("test controller did not start")
         time.sleep(0.02)
     try:
-        yield RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim)
+        running = RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim)
+        running.calling = calling
+        yield running
     finally:
         server.should_exit = True
         thread.join(10)
+        calling.close()
         floor.close()
+        if link:
+            link.stop()
         if sim:
             sim.close()
         ctrl.store.close()

@@ -397,3 +397,14 @@ def test_malformed_hash_is_false_not_an_error(bad: str) -> None:
 def test_non_string_hash_is_false() -> None:
     assert verify_pin(DEMO_PIN, None) is False  # type: ignore[arg-type]
     assert not is_valid_pin_hash(1234)
+
+
+def test_voice_settings() -> None:
+    data = minimal_hall_dict()
+    data["voice"] = {"enabled": False, "device": "plughw:0,0", "repeats": 2}
+    hall = parse_hall(data)
+    assert (hall.voice_enabled, hall.voice_device, hall.voice_repeats) == (False, "plughw:0,0", 2)
+    data["voice"] = {"repeats": 9}
+    with pytest.raises(ConfigError) as e:
+        parse_hall(data)
+    assert e.value.key == "voice.repeats"

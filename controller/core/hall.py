@@ -167,6 +167,10 @@ class Hall:
     mqtt_host: str | None = None
     mqtt_port: int = 1883
     mqtt_embedded_listen: str = "127.0.0.1:1883"
+    # 语音播报: off, or through an ALSA device; without a device the WAVs are only written
+    voice_enabled: bool = True
+    voice_device: str | None = None
+    voice_repeats: int = 1
 
     def hours_on(self, day: dt.date) -> DayHours:
         return self.hours.get(WEEKDAYS[day.weekday()], DayHours())

@@ -1,0 +1,12 @@
+"""语音播报: the hall's voice announcement of called and recalled tickets, synthesized offline by espeak-ng."""
+
+from drivers.announcer.announcer import Announcement, Announcer, ErrorListener
+from drivers.announcer.speech import (
+    RECALL_PREFIX, announcement_text, call_phrase, chinese_number, spell_ticket,
+)
+from drivers.announcer.synth import AnnouncerError, EspeakSynthesizer, Synthesizer
+
+__all__ = [
+    "RECALL_PREFIX", "Announcement", "Announcer", "AnnouncerError", "ErrorListener", "EspeakSynthesizer",
+    "Synthesizer", "announcement_text", "call_phrase", "chinese_number", "spell_ticket",
+]

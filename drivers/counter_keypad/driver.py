@@ -1,0 +1,146 @@
+"""One counter bus: the staff keypads and evaluation pads of a row of windows on one RS-485 line."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from drivers.counter_keypad.codec import (
+    DISPLAY_FUNCTIONS, BusFrame, BusProtocolError, FrameDecoder, GradePress, KeyPress, Unknown, encode_frame,
+    parse,
+)
+from drivers.transport import DeviceLink, TransportError
+
+log = logging.getLogger(__name__)
+
+KeyListener = Callable[[int, KeyPress], None]
+GradeListener = Callable[[int, GradePress], None]
+
+
+class CounterBus:
+    """Listens on one bus, acknowledges each frame and tells the controller which window pressed what.
+
+    `windows` maps bus addresses to window numbers; a keypad and its window's
+    evaluation pad have two addresses and one window. Every frame from a known
+    address is echoed at once (the acknowledgement), including a repeat. A
+    frame identical to the last one from the same address within `debounce`
+    seconds is a key bounce, or the device sending again because our echo was
+    lost: echoed, logged, not acted on. Frames from an address no window has
+    are logged and not echoed, so a miswired or misaddressed keypad shows its
+    "no answer" error rather than beeping as if the hall had heard it.
+    `clock` times the debounce.
+
+    A broken line is the link's to reconnect (it reports offline and online
+    itself); while offline the driver waits out each poll's timeout.
+    """
+
+    def __init__(self, device_id: str, link: DeviceLink, windows: dict[int, int], on_key: KeyListener,
+                 on_grade: GradeListener | None = None, debounce: float = 0.3,
+                 clock: Callable[[], float] = time.monotonic, stale_after: float = 0.1) -> None:
+        self.device_id = device_id
+        self.link = link
+        self.windows = dict(windows)
+        self.on_key = on_key
+        self.on_grade = on_grade
+        self.debounce = debounce
+        self.clock = clock
+        self.stale_after = stale_after  # a device sends a frame in one burst: a gap this long ends it
+        self.decoder = FrameDecoder()
+        self.repeats = 0  # frames dropped by the debounce
+        self.strays = 0  # frames from addresses no window has
+        self._last: dict[int, tuple[BusFrame, float]] = {}
+        self._last_bytes_at = 0.0
+
+    def poll_once(self, timeout: float = 0.2) -> list[KeyPress | GradePress]:
+        """Wait up to `timeout` for bytes; the presses they complete, each also given to its listener."""
+        if not self.link.ensure_open():
+            time.sleep(timeout)
+            return []
+        try:
+            # One byte with the timeout, then whatever else is there: a press is acted on when it ends.
+            data = self.link.read(1, timeout)
+            if data:
+                data += self.link.read(4096, 0)
+        except TransportError as e:
+            log.info("%s: %s", self.device_id, e)
+            self.decoder = FrameDecoder()  # a frame cut by the unplug must not join the first one after
+            return []
+        now = time.monotonic()
+        if data:
+            self._last_bytes_at = now
+            frames = self.decoder.feed(data)
+        elif self.decoder.pending and now - self._last_bytes_at >= self.stale_after:
+            frames = self.decoder.give_up()
+        else:
+            frames = []
+        out: list[KeyPress | GradePress] = []
+        for frame in frames:
+            try:
+                message = self._take(frame)
+            except TransportError as e:  # the echo failed: the link has reported offline
+                log.info("%s: %s", self.device_id, e)
+                break
+            if message is not None:
+                out.append(message)
+        return out
+
+    def _take(self, frame: BusFrame) -> KeyPress | GradePress | None:
+        if frame.function in DISPLAY_FUNCTIONS:
+            # A device acknowledging our own frame: echoing it would ping-pong for ever.
+            log.debug("%s: address %d acknowledged function %02X", self.device_id, frame.address,
+                      frame.function)
+            return None
+        window = self.windows.get(frame.address)
+        if window is None:
+            self.strays += 1
+            log.warning("%s: function %02X from bus address %d, which no window has; not acknowledged",
+                        self.device_id, frame.function, frame.address)
+            return None
+        self.link.write(encode_frame(frame))
+        now = self.clock()
+        last = self._last.get(frame.address)
+        self._last[frame.address] = (frame, now)
+        if last is not None and last[0] == frame and now - last[1] < self.debounce:
+            self.repeats += 1
+            log.info("%s: window %d: function %02X again within %.2f s (bounce or lost echo); acted on once",
+                     self.device_id, window, frame.function, self.debounce)
+            return None
+        try:
+            message = parse(frame)
+        except BusProtocolError as e:
+            log.warning("%s: window %d: %s", self.device_id, window, e)
+            return None
+        if isinstance(message, Unknown):
+            log.info("%s: window %d: unknown function %02X (%d data bytes) ignored", self.device_id, window,
+                     message.function, len(message.data))
+            return None
+        self._hand_over(window, message)
+        return message
+
+    def _hand_over(self, window: int, message: KeyPress | GradePress) -> None:
+        listener = self.on_key if isinstance(message, KeyPress) else self.on_grade
+        if listener is None:
+            log.warning("%s: window %d: a grade, but nobody listens for grades", self.device_id, window)
+            return
+        try:
+            listener(window, message)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("%s: window %d: listener failed", self.device_id, window)
+
+    def send(self, frame: BusFrame) -> None:
+        """Send a controller frame (show text, pad prompt); TransportError when the line is down.
+
+        Waits for a poll's read in progress (at most its timeout): the bus is one line.
+        """
+        self.link.write(encode_frame(frame))
+
+    def run(self, stop: threading.Event, timeout: float = 0.2) -> None:
+        """Listen until `stop` is set (the body of the bus's thread)."""
+        while not stop.is_set():
+            try:
+                self.poll_once(timeout)
+            except Exception:
+                log.exception("%s: poll failed", self.device_id)
+                stop.wait(timeout)

@@ -1,0 +1,141 @@
+"""The calling path end to end: simulated keypads, window bars, an MQTT tablet and main display,
+the real drivers, the controller, and the voice — against a real Mosquitto (and amqtt)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from controller.clock import ManualClock
+from drivers.counter_keypad.codec import PAD_BLANK
+from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad
+from tests.halls import at, calling_hall
+from tests.mqtt_brokers import broker, embedded_amqtt, mosquitto  # noqa: F401
+from tests.server import running_hall
+
+
+def wait_for(check, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def hall(tmp_path, mosquitto):  # noqa: F811
+    clock = ManualClock(at("09:00"))
+    with running_hall(calling_hall(), tmp_path, clock, simulate=True,
+                      mqtt=(mosquitto.host, mosquitto.port)) as h:
+        h.clock, h.broker = clock, mosquitto
+        h.bus = next(iter(h.sim.buses.values()))
+        h.main = SimulatedMqttDisplay("sim-main", mosquitto.host, mosquitto.port,
+                                      "hall/display/main").start()
+        h.tablet = SimulatedTabletKeypad("sim-tablet-2", mosquitto.host, mosquitto.port,
+                                         "hall/window/2/keypad").start()
+        h.bar2 = SimulatedMqttDisplay("sim-bar-2", mosquitto.host, mosquitto.port,
+                                      "hall/window/2/display").start()
+        for n in (1, 2, 3):
+            h.login(f"s{n}", n)
+        try:
+            yield h
+        finally:
+            for device in (h.main, h.tablet, h.bar2):
+                device.stop()
+
+
+def issue(hall, n=1):
+    with hall.client() as api:
+        return [api.post("/api/v1/tickets", json={"service": "A"}).json()["number"] for _ in range(n)]
+
+
+def wav_seconds_and_rms(path) -> tuple[float, float]:
+    seconds = float(subprocess.run(["sox", "--i", "-D", str(path)], capture_output=True,
+                                   text=True, check=True).stdout)
+    stat = subprocess.run(["sox", str(path), "-n", "stat"], capture_output=True, text=True).stderr
+    rms = float(next(line for line in stat.splitlines() if line.startswith("RMS     amplitude"))
+                .split()[-1])
+    return seconds, rms
+
+
+def test_a_keypad_call_shows_on_the_bar_and_the_main_display_and_is_announced(hall):
+    issue(hall, 2)
+    hall.bus.press(3, "call_next")
+    bar = hall.sim.bars["bar-3"]
+    assert bar.wait_until(lambda b: any("A001" in line for line in b.showing), 2)
+    assert hall.main.wait_until(lambda s: s["latest"] and s["latest"]["number"] == "A001"
+                                and s["latest"]["window"] == 3)
+    voice = hall.calling.voice
+    assert voice.wait_idle(15)
+    text, wav = voice.played[-1]
+    assert "三号窗口" in text
+    seconds, rms = wav_seconds_and_rms(wav)
+    assert 1.0 < seconds < 10.0 and rms > 0.01  # a real phrase, not silence
+
+    hall.bus.press(3, "recall")
+    assert wait_for(lambda: len(voice.played) >= 3) and voice.wait_idle(15)
+    # a recall is the cached "再次呼叫" clip, then the call's own phrase again
+    assert [t for t, _ in voice.played[-2:]] == ["再次呼叫，", text]
+    assert any("A001" in line for line in bar.showing)
+
+    hall.tablet.press("call_next")  # window 2 calls from its tablet
+    assert hall.bar2.wait_until(lambda s: "A002" in s["text"])
+    assert hall.main.wait_until(lambda s: [c["number"] for c in s["calls"]][:2] == ["A002", "A001"])
+
+
+def test_a_repeated_tablet_message_acts_once(hall):
+    issue(hall, 2)
+    hall.tablet.press("call_next", message_id="same-press")
+    hall.tablet.press("call_next", message_id="same-press")
+    assert hall.bar2.wait_until(lambda s: "A001" in s["text"])
+    time.sleep(0.5)
+    with hall.client() as api:
+        assert [q["waiting"] for q in api.get("/api/v1/services").json() if q["service"] == "A"] == [1]
+
+
+def test_pause_shows_the_sign_blanks_the_pad_and_stops_routing(hall):
+    hall.bus.press(3, "pause", reason=2, minutes=10)
+    bar = hall.sim.bars["bar-3"]
+    assert bar.wait_until(lambda b: b.showing and b.showing[0] == "暂停服务", 2)
+    assert "取材料" in " ".join(bar.showing) and "09:10" in " ".join(bar.showing)
+    wait_for(lambda: any(f == PAD_BLANK and a == 13 for a, f, _ in hall.bus.shown))
+
+    issue(hall, 1)
+    hall.bus.press(3, "call_next")  # refused: the window is paused
+    wait_for(lambda: any("暂停" in text for _, _, text in hall.bus.shown))
+    hall.bus.press(1, "call_next")
+    assert hall.sim.bars["bar-1"].wait_until(lambda b: "A001" in b.text, 2)
+
+    hall.clock.advance(minutes=16)
+    alerts = hall.ctrl.tick().events
+    assert [(e.kind, e.window) for e in alerts] == [("pause_over_limit", 3)]
+    hall.bus.press(3, "resume")
+    assert bar.wait_until(lambda b: b.showing and b.showing[0] != "暂停服务", 2)
+
+
+def test_a_bar_that_was_unplugged_shows_the_current_state_within_2_s_of_return(hall):
+    issue(hall, 1)
+    bar = hall.sim.bars["bar-3"]
+    bar.unplug()
+    hall.bus.press(3, "call_next")  # the call happens while the bar is away
+    wait_for(lambda: hall.ctrl.state.windows[3].current)
+    time.sleep(0.3)
+    bar.plug()
+    assert bar.wait_until(lambda b: any("A001" in line for line in b.showing), 2.0)
+
+
+def test_after_a_broker_restart_every_mqtt_display_shows_the_current_state_within_2_s(hall):
+    issue(hall, 1)
+    hall.bus.press(3, "call_next")
+    assert hall.main.wait_until(lambda s: s["latest"] and s["latest"]["number"] == "A001")
+    hall.broker.restart()  # the broker forgets every retained message
+    fresh = SimulatedMqttDisplay("sim-main-2", hall.broker.host, hall.broker.port,
+                                 "hall/display/main").start()
+    try:
+        assert fresh.wait_until(lambda s: s["latest"] and s["latest"]["number"] == "A001", 2.5)
+    finally:
+        fresh.stop()
