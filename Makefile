@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # MQTT tests, espeak-ng and sox for voice announcements (the pages add chromium here).
 DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils
 
-.PHONY: demo test bench-core deps-debian clean
+.PHONY: demo test bench-core bench-calling deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test: $(STAMP) deps-debian
 # Benchmarks never gate CI; they rewrite their section of docs/benchmarks.md.
 bench-core: $(STAMP)
 	$(PY) -m bench.core
+
+bench-calling: $(STAMP) deps-debian
+	$(PY) -m bench.calling
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -483,16 +483,17 @@ def machine() -> dict[str, str]:
     }
 
 
-def section(run: Run, info: dict[str, str], started: dt.datetime, seconds: float) -> str:
-    lines = [START, "",
-             f"Measured {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s with `{COMMAND}`.", ""]
+def section(run: Run, info: dict[str, str], started: dt.datetime, seconds: float,
+            start: str = START, end: str = END, command: str = COMMAND) -> str:
+    lines = [start, "",
+             f"Measured {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s with `{command}`.", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += ["", "| figure | measured | target | verdict |", "| --- | ---: | ---: | --- |"]
     lines += [f"| {r.name.strip()} | {r.measured()} | {r.wanted()} | {r.verdict()} |"
               for r in run.results]
     lines += ["", "How each was measured:", ""]
     lines += [f"- {r.name.strip()}: {r.detail}" for r in run.results]
-    lines += ["", "Notes:", ""] + [f"- {n}" for n in run.notes] + ["", END]
+    lines += ["", "Notes:", ""] + [f"- {n}" for n in run.notes] + ["", end]
     return "\n".join(lines)
 
 
@@ -505,12 +506,12 @@ by the command shown with it; run it again to refresh them.
 """
 
 
-def write_docs(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else INTRO + f"{START}\n{END}\n"
-    if START not in doc or END not in doc:
-        doc = doc.rstrip("\n") + f"\n\n{START}\n{END}\n"
-    head, rest = doc.split(START, 1)
-    tail = rest.split(END, 1)[1]
+def write_docs(path: Path, text: str, start: str = START, end: str = END) -> None:
+    doc = path.read_text() if path.exists() else INTRO + f"{start}\n{end}\n"
+    if start not in doc or end not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{start}\n{end}\n"
+    head, rest = doc.split(start, 1)
+    tail = rest.split(end, 1)[1]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(head + text + tail)
 

@@ -17,3 +17,10 @@ def test_bench_core_quick_runs():
     for figure in ("ticket issues, engine+store", "ticket issues, HTTP, 8 clients",
                    "call-next latency p99, HTTP, 300 windows"):
         assert figure in r.stdout
+
+
+def test_bench_calling_quick_runs():
+    r = subprocess.run([sys.executable, "-m", "bench.calling", "--quick"], cwd=ROOT, timeout=180,
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "keypad to window bar p99, 300 windows" in r.stdout
