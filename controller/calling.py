@@ -88,6 +88,9 @@ class CallingFloor:
             t = self.ctrl.state.tickets.get(w.current) if w.current else None
             if t is not None:
                 return Calling(window, t.label, self.ctrl.hall.services[t.service].name)
+            staff = self.ctrl.hall.staff.get(w.staff_id) if w.staff_id else None
+            if w.post == "B" and staff:  # 顶岗: the citizen sees who covers the window
+                return Idle(window, f"{staff.name} 顶岗服务")
             return Idle(window)
 
     def board_state(self) -> HallBoard:
@@ -97,6 +100,9 @@ class CallingFloor:
                 w = self.ctrl.state.windows[number]
                 text = {WindowStatus.CLOSED: "未开放", WindowStatus.PAUSED: "暂停服务",
                         WindowStatus.OPEN: "办理中" if w.current else "空闲"}[w.status]
+                staff = self.ctrl.hall.staff.get(w.staff_id) if w.staff_id else None
+                if staff:
+                    text += f" {staff.name}" + ("(顶岗)" if w.post == "B" else "")
                 windows.append((number, text))
         return HallBoard(list(self.calls), windows)
 

@@ -139,3 +139,13 @@ def test_after_a_broker_restart_every_mqtt_display_shows_the_current_state_withi
         assert fresh.wait_until(lambda s: s["latest"] and s["latest"]["number"] == "A001", 2.5)
     finally:
         fresh.stop()
+
+
+def test_b_post_cover_shows_who_covers_the_window(hall):
+    with hall.client() as api:
+        s3 = hall.login("s3", 3)  # the same token acts again: s3 holds window 3 already
+        api.post("/api/v1/auth/logout", headers=s3)
+    hall.login("boss", 3)  # the supervisor covers window 3 (B post)
+    bar = hall.sim.bars["bar-3"]
+    assert bar.wait_until(lambda b: "主任 顶岗服务" in b.text, 2)
+    assert hall.main.wait_until(lambda s: {"window": 3, "text": "空闲 主任(顶岗)"} in s["windows"])
