@@ -367,6 +367,18 @@ class DeviceLink:
                 self.failed(e)
                 raise
 
+    def poll(self, timeout: float) -> bytes:
+        """What a polling driver reads: one byte within `timeout`, then whatever else is there,
+        so a message is handed over as soon as it ends. Offline, it waits out `timeout` while
+        the backoff runs and gives b"", so a polling loop never spins."""
+        if not self.ensure_open():
+            time.sleep(timeout)
+            return b""
+        data = self.read(1, timeout)
+        if data:
+            data += self.read(4096, 0)
+        return data
+
     def read_exactly(self, size: int, timeout: float) -> bytes:
         with self.lock:
             if not self.ensure_open():

@@ -6,9 +6,8 @@ and `.restart(down_for=0.0)` (stop, stay down `down_for` seconds, start again
 on the same port; neither keeps retained messages across a restart, like a
 broker whose disk was lost).
 
-A test module imports the fixtures it uses, and `broker` needs both:
-
-    from tests.mqtt_brokers import broker, embedded_amqtt, mosquitto  # noqa: F401
+tests/conftest.py registers this module as a pytest plugin, so any test can ask
+for `mosquitto`, `embedded_amqtt` or `broker` (parametrized over both).
 """
 
 from __future__ import annotations

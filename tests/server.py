@@ -162,3 +162,14 @@ class HallProcess:
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=5, **kw)
+
+
+def wait_for(check, timeout: float = 3.0):
+    """The first truthy value of `check()` within `timeout` seconds; fail the test otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s")

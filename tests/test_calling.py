@@ -12,22 +12,11 @@ from controller.clock import ManualClock
 from drivers.counter_keypad.codec import PAD_BLANK
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad
 from tests.halls import at, calling_hall
-from tests.mqtt_brokers import broker, embedded_amqtt, mosquitto  # noqa: F401
-from tests.server import running_hall
-
-
-def wait_for(check, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out")
+from tests.server import running_hall, wait_for
 
 
 @pytest.fixture
-def hall(tmp_path, mosquitto):  # noqa: F811
+def hall(tmp_path, mosquitto):
     clock = ManualClock(at("09:00"))
     with running_hall(calling_hall(), tmp_path, clock, simulate=True,
                       mqtt=(mosquitto.host, mosquitto.port)) as h:

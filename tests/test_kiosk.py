@@ -3,25 +3,14 @@ the controller and its API."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from controller.clock import ManualClock
 from tests.halls import at, kiosk_hall
-from tests.server import HallProcess, running_hall
+from tests.server import HallProcess, running_hall, wait_for
 
 ELDER_ID = "11010119500307097X"  # the "elderly" card in sim/cards.toml: 张建国, born 1950
-
-
-def wait_for(check, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture

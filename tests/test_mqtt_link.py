@@ -19,7 +19,6 @@ import pytest
 
 from drivers.mqtt import Deduplicator, MqttLink
 from drivers.transport import DeviceHealth, Health
-from tests.mqtt_brokers import broker, embedded_amqtt, mosquitto  # noqa: F401 (fixtures)
 
 
 class Watcher:

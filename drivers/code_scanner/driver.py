@@ -40,15 +40,8 @@ class CodeScanner:
         Offline, it waits out `timeout` too, so a loop of polls never spins while
         the link's backoff runs.
         """
-        if not self.link.ensure_open():
-            time.sleep(timeout)
-            return []
         try:
-            # One byte with the timeout, then whatever else is there: a scan is
-            # handed over as soon as it ends, not when a large read times out.
-            data = self.link.read(1, timeout)
-            if data:
-                data += self.link.read(4096, 0)
+            data = self.link.poll(timeout)
         except TransportError as e:
             log.info("%s: %s", self.device_id, e)
             # A code cut off by the unplug must not run into the first one after the replug.

@@ -55,14 +55,8 @@ class CounterBus:
 
     def poll_once(self, timeout: float = 0.2) -> list[KeyPress | GradePress]:
         """Wait up to `timeout` for bytes; the presses they complete, each also given to its listener."""
-        if not self.link.ensure_open():
-            time.sleep(timeout)
-            return []
         try:
-            # One byte with the timeout, then whatever else is there: a press is acted on when it ends.
-            data = self.link.read(1, timeout)
-            if data:
-                data += self.link.read(4096, 0)
+            data = self.link.poll(timeout)
         except TransportError as e:
             log.info("%s: %s", self.device_id, e)
             self.decoder = FrameDecoder()  # a frame cut by the unplug must not join the first one after
