@@ -84,7 +84,7 @@ class CallingFloor:
             if w.status is WindowStatus.PAUSED:
                 back = (w.paused_at + dt.timedelta(minutes=w.pause_minutes)
                         if w.paused_at and w.pause_minutes else None)
-                return PauseSign(window, w.pause_reason or "", back, None)
+                return PauseSign(window, w.pause_reason or "", back, w.pause_whereabouts)
             t = self.ctrl.state.tickets.get(w.current) if w.current else None
             if t is not None:
                 return Calling(window, t.label, self.ctrl.hall.services[t.service].name)

@@ -138,3 +138,14 @@ def test_b_post_cover_shows_who_covers_the_window(hall):
     bar = hall.sim.bars["bar-3"]
     assert bar.wait_until(lambda b: "主任 顶岗服务" in b.text, 2)
     assert hall.main.wait_until(lambda s: {"window": 3, "text": "空闲 主任(顶岗)"} in s["windows"])
+
+
+def test_the_pause_sign_tells_where_staff_went(hall):
+    staff = hall.login("s3", 3)
+    with hall.client() as api:
+        r = api.post("/api/v1/windows/3/pause", headers=staff,
+                     json={"reason": "会商", "minutes": 15, "whereabouts": "二楼审批科 电话 8021"})
+        assert r.status_code == 200, r.text
+        assert api.get("/api/v1/hall").json()["windows"][2]["pause"]["whereabouts"] == "二楼审批科 电话 8021"
+    bar = hall.sim.bars["bar-3"]
+    assert bar.wait_until(lambda b: "二楼审批科" in " ".join(b.showing), 2)

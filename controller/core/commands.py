@@ -114,6 +114,7 @@ class Pause(Command):
     window: int
     reason: str
     minutes: int
+    whereabouts: str | None = None  # 去向告知: where staff went and how to reach them
 
 
 @dataclass(frozen=True)

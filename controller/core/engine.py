@@ -305,16 +305,20 @@ class Engine:
             raise HallError("invalid_reason", f"请填写暂停原因（不超过 {MAX_REASON_CHARS} 字）")
         if not isinstance(cmd.minutes, int) or not 1 <= cmd.minutes <= MAX_PAUSE_MINUTES:
             raise HallError("invalid_minutes", f"预计时长应为 1 到 {MAX_PAUSE_MINUTES} 分钟")
+        whereabouts = (cmd.whereabouts or "").strip() or None
+        if whereabouts and len(whereabouts) > MAX_REASON_CHARS:
+            raise HallError("invalid_reason", f"去向说明不超过 {MAX_REASON_CHARS} 字")
         if w.current is not None:
             raise HallError("window_busy")
         w.status = WindowStatus.PAUSED
+        w.pause_whereabouts = whereabouts
         w.paused_at = now
         w.pause_reason = reason
         w.pause_minutes = cmd.minutes
         w.pause_alerted = False
         out.touch(w)
         out.emit(ev.WINDOW_PAUSED, now, w.number, staff=w.staff_id, reason=reason,
-                 minutes=cmd.minutes,
+                 minutes=cmd.minutes, whereabouts=whereabouts,
                  until=(now + dt.timedelta(minutes=cmd.minutes)).isoformat())
 
     def _resume(self, state: HallState, cmd: c.Resume, now: dt.datetime, out: Outcome) -> None:
@@ -324,7 +328,7 @@ class Engine:
         paused = now - w.paused_at if w.paused_at else dt.timedelta()
         limit = dt.timedelta(minutes=self.hall.rules.pause_limit_minutes)
         w.status = WindowStatus.OPEN
-        w.paused_at = w.pause_reason = w.pause_minutes = None
+        w.paused_at = w.pause_reason = w.pause_minutes = w.pause_whereabouts = None
         w.pause_alerted = False
         out.touch(w)
         out.emit(ev.WINDOW_RESUMED, now, w.number, staff=w.staff_id,
@@ -482,7 +486,7 @@ class Engine:
     def _close(w: WindowState) -> None:
         w.status = WindowStatus.CLOSED
         w.staff_id = w.post = w.logged_in_at = None
-        w.paused_at = w.pause_reason = w.pause_minutes = None
+        w.paused_at = w.pause_reason = w.pause_minutes = w.pause_whereabouts = None
         w.pause_alerted = False
 
     def _learn_service_time(self, state: HallState, t: Ticket) -> None:

@@ -101,6 +101,7 @@ class WindowState:
     pause_reason: str | None = None
     pause_minutes: int | None = None
     pause_alerted: bool = False
+    pause_whereabouts: str | None = None
 
 
 QueueKey = tuple[dt.datetime, int, str]

@@ -118,6 +118,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX appointments_day ON appointments (day);
     """,
+    # 4: where staff went during a pause (去向告知).
+    """
+    ALTER TABLE windows ADD COLUMN pause_whereabouts TEXT;
+    """,
 ]
 
 

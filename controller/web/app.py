@@ -150,7 +150,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     window_action("transfer", "转办: send the current ticket to another service",
                   lambda no, b: c.Transfer(no, b.service), schemas.TransferRequest)
     window_action("pause", "暂停服务: pause with a reason and expected minutes",
-                  lambda no, b: c.Pause(no, b.reason, b.minutes), schemas.PauseRequest)
+                  lambda no, b: c.Pause(no, b.reason, b.minutes, b.whereabouts),
+                  schemas.PauseRequest)
     window_action("resume", "恢复服务: resume after a pause", c.Resume)
 
     # -- hall --------------------------------------------------------------

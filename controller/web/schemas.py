@@ -64,3 +64,5 @@ class CallNumberRequest(Strict):
 class PauseRequest(Strict):
     reason: str = Field(min_length=1, max_length=50)
     minutes: int = Field(ge=1, le=240)
+    whereabouts: str | None = Field(None, max_length=50,
+                                    description="去向告知: where staff went, how to reach them")

@@ -64,6 +64,7 @@ def hall_json(engine: Engine, state: HallState, now: dt.datetime) -> dict[str, A
         pause = None
         if w.status is WindowStatus.PAUSED and w.paused_at:
             pause = {"reason": w.pause_reason, "minutes": w.pause_minutes,
+                     "whereabouts": w.pause_whereabouts,
                      "since": _iso(w.paused_at), "over_limit": now - w.paused_at > limit}
         windows.append({
             "number": number, "name": cfg.name, "kind": cfg.kind.value, "tidal": cfg.tidal,
