@@ -1,0 +1,34 @@
+"""What one command did: the events it caused, the records it touched, and its answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core import events as ev
+from controller.core.estimate import WaitEstimate
+from controller.core.model import Ticket, WindowState
+
+
+@dataclass
+class Outcome:
+    """What one command did: its events, the records it touched, and its answer."""
+
+    events: list[ev.Event] = field(default_factory=list)
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
+    windows: dict[int, WindowState] = field(default_factory=dict)
+    ticket: Ticket | None = None
+    estimate: WaitEstimate | None = None
+    people_ahead: int | None = None
+    warning: str | None = None
+
+    def emit(self, kind: str, at: dt.datetime, window: int | None = None,
+             ticket: Ticket | None = None, **data: Any) -> None:
+        if ticket is not None:
+            self.tickets[ticket.id] = ticket
+        self.events.append(ev.Event(kind, at, window, ticket.id if ticket else None, data))
+
+    def touch(self, w: WindowState) -> None:
+        self.windows[w.number] = w
