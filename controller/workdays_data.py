@@ -68,26 +68,26 @@ def parse_overrides(data: dict[str, Any]) -> WorkCalendar:
             raise ConfigError(key, "expected a four-digit year such as [years.2027]")
         year = int(name)
         entry = Table(value, key, ("holidays", "workdays"))
-        for item in _days(entry, "holidays", "a holiday", year):
-            claim(seen, item[0], item[2], "day")
-            holidays[item[0]] = item[1]
-        for item in _days(entry, "workdays", "a 调休 working day", year):
-            claim(seen, item[0], item[2], "day")
-            if item[0].weekday() < 5:
+        for day, label, at in _days(entry, "holidays", year):
+            claim(seen, day.isoformat(), at, "day")
+            holidays[day] = label
+        for day, label, at in _days(entry, "workdays", year):
+            claim(seen, day.isoformat(), at, "day")
+            if day.weekday() < 5:
                 raise ConfigError(
-                    f"{item[2]}.date",
-                    f"{item[0]} is a {item[0]:%A}; a 调休 working day is a Saturday or Sunday "
+                    f"{at}.date",
+                    f"{day} is a {day:%A}; a 调休 working day is a Saturday or Sunday "
                     "(Monday to Friday are working days anyway)",
                 )
-            workdays[item[0]] = item[1]
+            workdays[day] = label
         years.add(year)
     return WorkCalendar(holidays, workdays, frozenset(years))
 
 
-def _days(entry: Table, name: str, what: str, year: int) -> list[tuple[dt.date, str, str]]:
+def _days(entry: Table, name: str, year: int) -> list[tuple[dt.date, str, str]]:
     """The `{ date = ..., name = "..." }` items of one list, with their key paths."""
     expected = f"an array of {{ date = {year}-10-01, name = \"...\" }} (may be empty: {name} = [])"
-    days = []
+    days: list[tuple[dt.date, str, str]] = []
     for key, value in entry.items(name, expected=expected):
         item = Table(value, key, ("date", "name"))
         day = item.get(
