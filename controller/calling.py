@@ -39,6 +39,14 @@ class Board(Protocol):
     def publish_state(self, topic: str, payload: dict) -> None: ...
 
 
+class Pad(Protocol):
+    """A window's evaluation pad (评价器)."""
+
+    def prompt(self, window: int, staff: str | None, ticket: str) -> None: ...
+    def thanks(self) -> None: ...
+    def blank(self) -> None: ...
+
+
 class Voice(Protocol):
     def announce(self, number: str, window: int, recall: bool = False) -> None: ...
 
@@ -48,9 +56,10 @@ class CallingFloor:
 
     def __init__(self, ctrl: HallController, bars: dict[int, list[Bar]] | None = None,
                  board: Board | None = None, board_topic: str | None = None,
-                 voice: Voice | None = None) -> None:
+                 voice: Voice | None = None, pads: dict[int, list[Pad]] | None = None) -> None:
         self.ctrl = ctrl
         self.bars = bars or {}
+        self.pads = pads or {}
         self.board = board
         self.board_topic = board_topic or f"hall/{ctrl.hall.region_code}/display/main"
         self.voice = voice
@@ -154,12 +163,30 @@ class CallingFloor:
                 self.voice.announce(event.data["label"], window)
         elif kind == ev.TICKET_RECALLED and self.voice:
             self.voice.announce(event.data["label"], window, recall=True)
+        self._drive_pads(event)
         if window is not None and kind in (
                 ev.TICKET_CALLED, ev.TICKET_RECALLED, ev.TICKET_FINISHED, ev.TICKET_MISSED,
                 ev.TICKET_TRANSFERRED, ev.WINDOW_OPENED, ev.WINDOW_CLOSED, ev.WINDOW_PAUSED,
                 ev.WINDOW_RESUMED):
             self._show_bar(window)
             self._publish_board()
+
+    def _drive_pads(self, event: Event) -> None:
+        pads = self.pads.get(event.window) if event.window is not None else None
+        if not pads:
+            return
+        kind = event.kind
+        for pad in pads:
+            try:
+                if kind == ev.EVALUATION_PROMPTED:
+                    staff = self.ctrl.hall.staff.get(event.data.get("staff") or "")
+                    pad.prompt(event.window, staff.name if staff else None, event.data["label"])
+                elif kind == ev.TICKET_EVALUATED and event.data.get("channel") != "system_default":
+                    pad.thanks()
+                elif kind in (ev.EVALUATION_ENDED, ev.WINDOW_PAUSED, ev.WINDOW_CLOSED):
+                    pad.blank()
+            except Exception:
+                log.exception("pad at window %s", event.window)
 
     def _show_bar(self, window: int) -> None:
         bars = self.bars.get(window)

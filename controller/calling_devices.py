@@ -17,12 +17,14 @@ from controller.core import commands as c
 from controller.core.hall import Device, Hall
 from controller.devices import DeviceAddress, Floor
 from controller.hallcontroller import HallController
-from controller.keypads import key_pressed
+from controller.keypads import grade_given, key_pressed
 from drivers.announcer import Announcer, EspeakSynthesizer
-from drivers.caller_display import Closed, PauseSign, WindowBar, bar_lines, state_text
+from drivers.caller_display import WindowBar, bar_lines, state_text
 from drivers.counter_keypad import (
-    BusProtocolError, CounterBus, RepeatFilter, pad_blank, parse_key_json, show_text,
+    BusProtocolError, CounterBus, RepeatFilter, pad_blank, pad_prompt, pad_thanks, parse_key_json,
+    show_text,
 )
+from drivers.evaluator_pad import GRADES_GB39046, PadProtocolError, pad_state_json, parse_grade_json
 from drivers.mqtt import MqttLink
 from drivers.transport import Backoff, DeviceHealth, DeviceLink, Health, transport_for
 
@@ -44,36 +46,42 @@ class MqttBar:
 
 
 class BusPad:
-    """An evaluation pad on the counter bus: blanked while its window is paused or closed
+    """An evaluation pad on the counter bus. Blanked while its window is paused or closed
     (DB50/T 1603-2024 4.2.2: switch the service devices off when staff leave)."""
-
-    in_sync = True
 
     def __init__(self, bus: CounterBus, address: int) -> None:
         self.bus, self.address = bus, address
 
-    def show(self, state: Any) -> bool:
-        if isinstance(state, PauseSign | Closed):
-            try:
-                self.bus.send(pad_blank(self.address))
-            except Exception as e:
-                log.info("pad %s: cannot blank: %s", self.address, e)
-                return False
-        return True
+    def _send(self, frame) -> None:
+        try:
+            self.bus.send(frame)
+        except Exception as e:  # the bus link reports the fault; the hall goes on
+            log.info("pad %s: %s", self.address, e)
+
+    def prompt(self, window: int, staff: str | None, ticket: str) -> None:
+        self._send(pad_prompt(self.address, window, staff or ""))
+
+    def thanks(self) -> None:
+        self._send(pad_thanks(self.address))
+
+    def blank(self) -> None:
+        self._send(pad_blank(self.address))
 
 
 class MqttPad:
-    """A tablet evaluation pad: its retained state is blank while the window is paused or closed."""
-
-    in_sync = True
+    """A tablet evaluation pad: its state, retained, on `<topic>/state`."""
 
     def __init__(self, mqtt: MqttLink, topic: str) -> None:
         self.mqtt, self.topic = mqtt, topic
 
-    def show(self, state: Any) -> bool:
-        blank = isinstance(state, PauseSign | Closed)
-        self.mqtt.publish_state(f"{self.topic}/state", {"state": "blank" if blank else "idle"})
-        return True
+    def prompt(self, window: int, staff: str | None, ticket: str) -> None:
+        self.mqtt.publish_state(f"{self.topic}/state", pad_state_json("prompt", window, staff, ticket))
+
+    def thanks(self) -> None:
+        self.mqtt.publish_state(f"{self.topic}/state", pad_state_json("thanks"))
+
+    def blank(self) -> None:
+        self.mqtt.publish_state(f"{self.topic}/state", pad_state_json("blank"))
 
 
 def controller_mqtt(hall: Hall, on_health: Callable[[DeviceHealth], None]) -> MqttLink:
@@ -99,6 +107,7 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
             ctrl.execute(c.ReportDevice(device, health.state.value, health.detail), "system")
 
     bars: dict[int, list] = defaultdict(list)
+    pad_list: dict[int, list] = defaultdict(list)
     by_port: dict[tuple[str, str], list[Device]] = defaultdict(list)
     for d in hall.devices:
         where = substitutes.get(d.id) or DeviceAddress(d.transport, d.port, d.address)
@@ -124,12 +133,16 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
                   if d.kind == "counter_keypad"}
         pads = [d for d in devices if d.kind == "evaluator_pad"]
         if inputs or pads:
-            bus = CounterBus(f"bus:{port}", link, inputs, lambda window, press: None)
+            # a pad's grade comes from its own bus address, answered for its window
+            grades_from = {int(dict(d.options).get("address", d.window)): d.window for d in pads}
+            bus = CounterBus(f"bus:{port}", link, {**inputs, **grades_from}, lambda window, press: None,
+                             on_grade=lambda window, press: grade_given(
+                                 ctrl, window, GRADES_GB39046[press.grade - 1], "pad"))
             bus.on_key = (lambda window, press, bus=bus, inputs=inputs: key_pressed(
                 ctrl, window, press, tell=lambda w, msg: _tell(bus, inputs, w, msg)))
             floor.run(bus.run, f"bus:{port}")
             for d in pads:
-                bars[d.window].append(BusPad(bus, int(dict(d.options).get("address", d.window))))
+                pad_list[d.window].append(BusPad(bus, int(dict(d.options).get("address", d.window))))
 
     if mqtt is not None:
         repeats = RepeatFilter()
@@ -139,7 +152,9 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
             if d.kind == "caller_display":
                 bars[d.window].append(MqttBar(mqtt, d.topic))
             elif d.kind == "evaluator_pad":
-                bars[d.window].append(MqttPad(mqtt, d.topic))
+                pad_list[d.window].append(MqttPad(mqtt, d.topic))
+                mqtt.subscribe(f"{d.topic}/grade", lambda topic, payload, w=d.window: _tablet_grade(
+                    ctrl, w, payload, repeats))
             elif d.kind == "counter_keypad":
                 mqtt.subscribe(f"{d.topic}/press", lambda topic, payload, w=d.window: _tablet_key(
                     ctrl, w, payload, repeats))
@@ -152,7 +167,7 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
         voice = Announcer(EspeakSynthesizer(), data_dir / "voice", hall.voice_device,
                           repeats=hall.voice_repeats, clock=ctrl.clock,
                           on_error=lambda _a, e: report(DeviceHealth("voice", Health.FAULT, str(e))))
-    calling = CallingFloor(ctrl, dict(bars), mqtt, board_topic, voice)
+    calling = CallingFloor(ctrl, dict(bars), mqtt, board_topic, voice, dict(pad_list))
     return calling
 
 
@@ -170,6 +185,16 @@ def _tell(bus: CounterBus, inputs: dict[int, int], window: int, message: str) ->
                 bus.send(show_text(address, message[:16]))
             except Exception as e:  # the keypad's screen is a courtesy, never a failure
                 log.info("window %s: cannot show %r: %s", window, message, e)
+
+
+def _tablet_grade(ctrl: HallController, window: int, payload: bytes, repeats: RepeatFilter) -> None:
+    try:
+        grade = parse_grade_json(payload)
+    except PadProtocolError as e:
+        log.warning("window %s: tablet pad sent %s", window, e)
+        return
+    if repeats.first_time(grade.id):
+        grade_given(ctrl, window, grade.grade, "tablet", grade.tags)
 
 
 def _tablet_key(ctrl: HallController, window: int, payload: bytes, repeats: RepeatFilter) -> None:

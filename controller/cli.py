@@ -19,6 +19,9 @@ from controller.clock import ShiftedClock, SystemClock
 from controller.config import ConfigError, load_hall, summary
 from controller.core.hall import Hall
 from controller.calling_devices import attach_calling, controller_mqtt
+from controller.cases import CaseDesk
+from controller.core.callbacks import CaseRules
+from controller.workdays_data import hall_calendar
 from controller.core.commands import ReportDevice
 from controller.devices import DeviceAddress, attach_devices
 from controller.hallcontroller import HallController
@@ -90,7 +93,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     mqtt = controller_mqtt(hall, lambda h: ctrl.execute(
         ReportDevice(h.device, h.state.value, h.detail), "system")).start()
     calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
-    app = create_app(ctrl, sessions, background, floor.kiosks)
+    holidays = Path(args.config).parent / "holidays.toml"
+    desk = CaseDesk(ctrl, hall_calendar(holidays if holidays.exists() else None),
+                    CaseRules.from_rules(hall.rules))
+    desk.start()
+    app = create_app(ctrl, sessions, background, floor.kiosks, desk)
     for s in simulations:
         if s.router is not None:
             app.include_router(s.router)
@@ -100,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.log_level == "debug")
     finally:
+        desk.stop()
         calling.close()
         floor.close()
         mqtt.stop()

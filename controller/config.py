@@ -144,6 +144,7 @@ _RULE_RANGES = {
     "tidal_open_waiting": (1, 1000),
     "tidal_open_wait_minutes": (1, 600),
     "evaluation_default_days": (1, 60),
+    "evaluation_prompt_seconds": (10, 600),
 }
 _RULE_CHOICES: dict[str, tuple[str, ...]] = {
     "no_show": tuple(NoShowPolicy),

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from controller.core import commands as c
 from controller.core.engine import Engine, Outcome
+from controller.core.evaluation import default_grade
 from controller.core.errors import HallError
 from controller.core.events import Event
 from controller.core.hall import Hall
@@ -54,7 +55,26 @@ class HallController:
                                 quiet=isinstance(cmd, c.Tick))
 
     def tick(self) -> Outcome:
-        return self.execute(c.Tick(), SYSTEM)
+        out = self.execute(c.Tick(), SYSTEM)
+        self.apply_default_grades()
+        return out
+
+    def apply_default_grades(self) -> int:
+        """Visits left unevaluated past the hall's period get its default grade, as the system's."""
+        rules = self.hall.rules
+        with self.lock:
+            now = self.clock()
+            cutoff = now - dt.timedelta(days=rules.evaluation_default_days)
+            stale = [t for t in self.store.ungraded_before(cutoff) if t.id not in self.state.tickets]
+            if not stale:
+                return 0
+            out = Outcome()
+            for t in stale:
+                out.events.append(default_grade(t, rules.evaluation_default_grade, now))
+                out.tickets[t.id] = t
+            self._commit(now, SYSTEM, "default_grades",
+                         {"grade": rules.evaluation_default_grade, "count": len(stale)}, lambda: out)
+            return len(stale)
 
     def refuse(self, actor: str, name: str, args: dict[str, Any], error: HallError) -> None:
         """Log a refusal decided outside the engine (a wrong PIN, a window not one's own)."""

@@ -71,3 +71,13 @@ def key_pressed(ctrl: HallController, window: int, press: KeyPress,
         log.info("window %s: %s refused: %s", window, press.key, e.code)
         if tell:
             tell(window, e.message)
+
+
+def grade_given(ctrl: HallController, window: int, grade: str, channel: str,
+                tags: tuple[str, ...] = ()) -> None:
+    """A grade pressed on the window's pad. A press with no visit to grade (a second press,
+    a pad on a paused window) is refused, and the refusal is in the audit log."""
+    try:
+        ctrl.execute(c.Evaluate(window, grade, channel, tuple(tags)), f"pad:{window}")
+    except HallError as e:
+        log.info("window %s: grade %s refused: %s", window, grade, e.code)

@@ -44,6 +44,11 @@ class _Key(BaseModel):
     number: str | None = None
 
 
+class _Grade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grade: int
+
+
 class _Paper(BaseModel):
     model_config = ConfigDict(extra="forbid")
     paper: str
@@ -60,6 +65,7 @@ class Simulation:
     buses: dict[str, SimulatedCounterBus] = field(default_factory=dict)  # by configured port
     bars: dict[str, SimulatedBar] = field(default_factory=dict)
     keypads: dict[int, tuple[SimulatedCounterBus, int]] = field(default_factory=dict)  # window ->
+    pads: dict[int, tuple[SimulatedCounterBus, int]] = field(default_factory=dict)  # window ->
     router: APIRouter | None = None
 
     def close(self) -> None:
@@ -93,8 +99,8 @@ def attach(hall: Hall, workdir: Path) -> Simulation:
             if bus is None:
                 bus = sim.buses[device.port] = SimulatedCounterBus(link=bus_path).start()
             path = bus.path
-            if device.kind == "counter_keypad":
-                sim.keypads[device.window] = (bus, int(dict(device.options).get("address", device.window)))
+            where = (bus, int(dict(device.options).get("address", device.window)))
+            (sim.keypads if device.kind == "counter_keypad" else sim.pads)[device.window] = where
         else:
             continue
         sim.substitutes[device.id] = ("serial", path, None)
@@ -148,6 +154,16 @@ def _routes(sim: Simulation) -> APIRouter:
         bus, address = sim.keypads[window]
         data = {k: v for k, v in body.model_dump().items() if k != "key" and v is not None}
         bus.press(address, body.key, **data)
+        return {"ok": True}
+
+    @r.post("/pads/{window}/grade", summary="Press a grade on a window's pad: 1 非常满意 … 5 非常不满意")
+    async def grade(window: int, body: _Grade) -> dict[str, Any]:
+        if window not in sim.pads:
+            raise HTTPException(404, f"no simulated evaluation pad at window {window}")
+        if not 1 <= body.grade <= 5:
+            raise HTTPException(422, "grade is 1 to 5 (GB/T 39046)")
+        bus, address = sim.pads[window]
+        bus.grade(address, body.grade)
         return {"ok": True}
 
     @r.get("/displays", summary="What every simulated window bar shows")

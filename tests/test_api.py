@@ -41,7 +41,8 @@ def test_a_citizen_takes_a_ticket_and_a_window_serves_it(hall):
 
         ticket = api.get(f"/api/v1/tickets/{body['id']}").json()
         assert [h["kind"] for h in ticket["history"]] == [
-            "ticket_issued", "ticket_called", "ticket_recalled", "ticket_finished"]
+            "ticket_issued", "ticket_called", "ticket_recalled", "ticket_finished",
+            "evaluation_prompted"]
         assert ticket["history"][1]["actor"] == "staff:s1"
 
         view = api.get("/api/v1/hall").json()

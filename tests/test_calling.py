@@ -149,3 +149,21 @@ def test_the_pause_sign_tells_where_staff_went(hall):
         assert api.get("/api/v1/hall").json()["windows"][2]["pause"]["whereabouts"] == "二楼审批科 电话 8021"
     bar = hall.sim.bars["bar-3"]
     assert bar.wait_until(lambda b: "二楼审批科" in " ".join(b.showing), 2)
+
+
+def test_the_pad_asks_after_the_visit_and_takes_one_grade(hall):
+    from drivers.counter_keypad.codec import PAD_PROMPT, PAD_THANKS
+    issue(hall, 1)
+    hall.bus.press(3, "call_next")
+    wait_for(lambda: hall.ctrl.state.windows[3].current)
+    hall.bus.press(3, "finish")
+    wait_for(lambda: any(f == PAD_PROMPT and a == 13 for a, f, _ in hall.bus.shown))
+    hall.bus.grade(13, 5)  # 非常不满意
+    wait_for(lambda: hall.ctrl.store.ticket("20261123-A001").grade)
+    wait_for(lambda: any(f == PAD_THANKS and a == 13 for a, f, _ in hall.bus.shown))
+    time.sleep(0.4)  # past the bus debounce: a real second press
+    hall.bus.grade(13, 1)
+    wait_for(lambda: list(hall.ctrl.store.db.query(
+        "SELECT 1 FROM commands WHERE name = 'evaluate' AND result = 'no_evaluation'")))
+    t = hall.ctrl.store.ticket("20261123-A001")
+    assert (t.grade, t.grade_channel) == ("非常不满意", "pad")

@@ -174,6 +174,7 @@ def test_every_rule_can_be_set() -> None:
         "tidal_open_wait_minutes": 40,
         "evaluation_default_grade": "非常满意",
         "evaluation_default_days": 7,
+        "evaluation_prompt_seconds": 90,
         "callback_deadline": "1 day",
         "rectify_deadline": "15 working days",
         "complaint_feedback_deadline": "2 working days",

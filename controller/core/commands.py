@@ -136,5 +136,22 @@ class Logout(Command):
 
 
 @dataclass(frozen=True)
+class StartEvaluation(Command):
+    """评价: staff start the window's pad for the visit being served (or just finished)."""
+
+    window: int
+
+
+@dataclass(frozen=True)
+class Evaluate(Command):
+    """A grade given on the window's pad: one per visit (一次一评), by name."""
+
+    window: int
+    grade: str
+    channel: str = "pad"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Tick(Command):
     """Time passes: day change and pause-limit alerts."""

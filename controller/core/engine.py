@@ -18,6 +18,7 @@ from controller.core.errors import HallError
 from controller.core.hall import Hall, NoShowPolicy, Service, TransferPosition
 from controller.core.outcome import Outcome  # noqa: F401 (the engine answers with it)
 from controller.core.hours import check_issuing, near_closing_warning
+from controller.core.evaluation import EvaluationCommands
 from controller.core.routing import Routing
 from controller.core.windows import WindowCommands, close_window
 from controller.core.model import (
@@ -29,7 +30,7 @@ from controller.core.model import (
 EWMA_WEIGHT = 0.2
 
 
-class Engine(WindowCommands, Routing):
+class Engine(WindowCommands, EvaluationCommands, Routing):
     """The hall's rules, applied to a `HallState`.
 
     Ticket commands are here; window commands (pause, cover, logins, the tick)
@@ -250,6 +251,7 @@ class Engine(WindowCommands, Routing):
         out.emit(ev.TICKET_FINISHED, now, w.number, t, label=t.label, service=t.service,
                  staff=t.staff_id, auto=auto,
                  service_seconds=int((now - t.called_at).total_seconds()) if t.called_at else None)
+        self._prompt(w, t, now, out)
 
     def _finish(self, state: HallState, cmd: c.Finish, now: dt.datetime, out: Outcome) -> None:
         w = self._open_window(state, cmd.window)

@@ -140,6 +140,8 @@ class Rules:
     tidal_open_wait_minutes: int = 30
     evaluation_default_grade: str = "基本满意"
     evaluation_default_days: int = 7
+    # a pad's prompt ends after this long: evaluation is voluntary, nobody is nagged
+    evaluation_prompt_seconds: int = 60
     callback_deadline: Deadline = Deadline(1, True)
     rectify_deadline: Deadline = Deadline(5, True)
     complaint_feedback_deadline: Deadline = Deadline(2, True)

@@ -81,6 +81,12 @@ class Ticket:
     eta_p10: float | None = None
     eta_p50: float | None = None
     eta_p90: float | None = None
+    # 好差评: the grade by name, how it was given, when; the phone for a callback, sealed
+    grade: str | None = None
+    grade_channel: str | None = None
+    graded_at: dt.datetime | None = None
+    grade_tags: str | None = None
+    phone_sealed: str | None = None
 
     @property
     def real_name(self) -> bool:
@@ -102,6 +108,8 @@ class WindowState:
     pause_minutes: int | None = None
     pause_alerted: bool = False
     pause_whereabouts: str | None = None
+    evaluating: str | None = None  # the ticket the window's pad asks about now
+    prompted_at: dt.datetime | None = None
 
 
 QueueKey = tuple[dt.datetime, int, str]

@@ -17,6 +17,7 @@ MAX_REASON_CHARS = 50
 
 
 def close_window(w: WindowState) -> None:
+    w.evaluating = w.prompted_at = None
     w.status = WindowStatus.CLOSED
     w.staff_id = w.post = w.logged_in_at = None
     w.paused_at = w.pause_reason = w.pause_minutes = w.pause_whereabouts = None
@@ -36,6 +37,7 @@ class WindowCommands:
             raise HallError("invalid_reason", f"去向说明不超过 {MAX_REASON_CHARS} 字")
         if w.current is not None:
             raise HallError("window_busy")
+        self._end_prompt(w, now, out, "paused")  # the pad is blanked while staff are away
         w.status = WindowStatus.PAUSED
         w.pause_whereabouts = whereabouts
         w.paused_at = now
@@ -92,6 +94,7 @@ class WindowCommands:
         if w.current is not None:
             raise HallError("window_busy")
         staff, since = w.staff_id, w.logged_in_at
+        self._end_prompt(w, now, out, "closed")
         close_window(w)
         out.touch(w)
         out.emit(ev.WINDOW_CLOSED, now, w.number, staff=staff,
@@ -99,6 +102,7 @@ class WindowCommands:
 
     def _tick(self, state: HallState, cmd: c.Tick, now: dt.datetime, out: Outcome) -> None:
         self._propose_tidal(state, now, out)
+        self._end_stale_prompts(state, now, out)
         limit = dt.timedelta(minutes=self.hall.rules.pause_limit_minutes)
         for w in state.windows.values():
             if (w.status is WindowStatus.PAUSED and not w.pause_alerted and w.paused_at

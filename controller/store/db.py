@@ -122,6 +122,63 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE windows ADD COLUMN pause_whereabouts TEXT;
     """,
+    # 5: evaluation (好差评): one grade per visit, by name, with its channel; the open prompt.
+    """
+    ALTER TABLE tickets ADD COLUMN grade TEXT;
+    ALTER TABLE tickets ADD COLUMN grade_channel TEXT;
+    ALTER TABLE tickets ADD COLUMN graded_at TEXT;
+    ALTER TABLE tickets ADD COLUMN grade_tags TEXT;
+    ALTER TABLE tickets ADD COLUMN phone_sealed TEXT;
+    ALTER TABLE windows ADD COLUMN evaluating TEXT;
+    ALTER TABLE windows ADD COLUMN prompted_at TEXT;
+    CREATE INDEX tickets_ungraded ON tickets (finished_at) WHERE grade IS NULL;
+    """,
+    # 6: callback and complaint cases (controller.cases): indexed columns for listing, the
+    # whole case (sealed identity and phone, history) in `body`; anonymous bad reviews
+    # counted without a case; overdue alerts, once per case and deadline.
+    """
+    CREATE TABLE cases (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        source TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        day TEXT NOT NULL,
+        staff_id TEXT,
+        window INTEGER,
+        service TEXT,
+        ticket_id TEXT,
+        assignee TEXT,
+        callback_due TEXT,
+        rectify_due TEXT,
+        feedback_due TEXT,
+        resolve_due TEXT,
+        updated_at TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX cases_state ON cases (state, kind);
+    CREATE INDEX cases_day ON cases (day);
+    CREATE INDEX cases_staff ON cases (staff_id);
+    CREATE UNIQUE INDEX cases_bad_review_ticket ON cases (ticket_id) WHERE kind = 'bad_review';
+    CREATE TABLE anonymous_bad_reviews (
+        ticket_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        day TEXT NOT NULL,
+        grade TEXT NOT NULL,
+        channel TEXT,
+        window INTEGER,
+        staff_id TEXT,
+        service TEXT
+    );
+    CREATE INDEX anonymous_bad_reviews_day ON anonymous_bad_reviews (day);
+    CREATE TABLE case_alerts (
+        case_id TEXT NOT NULL REFERENCES cases (id),
+        deadline TEXT NOT NULL,
+        due TEXT NOT NULL,
+        alerted_at TEXT NOT NULL,
+        PRIMARY KEY (case_id, deadline)
+    );
+    """,
 ]
 
 

@@ -175,6 +175,12 @@ class HallStore:
         rows = list(self.db.query("SELECT * FROM tickets WHERE id = ?", [ticket_id]))
         return ticket_from_row(rows[0]) if rows else None
 
+    def ungraded_before(self, cutoff: dt.datetime, limit: int = 500) -> list[Ticket]:
+        """Finished visits nobody evaluated, finished before `cutoff` (for the default grade)."""
+        return [ticket_from_row(r) for r in self.db.query(
+            "SELECT * FROM tickets WHERE grade IS NULL AND status = 'finished' AND finished_at < ? "
+            "ORDER BY finished_at LIMIT ?", [cutoff.isoformat(), limit])]
+
     def ticket_history(self, ticket_id: str) -> list[dict[str, Any]]:
         return [_event_row(r) for r in self.db.query(
             "SELECT events.*, commands.actor FROM events JOIN commands "

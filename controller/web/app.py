@@ -19,13 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller import pins
 from controller.core import commands as c
+from controller.core.callbacks import CaseError
 from controller.core.errors import Category, HallError
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
+from controller.cases import CaseDesk
 from controller.kiosk import Kiosk
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_routes
+from controller.web.cases_api import case_routes
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,14 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(ctrl: HallController, sessions: SessionStore,
                background: list[Callable[[], Any]] | None = None,
-               kiosks: dict[str, Kiosk] | None = None) -> FastAPI:
+               kiosks: dict[str, Kiosk] | None = None,
+               desk: CaseDesk | None = None) -> FastAPI:
     """The API for one running hall. `background` are async startables run for the app's life."""
     kiosks = kiosks or {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_ticker(ctrl)), asyncio.create_task(_checkpointer(ctrl))]
+        tasks = [asyncio.create_task(_ticker(ctrl, desk)), asyncio.create_task(_checkpointer(ctrl))]
         stops = [await start() for start in (background or [])]
         try:
             yield
@@ -118,6 +122,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         return body
 
     app.include_router(kiosk_routes(ctrl, kiosks, session))
+    if desk is not None:
+        app.include_router(case_routes(ctrl, desk, session))
 
     @app.get(f"{API}/devices", tags=["hall"], summary="Every device's health as last reported")
     async def devices() -> list[dict[str, Any]]:
@@ -255,12 +261,15 @@ async def _checkpointer(ctrl: HallController) -> None:
             log.exception("checkpoint failed")
 
 
-async def _ticker(ctrl: HallController) -> None:
-    """Time passing is a command too: pause-limit alerts and the day change."""
+async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
+    """Time passing is a command too: pause-limit alerts, the day change, default grades,
+    and overdue callback cases."""
     while True:
         await asyncio.sleep(TICK_SECONDS)
         try:
             ctrl.tick()
+            if desk is not None:
+                desk.sweep(ctrl.clock())
         except Exception:
             log.exception("tick failed")
 
@@ -321,6 +330,10 @@ def _sse(event_id: int, body: dict[str, Any]) -> bytes:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HallError)
     async def hall_error(request: Request, e: HallError) -> JSONResponse:
+        return error(STATUS[e.category], e.code, e.message)
+
+    @app.exception_handler(CaseError)
+    async def case_error(request: Request, e: CaseError) -> JSONResponse:
         return error(STATUS[e.category], e.code, e.message)
 
     @app.exception_handler(RequestValidationError)

@@ -1,0 +1,461 @@
+"""案件台: the hall's callback and complaint cases, on the controller's database.
+
+The workflow itself is pure (`controller.core.callbacks`); this module joins it
+to the running hall:
+
+- a bad review (不满意 / 非常不满意, never a `system_default` grade) becomes a
+  callback case when it was given by name, with the ticket's sealed identity
+  and phone; an anonymous one is a row in `anonymous_bad_reviews`, counted in
+  the figures, with no case (nobody to call back);
+- complaints from the 办不成事 window, the phone or the comment box;
+- every transition is an audit row (`case_<verb>`), every look at a citizen's
+  unmasked identity too (`case_personal_data_viewed`);
+- deadlines count working days in the hall's calendar; a deadline running into
+  a year the calendar does not know is an audit row `calendar_year_missing`
+  (Monday to Friday are used meanwhile), never a crash.
+
+ID numbers and phone numbers exist here only sealed (`ctrl.sealer`) and, when
+shown, masked; the unmasked view is the only way to read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import re
+from enum import Enum
+from typing import Any
+
+from controller.core import identity
+from controller.core.callbacks import (
+    BAD_GRADES, STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
+    CaseState, Close, Command, DecideAppeal, FollowUp, GiveFeedback, OpenCase, RecordCallback,
+    Rectify, Transition, Verify, apply, open_bad_review,
+)
+from controller.core.case_supervision import callback_rate, overdue
+from controller.core.errors import Category, HallError
+from controller.core.events import TICKET_EVALUATED, Event
+from controller.core.hall import Deadline
+from controller.core.workdays import WorkCalendar
+from controller.hallcontroller import HallController
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+# a grade the pad filled in itself after the evaluation period: never a bad review
+SYSTEM_DEFAULT = "system_default"
+_FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
+_ID_PREFIX = {CaseKind.BAD_REVIEW: "HP", CaseKind.COMPLAINT: "TS"}  # 差评 / 投诉
+
+# mainland mobile: 1[3-9] and 9 digits; landline: area code 0xx / 0xxx, then 7 or 8 digits
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}")
+
+_VERB: dict[type, str] = {
+    Assign: "assign", RecordCallback: "callback", Verify: "verify", Rectify: "rectify",
+    GiveFeedback: "feedback", FollowUp: "follow_up", Close: "close", Appeal: "appeal",
+    DecideAppeal: "appeal_decision",
+}
+
+DESK_CODES: dict[str, tuple[Category, str]] = {
+    "invalid_phone": (Category.INVALID, "电话号码不正确：手机号 11 位，固定电话请带区号"),
+    "unknown_staff_member": (Category.NOT_FOUND, "没有这个工作人员"),
+    "reviewer_not_you": (Category.FORBIDDEN, "复核人只能是登录的本人"),
+}
+
+
+class DeskError(CaseError):
+    """A refusal of the case desk that the pure workflow has no code for."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        category, default = DESK_CODES[code]
+        self.code = code
+        self.category = category
+        self.message = message or default
+        Exception.__init__(self, f"{code}: {self.message}")
+
+
+# --- phone numbers ---------------------------------------------------------------
+
+def normalise_phone(phone: str) -> str:
+    """An 11-digit mobile or a landline with its area code; DeskError otherwise."""
+    p = re.sub(r"[\s()]", "", phone or "")
+    if p.startswith("+86"):
+        p = p[3:]
+    if _MOBILE.fullmatch(p) or _LANDLINE.fullmatch(p):
+        return p
+    raise DeskError("invalid_phone")
+
+
+def mask_phone(phone: str) -> str:
+    """138****1234; a landline keeps its first three and last four digits the same way."""
+    digits = phone.replace("-", "")
+    return digits[:3] + "****" + digits[-4:] if len(digits) > 7 else "****"
+
+
+# --- a case as JSON (the `body` column) ---------------------------------------------
+
+_DATETIMES = {"opened_at", "callback_due", "rectify_due", "feedback_due", "resolve_due"}
+_ENUMS = {"kind": CaseKind, "source": CaseSource, "state": CaseState, "appeal_from": CaseState}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Enum):
+        return v.value
+    if isinstance(v, dt.datetime):
+        return v.isoformat()
+    return v
+
+
+def case_to_json(case: Case) -> dict[str, Any]:
+    out = {f.name: _plain(getattr(case, f.name)) for f in dataclasses.fields(Case)
+           if f.name != "history"}
+    out["history"] = [{"at": t.at.isoformat(), "actor": t.actor, "from": _plain(t.from_state),
+                       "to": _plain(t.to_state), "note": t.note} for t in case.history]
+    return out
+
+
+def case_from_json(data: dict[str, Any]) -> Case:
+    values = dict(data)
+    for name in _DATETIMES:
+        if values.get(name) is not None:
+            values[name] = dt.datetime.fromisoformat(values[name])
+    for name, kind in _ENUMS.items():
+        if values.get(name) is not None:
+            values[name] = kind(values[name])
+    values["history"] = [
+        Transition(dt.datetime.fromisoformat(t["at"]), t["actor"],
+                   CaseState(t["from"]) if t["from"] else None, CaseState(t["to"]), t["note"])
+        for t in data.get("history", [])]
+    return Case(**values)
+
+
+def pending_deadlines(case: Case) -> list[str]:
+    """The deadline fields the case has still to meet (none once closed)."""
+    return [name for _, name in overdue([case], _FAR_FUTURE)]
+
+
+def next_due(case: Case) -> dt.datetime | None:
+    dues = [getattr(case, name) for name in pending_deadlines(case)]
+    return min(dues) if dues else None
+
+
+class CaseDesk:
+    """The cases of one running hall. Every method takes `ctrl.lock` around the database."""
+
+    def __init__(self, ctrl: HallController, calendar: WorkCalendar, rules: CaseRules) -> None:
+        self.ctrl = ctrl
+        self.calendar = calendar
+        self.rules = rules
+        self._unsubscribe: Any = None
+
+    @property
+    def db(self):
+        return self.ctrl.store.db
+
+    # -- life ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow the hall's evaluations; first catch up on any given while the desk was down."""
+        with self.ctrl.lock:
+            self._unsubscribe = self.ctrl.subscribe(self._on_event)
+            self.catch_up()
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_event(self, event_id: int, event: Event) -> None:
+        # Runs inside the controller's lock, after the evaluation is committed: opening
+        # the case is a few rows, cheap enough to do here rather than in a thread.
+        if event.kind == TICKET_EVALUATED:
+            self.bad_review(event)
+
+    def catch_up(self) -> int:
+        """Cases for evaluations in the event log that have neither a case nor an anonymous row."""
+        with self.ctrl.lock:
+            rows = list(self.db.query(
+                "SELECT * FROM events WHERE kind = ? AND ticket_id IS NOT NULL "
+                "AND ticket_id NOT IN (SELECT ticket_id FROM cases WHERE kind = 'bad_review') "
+                "AND ticket_id NOT IN (SELECT ticket_id FROM anonymous_bad_reviews) ORDER BY id",
+                [TICKET_EVALUATED]))
+            opened = 0
+            for r in rows:
+                event = Event(r["kind"], dt.datetime.fromisoformat(r["at"]), r["window"],
+                              r["ticket_id"], json.loads(r["data"]))
+                if self.bad_review(event) is not None:
+                    opened += 1
+            return opened
+
+    # -- opening -----------------------------------------------------------------
+
+    def bad_review(self, event: Event) -> Case | None:
+        """A `ticket_evaluated` event: a callback case for a real-name bad review, a counted
+        anonymous row for an anonymous one, nothing for any other grade."""
+        data = event.data or {}
+        grade, channel = data.get("grade"), data.get("channel")
+        if grade not in BAD_GRADES or channel == SYSTEM_DEFAULT or event.ticket is None:
+            return None
+        with self.ctrl.lock:
+            if self._bad_review_seen(event.ticket):
+                return None
+            ticket = self.ctrl.state.tickets.get(event.ticket) or self.ctrl.store.ticket(event.ticket)
+            sealed = ticket.identity_sealed if ticket else None
+            if not data.get("real_name", sealed is not None):
+                sealed = None  # the citizen chose to evaluate anonymously
+            window = event.window if event.window is not None else (ticket.window if ticket else None)
+            staff = data.get("staff") or (ticket.staff_id if ticket else None)
+            service = data.get("service") or (ticket.service if ticket else None)
+            if sealed is None:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO anonymous_bad_reviews "
+                    "(ticket_id, at, day, grade, channel, window, staff_id, service) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [event.ticket, event.at.isoformat(), event.at.date().isoformat(), grade,
+                     channel, window, staff, service])
+                self.ctrl.note(SYSTEM, "anonymous_bad_review",
+                               {"ticket": event.ticket, "grade": grade, "window": window})
+                return None
+            case_id = self._next_id(CaseKind.BAD_REVIEW, event.at)
+            deadline, missing = self._deadline_fn()
+            case, _ = open_bad_review(
+                case_id, event.at, deadline, self.rules, grade=grade, ticket_id=event.ticket,
+                window=window, staff_id=staff, service=service,
+                citizen_key=ticket.citizen_key if ticket else None, identity_sealed=sealed,
+                phone_sealed=ticket.phone_sealed if ticket else None, source=CaseSource.PAD,
+                description="、".join(data.get("tags") or ()))
+            assert case is not None
+            self._save(case, event.at)
+            self.ctrl.note(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),
+                                                "ticket": event.ticket})
+            self._missing_years(case, missing)
+            return case
+
+    def _bad_review_seen(self, ticket_id: str) -> bool:
+        return bool(self.db.execute(
+            "SELECT 1 FROM cases WHERE kind = 'bad_review' AND ticket_id = ? UNION ALL "
+            "SELECT 1 FROM anonymous_bad_reviews WHERE ticket_id = ?",
+            [ticket_id, ticket_id]).fetchone())
+
+    def open_complaint(self, source: str, description: str, actor: str, window: int | None = None,
+                       staff_id: str | None = None, service: str | None = None,
+                       id_number: str | None = None, name: str | None = None,
+                       phone: str | None = None) -> Case:
+        """投诉: a complaint case from the 办不成事 window (`desk`), the phone or the comment box."""
+        try:
+            src = CaseSource(source)
+        except ValueError:
+            raise CaseError("invalid_source") from None
+        if not description or not description.strip():
+            raise CaseError("empty_text", "请填写投诉内容")
+        if window is not None and window not in self.ctrl.hall.windows:
+            raise HallError("unknown_window")
+        if staff_id is not None and staff_id not in self.ctrl.hall.staff:
+            raise DeskError("unknown_staff_member")
+        if service is not None and service not in self.ctrl.hall.services:
+            raise HallError("unknown_service")
+        citizen = self.ctrl.citizen(id_number, name) if id_number else None
+        phone_sealed = None
+        if phone:
+            phone_sealed = self._sealer().seal(normalise_phone(phone), None)
+        with self.ctrl.lock:
+            now = self.ctrl.clock()
+            deadline, missing = self._deadline_fn()
+            cmd = OpenCase(self._next_id(CaseKind.COMPLAINT, now), CaseKind.COMPLAINT, src,
+                           description.strip(), None, window, staff_id, service,
+                           citizen.key if citizen else None, citizen.sealed if citizen else None,
+                           phone_sealed)
+            case, _ = apply(None, cmd, now, _who(actor), deadline, self.rules)
+            assert case is not None
+            self._save(case, now)
+            self.ctrl.note(actor, "case_open", {"case": case.id, "from": None, "to": str(case.state),
+                                               "source": str(src)})
+            self._missing_years(case, missing)
+            return case
+
+    # -- the workflow ----------------------------------------------------------------
+
+    def act(self, case_id: str, command: Command, actor: str) -> Case:
+        """Apply one workflow command for `actor` ("staff:s2"); CaseError if refused."""
+        verb = _VERB[type(command)]
+        with self.ctrl.lock:
+            try:
+                case = self.get(case_id)
+                now = self.ctrl.clock()
+                deadline, _ = self._deadline_fn()
+                new, _ = apply(case, command, now, _who(actor), deadline, self.rules)
+            except CaseError as e:
+                self.ctrl.refuse(actor, f"case_{verb}", {"case": case_id}, e)  # type: ignore[arg-type]
+                raise
+            assert new is not None
+            self._save(new, now)
+            self.ctrl.note(actor, f"case_{verb}",
+                           {"case": case_id, "from": str(case.state), "to": str(new.state)})
+            return new
+
+    # -- reading ------------------------------------------------------------------
+
+    def get(self, case_id: str) -> Case:
+        with self.ctrl.lock:
+            row = self.db.execute("SELECT body FROM cases WHERE id = ?", [case_id]).fetchone()
+        if row is None:
+            raise CaseError("unknown_case")
+        return case_from_json(json.loads(row[0]))
+
+    def list(self, state: str | None = None, overdue_only: bool = False,
+             kind: str | None = None, now: dt.datetime | None = None) -> list[Case]:
+        """Cases, overdue first, then by the next deadline they have to meet."""
+        where, params = [], []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = "SELECT body FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
+        with self.ctrl.lock:
+            now = now or self.ctrl.clock()
+            cases = [case_from_json(json.loads(r[0])) for r in self.db.execute(sql, params)]
+        late = {c.id for c, _ in overdue(cases, now)}
+        if overdue_only:
+            cases = [c for c in cases if c.id in late]
+
+        def order(c: Case) -> tuple[bool, bool, dt.datetime, str]:
+            due = next_due(c)
+            return (c.id not in late, due is None, due or _FAR_FUTURE, c.id)
+
+        return sorted(cases, key=order)
+
+    def sweep(self, now: dt.datetime) -> list[tuple[str, str]]:
+        """Audit rows `case_overdue`, once per case and deadline, for deadlines now passed.
+        Call it periodically (the ticker); returns the (case, deadline) newly alerted."""
+        with self.ctrl.lock:
+            open_cases = [case_from_json(json.loads(r[0])) for r in self.db.execute(
+                "SELECT body FROM cases WHERE state != ?", [str(CaseState.CLOSED)])]
+            done = {(r[0], r[1]) for r in self.db.execute("SELECT case_id, deadline FROM case_alerts")}
+            new: list[tuple[str, str]] = []
+            for case, field in overdue(open_cases, now):
+                if (case.id, field) in done:
+                    continue
+                due = getattr(case, field)
+                self.db.execute("INSERT INTO case_alerts (case_id, deadline, due, alerted_at) "
+                                "VALUES (?, ?, ?, ?)", [case.id, field, due.isoformat(), now.isoformat()])
+                self.ctrl.note(SYSTEM, "case_overdue", {"case": case.id, "deadline": field,
+                                                        "due": due.isoformat(), "state": str(case.state),
+                                                        "staff": case.staff_id, "assignee": case.assignee})
+                new.append((case.id, field))
+            return new
+
+    def figures(self, day_from: dt.date, day_to: dt.date, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Cases opened from `day_from` to `day_to` (inclusive): the callback rate the hall must
+        keep at 100% (001 6.5.2.1), anonymous bad reviews, complaints and overdue cases."""
+        span = [day_from.isoformat(), day_to.isoformat()]
+        with self.ctrl.lock:
+            now = now or self.ctrl.clock()
+            cases = [case_from_json(json.loads(r[0])) for r in self.db.execute(
+                "SELECT body FROM cases WHERE day BETWEEN ? AND ?", span)]
+            anonymous = self.db.execute(
+                "SELECT COUNT(*) FROM anonymous_bad_reviews WHERE day BETWEEN ? AND ?", span).fetchone()[0]
+            alerted = self.db.execute(
+                "SELECT COUNT(DISTINCT case_id) FROM case_alerts JOIN cases ON cases.id = case_id "
+                "WHERE cases.day BETWEEN ? AND ?", span).fetchone()[0]
+        closed, total, rate = callback_rate(cases)
+        return {
+            "from": span[0], "to": span[1],
+            "bad_reviews": total, "bad_reviews_closed": closed, "callback_rate": rate,
+            "anonymous_bad_reviews": anonymous,
+            "complaints": sum(1 for c in cases if c.kind is CaseKind.COMPLAINT),
+            "overdue_now": len({c.id for c, _ in overdue(cases, now)}),
+            "overdue_ever": alerted,
+        }
+
+    def view(self, case: Case, unmasked: bool, actor: str) -> dict[str, Any]:
+        """A case as JSON. Identity and phone masked; `unmasked` opens them and is audited."""
+        citizen: dict[str, Any] | None = None
+        if case.identity_sealed is not None or case.phone_sealed is not None:
+            sealer = self._sealer()
+            id_number = name = phone = None
+            if case.identity_sealed is not None:
+                id_number, name = sealer.open(case.identity_sealed)
+            if case.phone_sealed is not None:
+                phone, _ = sealer.open(case.phone_sealed)
+            citizen = {
+                "id_masked": identity.mask_id(id_number) if id_number else None,
+                "name_masked": identity.mask_name(name) if name else None,
+                "phone_masked": mask_phone(phone) if phone else None,
+            }
+            if unmasked:
+                citizen.update({"id_number": id_number, "name": name, "phone": phone})
+        if unmasked:
+            self.ctrl.note(actor, "case_personal_data_viewed", {"case": case.id})
+        now = self.ctrl.clock()
+        late = [field for _, field in overdue([case], now)]
+        due = next_due(case)
+        return {
+            "id": case.id, "kind": str(case.kind), "source": str(case.source),
+            "state": str(case.state), "state_label": STATE_LABELS[case.state],
+            "opened_at": case.opened_at.isoformat(), "description": case.description,
+            "ticket": case.ticket_id, "window": case.window, "staff": case.staff_id,
+            "service": case.service, "grade": case.grade, "assignee": case.assignee,
+            "anonymous": case.identity_sealed is None,
+            "citizen": citizen,
+            "deadlines": {f: _plain(getattr(case, f)) for f in
+                          ("callback_due", "rectify_due", "feedback_due", "resolve_due")},
+            "next_due": _plain(due), "overdue": late,
+            "justified": case.justified, "follow_up_grade": case.follow_up_grade,
+            "appeal_from": _plain(case.appeal_from), "appeal_upheld": case.appeal_upheld,
+            "history": case_to_json(case)["history"],
+        }
+
+    # -- inside ----------------------------------------------------------------------
+
+    def _sealer(self):
+        if self.ctrl.sealer is None:
+            raise RuntimeError("this hall has no identity sealer: cases need one for personal data")
+        return self.ctrl.sealer
+
+    def _deadline_fn(self):
+        """The deadline function for the pure workflow, and the years it found missing."""
+        missing: dict[int, None] = {}
+
+        def deadline(start: dt.datetime, d: Deadline) -> dt.datetime:
+            due = self.calendar.deadline(start, d.amount, d.working_days)
+            if d.working_days:
+                for year in self.calendar.missing_years(start.date(), due.date()):
+                    missing[year] = None
+            return due
+
+        return deadline, missing
+
+    def _missing_years(self, case: Case, missing: dict[int, None]) -> None:
+        if missing:
+            log.warning("case %s: the working-day calendar has no data for %s; Monday to Friday "
+                        "used. Add the year to config/holidays.toml", case.id, sorted(missing))
+            self.ctrl.note(SYSTEM, "calendar_year_missing", {"case": case.id, "years": sorted(missing)})
+
+    def _next_id(self, kind: CaseKind, now: dt.datetime) -> str:
+        prefix = f"{_ID_PREFIX[kind]}{now:%Y%m%d}-"
+        row = self.db.execute("SELECT MAX(id) FROM cases WHERE id LIKE ?", [prefix + "%"]).fetchone()
+        last = int(row[0].rsplit("-", 1)[1]) if row and row[0] else 0
+        return f"{prefix}{last + 1:03d}"
+
+    def _save(self, case: Case, now: dt.datetime) -> None:
+        body = json.dumps(case_to_json(case), ensure_ascii=False)
+        self.db.execute(
+            "INSERT INTO cases (id, kind, state, source, opened_at, day, staff_id, window, service, "
+            "ticket_id, assignee, callback_due, rectify_due, feedback_due, resolve_due, updated_at, "
+            "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, assignee = excluded.assignee, "
+            "updated_at = excluded.updated_at, body = excluded.body",
+            [case.id, str(case.kind), str(case.state), str(case.source), case.opened_at.isoformat(),
+             case.opened_at.date().isoformat(), case.staff_id, case.window, case.service,
+             case.ticket_id, case.assignee, _plain(case.callback_due), _plain(case.rectify_due),
+             _plain(case.feedback_due), _plain(case.resolve_due), now.isoformat(), body])
+
+
+def _who(actor: str) -> str:
+    """The workflow compares actors with staff ids: "staff:s2" acts as "s2"."""
+    return actor.split(":", 1)[1] if actor.startswith("staff:") else actor

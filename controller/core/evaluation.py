@@ -1,0 +1,83 @@
+"""好差评: the evaluation pad's prompt and the grade, one per service visit (一次一评).
+
+The pad asks when the service finishes (or when staff start it at reception,
+004 服务方式 1); a grade closes the prompt; later presses find no prompt and
+are refused (and so logged); a prompt left unanswered ends after the hall's
+timeout, because evaluation is voluntary and nobody is nagged (国办发〔2019〕51号).
+A mixin of `Engine`: pure, like it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from controller.core import commands as c
+from controller.core import events as ev
+from controller.core.errors import HallError
+from controller.core.hall import EVALUATION_GRADES
+from controller.core.model import HallState, Ticket, WindowState
+from controller.core.outcome import Outcome
+
+BAD_GRADES = ("不满意", "非常不满意")
+SYSTEM_DEFAULT = "system_default"
+
+
+class EvaluationCommands:
+    def _prompt(self, w: WindowState, t: Ticket, now: dt.datetime, out: Outcome) -> None:
+        """Ask the window's pad about `t`, unless that visit was graded already."""
+        if t.grade is not None:
+            return
+        w.evaluating, w.prompted_at = t.id, now
+        out.touch(w)
+        out.emit(ev.EVALUATION_PROMPTED, now, w.number, t, label=t.label, staff=w.staff_id)
+
+    def _end_prompt(self, w: WindowState, now: dt.datetime, out: Outcome, reason: str) -> None:
+        if w.evaluating is None:
+            return
+        ticket = w.evaluating
+        w.evaluating = w.prompted_at = None
+        out.touch(w)
+        out.events.append(ev.Event(ev.EVALUATION_ENDED, now, w.number, ticket, {"reason": reason}))
+
+    def _start_evaluation(self, state: HallState, cmd: c.StartEvaluation, now: dt.datetime,
+                          out: Outcome) -> None:
+        w = self._open_window(state, cmd.window)
+        t = state.current_at(w.number) or (state.tickets.get(w.evaluating) if w.evaluating else None)
+        if t is None:
+            raise HallError("no_evaluation")
+        if t.grade is not None:
+            raise HallError("already_evaluated")
+        self._prompt(w, t, now, out)
+
+    def _evaluate(self, state: HallState, cmd: c.Evaluate, now: dt.datetime, out: Outcome) -> None:
+        w = self._window(state, cmd.window)
+        if cmd.grade not in EVALUATION_GRADES:
+            raise HallError("invalid_grade", f"评价等级应为：{'、'.join(EVALUATION_GRADES)}")
+        t = state.tickets.get(w.evaluating) if w.evaluating else None
+        if t is None:
+            raise HallError("no_evaluation")
+        if t.grade is not None:
+            raise HallError("already_evaluated")
+        t.grade, t.grade_channel, t.graded_at = cmd.grade, cmd.channel, now
+        t.grade_tags = ",".join(cmd.tags) or None
+        w.evaluating = w.prompted_at = None
+        out.touch(w)
+        out.ticket = t
+        out.emit(ev.TICKET_EVALUATED, now, w.number, t, grade=cmd.grade, channel=cmd.channel,
+                 real_name=t.real_name, staff=t.staff_id, service=t.service, tags=list(cmd.tags),
+                 bad=cmd.grade in BAD_GRADES)
+
+    def _end_stale_prompts(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
+        timeout = dt.timedelta(seconds=self.hall.rules.evaluation_prompt_seconds)
+        for w in state.windows.values():
+            if w.evaluating and w.prompted_at and now - w.prompted_at > timeout:
+                self._end_prompt(w, now, out, "timeout")
+
+
+def default_grade(t: Ticket, grade: str, now: dt.datetime) -> ev.Event:
+    """An unevaluated visit gets the hall's default grade, marked as the system's, never as
+    a real evaluation (Guangdong: 7 days, 基本满意)."""
+    t.grade, t.grade_channel, t.graded_at = grade, SYSTEM_DEFAULT, now
+    return ev.Event(ev.TICKET_EVALUATED, now, t.window, t.id,
+                    {"grade": grade, "channel": SYSTEM_DEFAULT, "real_name": t.real_name,
+                     "staff": t.staff_id, "service": t.service, "tags": [], "bad": False})

@@ -1,0 +1,176 @@
+"""The case desk's API: callback cases for bad reviews, complaints, and their figures.
+
+Callback officers and supervisors work cases, admins read them; only a callback
+officer sees a citizen's unmasked identity and phone, and every such look is
+audited. Staff may appeal their own case and, at the 办不成事 window, file complaints.
+"""
+
+
+import datetime as dt
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.cases import CaseDesk, DeskError
+from controller.core import callbacks as cb
+from controller.core.errors import HallError
+from controller.core.hall import StaffRole, WindowKind
+from controller.hallcontroller import HallController
+from controller.store.sessions import Session
+
+API = "/api/v1"
+_WORKERS = (StaffRole.CALLBACK_OFFICER, StaffRole.SUPERVISOR)
+_READERS = (*_WORKERS, StaffRole.ADMIN)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssignRequest(_Body):
+    officer: str = Field(min_length=1, max_length=64)
+
+
+class CallbackRequest(_Body):
+    reached: bool
+    summary: str = Field(max_length=2000)
+
+
+class VerifyRequest(_Body):
+    justified: bool
+    finding: str = Field(max_length=2000)
+
+
+class RectifyRequest(_Body):
+    change: str = Field(max_length=2000)
+
+
+class FeedbackRequest(_Body):
+    summary: str = Field(max_length=2000)
+
+
+class FollowUpRequest(_Body):
+    grade: str = Field(max_length=10)
+
+
+class AppealRequest(_Body):
+    reason: str = Field(max_length=2000)
+
+
+class AppealDecisionRequest(_Body):
+    upheld: bool
+    reason: str = Field(max_length=2000)
+    # the acting supervisor; may be left out, and if given must be the one logged in
+    reviewer: str | None = Field(default=None, max_length=64)
+
+
+class ComplaintRequest(_Body):
+    source: str = Field(description="desk (办不成事窗口), phone or comment_box")
+    description: str = Field(min_length=1, max_length=4000)
+    window: int | None = None
+    staff_id: str | None = Field(default=None, max_length=64)
+    service: str | None = Field(default=None, max_length=16)
+    id_number: str | None = Field(default=None, max_length=32)
+    name: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+def _role(s: Session, allowed: tuple[StaffRole, ...]) -> None:
+    if s.role not in allowed:
+        raise HallError("forbidden_role")
+
+
+def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Session]) -> APIRouter:
+    r = APIRouter()
+
+    def actor(s: Session) -> str:
+        return f"staff:{s.staff_id}"
+
+    def refused(s: Session, name: str, case_id: str | None) -> HallError:
+        err = HallError("forbidden_role")
+        ctrl.refuse(actor(s), name, {"case": case_id}, err)
+        return err
+
+    @r.get(f"{API}/cases", tags=["cases"],
+           summary="Cases, overdue first then by deadline (callback officer, supervisor, admin)")
+    async def list_cases(state: str | None = None, kind: str | None = None, overdue: bool = False,
+                         s: Session = Depends(session)) -> list[dict[str, Any]]:
+        _role(s, _READERS)
+        return [desk.view(c, False, actor(s)) for c in desk.list(state, overdue, kind)]
+
+    @r.get(f"{API}/cases/{{case_id}}", tags=["cases"], summary="One case, personal data masked")
+    async def get_case(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
+        _role(s, _READERS)
+        return desk.view(desk.get(case_id), False, actor(s))
+
+    @r.get(f"{API}/cases/{{case_id}}/personal-data", tags=["cases"],
+           summary="The citizen's ID number, name and phone for the call (callback officer; audited)")
+    async def personal_data(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
+        if s.role != StaffRole.CALLBACK_OFFICER:
+            raise refused(s, "case_personal_data_viewed", case_id)
+        return desk.view(desk.get(case_id), True, actor(s))
+
+    def work(path: str, summary: str, make: Callable[[Any], cb.Command],
+             body_model: type[_Body] | None) -> None:
+        if body_model is None:
+            async def endpoint(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
+                _role(s, _WORKERS)
+                return desk.view(desk.act(case_id, make(None), actor(s)), False, actor(s))
+        else:
+            async def endpoint(case_id: str, body: body_model,  # type: ignore[valid-type]
+                               s: Session = Depends(session)) -> dict[str, Any]:
+                _role(s, _WORKERS)
+                return desk.view(desk.act(case_id, make(body), actor(s)), False, actor(s))
+        r.post(f"{API}/cases/{{case_id}}/{path}", tags=["cases"], summary=summary,
+               name=f"case_{path.replace('-', '_')}")(endpoint)
+
+    work("assign", "问题交办: hand the case to a callback officer",
+         lambda b: cb.Assign(b.officer), AssignRequest)
+    work("callback", "回访: record a call to the citizen",
+         lambda b: cb.RecordCallback(b.reached, b.summary), CallbackRequest)
+    work("verify", "调查核实: justified or not", lambda b: cb.Verify(b.justified, b.finding),
+         VerifyRequest)
+    work("rectify", "整改: what changed", lambda b: cb.Rectify(b.change), RectifyRequest)
+    work("feedback", "反馈: report back to the citizen", lambda b: cb.GiveFeedback(b.summary),
+         FeedbackRequest)
+    work("follow-up", "追评: the citizen's second grade", lambda b: cb.FollowUp(b.grade),
+         FollowUpRequest)
+    work("close", "办结: close the case", lambda b: cb.Close(), None)
+
+    @r.post(f"{API}/cases/{{case_id}}/appeal", tags=["cases"],
+            summary="申诉: the staff member on the case contests it")
+    async def appeal(case_id: str, body: AppealRequest, s: Session = Depends(session)) -> dict[str, Any]:
+        # the workflow refuses anyone but the case's staff member (not_case_staff)
+        return desk.view(desk.act(case_id, cb.Appeal(body.reason), actor(s)), False, actor(s))
+
+    @r.post(f"{API}/cases/{{case_id}}/appeal-decision", tags=["cases"],
+            summary="复核: a supervisor decides the appeal")
+    async def appeal_decision(case_id: str, body: AppealDecisionRequest,
+                              s: Session = Depends(session)) -> dict[str, Any]:
+        if s.role != StaffRole.SUPERVISOR:
+            raise refused(s, "case_appeal_decision", case_id)
+        if body.reviewer is not None and body.reviewer != s.staff_id:
+            raise DeskError("reviewer_not_you")
+        cmd = cb.DecideAppeal(body.upheld, s.staff_id, body.reason)
+        return desk.view(desk.act(case_id, cmd, actor(s)), False, actor(s))
+
+    @r.post(f"{API}/complaints", status_code=201, tags=["cases"],
+            summary="投诉: file a complaint (办不成事 window staff, supervisor, callback officer)")
+    async def complaint(body: ComplaintRequest, s: Session = Depends(session)) -> dict[str, Any]:
+        if s.role not in _WORKERS:
+            window = ctrl.hall.windows.get(s.window) if s.window is not None else None
+            if s.role != StaffRole.STAFF or window is None or window.kind != WindowKind.COMPLAINTS:
+                raise refused(s, "case_open", None)
+        case = desk.open_complaint(body.source, body.description, actor(s), body.window,
+                                   body.staff_id, body.service, body.id_number, body.name, body.phone)
+        return desk.view(case, False, actor(s))
+
+    @r.get(f"{API}/cases-figures", tags=["cases"],
+           summary="Callback rate, anonymous bad reviews, complaints and overdue cases")
+    async def figures(from_: dt.date | None = Query(None, alias="from"), to: dt.date | None = None,
+                      s: Session = Depends(session)) -> dict[str, Any]:
+        _role(s, _READERS)
+        today = ctrl.clock().date()
+        return desk.figures(from_ or today.replace(day=1), to or today)
+    return r
