@@ -24,7 +24,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import re
 from enum import Enum
 from typing import Any
 
@@ -50,8 +49,6 @@ _FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
 _ID_PREFIX = {CaseKind.BAD_REVIEW: "HP", CaseKind.COMPLAINT: "TS"}  # 差评 / 投诉
 
 # mainland mobile: 1[3-9] and 9 digits; landline: area code 0xx / 0xxx, then 7 or 8 digits
-_MOBILE = re.compile(r"1[3-9]\d{9}")
-_LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}")
 
 _VERB: dict[type, str] = {
     Assign: "assign", RecordCallback: "callback", Verify: "verify", Rectify: "rectify",
@@ -81,18 +78,10 @@ class DeskError(CaseError):
 
 def normalise_phone(phone: str) -> str:
     """An 11-digit mobile or a landline with its area code; DeskError otherwise."""
-    p = re.sub(r"[\s()]", "", phone or "")
-    if p.startswith("+86"):
-        p = p[3:]
-    if _MOBILE.fullmatch(p) or _LANDLINE.fullmatch(p):
-        return p
-    raise DeskError("invalid_phone")
-
-
-def mask_phone(phone: str) -> str:
-    """138****1234; a landline keeps its first three and last four digits the same way."""
-    digits = phone.replace("-", "")
-    return digits[:3] + "****" + digits[-4:] if len(digits) > 7 else "****"
+    checked = identity.normalise_phone(phone)
+    if checked is None:
+        raise DeskError("invalid_phone")
+    return checked
 
 
 # --- a case as JSON (the `body` column) ---------------------------------------------
@@ -385,7 +374,7 @@ class CaseDesk:
             citizen = {
                 "id_masked": identity.mask_id(id_number) if id_number else None,
                 "name_masked": identity.mask_name(name) if name else None,
-                "phone_masked": mask_phone(phone) if phone else None,
+                "phone_masked": identity.mask_phone(phone) if phone else None,
             }
             if unmasked:
                 citizen.update({"id_number": id_number, "name": name, "phone": phone})

@@ -112,11 +112,11 @@ class HallController:
 
     # -- fan-out -----------------------------------------------------------
 
-    def citizen(self, id_number: str, name: str | None = None) -> Citizen:
+    def citizen(self, id_number: str, name: str | None = None, phone: str | None = None) -> Citizen:
         """The sealed citizen of a real-name ticket; HallError for a wrong number."""
         if self.sealer is None:
             raise RuntimeError("this hall has no identity sealer: real-name tickets are off")
-        return self.sealer.citizen(id_number, name)
+        return self.sealer.citizen(id_number, name, phone)
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(event_id, event)` after every committed event; returns the unsubscribe."""

@@ -10,6 +10,7 @@ issue one by hand. Staff can reprint a ticket that did print.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -20,6 +21,7 @@ from typing import Any
 from controller.core import commands as c
 from controller.core.engine import Outcome
 from controller.core.errors import HallError
+from controller.core import identity
 from controller.core.identity import Citizen
 from controller.core.model import Ticket, TicketStatus, WindowStatus
 from controller.appointments import Appointments
@@ -126,11 +128,12 @@ class Kiosk:
     # -- taking a ticket ---------------------------------------------------
 
     def take_ticket(self, service: str, id_number: str | None = None, name: str | None = None,
-                    priority: str | None = None) -> KioskTicket:
+                    priority: str | None = None, phone: str | None = None) -> KioskTicket:
         """Issue and print a ticket; HallError (with the kiosk's message) if it cannot be had."""
         with self.lock:
             try:
-                citizen = self.ctrl.citizen(id_number, name) if id_number else self.pending_citizen()
+                citizen = (self.ctrl.citizen(id_number, name, phone) if id_number
+                           else self._with_phone(self.pending_citizen(), phone))
             except HallError as e:
                 self.ctrl.refuse(self.actor, "issue_ticket", {"service": service}, e)
                 raise
@@ -139,6 +142,15 @@ class Kiosk:
                                           self.actor), {"service": service})
             self.card = None
             return got
+
+    def _with_phone(self, citizen: Citizen | None, phone: str | None) -> Citizen | None:
+        """A phone typed beside a card just read joins that card's citizen."""
+        if citizen is None or not phone or self.ctrl.sealer is None:
+            return citizen
+        checked = identity.normalise_phone(phone)
+        if checked is None:
+            raise HallError("invalid_phone")
+        return dataclasses.replace(citizen, phone_sealed=self.ctrl.sealer.seal(checked, None))
 
     def scanned(self, code: str) -> KioskTicket | None:
         """A code shown at the scanner: an ID number (held like a card) or an appointment

@@ -8,6 +8,7 @@ HALL_SECRET_KEY. A copied database without the key shows masked data only.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from controller.core import identity
+from controller.core.errors import HallError
 
 KEY_FILE = "secret.key"
 ENV_KEY = "HALL_SECRET_KEY"
@@ -46,9 +48,16 @@ class IdentitySealer:
         data = json.loads(self._aead.decrypt(raw[:12], raw[12:], None))
         return data["id"], data["name"]
 
-    def citizen(self, id_number: str, name: str | None = None) -> identity.Citizen:
-        """A checked, sealed citizen for a real-name ticket (HallError if the number is wrong)."""
-        return identity.citizen(id_number, name, self.seal, self.key)
+    def citizen(self, id_number: str, name: str | None = None,
+                phone: str | None = None) -> identity.Citizen:
+        """A checked, sealed citizen for a real-name ticket (HallError if a number is wrong)."""
+        citizen = identity.citizen(id_number, name, self.seal, self.key)
+        if not phone:
+            return citizen
+        checked = identity.normalise_phone(phone)
+        if checked is None:
+            raise HallError("invalid_phone")
+        return dataclasses.replace(citizen, phone_sealed=self.seal(checked, None))
 
 
 def load_secret(data_dir: Path) -> bytes:

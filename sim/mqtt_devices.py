@@ -57,3 +57,32 @@ class SimulatedTabletKeypad:
     def press(self, key: str, message_id: str | None = None, **data) -> str:
         return self.link.publish_command(f"{self.topic}/press",
                                          {"id": message_id or uuid.uuid4().hex, "key": key, **data})
+
+
+class SimulatedTabletPad:
+    """A tablet evaluation pad: shows the state it is told (`showing`), and grades."""
+
+    def __init__(self, name: str, host: str, port: int, topic: str) -> None:
+        self.topic = topic
+        self.display = SimulatedMqttDisplay(f"{name}-screen", host, port, f"{topic}/state")
+        self.link = MqttLink(name, host, port, f"{topic}/status")
+
+    def start(self) -> "SimulatedTabletPad":
+        self.display.start()
+        self.link.start()
+        return self
+
+    def stop(self) -> None:
+        self.display.stop()
+        self.link.stop()
+
+    @property
+    def showing(self) -> dict | None:
+        return self.display.showing
+
+    def wait_until(self, shows, timeout: float = 2.0) -> bool:
+        return self.display.wait_until(shows, timeout)
+
+    def grade(self, grade: int | str, tags: tuple[str, ...] = (), message_id: str | None = None) -> str:
+        return self.link.publish_command(f"{self.topic}/grade", {
+            "id": message_id or uuid.uuid4().hex, "grade": grade, "tags": list(tags)})

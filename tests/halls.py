@@ -84,5 +84,6 @@ def calling_hall(**rules) -> Hall:
         Device("bar-3", "caller_display", "serial", port=bars, window=3, options=(("address", "3"),)),
         Device("tablet-2", "counter_keypad", "mqtt", topic="hall/window/2/keypad", window=2),
         Device("bar-2", "caller_display", "mqtt", topic="hall/window/2/display", window=2),
+        Device("pad-2", "evaluator_pad", "mqtt", topic="hall/window/2/pad", window=2),
         Device("main", "hall_display", "mqtt", topic="hall/display/main"),
     ))

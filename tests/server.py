@@ -19,6 +19,9 @@ import uvicorn
 
 from controller.cli import open_hall
 from controller.calling_devices import attach_calling
+from controller.cases import CaseDesk
+from controller.core.callbacks import CaseRules
+from controller.workdays_data import hall_calendar
 from controller.devices import DeviceAddress, Floor, attach_devices
 from drivers.mqtt import MqttLink
 from controller.core.hall import Hall
@@ -69,7 +72,9 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
     calling = attach_calling(ctrl, floor, data_dir,
                              {d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {},
                              link).start()
-    app = create_app(ctrl, sessions, kiosks=floor.kiosks)
+    desk = CaseDesk(ctrl, hall_calendar(None), CaseRules.from_rules(hall.rules))
+    desk.start()
+    app = create_app(ctrl, sessions, kiosks=floor.kiosks, desk=desk)
     if sim:
         app.include_router(sim.router)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -83,10 +88,12 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
     try:
         running = RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim)
         running.calling = calling
+        running.desk = desk
         yield running
     finally:
         server.should_exit = True
         thread.join(10)
+        desk.stop()
         calling.close()
         floor.close()
         if link:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from controller.clock import ManualClock
+from controller.core import commands as c
 from drivers.counter_keypad.codec import PAD_BLANK
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad
 from tests.halls import at, calling_hall
@@ -167,3 +168,66 @@ def test_the_pad_asks_after_the_visit_and_takes_one_grade(hall):
         "SELECT 1 FROM commands WHERE name = 'evaluate' AND result = 'no_evaluation'")))
     t = hall.ctrl.store.ticket("20261123-A001")
     assert (t.grade, t.grade_channel) == ("非常不满意", "pad")
+
+
+def test_a_bad_review_on_the_tablet_pad_opens_a_case_that_the_callback_officer_closes(hall, tmp_path):
+    from sim.mqtt_devices import SimulatedTabletPad
+    pad = SimulatedTabletPad("sim-pad-2", hall.broker.host, hall.broker.port, "hall/window/2/pad").start()
+    try:
+        with hall.client() as api:
+            r = api.post("/api/v1/tickets", json={"service": "A", "id_number": "11010119500307097X",
+                                                  "name": "张建国", "phone": "138 0013 1234"})
+            assert r.status_code == 201, r.text
+            hall.tablet.press("call_next")
+            wait_for(lambda: hall.ctrl.state.windows[2].current)
+            hall.tablet.press("finish")
+            assert pad.wait_until(lambda s: s.get("state") == "prompt" and s["ticket"] == "A001"
+                                  and s["window"] == 2 and s["staff"] == "员工2")
+            pad.grade(5, tags=("态度",))  # 非常不满意
+            assert pad.wait_until(lambda s: s.get("state") == "thanks")
+            case = wait_for(lambda: hall.desk.list())[0]
+            assert (case.ticket_id, case.window, case.staff_id, case.grade) == (
+                "20261123-A001", 2, "s2", "非常不满意")
+            # Monday 09:00: callback by the end of Tuesday, rectification by the end of next Monday
+            assert case.callback_due.isoformat() == "2026-11-25T00:00:00+08:00"
+            assert case.rectify_due.isoformat() == "2026-12-01T00:00:00+08:00"
+
+            officer = hall.login("boss", None)  # a supervisor works cases too
+            cid = case.id
+            figures = api.get("/api/v1/cases-figures", headers=officer).json()
+            assert figures["callback_rate"] == 0.0
+            for path, body in (("assign", {"officer": "boss"}),
+                               ("callback", {"reached": True, "summary": "已致电，了解情况"}),
+                               ("verify", {"justified": True, "finding": "等候时态度生硬"}),
+                               ("rectify", {"change": "窗口服务用语培训"}),
+                               ("feedback", {"summary": "已告知整改结果"}),
+                               ("close", None)):
+                r = api.post(f"/api/v1/cases/{cid}/{path}", headers=officer,
+                             **({"json": body} if body is not None else {}))
+                assert r.status_code == 200, (path, r.text)
+            assert api.get(f"/api/v1/cases/{cid}", headers=officer).json()["state"] == "closed"
+            assert api.get("/api/v1/cases-figures", headers=officer).json()["callback_rate"] == 1.0
+    finally:
+        pad.stop()
+    hall.ctrl.store.checkpoint()
+    for f in tmp_path.glob("hall.sqlite3*"):
+        raw = f.read_bytes()
+        for secret in ("11010119500307097X", "13800131234", "张建国"):
+            assert secret.encode() not in raw
+
+
+def test_the_evaluation_report_and_grade_export_are_served(hall):
+    with hall.client() as api:
+        api.post("/api/v1/tickets", json={"service": "A"})
+        hall.tablet.press("call_next")
+        wait_for(lambda: hall.ctrl.state.windows[2].current)
+        hall.tablet.press("finish")
+        wait_for(lambda: hall.ctrl.state.windows[2].evaluating)
+        hall.ctrl.execute(c.Evaluate(2, "满意", "tablet"), "pad:2")
+        boss = hall.login("boss", None)
+        [row] = [r for r in api.get("/api/v1/reports/evaluations?from=2026-11-23&to=2026-11-23&by=window",
+                                    headers=boss).json() if r["window"] == 2]
+        assert (row["visits"], row["满意"], row["evaluation_rate"]) == (1, 1, 1.0)
+        xlsx = api.get("/api/v1/exports/grades?from=2026-11-23&to=2026-11-23&format=xlsx", headers=boss)
+        assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+        assert api.get("/api/v1/reports/evaluations", headers=hall.login("s1", 1)).status_code == 403

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from controller.cases import CaseDesk, mask_phone, normalise_phone
+from controller.cases import CaseDesk, normalise_phone
+from controller.core.identity import mask_phone
 from controller.cli import open_hall
 from controller.clock import ManualClock
 from controller.core import commands as c

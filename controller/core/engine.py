@@ -127,6 +127,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
             name_masked=citizen.name_masked if citizen else None,
             citizen_key=citizen.key if citizen else None,
             identity_sealed=citizen.sealed if citizen else None,
+            phone_sealed=citizen.phone_sealed if citizen else None,
         )
         state.tickets[t.id] = t
         out.created.add(t.id)

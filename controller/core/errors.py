@@ -25,6 +25,7 @@ CODES: dict[str, tuple[Category, str]] = {
     "unknown_staff": (Category.UNAUTHORIZED, "工号或密码不正确"),
     "bad_credentials": (Category.UNAUTHORIZED, "工号或密码不正确"),
     "invalid_id_number": (Category.INVALID, "身份证号码不正确"),
+    "invalid_phone": (Category.INVALID, "电话号码不正确：手机号 11 位，固定电话请带区号"),
     "invalid_priority": (Category.INVALID, "优先类别不正确"),
     "invalid_channel": (Category.INVALID, "取号渠道不正确"),
     "already_waiting": (Category.CONFLICT, "您已取过这项业务的号，请等候叫号"),

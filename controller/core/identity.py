@@ -56,6 +56,24 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
 
 
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}")
+
+
+def normalise_phone(phone: str | None) -> str | None:
+    """An 11-digit mainland mobile or a landline with its area code, as digits; None if neither."""
+    p = re.sub(r"[\s()]", "", phone or "")
+    if p.startswith("+86"):
+        p = p[3:]
+    return p if _MOBILE.fullmatch(p) or _LANDLINE.fullmatch(p) else None
+
+
+def mask_phone(phone: str) -> str:
+    """138****1234; a landline keeps its first three and last four digits the same way."""
+    digits = phone.replace("-", "")
+    return digits[:3] + "****" + digits[-4:] if len(digits) > 7 else "****"
+
+
 @dataclass(frozen=True)
 class Citizen:
     """持证人: who holds a real-name ticket, as the hall may keep it.
@@ -70,6 +88,7 @@ class Citizen:
     id_masked: str
     name_masked: str | None
     birth_date: dt.date
+    phone_sealed: str | None = None  # for the callback of a bad review, sealed like the rest
 
 
 def citizen(id_number: str, name: str | None, seal: Callable[[str, str | None], str],

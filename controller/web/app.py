@@ -28,6 +28,7 @@ from controller.kiosk import Kiosk
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_routes
+from controller.web.reports_api import report_routes
 from controller.web.cases_api import case_routes
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         if body.channel != "kiosk" and s is None:
             raise HallError("not_logged_in", "工作人员取号或预约签到需要登录")
         actor = f"staff:{s.staff_id}" if s else "kiosk"
-        citizen = ctrl.citizen(body.id_number, body.name) if body.id_number else None
+        citizen = ctrl.citizen(body.id_number, body.name, body.phone) if body.id_number else None
         out = ctrl.execute(c.IssueTicket(body.service, body.channel, citizen, body.priority,
                                          body.appointment_at), actor)
         return views.issued_json(ctrl.hall, out)
@@ -124,6 +125,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     app.include_router(kiosk_routes(ctrl, kiosks, session))
     if desk is not None:
         app.include_router(case_routes(ctrl, desk, session))
+    app.include_router(report_routes(ctrl, session))
 
     @app.get(f"{API}/devices", tags=["hall"], summary="Every device's health as last reported")
     async def devices() -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
         kiosk = kiosk_named(kiosk_id)
         # printing waits for the printer: off the event loop
         got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
-                                      body.name, body.priority)
+                                      body.name, body.priority, body.phone)
         return {**views.issued_json(ctrl.hall, got.outcome), "printed": got.printed,
                 "paper_near_end": got.paper_near_end}
 

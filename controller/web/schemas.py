@@ -15,6 +15,7 @@ class TicketRequest(Strict):
     service: str = Field(min_length=1, max_length=8, description="service prefix, e.g. A")
     id_number: str | None = Field(None, max_length=32, description="18-digit resident ID number")
     name: str | None = Field(None, max_length=64, description="citizen's name (real-name ticket)")
+    phone: str | None = Field(None, max_length=20, description="for a callback (real-name ticket)")
     priority: str | None = Field(None, max_length=16,
                                  description="elderly, disabled, ill, pregnant or urgent")
     channel: str = Field("kiosk", max_length=16, description="kiosk, staff or appointment")
@@ -27,6 +28,7 @@ class KioskTicketRequest(Strict):
     id_number: str | None = Field(None, max_length=32,
                                   description="typed ID number; without it a card just read is used")
     name: str | None = Field(None, max_length=64)
+    phone: str | None = Field(None, max_length=20, description="for a callback, if the citizen wishes")
     priority: str | None = Field(None, max_length=16)
 
 

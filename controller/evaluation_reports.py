@@ -1,0 +1,221 @@
+"""好差评 figures: evaluation and satisfaction per window, staff member, service, day or month,
+and the graded visits exported with an upload interface's code table.
+
+Over the finished visits (tickets with status `finished`) whose `day` lies in the range:
+
+- **evaluated**: visits the citizen graded (`grade_channel` anything but `system_default`);
+  the five grade counts are over these real evaluations only.
+- **default_graded**: visits the system graded after the evaluation period
+  (`system_default`); counted apart and never mixed with real evaluations (hall rules).
+- **evaluation rate** = evaluated / visits finished.
+- **satisfaction rate** = (非常满意 + 满意 + 基本满意) / evaluated: system defaults are
+  excluded from both sides. None when the group has no real evaluation.
+- **bad reviews** (不满意, 非常不满意, real evaluations only), real-name (the ticket has a masked
+  ID) and anonymous apart.
+
+Where the database has the case desk's `cases` table (controller.cases), for the group's
+bad-review cases (those opened for the group's visits): **callback rate** = closed / cases
+(case_supervision.callback_rate, the 100% of 001 6.5.2.1) and **rectification rate** = cases
+rectified or beyond (整改, 反馈, 追评, 办结; an appealed case by the state it was appealed from) /
+cases; and `overdue_cases`, the ids of the group's cases past a deadline at `now`, complaints
+opened in the range against the group included. By staff member also the assessment points
+lost in the month of `day_to` (case_supervision.assessment_points over every case of that
+member: 1 per verified bad review, 2 per complaint, 10 at most; 003 考核制度 (5)) and the
+satisfaction points (100% → 10, ≥90% → 9, ≥80% → 7, below → 5; 002 考核).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from typing import Any, Iterable
+
+import sqlite_utils
+
+from controller.cases import case_from_json
+from controller.core.callbacks import BAD_GRADES, STATE_ORDER, Case, CaseState
+from controller.core.case_supervision import assessment_points, callback_rate, overdue
+from controller.core.hall import EVALUATION_GRADES
+
+SYSTEM_DEFAULT = "system_default"
+SATISFIED = EVALUATION_GRADES[:3]  # 非常满意, 满意, 基本满意
+GROUPINGS = ("window", "staff", "service", "day", "month")
+# the column (or expression) each grouping is on; tickets and cases name them alike
+_KEY = {"window": "window", "staff": "staff_id", "service": "service", "day": "day",
+        "month": "substr(day, 1, 7)"}
+
+# GB/T 39046-2020: 1 = 非常满意 … 5 = 非常不满意; some provincial upload interfaces reverse it.
+GRADE_CODES: dict[str, dict[str, int]] = {
+    "gbt39046": {g: i + 1 for i, g in enumerate(EVALUATION_GRADES)},
+    "provincial": {g: 5 - i for i, g in enumerate(EVALUATION_GRADES)},
+}
+DEFAULT_CHANNEL_CODES = {"pad": "1", "tablet": "2", "system_default": "9"}
+
+
+def satisfaction_points(satisfied: int, evaluated: int) -> int | None:
+    """Monthly assessment points for `satisfied` of `evaluated` (002 考核): 100% → 10,
+    ≥90% → 9, ≥80% → 7, below → 5. In whole numbers: 9 of 10 is 90%, whatever a float says."""
+    if not evaluated:
+        return None
+    if satisfied >= evaluated:
+        return 10
+    if satisfied * 10 >= evaluated * 9:
+        return 9
+    return 7 if satisfied * 10 >= evaluated * 8 else 5
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _rectified(case: Case) -> bool:
+    state = case.appeal_from if case.state is CaseState.APPEALED and case.appeal_from else case.state
+    return state in STATE_ORDER and STATE_ORDER.index(state) >= STATE_ORDER.index(CaseState.RECTIFIED)
+
+
+def _cases(db: sqlite_utils.Database, sql: str, params: list[Any]) -> list[Case]:
+    return [case_from_json(json.loads(r["body"])) for r in db.query(sql, params)]
+
+
+def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date, by: str,
+                      now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One row per group of the finished visits from `day_from` to `day_to` (inclusive).
+
+    `by` is window, staff, service, day or month; the row's first key is that name. Overdue
+    cases are those past a deadline at `now` (the hall's clock; the wall clock if left out).
+    """
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    span = [day_from.isoformat(), day_to.isoformat()]
+    visits = list(db.query(
+        f"SELECT id, {_KEY[by]} AS key, grade, grade_channel, id_masked FROM tickets "
+        "WHERE status = 'finished' AND day BETWEEN ? AND ? ORDER BY key, id", span))
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for v in visits:
+        groups.setdefault(v["key"], []).append(v)
+
+    has_cases = "cases" in db.table_names()
+    cases_by_ticket: dict[str, Case] = {}
+    complaints: dict[Any, list[Case]] = {}
+    if has_cases:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        for case in _cases(db, "SELECT body FROM cases WHERE kind = 'bad_review' AND ticket_id IN "
+                               "(SELECT id FROM tickets WHERE status = 'finished' "
+                               "AND day BETWEEN ? AND ?)", span):
+            cases_by_ticket[case.ticket_id] = case  # type: ignore[index]
+        for r in db.query(f"SELECT {_KEY[by]} AS key, body FROM cases "
+                          "WHERE kind = 'complaint' AND day BETWEEN ? AND ?", span):
+            complaints.setdefault(r["key"], []).append(case_from_json(json.loads(r["body"])))
+    month = day_to.strftime("%Y-%m")
+
+    rows: list[dict[str, Any]] = []
+    for key, group in groups.items():
+        real = [v for v in group if v["grade"] is not None and v["grade_channel"] != SYSTEM_DEFAULT]
+        bad = [v for v in real if v["grade"] in BAD_GRADES]
+        satisfied = sum(1 for v in real if v["grade"] in SATISFIED)
+        row: dict[str, Any] = {
+            by: key,
+            "visits": len(group),
+            **{g: sum(1 for v in real if v["grade"] == g) for g in EVALUATION_GRADES},
+            "evaluated": len(real),
+            "default_graded": sum(1 for v in group if v["grade_channel"] == SYSTEM_DEFAULT),
+            "ungraded": sum(1 for v in group if v["grade"] is None),
+            "evaluation_rate": _ratio(len(real), len(group)),
+            "satisfaction_rate": _ratio(satisfied, len(real)),
+            "bad_reviews_real_name": sum(1 for v in bad if v["id_masked"] is not None),
+            "bad_reviews_anonymous": sum(1 for v in bad if v["id_masked"] is None),
+        }
+        if has_cases:
+            bad_cases = [cases_by_ticket[v["id"]] for v in group if v["id"] in cases_by_ticket]
+            closed, total, rate = callback_rate(bad_cases)
+            theirs = bad_cases + complaints.get(key, [])
+            row.update({
+                "bad_review_cases": total,
+                "callback_rate": round(rate, 4) if rate is not None else None,
+                "rectification_rate": _ratio(sum(1 for c in bad_cases if _rectified(c)), len(bad_cases)),
+                "overdue_cases": sorted({c.id for c, _ in overdue(theirs, now)}),  # type: ignore[arg-type]
+            })
+            if by == "staff":
+                row["assessment_month"] = month
+                row["assessment_points"] = assessment_points(
+                    _cases(db, "SELECT body FROM cases WHERE staff_id = ?", [key]), key, month)
+        if by == "staff":
+            row["satisfaction_points"] = satisfaction_points(satisfied, len(real))
+        rows.append(row)
+    return rows
+
+
+def grade_export(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date,
+                 mapping: str = "gbt39046",
+                 channel_codes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per graded visit, the grade and channel mapped to an upload interface's codes.
+
+    `mapping` gbt39046 (1 = 非常满意 … 5 = 非常不满意) or provincial (1 = 非常不满意 …
+    5 = 非常满意). A channel missing from `channel_codes` is a ValueError: a code is never
+    guessed. Identity leaves only masked.
+    """
+    if mapping not in GRADE_CODES:
+        raise ValueError(f"mapping must be one of {', '.join(GRADE_CODES)}, not {mapping!r}")
+    codes = GRADE_CODES[mapping]
+    channels = DEFAULT_CHANNEL_CODES if channel_codes is None else channel_codes
+    rows = []
+    for t in db.query(
+            "SELECT id, day, service, window, staff_id, finished_at, graded_at, grade, "
+            "grade_channel, id_masked, name_masked FROM tickets WHERE status = 'finished' "
+            "AND grade IS NOT NULL AND day BETWEEN ? AND ? ORDER BY day, graded_at, id",
+            [day_from.isoformat(), day_to.isoformat()]):
+        if t["grade_channel"] not in channels:
+            raise ValueError(f"no upload code for the evaluation channel {t['grade_channel']!r}")
+        rows.append({
+            "ticket": t["id"], "day": t["day"], "service": t["service"], "window": t["window"],
+            "staff": t["staff_id"], "finished_at": t["finished_at"], "graded_at": t["graded_at"],
+            "grade": t["grade"], "grade_code": codes[t["grade"]],
+            "channel": t["grade_channel"], "channel_code": channels[t["grade_channel"]],
+            "system_default": t["grade_channel"] == SYSTEM_DEFAULT,
+            "id_masked": t["id_masked"], "name_masked": t["name_masked"],
+        })
+    return rows
+
+
+def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    return value
+
+
+def to_csv(rows: list[dict[str, Any]]) -> bytes:
+    """CSV in UTF-8 with a BOM: without it Excel reads the Chinese as GBK and garbles it."""
+    out = io.StringIO()
+    columns = _columns(rows)
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([_cell(row.get(c)) for c in columns])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(rows: list[dict[str, Any]], sheet: str = "Sheet1") -> bytes:
+    """An Excel workbook with one sheet: a header row, then the rows."""
+    from openpyxl import Workbook  # only the downloads need it
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet[:31]  # Excel's limit on sheet names
+    columns = _columns(rows)
+    ws.append(columns)
+    for row in rows:
+        ws.append([_cell(row.get(c)) for c in columns])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
