@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from controller.core.hall import (
 )
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
 from controller.tomlkeys import (
-    Check, ConfigError, Table, check, claim, found, is_int, is_text, matches,
+    Check, ConfigError, Table, check, claim, found, is_int, is_text, matches, read_toml,
 )
 
 DEVICE_KINDS = (
@@ -36,14 +35,7 @@ DEVICE_TRANSPORTS = ("serial", "usb", "tcp", "mqtt", "file")
 def load_hall(path: str | Path) -> Hall:
     """Read and validate the hall config file at `path`."""
     source = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
-    except OSError as e:
-        raise ConfigError("(file)", f"cannot read the file: {e.strerror}", source) from None
-    except UnicodeDecodeError:
-        raise ConfigError("(file)", "not UTF-8 text; save the file as UTF-8 (not GBK)", source) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("(file)", f"not valid TOML: {e}", source) from None
+    data = read_toml(path)
     return parse_hall(data, source)
 
 

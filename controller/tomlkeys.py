@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import tomllib
+from pathlib import Path
 from collections.abc import Callable, Collection
 from typing import Any, NoReturn
 
@@ -123,3 +125,17 @@ def claim(seen: dict[object, str], value: object, key: str, what: str) -> None:
     if value in seen:
         raise ConfigError(key, f"duplicate {what} {value!r}; already used at {seen[value]}")
     seen[value] = key
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as data; a file that cannot be read, is not UTF-8 or is not TOML is a
+    ConfigError at key "(file)"."""
+    source = str(path)
+    try:
+        return tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise ConfigError("(file)", f"cannot read the file: {e.strerror}", source) from None
+    except UnicodeDecodeError:
+        raise ConfigError("(file)", "not UTF-8 text; save the file as UTF-8 (not GBK)", source) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("(file)", f"not valid TOML: {e}", source) from None

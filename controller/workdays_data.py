@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from controller.core.workdays import WorkCalendar, merge
-from controller.tomlkeys import ConfigError, Table, claim
+from controller.tomlkeys import ConfigError, Table, claim, read_toml
 
 _YEAR = re.compile(r"\d{4}")
 
@@ -40,14 +39,7 @@ def from_chinesecalendar() -> WorkCalendar:
 def load_overrides(path: str | Path) -> WorkCalendar:
     """The hall's own holiday file (`config/holidays.toml`) as a calendar."""
     source = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
-    except OSError as e:
-        raise ConfigError("(file)", f"cannot read the file: {e.strerror}", source) from None
-    except UnicodeDecodeError:
-        raise ConfigError("(file)", "not UTF-8 text; save the file as UTF-8 (not GBK)", source) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("(file)", f"not valid TOML: {e}", source) from None
+    data = read_toml(path)
     try:
         return parse_overrides(data)
     except ConfigError as e:
