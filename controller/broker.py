@@ -6,10 +6,12 @@ A newcomer's hall works without installing Mosquitto; a production hall points
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
+SHUTDOWN_SECONDS = 3.0
 
 
 def broker_config(listen: str) -> dict:
@@ -33,4 +35,13 @@ async def start_embedded_broker(listen: str) -> Callable[[], Awaitable[None]]:
                            "Set [mqtt] embedded_listen to a free port, or [mqtt] host "
                            "to use an external broker.") from e
     log.info("embedded MQTT broker listening on %s", listen)
-    return broker.shutdown
+
+    async def stop() -> None:
+        # amqtt's shutdown can wait on a client that is still connected; a hall that is
+        # stopping does not wait for it
+        try:
+            await asyncio.wait_for(broker.shutdown(), SHUTDOWN_SECONDS)
+        except (asyncio.TimeoutError, Exception) as e:
+            log.warning("embedded MQTT broker did not stop cleanly: %r", e)
+
+    return stop

@@ -81,6 +81,8 @@ class CallingFloor:
             self._unsubscribe()
         self._work.put(None)
         self._thread.join(5)
+        if self.voice is not None and hasattr(self.voice, "close"):
+            self.voice.close()
 
     # -- what each device should show ------------------------------------------
 

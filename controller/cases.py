@@ -20,18 +20,17 @@ shown, masked; the unmasked view is the only way to read them.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
-from enum import Enum
 from typing import Any
 
 from controller.core import identity
+from controller.case_records import FAR_FUTURE, case_from_json, case_to_json, next_due, plain
 from controller.core.callbacks import (
     BAD_GRADES, STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
     CaseState, Close, Command, DecideAppeal, FollowUp, GiveFeedback, OpenCase, RecordCallback,
-    Rectify, Transition, Verify, apply, open_bad_review,
+    Rectify, Verify, apply, open_bad_review,
 )
 from controller.core.case_supervision import callback_rate, overdue
 from controller.core.errors import Category, HallError
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 SYSTEM = "system"
 # a grade the pad filled in itself after the evaluation period: never a bad review
 SYSTEM_DEFAULT = "system_default"
-_FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
 _ID_PREFIX = {CaseKind.BAD_REVIEW: "HP", CaseKind.COMPLAINT: "TS"}  # 差评 / 投诉
 
 # mainland mobile: 1[3-9] and 9 digits; landline: area code 0xx / 0xxx, then 7 or 8 digits
@@ -82,53 +80,6 @@ def normalise_phone(phone: str) -> str:
     if checked is None:
         raise DeskError("invalid_phone")
     return checked
-
-
-# --- a case as JSON (the `body` column) ---------------------------------------------
-
-_DATETIMES = {"opened_at", "callback_due", "rectify_due", "feedback_due", "resolve_due"}
-_ENUMS = {"kind": CaseKind, "source": CaseSource, "state": CaseState, "appeal_from": CaseState}
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Enum):
-        return v.value
-    if isinstance(v, dt.datetime):
-        return v.isoformat()
-    return v
-
-
-def case_to_json(case: Case) -> dict[str, Any]:
-    out = {f.name: _plain(getattr(case, f.name)) for f in dataclasses.fields(Case)
-           if f.name != "history"}
-    out["history"] = [{"at": t.at.isoformat(), "actor": t.actor, "from": _plain(t.from_state),
-                       "to": _plain(t.to_state), "note": t.note} for t in case.history]
-    return out
-
-
-def case_from_json(data: dict[str, Any]) -> Case:
-    values = dict(data)
-    for name in _DATETIMES:
-        if values.get(name) is not None:
-            values[name] = dt.datetime.fromisoformat(values[name])
-    for name, kind in _ENUMS.items():
-        if values.get(name) is not None:
-            values[name] = kind(values[name])
-    values["history"] = [
-        Transition(dt.datetime.fromisoformat(t["at"]), t["actor"],
-                   CaseState(t["from"]) if t["from"] else None, CaseState(t["to"]), t["note"])
-        for t in data.get("history", [])]
-    return Case(**values)
-
-
-def pending_deadlines(case: Case) -> list[str]:
-    """The deadline fields the case has still to meet (none once closed)."""
-    return [name for _, name in overdue([case], _FAR_FUTURE)]
-
-
-def next_due(case: Case) -> dt.datetime | None:
-    dues = [getattr(case, name) for name in pending_deadlines(case)]
-    return min(dues) if dues else None
 
 
 class CaseDesk:
@@ -314,7 +265,7 @@ class CaseDesk:
 
         def order(c: Case) -> tuple[bool, bool, dt.datetime, str]:
             due = next_due(c)
-            return (c.id not in late, due is None, due or _FAR_FUTURE, c.id)
+            return (c.id not in late, due is None, due or FAR_FUTURE, c.id)
 
         return sorted(cases, key=order)
 
@@ -391,11 +342,11 @@ class CaseDesk:
             "service": case.service, "grade": case.grade, "assignee": case.assignee,
             "anonymous": case.identity_sealed is None,
             "citizen": citizen,
-            "deadlines": {f: _plain(getattr(case, f)) for f in
+            "deadlines": {f: plain(getattr(case, f)) for f in
                           ("callback_due", "rectify_due", "feedback_due", "resolve_due")},
-            "next_due": _plain(due), "overdue": late,
+            "next_due": plain(due), "overdue": late,
             "justified": case.justified, "follow_up_grade": case.follow_up_grade,
-            "appeal_from": _plain(case.appeal_from), "appeal_upheld": case.appeal_upheld,
+            "appeal_from": plain(case.appeal_from), "appeal_upheld": case.appeal_upheld,
             "history": case_to_json(case)["history"],
         }
 
@@ -441,8 +392,8 @@ class CaseDesk:
             "updated_at = excluded.updated_at, body = excluded.body",
             [case.id, str(case.kind), str(case.state), str(case.source), case.opened_at.isoformat(),
              case.opened_at.date().isoformat(), case.staff_id, case.window, case.service,
-             case.ticket_id, case.assignee, _plain(case.callback_due), _plain(case.rectify_due),
-             _plain(case.feedback_due), _plain(case.resolve_due), now.isoformat(), body])
+             case.ticket_id, case.assignee, plain(case.callback_due), plain(case.rectify_due),
+             plain(case.feedback_due), plain(case.resolve_due), now.isoformat(), body])
 
 
 def _who(actor: str) -> str:

@@ -97,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     desk = CaseDesk(ctrl, hall_calendar(holidays if holidays.exists() else None),
                     CaseRules.from_rules(hall.rules))
     desk.start()
-    app = create_app(ctrl, sessions, background, floor.kiosks, desk)
+    app = create_app(ctrl, sessions, background, floor.kiosks, desk,
+                     before_stop=[desk.stop, calling.close, floor.close, mqtt.stop])
     for s in simulations:
         if s.router is not None:
             app.include_router(s.router)
@@ -107,10 +108,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.log_level == "debug")
     finally:
-        desk.stop()
-        calling.close()
-        floor.close()
-        mqtt.stop()
         for s in simulations:
             s.close()
     return 0

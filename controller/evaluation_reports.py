@@ -34,7 +34,7 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
-from controller.cases import case_from_json
+from controller.case_records import case_from_json
 from controller.core.callbacks import BAD_GRADES, STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
 from controller.core.hall import EVALUATION_GRADES

@@ -135,7 +135,7 @@ class HallProcess:
                 [sys.executable, "-m", "controller.cli", "run", "--config", str(config),
                  "--data-dir", str(self.data), "--port", str(port),
                  "--clock-start", "09:00", "--log-level", "warning", *self.extra_args],
-                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"},
                 stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
@@ -160,8 +160,13 @@ class HallProcess:
         try:
             return self.proc.wait(15)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            # faulthandler (PYTHONFAULTHANDLER) prints every thread's stack on SIGABRT
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
             raise AssertionError(f"the controller ignored SIGTERM:\n{self.output()}")
 
     def output(self) -> str:

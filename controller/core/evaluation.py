@@ -13,12 +13,12 @@ import datetime as dt
 
 from controller.core import commands as c
 from controller.core import events as ev
+from controller.core.callbacks import BAD_GRADES
 from controller.core.errors import HallError
 from controller.core.hall import EVALUATION_GRADES
 from controller.core.model import HallState, Ticket, WindowState
 from controller.core.outcome import Outcome
 
-BAD_GRADES = ("不满意", "非常不满意")
 SYSTEM_DEFAULT = "system_default"
 
 

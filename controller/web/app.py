@@ -51,8 +51,11 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 def create_app(ctrl: HallController, sessions: SessionStore,
                background: list[Callable[[], Any]] | None = None,
                kiosks: dict[str, Kiosk] | None = None,
-               desk: CaseDesk | None = None) -> FastAPI:
-    """The API for one running hall. `background` are async startables run for the app's life."""
+               desk: CaseDesk | None = None,
+               before_stop: list[Callable[[], Any]] | None = None) -> FastAPI:
+    """The API for one running hall. `background` are async startables run for the app's life;
+    `before_stop` are plain callables run first at shutdown (devices, the MQTT client), so
+    the embedded broker has no client left when it stops."""
     kiosks = kiosks or {}
 
     @contextlib.asynccontextmanager
@@ -64,6 +67,11 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         finally:
             for t in tasks:
                 t.cancel()
+            for fn in before_stop or []:
+                try:
+                    await asyncio.to_thread(fn)
+                except Exception:
+                    log.exception("stopping %s", fn)
             for stop in stops:
                 if stop is not None:
                     await stop()
