@@ -49,7 +49,8 @@ def parse_hall(data: dict[str, Any], source: str = "<config>") -> Hall:
 
 # --- the sections ------------------------------------------------------------
 
-_TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt", "voice")
+_TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt", "voice",
+             "export")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -67,7 +68,7 @@ def _hall(top: Table) -> Hall:
     staff = _staff(top, windows)
     devices = _devices(top, windows)
     return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **_mqtt(top), **_voice(top))
+                **_mqtt(top), **_voice(top), **_export(top))
 
 
 def _timezone(head: Table) -> str:
@@ -369,6 +370,18 @@ def _voice(top: Table) -> dict[str, Any]:
         "voice_repeats": t.integer("repeats", 1, 5, 1),
     }
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _export(top: Table) -> dict[str, Any]:
+    """Codes the provincial 好差评 upload uses for each evaluation channel."""
+    t = top.table("export", ("channel_codes",))
+    if "channel_codes" not in t.data:
+        return {}
+    codes = t.table("channel_codes", ("pad", "tablet", "system_default", "staff"))
+    for channel, code in codes.data.items():
+        check(codes.key(channel), code, "a code as a quoted string, e.g. \"1\"", is_text)
+    merged = dict(Hall.__dataclass_fields__["export_channel_codes"].default) | codes.data
+    return {"export_channel_codes": tuple(sorted(merged.items()))}
 
 
 def _mqtt(top: Table) -> dict[str, Any]:

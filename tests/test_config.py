@@ -409,3 +409,17 @@ def test_voice_settings() -> None:
     with pytest.raises(ConfigError) as e:
         parse_hall(data)
     assert e.value.key == "voice.repeats"
+
+
+def test_export_channel_codes() -> None:
+    data = minimal_hall_dict()
+    data["export"] = {"channel_codes": {"tablet": "3"}}
+    assert dict(parse_hall(data).export_channel_codes) == {"pad": "1", "tablet": "3", "system_default": "9"}
+    data["export"] = {"channel_codes": {"kiosk": "4"}}
+    with pytest.raises(ConfigError) as e:
+        parse_hall(data)
+    assert e.value.key == "export.channel_codes.kiosk"
+    data["export"] = {"channel_codes": {"pad": 1}}
+    with pytest.raises(ConfigError) as e:
+        parse_hall(data)
+    assert e.value.key == "export.channel_codes.pad"

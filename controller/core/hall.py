@@ -173,6 +173,9 @@ class Hall:
     voice_enabled: bool = True
     voice_device: str | None = None
     voice_repeats: int = 1
+    # the provincial upload's code for each evaluation channel ([export] channel_codes)
+    export_channel_codes: tuple[tuple[str, str], ...] = (
+        ("pad", "1"), ("tablet", "2"), ("system_default", "9"))
 
     def hours_on(self, day: dt.date) -> DayHours:
         return self.hours.get(WEEKDAYS[day.weekday()], DayHours())

@@ -86,7 +86,8 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
         def export() -> list[dict[str, Any]]:
             with ctrl.lock:
                 try:
-                    return er.grade_export(ctrl.store.db, day_from, day_to, mapping)
+                    return er.grade_export(ctrl.store.db, day_from, day_to, mapping,
+                                           dict(ctrl.hall.export_channel_codes))
                 except ValueError as e:  # a channel with no upload code
                     raise HallError("invalid_channel", f"评价渠道没有上报代码：{e}") from None
 
