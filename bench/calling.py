@@ -26,7 +26,9 @@ from controller.cli import open_hall
 from controller.core import commands as c
 from controller.core.hall import Device
 from controller.devices import DeviceAddress, Floor
-from drivers.caller_display import Calling, bar_colour, bar_lines, generic_codec
+from drivers.caller_display import (
+    Calling, DisplayProtocolError, bar_colour, bar_lines, generic_codec,
+)
 from drivers.counter_keypad.codec import BusFrame, CALL_NEXT, encode_frame
 from sim.counter_bus import SimulatedCounterBus
 from sim.pty_device import PtyDevice
@@ -89,8 +91,12 @@ def run_calls(windows: int, calls: int, rate: float) -> tuple[list[float], dict[
         def write(data: bytes, real_write=real_write, link=link) -> None:
             real_write(data)
             now = time.perf_counter()
-            window = window_of.get((id(link), data[2])) if data[:2] == b"\xaa\x55" else None
-            if window is not None:
+            try:
+                message = generic_codec.decode_frame(data)
+            except DisplayProtocolError:
+                return
+            window = window_of.get((id(link), message.address))
+            if isinstance(message, generic_codec.ShowText) and window is not None:
                 with lock:
                     written.setdefault(window, []).append(now)
         link.transport.write = write

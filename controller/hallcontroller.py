@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from typing import Any, Callable
 
 from controller.core import commands as c
@@ -39,7 +38,7 @@ class HallController:
         self.sealer = sealer
         self.clock = clock
         self.engine = Engine(hall)
-        self.lock = threading.RLock()
+        self.lock = store.lock  # one lock for the state and the connection it is written through
         self.state: HallState = store.load(self.engine)
         self._subscribers: list[Subscriber] = []
 
@@ -65,6 +64,8 @@ class HallController:
         with self.lock:
             now = self.clock()
             cutoff = now - dt.timedelta(days=rules.evaluation_default_days)
+            # today's tickets live in memory and change there; the period is at least a day,
+            # so only earlier days' tickets, read from the database, are ever due
             stale = [t for t in self.store.ungraded_before(cutoff) if t.id not in self.state.tickets]
             if not stale:
                 return 0

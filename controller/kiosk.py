@@ -10,7 +10,6 @@ issue one by hand. Staff can reprint a ticket that did print.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import math
@@ -21,7 +20,6 @@ from typing import Any
 from controller.core import commands as c
 from controller.core.engine import Outcome
 from controller.core.errors import HallError
-from controller.core import identity
 from controller.core.identity import Citizen
 from controller.core.model import Ticket, TicketStatus, WindowStatus
 from controller.appointments import Appointments
@@ -77,14 +75,20 @@ class Kiosk:
     def card_read(self, id_number: str, name: str | None) -> None:
         """A card was tapped: hold its citizen for the next ticket taken here."""
         try:
-            citizen = self.ctrl.citizen(id_number, name)
+            self.hold(id_number, name)
         except HallError as e:
             self.reader_message(e.message)
-            return
+
+    def hold(self, id_number: str, name: str | None) -> Citizen:
+        """Hold the citizen of a card or scanned number for the next ticket; a number that
+        is wrong raises and leaves no earlier card waiting (it is a new citizen at the kiosk)."""
         with self.lock:
+            self.card = None
+            citizen = self.ctrl.citizen(id_number, name)
             self.card = PendingCard(citizen, self.ctrl.clock())
             self.message = None
         self.ctrl.note(self.actor, "card_read", {"id_masked": citizen.id_masked})
+        return citizen
 
     def reader_message(self, message: str) -> None:
         with self.lock:
@@ -132,8 +136,9 @@ class Kiosk:
         """Issue and print a ticket; HallError (with the kiosk's message) if it cannot be had."""
         with self.lock:
             try:
-                citizen = (self.ctrl.citizen(id_number, name, phone) if id_number
-                           else self._with_phone(self.pending_citizen(), phone))
+                citizen = self.ctrl.citizen(id_number, name, phone) if id_number else None
+                if citizen is None and (card := self.pending_citizen()) is not None:
+                    citizen = self.ctrl.sealer.with_phone(card, phone)
             except HallError as e:
                 self.ctrl.refuse(self.actor, "issue_ticket", {"service": service}, e)
                 raise
@@ -143,24 +148,13 @@ class Kiosk:
             self.card = None
             return got
 
-    def _with_phone(self, citizen: Citizen | None, phone: str | None) -> Citizen | None:
-        """A phone typed beside a card just read joins that card's citizen."""
-        if citizen is None or not phone or self.ctrl.sealer is None:
-            return citizen
-        checked = identity.normalise_phone(phone)
-        if checked is None:
-            raise HallError("invalid_phone")
-        return dataclasses.replace(citizen, phone_sealed=self.ctrl.sealer.seal(checked, None))
-
     def scanned(self, code: str) -> KioskTicket | None:
         """A code shown at the scanner: an ID number (held like a card) or an appointment
         code (checked in and printed at once)."""
         code = code.strip()
         kind = classify(code)
         if kind is ScanKind.ID_NUMBER:
-            self.card_read(code, None)
-            if self.message and self.pending_citizen() is None:
-                raise HallError("invalid_id_number")
+            self.hold(code, None)
             return None
         if kind is ScanKind.APPOINTMENT and self.appointments is not None:
             with self.lock:

@@ -51,7 +51,10 @@ class IdentitySealer:
     def citizen(self, id_number: str, name: str | None = None,
                 phone: str | None = None) -> identity.Citizen:
         """A checked, sealed citizen for a real-name ticket (HallError if a number is wrong)."""
-        citizen = identity.citizen(id_number, name, self.seal, self.key)
+        return self.with_phone(identity.citizen(id_number, name, self.seal, self.key), phone)
+
+    def with_phone(self, citizen: identity.Citizen, phone: str | None) -> identity.Citizen:
+        """The citizen with a phone for the callback, checked and sealed (none: unchanged)."""
         if not phone:
             return citizen
         checked = identity.normalise_phone(phone)

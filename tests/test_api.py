@@ -140,7 +140,7 @@ def test_supervisor_acts_on_any_window_and_staff_only_on_their_own(hall):
         assert api.post("/api/v1/windows/1/call", headers=boss).json()["ticket"]["number"] == "A001"
         s2 = hall.login("s2", 2)
         assert api.post("/api/v1/windows/1/finish", headers=s2).status_code == 403
-        refusals = list(hall.ctrl.store.db.query(
+        refusals = list(hall.ctrl.store.query(
             "SELECT actor, result FROM commands WHERE result = 'not_your_window'"))
         assert refusals == [{"actor": "staff:s2", "result": "not_your_window"}]
 
@@ -200,7 +200,7 @@ def test_a_supervisor_login_and_logout_are_in_the_audit_log(hall):
     boss = hall.login("boss", None)
     with hall.client() as api:
         api.post("/api/v1/auth/logout", headers=boss)
-    rows = list(hall.ctrl.store.db.query(
+    rows = list(hall.ctrl.store.query(
         "SELECT actor, name, result FROM commands WHERE actor = 'staff:boss' ORDER BY id"))
     assert rows == [{"actor": "staff:boss", "name": "login", "result": "ok"},
                     {"actor": "staff:boss", "name": "logout", "result": "ok"}]
@@ -229,7 +229,7 @@ def test_calling_a_number_out_of_order_is_audited_and_streamed(hall):
         staff = hall.login("s1", 1)
         r = api.post("/api/v1/windows/1/call-number", headers=staff, json={"number": "A003"})
         assert r.json()["ticket"]["number"] == "A003"
-        audit = list(hall.ctrl.store.db.query(
+        audit = list(hall.ctrl.store.query(
             "SELECT actor, args FROM commands WHERE name = 'call_number'"))
         assert audit == [{"actor": "staff:s1", "args": '{"window": 1, "number": "A003"}'}]
         called = [e for _, e in hall.ctrl.store.events_after(0) if e["kind"] == "ticket_called"]

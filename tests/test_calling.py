@@ -164,7 +164,7 @@ def test_the_pad_asks_after_the_visit_and_takes_one_grade(hall):
     wait_for(lambda: any(f == PAD_THANKS and a == 13 for a, f, _ in hall.bus.shown))
     time.sleep(0.4)  # past the bus debounce: a real second press
     hall.bus.grade(13, 1)
-    wait_for(lambda: list(hall.ctrl.store.db.query(
+    wait_for(lambda: list(hall.ctrl.store.query(
         "SELECT 1 FROM commands WHERE name = 'evaluate' AND result = 'no_evaluation'")))
     t = hall.ctrl.store.ticket("20261123-A001")
     assert (t.grade, t.grade_channel) == ("非常不满意", "pad")

@@ -85,7 +85,7 @@ class Hall:
 
     def notes(self, name: str) -> list[dict]:
         with self.ctrl.lock:
-            return [{**r, "args": json.loads(r["args"])} for r in self.ctrl.store.db.query(
+            return [{**r, "args": json.loads(r["args"])} for r in self.ctrl.store.query(
                 "SELECT * FROM commands WHERE name = ? ORDER BY id", [name])]
 
     def close(self) -> None:

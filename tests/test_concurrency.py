@@ -197,7 +197,7 @@ def test_kiosks_and_100_callers_at_20_windows_never_share_a_ticket_or_a_number(t
         assert not seen, seen[:5]
 
         with running.ctrl.lock:
-            events = [dict(r) for r in running.ctrl.store.db.query(
+            events = [dict(r) for r in running.ctrl.store.query(
                 "SELECT id, kind, window, ticket_id, data FROM events WHERE kind IN "
                 "('ticket_called', 'ticket_finished', 'ticket_missed', 'ticket_transferred') "
                 "ORDER BY id")]

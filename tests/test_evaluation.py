@@ -109,5 +109,5 @@ def test_unevaluated_visits_get_the_default_grade_after_the_period(tmp_path):
     assert (a1.grade, a1.grade_channel) == ("满意", "pad")
     assert (a2.grade, a2.grade_channel) == ("基本满意", "system_default")
     assert ctrl.apply_default_grades() == 0  # once
-    audit = list(ctrl.store.db.query("SELECT actor, args FROM commands WHERE name = 'default_grades'"))
+    audit = list(ctrl.store.query("SELECT actor, args FROM commands WHERE name = 'default_grades'"))
     assert audit == [{"actor": "system", "args": '{"grade": "基本满意", "count": 1}'}]

@@ -76,7 +76,7 @@ def hall(tmp_path_factory):
     day.visit(2, "B", "满意", "tablet")
     day.visit(3, "C", "不满意")
     day.visit(3, "C", "基本满意", "tablet", real_name=True)
-    cases = {r["ticket_id"]: r["id"] for r in ctrl.store.db.query("SELECT id, ticket_id FROM cases")}
+    cases = {r["ticket_id"]: r["id"] for r in ctrl.store.query("SELECT id, ticket_id FROM cases")}
     for cmd in (Assign("officer1"), RecordCallback(True, "已回访"), Verify(True, "态度生硬属实"),
                 Rectify("批评教育")):
         desk.act(cases[worked], cmd, "staff:officer1")

@@ -110,7 +110,7 @@ def test_staff_reprint_a_waiting_ticket(hall):
         assert r.json() == {"ok": True, "kiosk": "entrance"}
         slips = wait_for(lambda: hall.printer.tickets if len(hall.printer.tickets) == 2 else None)
         assert "C001" in slips[1].text and "补打小票" in slips[1].text
-        audit = list(hall.ctrl.store.db.query("SELECT actor FROM commands WHERE name = 'reprint'"))
+        audit = list(hall.ctrl.store.query("SELECT actor FROM commands WHERE name = 'reprint'"))
         assert audit == [{"actor": "staff:s3"}]
 
 
@@ -246,3 +246,26 @@ def test_estimate_accuracy_report_for_the_supervisor(hall):
         assert api.get("/api/v1/reports/estimates", headers=staff).status_code == 403
         report = api.get("/api/v1/reports/estimates", headers=hall.login("boss", None)).json()
         assert report["tickets"] == 1 and report["mean_wait_minutes"] == 5.0
+
+
+def test_a_wrong_number_scanned_after_a_card_leaves_no_card_waiting(hall):
+    with hall.client() as api:
+        hall.reader.place("elderly")
+        wait_for(lambda: api.get("/api/v1/kiosks/entrance").json()["card"])
+        hall.reader.remove()
+        r = api.post("/api/v1/kiosks/entrance/scan", json={"code": "110101195003070971"})
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_id_number")
+        assert api.get("/api/v1/kiosks/entrance").json()["card"] is None
+        ticket = api.post("/api/v1/kiosks/entrance/tickets", json={"service": "A"}).json()
+        assert ticket["real_name"] is False  # not the previous citizen's card
+
+
+def test_a_phone_typed_beside_a_card_is_sealed_with_it(hall):
+    with hall.client() as api:
+        hall.reader.place("young")
+        wait_for(lambda: api.get("/api/v1/kiosks/entrance").json()["card"])
+        bad = api.post("/api/v1/kiosks/entrance/tickets", json={"service": "A", "phone": "12345"})
+        assert (bad.status_code, bad.json()["error"]) == (422, "invalid_phone")
+        ok = api.post("/api/v1/kiosks/entrance/tickets", json={"service": "A", "phone": "13800131234"})
+        stored = hall.ctrl.store.ticket(ok.json()["id"])
+        assert hall.ctrl.sealer.open(stored.phone_sealed) == ("13800131234", None)

@@ -70,7 +70,7 @@ def test_a_new_day_after_restart_starts_at_one(tmp_path):
     clock.now = at("09:00", dt.date(2026, 11, 24))
     again = controller(tmp_path, clock)
     assert again.execute(c.IssueTicket("A"), "kiosk").ticket.label == "A001"
-    statuses = {r["status"] for r in again.store.db.query(
+    statuses = {r["status"] for r in again.store.query(
         "SELECT status FROM tickets WHERE day = '2026-11-23'")}
     assert "waiting" not in statuses and "called" not in statuses
 
@@ -81,7 +81,7 @@ def test_every_command_is_logged_with_actor_and_result(tmp_path):
     ctrl.execute(c.IssueTicket("A", citizen=SEALER.citizen("11010119500307097X", "张三")), "kiosk")
     with pytest.raises(HallError):
         ctrl.execute(c.CallNext(1), "staff:s1")
-    rows = list(ctrl.store.db.query("SELECT actor, name, args, result FROM commands ORDER BY id"))
+    rows = list(ctrl.store.query("SELECT actor, name, args, result FROM commands ORDER BY id"))
     assert [(r["actor"], r["name"], r["result"]) for r in rows] == [
         ("system", "start_day", "ok"), ("kiosk", "issue_ticket", "ok"),
         ("staff:s1", "call_next", "window_closed")]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import threading
 import json
 import sqlite3
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -77,14 +79,29 @@ def window_from_row(row: dict[str, Any]) -> WindowState:
     return WindowState(**{f: _from_sql(f, row[f], _WINDOW_TYPES) for f in _WINDOW_FIELDS})
 
 
+def _locked(method):
+    """Run `method` holding the store's lock: one connection, one user at a time."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return run
+
+
 class HallStore:
-    """The hall's database. Not thread-safe: the controller serialises access."""
+    """The hall's database: one connection, used by one thread at a time.
+
+    Every method takes `lock` (re-entrant); the controller holds the same lock
+    around a command, and anyone using `db` directly must hold it too.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.db: sqlite_utils.Database = open_db(self.path)
+        self.lock = threading.RLock()
         self._checkpointer: sqlite3.Connection | None = None
 
+    @_locked
     def close(self) -> None:
         self.checkpoint()
         if self._checkpointer is not None:
@@ -106,6 +123,7 @@ class HallStore:
 
     # -- loading -----------------------------------------------------------
 
+    @_locked
     def load(self, engine: Engine) -> HallState:
         """The hall's state as the last committed command left it."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'day'").fetchone()
@@ -118,6 +136,7 @@ class HallStore:
 
     # -- writing -----------------------------------------------------------
 
+    @_locked
     def commit(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                outcome: Outcome) -> list[tuple[int, Event]]:
         """Write a command that succeeded, its events and the records it touched; durable on return."""
@@ -148,6 +167,7 @@ class HallStore:
             raise
         return written
 
+    @_locked
     def log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                     result: str, message: str | None = None) -> None:
         """Record a command that changed no hall state: a refusal (`result` is its code),
@@ -171,27 +191,36 @@ class HallStore:
 
     # -- reading -----------------------------------------------------------
 
+    @_locked
     def ticket(self, ticket_id: str) -> Ticket | None:
         rows = list(self.db.query("SELECT * FROM tickets WHERE id = ?", [ticket_id]))
         return ticket_from_row(rows[0]) if rows else None
 
+    @_locked
     def ungraded_before(self, cutoff: dt.datetime, limit: int = 500) -> list[Ticket]:
         """Finished visits nobody evaluated, finished before `cutoff` (for the default grade)."""
         return [ticket_from_row(r) for r in self.db.query(
             "SELECT * FROM tickets WHERE grade IS NULL AND status = 'finished' AND finished_at < ? "
             "ORDER BY finished_at LIMIT ?", [cutoff.isoformat(), limit])]
 
+    @_locked
     def ticket_history(self, ticket_id: str) -> list[dict[str, Any]]:
         return [_event_row(r) for r in self.db.query(
             "SELECT events.*, commands.actor FROM events JOIN commands "
             "ON commands.id = events.command_id WHERE ticket_id = ? ORDER BY events.id",
             [ticket_id])]
 
-    def events_after(self, event_id: int, limit: int = 1000) -> Iterator[tuple[int, dict[str, Any]]]:
-        for r in self.db.query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                               [event_id, limit]):
-            yield r["id"], _event_row(r)
+    @_locked
+    def events_after(self, event_id: int, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+        return [(r["id"], _event_row(r)) for r in self.db.query(
+            "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", [event_id, limit])]
 
+    @_locked
+    def query(self, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query, taken under the lock."""
+        return list(self.db.query(sql, params))
+
+    @_locked
     def last_event_id(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 

@@ -10,12 +10,19 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from controller.core.errors import HallError
+
 
 @dataclass(frozen=True)
 class Session:
     staff_id: str
     role: str
     window: int | None
+
+    def require(self, *roles: str) -> None:
+        """Refuse (403 forbidden_role) unless the session's role is one of `roles`."""
+        if self.role not in roles:
+            raise HallError("forbidden_role")
 
 
 def _digest(token: str) -> str:

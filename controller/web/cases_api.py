@@ -76,11 +76,6 @@ class ComplaintRequest(_Body):
     phone: str | None = Field(default=None, max_length=32)
 
 
-def _role(s: Session, allowed: tuple[StaffRole, ...]) -> None:
-    if s.role not in allowed:
-        raise HallError("forbidden_role")
-
-
 def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Session]) -> APIRouter:
     r = APIRouter()
 
@@ -96,12 +91,12 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
            summary="Cases, overdue first then by deadline (callback officer, supervisor, admin)")
     async def list_cases(state: str | None = None, kind: str | None = None, overdue: bool = False,
                          s: Session = Depends(session)) -> list[dict[str, Any]]:
-        _role(s, _READERS)
+        s.require(*_READERS)
         return [desk.view(c, False, actor(s)) for c in desk.list(state, overdue, kind)]
 
     @r.get(f"{API}/cases/{{case_id}}", tags=["cases"], summary="One case, personal data masked")
     async def get_case(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
-        _role(s, _READERS)
+        s.require(*_READERS)
         return desk.view(desk.get(case_id), False, actor(s))
 
     @r.get(f"{API}/cases/{{case_id}}/personal-data", tags=["cases"],
@@ -115,12 +110,12 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
              body_model: type[_Body] | None) -> None:
         if body_model is None:
             async def endpoint(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
-                _role(s, _WORKERS)
+                s.require(*_WORKERS)
                 return desk.view(desk.act(case_id, make(None), actor(s)), False, actor(s))
         else:
             async def endpoint(case_id: str, body: body_model,  # type: ignore[valid-type]
                                s: Session = Depends(session)) -> dict[str, Any]:
-                _role(s, _WORKERS)
+                s.require(*_WORKERS)
                 return desk.view(desk.act(case_id, make(body), actor(s)), False, actor(s))
         r.post(f"{API}/cases/{{case_id}}/{path}", tags=["cases"], summary=summary,
                name=f"case_{path.replace('-', '_')}")(endpoint)
@@ -170,7 +165,7 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
            summary="Callback rate, anonymous bad reviews, complaints and overdue cases")
     async def figures(from_: dt.date | None = Query(None, alias="from"), to: dt.date | None = None,
                       s: Session = Depends(session)) -> dict[str, Any]:
-        _role(s, _READERS)
+        s.require(*_READERS)
         today = ctrl.clock().date()
         return desk.figures(from_ or today.replace(day=1), to or today)
     return r

@@ -18,10 +18,8 @@ from controller.web import schemas, views
 API = "/api/v1"
 
 
-def managers_only(s: Session) -> None:
-    """Bookings and figures are for the hall's supervisors and admins."""
-    if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
-        raise HallError("forbidden_role")
+# Bookings and figures are for the hall's supervisors and admins.
+MANAGERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN)
 
 
 def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
@@ -57,13 +55,13 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
     @r.post(f"{API}/appointments", status_code=201, tags=["kiosk"],
             summary="预约: import a booking (supervisor or admin); the code checks it in")
     async def book(body: schemas.AppointmentRequest, s: Session = Depends(session)) -> dict[str, Any]:
-        managers_only(s)
+        s.require(*MANAGERS)
         return appointments.book(body.service, body.slot, f"staff:{s.staff_id}", body.id_number,
                                  body.name, body.code).to_json()
 
     @r.get(f"{API}/appointments", tags=["kiosk"], summary="The day's bookings (supervisor or admin)")
     async def booked(day: dt.date | None = None, s: Session = Depends(session)) -> list[dict[str, Any]]:
-        managers_only(s)
+        s.require(*MANAGERS)
         return [a.to_json() for a in appointments.on_day(day or ctrl.clock().date())]
 
     @r.get(f"{API}/kiosks/{{kiosk_id}}", tags=["kiosk"],
@@ -84,7 +82,7 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
     @r.get(f"{API}/reports/estimates", tags=["reports"],
            summary="Printed wait estimates against actual waits (supervisor or admin)")
     async def estimates(day: dt.date | None = None, s: Session = Depends(session)) -> dict[str, Any]:
-        managers_only(s)
+        s.require(*MANAGERS)
         with ctrl.lock:
             return reports.estimate_accuracy(ctrl.store.db, day or ctrl.clock().date())
 

@@ -17,15 +17,12 @@ from controller.hallcontroller import HallController
 from controller.store.sessions import Session
 
 API = "/api/v1"
+# Evaluation figures name staff members: supervisors, admins and callback officers only.
 _READERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN, StaffRole.CALLBACK_OFFICER)
 _CSV = "text/csv; charset=utf-8"
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def readers_only(s: Session) -> None:
-    """Evaluation figures name staff members: supervisors, admins and callback officers."""
-    if s.role not in _READERS:
-        raise HallError("forbidden_role")
 
 
 def _download(body: bytes, media_type: str, filename: str) -> Response:
@@ -53,7 +50,7 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
            summary="好差评 figures per window, staff member, service, day or month")
     async def evaluations(from_: dt.date | None = Query(None, alias="from"), to: dt.date | None = None,
                           by: By = "window", s: Session = Depends(session)) -> list[dict[str, Any]]:
-        readers_only(s)
+        s.require(*_READERS)
         rows, _ = await asyncio.to_thread(report, from_, to, by)
         return rows
 
@@ -61,7 +58,7 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
     async def evaluations_csv(from_: dt.date | None = Query(None, alias="from"),
                               to: dt.date | None = None, by: By = "window",
                               s: Session = Depends(session)) -> Response:
-        readers_only(s)
+        s.require(*_READERS)
         rows, name = await asyncio.to_thread(report, from_, to, by)
         return _download(er.to_csv(rows), _CSV, f"{name}.csv")
 
@@ -69,7 +66,7 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
     async def evaluations_xlsx(from_: dt.date | None = Query(None, alias="from"),
                                to: dt.date | None = None, by: By = "window",
                                s: Session = Depends(session)) -> Response:
-        readers_only(s)
+        s.require(*_READERS)
         rows, name = await asyncio.to_thread(report, from_, to, by)
         body = await asyncio.to_thread(er.to_xlsx, rows, "好差评")
         return _download(body, _XLSX, f"{name}.xlsx")
@@ -80,7 +77,7 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
                      mapping: Literal["gbt39046", "provincial"] = "gbt39046",
                      format: Literal["json", "csv", "xlsx"] = "json",
                      s: Session = Depends(session)) -> Any:
-        readers_only(s)
+        s.require(*_READERS)
         day_from, day_to = span(from_, to)
 
         def export() -> list[dict[str, Any]]:
