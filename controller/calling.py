@@ -5,6 +5,12 @@ Events arrive from the controller (inside its lock, so nothing here may block);
 a worker thread does the device I/O. What each device should show is derived
 from the hall's state, so a device that comes back after a pulled cable or a
 broker restart is simply shown the current state again.
+
+The Admin page's device check (自检) shows a test text on a device for a few
+seconds (`flash`, `flash_board`, `test_pads`); the worker then shows the state
+again, in order with the hall's events. 下班关机 (`shut_down`) closes every
+screen for the day; the main display keeps its closing screen until a window
+opens or the day changes.
 """
 
 from __future__ import annotations
@@ -14,19 +20,27 @@ import logging
 import queue
 import threading
 from collections import deque
-from typing import Any, Protocol
+from concurrent.futures import Future
+from typing import Any, Callable, Protocol
 
 from controller.core import events as ev
 from controller.core.events import Event
 from controller.core.model import WindowStatus
 from controller.hallcontroller import HallController
 from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, board_json
+from drivers.caller_display.state import CLOSED_TEXT
 
 log = logging.getLogger(__name__)
 
 BOARD_CALLS = 8  # the main display lists this many recent calls
 # How often a bar that lost its line is tried again: a replugged bar shows the hall within 2 s.
 RESYNC_SECONDS = 0.5
+# How long a device check's test text stays on a screen before the hall's state returns.
+FLASH_SECONDS = 3.0
+TEST_TEXT = "设备自检"
+CLOSING_TEXT = "今日服务已结束"
+
+Task = Callable[[], Any]
 
 
 class Bar(Protocol):
@@ -64,9 +78,14 @@ class CallingFloor:
         self.board_topic = board_topic or f"hall/{ctrl.hall.region_code}/display/main"
         self.voice = voice
         self.calls: deque[tuple[str, int]] = deque(maxlen=BOARD_CALLS)
-        self._work: queue.Queue[Event | None] = queue.Queue()
+        # 下班关机 was done on this day and no window has opened since: the main display
+        # shows the closing screen (only the worker thread reads and writes it)
+        self.closed_on: dt.date | None = None
+        self._work: queue.Queue[Event | Task | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, daemon=True, name="calling")
         self._unsubscribe = None
+        self._timers: set[threading.Timer] = set()
+        self._timers_lock = threading.Lock()
 
     def start(self) -> "CallingFloor":
         with self.ctrl.lock:
@@ -79,6 +98,10 @@ class CallingFloor:
     def close(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
+        with self._timers_lock:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
         self._work.put(None)
         self._thread.join(5)
         if self.voice is not None and hasattr(self.voice, "close"):
@@ -124,6 +147,114 @@ class CallingFloor:
         if window is None:
             self._publish_board()
 
+    # -- the device check and 下班关机 ------------------------------------------------
+
+    def flash(self, window: int, seconds: float = FLASH_SECONDS) -> list[tuple[Bar, bool]]:
+        """Show "N号窗口 设备自检" on the window's bars now, in the caller's thread; the worker
+        shows the window's state again after `seconds`. Each bar with whether it took the text."""
+        shown = [(bar, self._try_show(bar, Idle(window, TEST_TEXT)))
+                 for bar in self.bars.get(window, [])]
+        self._later(seconds, lambda: self._show_bar(window))
+        return shown
+
+    def flash_board(self, seconds: float = FLASH_SECONDS) -> bool:
+        """A test screen on the main hall display, then the hall again; False without a board."""
+        if self.board is None:
+            return False
+        rows = [{"window": n, "text": f"{TEST_TEXT} {n}号窗口"} for n in sorted(self.ctrl.hall.windows)]
+        self.board.publish_state(self.board_topic, {"latest": None, "calls": [], "windows": rows,
+                                                    "notice": f"{TEST_TEXT} 测试画面"})
+        self._later(seconds, self._publish_board)
+        return True
+
+    def test_pads(self, window: int, seconds: float = FLASH_SECONDS) -> list[tuple[Pad, bool]]:
+        """A test prompt on the window's pads (no evaluation is opened), blank again after
+        `seconds`. A pad whose window is asking a citizen now is left alone (False)."""
+        with self.ctrl.lock:
+            w = self.ctrl.state.windows.get(window)
+            busy = w is not None and w.evaluating is not None
+        tested = []
+        for pad in self.pads.get(window, []):
+            if not busy:
+                try:
+                    pad.prompt(window, TEST_TEXT, TEST_TEXT)
+                except Exception:
+                    log.exception("pad at window %s: test prompt", window)
+            tested.append((pad, not busy))
+        if not busy:
+            self._later(seconds, lambda: self._show_pads(window))
+        return tested
+
+    def shut_down(self) -> "Future[dict[str, Any]]":
+        """下班关机: blank every pad, show every bar its closed state and the main display its
+        closing screen, in the worker. Does not block (callable under the controller's lock),
+        so a window opened after this call shows normal states again. The future holds what
+        was done: {"bars": [(window, bar, shown)], "pads": [(window, pad)], "display": bool}."""
+        done: Future[dict[str, Any]] = Future()
+
+        def close_for_day() -> None:
+            try:
+                self.closed_on = self.ctrl.clock().date()
+                self.calls.clear()
+                for pads in self.pads.values():
+                    for pad in pads:
+                        self._try_blank(pad)
+                bars = [(number, bar, self._try_show(bar, self.bar_state(number)))
+                        for number, window_bars in self.bars.items() for bar in window_bars]
+                self._publish_board()
+                done.set_result({"bars": bars,
+                                 "pads": [(n, pad) for n, pads in self.pads.items() for pad in pads],
+                                 "display": self.board is not None})
+            except Exception as e:
+                done.set_exception(e)
+                raise
+
+        self._work.put(close_for_day)
+        return done
+
+    def _later(self, seconds: float, task: Task) -> None:
+        """Run `task` in the worker after `seconds`, in order with the events that came first."""
+        def due() -> None:
+            with self._timers_lock:
+                self._timers.discard(timer)
+            self._work.put(task)
+
+        timer = threading.Timer(seconds, due)
+        timer.daemon = True
+        with self._timers_lock:
+            self._timers.add(timer)
+        timer.start()
+
+    @staticmethod
+    def _try_show(bar: Bar, state: Any) -> bool:
+        try:
+            return bool(bar.show(state))
+        except Exception:  # one broken bar must not stop the others
+            log.exception("bar: cannot show %r", state)
+            return False
+
+    @staticmethod
+    def _try_blank(pad: Pad) -> None:
+        try:
+            pad.blank()
+        except Exception:
+            log.exception("pad: cannot blank")
+
+    def _show_pads(self, window: int) -> None:
+        """The pads of `window` as the hall's state says: asking about a visit, or blank."""
+        with self.ctrl.lock:
+            w = self.ctrl.state.windows.get(window)
+            t = self.ctrl.state.tickets.get(w.evaluating) if w and w.evaluating else None
+            staff = self.ctrl.hall.staff.get(w.staff_id or "") if t is not None else None
+        for pad in self.pads.get(window, []):
+            try:
+                if t is not None:
+                    pad.prompt(window, staff.name if staff else None, t.label)
+                else:
+                    pad.blank()
+            except Exception:
+                log.exception("pad at window %s", window)
+
     # -- the worker --------------------------------------------------------------
 
     def _seed_calls(self) -> None:
@@ -143,9 +274,12 @@ class CallingFloor:
             if event is None:
                 return
             try:
-                self.handle(event)
+                if isinstance(event, Event):
+                    self.handle(event)
+                else:
+                    event()
             except Exception:
-                log.exception("calling devices: %s failed", event.kind)
+                log.exception("calling devices: %s failed", getattr(event, "kind", event))
 
     def _resync_lost(self) -> None:
         """A bar that lost its line is shown its state again as soon as the line is back."""
@@ -159,6 +293,8 @@ class CallingFloor:
 
     def handle(self, event: Event) -> None:
         kind, window = event.kind, event.window
+        if kind == ev.WINDOW_OPENED:
+            self.closed_on = None  # a new working day, or staff back after 下班关机
         if kind == ev.TICKET_CALLED:
             self.calls.appendleft((event.data["label"], window))
             if self.voice:
@@ -199,5 +335,11 @@ class CallingFloor:
             bar.show(state)
 
     def _publish_board(self) -> None:
-        if self.board is not None:
+        if self.board is None:
+            return
+        if self.closed_on is not None and self.closed_on == self.ctrl.clock().date():
+            rows = [{"window": n, "text": CLOSED_TEXT} for n in sorted(self.ctrl.hall.windows)]
+            self.board.publish_state(self.board_topic, {"latest": None, "calls": [], "windows": rows,
+                                                        "notice": CLOSING_TEXT})
+        else:
             self.board.publish_state(self.board_topic, board_json(self.board_state()))

@@ -62,6 +62,9 @@ CODES: dict[str, tuple[Category, str]] = {
     "already_logged_in": (Category.CONFLICT, "您已在其他窗口登录"),
     "not_your_window": (Category.FORBIDDEN, "只能操作本人登录的窗口"),
     "not_logged_in": (Category.UNAUTHORIZED, "请先登录"),
+    "device_check_running": (Category.CONFLICT, "设备自检正在进行，请稍候再看结果"),
+    "no_device_check": (Category.NOT_FOUND, "今天还没有做设备自检"),
+    "windows_open": (Category.CONFLICT, "还有窗口未退出登录，请先退出再下班关机"),
 }
 
 
