@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Debian packages the tests need; installed only when missing: a real Mosquitto for the
-# MQTT tests, espeak-ng and sox for voice announcements (the pages add chromium here).
-DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils
+# MQTT tests, espeak-ng and sox for voice announcements, Chromium and the CJK fonts for
+# the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser).
+DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk
 
 .PHONY: demo test bench-core bench-calling deps-debian clean
 

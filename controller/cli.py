@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import importlib.metadata
 import json
 import logging
 import socket
+import sqlite3
 import sys
 import urllib.error
 import urllib.request
@@ -24,12 +26,14 @@ from controller.core.callbacks import CaseRules
 from controller.workdays_data import hall_calendar
 from controller.core.commands import ReportDevice
 from controller.devices import DeviceAddress, attach_devices
+from controller.device_check import DeviceCheck
 from controller.hallcontroller import HallController
 from controller.privacy import IdentitySealer, load_secret
 from controller.store.hallstore import HallStore
 from controller.store.sessions import SessionStore
 
 DB_NAME = "hall.sqlite3"
+SHUTDOWN_GRACE_SECONDS = 2
 
 
 def open_hall(hall: Hall, data_dir: Path, clock) -> tuple[HallController, SessionStore]:
@@ -41,7 +45,20 @@ def open_hall(hall: Hall, data_dir: Path, clock) -> tuple[HallController, Sessio
     return ctrl, SessionStore(store.db, ctrl.lock)
 
 
-def _clock(hall: Hall, start: str | None):
+def _last_recorded(data_dir: Path) -> dt.datetime | None:
+    """When the hall's database last recorded a command, if it has one."""
+    path = data_dir / DB_NAME
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            row = db.execute("SELECT at FROM commands ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.Error:
+            return None
+    return dt.datetime.fromisoformat(row[0]) if row else None
+
+
+def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):
     if not start:
         return SystemClock(hall.timezone)
     real = SystemClock(hall.timezone)()
@@ -54,6 +71,10 @@ def _clock(hall: Hall, start: str | None):
         when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
     else:
         when = dt.datetime.fromisoformat(start)
+    # A restarted demo goes on from where its hall stopped: its clock never runs backwards.
+    last = _last_recorded(data_dir) if data_dir is not None else None
+    if last is not None and when < last <= when + dt.timedelta(days=1):
+        when = last
     return ShiftedClock(hall.timezone, when)
 
 
@@ -81,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         host, _, port = hall.mqtt_embedded_listen.rpartition(":")
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
     data_dir = Path(args.data_dir)
-    ctrl, sessions = open_hall(hall, data_dir, _clock(hall, args.clock_start))
+    ctrl, sessions = open_hall(hall, data_dir, _clock(hall, args.clock_start, data_dir))
     background = []
     if hall.mqtt_host is None:
         background.append(lambda: start_embedded_broker(hall.mqtt_embedded_listen))
@@ -98,15 +119,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                     CaseRules.from_rules(hall.rules))
     desk.start()
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
-                     before_stop=[desk.stop, calling.close, floor.close, mqtt.stop])
+                     before_stop=[desk.stop, calling.close, floor.close, mqtt.stop],
+                     device_check=DeviceCheck(ctrl, floor, calling))
     for s in simulations:
         if s.router is not None:
             app.include_router(s.router)
     print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
           flush=True)
     try:
+        # Open event streams (every hall display and dashboard holds one) would keep a
+        # graceful shutdown waiting for ever; they reconnect to the next controller anyway.
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                    access_log=args.log_level == "debug")
+                    access_log=args.log_level == "debug",
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     finally:
         for s in simulations:
             s.close()

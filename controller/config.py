@@ -50,7 +50,7 @@ def parse_hall(data: dict[str, Any], source: str = "<config>") -> Hall:
 # --- the sections ------------------------------------------------------------
 
 _TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt", "voice",
-             "export")
+             "export", "display")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -68,7 +68,7 @@ def _hall(top: Table) -> Hall:
     staff = _staff(top, windows)
     devices = _devices(top, windows)
     return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **_mqtt(top), **_voice(top), **_export(top))
+                **_mqtt(top), **_voice(top), **_export(top), **_display(top))
 
 
 def _timezone(head: Table) -> str:
@@ -370,6 +370,18 @@ def _voice(top: Table) -> dict[str, Any]:
         "voice_repeats": t.integer("repeats", 1, 5, 1),
     }
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _display(top: Table) -> dict[str, Any]:
+    """The hall display page: the notices scrolling along its foot."""
+    t = top.table("display", ("notices",))
+    if "notices" not in t.data:
+        return {}
+    notices = t.items("notices", expected="an array of texts, e.g. [\"请留意叫号\"]")
+    for key, text in notices:
+        check(key, text, "a text of 1-200 characters",
+              lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 200)
+    return {"display_notices": tuple(text.strip() for _, text in notices)}
 
 
 def _export(top: Table) -> dict[str, Any]:

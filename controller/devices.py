@@ -19,12 +19,15 @@ from controller.kiosk import Kiosk
 from controller.core.errors import HallError
 from drivers.code_scanner import CodeScanner
 from drivers.id_reader import IdCardReader
-from drivers.ticket_printer import TicketPrinter
+from drivers.ticket_printer import PrinterUnavailable, TicketPrinter
 from drivers.transport import Backoff, DeviceLink, transport_for
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KIOSK = "entrance"
+# How often an idle printer's paper sensor is asked: the kiosk page learns of an empty
+# roll before a citizen presses a button, and of a new roll soon after it goes in.
+PRINTER_POLL_SECONDS = 3.0
 KIOSK_KINDS = ("ticket_printer", "id_reader", "code_scanner")
 
 
@@ -74,6 +77,14 @@ def _scanned(kiosk: Kiosk, code: str) -> None:
         kiosk.reader_message(f"预约已签到：{got.outcome.ticket.label}")
 
 
+def _watch_printer(printer: TicketPrinter, stop: threading.Event) -> None:
+    while not stop.wait(PRINTER_POLL_SECONDS):
+        try:
+            printer.paper_status()  # reports fault, online or offline through the link
+        except PrinterUnavailable:
+            pass  # the link has reported it; the next poll tries again
+
+
 def kiosk_of(device: Device) -> str:
     return dict(device.options).get("kiosk", DEFAULT_KIOSK)
 
@@ -102,6 +113,8 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
         if device.kind == "ticket_printer":
             kiosk.printer = TicketPrinter(device.id, link)
             link.ensure_open()  # an absent printer is reported at once, not at the first ticket
+            if kiosk.printer.can_answer:
+                floor.run(lambda stop, p=kiosk.printer: _watch_printer(p, stop), device.id)
         elif device.kind == "id_reader":
             reader = IdCardReader(
                 device.id, link,

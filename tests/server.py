@@ -23,6 +23,7 @@ from controller.cases import CaseDesk
 from controller.core.callbacks import CaseRules
 from controller.workdays_data import hall_calendar
 from controller.devices import DeviceAddress, Floor, attach_devices
+from controller.device_check import DeviceCheck
 from drivers.mqtt import MqttLink
 from controller.core.hall import Hall
 from controller.hallcontroller import HallController
@@ -74,10 +75,12 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
                              link).start()
     desk = CaseDesk(ctrl, hall_calendar(None), CaseRules.from_rules(hall.rules))
     desk.start()
-    app = create_app(ctrl, sessions, kiosks=floor.kiosks, desk=desk)
+    device_check = DeviceCheck(ctrl, floor, calling)
+    app = create_app(ctrl, sessions, kiosks=floor.kiosks, desk=desk, device_check=device_check)
     if sim:
         app.include_router(sim.router)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -88,6 +91,7 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
     try:
         running = RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim)
         running.calling = calling
+        running.device_check = device_check
         running.desk = desk
         yield running
     finally:
@@ -110,23 +114,28 @@ DEMO_CONFIG = REPO / "config" / "demo-hall.toml"
 class HallProcess:
     """`hallctl run` for the demo hall as a child process, on fresh ports at every start."""
 
-    def __init__(self, tmp_path: Path, *extra_args: str) -> None:
+    def __init__(self, tmp_path: Path, *extra_args: str,
+                 mqtt: tuple[str, int] | None = None) -> None:
+        """`mqtt` (host, port): use that broker instead of the embedded one."""
         self.extra_args = extra_args
+        self.mqtt = mqtt
         self.tmp = tmp_path
         self.data = tmp_path / "data"
         self.log = tmp_path / "controller.log"
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
-    def start(self) -> None:
+    def start(self, same_port: bool = False) -> None:
+        """Start the controller; `same_port` restarts it where its clients look for it."""
         # The demo's embedded MQTT broker has a fixed port; every start gets a free one.
         config = self.tmp / "hall.toml"
-        text, n = re.subn(r'embedded_listen = "127\.0\.0\.1:\d+"',
-                          f'embedded_listen = "127.0.0.1:{free_port()}"',
+        broker = (f'host = "{self.mqtt[0]}"\nport = {self.mqtt[1]}' if self.mqtt
+                  else f'embedded_listen = "127.0.0.1:{free_port()}"')
+        text, n = re.subn(r'embedded_listen = "127\.0\.0\.1:\d+"', broker,
                           DEMO_CONFIG.read_text(encoding="utf-8"))
         assert n == 1, "the demo config no longer has one embedded_listen line"
         config.write_text(text, encoding="utf-8")
-        port = free_port()
+        port = int(self.url.rsplit(":", 1)[1]) if same_port and self.url else free_port()
         self.url = f"http://127.0.0.1:{port}"
         with self.log.open("ab") as out:
             out.write(f"--- start on port {port}\n".encode())

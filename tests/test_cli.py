@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -75,3 +76,23 @@ def test_run_says_which_port_is_taken(tmp_path, capsys):
         assert main(["run", "--config", str(DEMO), "--data-dir", str(tmp_path),
                      "--port", str(port)]) == 1
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_restarted_demo_clock_goes_on_from_where_the_hall_stopped(tmp_path):
+    """`--clock-start 09:00` on a hall that already worked until 10:15 starts at 10:15:
+    a clock running backwards would put new calls before old ones."""
+    from controller.cli import _clock, open_hall
+    from controller.core import commands as c
+
+    hall = small_hall()
+    day = _clock(hall, "09:00")().date()
+    worked_until = at("10:15", day)
+    ctrl, _ = open_hall(hall, tmp_path, ManualClock(worked_until))
+    ctrl.execute(c.IssueTicket("A", "kiosk"), "kiosk")
+    ctrl.store.close()
+
+    restarted = _clock(hall, "09:00", tmp_path)()
+    assert worked_until <= restarted < worked_until + dt.timedelta(minutes=1)
+    # a hall with nothing recorded starts where it is told
+    fresh = _clock(hall, "09:00", tmp_path / "empty")()
+    assert fresh.time().replace(second=0, microsecond=0) == dt.time(9, 0)

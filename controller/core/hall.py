@@ -176,6 +176,12 @@ class Hall:
     # the provincial upload's code for each evaluation channel ([export] channel_codes)
     export_channel_codes: tuple[tuple[str, str], ...] = (
         ("pad", "1"), ("tablet", "2"), ("system_default", "9"))
+    # 滚动通知: the lines that scroll along the foot of the hall display ([display] notices)
+    display_notices: tuple[str, ...] = (
+        "请留意叫号，过号可重新取号排队一次",
+        "老、弱、病、残、孕请到绿色通道窗口优先办理",
+        "办事遇到困难，请到“办不成事”窗口反映",
+        "请对我们的服务作出评价，您的意见是我们改进的动力")
 
     def hours_on(self, day: dt.date) -> DayHours:
         return self.hours.get(WEEKDAYS[day.weekday()], DayHours())

@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any, AsyncIterator, Callable
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,6 +30,9 @@ from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_routes
 from controller.web.reports_api import report_routes
 from controller.web.cases_api import case_routes
+from controller.web.admin_api import admin_routes
+from controller.device_check import DeviceCheck
+from controller.web.pages import COOKIE, PAGE_HEADER, install_pages
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                background: list[Callable[[], Any]] | None = None,
                kiosks: dict[str, Kiosk] | None = None,
                desk: CaseDesk | None = None,
-               before_stop: list[Callable[[], Any]] | None = None) -> FastAPI:
+               before_stop: list[Callable[[], Any]] | None = None,
+               device_check: DeviceCheck | None = None) -> FastAPI:
     """The API for one running hall. `background` are async startables run for the app's life;
     `before_stop` are plain callables run first at shutdown (devices, the MQTT client), so
     the embedded broker has no client left when it stops."""
@@ -84,15 +88,16 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its
     # thread pool, a thread hop on every request that carries a token.
     async def session(request: Request) -> Session:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        found = sessions.resolve(token.strip()) if scheme.lower() == "bearer" else None
+        found = session_of(sessions, request)
         if found is None:
             raise HallError("not_logged_in")
         return found
 
     async def optional_session(request: Request) -> Session | None:
-        return await session(request) if request.headers.get("authorization") else None
+        """A bearer token must be good; a page cookie that does not authorise is no session."""
+        if request.headers.get("authorization"):
+            return await session(request)
+        return session_of(sessions, request)
 
     def acting_for(number: int, s: Session) -> str:
         """The actor name, if `s` may act on window `number`: its own window, or a supervisor."""
@@ -134,6 +139,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     if desk is not None:
         app.include_router(case_routes(ctrl, desk, session))
     app.include_router(report_routes(ctrl, session))
+    if device_check is not None:
+        app.include_router(admin_routes(ctrl, device_check, session))
 
     @app.get(f"{API}/devices", tags=["hall"], summary="Every device's health as last reported")
     async def devices() -> list[dict[str, Any]]:
@@ -170,6 +177,16 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                   schemas.PauseRequest)
     window_action("resume", "恢复服务: resume after a pause", c.Resume)
 
+    @app.get(f"{API}/windows/{{no}}", tags=["windows"],
+             summary="One window for its counter: state, its queues, the last visit's grade")
+    async def get_window(no: int, s: Session = Depends(session)) -> dict[str, Any]:
+        if no not in ctrl.hall.windows:
+            raise HallError("unknown_window")
+        if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
+            acting_for(no, s)
+        with ctrl.lock:
+            return views.window_json(ctrl.engine, ctrl.state, no, ctrl.clock())
+
     # -- hall --------------------------------------------------------------
 
     @app.get(f"{API}/hall", tags=["hall"], summary="Windows and queues now")
@@ -198,7 +215,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # -- auth --------------------------------------------------------------
 
     @app.post(f"{API}/auth/login", tags=["auth"], summary="Window login; the token acts for that window")
-    async def login(body: schemas.LoginRequest) -> dict[str, Any]:
+    async def login(body: schemas.LoginRequest, response: Response) -> dict[str, Any]:
         staff = ctrl.hall.staff.get(body.staff_id)
         args = {"staff_id": body.staff_id, "window": body.window}
         if staff is None or not pins.verify_pin(body.pin, staff.pin_hash):
@@ -212,11 +229,24 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         else:
             ctrl.execute(c.Login(body.window, staff.id), f"staff:{staff.id}")
         token = sessions.create(staff.id, staff.role.value, body.window, ctrl.clock())
+        # The pages' session: HttpOnly, so no script reads it; SameSite=Strict, so no other
+        # site's page sends it; unsafe requests carrying it must also carry PAGE_HEADER.
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
         return {"token": token, "staff": {"id": staff.id, "name": staff.name,
                                           "role": staff.role.value}, "window": body.window}
 
+    @app.get(f"{API}/auth/me", tags=["auth"], summary="Who the token (or page session) acts for")
+    async def me(s: Session = Depends(session)) -> dict[str, Any]:
+        staff = ctrl.hall.staff.get(s.staff_id)
+        with ctrl.lock:
+            w = ctrl.state.windows.get(s.window) if s.window is not None else None
+            post = w.post if w is not None and w.staff_id == s.staff_id else None
+        return {"staff": {"id": s.staff_id, "name": staff.name if staff else s.staff_id,
+                          "role": s.role}, "window": s.window, "post": post}
+
     @app.post(f"{API}/auth/logout", tags=["auth"], summary="Log out (closes the window)")
-    async def logout(request: Request, s: Session = Depends(session)) -> dict[str, Any]:
+    async def logout(request: Request, response: Response,
+                     s: Session = Depends(session)) -> dict[str, Any]:
         with ctrl.lock:
             holds_window = (s.window is not None
                             and ctrl.state.windows[s.window].staff_id == s.staff_id)
@@ -224,12 +254,33 @@ def create_app(ctrl: HallController, sessions: SessionStore,
             ctrl.execute(c.Logout(s.window), f"staff:{s.staff_id}")
         else:
             ctrl.note(f"staff:{s.staff_id}", "logout", {"window": s.window})
-        token = request.headers["authorization"].partition(" ")[2].strip()
-        sessions.revoke(token, ctrl.clock())
+        sessions.revoke(token_of(request) or "", ctrl.clock())
+        response.delete_cookie(COOKIE, path="/")
         return {"ok": True}
 
+    install_pages(app, ctrl, sessions, kiosks)
     app.add_middleware(LimitBody)
     return app
+
+
+def token_of(request: Request) -> str | None:
+    """The bearer token of an API client, or the session cookie of a page."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get(COOKIE)
+
+
+def session_of(sessions: SessionStore, request: Request) -> Session | None:
+    """The session a request acts for. A cookie alone does not authorise a change: a page's
+    unsafe request must also carry PAGE_HEADER, which no cross-site form can set."""
+    token = token_of(request)
+    if not token:
+        return None
+    by_cookie = not request.headers.get("authorization")
+    if by_cookie and request.method not in ("GET", "HEAD") and PAGE_HEADER not in request.headers:
+        return None
+    return sessions.resolve(token)
 
 
 class LimitBody:

@@ -53,6 +53,19 @@ def issued_json(hall: Hall, out: Outcome) -> dict[str, Any]:
             "name_masked": t.name_masked, "warning": out.warning}
 
 
+RECENT_CALLS = 10  # the hall display lists this many calls, newest first
+
+
+def recent_calls(engine: Engine, state: HallState, limit: int = RECENT_CALLS) -> list[dict[str, Any]]:
+    """The day's latest calls (a recall counts as a new call), newest first."""
+    called = sorted((t for t in state.tickets.values() if t.called_at and t.window),
+                    key=lambda t: t.called_at, reverse=True)[:limit]
+    return [{"number": t.label, "window": t.window, "service": t.service,
+             "service_name": engine.hall.services[t.service].name if t.service in engine.hall.services
+             else None, "called_at": _iso(t.called_at), "recalls": t.recalls,
+             "status": t.status.value} for t in called]
+
+
 def hall_json(engine: Engine, state: HallState, now: dt.datetime) -> dict[str, Any]:
     hall = engine.hall
     limit = dt.timedelta(minutes=hall.rules.pause_limit_minutes)
@@ -76,18 +89,47 @@ def hall_json(engine: Engine, state: HallState, now: dt.datetime) -> dict[str, A
             "pause": pause,
         })
     return {
-        "hall": {"name": hall.name, "region_code": hall.region_code},
+        "hall": {"name": hall.name, "region_code": hall.region_code, "timezone": hall.timezone},
         "now": now.isoformat(),
         "day": _iso(state.day),
         "windows": windows,
-        "queues": services_json(engine, state),
+        "queues": services_json(engine, state, now),
+        "calls": recent_calls(engine, state),
+        "tidal": [{"window": n, "proposal": p} for n, p in sorted(state.tidal.items())],
+        "notices": list(hall.display_notices),
     }
 
 
-def services_json(engine: Engine, state: HallState) -> list[dict[str, Any]]:
+def window_json(engine: Engine, state: HallState, number: int, now: dt.datetime) -> dict[str, Any]:
+    """One window for its counter page: its state, its services' queues and the grade of
+    the last visit it finished."""
+    full = hall_json(engine, state, now)
+    window = next(w for w in full["windows"] if w["number"] == number)
+    finished = [t for t in state.tickets.values()
+                if t.window == number and t.status is TicketStatus.FINISHED and t.finished_at]
+    last = max(finished, key=lambda t: t.finished_at, default=None)
+    window["last_visit"] = ({"number": last.label, "finished_at": _iso(last.finished_at),
+                             "grade": last.grade, "grade_channel": last.grade_channel}
+                            if last else None)
+    window["evaluating"] = state.windows[number].evaluating
+    window["queues"] = [q for q in full["queues"] if q["service"] in window["services"]]
+    window["transfer_to"] = [{"service": q["service"], "name": q["name"]} for q in full["queues"]]
+    return window
+
+
+def services_json(engine: Engine, state: HallState,
+                  now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Each service's queue; with `now`, also how long its longest-waiting ticket has waited."""
     out = []
     for prefix, s in engine.hall.services.items():
         waiting = state.queues.waiting(prefix)
-        out.append({"service": prefix, "name": s.name, "kind": s.kind, "waiting": waiting,
-                    "eta": engine.estimate(state, prefix, waiting).to_json()})
+        row = {"service": prefix, "name": s.name, "kind": s.kind, "waiting": waiting,
+               "eta": engine.estimate(state, prefix, waiting).to_json()}
+        if now is not None:
+            q = state.queues.services[prefix]
+            # heads of the walk-in lanes, keyed by when they joined the queue
+            heads = [lane[0][0] for lane in (q.priority, q.regular) if lane]
+            row["longest_wait_minutes"] = (round((now - min(heads)).total_seconds() / 60, 1)
+                                           if heads else 0.0)
+        out.append(row)
     return out

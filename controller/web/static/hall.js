@@ -1,0 +1,192 @@
+// What every page shares: the API client, the live event stream, Chinese/English text.
+// Served by the controller itself; no page loads anything from outside the hall.
+"use strict";
+
+const Hall = (() => {
+  const WORDS = {
+    zh: {
+      "lang.switch": "English", "home": "首页", "logout": "退出登录", "login": "登录",
+      "live.online": "实时连接", "live.offline": "连接中断，正在重连…",
+      "error.network": "无法连接到服务器，请稍候重试", "error.unknown": "操作失败",
+      "minutes": "分钟", "people": "人", "window": "窗口", "no": "号",
+      "state.open": "空闲", "state.serving": "办理中", "state.paused": "暂停服务",
+      "state.closed": "未开放", "post.A": "A岗", "post.B": "B岗顶岗",
+      "close": "关闭", "cancel": "取消", "confirm": "确定", "print": "打印",
+      "loading": "加载中…", "none": "无",
+    },
+    en: {
+      "lang.switch": "中文", "home": "Home", "logout": "Log out", "login": "Log in",
+      "live.online": "Live", "live.offline": "Connection lost, reconnecting…",
+      "error.network": "Cannot reach the server; please try again shortly",
+      "error.unknown": "The action failed",
+      "minutes": "min", "people": "people", "window": "Window", "no": "",
+      "state.open": "Free", "state.serving": "Serving", "state.paused": "Paused",
+      "state.closed": "Closed", "post.A": "A post", "post.B": "B cover",
+      "close": "Close", "cancel": "Cancel", "confirm": "OK", "print": "Print",
+      "loading": "Loading…", "none": "None",
+    },
+  };
+
+  let lang = localStorage.getItem("hall.lang") === "en" ? "en" : "zh";
+
+  function words(more) {
+    for (const l of Object.keys(more)) Object.assign(WORDS[l], more[l]);
+  }
+
+  // t("key", {n: 3}) replaces {n} in the text.
+  function t(key, vars) {
+    let text = WORDS[lang][key] ?? WORDS.zh[key] ?? key;
+    for (const [k, v] of Object.entries(vars || {})) text = text.replaceAll(`{${k}}`, v);
+    return text;
+  }
+
+  // Elements carry data-i18n="key"; inputs data-i18n-placeholder="key".
+  function applyWords(root = document) {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = t(el.dataset.i18nPlaceholder);
+    });
+  }
+
+  function setLang(next, onChange) {
+    lang = next;
+    localStorage.setItem("hall.lang", lang);
+    applyWords();
+    if (onChange) onChange();
+  }
+
+  // A button that switches the language; onChange re-renders what the page drew itself.
+  function langButton(onChange) {
+    const b = document.createElement("button");
+    b.className = "lang";
+    b.type = "button";
+    b.dataset.i18n = "lang.switch";
+    b.textContent = t("lang.switch");
+    b.addEventListener("click", () => setLang(lang === "zh" ? "en" : "zh", onChange));
+    return b;
+  }
+
+  class ApiError extends Error {
+    constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+  }
+
+  // Every change carries x-hall-page: the server refuses a cookie-only change without it.
+  async function api(method, path, body) {
+    const init = { method, headers: { "x-hall-page": "1" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let r;
+    try {
+      r = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, "network", t("error.network"));
+    }
+    if (r.status === 204) return null;
+    const type = r.headers.get("content-type") || "";
+    const data = type.includes("json") ? await r.json() : await r.text();
+    if (!r.ok) {
+      if (r.status === 401 && !path.endsWith("/auth/login")) {
+        location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+      }
+      throw new ApiError(r.status, data.error || "http_error", data.message || t("error.unknown"));
+    }
+    return data;
+  }
+
+  // The live stream of hall events. The browser's EventSource reconnects by itself and
+  // resumes after Last-Event-ID; when it gives up (a 5xx while the controller restarts)
+  // a new one is made. Every (re)connection calls onChange({kind: "connected"}) so the page
+  // reloads the whole state; every event calls onChange(event). A periodic refresh makes
+  // sure a page never stays stale, whatever the network did.
+  function live(onChange, { onStatus, refreshSeconds = 30 } = {}) {
+    let source = null;
+    let retry = null;
+    const status = (up) => { if (onStatus) onStatus(up); };
+
+    // Named events (event: ticket_called) do not reach onmessage; listen for each kind.
+    const KINDS = ["ticket_issued", "ticket_called", "ticket_recalled", "ticket_missed",
+      "ticket_finished", "ticket_transferred", "ticket_cancelled", "window_opened",
+      "window_closed", "window_paused", "window_resumed", "pause_over_limit", "day_started",
+      "device_health", "evaluation_prompted", "evaluation_ended", "ticket_evaluated",
+      "tidal_open_proposed", "tidal_close_proposed"];
+
+    function deliver(m) {
+      let event;
+      try { event = JSON.parse(m.data); } catch (e) { event = { kind: "unknown" }; }
+      onChange(event);
+    }
+
+    function open() {
+      if (retry) { clearTimeout(retry); retry = null; }
+      if (source) source.close();
+      source = new EventSource("/api/v1/events");
+      source.onopen = () => { status(true); onChange({ kind: "connected" }); };
+      source.onerror = () => {
+        status(false);
+        if (source.readyState === EventSource.CLOSED && !retry) retry = setTimeout(open, 1000);
+      };
+      source.onmessage = deliver;
+      for (const k of KINDS) source.addEventListener(k, deliver);
+    }
+
+    open();
+    setInterval(() => {
+      if (!source || source.readyState === EventSource.CLOSED) open();
+      onChange({ kind: "refresh" });
+    }, refreshSeconds * 1000);
+    return { reconnect: open };
+  }
+
+  // Coalesce bursts of events into one reload.
+  function debounce(fn, ms = 80) {
+    let timer = null;
+    return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function time(iso) {
+    if (!iso) return "";
+    return iso.slice(11, 16);
+  }
+
+  function minutesSince(iso, nowIso) {
+    if (!iso) return 0;
+    return Math.max(0, Math.round((Date.parse(nowIso) - Date.parse(iso)) / 60000));
+  }
+
+  function toast(message, kind = "error") {
+    let box = document.getElementById("toast");
+    if (!box) {
+      box = el("div", { id: "toast", role: "alert" });
+      document.body.append(box);
+    }
+    box.className = `toast ${kind}`;
+    box.textContent = message;
+    clearTimeout(box._timer);
+    box._timer = setTimeout(() => { box.className = "toast hidden"; }, 6000);
+  }
+
+  async function logout() {
+    try { await api("POST", "/api/v1/auth/logout"); } catch (e) { /* already out */ }
+    location.href = "/login?next=" + encodeURIComponent(location.pathname);
+  }
+
+  return { words, t, applyWords, langButton, api, ApiError, live, debounce, el, time,
+    minutesSince, toast, logout, get lang() { return lang; } };
+})();
