@@ -158,9 +158,9 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
             elif d.kind == "counter_keypad":
                 mqtt.subscribe(f"{d.topic}/press", lambda topic, payload, w=d.window: _tablet_key(
                     ctrl, w, payload, repeats))
-            if d.kind != "hall_display":
-                mqtt.subscribe(f"{d.topic}/status", lambda topic, payload, name=d.id: report(
-                    DeviceHealth(name, Health.ONLINE if payload == b"online" else Health.OFFLINE)))
+            # every MQTT device, the main hall display too, says online/offline (its will)
+            mqtt.subscribe(f"{d.topic}/status", lambda topic, payload, name=d.id: report(
+                DeviceHealth(name, Health.ONLINE if payload == b"online" else Health.OFFLINE)))
     board_topic = next((d.topic for d in hall.devices if d.kind == "hall_display" and d.topic), None)
     voice = None
     if hall.voice_enabled:

@@ -30,7 +30,7 @@ from controller.case_records import FAR_FUTURE, case_from_json, case_to_json, ne
 from controller.core.callbacks import (
     BAD_GRADES, STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
     CaseState, Close, Command, DecideAppeal, FollowUp, GiveFeedback, OpenCase, RecordCallback,
-    Rectify, Verify, apply, open_bad_review,
+    Rectify, TRANSITIONS, Verify, apply, open_bad_review,
 )
 from controller.core.case_supervision import callback_rate, overdue
 from controller.core.errors import Category, HallError
@@ -42,6 +42,12 @@ from controller.hallcontroller import HallController
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
+# the case commands by the names the API and the pages use for them
+ACTIONS: dict[type, str] = {
+    Assign: "assign", RecordCallback: "callback", Verify: "verify", Rectify: "rectify",
+    GiveFeedback: "feedback", FollowUp: "follow-up", Close: "close", Appeal: "appeal",
+    DecideAppeal: "appeal-decision",
+}
 # a grade the pad filled in itself after the evaluation period: never a bad review
 SYSTEM_DEFAULT = "system_default"
 _ID_PREFIX = {CaseKind.BAD_REVIEW: "HP", CaseKind.COMPLAINT: "TS"}  # 差评 / 投诉
@@ -348,6 +354,9 @@ class CaseDesk:
             "justified": case.justified, "follow_up_grade": case.follow_up_grade,
             "appeal_from": plain(case.appeal_from), "appeal_upheld": case.appeal_upheld,
             "history": case_to_json(case)["history"],
+            # what the workflow allows next, by the API's action names
+            "actions": [path for cmd, path in ACTIONS.items()
+                        if case.state in TRANSITIONS[cmd][0]],
         }
 
     # -- inside ----------------------------------------------------------------------

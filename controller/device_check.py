@@ -80,14 +80,6 @@ class DeviceCheck:
         self.deadline = deadline
         self._running = threading.Lock()
         self._last: dict[str, Any] | None = None
-        # The main display says online/offline on its retained status topic; the calling path
-        # does not follow it, so the check does.
-        self._display_status: dict[str, str] = {}
-        board = calling.board if calling else None
-        for d in ctrl.hall.devices:
-            if d.kind == "hall_display" and d.topic and hasattr(board, "subscribe"):
-                board.subscribe(f"{d.topic}/status", lambda _t, payload, name=d.id:
-                                self._display_status.__setitem__(name, payload.decode(errors="replace")))
 
     # -- 设备自检 ---------------------------------------------------------------------
 
@@ -173,8 +165,6 @@ class DeviceCheck:
         }
 
     def _health(self, d: Device) -> tuple[str, str]:
-        if d.kind == "hall_display":
-            return self._display_status.get(d.id, "unknown"), ""
         with self.ctrl.lock:
             return self.ctrl.state.devices.get(d.id, ("unknown", ""))
 
@@ -289,7 +279,7 @@ class DeviceCheck:
         if calling is None or calling.board is None or calling.board_topic != d.topic:
             return _not_attached(FLASH)
         calling.flash_board(self.flash_seconds)
-        return self._mqtt_answer(d, calling.board, FLASH, self._display_status.get(d.id, "unknown"))
+        return self._mqtt_answer(d, calling.board, FLASH, self._health(d)[0])
 
     def _mqtt_answer(self, d: Device, link: Any, action: str, state: str) -> Answer:
         """An MQTT screen answers through its retained status topic; the test itself went out

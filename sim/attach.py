@@ -22,6 +22,7 @@ from sim.caller_display import SimulatedBar
 from sim.code_scanner import SimulatedScanner
 from sim.counter_bus import SimulatedCounterBus
 from sim.id_card_reader import SimulatedIdCardReader
+from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad, SimulatedTabletPad
 from sim.ticket_printer import PtyPrinter, SimulatedPrinter
 
 
@@ -66,16 +67,24 @@ class Simulation:
     bars: dict[str, SimulatedBar] = field(default_factory=dict)
     keypads: dict[int, tuple[SimulatedCounterBus, int]] = field(default_factory=dict)  # window ->
     pads: dict[int, tuple[SimulatedCounterBus, int]] = field(default_factory=dict)  # window ->
+    # the hall's MQTT devices (tablet keypads and pads, MQTT bars, the main display), by id
+    mqtt_devices: dict[str, Any] = field(default_factory=dict)
+    tablet_keypads: dict[int, SimulatedTabletKeypad] = field(default_factory=dict)  # window ->
+    tablet_pads: dict[int, SimulatedTabletPad] = field(default_factory=dict)  # window ->
     router: APIRouter | None = None
 
     def close(self) -> None:
         for device in (*self.readers.values(), *self.printers.values(), *self.scanners.values(),
                        *self.buses.values(), *self.bars.values()):
             device.unplug()
+        for device in self.mqtt_devices.values():
+            device.stop()
 
 
-def attach(hall: Hall, workdir: Path) -> Simulation:
-    """Start a simulator for each ticket printer and ID-card reader the hall configures."""
+def attach(hall: Hall, workdir: Path, mqtt_devices: bool = True) -> Simulation:
+    """Start a simulator for each serial device the hall configures (ticket printers, ID-card
+    readers, scanners, keypads, pads, window bars) and, with `mqtt_devices`, for each MQTT
+    device on the hall's broker (the embedded one unless [mqtt] names another)."""
     workdir.mkdir(parents=True, exist_ok=True)
     sim = Simulation()
     for device in hall.devices:
@@ -104,8 +113,30 @@ def attach(hall: Hall, workdir: Path) -> Simulation:
         else:
             continue
         sim.substitutes[device.id] = ("serial", path, None)
+    if mqtt_devices:
+        _attach_mqtt(hall, sim)
     sim.router = _routes(sim)
     return sim
+
+
+def _attach_mqtt(hall: Hall, sim: Simulation) -> None:
+    """Tablet keypads and pads, MQTT bars and the main hall display as real MQTT clients.
+    They connect (and reconnect) by themselves: the embedded broker starts after them."""
+    if hall.mqtt_host is not None:
+        host, port = hall.mqtt_host, hall.mqtt_port
+    else:
+        host, _, listen_port = hall.mqtt_embedded_listen.rpartition(":")
+        port = int(listen_port)
+    kinds = {"counter_keypad": SimulatedTabletKeypad, "evaluator_pad": SimulatedTabletPad,
+             "caller_display": SimulatedMqttDisplay, "hall_display": SimulatedMqttDisplay}
+    for device in hall.devices:
+        if device.transport == "mqtt" and device.topic and device.kind in kinds:
+            simulated = kinds[device.kind](f"sim-{device.id}", host, port, device.topic).start()
+            sim.mqtt_devices[device.id] = simulated
+            if device.kind == "counter_keypad":
+                sim.tablet_keypads[device.window] = simulated
+            elif device.kind == "evaluator_pad":
+                sim.tablet_pads[device.window] = simulated
 
 
 def _routes(sim: Simulation) -> APIRouter:
@@ -149,19 +180,25 @@ def _routes(sim: Simulation) -> APIRouter:
 
     @r.post("/keypads/{window}/press", summary="Press a key on a window's keypad")
     async def press(window: int, body: _Key) -> dict[str, Any]:
+        data = {k: v for k, v in body.model_dump().items() if k != "key" and v is not None}
+        if window in sim.tablet_keypads:
+            sim.tablet_keypads[window].press(body.key, **data)
+            return {"ok": True}
         if window not in sim.keypads:
             raise HTTPException(404, f"no simulated keypad at window {window}")
         bus, address = sim.keypads[window]
-        data = {k: v for k, v in body.model_dump().items() if k != "key" and v is not None}
         bus.press(address, body.key, **data)
         return {"ok": True}
 
     @r.post("/pads/{window}/grade", summary="Press a grade on a window's pad: 1 非常满意 … 5 非常不满意")
     async def grade(window: int, body: _Grade) -> dict[str, Any]:
-        if window not in sim.pads:
-            raise HTTPException(404, f"no simulated evaluation pad at window {window}")
         if not 1 <= body.grade <= 5:
             raise HTTPException(422, "grade is 1 to 5 (GB/T 39046)")
+        if window in sim.tablet_pads:
+            sim.tablet_pads[window].grade(body.grade)
+            return {"ok": True}
+        if window not in sim.pads:
+            raise HTTPException(404, f"no simulated evaluation pad at window {window}")
         bus, address = sim.pads[window]
         bus.grade(address, body.grade)
         return {"ok": True}

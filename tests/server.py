@@ -64,7 +64,8 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
     devices and the hall display use that broker."""
     ctrl, sessions = open_hall(hall, data_dir, clock)
     port = free_port()
-    sim = attach(hall, data_dir / "sim") if simulate else None
+    # a test that wants MQTT devices starts its own, on the broker it chose
+    sim = attach(hall, data_dir / "sim", mqtt_devices=False) if simulate else None
     floor = attach_devices(ctrl, f"http://127.0.0.1:{port}/api/v1/tickets",
                            {d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {})
     link = None

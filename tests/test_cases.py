@@ -353,6 +353,8 @@ def test_api_roles(make_hall):
     assigned = client.post(f"/api/v1/cases/{case.id}/assign", json={"officer": "officer1"},
                            headers=officer)
     assert assigned.status_code == 200 and assigned.json()["state"] == "assigned"
+    # the case says what may happen next, and only that is accepted
+    assert assigned.json()["actions"] == ["assign", "callback"]
     wrong = client.post(f"/api/v1/cases/{case.id}/close", headers=boss)
     assert wrong.status_code == 409 and wrong.json()["error"] == "illegal_transition"
     assert client.get("/api/v1/cases/HP-nope", headers=boss).json()["error"] == "unknown_case"

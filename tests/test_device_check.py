@@ -44,10 +44,9 @@ def hall(tmp_path, mosquitto):
         h.tablet = SimulatedTabletKeypad("sim-tablet-2", *mqtt, "hall/window/2/keypad").start()
         h.staff3 = h.login("s3", 3)
         h.admin = h.login("admin", None)
-        # every device has said it is there before the day's check
+        # every device, the main display too, has said it is there before the day's check
         wait_for(lambda: all(h.ctrl.state.devices.get(d.id, ("",))[0] == "online"
-                             for d in h.ctrl.hall.devices if d.kind != "hall_display"), 5)
-        wait_for(lambda: h.device_check._display_status.get("main") == "online")
+                             for d in h.ctrl.hall.devices), 5)
         try:
             yield h
         finally:
