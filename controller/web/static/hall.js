@@ -140,6 +140,17 @@ const Hall = (() => {
     return { reconnect: open };
   }
 
+  // The badge that says whether the live stream is up: onStatus for live(). With
+  // hideWhenUp it shows only when the line is lost (a TV shows nothing while all is well).
+  function liveBadge(badge, { hideWhenUp = false } = {}) {
+    return (up) => {
+      badge.classList.toggle("down", !up);
+      if (hideWhenUp) badge.classList.toggle("hidden", up);
+      badge.dataset.i18n = up ? "live.online" : "live.offline";
+      badge.textContent = t(badge.dataset.i18n);
+    };
+  }
+
   // Coalesce bursts of events into one reload.
   function debounce(fn, ms = 80) {
     let timer = null;
@@ -187,6 +198,6 @@ const Hall = (() => {
     location.href = "/login?next=" + encodeURIComponent(location.pathname);
   }
 
-  return { words, t, applyWords, langButton, api, ApiError, live, debounce, el, time,
+  return { words, t, applyWords, langButton, api, ApiError, live, liveBadge, debounce, el, time,
     minutesSince, toast, logout, get lang() { return lang; } };
 })();
