@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser).
 DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk
 
-.PHONY: demo test bench-core bench-calling deps-debian clean
+.PHONY: demo test bench-core bench-calling soak deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench-core: $(STAMP)
 
 bench-calling: $(STAMP) deps-debian
 	$(PY) -m bench.calling
+
+# Crash soak: the demo hall killed with SIGKILL at 50 random moments mid-rush, checked after
+# each restart; prints the figures docs/reliability.md records (var/soak/summary.json).
+soak: $(STAMP) deps-debian
+	SOAK_KILLS=$${SOAK_KILLS:-50} $(PY) -m pytest -q -s -p no:cacheprovider tests/test_durability.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

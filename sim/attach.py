@@ -203,9 +203,13 @@ def _routes(sim: Simulation) -> APIRouter:
         bus.grade(address, body.grade)
         return {"ok": True}
 
-    @r.get("/displays", summary="What every simulated window bar shows")
-    async def displays() -> dict[str, list[str]]:
-        return {d: bar.showing for d, bar in sim.bars.items()}
+    @r.get("/displays", summary="What every simulated display shows: a serial bar its lines, an "
+                                 "MQTT bar or the main display the last JSON it was sent")
+    async def displays() -> dict[str, Any]:
+        shown: dict[str, Any] = {d: bar.showing for d, bar in sim.bars.items()}
+        shown.update({d: device.showing for d, device in sim.mqtt_devices.items()
+                      if isinstance(device, SimulatedMqttDisplay)})
+        return shown
 
     @r.post("/printers/{device}/paper", summary="Set the paper: ok, near_end or out")
     async def paper(device: str, body: _Paper) -> dict[str, Any]:
