@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from drivers.transport import DeviceHealth, Health, HealthListener
 
 log = logging.getLogger(__name__)
-RECONNECT_MAX_SECONDS = 1.0
+RECONNECT_MAX_SECONDS = 0.5
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -73,7 +73,7 @@ class MqttLink:
             c.username_pw_set(username, password)
         # devices.md 5: the will is registered before connecting, so any death reads `offline`.
         c.will_set(status_topic, OFFLINE, qos=1, retain=True)
-        # At most a second between tries: a hall's broker is on the LAN (often inside the
+        # At most half a second between tries: a hall's broker is on the LAN (often inside the
         # controller), and after a restart every display must show the hall within 2 s.
         c.reconnect_delay_set(min_delay=0.2, max_delay=RECONNECT_MAX_SECONDS)
         c.on_connect = self._on_connect
