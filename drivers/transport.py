@@ -263,6 +263,81 @@ class FileTransport(Transport):
         return b""
 
 
+class MemoryTransport(Transport):
+    """One end of an in-process byte line, like one end of a null-modem cable (python-can's
+    virtual bus, for bytes). Made in pairs by `memory_pair`.
+
+    For simulations and tests that must be reproducible: nothing runs in a thread.
+    A peer with a `receiver` (a simulated device's brain) is handed the bytes inside
+    the writer's `write`, and whatever it answers is waiting for the writer's next
+    `read`; a peer without one buffers them for its own `read`. `unplug()` pulls the
+    cable: both ends fail until `plug()`, as a serial line does.
+    """
+
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
+        self.peer: MemoryTransport | None = None
+        self.receiver: Callable[[bytes], None] | None = None
+        self.plugged = True
+        self._open = False
+        self._inbox = bytearray()
+        self._ready = threading.Condition()
+
+    def open(self) -> None:
+        if not self.plugged:
+            raise TransportError(f"{self.name}: unplugged")
+        self._open = True
+
+    def close(self) -> None:
+        self._open = False
+        with self._ready:
+            self._inbox.clear()
+
+    def write(self, data: bytes) -> None:
+        if not (self._open and self.plugged) or self.peer is None:
+            raise TransportError(f"{self.name}: {'not open' if self.plugged else 'unplugged'}")
+        self.peer._deliver(bytes(data))
+
+    def read(self, size: int, timeout: float) -> bytes:
+        if not (self._open and self.plugged):
+            raise TransportError(f"{self.name}: {'not open' if self.plugged else 'unplugged'}")
+        with self._ready:
+            if not self._inbox and timeout > 0:
+                self._ready.wait_for(lambda: self._inbox or not self.plugged, timeout)
+            data = bytes(self._inbox[:size])
+            del self._inbox[:size]
+            return data
+
+    def _deliver(self, data: bytes) -> None:
+        if self.receiver is not None:
+            self.receiver(data)
+            return
+        with self._ready:
+            self._inbox += data
+            self._ready.notify_all()
+
+    def unplug(self) -> None:
+        """Pull the cable: both ends fail on their next write or read."""
+        for end in (self, self.peer):
+            if end is not None:
+                with end._ready:
+                    end.plugged = False
+                    end._inbox.clear()
+                    end._ready.notify_all()
+
+    def plug(self) -> None:
+        for end in (self, self.peer):
+            if end is not None:
+                end.plugged = True
+
+
+def memory_pair(name: str = "memory") -> tuple[MemoryTransport, MemoryTransport]:
+    """A line with two ends: (the controller's end, the device's end)."""
+    host, device = MemoryTransport(f"{name}:host"), MemoryTransport(f"{name}:device")
+    host.peer, device.peer = device, host
+    return host, device
+
+
 class Backoff:
     """Delays between reconnect attempts: doubling from `first` up to `most` seconds."""
 

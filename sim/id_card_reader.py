@@ -92,6 +92,7 @@ class SimulatedIdCardReader(PtyDevice):
         self.silent = False
         self.sam_id = bytes.fromhex("0501000020240101000000000000002a")
         self.requests: deque[Command | None] = deque(maxlen=100)  # what the host asked, newest last
+        self.empty_finds = 0  # "find card" answered "no card": the host has seen the reader empty
         self._card: SimCard | None = None
         self._random = random.Random(seed)
         self._decoder = CommandDecoder()
@@ -138,6 +139,7 @@ class SimulatedIdCardReader(PtyDevice):
         if command is Command.FIND_CARD:
             # Real readers add four zero bytes to "found"; the driver must not care.
             found = card is not None
+            self.empty_finds += not found
             return [(0.0, encode_reply(ReaderStatus.CARD_FOUND, bytes(4)) if found
                      else encode_reply(ReaderStatus.NO_CARD))]
         if command is Command.SELECT_CARD:

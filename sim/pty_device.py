@@ -3,7 +3,9 @@
 The simulator holds the master end and speaks the device's side of the protocol
 through the same codec the driver uses. Baud rate and control lines are not
 emulated (a pty has none). `unplug()` closes the device end; `plug()` gives a
-new path, as a USB-serial adapter re-enumerating would.
+new path, as a USB-serial adapter re-enumerating would. With a `link`, the link
+goes away while unplugged, as a /dev/serial/by-id entry does: a driver retrying
+it must not open whatever pty the kernel hands out next under the old number.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class PtyDevice(ABC):
         self._master: int | None = None
         self._slave: int | None = None
         self.path = ""
+        self._tty = ""  # the pty behind `link` while plugged
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.lock = threading.RLock()
@@ -37,7 +40,7 @@ class PtyDevice(ABC):
         tty.setraw(master)
         tty.setraw(slave)
         self._master, self._slave = master, slave
-        self.path = os.ttyname(slave)
+        self.path = self._tty = os.ttyname(slave)
         if self.link:
             tmp = f"{self.link}.new"
             if os.path.lexists(tmp):
@@ -51,6 +54,13 @@ class PtyDevice(ABC):
         return self.path
 
     def unplug(self) -> None:
+        if self.link and self._tty:
+            try:
+                if os.readlink(self.link) == self._tty:
+                    os.remove(self.link)
+            except OSError:
+                pass  # already gone
+        self._tty = ""
         self._stop.set()
         if self._thread:
             self._thread.join(2)

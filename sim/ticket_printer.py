@@ -64,7 +64,10 @@ class SimulatedPrinter:
     @paper.setter
     def paper(self, value: PaperStatus | str) -> None:
         with self._lock:
-            self._paper = paper_from(value)
+            new = paper_from(value)
+            if self._paper is PaperStatus.OUT and new is not PaperStatus.OUT:
+                self.pending = PrintedTicket()  # the half-printed slip is torn off with the old roll
+            self._paper = new
             self._bytes_left = None
 
     def paper_after(self, n_bytes: int, then: PaperStatus | str = PaperStatus.OUT) -> None:

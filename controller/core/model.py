@@ -136,6 +136,9 @@ class QueueIndex:
 
     def __init__(self, prefixes: list[str]) -> None:
         self.services: dict[str, ServiceQueue] = {p: ServiceQueue() for p in prefixes}
+        # (service, citizen key) -> that citizen's waiting tickets, so the one-ticket-per-person
+        # check does not scan a rush hour's queue for every real-name ticket
+        self.held: dict[tuple[str, str], list[str]] = {}
 
     def lane(self, t: Ticket, priority_first: bool) -> tuple[list[QueueKey], QueueKey]:
         q = self.services[t.service]
@@ -147,6 +150,8 @@ class QueueIndex:
     def add(self, t: Ticket, priority_first: bool) -> None:
         lane, key = self.lane(t, priority_first)
         bisect.insort(lane, key)
+        if t.citizen_key is not None:
+            self.held.setdefault((t.service, t.citizen_key), []).append(t.id)
 
     def remove(self, t: Ticket, priority_first: bool) -> None:
         lane, key = self.lane(t, priority_first)
@@ -154,6 +159,16 @@ class QueueIndex:
         if i == len(lane) or lane[i] != key:
             raise KeyError(f"ticket {t.id} is not queued")
         del lane[i]
+        if t.citizen_key is not None:
+            held = self.held.get((t.service, t.citizen_key), [])
+            if t.id in held:
+                held.remove(t.id)
+            if not held:
+                self.held.pop((t.service, t.citizen_key), None)
+
+    def held_by(self, prefix: str, citizen_key: str) -> list[str]:
+        """The ids of the waiting tickets of `prefix` that this citizen holds, oldest first."""
+        return list(self.held.get((prefix, citizen_key), ()))
 
     def waiting(self, prefix: str) -> int:
         return len(self.services[prefix])
@@ -186,6 +201,13 @@ class HallState:
     devices: dict[str, tuple[str, str]] = field(default_factory=dict)
     # tidal window -> "open" or "close": the proposal standing for it, made once
     tidal: dict[int, str] = field(default_factory=dict)
+    # citizen key -> the ids of the day's tickets taken with that identity (the daily limit
+    # reads these rather than every ticket of the day)
+    by_citizen: dict[str, list[str]] = field(default_factory=dict)
+    # service -> when its waiting tickets were called today, in order, for the wait estimate
+    calls: dict[str, list[dt.datetime]] = field(default_factory=dict)
+    first_call: dt.datetime | None = None  # the day's first call: the hall has been calling since
+    last_at: dt.datetime | None = None  # the moment of the last command applied
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

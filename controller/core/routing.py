@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from controller.core.estimate import WaitEstimate, estimate_wait
+import bisect
+
+from controller.core.estimate import WaitEstimate, call_rate, estimate_wait, rate_window
 from controller.core.model import HallState, Ticket, WindowStatus
 
 
@@ -30,11 +32,76 @@ class Routing:
     def people_ahead(self, state: HallState, t: Ticket) -> int:
         return state.queues.ahead_of(t, self._priority_first(t.service))
 
-    def estimate(self, state: HallState, prefix: str, ahead: int) -> WaitEstimate:
-        """P10/P50/P90 minutes for a ticket with `ahead` tickets before it in `prefix`."""
-        serving = [w for w in self.hall.windows_serving(prefix)
-                   if state.windows[w.number].status is WindowStatus.OPEN]
-        idle = sum(1 for w in serving if state.windows[w.number].current is None)
-        count = len(serving) or len(self.hall.windows_serving(prefix))
+    def estimate(self, state: HallState, prefix: str, ahead: int,
+                 now: dt.datetime | None = None) -> WaitEstimate:
+        """P10/P50/P90 minutes for a ticket with `ahead` tickets before it in `prefix`, at `now`
+        (default: the moment of the last command)."""
+        now = now or state.last_at
+        configured = self.hall.windows_serving(prefix)
+        serving = [w for w in configured if state.windows[w.number].status is not WindowStatus.CLOSED]
+        working = [w for w in serving if state.windows[w.number].status is WindowStatus.OPEN]
+        idle = sum(1 for w in working if state.windows[w.number].current is None)
         mean = state.service_minutes.get(prefix, self.hall.services[prefix].mean_minutes)
-        return estimate_wait(ahead, count, idle if serving else 0, mean)
+        delay = 0.0
+        if not serving:
+            # nobody serves it yet: the windows that open with the session will
+            serving = [w for w in configured if not w.tidal] or configured
+            delay = self._minutes_to_opening(now) if now else 0.0
+        capacity = self._capacity(state, prefix, serving) / mean
+        rate = capacity
+        # A short queue is no backlog: its windows call as fast as tickets come, so the recent
+        # calls say how many came, not how fast the windows go; the capacity says that.
+        backlog = state.queues.waiting(prefix) > len(serving)
+        if backlog and now is not None and state.first_call is not None and not delay:
+            calls = state.calls.get(prefix, [])
+            calling = self._minutes_calling(state, now)
+            window = min(rate_window(capacity), calling)
+            recent = call_rate(_calls_since(calls, now, window), window, capacity)
+            # a service served only when its windows' earlier services run dry is called in
+            # bursts: over the whole session its rate is steadier than over the last minutes
+            session = call_rate(_calls_since(calls, now, calling), calling, capacity)
+            rate = max(recent, session)
+        return estimate_wait(ahead, len(serving), idle, mean, rate=rate, delay_minutes=delay)
+
+    def _capacity(self, state: HallState, prefix: str, serving: list) -> float:
+        """How many windows' worth of service `prefix` gets now: a window gives itself to its
+        first service with a queue, so one busy with an earlier service gives little."""
+        total = 0.0
+        for w in serving:
+            earlier = w.services[:w.services.index(prefix)]
+            busy_before = sum(1 for p in earlier if state.queues.waiting(p))
+            total += 1.0 / (1 + busy_before)
+        return max(total, 0.5)
+
+    def _minutes_calling(self, state: HallState, now: dt.datetime) -> float:
+        """How long the windows have been calling in this session (a lunch break has no calls,
+        and must not read as a slow hall)."""
+        started = state.first_call
+        for s in self.hall.hours_on(now.date()).sessions:
+            start = dt.datetime.combine(now.date(), s.start, now.tzinfo)
+            if start <= now and (started is None or start > started):
+                started = start
+        return max(0.0, (now - started).total_seconds() / 60) if started else 0.0
+
+    def _minutes_to_opening(self, now: dt.datetime) -> float:
+        for s in self.hall.hours_on(now.date()).sessions:
+            start = dt.datetime.combine(now.date(), s.start, now.tzinfo)
+            if now < start:
+                return (start - now).total_seconds() / 60
+        return 0.0
+
+    def _record_call(self, state: HallState, prefix: str, at: dt.datetime) -> None:
+        """A waiting ticket of `prefix` was called: one step of its queue, for the call rate."""
+        calls = state.calls.setdefault(prefix, [])
+        if calls and at < calls[-1]:
+            bisect.insort(calls, at)
+        else:
+            calls.append(at)
+        if state.first_call is None or at < state.first_call:
+            state.first_call = at
+
+
+def _calls_since(calls: list[dt.datetime], now: dt.datetime, minutes: float) -> int:
+    """Calls in the `minutes` up to `now` (calls are kept in time order)."""
+    since = now - dt.timedelta(minutes=minutes)
+    return bisect.bisect_right(calls, now) - bisect.bisect_right(calls, since)

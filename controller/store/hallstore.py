@@ -95,9 +95,11 @@ class HallStore:
     around a command, and anyone using `db` directly must hold it too.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, durable: bool = True) -> None:
+        """`durable=False`: a simulation's throw-away database (see `open_db`)."""
         self.path = Path(path)
-        self.db: sqlite_utils.Database = open_db(self.path)
+        self.durable = durable
+        self.db: sqlite_utils.Database = open_db(self.path, durable)
         self.lock = threading.RLock()
         self._checkpointer: sqlite3.Connection | None = None
 
@@ -115,6 +117,8 @@ class HallStore:
         are already durable in the WAL, so this moves no promise, only the
         checkpoint's fsync off the path of a window's call-next.
         """
+        if not self.durable:
+            return 0, 0  # no WAL to copy: the journal lives in memory
         if self._checkpointer is None:
             self._checkpointer = sqlite3.connect(str(self.path), check_same_thread=False,
                                                  isolation_level=None)

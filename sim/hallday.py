@@ -1,0 +1,420 @@
+"""A simulated hall day: a discrete-event engine driving the real controller through its
+real device paths, on a virtual clock.
+
+The controller (`HallController`, its store and its `CaseDesk`) runs as in a hall,
+on a `ManualClock` that this engine moves from event to event, on a throw-away
+database (`durable=False`) in a temporary directory. Citizens take tickets at the
+real kiosk, which prints them through the real printer driver; staff press keys
+on simulated keypads whose frames the real counter-bus driver turns into
+commands; citizens grade on simulated pads when the pad's prompt frame reaches
+them (`sim.sim_floor`). Staff log in and out through the controller, as the
+counter page's login does. What staff and citizens will do is drawn before the
+day from the seed (`sim.population`); nothing runs in a thread, so a seed
+replays the same day and the same report.
+
+What the staff do is `sim.staff`; the devices are `sim.sim_floor`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from controller.cases import CaseDesk
+from controller.cli import open_hall
+from controller.clock import ManualClock
+from controller.core import commands as c
+from controller.core import events as ev
+from controller.core.callbacks import CaseRules
+from controller.core.errors import HallError
+from controller.core.model import WindowStatus
+from controller.workdays_data import hall_calendar
+from drivers.counter_keypad import Key
+from sim.population import Citizen, a_post_staff, citizens, seconds, staff_plans
+from sim.scenario import Scenario
+from sim.sim_floor import SimFloor
+from sim.staff import StaffRules, WindowAgent
+
+TICK_SECONDS = 30
+# Halls with more windows than this run without window bars and the main display (see sim_floor).
+DISPLAY_WINDOWS = 60
+
+
+@dataclass
+class TicketRecord:
+    """One ticket as the simulation saw it: what it promised and what happened."""
+
+    id: str
+    service: str
+    issued: float
+    ahead: int
+    eta: tuple[float, float, float]
+    queue_length_eta: float  # the baselines, computed at the same moment
+    last_entered_eta: float
+    first_called: float | None = None
+    window: int | None = None
+
+
+@dataclass
+class DayRecord:
+    """What the simulated day produced, for `sim.day_report`."""
+
+    scenario: Scenario
+    seed: int
+    staffing: tuple[tuple[dt.time, int], ...]
+    tickets: dict[str, TicketRecord]
+    statuses: dict[str, str]
+    refused: dict[str, int]
+    desk_issued: int
+    windows: list[WindowAgent]
+    pauses: list[dict]
+    events: dict[str, int]
+    devices: list[tuple[float, str, str, str]]
+    invariants: dict[str, list[str]]
+    evaluation: dict
+    cases: dict
+    commands: int
+    printed: int
+    finished_twice: list[str]
+    service_minutes: dict[str, list[float]] = field(default_factory=dict)
+    covers: int = 0
+    absences: int = 0
+    tidal_opened: int = 0
+    end: float = 0.0
+
+
+class HallDay(StaffRules):
+    """One day of one scenario; `run()` returns its `DayRecord`."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None,
+                 staffing: tuple[tuple[dt.time, int], ...] | None = None,
+                 displays: bool | None = None, speed: float | None = None,
+                 progress: Callable[[float, str], None] | None = None,
+                 workdir: Path | None = None) -> None:
+        self.scenario = scenario
+        self.hall = scenario.hall
+        self.seed = scenario.seed if seed is None else seed
+        self.staffing = scenario.staffing if staffing is None else staffing
+        self.displays = len(self.hall.windows) <= DISPLAY_WINDOWS if displays is None else displays
+        self.speed = speed
+        self.progress = progress
+        self.workdir = workdir
+        self.rng = random.Random(f"{self.seed}:staff-moments")
+        self.midnight = dt.datetime.combine(scenario.day, dt.time(0), ZoneInfo(self.hall.timezone))
+        self.clock = ManualClock(self.midnight)
+        self.now = 0.0
+        self._queue: list[tuple[float, int, Callable, tuple]] = []
+        self._seq = 0
+        hours = self.hall.hours_on(scenario.day)
+        self.sessions = [(seconds(s.start), seconds(s.end)) for s in hours.sessions]
+        self.order = staffing_order(scenario)
+
+    # -- the event queue ------------------------------------------------------------
+
+    def at(self, t: float, fn: Callable, *args) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (max(t, self.now), self._seq, fn, args))
+
+    def after(self, delay: float, fn: Callable, *args) -> None:
+        self.at(self.now + delay, fn, *args)
+
+    def _seconds(self) -> float:
+        return self.now
+
+    # -- the day ------------------------------------------------------------------------
+
+    def run(self) -> DayRecord:
+        # the day's database is thrown away: in memory-backed /dev/shm where there is one
+        where = self.workdir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
+        with tempfile.TemporaryDirectory(prefix="hallday-", dir=where) as tmp:
+            self.ctrl, _ = open_hall(self.hall, Path(tmp), self.clock, durable=False)
+            try:
+                return self._run()
+            finally:
+                self.ctrl.store.close()
+
+    def _run(self) -> DayRecord:
+        scenario = self.scenario
+        holidays = Path(__file__).resolve().parent.parent / "config" / "holidays.toml"
+        self.desk = CaseDesk(self.ctrl, hall_calendar(holidays if holidays.exists() else None),
+                             CaseRules.from_rules(self.hall.rules))
+        self.desk.start()
+        self.floor = SimFloor(self.ctrl, self._seconds, self._prompted, lambda w, text: None,
+                              self.displays)
+        self.citizens = citizens(scenario, self.seed)
+        self.by_ticket: dict[str, Citizen] = {}
+        self.records: dict[str, TicketRecord] = {}
+        self.refused: dict[str, int] = {}
+        self.desk_issued = 0
+        self.pauses: list[dict] = []
+        self.service_minutes: dict[str, list[float]] = {}
+        self.counts: dict[str, int] = {}
+        self.devices: list[tuple[float, str, str, str]] = []
+        self.last_entered: dict[str, float] = {}
+        self.issuing: Citizen | None = None
+        self.covers = self.absences = self.tidal_opened = 0
+        own = a_post_staff(scenario)
+        plans = staff_plans(scenario, self.seed)
+        self.agents = {n: WindowAgent(n, w.services, own.get(n), plans[n])
+                       for n, w in sorted(self.hall.windows.items())}
+        self.logged: dict[str, int] = {}  # staff id -> window
+
+        for citizen in self.citizens:
+            self.at(citizen.arrives, self.arrive, citizen)
+        for k, (start, end) in enumerate(self.sessions):
+            self.at(start, self.session_start, k)
+            self.at(end, self.session_end, k)
+        for when, _ in self.staffing:
+            self.at(seconds(when), self.reconcile)
+        for a in self.agents.values():
+            for due, _, _ in a.plan.pauses:
+                self.at(due, self.wake, a, 0.0)
+            if a.plan.absence:
+                self.at(a.plan.absence[0], self.leave, a)
+        for f in scenario.faults:
+            self.at(seconds(f.at), self.fault, f, True)
+            self.at(seconds(f.at) + f.minutes * 60, self.fault, f, False)
+        first = min([c.arrives for c in self.citizens[:1]] + [self.sessions[0][0]])
+        self.at(first - 1, self.tick)
+
+        wall0, virtual0 = time.perf_counter(), None
+        span = max(1.0, self.sessions[-1][1] - first)
+        shown = -1
+        while self._queue:
+            t, _, fn, args = heapq.heappop(self._queue)
+            if self.speed:
+                virtual0 = t if virtual0 is None else virtual0
+                lag = (t - virtual0) / self.speed - (time.perf_counter() - wall0)
+                if lag > 0:
+                    time.sleep(lag)
+            self.now = t
+            self.clock.now = self.midnight + dt.timedelta(seconds=t)
+            fn(*args)
+            if self.progress and int((t - first) / span * 100) != shown:
+                shown = int((t - first) / span * 100)
+                self.progress(min(1.0, (t - first) / span), f"{self.clock.now:%H:%M}")
+        return self._record()
+
+    def _handle(self) -> None:
+        for event in self.floor.events():
+            self.observe(event)
+
+    def execute(self, cmd: c.Command, actor: str) -> bool:
+        try:
+            self.ctrl.execute(cmd, actor)
+        except HallError:
+            return False
+        finally:
+            self._handle()
+        return True
+
+    def press(self, a: WindowAgent, key: Key, **data) -> None:
+        self.floor.press(a.number, key, **data)
+        self._handle()
+
+    def tick(self) -> None:
+        self.ctrl.tick()
+        self.floor.resync()
+        self._handle()
+        busy = any(a.state != "closed" for a in self.agents.values()) or any(
+            self.waiting(p) for p in self.hall.services)
+        if busy or self.now < self.sessions[-1][1] or len(self._queue) > 0:
+            self.after(TICK_SECONDS, self.tick)
+
+    # -- citizens --------------------------------------------------------------------------
+
+    def arrive(self, citizen: Citizen) -> None:
+        self.issuing = citizen
+        try:
+            self.floor.kiosk.take_ticket(citizen.service, citizen.id_number, citizen.name,
+                                         citizen.priority, citizen.phone)
+        except HallError as e:
+            self._handle()
+            if e.code in ("paper_out", "printer_unavailable"):
+                self._desk(citizen)  # 导办台: staff at the guidance desk issue it by hand
+            else:
+                self.refused[e.code] = self.refused.get(e.code, 0) + 1
+        self._handle()
+        self.issuing = None
+
+    def _desk(self, citizen: Citizen) -> None:
+        who = (self.ctrl.citizen(citizen.id_number, citizen.name, citizen.phone)
+               if citizen.id_number else None)
+        if self.execute(c.IssueTicket(citizen.service, "staff", who, citizen.priority), "staff:desk"):
+            self.desk_issued += 1
+        else:
+            self.refused["desk"] = self.refused.get("desk", 0) + 1
+
+    def _prompted(self, window: int) -> None:
+        """The pad at `window` asks for a grade: the citizen just served there may give one."""
+        citizen = self.agents[window].last
+        if citizen is not None and citizen.grade is not None:
+            grade, citizen.grade = citizen.grade, None  # one press per visit
+            self.after(citizen.grade_delay, self._grade, window, grade)
+
+    def _grade(self, window: int, grade: int) -> None:
+        self.floor.grade(window, grade)
+        self._handle()
+
+    # -- what the controller said -------------------------------------------------------
+
+    def observe(self, e: ev.Event) -> None:
+        self.counts[e.kind] = self.counts.get(e.kind, 0) + 1
+        kind = e.kind
+        if kind == ev.TICKET_ISSUED:
+            self._issued(e)
+        elif kind == ev.TICKET_CALLED:
+            self._called(e)
+        elif kind == ev.TICKET_MISSED:
+            if e.data.get("requeued"):
+                self.wake_for(self.by_ticket[e.ticket].service if e.ticket in self.by_ticket
+                              else self.ctrl.state.tickets[e.ticket].service)
+        elif kind == ev.TICKET_TRANSFERRED:
+            self.wake_for(e.data["target"])
+        elif kind == ev.TICKET_FINISHED and e.data.get("service_seconds") is not None:
+            self.service_minutes.setdefault(e.data["service"], []).append(e.data["service_seconds"] / 60)
+        elif kind == ev.WINDOW_RESUMED:
+            self.pauses.append({"window": e.window, "seconds": e.data["paused_seconds"],
+                                "over_limit": e.data["over_limit"]})
+        elif kind == ev.DEVICE_HEALTH:
+            self.devices.append((self.now, e.data["device"], e.data["state"], e.data["detail"]))
+        elif kind == ev.TIDAL_OPEN_PROPOSED and not self.staffing:
+            self.after(self.scenario.staff.supervisor_delay_minutes * 60, self._open_tidal,
+                       self.agents[e.window])
+        elif kind == ev.TIDAL_CLOSE_PROPOSED and not self.staffing:
+            a = self.agents[e.window]
+            a.tidal_open = False
+            self.wake(a, 0.0)
+
+    def _issued(self, e: ev.Event) -> None:
+        state = self.ctrl.state
+        t = state.tickets[e.ticket]
+        citizen = self.issuing
+        if citizen is not None:
+            citizen.ticket = t.id
+            self.by_ticket[t.id] = citizen
+        prefix = t.service
+        serving = [w for w in self.hall.windows_serving(prefix)
+                   if state.windows[w.number].status is not WindowStatus.CLOSED]
+        count = len(serving) or len(self.hall.windows_serving(prefix))
+        mean = state.service_minutes.get(prefix, self.hall.services[prefix].mean_minutes)
+        self.records[t.id] = TicketRecord(
+            t.id, prefix, self.now, t.ahead_at_issue or 0, (t.eta_p10, t.eta_p50, t.eta_p90),
+            queue_length_eta=(t.ahead_at_issue + 1) * mean / count,
+            last_entered_eta=self.last_entered.get(prefix, 0.0))
+        self.wake_for(prefix)
+
+    def _called(self, e: ev.Event) -> None:
+        record = self.records.get(e.ticket)
+        if record is not None and record.first_called is None:
+            record.first_called, record.window = self.now, e.window
+            t = self.ctrl.state.tickets[e.ticket]
+            if t.transfers == 0:
+                self.last_entered[record.service] = (self.now - record.issued) / 60
+        a = self.agents[e.window]
+        citizen = self.by_ticket.get(e.ticket)
+        a.state, a.ticket, a.citizen, a.since = "serving", e.ticket, citizen, self.now
+        wait = self.scenario.staff.no_show_wait_seconds
+        if citizen is None or citizen.absent:
+            self.after(wait / 2, self._recall, a, e.ticket)
+            self.after(wait, self._end_visit, a, e.ticket, Key.NO_SHOW)
+        elif citizen.transfer_to and not self.ctrl.state.tickets[e.ticket].transfers:
+            self.after(citizen.walk_seconds + citizen.transfer_seconds, self._end_visit, a, e.ticket,
+                       Key.TRANSFER)
+        else:
+            self.after(citizen.walk_seconds + citizen.service_seconds, self._end_visit, a, e.ticket,
+                       Key.FINISH)
+
+    def fault(self, f, start: bool) -> None:
+        if f.kind == "printer_paper_out":
+            self.floor.paper("out" if start else "ok")
+            if not start:
+                # the next customer's paper check reports the new roll; the kiosk page polls too
+                try:
+                    self.floor.kiosk.printer.paper_status()
+                except Exception:
+                    pass
+        elif f.kind == "display_unplugged":
+            (self.floor.unplug_bar if start else self.floor.plug_bar)(f.window)
+        elif f.kind == "broker_restart":
+            self.floor.broker_restart() if start else self.floor.broker_back()
+        self._handle()
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def _record(self) -> DayRecord:
+        from controller.evaluation_reports import evaluation_report
+        db = self.ctrl.store.db
+        day = self.scenario.day.isoformat()
+        statuses = {r["id"]: r["status"] for r in db.query(
+            "SELECT id, status FROM tickets WHERE day = ?", [day])}
+        twice = [r["ticket_id"] for r in db.query(
+            "SELECT ticket_id FROM events WHERE kind = 'ticket_finished' GROUP BY ticket_id "
+            "HAVING COUNT(*) > 1")]
+        rows = evaluation_report(db, self.scenario.day, self.scenario.day, "day", self.clock())
+        cases = self.desk.figures(self.scenario.day, self.scenario.day, self.clock())
+        record = DayRecord(
+            scenario=self.scenario, seed=self.seed, staffing=self.staffing, tickets=self.records,
+            statuses=statuses, refused=dict(sorted(self.refused.items())),
+            desk_issued=self.desk_issued, windows=list(self.agents.values()), pauses=self.pauses,
+            events=dict(sorted(self.counts.items())), devices=self.devices,
+            invariants=invariants(self, statuses, twice), evaluation=rows[0] if rows else {},
+            cases=cases, commands=db.execute("SELECT COUNT(*) FROM commands").fetchone()[0],
+            printed=len(self.floor.printer.tickets), finished_twice=twice,
+            service_minutes=self.service_minutes, covers=self.covers,
+            absences=self.absences, tidal_opened=self.tidal_opened, end=self.now)
+        return record
+
+
+def invariants(day: HallDay, statuses: dict[str, str], twice: list[str]) -> dict[str, list[str]]:
+    """Each check with the tickets (or windows) that break it; an empty list holds."""
+    db = day.ctrl.store.db
+    open_tickets = sorted(t for t, s in statuses.items() if s not in ("finished", "no_show", "cancelled"))
+    missing_cases = [r["id"] for r in db.query(
+        "SELECT id FROM tickets WHERE day = ? AND grade IN ('不满意', '非常不满意') "
+        "AND grade_channel != 'system_default' AND id_masked IS NOT NULL "
+        "AND id NOT IN (SELECT ticket_id FROM cases WHERE kind = 'bad_review')",
+        [day.scenario.day.isoformat()])]
+    kiosk = [r["id"] for r in db.query(
+        "SELECT id FROM tickets WHERE day = ? AND channel = 'kiosk' AND status != 'cancelled'",
+        [day.scenario.day.isoformat()])]
+    printed = {line for t in day.floor.printer.tickets for line in t.lines}
+    unprinted = [t for t in kiosk if t.split("-", 1)[1] not in printed]
+    checks = {
+        "every ticket ends served, no-show or cancelled": open_tickets,
+        "no ticket served twice": twice,
+        "every real-name bad review has a case": missing_cases,
+        "every kiosk ticket was printed": unprinted,
+    }
+    if day.displays:
+        checks["every window bar shows the hall's state"] = [str(n) for n in day.floor.bars_out_of_step()]
+    return checks
+
+
+def staffing_order(scenario: Scenario) -> list[int]:
+    """The order in which windows are opened when fewer than all are: each next window is the
+    one whose services are least covered for their expected work (tickets x minutes)."""
+    hall = scenario.hall
+    work = {s.prefix: s.tickets * s.service_minutes for s in scenario.services}
+    own = a_post_staff(scenario)
+    left = [n for n in sorted(hall.windows) if n in own]
+    cover = {p: 0.0 for p in hall.services}
+    order = []
+    while left:
+        def need(n: int) -> tuple[float, int]:
+            served = hall.windows[n].services
+            # a window gives most to its first service
+            return (max(work.get(p, 0.0) / (1 + cover[p]) / (1 + i) for i, p in enumerate(served)), -n)
+        best = max(left, key=need)
+        left.remove(best)
+        order.append(best)
+        for i, p in enumerate(hall.windows[best].services):
+            cover[p] += 1 / (1 + i)
+    return order
