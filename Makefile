@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser).
 DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk
 
-.PHONY: demo test bench-core bench-calling soak deps-debian clean
+.PHONY: demo test test-privacy bench bench-core bench-calling bench-hallday soak faults fuzz deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(STAMP) deps-debian
 test: $(STAMP) deps-debian
 	$(PY) -m pytest -q
 
+# MQTT accounts and ACL, key rotation, retention, masking (docs/reliability.md)
+test-privacy: $(STAMP) deps-debian
+	$(PY) -m pytest -q tests/test_mqtt_security.py tests/test_personal_data.py tests/test_masking.py tests/test_privacy.py
+
 # Benchmarks never gate CI; they rewrite their section of docs/benchmarks.md.
 bench-core: $(STAMP)
 	$(PY) -m bench.core
@@ -39,10 +43,34 @@ bench-core: $(STAMP)
 bench-calling: $(STAMP) deps-debian
 	$(PY) -m bench.calling
 
+# A simulated hall day: big-hall-rush's speed and the wait estimate against its baselines.
+bench-hallday: $(STAMP)
+	$(PY) -m bench.hallday
+
+bench: bench-core bench-calling bench-hallday
+
+# Fuzzing: a million random and mutated frames per codec entry point, atheris for 30 s per
+# target, schemathesis against the OpenAPI schema; rewrites its figures in docs/reliability.md.
+# Every part runs; the exit status is 1 if any found something (reproducers in var/fuzz/).
+# CI runs the short version, tests/test_fuzz.py.
+fuzz: $(STAMP)
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q -e '.[test,fuzz]'
+	status=0; \
+	$(PY) -m fuzz.run --cases $${FUZZ_CASES:-1000000} --docs || status=1; \
+	$(PY) -m fuzz.run --engine atheris --cases 0 --seconds $${FUZZ_SECONDS:-30} --docs || status=1; \
+	$(PY) -m fuzz.api --examples $${FUZZ_EXAMPLES:-20} --docs || status=1; \
+	exit $$status
+
 # Crash soak: the demo hall killed with SIGKILL at 50 random moments mid-rush, checked after
 # each restart; prints the figures docs/reliability.md records (var/soak/summary.json).
 soak: $(STAMP) deps-debian
 	SOAK_KILLS=$${SOAK_KILLS:-50} $(PY) -m pytest -q -s -p no:cacheprovider tests/test_durability.py
+
+# Device faults: every serial device unplugged and replugged, the MQTT broker restarted, the
+# printer out of paper mid-ticket, the ID-card reader answering garbage, 10 times each; prints
+# the figures docs/reliability.md records (var/faults/summary.json). CI makes each fault twice.
+faults: $(STAMP) deps-debian
+	FAULT_ROUNDS=$${FAULT_ROUNDS:-10} $(PY) -m pytest -q -p no:cacheprovider tests/test_faults.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -2,32 +2,76 @@
 
 A newcomer's hall works without installing Mosquitto; a production hall points
 `[mqtt] host` at its Mosquitto and this broker does not start.
+
+Without `[mqtt] password_file` it takes anyone who reaches its port: keep it on a closed
+LAN (or loopback, as the demo does). With one, it runs amqtt's own plugins: every client logs
+in from that file (Argon2 hashes, `hallctl mqtt-passwd`) and the topic ACL of
+`controller.mqtt_security` keeps each device to its own window's topics, as Mosquitto's
+acl_file does. What amqtt 0.12 cannot do: tie a client id to its account, so a logged-in
+device could still take over another client's session by reusing its client id (Mosquitto's
+`use_username_as_clientid` prevents that). A hall that needs that guarantee uses Mosquitto.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 3.0
 
 
-def broker_config(listen: str) -> dict:
-    return {
-        "listeners": {"default": {"type": "tcp", "bind": listen}},
-        "plugins": {
-            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-        },
-    }
+def broker_config(listen: str, password_file: str | None = None,
+                  acl: dict[str, dict[str, list[str]]] | None = None) -> dict:
+    """amqtt's settings: anonymous clients, or (with `password_file`) accounts and the topic ACL."""
+    if password_file is None:
+        plugins: dict = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+    else:
+        # FileAuthPlugin answers nothing for a client without a user name, and amqtt refuses a
+        # client no plugin accepted: no anonymous clients
+        plugins = {"amqtt.plugins.authentication.FileAuthPlugin": {"password_file": password_file},
+                   "amqtt.plugins.topic_checking.TopicAccessControlListPlugin": acl or {
+                       "publish_acl": {}, "acl": {}}}
+    return {"listeners": {"default": {"type": "tcp", "bind": listen}}, "plugins": plugins}
 
 
-async def start_embedded_broker(listen: str) -> Callable[[], Awaitable[None]]:
-    """Start an amqtt broker on `listen` ("host:port"); returns the coroutine function that stops it."""
+class _SnapshotDict(dict):
+    """A dict whose iteration walks a copy of its keys or items."""
+
+    def __iter__(self):
+        return iter(list(dict.keys(self)))
+
+    def items(self):  # type: ignore[override]
+        return list(dict.items(self))
+
+
+def _guard_subscriptions(broker) -> None:
+    """amqtt 0.12 walks its subscription table with awaits inside the loop (a new session
+    replaying retained messages, a session ending); a client subscribing meanwhile ends the
+    walk with "dictionary changed size during iteration" and leaves that client connected
+    but deaf. After a controller restart, with every device of a hall reconnecting at once,
+    the crash test saw a window display miss the hall for seconds. Iterating a snapshot is
+    what the walk means anyway."""
+    broker._subscriptions = _SnapshotDict(broker._subscriptions)
+
+
+async def start_embedded_broker(listen: str, password_file: str | None = None,
+                                acl: dict[str, dict[str, list[str]]] | None = None,
+                                ) -> Callable[[], Awaitable[None]]:
+    """Start an amqtt broker on `listen` ("host:port"); returns the coroutine function that stops it.
+
+    With `password_file`, only its accounts may connect, each within `acl`
+    (`controller.mqtt_security.amqtt_acl`)."""
     from amqtt.broker import Broker  # imported here: only halls without Mosquitto need it
 
-    broker = Broker(broker_config(listen))
+    with warnings.catch_warnings():
+        # amqtt 0.12 warns that `acl` is deprecated for `subscribe-acl`, but its typed config
+        # (which strictly refuses unknown keys) has no field by that name yet
+        warnings.filterwarnings("ignore", "The 'acl' option is deprecated", DeprecationWarning)
+        broker = Broker(broker_config(listen, password_file, acl))
+    _guard_subscriptions(broker)
     try:
         await broker.start()
     except Exception as e:

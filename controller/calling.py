@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Protocol
@@ -33,7 +34,8 @@ from drivers.caller_display.state import CLOSED_TEXT
 log = logging.getLogger(__name__)
 
 BOARD_CALLS = 8  # the main display lists this many recent calls
-# How often a bar that lost its line is tried again: a replugged bar shows the hall within 2 s.
+# How often a bar that lost its line is tried again, and an idle bar's line checked: a
+# replugged bar shows the hall within 2 s, a pulled one is reported within about 1 s.
 RESYNC_SECONDS = 0.5
 # How long a device check's test text stays on a screen before the hall's state returns.
 FLASH_SECONDS = 3.0
@@ -41,6 +43,7 @@ TEST_TEXT = "设备自检"
 CLOSING_TEXT = "今日服务已结束"
 
 Task = Callable[[], Any]
+_CHECK: Any = object()  # the worker's own turn to check the bars' lines
 
 
 class Bar(Protocol):
@@ -265,14 +268,21 @@ class CallingFloor:
             self.calls.appendleft((t.label, t.window))
 
     def _run(self) -> None:
+        # Lines are checked every RESYNC_SECONDS however busy the hall is: a steady stream of
+        # events must not keep a replugged bar dark.
+        check_at = time.monotonic() + RESYNC_SECONDS
         while True:
             try:
-                event = self._work.get(timeout=RESYNC_SECONDS)
+                event = self._work.get(timeout=max(check_at - time.monotonic(), 0.0))
             except queue.Empty:
-                self._resync_lost()
-                continue
+                event = _CHECK
             if event is None:
                 return
+            if time.monotonic() >= check_at:
+                self._resync_lost()
+                check_at = time.monotonic() + RESYNC_SECONDS
+            if event is _CHECK:
+                continue
             try:
                 if isinstance(event, Event):
                     self.handle(event)
@@ -282,14 +292,17 @@ class CallingFloor:
                 log.exception("calling devices: %s failed", getattr(event, "kind", event))
 
     def _resync_lost(self) -> None:
-        """A bar that lost its line is shown its state again as soon as the line is back."""
+        """A bar that lost its line is shown its state again as soon as the line is back; an
+        idle bar's line is checked, so a cable pulled while nothing is called is seen too."""
         for bars in self.bars.values():
             for bar in bars:
-                if not getattr(bar, "in_sync", True):
-                    try:
+                try:
+                    if not getattr(bar, "in_sync", True):
                         bar.resync()
-                    except Exception:
-                        log.exception("resync failed")
+                    elif hasattr(bar, "check_line"):
+                        bar.check_line()
+                except Exception:
+                    log.exception("resync failed")
 
     def handle(self, event: Event) -> None:
         kind, window = event.kind, event.window

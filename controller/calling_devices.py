@@ -18,6 +18,7 @@ from controller.core.hall import Device, Hall
 from controller.devices import DeviceAddress, Floor
 from controller.hallcontroller import HallController
 from controller.keypads import grade_given, key_pressed
+from controller.mqtt_security import controller_credentials, controller_status_topic
 from drivers.announcer import Announcer, EspeakSynthesizer
 from drivers.caller_display import WindowBar, bar_lines, state_text
 from drivers.counter_keypad import (
@@ -85,14 +86,16 @@ class MqttPad:
 
 
 def controller_mqtt(hall: Hall, on_health: Callable[[DeviceHealth], None]) -> MqttLink:
-    """The controller's own MQTT connection: the hall's broker, or the embedded one."""
+    """The controller's own MQTT connection: the hall's broker, or the embedded one, logged in
+    with `[mqtt] username` when the hall gives one (ConfigError if its password is not set)."""
     if hall.mqtt_host:
         host, port = hall.mqtt_host, hall.mqtt_port
     else:
         host, _, p = hall.mqtt_embedded_listen.rpartition(":")
         port = int(p)
-    return MqttLink("hall-controller", host, port, f"hall/{hall.region_code}/controller/status",
-                    on_health=on_health)
+    username, password = controller_credentials(hall)
+    return MqttLink("hall-controller", host, port, controller_status_topic(hall),
+                    on_health=on_health, username=username, password=password)
 
 
 def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
@@ -125,8 +128,10 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
                           lambda h, names=names, bar_list=bar_list: _bus_health(h, names, report, bar_list),
                           Backoff(0.2, 1.0))
         floor.links.append(link)
+        polled = any(d.kind in ("counter_keypad", "evaluator_pad") for d in devices)
         bar_list += [WindowBar(d.id, link, int(dict(d.options).get("address", d.window)),
-                               dict(d.options).get("codec", "generic")) for d in displays]
+                               dict(d.options).get("codec", "generic"), idle_check=not polled)
+                     for d in displays]
         for d, bar in zip(displays, bar_list):
             bars[d.window].append(bar)
         inputs = {int(dict(d.options).get("address", d.window)): d.window for d in devices

@@ -38,6 +38,7 @@ from controller.core.events import TICKET_EVALUATED, Event
 from controller.core.hall import Deadline
 from controller.core.workdays import WorkCalendar
 from controller.hallcontroller import HallController
+from controller.privacy import PURGED
 
 log = logging.getLogger(__name__)
 
@@ -324,15 +325,18 @@ class CaseDesk:
         if case.identity_sealed is not None or case.phone_sealed is not None:
             sealer = self._sealer()
             id_number = name = phone = None
-            if case.identity_sealed is not None:
+            # a case closed longer ago than the hall keeps personal data has none left
+            if case.identity_sealed not in (None, PURGED):
                 id_number, name = sealer.open(case.identity_sealed)
-            if case.phone_sealed is not None:
+            if case.phone_sealed not in (None, PURGED):
                 phone, _ = sealer.open(case.phone_sealed)
             citizen = {
                 "id_masked": identity.mask_id(id_number) if id_number else None,
                 "name_masked": identity.mask_name(name) if name else None,
                 "phone_masked": identity.mask_phone(phone) if phone else None,
             }
+            if PURGED in (case.identity_sealed, case.phone_sealed):
+                citizen["purged"] = True
             if unmasked:
                 citizen.update({"id_number": id_number, "name": name, "phone": phone})
         if unmasked:

@@ -1,4 +1,5 @@
-"""hallctl: run a hall, check its config, see its status, hash a PIN."""
+"""hallctl: run a hall, check its config, see its status, hash a PIN; the MQTT broker's ACL and
+passwords; rotate the key that seals personal data, purge personal data past its retention."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ from controller.core.commands import ReportDevice
 from controller.devices import DeviceAddress, attach_devices
 from controller.device_check import DeviceCheck
 from controller.hallcontroller import HallController
+from controller.data_lock import hold_data_dir
+from controller.mqtt_security import (
+    amqtt_acl, check_at_start, mosquitto_acl, set_password, without_account,
+)
+from controller.personal_data import purge, rotate_key
 from controller.privacy import IdentitySealer, load_secret
 from controller.store.hallstore import HallStore
 from controller.store.sessions import SessionStore
@@ -36,10 +42,12 @@ DB_NAME = "hall.sqlite3"
 SHUTDOWN_GRACE_SECONDS = 2
 
 
-def open_hall(hall: Hall, data_dir: Path, clock) -> tuple[HallController, SessionStore]:
-    """The hall's controller and login sessions on the database in `data_dir`."""
+def open_hall(hall: Hall, data_dir: Path, clock,
+              durable: bool = True) -> tuple[HallController, SessionStore]:
+    """The hall's controller and login sessions on the database in `data_dir`
+    (`durable=False` only for a simulated day's throw-away database)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = HallStore(data_dir / DB_NAME)
+    store = HallStore(data_dir / DB_NAME, durable)
     ctrl = HallController(hall, store, clock, IdentitySealer(load_secret(data_dir)))
     # One connection, one lock: a login never lands inside another command's transaction.
     return ctrl, SessionStore(store.db, ctrl.lock)
@@ -97,15 +105,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.web.app import create_app
 
     hall = load_hall(args.config)
+    try:
+        check_at_start(hall)
+    except ConfigError as e:
+        raise ConfigError(e.key, e.reason, args.config) from None
     _check_free(args.host, args.port, "the web API", "--port")
     if hall.mqtt_host is None:
         host, _, port = hall.mqtt_embedded_listen.rpartition(":")
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
     data_dir = Path(args.data_dir)
+    held = hold_data_dir(data_dir, "run the controller")  # noqa: F841 (held while it runs)
     ctrl, sessions = open_hall(hall, data_dir, _clock(hall, args.clock_start, data_dir))
     background = []
     if hall.mqtt_host is None:
-        background.append(lambda: start_embedded_broker(hall.mqtt_embedded_listen))
+        acl = amqtt_acl(hall) if hall.mqtt_password_file else None
+        background.append(lambda: start_embedded_broker(hall.mqtt_embedded_listen,
+                                                        hall.mqtt_password_file, acl))
     simulations = _simulations(hall, data_dir) if args.simulate else []
     substitutes = {device: DeviceAddress(*where) for s in simulations
                    for device, where in s.substitutes.items()}
@@ -147,6 +162,15 @@ def _simulations(hall: Hall, data_dir: Path) -> list:
     return [ep.load()(hall, data_dir / "sim") for ep in found]
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    """`hallctl sim run|plan`: the hall-day simulator, found through the `hallctl.sim` entry
+    points (the `sim` package registers them), as `--simulate` finds its devices."""
+    found = {ep.name: ep for ep in importlib.metadata.entry_points(group="hallctl.sim")}
+    if args.sim_command not in found:
+        raise RuntimeError("sim: no simulator is installed (pip install -e . registers sim/)")
+    return found[args.sim_command].load()(args)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     hall = load_hall(args.path)
     print(f"{args.path}: OK")
@@ -181,6 +205,69 @@ def cmd_hash_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator() -> str:
+    """Who ran an offline command, for its audit row."""
+    return f"hallctl:{getpass.getuser()}"
+
+
+def cmd_mqtt_acl(args: argparse.Namespace) -> int:
+    hall = load_hall(args.config)
+    try:
+        print(mosquitto_acl(hall, args.config), end="")
+    except ConfigError as e:
+        raise ConfigError(e.key, e.reason, args.config) from None
+    missing = without_account(hall)
+    if missing:
+        print(f"hallctl: no options.username, so no access: {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
+def cmd_mqtt_passwd(args: argparse.Namespace) -> int:
+    password = args.password
+    if password is None:
+        password = getpass.getpass(f"password for {args.username}: ")
+        if getpass.getpass("again: ") != password:
+            print("hallctl: the passwords differ", file=sys.stderr)
+            return 2
+    if len(password) < 8:
+        print("hallctl: a broker password has at least 8 characters", file=sys.stderr)
+        return 2
+    set_password(Path(args.file), args.username, password)
+    print(f"{args.file}: account {args.username} set")
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    held = hold_data_dir(data_dir, "rotate the key")  # noqa: F841
+    done = rotate_key(data_dir, DB_NAME, dt.datetime.now().astimezone(), _operator())
+    if done.finished_interrupted:
+        print(f"finished an interrupted rotation: the new key is {data_dir / 'secret.key'}")
+    else:
+        print(f"re-sealed {done.sealed} fields and {done.keys} lookup keys with a new key "
+              f"({data_dir / 'secret.key'})")
+    print(f"the old key is {done.old_key}: keep it with the backups made before now, then "
+          "delete it (backups older than the rotation need it)")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    hall = load_hall(args.config)
+    data_dir = Path(args.data_dir)
+    if not (data_dir / DB_NAME).exists():
+        raise RuntimeError(f"no hall database in {data_dir}")
+    held = hold_data_dir(data_dir, "purge personal data")  # noqa: F841
+    store = HallStore(data_dir / DB_NAME)
+    try:
+        days = hall.rules.personal_data_days
+        done = purge(store, SystemClock(hall.timezone)(), days, _operator())
+    finally:
+        store.close()
+    print(f"personal data older than {days} days removed from {done.tickets} tickets, "
+          f"{done.appointments} appointments and {done.cases} closed cases")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hallctl", description="Hall controller for 政务服务中心.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -209,6 +296,49 @@ def parser() -> argparse.ArgumentParser:
     hp = sub.add_parser("hash-pin", help="hash a staff PIN for the config file")
     hp.add_argument("--pin", help="the PIN (prompted for when omitted)")
     hp.set_defaults(func=cmd_hash_pin)
+
+    acl = sub.add_parser("mqtt-acl", help="print the Mosquitto acl_file (one account per MQTT "
+                                          "device) and the password_file recipe")
+    acl.add_argument("--config", required=True, help="hall description (TOML)")
+    acl.set_defaults(func=cmd_mqtt_acl)
+
+    pw = sub.add_parser("mqtt-passwd", help="add or change an account in the embedded broker's "
+                                            "password file ([mqtt] password_file)")
+    pw.add_argument("file")
+    pw.add_argument("username")
+    pw.add_argument("--password", help="the password (prompted for when omitted)")
+    pw.set_defaults(func=cmd_mqtt_passwd)
+
+    rk = sub.add_parser("rotate-key", help="re-seal all personal data with a new key "
+                                           "(controller stopped)")
+    rk.add_argument("--data-dir", required=True)
+    rk.set_defaults(func=cmd_rotate_key)
+
+    pg = sub.add_parser("purge", help="remove personal data older than [rules] personal_data_days "
+                                      "(controller stopped; a running one purges at each day change)")
+    pg.add_argument("--data-dir", required=True)
+    pg.add_argument("--config", required=True, help="hall description (TOML)")
+    pg.set_defaults(func=cmd_purge)
+
+    sim = sub.add_parser("sim", help="simulate a hall day from a scenario (sim/scenarios/*.toml)")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True)
+    sr = sim_sub.add_parser("run", help="simulate one day and report waits, estimates and checks")
+    sr.add_argument("scenario", help="a scenario file, or the name of one in sim/scenarios")
+    sr.add_argument("--seed", type=int, help="the day's random seed (default: the scenario's)")
+    sr.add_argument("--speed", default="max",
+                    help="max (as fast as it goes, the default) or N: N times real time")
+    sr.add_argument("--html", help="where to write the report page (default sim-NAME-seedN.html)")
+    sr.add_argument("--json", help="also write the report's figures as JSON here")
+    sr.add_argument("--quiet", action="store_true", help="no progress bar")
+    sr.set_defaults(func=cmd_sim)
+    sp = sim_sub.add_parser("plan", help="the fewest open windows per hour for a P90 wait target")
+    sp.add_argument("scenario", help="a scenario file, or the name of one in sim/scenarios")
+    sp.add_argument("--p90-wait", type=float, required=True, metavar="MINUTES",
+                    help="the longest P90 wait allowed in any hour")
+    sp.add_argument("--seed", type=int, action="append",
+                    help="a seed to run (repeat for several days pooled; default: the scenario's)")
+    sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    sp.set_defaults(func=cmd_sim)
     return p
 
 

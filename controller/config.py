@@ -67,8 +67,10 @@ def _hall(top: Table) -> Hall:
     _check_every_service_served(services, windows)
     staff = _staff(top, windows)
     devices = _devices(top, windows)
+    mqtt = _mqtt(top)
+    _check_device_accounts(top, devices, mqtt.get("mqtt_username"))
     return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **_mqtt(top), **_voice(top), **_export(top), **_display(top))
+                **mqtt, **_voice(top), **_export(top), **_display(top))
 
 
 def _timezone(head: Table) -> str:
@@ -134,10 +136,17 @@ _RULE_RANGES = {
     "appointment_early_minutes": (0, 120),
     "near_closing_minutes": (0, 240),
     "waiting_tickets_per_person": (0, 20),
+    "tickets_per_person_per_day": (0, 100),
+    "kiosk_tickets_per_minute": (0, 600),
+    "address_tickets_per_minute": (0, 6000),
+    "login_failures_per_staff": (1, 100),
+    "login_failures_per_address": (1, 1000),
+    "login_failure_minutes": (1, 1440),
     "tidal_open_waiting": (1, 1000),
     "tidal_open_wait_minutes": (1, 600),
     "evaluation_default_days": (1, 60),
     "evaluation_prompt_seconds": (10, 600),
+    "personal_data_days": (1, 3650),
 }
 _RULE_CHOICES: dict[str, tuple[str, ...]] = {
     "no_show": tuple(NoShowPolicy),
@@ -161,6 +170,11 @@ def _rules(top: Table) -> Rules:
             values[name] = table.choice(name, _RULE_CHOICES[name])
         else:
             values[name] = _deadline(table, name)
+    graded_for = values.get("evaluation_default_days", Rules.evaluation_default_days)
+    if values.get("personal_data_days", Rules.personal_data_days) <= graded_for:
+        # a visit may still be graded, and a bad review opened with its identity, until then
+        table.fail("personal_data_days", f"expected more days than evaluation_default_days "
+                   f"({graded_for}): a visit can be evaluated until then")
     values["no_show"] = NoShowPolicy(values.get("no_show", Rules.no_show))
     values["transfer_position"] = TransferPosition(values.get("transfer_position", Rules.transfer_position))
     return Rules(**values)
@@ -396,15 +410,69 @@ def _export(top: Table) -> dict[str, Any]:
     return {"export_channel_codes": tuple(sorted(merged.items()))}
 
 
+_ACCOUNT = "a broker user name of 1-64 letters, digits, '_', '-' or '.'"
+_is_account = matches(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def _mqtt(top: Table) -> dict[str, Any]:
-    """Broker settings; no host means the controller runs its own embedded broker."""
-    t = top.table("mqtt", ("host", "port", "embedded_listen"))
+    """Broker settings; no host means the controller runs its own embedded broker.
+
+    With `username` the controller logs in to the broker; its password is `password_env`, the
+    name of an environment variable (read at start), or `password` in this file.
+    """
+    t = top.table("mqtt", ("host", "port", "embedded_listen", "username", "password",
+                           "password_env", "password_file"))
     values = {
         "mqtt_host": t.text("host", None),
         "mqtt_port": t.integer("port", 1, 65535, None),
         "mqtt_embedded_listen": t.get("embedded_listen", _HOST_PORT, _host_port, None),
+        "mqtt_username": t.get("username", _ACCOUNT, _is_account, None),
+        "mqtt_password": t.text("password", None),
+        "mqtt_password_env": t.get("password_env", "an environment variable name such as "
+                                   '"HALL_MQTT_PASSWORD"', matches(r"[A-Za-z_][A-Za-z0-9_]*"), None),
+        "mqtt_password_file": t.text("password_file", None),
     }
+    user, password, env = (values[k] for k in ("mqtt_username", "mqtt_password", "mqtt_password_env"))
+    if password is not None and env is not None:
+        t.fail("password", "give password_env (preferred: the secret stays out of this file) "
+               "or password, not both")
+    if user is not None and password is None and env is None:
+        t.fail("username", 'has no password; add password_env = "HALL_MQTT_PASSWORD" and set '
+               "that variable where the controller runs")
+    if user is None and (password is not None or env is not None):
+        t.fail("password" if password is not None else "password_env",
+               "is set but username is not; the controller logs in as username")
+    if values["mqtt_password_file"] is not None:
+        if values["mqtt_host"] is not None:
+            t.fail("password_file", "is for the embedded broker only; an external broker (host) "
+                   "keeps its own password_file (Mosquitto: see `hallctl mqtt-acl`)")
+        if user is None:
+            t.fail("username", "missing; with password_file the embedded broker refuses anonymous "
+                   "clients, so the controller needs its own account in that file")
+    elif user is not None and values["mqtt_host"] is None:
+        t.fail("password_file", "missing; with username set the embedded broker checks passwords: "
+               "make the file with `hallctl mqtt-passwd` (or set host to use Mosquitto)")
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _check_device_accounts(top: Table, devices: tuple[Device, ...], controller: str | None) -> None:
+    """Each MQTT device logs in with an account of its own (options.username), so the broker's
+    ACL can keep it to its own window's topics; with a controller account, every one must."""
+    seen: dict[object, str] = {}
+    if controller is not None:
+        seen[controller] = "mqtt.username"
+    for i, d in enumerate(devices):
+        key = f"devices[{i}].options.username"
+        user = dict(d.options).get("username")
+        if user is None:
+            if d.transport == "mqtt" and controller is not None:
+                raise ConfigError(key, "missing; [mqtt] username is set, so the broker refuses "
+                                       "anonymous clients: give this device its own account")
+            continue
+        if d.transport != "mqtt":
+            raise ConfigError(key, f"only MQTT devices log in to a broker; this one is {d.transport}")
+        check(key, user, _ACCOUNT, _is_account)
+        claim(seen, user, key, "broker account")
 
 
 # --- summary -----------------------------------------------------------------
@@ -418,6 +486,11 @@ def summary(hall: Hall) -> str:
     broker = f"embedded on {hall.mqtt_embedded_listen}"
     if hall.mqtt_host:
         broker = f"external {hall.mqtt_host}:{hall.mqtt_port}"
+    if hall.mqtt_username:
+        accounts = sum(1 for d in hall.devices if "username" in dict(d.options))
+        broker += f", logged in as {hall.mqtt_username} ({accounts} device accounts)"
+    else:
+        broker += ", anonymous (no [mqtt] username)"
     demo_line = f"yes ({demo}, PIN {DEMO_PIN}; not for a live hall)" if demo else "no"
     return (
         f"hall: {hall.name} (region {hall.region_code}, {hall.timezone})\n"

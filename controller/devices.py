@@ -116,6 +116,7 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
             if kiosk.printer.can_answer:
                 floor.run(lambda stop, p=kiosk.printer: _watch_printer(p, stop), device.id)
         elif device.kind == "id_reader":
+            kiosk.reader_id = device.id
             reader = IdCardReader(
                 device.id, link,
                 on_card=lambda card, k=kiosk: k.card_read(card.id_number, card.name),

@@ -20,6 +20,7 @@ from controller.core.events import Event
 from controller.core.hall import Hall
 from controller.core.identity import Citizen
 from controller.core.model import HallState
+from controller.personal_data import Purged, purge
 from controller.privacy import IdentitySealer
 from controller.store.hallstore import HallStore
 
@@ -41,6 +42,7 @@ class HallController:
         self.lock = store.lock  # one lock for the state and the connection it is written through
         self.state: HallState = store.load(self.engine)
         self._subscribers: list[Subscriber] = []
+        self._purged_on: dt.date | None = None
 
     def execute(self, cmd: c.Command, actor: str) -> Outcome:
         """Apply `cmd` for `actor` and make it durable; raise `HallError` if refused."""
@@ -56,7 +58,20 @@ class HallController:
     def tick(self) -> Outcome:
         out = self.execute(c.Tick(), SYSTEM)
         self.apply_default_grades()
+        self.purge_personal_data()
         return out
+
+    def purge_personal_data(self) -> Purged | None:
+        """Once a day, at its first tick: the personal data of visits older than the hall keeps
+        it (`[rules] personal_data_days`) is removed, the figures stay (controller.personal_data)."""
+        with self.lock:
+            now = self.clock()
+            if self._purged_on == now.date():
+                return None
+            done = purge(self.store, now, self.hall.rules.personal_data_days, SYSTEM,
+                         audit_nothing=False)
+            self._purged_on = now.date()
+            return done
 
     def apply_default_grades(self) -> int:
         """Visits left unevaluated past the hall's period get its default grade, as the system's."""

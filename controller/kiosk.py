@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # A card read is offered for this long; then the next citizen's tap is needed.
 CARD_SECONDS = 60
 NEAR_END = "纸将用尽，请更换纸卷"
+# While the reader is unplugged or faulty (a failed SAM, answering garbage) the citizen is told
+# at once, not left waiting for a card that will never be read; it goes when the reader is back.
+READER_DOWN = "读卡器暂不能使用，请输入身份证号码或到导办台"
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Kiosk:
         self.id = kiosk_id
         self.ctrl = ctrl
         self.printer = printer
+        self.reader_id: str | None = None  # the ID-card reader's device id, if the kiosk has one
         self.appointments = appointments
         self.status_url = status_url
         self.lock = threading.RLock()
@@ -246,11 +250,13 @@ class Kiosk:
         with self.ctrl.lock:
             printer = (self.ctrl.state.devices.get(self.printer.device_id)
                        if self.printer else None)
+            reader = self.ctrl.state.devices.get(self.reader_id) if self.reader_id else None
+        reader_down = reader is not None and reader[0] in ("offline", "fault")
         return {
             "kiosk": self.id,
             "card": {"name_masked": citizen.name_masked, "id_masked": citizen.id_masked}
             if citizen else None,
-            "message": self.message,
+            "message": READER_DOWN if reader_down else self.message,
             "printer": {"device": self.printer.device_id,
                         "state": printer[0] if printer else "unknown",
                         "detail": printer[1] if printer else ""} if self.printer else None,

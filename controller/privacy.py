@@ -3,6 +3,10 @@
 The hall's secret lives in `secret.key` beside the database (created on first
 run, readable by the controller's user only) or in the environment variable
 HALL_SECRET_KEY. A copied database without the key shows masked data only.
+
+`hallctl rotate-key` re-seals everything with a new key (controller.personal_data); while it
+runs the new key waits in `secret.key.new`, and a hall that finds that file does not start
+until the rotation is finished.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from controller.core import identity
 from controller.core.errors import HallError
 
 KEY_FILE = "secret.key"
+NEW_KEY_FILE = "secret.key.new"
 ENV_KEY = "HALL_SECRET_KEY"
+# What a purge (controller.personal_data) leaves of a visit older than the hall keeps personal
+# data: a masked form that says "a real-name visit" and no more, and, in a case, a sealed
+# field that says "there was one" (the figures count real-name bad reviews).
+PURGED_ID_MASK = "*" * 18
+PURGED_NAME_MASK = "*"
+PURGED = "purged"
 
 
 class IdentitySealer:
@@ -63,14 +74,32 @@ class IdentitySealer:
         return dataclasses.replace(citizen, phone_sealed=self.seal(checked, None))
 
 
+def new_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def write_secret(path: Path, secret: bytes) -> None:
+    """A key file readable by the controller's user only, on disk before this returns."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(base64.urlsafe_b64encode(secret).decode() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_secret(path: Path) -> bytes:
+    return base64.urlsafe_b64decode(path.read_text().strip().encode())
+
+
 def load_secret(data_dir: Path) -> bytes:
     """The hall's secret: from HALL_SECRET_KEY, else `secret.key` in the data dir (made once)."""
     env = os.environ.get(ENV_KEY)
     if env:
         return base64.urlsafe_b64decode(env.encode())
+    if (data_dir / NEW_KEY_FILE).exists():
+        raise RuntimeError(f"{data_dir / NEW_KEY_FILE} exists: a key rotation was interrupted. "
+                           f"Run `hallctl rotate-key --data-dir {data_dir}` again to finish it")
     path = data_dir / KEY_FILE
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
-    return base64.urlsafe_b64decode(path.read_text().strip().encode())
+        write_secret(path, new_secret())
+    return read_secret(path)

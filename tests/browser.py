@@ -9,6 +9,7 @@ glyphs), so a page that shows boxes instead of Chinese fails.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -117,7 +118,15 @@ def screenshot(page: Page, name: str, chinese: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     text = page.inner_text(chinese)
     assert any("\u4e00" <= ch <= "\u9fff" for ch in text), f"{chinese} shows no Chinese: {text!r}"
-    fonts = cjk_fonts(page, chinese)
+    page.evaluate("document.fonts.ready.then(() => true)")
+    # Chromium reports the fonts of the last layout: on a loaded machine the first look
+    # may come before it, so look again for a moment before calling it missing
+    deadline = time.monotonic() + 3
+    while True:
+        fonts = cjk_fonts(page, chinese)
+        if any("CJK" in family for family in fonts) or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(100)
     assert any("CJK" in family for family in fonts), \
         f"{chinese} ({text!r}) was drawn without a CJK font: {fonts}; install fonts-noto-cjk"
     path = SHOTS / f"{name}.png"

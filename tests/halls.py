@@ -87,3 +87,17 @@ def calling_hall(**rules) -> Hall:
         Device("pad-2", "evaluator_pad", "mqtt", topic="hall/window/2/pad", window=2),
         Device("main", "hall_display", "mqtt", topic="hall/display/main"),
     ))
+
+
+def access_hall(**rules) -> Hall:
+    """The kiosk hall with an account of every role: s1-s3 at their windows 1-3, the
+    supervisor `boss`, the callback officer `officer`, the admin `admin`, and `leaver`
+    (staff, B post at every window) for the stories where an account is disabled."""
+    hall = kiosk_hall(**rules)
+    extra = {
+        "officer": Staff("officer", "回访专员", StaffRole.CALLBACK_OFFICER, PIN_HASH, demo=True),
+        "admin": Staff("admin", "管理员", StaffRole.ADMIN, PIN_HASH, demo=True),
+        "leaver": Staff("leaver", "即将离职", StaffRole.STAFF, PIN_HASH,
+                        b_post=tuple(hall.windows), demo=True),
+    }
+    return dataclasses.replace(hall, staff={**hall.staff, **extra})

@@ -7,7 +7,9 @@ on the same port; neither keeps retained messages across a restart, like a
 broker whose disk was lost).
 
 tests/conftest.py registers this module as a pytest plugin, so any test can ask
-for `mosquitto`, `embedded_amqtt` or `broker` (parametrized over both).
+for `mosquitto`, `embedded_amqtt` or `broker` (parametrized over both), or, for a
+broker with accounts and an ACL, `make_mosquitto(settings)` and
+`make_embedded_amqtt(password_file, acl)`.
 """
 
 from __future__ import annotations
@@ -44,19 +46,24 @@ def wait_listening(port: int, timeout: float, alive=lambda: True) -> bool:
 
 
 class Mosquitto:
-    """`/usr/sbin/mosquitto` as a child process, persistence off."""
+    """`/usr/sbin/mosquitto` as a child process, persistence off; anyone may connect unless
+    `settings` (mosquitto.conf lines) say otherwise."""
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, settings: str = "allow_anonymous true\n") -> None:
         self.host = HOST
         self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
+        if os.geteuid() == 0 and "password_file" in settings:
+            # as root Mosquitto drops to user `mosquitto` before reading its password and ACL
+            # files, which live in the test's private temporary directory
+            settings += "user root\n"
         self.conf.write_text(
             f"listener {self.port} {HOST}\n"
-            "allow_anonymous true\n"
+            + settings +
             "persistence false\n"
             "log_dest stdout\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
@@ -95,7 +102,8 @@ class EmbeddedAmqtt:
 
     name = "amqtt"
 
-    def __init__(self) -> None:
+    def __init__(self, password_file: str | None = None, acl: dict | None = None) -> None:
+        self.password_file, self.acl = password_file, acl
         self.host = HOST
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
@@ -110,7 +118,8 @@ class EmbeddedAmqtt:
         from controller.broker import start_embedded_broker
 
         # returns once listening; probing the port would only make amqtt log errors
-        self._shutdown = self._run(start_embedded_broker(f"{HOST}:{self.port}"))
+        self._shutdown = self._run(start_embedded_broker(f"{HOST}:{self.port}", self.password_file,
+                                                         self.acl))
 
     def stop(self) -> None:
         shutdown, self._shutdown = self._shutdown, None
@@ -142,6 +151,48 @@ def mosquitto(tmp_path):
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def make_mosquitto(tmp_path):
+    """`make_mosquitto(settings)`: a started Mosquitto with those mosquitto.conf lines (such as
+    `allow_anonymous false`, `password_file`, `acl_file`), stopped at teardown."""
+    started: list[Mosquitto] = []
+
+    def make(settings: str) -> Mosquitto:
+        if not os.access(MOSQUITTO, os.X_OK):
+            pytest.fail(f"{MOSQUITTO} is missing (sudo apt-get install mosquitto)")
+        workdir = tmp_path / f"mosquitto-{len(started)}"
+        workdir.mkdir()
+        broker = Mosquitto(workdir, settings)
+        started.append(broker)
+        broker.start()
+        return broker
+
+    try:
+        yield make
+    finally:
+        for broker in started:
+            broker.stop()
+
+
+@pytest.fixture
+def make_embedded_amqtt():
+    """`make_embedded_amqtt(password_file, acl)`: a started embedded broker with accounts and
+    the topic ACL, closed at teardown."""
+    started: list[EmbeddedAmqtt] = []
+
+    def make(password_file: str, acl: dict) -> EmbeddedAmqtt:
+        broker = EmbeddedAmqtt(password_file, acl)
+        started.append(broker)
+        broker.start()
+        return broker
+
+    try:
+        yield make
+    finally:
+        for broker in started:
+            broker.close()
 
 
 @pytest.fixture

@@ -94,6 +94,8 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
         running.calling = calling
         running.device_check = device_check
         running.desk = desk
+        running.app = app
+        running.sessions = sessions
         yield running
     finally:
         server.should_exit = True
@@ -116,10 +118,12 @@ class HallProcess:
     """`hallctl run` for the demo hall as a child process, on fresh ports at every start."""
 
     def __init__(self, tmp_path: Path, *extra_args: str,
-                 mqtt: tuple[str, int] | None = None) -> None:
-        """`mqtt` (host, port): use that broker instead of the embedded one."""
+                 mqtt: tuple[str, int] | None = None, rules: dict[str, int] | None = None) -> None:
+        """`mqtt` (host, port): use that broker instead of the embedded one; `rules`: [rules]
+        settings that differ from the demo hall's."""
         self.extra_args = extra_args
         self.mqtt = mqtt
+        self.rules = rules or {}
         self.tmp = tmp_path
         self.data = tmp_path / "data"
         self.log = tmp_path / "controller.log"
@@ -135,6 +139,9 @@ class HallProcess:
         text, n = re.subn(r'embedded_listen = "127\.0\.0\.1:\d+"', broker,
                           DEMO_CONFIG.read_text(encoding="utf-8"))
         assert n == 1, "the demo config no longer has one embedded_listen line"
+        for key, value in self.rules.items():
+            text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.MULTILINE)
+            assert n == 1, f"the demo config no longer sets {key} once"
         config.write_text(text, encoding="utf-8")
         port = int(self.url.rsplit(":", 1)[1]) if same_port and self.url else free_port()
         self.url = f"http://127.0.0.1:{port}"

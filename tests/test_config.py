@@ -170,6 +170,12 @@ def test_every_rule_can_be_set() -> None:
         "appointment_early_minutes": 15,
         "near_closing_minutes": 45,
         "waiting_tickets_per_person": 2,
+        "tickets_per_person_per_day": 6,
+        "kiosk_tickets_per_minute": 12,
+        "address_tickets_per_minute": 0,
+        "login_failures_per_staff": 3,
+        "login_failures_per_address": 30,
+        "login_failure_minutes": 10,
         "tidal_open_waiting": 15,
         "tidal_open_wait_minutes": 40,
         "evaluation_default_grade": "非常满意",
@@ -179,6 +185,7 @@ def test_every_rule_can_be_set() -> None:
         "rectify_deadline": "15 working days",
         "complaint_feedback_deadline": "2 working days",
         "complaint_resolve_deadline": "5 working days",
+        "personal_data_days": 90,
     }
     rules = parse_hall(data).rules
     assert set(data["rules"]) == {f.name for f in dataclasses.fields(Rules)}

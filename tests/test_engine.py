@@ -240,6 +240,21 @@ def test_no_hoarding_limit_when_set_to_zero():
     assert story.issue("A", id_number=ELDER) == "A002"
 
 
+def test_one_person_takes_at_most_the_daily_number_of_tickets():
+    story = Story(small_hall(tickets_per_person_per_day=3))
+    story.open(1)
+    for service in ("A", "B", "C"):
+        story.issue(service, id_number=ELDER)
+    story.call(1)  # A001 is no longer waiting, yet it was taken today
+    with pytest.raises(HallError) as e:
+        story.issue("A", id_number=ELDER)
+    assert e.value.code == "daily_ticket_limit" and "3 次" in e.value.message
+    assert story.issue("A") == "A002"  # an anonymous button press is not a person's ticket
+    story.later(days=1)
+    story.at("09:00")
+    assert story.issue("A", id_number=ELDER) == "A001"  # a new day
+
+
 def test_a_waiting_ticket_can_be_cancelled_and_leaves_the_queue(story):
     story.issue("A"), story.issue("A")
     t = story.state.find_label("A001")

@@ -22,6 +22,12 @@ def hall(tmp_path):
         yield h
 
 
+def devices(api, hall) -> dict[str, dict]:
+    """Device health as the supervisor sees it (it needs a login)."""
+    found = api.get("/api/v1/devices", headers=hall.login("boss", None)).json()
+    return {d["device"]: d for d in found}
+
+
 def waiting(api) -> dict[str, int]:
     return {q["service"]: q["waiting"] for q in api.get("/api/v1/services").json()}
 
@@ -68,7 +74,7 @@ def test_paper_out_sends_the_citizen_to_the_desk_and_leaves_no_phantom(hall):
         assert "导办台" in r.json()["message"]
         assert waiting(api) == before
         assert hall.printer.tickets == []
-        printer = {d["device"]: d for d in api.get("/api/v1/devices").json()}["printer-1"]
+        printer = devices(api, hall)["printer-1"]
         assert (printer["state"], printer["detail"]) == ("fault", "缺纸")
         alerts = [e for e in hall.ctrl.store.events_after(0) if e[1]["kind"] == "device_health"]
         assert alerts[-1][1]["data"] == {"device": "printer-1", "state": "fault", "detail": "缺纸"}
@@ -77,7 +83,7 @@ def test_paper_out_sends_the_citizen_to_the_desk_and_leaves_no_phantom(hall):
         r = api.post("/api/v1/kiosks/entrance/tickets", json={"service": "B"})
         assert r.status_code == 201 and r.json()["number"] == "B001"
         assert "B001" in wait_for(lambda: hall.printer.tickets)[-1].text
-        assert {d["device"]: d["state"] for d in api.get("/api/v1/devices").json()}["printer-1"] == "online"
+        assert devices(api, hall)["printer-1"]["state"] == "online"
 
 
 def test_paper_running_out_mid_ticket_cancels_it(hall):
@@ -97,7 +103,7 @@ def test_paper_near_end_alerts_the_supervisor(hall):
         hall.printer.paper = "near_end"
         r = api.post("/api/v1/kiosks/entrance/tickets", json={"service": "A"})
         assert r.json()["paper_near_end"] is True
-        state = {d["device"]: d for d in api.get("/api/v1/devices").json()}["printer-1"]
+        state = devices(api, hall)["printer-1"]
         assert state["state"] == "warning" and "纸将用尽" in state["detail"]
 
 

@@ -62,9 +62,13 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
             state.queue_seq = max(state.queue_seq, t.queue_seq)
             if t.status is TicketStatus.WAITING:
                 state.queues.add(t, self._priority_first(t.service))
+            if t.citizen_key is not None:
+                state.by_citizen.setdefault(t.citizen_key, []).append(t.id)
         for t in sorted((t for t in tickets if t.finished_at and t.called_at),
                         key=lambda t: t.finished_at):
             self._learn_service_time(state, t)
+        for t in sorted((t for t in tickets if t.called_at), key=lambda t: t.called_at):
+            self._record_call(state, t.service, t.called_at)
         return state
 
     def needs_new_day(self, state: HallState, now: dt.datetime) -> bool:
@@ -95,6 +99,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         handler = getattr(self, "_" + cmd.kind)
         out = Outcome()
         handler(state, cmd, now, out)
+        state.last_at = now  # only once it succeeded: a refused command changes nothing
         return out
 
     def _issue_ticket(self, state: HallState, cmd: c.IssueTicket, now: dt.datetime,
@@ -130,10 +135,12 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
             phone_sealed=citizen.phone_sealed if citizen else None,
         )
         state.tickets[t.id] = t
+        if t.citizen_key is not None:
+            state.by_citizen.setdefault(t.citizen_key, []).append(t.id)
         out.created.add(t.id)
         state.queues.add(t, service.priority_first)
         ahead = state.queues.ahead_of(t, service.priority_first)
-        eta = self.estimate(state, service.prefix, ahead)
+        eta = self.estimate(state, service.prefix, ahead, now)
         t.ahead_at_issue, t.eta_p10, t.eta_p50, t.eta_p90 = ahead, eta.p10, eta.p50, eta.p90
         out.ticket, out.estimate, out.people_ahead = t, eta, ahead
         out.warning = near_closing_warning(self.hall, now, eta.p90)
@@ -144,13 +151,19 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
 
     def _check_hoarding(self, state: HallState, prefix: str, citizen: identity.Citizen) -> None:
         limit = self.hall.rules.waiting_tickets_per_person
-        if not limit:
+        held = state.queues.held_by(prefix, citizen.key) if limit else []
+        if limit and len(held) >= limit:
+            first = state.tickets[held[0]]
+            raise HallError("already_waiting", f"您已取过这项业务的号 {first.label}，请等候叫号")
+        per_day = self.hall.rules.tickets_per_person_per_day
+        if not per_day:
             return
-        q = state.queues.services[prefix]
-        held = [state.tickets[k[2]] for lane in (q.appointments, q.priority, q.regular)
-                for k in lane if state.tickets[k[2]].citizen_key == citizen.key]
-        if len(held) >= limit:
-            raise HallError("already_waiting", f"您已取过这项业务的号 {held[0].label}，请等候叫号")
+        # today's tickets are all in memory; a ticket cancelled unprinted was never had
+        taken = sum(1 for i in state.by_citizen.get(citizen.key, ())
+                    if state.tickets[i].status is not TicketStatus.CANCELLED)
+        if taken >= per_day:
+            raise HallError("daily_ticket_limit",
+                            f"您今天已取号 {taken} 次，已达上限，请到导办台咨询")
 
     def _cancel_ticket(self, state: HallState, cmd: c.CancelTicket, now: dt.datetime,
                        out: Outcome) -> None:
@@ -188,6 +201,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         nxt.window = w.number
         nxt.staff_id = w.staff_id
         nxt.called_at = now
+        self._record_call(state, nxt.service, now)
         w.current = nxt.id
         out.touch(w)
         out.ticket = nxt
@@ -209,6 +223,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
             self._complete(state, w, current, now, out, auto=True)
         if t.status is TicketStatus.WAITING:
             state.queues.remove(t, self._priority_first(t.service))
+            self._record_call(state, t.service, now)
         t.status = TicketStatus.CALLED
         t.window, t.staff_id, t.called_at = w.number, w.staff_id, now
         t.finished_at = None

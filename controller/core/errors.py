@@ -15,6 +15,8 @@ class Category(StrEnum):
     CONFLICT = "conflict"
     FORBIDDEN = "forbidden"
     UNAUTHORIZED = "unauthorized"
+    # too many requests of one kind from one source: try again later (HTTP 429)
+    TOO_MANY = "too_many"
 
 
 # code -> (category, default Chinese message)
@@ -41,6 +43,7 @@ CODES: dict[str, tuple[Category, str]] = {
     "appointment_expired": (Category.CONFLICT, "预约时段已过"),
     "forbidden_role": (Category.FORBIDDEN, "您的岗位不能做这项操作"),
     "invalid_grade": (Category.INVALID, "评价等级不正确"),
+    "invalid_date_range": (Category.INVALID, "日期范围不正确"),
     "no_evaluation": (Category.CONFLICT, "评价器当前没有待评价的办件"),
     "already_evaluated": (Category.CONFLICT, "这次办件已经评价过了"),
     "invalid_reason": (Category.INVALID, "请填写暂停原因"),
@@ -65,6 +68,12 @@ CODES: dict[str, tuple[Category, str]] = {
     "device_check_running": (Category.CONFLICT, "设备自检正在进行，请稍候再看结果"),
     "no_device_check": (Category.NOT_FOUND, "今天还没有做设备自检"),
     "windows_open": (Category.CONFLICT, "还有窗口未退出登录，请先退出再下班关机"),
+    "account_disabled": (Category.FORBIDDEN, "该账号已停用，请联系系统管理员"),
+    "no_such_staff": (Category.NOT_FOUND, "没有这个工号"),
+    "cannot_disable_self": (Category.CONFLICT, "不能停用自己正在使用的账号"),
+    "too_many_login_failures": (Category.TOO_MANY, "登录失败次数过多，请稍后再试"),
+    "too_many_tickets": (Category.TOO_MANY, "取号过于频繁，请稍后再试或到导办台取号"),
+    "daily_ticket_limit": (Category.CONFLICT, "您今天取号次数已达上限，请到导办台咨询"),
 }
 
 

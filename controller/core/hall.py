@@ -134,6 +134,16 @@ class Rules:
     near_closing_minutes: int = 30
     # so nobody hoards numbers: waiting tickets one person may hold per service (0: no limit)
     waiting_tickets_per_person: int = 1
+    # and tickets one person may take in a day, all services together (0: no limit)
+    tickets_per_person_per_day: int = 10
+    # ticket flooding: tickets a minute one kiosk, or one address without a login, may take
+    # (0: no limit); a kiosk with a queue of people in front of it issues a few a minute
+    kiosk_tickets_per_minute: int = 20
+    address_tickets_per_minute: int = 30
+    # PIN guessing: failed logins allowed per staff id and per address within the minutes
+    login_failures_per_staff: int = 5
+    login_failures_per_address: int = 20
+    login_failure_minutes: int = 5
     # 潮汐窗口: propose opening a tidal window when a service it serves has this many
     # waiting, or this long an estimated wait; propose closing it when they drain.
     tidal_open_waiting: int = 20
@@ -146,6 +156,9 @@ class Rules:
     rectify_deadline: Deadline = Deadline(5, True)
     complaint_feedback_deadline: Deadline = Deadline(2, True)
     complaint_resolve_deadline: Deadline = Deadline(5, True)
+    # "keep it no longer than needed" (hall-rules, privacy): days a closed visit's personal
+    # data is kept before the day change purges it; the figures stay (controller.retention)
+    personal_data_days: int = 180
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -169,6 +182,13 @@ class Hall:
     mqtt_host: str | None = None
     mqtt_port: int = 1883
     mqtt_embedded_listen: str = "127.0.0.1:1883"
+    # the controller's broker account; the password is given in the file or, better, named
+    # by an environment variable (controller.mqtt_security.controller_credentials)
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)  # never in a log line
+    mqtt_password_env: str | None = None
+    # the embedded broker's password file (amqtt format, `hallctl mqtt-passwd`)
+    mqtt_password_file: str | None = None
     # 语音播报: off, or through an ALSA device; without a device the WAVs are only written
     voice_enabled: bool = True
     voice_device: str | None = None
@@ -187,4 +207,13 @@ class Hall:
         return self.hours.get(WEEKDAYS[day.weekday()], DayHours())
 
     def windows_serving(self, prefix: str) -> list[Window]:
-        return [w for w in self.windows.values() if prefix in w.services]
+        # asked for every ticket and every estimate: worked out once per service, as the hall
+        # is frozen (a 300-window hall would otherwise scan every window each time)
+        serving = self.__dict__.get("_serving")
+        if serving is None:
+            serving = {p: tuple(w for w in self.windows.values() if p in w.services)
+                       for p in self.services}
+            object.__setattr__(self, "_serving", serving)
+        if prefix not in serving:
+            return [w for w in self.windows.values() if prefix in w.services]
+        return list(serving[prefix])

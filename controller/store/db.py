@@ -179,18 +179,32 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (case_id, deadline)
     );
     """,
+    # 7: staff accounts disabled (停用, e.g. on leaving the hall, 001 4.2.4); enabling deletes the row.
+    """
+    CREATE TABLE staff_disabled (
+        staff_id TEXT PRIMARY KEY,
+        disabled_at TEXT NOT NULL,
+        disabled_by TEXT NOT NULL,
+        reason TEXT
+    );
+    """,
 ]
 
 
 FALLBACK_CHECKPOINT_PAGES = 20_000
 
 
-def open_db(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) the hall database and bring its schema up to date."""
+def open_db(path: str | Path, durable: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the hall database and bring its schema up to date.
+
+    `durable=False` is for a simulated day's throw-away database in a temporary
+    directory: no fsync and the rollback journal in memory, so a commit costs no
+    disk wait. A hall's own database is always durable.
+    """
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA journal_mode=" + ("WAL" if durable else "MEMORY"))
+    db.execute("PRAGMA synchronous=" + ("FULL" if durable else "OFF"))
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=5000")
     # Checkpoints run beside the writers (HallStore.checkpoint); this automatic one

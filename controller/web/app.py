@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any, AsyncIterator, Callable
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, HTTPException as FastAPIHTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,6 +31,8 @@ from controller.web.kiosk_api import kiosk_routes
 from controller.web.reports_api import report_routes
 from controller.web.cases_api import case_routes
 from controller.web.admin_api import admin_routes
+from controller.web.limits import Limits, client_address
+from controller.web.staff_api import staff_routes
 from controller.device_check import DeviceCheck
 from controller.web.pages import COOKIE, PAGE_HEADER, install_pages
 
@@ -38,13 +40,17 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
+TOO_LARGE = f"请求体不能超过 {MAX_BODY_BYTES} 字节"
 TICK_SECONDS = 5.0
 CHECKPOINT_SECONDS = 2.0
 SSE_HEARTBEAT_SECONDS = 15.0
 SSE_QUEUE_EVENTS = 10_000
 
 STATUS = {Category.INVALID: 422, Category.NOT_FOUND: 404, Category.CONFLICT: 409,
-          Category.FORBIDDEN: 403, Category.UNAUTHORIZED: 401}
+          Category.FORBIDDEN: 403, Category.UNAUTHORIZED: 401, Category.TOO_MANY: 429}
+# Who reads every detail of the event stream and of a ticket's history; the rest see
+# views.public_event / views.public_ticket.
+READERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN, StaffRole.CALLBACK_OFFICER)
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -61,6 +67,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     `before_stop` are plain callables run first at shutdown (devices, the MQTT client), so
     the embedded broker has no client left when it stops."""
     kiosks = kiosks or {}
+    limits = Limits(ctrl)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,19 +118,26 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     @app.post(f"{API}/tickets", status_code=201, tags=["tickets"],
               summary="取号: take a ticket (no login needed for the kiosk channel)")
-    async def issue_ticket(body: schemas.TicketRequest,
+    async def issue_ticket(body: schemas.TicketRequest, request: Request,
                            s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         if body.channel != "kiosk" and s is None:
             raise HallError("not_logged_in", "工作人员取号或预约签到需要登录")
         actor = f"staff:{s.staff_id}" if s else "kiosk"
+        # without a login, the address is all there is to tell a flood from a kiosk
+        address = client_address(request) if s is None else None
+        if address is not None:
+            limits.check_address(address, {"service": body.service})
         citizen = ctrl.citizen(body.id_number, body.name, body.phone) if body.id_number else None
         out = ctrl.execute(c.IssueTicket(body.service, body.channel, citizen, body.priority,
                                          body.appointment_at), actor)
+        if address is not None:
+            limits.address_issued(address)
         return views.issued_json(ctrl.hall, out)
 
     @app.get(f"{API}/tickets/{{ticket_id}}", tags=["tickets"],
              summary="A ticket with its status history")
-    async def get_ticket(ticket_id: str) -> dict[str, Any]:
+    async def get_ticket(ticket_id: str,
+                         s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         with ctrl.lock:
             t = ctrl.state.tickets.get(ticket_id)
             body = views.ticket_json(ctrl.engine, ctrl.state, t) if t else None
@@ -133,17 +147,22 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                     raise HallError("unknown_ticket")
                 body = views.ticket_json(ctrl.engine, None, old)
             body["history"] = ctrl.store.ticket_history(ticket_id)
-        return body
+        # the slip's QR code leads here, and ticket ids are guessable: no login, no names
+        return body if s is not None else views.public_ticket(body)
 
-    app.include_router(kiosk_routes(ctrl, kiosks, session))
+    app.include_router(kiosk_routes(ctrl, kiosks, session, limits))
+    app.include_router(staff_routes(ctrl, sessions, session))
     if desk is not None:
         app.include_router(case_routes(ctrl, desk, session))
     app.include_router(report_routes(ctrl, session))
     if device_check is not None:
         app.include_router(admin_routes(ctrl, device_check, session))
 
-    @app.get(f"{API}/devices", tags=["hall"], summary="Every device's health as last reported")
-    async def devices() -> list[dict[str, Any]]:
+    # Staff only: device names, ports and fault details tell an outsider how the floor is
+    # wired and which device is down, and no display or kiosk needs them.
+    @app.get(f"{API}/devices", tags=["hall"],
+             summary="Every device's health as last reported (any login)")
+    async def devices(s: Session = Depends(session)) -> list[dict[str, Any]]:
         with ctrl.lock:
             seen = dict(ctrl.state.devices)
         return [{"device": d.id, "kind": d.kind, "window": d.window,
@@ -205,22 +224,34 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     @app.get(f"{API}/events", tags=["hall"],
              summary="Server-sent events for every change; resumes after Last-Event-ID")
-    async def events(request: Request, after: int | None = None) -> StreamingResponse:
+    async def events(request: Request, after: int | None = None,
+                     s: Session | None = Depends(optional_session)) -> StreamingResponse:
         last = request.headers.get("last-event-id")
         start = after if after is not None else (int(last) if last and last.isdigit() else None)
-        return StreamingResponse(_event_stream(ctrl, request, start),
+        full = s is not None and s.role in READERS
+        return StreamingResponse(_event_stream(ctrl, request, start, full),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     # -- auth --------------------------------------------------------------
 
     @app.post(f"{API}/auth/login", tags=["auth"], summary="Window login; the token acts for that window")
-    async def login(body: schemas.LoginRequest, response: Response) -> dict[str, Any]:
+    async def login(body: schemas.LoginRequest, request: Request,
+                    response: Response) -> dict[str, Any]:
         staff = ctrl.hall.staff.get(body.staff_id)
         args = {"staff_id": body.staff_id, "window": body.window}
+        address = client_address(request)
+        # PIN guessing: a locked-out id or address gets no PIN check at all
+        limits.check_login(body.staff_id, address, args)
         if staff is None or not pins.verify_pin(body.pin, staff.pin_hash):
+            limits.login_failed(body.staff_id, address)
             err = HallError("bad_credentials")
-            ctrl.refuse(f"staff:{body.staff_id}", "login", args, err)
+            ctrl.refuse(f"staff:{body.staff_id}", "login", {**args, "address": address}, err)
+            raise err
+        limits.login_succeeded(staff.id)
+        if sessions.is_disabled(staff.id):  # told only to whoever knows the PIN
+            err = HallError("account_disabled")
+            ctrl.refuse(f"staff:{staff.id}", "login", args, err)
             raise err
         if body.window is None:
             if staff.role == StaffRole.STAFF:
@@ -284,7 +315,8 @@ def session_of(sessions: SessionStore, request: Request) -> Session | None:
 
 
 class LimitBody:
-    """Refuse a declared body over MAX_BODY_BYTES before anything reads it.
+    """Refuse a body over MAX_BODY_BYTES: a declared one before anything reads it, one
+    sent without a length (chunked) as soon as it grows past the limit while being read.
 
     Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware
     spends a task group and memory streams on every request, a large share of the
@@ -295,13 +327,30 @@ class LimitBody:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            size = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-            if size and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
-                reply = error(413, "body_too_large", f"请求体不能超过 {MAX_BODY_BYTES} 字节")
-                await reply(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if size and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
+            reply = error(413, "body_too_large", TOO_LARGE)
+            await reply(scope, receive, send)
+            return
+        if size:  # declared and small: the server reads no more than that
+            await self.app(scope, receive, send)
+            return
+        read = 0
+
+        async def counted():
+            nonlocal read
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > MAX_BODY_BYTES:
+                    # FastAPI passes an HTTPException from the body read on to the handler
+                    raise FastAPIHTTPException(413, TOO_LARGE)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _run(ctrl: HallController, cmd: c.Command, actor: str) -> dict[str, Any]:
@@ -336,7 +385,9 @@ async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
 
 
 async def _event_stream(ctrl: HallController, request: Request,
-                        after: int | None) -> AsyncIterator[bytes]:
+                        after: int | None, full: bool = False) -> AsyncIterator[bytes]:
+    """Every event after `after`; without `full`, as views.public_event shows it."""
+    shown = (lambda body: body) if full else views.public_event
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(maxsize=SSE_QUEUE_EVENTS)
     lagging = asyncio.Event()
@@ -358,7 +409,7 @@ async def _event_stream(ctrl: HallController, request: Request,
                 if event_id > upto:
                     break
                 sent = event_id
-                yield _sse(event_id, body)
+                yield _sse(event_id, shown(body))
             if not page or page[-1][0] >= upto:
                 break
         while not await request.is_disconnected() and not lagging.is_set():
@@ -369,7 +420,7 @@ async def _event_stream(ctrl: HallController, request: Request,
                 continue
             if event_id > sent:
                 sent = event_id
-                yield _sse(event_id, {"id": event_id, **body})
+                yield _sse(event_id, shown({"id": event_id, **body}))
     finally:
         unsubscribe()
 
@@ -391,7 +442,10 @@ def _sse(event_id: int, body: dict[str, Any]) -> bytes:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HallError)
     async def hall_error(request: Request, e: HallError) -> JSONResponse:
-        return error(STATUS[e.category], e.code, e.message)
+        reply = error(STATUS[e.category], e.code, e.message)
+        if getattr(e, "retry_after", None):
+            reply.headers["Retry-After"] = str(e.retry_after)
+        return reply
 
     @app.exception_handler(CaseError)
     async def case_error(request: Request, e: CaseError) -> JSONResponse:
@@ -406,5 +460,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        return error(e.status_code, code, str(e.detail))
+        code, message = _HTTP_ERRORS.get(e.status_code, ("http_error", str(e.detail)))
+        return error(e.status_code, code, str(e.detail) if e.status_code == 413 else message)
+
+
+# Starlette's and FastAPI's own refusals, in the hall's words (413: LimitBody's message).
+_HTTP_ERRORS = {
+    400: ("invalid_request", "请求内容无法解析：应为 UTF-8 编码的 JSON"),
+    404: ("not_found", "没有这个地址"),
+    405: ("method_not_allowed", "不支持这种请求方法"),
+    413: ("body_too_large", TOO_LARGE),
+}

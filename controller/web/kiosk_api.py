@@ -14,6 +14,7 @@ from controller.hallcontroller import HallController
 from controller.kiosk import Kiosk
 from controller.store.sessions import Session
 from controller.web import schemas, views
+from controller.web.limits import Limits
 
 API = "/api/v1"
 
@@ -23,7 +24,7 @@ MANAGERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN)
 
 
 def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
-                 session: Callable[..., Session]) -> APIRouter:
+                 session: Callable[..., Session], limits: Limits | None = None) -> APIRouter:
     r = APIRouter()
     appointments = Appointments(ctrl)
 
@@ -36,9 +37,13 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
             summary="取号机取号: issue and print (a card just read makes it real-name)")
     async def kiosk_ticket(kiosk_id: str, body: schemas.KioskTicketRequest) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
+        if limits:  # ticket flooding: a kiosk issues a few a minute, not hundreds
+            limits.check_kiosk(kiosk_id, {"service": body.service})
         # printing waits for the printer: off the event loop
         got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
                                       body.name, body.priority, body.phone)
+        if limits:
+            limits.kiosk_issued(kiosk_id)
         return {**views.issued_json(ctrl.hall, got.outcome), "printed": got.printed,
                 "paper_near_end": got.paper_near_end}
 

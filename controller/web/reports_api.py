@@ -25,6 +25,7 @@ _READERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN, StaffRole.CALLBACK_OFFICER)
 # Overtime and attendance are personnel records: supervisors and admins only.
 _MANAGERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN)
 _CSV = "text/csv; charset=utf-8"
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -40,8 +41,14 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
     r = APIRouter()
 
     def span(from_: dt.date | None, to: dt.date | None) -> tuple[dt.date, dt.date]:
+        """The report's days: this month so far unless asked; a span that is not a hall's
+        (year 1, a year past 2099, or backwards) is refused, not computed."""
         today = ctrl.clock().date()
-        return from_ or today.replace(day=1), to or today
+        day_from, day_to = from_ or today.replace(day=1), to or today
+        if not (EARLIEST <= day_from <= day_to <= LATEST):
+            raise HallError("invalid_date_range",
+                            f"日期范围不正确：应为 {EARLIEST} 至 {LATEST} 之间，且开始不晚于结束")
+        return day_from, day_to
 
     def report(from_: dt.date | None, to: dt.date | None, by: str) -> tuple[list[dict[str, Any]], str]:
         day_from, day_to = span(from_, to)

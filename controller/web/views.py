@@ -133,3 +133,28 @@ def services_json(engine: Engine, state: HallState,
                                            if heads else 0.0)
         out.append(row)
     return out
+
+
+# What a screen or a citizen without a login sees. Ticket ids are guessable (20261123-A001)
+# and the event stream is open to every display in the hall, so neither carries the
+# masked identity, who acted, or a visit's grade: an evaluation names the staff member
+# graded, figures that are for supervisors, admins and callback officers (reports_api).
+PRIVATE_TICKET_FIELDS = ("id_masked", "name_masked")
+PRIVATE_EVENT_DATA = {"ticket_evaluated": ("grade", "channel", "tags", "bad")}
+
+
+def public_event(event: dict[str, Any]) -> dict[str, Any]:
+    """`event` (a stored or streamed event) without what only managers may read."""
+    hidden = PRIVATE_EVENT_DATA.get(event.get("kind", ""))
+    out = {k: v for k, v in event.items() if k != "actor"}
+    if hidden and isinstance(out.get("data"), dict):
+        out["data"] = {k: v for k, v in out["data"].items() if k not in hidden}
+    return out
+
+
+def public_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
+    """A ticket as its QR code shows it to anyone: its status and history, nobody named."""
+    out = {k: v for k, v in ticket.items() if k not in PRIVATE_TICKET_FIELDS}
+    if "history" in out:
+        out["history"] = [public_event(e) for e in out["history"]]
+    return out

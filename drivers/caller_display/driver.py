@@ -53,7 +53,8 @@ class WindowBar:
     """
 
     def __init__(self, device_id: str, link: DeviceLink, address: int, codec: str = "generic",
-                 width_chars: int = 8, wait_ack: bool = True, ack_timeout: float = 0.5) -> None:
+                 width_chars: int = 8, wait_ack: bool = True, ack_timeout: float = 0.5,
+                 idle_check: bool = True) -> None:
         if codec not in CODECS:
             raise ValueError(f"{device_id}: unknown display codec {codec!r}; known: {', '.join(CODECS)}")
         self.device_id = device_id
@@ -64,6 +65,9 @@ class WindowBar:
         self.width_chars = width_chars
         self.wait_ack = wait_ack
         self.ack_timeout = ack_timeout
+        # False on a line a counter bus polls: the bus sees a pulled cable already, and a read
+        # here could take a keypad's frame
+        self.idle_check = idle_check
         self.current: WindowBarState | None = None
         self.in_sync = False  # the bar is known to show `current`
         self.failures = 0
@@ -85,6 +89,25 @@ class WindowBar:
             if self.current is None:
                 return True
             return self._send(self.current)
+
+    def check_line(self) -> bool:
+        """Notice a pulled cable while nothing is being shown. A bar only speaks when spoken
+        to, so an idle line is read (stale replies are dropped, as before a send): a broken
+        one reports offline, and the state is shown again once it is back. False when down."""
+        if not self.idle_check:
+            return True
+        with self.link.lock:
+            try:
+                self._drain()
+            except TransportError:
+                self.in_sync = False
+                return False
+            except Exception as e:  # a transport bug must not stop the other windows' bars
+                log.exception("%s: line check", self.device_id)
+                self.in_sync = False
+                self.link.failed(e)
+                return False
+        return True
 
     def health_changed(self, health: DeviceHealth) -> None:
         """A health listener: re-show the current state when the line comes back."""

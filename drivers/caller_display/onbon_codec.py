@@ -238,9 +238,10 @@ class OnbonDecoder:
             if start:
                 self._skip(start, "garbage before a preamble")
             body = len(self._buf) - len(self._buf.lstrip(b"\xa5"))
+            if body > len(PREAMBLE):  # keep the preamble's length; more A5 say nothing new
+                self._skip(body - len(PREAMBLE), "preamble longer than 8 bytes")
+                body = len(PREAMBLE)
             if body == len(self._buf):
-                if body > len(PREAMBLE):  # keep the preamble's length; more A5 say nothing new
-                    self._skip(body - len(PREAMBLE), "preamble longer than 8 bytes")
                 break
             end = self._buf.find(FRAME_END, body)
             restart = self._buf.find(FRAME_START, body, end if end >= 0 else len(self._buf))

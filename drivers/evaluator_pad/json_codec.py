@@ -35,7 +35,7 @@ class PadGrade:
 def parse_grade_json(payload: bytes | str) -> PadGrade:
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: JSON nested a thousand deep
         raise PadProtocolError(f"pad message: not JSON ({e})") from None
     if not isinstance(data, dict):
         raise PadProtocolError("pad message: expected a JSON object")

@@ -1,0 +1,85 @@
+"""The API's rate limits, set in the hall's [rules]: PIN guessing and ticket flooding.
+
+A request over a limit gets 429 with a Chinese message saying when to try again, and
+the refusal is in the audit log like any other. Time is the controller's clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import Request
+
+from controller.core.errors import HallError
+from controller.hallcontroller import HallController
+from controller.ratelimit import RateLimit, wait_text
+
+MINUTE = dt.timedelta(minutes=1)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class Limits:
+    """Failed logins per staff id and per address; tickets per kiosk and per address."""
+
+    def __init__(self, ctrl: HallController) -> None:
+        self.ctrl = ctrl
+        rules = ctrl.hall.rules
+        window = dt.timedelta(minutes=rules.login_failure_minutes)
+        self.failures_by_staff = RateLimit(rules.login_failures_per_staff, window)
+        self.failures_by_address = RateLimit(rules.login_failures_per_address, window)
+        self.tickets_by_kiosk = RateLimit(rules.kiosk_tickets_per_minute, MINUTE)
+        self.tickets_by_address = RateLimit(rules.address_tickets_per_minute, MINUTE)
+
+    # -- logins -------------------------------------------------------------------------
+
+    def check_login(self, staff_id: str, address: str, args: dict[str, Any]) -> None:
+        """Refuse (429) a login while its staff id or its address is locked out."""
+        now = self.ctrl.clock()
+        until = max((t for t in (self.failures_by_staff.blocked_until(staff_id, now),
+                                 self.failures_by_address.blocked_until(address, now)) if t),
+                    default=None)
+        if until is not None:
+            self._refuse("too_many_login_failures", f"登录失败次数过多，{wait_text(until, now)}",
+                         until, now, f"staff:{staff_id}", "login", {**args, "address": address})
+
+    def login_failed(self, staff_id: str, address: str) -> None:
+        now = self.ctrl.clock()
+        self.failures_by_staff.hit(staff_id, now)
+        self.failures_by_address.hit(address, now)
+
+    def login_succeeded(self, staff_id: str) -> None:
+        """The right PIN: the person's own mistypes are forgiven (the address's are not)."""
+        self.failures_by_staff.clear(staff_id)
+
+    # -- tickets ------------------------------------------------------------------------
+
+    def check_kiosk(self, kiosk_id: str, args: dict[str, Any]) -> None:
+        self._check_tickets(self.tickets_by_kiosk, kiosk_id, f"kiosk:{kiosk_id}", args)
+
+    def kiosk_issued(self, kiosk_id: str) -> None:
+        self.tickets_by_kiosk.hit(kiosk_id, self.ctrl.clock())
+
+    def check_address(self, address: str, args: dict[str, Any]) -> None:
+        self._check_tickets(self.tickets_by_address, address, "kiosk", {**args, "address": address})
+
+    def address_issued(self, address: str) -> None:
+        self.tickets_by_address.hit(address, self.ctrl.clock())
+
+    def _check_tickets(self, limit: RateLimit, key: str, actor: str, args: dict[str, Any]) -> None:
+        now = self.ctrl.clock()
+        until = limit.blocked_until(key, now)
+        if until is not None:
+            self._refuse("too_many_tickets",
+                         f"取号过于频繁（每分钟最多 {limit.limit} 张），{wait_text(until, now)}，"
+                         "或到导办台取号", until, now, actor, "issue_ticket", args)
+
+    def _refuse(self, code: str, message: str, until: dt.datetime, now: dt.datetime,
+                actor: str, name: str, args: dict[str, Any]) -> None:
+        err = HallError(code, message)
+        err.retry_after = max(1, int((until - now).total_seconds() + 0.999))  # type: ignore[attr-defined]
+        self.ctrl.refuse(actor, name, args, err)
+        raise err

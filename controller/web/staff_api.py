@@ -1,0 +1,99 @@
+"""Staff accounts for the admin: 停用 (disable) and 启用 (enable).
+
+When staff leave the hall all their access is revoked at once (001 4.2.4): disabling an
+account refuses its logins, revokes every token it holds (the next request with one is a
+401) and closes the window it is logged in at, so its queue goes to the other windows.
+The disabled set is in the database and survives a restart; the config file's account
+can be removed at leisure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.core import commands as c
+from controller.core.errors import HallError
+from controller.core.hall import StaffRole
+from controller.hallcontroller import HallController
+from controller.store.sessions import Session, SessionStore
+
+API = "/api/v1"
+
+
+class DisableRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    reason: str | None = Field(None, max_length=200, description="e.g. 离职, 调岗")
+
+
+def staff_routes(ctrl: HallController, sessions: SessionStore,
+                 session: Callable[..., Session]) -> APIRouter:
+    r = APIRouter()
+
+    def admin(s: Session, name: str, staff_id: str) -> str:
+        actor = f"staff:{s.staff_id}"
+        try:
+            s.require(StaffRole.ADMIN)
+            if staff_id not in ctrl.hall.staff:
+                raise HallError("no_such_staff", f"没有这个工号：{staff_id}")
+        except HallError as e:
+            ctrl.refuse(actor, name, {"staff": staff_id}, e)
+            raise
+        return actor
+
+    @r.get(f"{API}/admin/staff", tags=["admin"],
+           summary="Staff accounts: role, posts, whether disabled, the window each is at")
+    async def accounts(s: Session = Depends(session)) -> list[dict[str, Any]]:
+        s.require(StaffRole.ADMIN)
+        disabled = {d["staff_id"]: d for d in sessions.disabled()}
+        with ctrl.lock:
+            at = {w.staff_id: n for n, w in ctrl.state.windows.items() if w.staff_id}
+        return [{"id": st.id, "name": st.name, "role": st.role.value, "a_post": list(st.a_post),
+                 "b_post": list(st.b_post), "window": at.get(st.id),
+                 "disabled": ({k: disabled[st.id][k] for k in ("disabled_at", "disabled_by", "reason")}
+                              if st.id in disabled else None)}
+                for st in ctrl.hall.staff.values()]
+
+    @r.post(f"{API}/admin/staff/{{staff_id}}/disable", tags=["admin"],
+            summary="停用: refuse the account's logins, revoke its tokens at once, close its window")
+    async def disable(staff_id: str, body: DisableRequest | None = None,
+                      s: Session = Depends(session)) -> dict[str, Any]:
+        actor = admin(s, "staff_disable", staff_id)
+        if staff_id == s.staff_id:
+            err = HallError("cannot_disable_self")
+            ctrl.refuse(actor, "staff_disable", {"staff": staff_id}, err)
+            raise err
+        reason = (body.reason.strip() or None) if body and body.reason else None
+        revoked = sessions.disable(staff_id, actor, reason, ctrl.clock())
+        ctrl.note(actor, "staff_disable", {"staff": staff_id, "reason": reason,
+                                           "tokens_revoked": revoked})
+        with ctrl.lock:
+            held = sorted(n for n, w in ctrl.state.windows.items() if w.staff_id == staff_id)
+        closed, busy = [], []
+        for number in held:
+            try:
+                ctrl.execute(c.Logout(number), actor)
+                closed.append(number)
+            except HallError as e:  # refused and audited by the engine
+                if e.code == "window_busy":
+                    busy.append(number)
+        out = {"staff": staff_id, "disabled": True, "tokens_revoked": revoked,
+               "windows_closed": closed, "windows_busy": busy}
+        if busy:
+            # nobody can act there but a supervisor now; once the ticket is done, disabling
+            # again (it is idempotent) closes the window
+            out["message"] = (f"{'、'.join(map(str, busy))} 号窗口正在办理当前号：请主管在该窗口办结或过号后，"
+                              "再次停用以关闭窗口")
+        return out
+
+    @r.post(f"{API}/admin/staff/{{staff_id}}/enable", tags=["admin"],
+            summary="启用: the account may log in again (its old tokens stay revoked)")
+    async def enable(staff_id: str, s: Session = Depends(session)) -> dict[str, Any]:
+        actor = admin(s, "staff_enable", staff_id)
+        was = sessions.enable(staff_id)
+        ctrl.note(actor, "staff_enable", {"staff": staff_id, "was_disabled": was})
+        return {"staff": staff_id, "disabled": False, "changed": was}
+
+    return r
