@@ -208,7 +208,8 @@ class Kiosk:
             with self.ctrl.lock:
                 ahead = self.ctrl.engine.people_ahead(self.ctrl.state, t)
                 out = Outcome(ticket=t, people_ahead=ahead,
-                              estimate=self.ctrl.engine.estimate(self.ctrl.state, t.service, ahead))
+                              estimate=self.ctrl.engine.estimate(self.ctrl.state, t.service, ahead,
+                                                                 self.ctrl.clock()))
             try:
                 self._print(t, out, reprint=True)
             except PrinterUnavailable as e:

@@ -91,6 +91,7 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
         time.sleep(0.02)
     try:
         running = RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim)
+        running.clock = clock  # a test's ManualClock, to move the hall's time
         running.calling = calling
         running.device_check = device_check
         running.desk = desk

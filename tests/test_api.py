@@ -17,7 +17,6 @@ from tests.server import running_hall
 def hall(tmp_path):
     clock = ManualClock(at("09:00"))
     with running_hall(small_hall(), tmp_path, clock) as h:
-        h.clock = clock
         yield h
 
 

@@ -276,7 +276,7 @@ def test_device_health_is_an_event_only_when_it_changes(story):
 def test_the_ticket_keeps_what_it_promised(story):
     for _ in range(3):
         story.issue("A")
-    expected = story.engine.estimate(story.state, "A", 3)  # three ahead, windows as they are now
+    expected = story.engine.estimate(story.state, "A", 3, story.now)  # three ahead, windows as now
     t = story.do(c.IssueTicket("A")).ticket
     assert (t.ahead_at_issue, t.eta_p10, t.eta_p50, t.eta_p90) == (
         3, expected.p10, expected.p50, expected.p90)

@@ -20,7 +20,6 @@ def kiosk(tmp_path):
     """The kiosk hall with its printer and card reader simulated, and the default rules."""
     clock = ManualClock(at("09:00"))
     with running_hall(kiosk_hall(), tmp_path, clock, simulate=True) as h:
-        h.clock = clock
         h.printer = h.sim.printers["printer-1"]
         yield h
 
@@ -29,7 +28,6 @@ def kiosk(tmp_path):
 def hall(tmp_path):
     clock = ManualClock(at("09:00"))
     with running_hall(small_hall(), tmp_path, clock) as h:
-        h.clock = clock
         yield h
 
 

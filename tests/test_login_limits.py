@@ -19,7 +19,6 @@ from tests.server import running_hall
 def hall(tmp_path):
     clock = ManualClock(at("09:00"))
     with running_hall(access_hall(), tmp_path, clock) as h:
-        h.clock = clock
         yield h
 
 

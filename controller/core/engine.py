@@ -99,7 +99,6 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         handler = getattr(self, "_" + cmd.kind)
         out = Outcome()
         handler(state, cmd, now, out)
-        state.last_at = now  # only once it succeeded: a refused command changes nothing
         return out
 
     def _issue_ticket(self, state: HallState, cmd: c.IssueTicket, now: dt.datetime,

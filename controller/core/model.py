@@ -207,7 +207,6 @@ class HallState:
     # service -> when its waiting tickets were called today, in order, for the wait estimate
     calls: dict[str, list[dt.datetime]] = field(default_factory=dict)
     first_call: dt.datetime | None = None  # the day's first call: the hall has been calling since
-    last_at: dt.datetime | None = None  # the moment of the last command applied
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

@@ -33,10 +33,9 @@ class Routing:
         return state.queues.ahead_of(t, self._priority_first(t.service))
 
     def estimate(self, state: HallState, prefix: str, ahead: int,
-                 now: dt.datetime | None = None) -> WaitEstimate:
-        """P10/P50/P90 minutes for a ticket with `ahead` tickets before it in `prefix`, at `now`
-        (default: the moment of the last command)."""
-        now = now or state.last_at
+                 now: dt.datetime) -> WaitEstimate:
+        """P10/P50/P90 minutes for a ticket with `ahead` tickets before it in `prefix`, at `now`:
+        the recent call rate and the time to opening depend on it."""
         configured = self.hall.windows_serving(prefix)
         serving = [w for w in configured if state.windows[w.number].status is not WindowStatus.CLOSED]
         working = [w for w in serving if state.windows[w.number].status is WindowStatus.OPEN]

@@ -124,7 +124,7 @@ class WindowCommands:
             waiting = {p: state.queues.waiting(p) for p in cfg.services}
             if w.status is WindowStatus.CLOSED:
                 for prefix, n in waiting.items():
-                    p50 = self.estimate(state, prefix, n).p50 if n else 0.0
+                    p50 = self.estimate(state, prefix, n, now).p50 if n else 0.0
                     if n >= rules.tidal_open_waiting or p50 >= rules.tidal_open_wait_minutes:
                         if state.tidal.get(cfg.number) != "open":
                             state.tidal[cfg.number] = "open"

@@ -140,12 +140,12 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                          s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         with ctrl.lock:
             t = ctrl.state.tickets.get(ticket_id)
-            body = views.ticket_json(ctrl.engine, ctrl.state, t) if t else None
+            body = views.ticket_json(ctrl.engine, ctrl.state, t, ctrl.clock()) if t else None
             if body is None:
                 old = ctrl.store.ticket(ticket_id)
                 if old is None:
                     raise HallError("unknown_ticket")
-                body = views.ticket_json(ctrl.engine, None, old)
+                body = views.ticket_json(ctrl.engine, None, old, ctrl.clock())
             body["history"] = ctrl.store.ticket_history(ticket_id)
         # the slip's QR code leads here, and ticket ids are guessable: no login, no names
         return body if s is not None else views.public_ticket(body)
@@ -216,7 +216,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     @app.get(f"{API}/services", tags=["hall"], summary="Services with waiting counts and estimates")
     async def get_services() -> list[dict[str, Any]]:
         with ctrl.lock:
-            return views.services_json(ctrl.engine, ctrl.state)
+            return views.services_json(ctrl.engine, ctrl.state, ctrl.clock())
 
     @app.get(f"{API}/health", tags=["hall"], summary="Liveness")
     async def health() -> dict[str, Any]:
@@ -357,7 +357,7 @@ def _run(ctrl: HallController, cmd: c.Command, actor: str) -> dict[str, Any]:
     out = ctrl.execute(cmd, actor)
     t = out.ticket
     with ctrl.lock:
-        ticket = views.ticket_json(ctrl.engine, ctrl.state, t) if t else None
+        ticket = views.ticket_json(ctrl.engine, ctrl.state, t, ctrl.clock()) if t else None
     return {"ticket": ticket, "events": [e.kind for e in out.events]}
 
 

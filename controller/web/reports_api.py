@@ -56,6 +56,12 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
             rows = er.evaluation_report(ctrl.store.db, day_from, day_to, by, ctrl.clock())
         return rows, f"evaluations-{by}-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
 
+    # one handler serves a report's .csv and .xlsx paths: the extension picks the file
+    async def as_file(rows: list[dict[str, Any]], name: str, fmt: str, sheet: str) -> Response:
+        if fmt == "csv":
+            return _download(er.to_csv(rows), _CSV, f"{name}.csv")
+        return _download(await asyncio.to_thread(er.to_xlsx, rows, sheet), _XLSX, f"{name}.xlsx")
+
     By = Literal["window", "staff", "service", "day", "month"]
 
     @r.get(f"{API}/reports/evaluations", tags=["reports"],
@@ -67,21 +73,13 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
         return rows
 
     @r.get(f"{API}/reports/evaluations.csv", tags=["reports"], summary="The same figures as CSV")
-    async def evaluations_csv(from_: dt.date | None = Query(None, alias="from"),
-                              to: dt.date | None = None, by: By = "window",
-                              s: Session = Depends(session)) -> Response:
-        s.require(*_READERS)
-        rows, name = await asyncio.to_thread(report, from_, to, by)
-        return _download(er.to_csv(rows), _CSV, f"{name}.csv")
-
     @r.get(f"{API}/reports/evaluations.xlsx", tags=["reports"], summary="The same figures as Excel")
-    async def evaluations_xlsx(from_: dt.date | None = Query(None, alias="from"),
+    async def evaluations_file(request: Request, from_: dt.date | None = Query(None, alias="from"),
                                to: dt.date | None = None, by: By = "window",
                                s: Session = Depends(session)) -> Response:
         s.require(*_READERS)
         rows, name = await asyncio.to_thread(report, from_, to, by)
-        body = await asyncio.to_thread(er.to_xlsx, rows, "好差评")
-        return _download(body, _XLSX, f"{name}.xlsx")
+        return await as_file(rows, name, request.url.path.rsplit(".", 1)[1], "好差评")
 
     @r.get(f"{API}/exports/grades", tags=["reports"],
            summary="Graded visits with GB/T 39046 or provincial grade codes (masked identity)")
@@ -102,18 +100,7 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
 
         rows = await asyncio.to_thread(export)
         name = f"grades-{mapping}-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
-        if format == "csv":
-            return _download(er.to_csv(rows), _CSV, f"{name}.csv")
-        if format == "xlsx":
-            return _download(await asyncio.to_thread(er.to_xlsx, rows, "评价明细"), _XLSX,
-                             f"{name}.xlsx")
-        return rows
-
-    # one handler serves a report's .csv and .xlsx paths: the extension picks the file
-    async def as_file(rows: list[dict[str, Any]], name: str, fmt: str, sheet: str) -> Response:
-        if fmt == "csv":
-            return _download(er.to_csv(rows), _CSV, f"{name}.csv")
-        return _download(await asyncio.to_thread(er.to_xlsx, rows, sheet), _XLSX, f"{name}.xlsx")
+        return rows if format == "json" else await as_file(rows, name, format, "评价明细")
 
     def hall_rows(from_: dt.date | None, to: dt.date | None,
                   by: str) -> tuple[list[dict[str, Any]], str]:

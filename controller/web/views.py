@@ -14,7 +14,8 @@ def _iso(v: dt.datetime | dt.date | None) -> str | None:
     return v.isoformat() if v else None
 
 
-def ticket_json(engine: Engine, state: HallState | None, t: Ticket) -> dict[str, Any]:
+def ticket_json(engine: Engine, state: HallState | None, t: Ticket,
+                now: dt.datetime) -> dict[str, Any]:
     service = engine.hall.services.get(t.service)
     out: dict[str, Any] = {
         "id": t.id,
@@ -39,7 +40,7 @@ def ticket_json(engine: Engine, state: HallState | None, t: Ticket) -> dict[str,
     if state is not None and t.status is TicketStatus.WAITING and t.id in state.tickets:
         ahead = engine.people_ahead(state, t)
         out["people_ahead"] = ahead
-        out["eta"] = engine.estimate(state, t.service, ahead).to_json()
+        out["eta"] = engine.estimate(state, t.service, ahead, now).to_json()
     return out
 
 
@@ -117,20 +118,19 @@ def window_json(engine: Engine, state: HallState, number: int, now: dt.datetime)
     return window
 
 
-def services_json(engine: Engine, state: HallState,
-                  now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Each service's queue; with `now`, also how long its longest-waiting ticket has waited."""
+def services_json(engine: Engine, state: HallState, now: dt.datetime) -> list[dict[str, Any]]:
+    """Each service's queue: waiting count, estimate, and how long its longest-waiting ticket
+    has waited."""
     out = []
     for prefix, s in engine.hall.services.items():
         waiting = state.queues.waiting(prefix)
         row = {"service": prefix, "name": s.name, "kind": s.kind, "waiting": waiting,
-               "eta": engine.estimate(state, prefix, waiting).to_json()}
-        if now is not None:
-            q = state.queues.services[prefix]
-            # heads of the walk-in lanes, keyed by when they joined the queue
-            heads = [lane[0][0] for lane in (q.priority, q.regular) if lane]
-            row["longest_wait_minutes"] = (round((now - min(heads)).total_seconds() / 60, 1)
-                                           if heads else 0.0)
+               "eta": engine.estimate(state, prefix, waiting, now).to_json()}
+        q = state.queues.services[prefix]
+        # heads of the walk-in lanes, keyed by when they joined the queue
+        heads = [lane[0][0] for lane in (q.priority, q.regular) if lane]
+        row["longest_wait_minutes"] = (round((now - min(heads)).total_seconds() / 60, 1)
+                                       if heads else 0.0)
         out.append(row)
     return out
 
