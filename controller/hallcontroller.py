@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
+from controller.clock import ClockChange, HallTime
 from controller.core import commands as c
 from controller.core.engine import Engine, Outcome
 from controller.core.evaluation import default_grade
 from controller.core.errors import HallError
-from controller.core.events import Event
+from controller.core.events import CLOCK_FAULT, Event
 from controller.core.hall import Hall
 from controller.core.identity import Citizen
 from controller.core.model import HallState
@@ -28,6 +30,13 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[int, Event], None]
 SYSTEM = "system"
+CLOCK_FAULT_TEXT = "系统时钟慢于大厅已记录的时间，大厅按已记录的营业日继续服务，请检查并校准时钟"
+
+
+def _clock_json(change: ClockChange, state: HallState) -> dict[str, Any]:
+    return {"hall_time": change.hall_time.isoformat(), "wall_clock": change.wall_clock.isoformat(),
+            "behind_seconds": change.behind_seconds,
+            "day": state.day.isoformat() if state.day else None}
 
 
 class HallController:
@@ -37,17 +46,44 @@ class HallController:
         self.store = store
         # seals personal data before it reaches the engine, the logs or the disk
         self.sealer = sealer
-        self.clock = clock
         self.engine = Engine(hall)
         self.lock = store.lock  # one lock for the state and the connection it is written through
         self.state: HallState = store.load(self.engine)
+        # Everyone reads the hall's time, never the bare clock: a clock set back is held at
+        # what the database last recorded, so no day earlier than the stored one begins.
+        self.clock = HallTime(clock, self._recorded_until())
         self._subscribers: list[Subscriber] = []
         self._purged_on: dt.date | None = None
+        with self.lock:
+            now = self.clock()
+            self._record_clock(now)
+            self._close_stale_windows(now)
+
+    def _recorded_until(self) -> dt.datetime | None:
+        """The latest moment the database knows: its last events, and the start of its day."""
+        moments = self.store.last_moments()
+        if self.state.day is not None:
+            moments.append(dt.datetime.combine(self.state.day, dt.time(), ZoneInfo(self.hall.timezone)))
+        return max(moments, default=None)
+
+    def clock_status(self) -> dict[str, Any]:
+        """What /health says about time: the hall's day, and a clock fault while one stands."""
+        now, fault = self.clock(), self.clock.fault
+        status: dict[str, Any] = {"state": "ok" if fault is None else "behind",
+                                  "hall_time": now.isoformat(),
+                                  "day": self.state.day.isoformat() if self.state.day else None}
+        if fault is not None:
+            status.update(since=fault.hall_time.isoformat(),
+                          wall_clock=self.clock.wall().isoformat(),
+                          behind_seconds=int((now - self.clock.wall()).total_seconds()),
+                          message=CLOCK_FAULT_TEXT)
+        return status
 
     def execute(self, cmd: c.Command, actor: str) -> Outcome:
         """Apply `cmd` for `actor` and make it durable; raise `HallError` if refused."""
         with self.lock:
             now = self.clock()
+            self._record_clock(now)
             if self.engine.needs_new_day(self.state, now):
                 self._commit(now, SYSTEM, "start_day", {},
                              lambda: self.engine.start_day(self.state, now))
@@ -101,6 +137,29 @@ class HallController:
         """Log an act that changes no hall state (a supervisor logs in or out)."""
         with self.lock:
             self.store.log_command(self.clock(), actor, name, args, "ok")
+
+    def _record_clock(self, now: dt.datetime) -> None:
+        """Faults of the clock found since the last command, and their ends, into the logs (and so
+        to the supervisor's event stream)."""
+        for change in self.clock.take_changes():
+            out = Outcome()
+            out.events.append(Event(change.kind, now, data=_clock_json(change, self.state)))
+            self._commit(now, SYSTEM, change.kind, {"behind_seconds": change.behind_seconds},
+                         lambda: out)
+            if change.kind == CLOCK_FAULT:
+                log.error("the clock is %s s behind the hall's time (%s): serving on %s",
+                          change.behind_seconds, change.wall_clock.isoformat(), self.state.day)
+
+    def _close_stale_windows(self, now: dt.datetime) -> None:
+        """A window left pointing at an earlier day's ticket is closed as the day change closes
+        it, so it serves again (a database from before the day change did so itself)."""
+        ids = {i for w in self.state.windows.values() for i in (w.current, w.evaluating)
+               if i and i not in self.state.tickets}
+        if not ids:
+            return
+        earlier = {i: t for i in ids if (t := self.store.ticket(i)) is not None}
+        self._commit(now, SYSTEM, "close_stale_windows", {"tickets": sorted(ids)},
+                     lambda: self.engine.close_stale_windows(self.state, now, earlier))
 
     def _commit(self, now: dt.datetime, actor: str, name: str, args: dict[str, Any],
                 apply: Callable[[], Outcome], quiet: bool = False) -> Outcome:

@@ -117,7 +117,7 @@ def test_numbers_count_per_prefix_and_reset_each_day():
     assert len(story.state.tickets) == 1
 
 
-def test_new_day_cancels_yesterdays_open_tickets_and_closes_windows():
+def test_new_day_cancels_yesterdays_waiting_tickets_and_closes_windows():
     story = Story(small_hall())
     story.open(1)
     story.issue("A"), story.issue("A")
@@ -125,6 +125,8 @@ def test_new_day_cancels_yesterdays_open_tickets_and_closes_windows():
     story.now = at("09:00", dt.date(2026, 11, 24))
     story.do_new_day()
     cancelled = [e for e in story.events if e.kind == "ticket_cancelled"]
-    assert sorted(e.ticket for e in cancelled) == ["20261123-A001", "20261123-A002"]
+    # A001, still at window 1, was served, not cancelled (test_engine: the day change)
+    assert [e.ticket for e in cancelled] == ["20261123-A002"]
     assert story.state.windows[1].status.value == "closed"
+    assert story.state.windows[1].current is None
     assert story.state.queues.waiting("A") == 0

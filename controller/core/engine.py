@@ -72,26 +72,81 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         return state
 
     def needs_new_day(self, state: HallState, now: dt.datetime) -> bool:
-        return state.day != now.date()
+        """Only a later day starts a day: a clock set back never takes the hall to an earlier
+        one (the runtime's `controller.clock.HallTime` keeps it from trying)."""
+        return state.day is None or now.date() > state.day
 
     def start_day(self, state: HallState, now: dt.datetime) -> Outcome:
-        """A new day: yesterday's open tickets are cancelled, windows closed, numbers reset."""
+        """A new day: every window is closed cleanly, yesterday's waiting tickets are cancelled,
+        numbers reset.
+
+        A window still serving (staff who forgot to press finish, or 延时服务 past closing)
+        has its visit finished with reason `day_end`: a visit served past closing, never a
+        过号. Its end was not recorded, so it is put at the end of its day (or now, if that is
+        earlier), and no pad asks about it the next morning: any prompt ends with the day.
+        """
         out = Outcome()
-        for t in state.tickets.values():
-            if t.status in OPEN_STATUSES:
-                t.status = TicketStatus.CANCELLED
-                t.finished_at = now
-                out.emit(ev.TICKET_CANCELLED, now, t.window, t, reason="day_end")
         for w in state.windows.values():
+            current = state.tickets.get(w.current) if w.current else None
+            if w.current is not None:
+                w.current = None
+                out.touch(w)
+            if current is not None and current.status is TicketStatus.CALLED:
+                self._finish_at_day_end(current, w, now, out)
+            self._end_prompt(w, now, out, "day_end")
             if w.status is not WindowStatus.CLOSED:
                 out.emit(ev.WINDOW_CLOSED, now, w.number, staff=w.staff_id, reason="day_end")
                 close_window(w)
                 out.touch(w)
+        for t in state.tickets.values():
+            if t.status is TicketStatus.CALLED:  # called at no window: nobody was serving it
+                self._finish_at_day_end(t, None, now, out)
+            elif t.status in OPEN_STATUSES:
+                t.status = TicketStatus.CANCELLED
+                t.finished_at = now
+                out.emit(ev.TICKET_CANCELLED, now, t.window, t, reason="day_end")
         fresh = self.restore(now.date(), [], list(state.windows.values()))
         fresh.devices = state.devices
         state.__dict__.update(fresh.__dict__)
         out.emit(ev.DAY_STARTED, now, day=now.date().isoformat())
         return out
+
+    def close_stale_windows(self, state: HallState, now: dt.datetime,
+                            earlier: dict[str, Ticket]) -> Outcome:
+        """Windows left pointing at a ticket of an earlier day (a database written before the
+        day change closed windows cleanly): closed as `start_day` closes them. `earlier` holds
+        those tickets as the database has them; the outcome is empty when nothing is stale.
+        A window its staff logged in at today stays open, free."""
+        out = Outcome()
+        for w in state.windows.values():
+            stale = [i for i in (w.current, w.evaluating) if i and i not in state.tickets]
+            if not stale:
+                continue
+            current = earlier.get(w.current) if w.current in stale else None
+            if w.current in stale:
+                w.current = None
+            out.touch(w)
+            if current is not None and current.status is TicketStatus.CALLED:
+                self._finish_at_day_end(current, w, now, out)
+            if w.evaluating in stale:
+                self._end_prompt(w, now, out, "day_end")
+            today = w.logged_in_at is not None and w.logged_in_at.date() == state.day
+            if w.status is not WindowStatus.CLOSED and not today:
+                out.emit(ev.WINDOW_CLOSED, now, w.number, staff=w.staff_id, reason="day_end")
+                close_window(w)
+        return out
+
+    @staticmethod
+    def _finish_at_day_end(t: Ticket, w: WindowState | None, now: dt.datetime,
+                           out: Outcome) -> None:
+        midnight = dt.datetime.combine(t.day + dt.timedelta(days=1), dt.time(), now.tzinfo)
+        t.status = TicketStatus.FINISHED
+        t.finished_at = min(now, midnight)
+        out.emit(ev.TICKET_FINISHED, now, w.number if w else t.window, t, label=t.label,
+                 service=t.service, staff=t.staff_id, auto=True, reason="day_end",
+                 finished_at=t.finished_at.isoformat(),
+                 service_seconds=int((t.finished_at - t.called_at).total_seconds())
+                 if t.called_at else None)
 
     # -- commands ----------------------------------------------------------
 

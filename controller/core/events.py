@@ -26,6 +26,9 @@ EVALUATION_ENDED = "evaluation_ended"
 TICKET_EVALUATED = "ticket_evaluated"
 TIDAL_OPEN_PROPOSED = "tidal_open_proposed"
 TIDAL_CLOSE_PROPOSED = "tidal_close_proposed"
+# the clock went back behind what the hall recorded, and when it is right again (the runtime's)
+CLOCK_FAULT = "clock_fault"
+CLOCK_RESTORED = "clock_restored"
 
 
 @dataclass(frozen=True)

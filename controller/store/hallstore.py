@@ -138,6 +138,14 @@ class HallStore:
         windows = [window_from_row(r) for r in self.db.query("SELECT * FROM windows")]
         return engine.restore(day, tickets, windows)
 
+    @_locked
+    def last_moments(self, events: int = 100) -> list[dt.datetime]:
+        """When the hall's last `events` events happened (the latest, whatever their order).
+        Events, not commands: a tool such as `hallctl rotate-key` logs a command by its own
+        clock, while every event is at the hall's time."""
+        return [dt.datetime.fromisoformat(r[0]) for r in self.db.execute(
+            "SELECT at FROM events ORDER BY id DESC LIMIT ?", [events]).fetchall()]
+
     # -- writing -----------------------------------------------------------
 
     @_locked
