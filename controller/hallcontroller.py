@@ -18,7 +18,7 @@ from controller.core import commands as c
 from controller.core.engine import Engine, Outcome
 from controller.core.evaluation import default_grade
 from controller.core.errors import HallError
-from controller.core.events import CLOCK_FAULT, Event
+from controller.core.events import CLOCK_FAULT, CLOCK_RESTORED, Event
 from controller.core.hall import Hall
 from controller.core.identity import Citizen
 from controller.core.model import HallState
@@ -56,7 +56,7 @@ class HallController:
         self._purged_on: dt.date | None = None
         with self.lock:
             now = self.clock()
-            self._record_clock(now)
+            self._record_clock(now, starting=True)
             self._close_stale_windows(now)
 
     def _recorded_until(self) -> dt.datetime | None:
@@ -138,10 +138,15 @@ class HallController:
         with self.lock:
             self.store.log_command(self.clock(), actor, name, args, "ok")
 
-    def _record_clock(self, now: dt.datetime) -> None:
+    def _record_clock(self, now: dt.datetime, starting: bool = False) -> None:
         """Faults of the clock found since the last command, and their ends, into the logs (and so
-        to the supervisor's event stream)."""
-        for change in self.clock.take_changes():
+        to the supervisor's event stream). A fault the last run recorded and a restart found
+        gone (the clock set right while the controller was stopped) ends here too."""
+        changes = self.clock.take_changes()
+        if (starting and not changes and self.clock.fault is None
+                and self.store.standing_clock_fault() is not None):
+            changes = [ClockChange(CLOCK_RESTORED, now, self.clock.wall(), 0)]
+        for change in changes:
             out = Outcome()
             out.events.append(Event(change.kind, now, data=_clock_json(change, self.state)))
             self._commit(now, SYSTEM, change.kind, {"behind_seconds": change.behind_seconds},

@@ -248,6 +248,12 @@ def test_a_restart_with_the_clock_a_week_behind_serves_on_the_stored_day(tmp_pat
     right = ManualClock(at("10:40"))
     third = controller(tmp_path, right)
     assert third.clock_status()["state"] == "ok"
+    # the fault the last run recorded is recorded as ended, once
+    assert [e["kind"] for e in events(third, "clock_fault") + events(third, "clock_restored")] == [
+        "clock_fault", "clock_restored"]
+    third.store.close()
+    third = controller(tmp_path, right)
+    assert len(events(third, "clock_restored")) == 1
     assert third.execute(c.IssueTicket("A"), "kiosk").ticket.label == "A006"
     assert third.store.query("SELECT COUNT(*) AS n FROM tickets WHERE status = 'cancelled'") == [{"n": 0}]
 

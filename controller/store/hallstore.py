@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from controller.core.engine import Engine, Outcome
-from controller.core.events import DAY_STARTED, Event
+from controller.core.events import CLOCK_FAULT, CLOCK_RESTORED, DAY_STARTED, Event
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
 )
@@ -146,6 +146,12 @@ class HallStore:
         return [dt.datetime.fromisoformat(r[0]) for r in self.db.execute(
             "SELECT at FROM events ORDER BY id DESC LIMIT ?", [events]).fetchall()]
 
+    @_locked
+    def standing_clock_fault(self) -> dict[str, Any] | None:
+        """The last clock fault recorded, if no end of it was recorded after."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'clock_fault'").fetchone()
+        return json.loads(row[0]) if row else None
+
     # -- writing -----------------------------------------------------------
 
     @_locked
@@ -173,6 +179,12 @@ class HallStore:
                     conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                  (e.data["day"],))
+                elif e.kind == CLOCK_FAULT:  # standing until it is recorded as ended
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('clock_fault', ?) "
+                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                 (json.dumps(e.data, ensure_ascii=False),))
+                elif e.kind == CLOCK_RESTORED:
+                    conn.execute("DELETE FROM meta WHERE key = 'clock_fault'")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
