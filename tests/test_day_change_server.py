@@ -6,6 +6,7 @@ event stream and the audit log all show the fault."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -13,8 +14,13 @@ import time
 import httpx
 import pytest
 
+from playwright.sync_api import expect
+
 from tests import server
-from tests.server import HallProcess, wait_for
+from tests.browser import DESK, log_in
+from controller.clock import ManualClock
+from tests.halls import at, small_hall
+from tests.server import HallProcess, running_hall, wait_for
 
 PIN = "1234"
 STAFF, SUPERVISOR = "chenjing", "huangjianguo"  # chenjing's A post is window 1 (社保医保)
@@ -108,7 +114,7 @@ def evening_hall(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def demo_hall(tmp_path):
+def hall_proc(tmp_path):
     proc = HallProcess(tmp_path)
     yield proc
     if proc.proc and proc.proc.poll() is None:
@@ -158,14 +164,14 @@ def test_the_clock_passes_midnight_with_a_window_still_serving(evening_hall):
         assert (mine["served"], mine["no_show"]) == (1, 0)
 
 
-def test_a_controller_killed_for_the_night_closes_the_window_left_serving(demo_hall):
-    start_at(demo_hall, f"{THURSDAY}T16:58:00+08:00")
-    with demo_hall.client() as api:
+def test_a_controller_killed_for_the_night_closes_the_window_left_serving(hall_proc):
+    start_at(hall_proc, f"{THURSDAY}T16:58:00+08:00")
+    with hall_proc.client() as api:
         staff, ids = a_morning(api, tickets=1)
-    demo_hall.kill()  # a power cut with window 1 serving
+    hall_proc.kill()  # a power cut with window 1 serving
 
-    start_at(demo_hall, f"{FRIDAY}T02:00:00+08:00")
-    with demo_hall.client() as api:
+    start_at(hall_proc, f"{FRIDAY}T02:00:00+08:00")
+    with hall_proc.client() as api:
         wait_for(lambda: health(api)["clock"]["day"] == FRIDAY, timeout=15)
         boss = login(api, SUPERVISOR, None)
         window = ok(api.get("/api/v1/windows/1", headers=boss), 200).json()
@@ -174,10 +180,10 @@ def test_a_controller_killed_for_the_night_closes_the_window_left_serving(demo_h
         assert served["status"] == "finished"
         assert served["history"][-1]["data"]["reason"] == "day_end"
         assert set(every_window_button(api, staff, 1)) <= {200, 409}
-    demo_hall.stop()
+    hall_proc.stop()
 
-    start_at(demo_hall, f"{FRIDAY}T08:55:00+08:00")
-    with demo_hall.client() as api:
+    start_at(hall_proc, f"{FRIDAY}T08:55:00+08:00")
+    with hall_proc.client() as api:
         staff = login(api, STAFF, 1)
         new = ok(api.post("/api/v1/tickets", json={"service": "A"}), 201).json()
         assert ok(api.post("/api/v1/windows/1/call", headers=staff), 200).json()["ticket"]["id"] == new["id"]
@@ -185,16 +191,16 @@ def test_a_controller_killed_for_the_night_closes_the_window_left_serving(demo_h
         ok(api.post("/api/v1/auth/logout", headers=staff), 200)
 
 
-def test_a_clock_set_back_a_week_and_put_right_cancels_nothing(demo_hall):
-    start_at(demo_hall, f"{THURSDAY}T10:00:00+08:00")
-    with demo_hall.client() as api:
+def test_a_clock_set_back_a_week_and_put_right_cancels_nothing(hall_proc, browser):
+    start_at(hall_proc, f"{THURSDAY}T10:00:00+08:00")
+    with hall_proc.client() as api:
         staff, ids = a_morning(api, tickets=3)
         assert health(api)["clock"]["state"] == "ok"
-    demo_hall.stop()
+    hall_proc.stop()
 
     # the machine comes back with its clock a week behind
-    start_at(demo_hall, "2026-11-26T10:05:00+08:00")
-    with demo_hall.client() as api:
+    start_at(hall_proc, "2026-11-26T10:05:00+08:00")
+    with hall_proc.client() as api:
         clock = health(api)["clock"]
         assert (clock["state"], clock["day"]) == ("behind", THURSDAY)
         assert clock["behind_seconds"] >= 7 * 86400 - 600 and clock["message"]
@@ -210,21 +216,59 @@ def test_a_clock_set_back_a_week_and_put_right_cancels_nothing(demo_hall):
                      "/api/v1/reports/overtime", "/api/v1/reports/hall", "/api/v1/reports/attendance"):
             ok(api.get(path, headers=boss), 200)
         # the supervisor's stream carries the fault, from the audit log
-        [fault] = streamed(demo_hall, boss, {"clock_fault"})
+        [fault] = streamed(hall_proc, boss, {"clock_fault"})
         assert fault["data"]["day"] == THURSDAY
         assert fault["data"]["wall_clock"].startswith("2026-11-26T10:0")
-    demo_hall.stop()
+        # and the supervisor's page shows it, however late it was opened
+        page = log_in(browser, hall_proc.url, SUPERVISOR, None, "/supervisor", DESK)
+        alert = page.locator("#alerts li[data-alert='clock']")
+        expect(alert).to_contain_text("时钟故障")
+        expect(alert).to_contain_text(THURSDAY)
+        expect(alert).to_contain_text("7 天")
+        assert page.errors == []
+    hall_proc.stop()
 
     # put right: the fault ends, is recorded as ended, and the numbers go on without a clash
-    start_at(demo_hall, f"{THURSDAY}T10:30:00+08:00")
-    with demo_hall.client() as api:
+    start_at(hall_proc, f"{THURSDAY}T10:30:00+08:00")
+    with hall_proc.client() as api:
         assert health(api)["clock"]["state"] == "ok"
         staff = login(api, STAFF, 1)
         a005 = ok(api.post("/api/v1/tickets", json={"service": "A"}), 201).json()
         assert a005["id"] == "20261203-A005"
         assert ok(api.post("/api/v1/windows/1/call", headers=staff), 200).json()["ticket"]["id"] == ids[2]
         boss = login(api, SUPERVISOR, None)
-        kinds = [e["kind"] for e in streamed(demo_hall, boss, {"clock_fault", "clock_restored"})]
+        kinds = [e["kind"] for e in streamed(hall_proc, boss, {"clock_fault", "clock_restored"})]
         assert kinds == ["clock_fault", "clock_restored"]
         for t in ids + [a004["id"], a005["id"]]:
             assert ticket(api, boss, t)["status"] != "cancelled"
+
+
+def test_a_clock_set_back_while_serving_and_put_right_answers_no_500(tmp_path):
+    """The same on a controller that keeps running (a real server on a loopback port, its
+    clock in the test's hand): the clock jumps a week back mid-morning, then forward again."""
+    clock = ManualClock(at("10:00"))
+    with running_hall(small_hall(), tmp_path, clock) as hall, hall.client() as api:
+        staff = hall.login("s1", 1)
+        ids = [ok(api.post("/api/v1/tickets", json={"service": "A"}), 201).json()["id"]
+               for _ in range(3)]
+        ok(api.post("/api/v1/windows/1/call", headers=staff), 200)
+        boss = hall.login("boss", None)
+
+        clock.now = at("10:05") - dt.timedelta(days=7)
+        a004 = ok(api.post("/api/v1/tickets", json={"service": "A"}), 201).json()
+        assert a004["id"] == "20261123-A004"
+        assert health(api)["clock"]["state"] == "behind"
+        assert ok(api.post("/api/v1/windows/1/call", headers=staff), 200).json()["ticket"]["id"] == ids[1]
+        for path in ("/api/v1/hall", "/api/v1/services", "/api/v1/windows/1",
+                     f"/api/v1/tickets/{ids[2]}", "/api/v1/reports/hall", "/api/v1/reports/overtime"):
+            ok(api.get(path, headers=boss), 200)
+
+        clock.now = at("10:10")  # put right
+        a005 = ok(api.post("/api/v1/tickets", json={"service": "A"}), 201).json()
+        assert a005["id"] == "20261123-A005"
+        assert ok(api.post("/api/v1/windows/1/call", headers=staff), 200).json()["ticket"]["id"] == ids[2]
+        assert health(api)["clock"]["state"] == "ok"
+        kinds = [e["kind"] for e in streamed(hall, boss, {"clock_fault", "clock_restored"})]
+        assert kinds == ["clock_fault", "clock_restored"]
+        assert hall.ctrl.store.query(
+            "SELECT COUNT(*) AS n FROM tickets WHERE status = 'cancelled'") == [{"n": 0}]
