@@ -152,13 +152,21 @@ def overtime_register(db: sqlite_utils.Database, hall: Hall, day_from: dt.date,
     last session: the windows, the visits and their ticket numbers, the last finish and
     the minutes it came past closing. A day without configured hours has no closing time
     and so no overtime here.
+
+    A visit still at its window when the day changed (nobody pressed finish) was finished
+    by the controller at the end of its day: it is overtime too, and listed in
+    `ended_by_day_change`, since its real end was never recorded.
     """
     tz = ZoneInfo(hall.timezone)
+    span = [day_from.isoformat(), day_to.isoformat()]
+    day_end = {r["ticket_id"] for r in db.query(
+        "SELECT ticket_id FROM events WHERE kind = 'ticket_finished' "
+        "AND json_extract(data, '$.reason') = 'day_end' AND ticket_id IN "
+        "(SELECT id FROM tickets WHERE status = 'finished' AND day BETWEEN ? AND ?)", span)}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for t in db.query("SELECT label, day, window, staff_id, finished_at FROM tickets "
+    for t in db.query("SELECT id, label, day, window, staff_id, finished_at FROM tickets "
                       "WHERE status = 'finished' AND day BETWEEN ? AND ? "
-                      "ORDER BY day, finished_at, id",
-                      [day_from.isoformat(), day_to.isoformat()]):
+                      "ORDER BY day, finished_at, id", span):
         day = dt.date.fromisoformat(t["day"])
         closing = closing_time(hall, day)
         if closing is None:
@@ -170,11 +178,13 @@ def overtime_register(db: sqlite_utils.Database, hall: Hall, day_from: dt.date,
         row = rows.setdefault((t["day"], t["staff_id"]), {
             "day": t["day"], "staff": t["staff_id"], "name": _name(hall, "staff", t["staff_id"]),
             "windows": [], "closing": f"{closing:%H:%M}", "visits": 0, "tickets": [],
-            "last_finished_at": None, "minutes_past_closing": None})
+            "last_finished_at": None, "minutes_past_closing": None, "ended_by_day_change": []})
         if t["window"] not in row["windows"]:
             row["windows"].append(t["window"])
         row["visits"] += 1
         row["tickets"].append(t["label"])
+        if t["id"] in day_end:
+            row["ended_by_day_change"].append(t["label"])
         row["last_finished_at"] = finished.astimezone(tz).isoformat()
         row["minutes_past_closing"] = round(_minutes(finished, closes), 1)
     return list(rows.values())

@@ -262,17 +262,20 @@ def test_a_restart_in_the_night_closes_the_window_left_serving(tmp_path):
     clock = ManualClock(at("16:50"))
     ctrl = controller(tmp_path, clock)
     ctrl.execute(c.Login(1, "s1"), "staff:s1")
-    a001 = ctrl.execute(c.IssueTicket("A"), "kiosk").ticket.id
+    a001, a002 = (ctrl.execute(c.IssueTicket("A"), "kiosk").ticket.id for _ in range(2))
     clock.now = at("17:25")
     ctrl.execute(c.CallNext(1), "staff:s1")
+    clock.now = at("17:40")
+    ctrl.execute(c.CallNext(1), "staff:s1")  # A001 finished past closing, A002 called
     ctrl.store.close()  # the controller is killed for the night with window 1 serving
 
     night = ManualClock(at("02:00", TUESDAY))
     ctrl = controller(tmp_path, night)
     ctrl.tick()  # the first tick of the night changes the day
-    [finished] = events(ctrl, "ticket_finished")
-    assert (finished["ticket_id"], finished["data"]["reason"]) == (a001, "day_end")
-    row = ctrl.store.ticket(a001)
+    by_staff, by_day = events(ctrl, "ticket_finished")
+    assert by_staff["ticket_id"] == a001 and "reason" not in by_staff["data"]
+    assert (by_day["ticket_id"], by_day["data"]["reason"]) == (a002, "day_end")
+    row = ctrl.store.ticket(a002)
     assert (row.status, row.finished_at) == (TicketStatus.FINISHED, MIDNIGHT)
     [closed] = events(ctrl, "window_closed")
     assert (closed["window"], closed["data"]["reason"]) == (1, "day_end")
@@ -284,10 +287,11 @@ def test_a_restart_in_the_night_closes_the_window_left_serving(tmp_path):
     ctrl.execute(c.Logout(1), "staff:s1")
     # and in the overtime register it is a visit served past closing, not a 过号
     [row] = hr.overtime_register(ctrl.store.db, ctrl.hall, MONDAY, MONDAY)
-    assert (row["staff"], row["tickets"]) == ("s1", ["A001"])
+    assert (row["staff"], row["tickets"], row["ended_by_day_change"]) == (
+        "s1", ["A001", "A002"], ["A002"])
     assert row["minutes_past_closing"] == (MIDNIGHT - at("17:30")).total_seconds() / 60
     [figures] = hr.hall_figures(ctrl.store.db, ctrl.hall, MONDAY, MONDAY, "service")
-    assert (figures["served"], figures["no_show"], figures["cancelled"]) == (1, 0, 0)
+    assert (figures["served"], figures["no_show"], figures["cancelled"]) == (2, 0, 0)
 
 
 def test_a_database_left_with_a_stale_window_is_repaired_at_start(tmp_path):

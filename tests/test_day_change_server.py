@@ -157,7 +157,8 @@ def test_the_clock_passes_midnight_with_a_window_still_serving(evening_hall):
         # 延时服务: the visit the day ended counts as served past closing, not as a 过号
         [row] = ok(api.get("/api/v1/reports/overtime", headers=boss,
                            params={"from": THURSDAY, "to": THURSDAY}), 200).json()
-        assert (row["staff"], row["tickets"]) == (STAFF, ["A001"])
+        assert (row["staff"], row["tickets"], row["ended_by_day_change"]) == (STAFF, ["A001"], ["A001"])
+        assert row["minutes_past_closing"] == 1.0  # closing 23:59, the day's end 00:00
         rows = ok(api.get("/api/v1/reports/hall", headers=boss,
                           params={"from": THURSDAY, "to": THURSDAY, "by": "staff"}), 200).json()
         [mine] = [r for r in rows if r["staff"] == STAFF]
