@@ -315,6 +315,9 @@ class CallingFloor:
         elif kind == ev.TICKET_RECALLED and self.voice:
             self.voice.announce(event.data["label"], window, recall=True)
         self._drive_pads(event)
+        if kind == ev.DAY_STARTED:
+            self.calls.clear()  # the board starts the day empty: yesterday's calls are over
+            self._publish_board()
         if window is not None and kind in (
                 ev.TICKET_CALLED, ev.TICKET_RECALLED, ev.TICKET_FINISHED, ev.TICKET_MISSED,
                 ev.TICKET_TRANSFERRED, ev.WINDOW_OPENED, ev.WINDOW_CLOSED, ev.WINDOW_PAUSED,

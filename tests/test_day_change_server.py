@@ -19,12 +19,13 @@ from playwright.sync_api import expect
 from tests import server
 from tests.browser import DESK, log_in
 from controller.clock import ManualClock
-from tests.halls import at, small_hall
+from tests.halls import MONDAY, at, small_hall
 from tests.server import HallProcess, running_hall, wait_for
 
 PIN = "1234"
 STAFF, SUPERVISOR = "chenjing", "huangjianguo"  # chenjing's A post is window 1 (社保医保)
 THURSDAY, FRIDAY = "2026-12-03", "2026-12-04"
+TUESDAY_ = MONDAY + dt.timedelta(days=1)  # the small halls' next day
 
 
 def start_at(proc: HallProcess, when: str) -> None:
@@ -273,3 +274,48 @@ def test_a_clock_set_back_while_serving_and_put_right_answers_no_500(tmp_path):
         assert kinds == ["clock_fault", "clock_restored"]
         assert hall.ctrl.store.query(
             "SELECT COUNT(*) AS n FROM tickets WHERE status = 'cancelled'") == [{"n": 0}]
+
+
+def test_at_midnight_the_pad_stops_asking_and_the_board_forgets_yesterday(tmp_path, mosquitto):
+    """The floor's devices at the day change (simulated keypads, pad and bars on RS-485, the
+    main display on a real Mosquitto): window 3 served past closing and its pad still asks
+    about the last visit; at midnight the pad is blanked, the bar shows the window closed, the
+    main display lists no call, and no pad asks about anything the next morning."""
+    from drivers.counter_keypad.codec import PAD_BLANK, PAD_PROMPT
+    from sim.mqtt_devices import SimulatedMqttDisplay
+    from tests.halls import calling_hall
+
+    clock = ManualClock(at("16:50"))
+    with running_hall(calling_hall(), tmp_path, clock, simulate=True,
+                      mqtt=(mosquitto.host, mosquitto.port)) as hall:
+        main = SimulatedMqttDisplay("sim-main", mosquitto.host, mosquitto.port,
+                                    "hall/display/main").start()
+        bus = next(iter(hall.sim.buses.values()))
+        try:
+            staff = hall.login("s3", 3)
+            with hall.client() as api:
+                for _ in range(2):
+                    ok(api.post("/api/v1/tickets", json={"service": "A"}), 201)
+                clock.now = at("17:20")
+                ok(api.post("/api/v1/windows/3/call", headers=staff), 200)
+                clock.now = at("17:40")
+                ok(api.post("/api/v1/windows/3/finish", headers=staff), 200)  # the pad asks
+                wait_for(lambda: any(f == PAD_PROMPT and a == 13 for a, f, _ in bus.shown))
+                ok(api.post("/api/v1/windows/3/call", headers=staff), 200)  # A002, never finished
+            assert main.wait_until(lambda s: [c["number"] for c in s["calls"]][:2] == ["A002", "A001"])
+            seen = len(bus.shown)
+
+            clock.now = at("00:00:05", TUESDAY_)
+            hall.ctrl.tick()
+            wait_for(lambda: any(f == PAD_BLANK and a == 13 for a, f, _ in bus.shown[seen:]))
+            assert hall.sim.bars["bar-3"].wait_until(
+                lambda b: any("停止服务" in line for line in b.showing), 2)
+            assert main.wait_until(lambda s: s["calls"] == [] and s["latest"] is None)
+            assert hall.ctrl.store.ticket("20261123-A002").status.value == "finished"
+
+            clock.now = at("08:55", TUESDAY_)
+            hall.ctrl.tick()
+            time.sleep(0.5)
+            assert not [f for a, f, _ in bus.shown[seen:] if f == PAD_PROMPT]
+        finally:
+            main.stop()
