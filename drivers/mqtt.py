@@ -26,10 +26,12 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from drivers import text as device_text
 from drivers.transport import DeviceHealth, Health, HealthListener
 
 log = logging.getLogger(__name__)
 RECONNECT_MAX_SECONDS = 0.5
+STATE_TEXT_CHARS = 200  # one string of a display's state: a call, a pause sign, a notice
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -126,8 +128,12 @@ class MqttLink:
     # -- messages -------------------------------------------------------------
 
     def publish_state(self, topic: str, payload: dict) -> None:
-        """What the device should show now: retained, QoS 1, and re-published after every reconnect."""
-        data = encode(payload)
+        """What the device should show now: retained, QoS 1, and re-published after every reconnect.
+
+        A screen shows what each string holds, so every string passes drivers/text.py on the
+        way (control characters dropped, at most STATE_TEXT_CHARS each), whoever built the state.
+        """
+        data = encode(device_text.fit_json(payload, STATE_TEXT_CHARS))
         with self._lock:
             self._states[topic] = data
             if self._connected.is_set():
