@@ -54,15 +54,15 @@ def fit(text: str, charset: str | None = None, max_bytes: int | None = None,
         raise TypeError(f"device text must be str, not {type(text).__name__}")
     size = _encoded_size(charset)
     stand_size = size(stand_in)
-    if stand_size is None:
-        raise ValueError(f"the stand-in {stand_in!r} is not in {charset}")
+    if stand_size is None:  # a charset without □ (ASCII) shows "?"
+        stand_in, stand_size = "?", 1
     ellipsis = ELLIPSIS if size(ELLIPSIS) is not None else "..."
     ellipsis_size = size(ellipsis) or len(ellipsis)
     out: list[str] = []
     sizes: list[int] = []
     used = 0
     cut = False
-    for c in unicodedata.normalize("NFC", text):
+    for c in unicodedata.normalize("NFC", text.replace("\r\n", "\n")):
         if c in _LINE_BREAKS:
             c = " "
         category = unicodedata.category(c)
