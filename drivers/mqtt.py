@@ -44,6 +44,12 @@ def encode(payload: dict) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def encode_state(payload: dict) -> bytes:
+    """A screen's state as published: every string through drivers/text.py (a screen shows what
+    a string holds, so no control character may be in one; at most STATE_TEXT_CHARS each)."""
+    return encode(device_text.fit_json(payload, STATE_TEXT_CHARS))
+
+
 class MqttLink:
     """One paho client for one device (or the controller), MQTT 3.1.1 so amqtt serves it too."""
 
@@ -130,10 +136,9 @@ class MqttLink:
     def publish_state(self, topic: str, payload: dict) -> None:
         """What the device should show now: retained, QoS 1, and re-published after every reconnect.
 
-        A screen shows what each string holds, so every string passes drivers/text.py on the
-        way (control characters dropped, at most STATE_TEXT_CHARS each), whoever built the state.
+        Every string passes drivers/text.py on the way (`encode_state`), whoever built the state.
         """
-        data = encode(device_text.fit_json(payload, STATE_TEXT_CHARS))
+        data = encode_state(payload)
         with self._lock:
             self._states[topic] = data
             if self._connected.is_set():
