@@ -24,8 +24,10 @@ from controller.clock import ManualClock
 from drivers import text as device_text
 from drivers.announcer import EspeakSynthesizer
 from drivers.announcer.speech import SPEECH_MAX_CHARS, speakable
+from drivers.caller_display import WindowBar
 from drivers.counter_keypad.codec import PAD_PROMPT
 from drivers.mqtt import STATE_TEXT_CHARS
+from drivers.transport import DeviceLink, SerialTransport
 from sim.mqtt_devices import SimulatedMqttDisplay
 from tests.halls import at, calling_hall
 from tests.server import HallProcess, running_hall, wait_for
@@ -175,6 +177,18 @@ def test_the_mqtt_bar_and_main_display_get_no_control_character_and_no_endless_t
     assert hall.main.wait_until(lambda s: s.get("notice", "").startswith("通知"), 2)
     assert len(hall.main.showing["notice"]) <= STATE_TEXT_CHARS
     assert hall.main.showing["notice"].endswith("…")
+
+
+def test_a_bar_font_the_codec_cannot_serve_is_refused_when_the_bar_is_set_up():
+    """options.charset names the bar's font: an Onbon controller's is GB2312, a generic bar's
+    GB18030 or GB2312; anything else is a configuration mistake, said at start, not at 9:00."""
+    line = DeviceLink("x", SerialTransport("/dev/null"))
+    assert WindowBar("bar-3", line, 3, "generic", charset="gb2312").charset == "gb2312"
+    assert WindowBar("bar-1", line, 1, "onbon", charset="GB2312").charset == "GB2312"
+    with pytest.raises(ValueError, match="bar-1: an Onbon controller's text is gb2312"):
+        WindowBar("bar-1", line, 1, "onbon", charset="gb18030")
+    with pytest.raises(ValueError, match="bar-3: a generic bar's font is gb18030 or gb2312"):
+        WindowBar("bar-3", line, 3, "generic", charset="big5")
 
 
 # --- the voice ----------------------------------------------------------------------------------

@@ -141,6 +141,7 @@ def encode_text(lines: Sequence[str], charset: str | None = None) -> bytes:
     """The lines as GB18030, separated by 0A (a line's own line breaks become spaces)."""
     if len(lines) > MAX_LINES:
         raise DisplayProtocolError(f"{len(lines)} lines; a bar frame holds at most {MAX_LINES}")
+    charset = _charset(charset)
     return b"\n".join(line_text(line, charset) for line in lines)
 
 
