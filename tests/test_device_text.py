@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import stat
 import unicodedata
 
@@ -209,7 +208,6 @@ def test_the_voice_is_given_no_phoneme_brackets_control_characters_or_endless_te
     spoken = json.loads(argv_log.read_text())[-1]
     assert "[[" not in spoken and "<" not in spoken and not controls_in(spoken)
     assert spoken.startswith("请 A 零 零 一 号") and len(spoken) <= SPEECH_MAX_CHARS
-    assert os.path.getsize(wav) > 44
 
 
 def test_an_ordinary_call_phrase_is_spoken_as_it_was():
