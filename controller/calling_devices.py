@@ -130,7 +130,8 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
         floor.links.append(link)
         polled = any(d.kind in ("counter_keypad", "evaluator_pad") for d in devices)
         bar_list += [WindowBar(d.id, link, int(dict(d.options).get("address", d.window)),
-                               dict(d.options).get("codec", "generic"), idle_check=not polled)
+                               dict(d.options).get("codec", "generic"), idle_check=not polled,
+                               charset=dict(d.options).get("charset"))
                      for d in displays]
         for d, bar in zip(displays, bar_list):
             bars[d.window].append(bar)

@@ -26,10 +26,12 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from drivers import text as device_text
 from drivers.transport import DeviceHealth, Health, HealthListener
 
 log = logging.getLogger(__name__)
 RECONNECT_MAX_SECONDS = 0.5
+STATE_TEXT_CHARS = 200  # one string of a display's state: a call, a pause sign, a notice
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -40,6 +42,12 @@ MessageCallback = Callable[[str, bytes], None]
 def encode(payload: dict) -> bytes:
     """JSON as the hall's screens read it: Chinese left as Chinese, UTF-8."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_state(payload: dict) -> bytes:
+    """A screen's state as published: every string through drivers/text.py (a screen shows what
+    a string holds, so no control character may be in one; at most STATE_TEXT_CHARS each)."""
+    return encode(device_text.fit_json(payload, STATE_TEXT_CHARS))
 
 
 class MqttLink:
@@ -126,8 +134,11 @@ class MqttLink:
     # -- messages -------------------------------------------------------------
 
     def publish_state(self, topic: str, payload: dict) -> None:
-        """What the device should show now: retained, QoS 1, and re-published after every reconnect."""
-        data = encode(payload)
+        """What the device should show now: retained, QoS 1, and re-published after every reconnect.
+
+        Every string passes drivers/text.py on the way (`encode_state`), whoever built the state.
+        """
+        data = encode_state(payload)
         with self._lock:
             self._states[topic] = data
             if self._connected.is_set():

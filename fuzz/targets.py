@@ -20,9 +20,13 @@ with good preambles, lengths and checksums and reach the parsers behind them.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from drivers import text as device_text
+from drivers.announcer.speech import SPEECH_MAX_CHARS, speakable
 from drivers.caller_display import generic_codec as bar
 from drivers.caller_display import onbon_codec as onbon
 from drivers.caller_display.state import Colour, DisplayProtocolError
@@ -34,7 +38,8 @@ from drivers.evaluator_pad.json_codec import PadGrade, PadProtocolError, encode_
 from drivers.id_reader import codec as sam
 from drivers.id_reader.codec import Card, CardType, ReaderProtocolError
 from drivers.ticket_printer import codec as escpos
-from drivers.ticket_printer.codec import PaperStatus, PrinterProtocolError, TicketPrint
+from drivers.mqtt import STATE_TEXT_CHARS, encode_state
+from drivers.ticket_printer.codec import PaperStatus, PrinterProtocolError, TextLine, TicketPrint
 from fuzz.mutate import Seed
 
 
@@ -252,6 +257,145 @@ def _onbon_packet(escaped: bytes) -> object:
     return onbon.decode_dynamic_text(onbon.decode_packet(escaped))
 
 
+# --- text on its way to a device (issue 13 item 6) -----------------------------------------------
+#
+# A text target takes the input as text (UTF-8; a byte that is not becomes a lone surrogate),
+# gives it to one codec's text encoder as the hall would (a name, a reason, a notice), decodes
+# the bytes from the device's side and checks what the device got: no byte below 20 in the text
+# but the codec's own framing, no control character in what it shows, no more than the codec's
+# bound, only characters of its charset, and the frame around the text unchanged. It never
+# raises. (1, 0) when the text reached the device as given, (0, 0) when some of it was dropped,
+# replaced or cut: both happen.
+
+HOSTILE_TEXTS = (
+    "张建国", "\x1b@张\x1dV建\x10\x04国\x00", "\x1b" + "*" * 14, "王堃喆", "二楼\r\n审批科\t8021",
+    "会商|请示|取材料|就餐|其他", "\\C1红\\C2绿", "\u202e反向\u200b", "长" * 300, "\ue000\U0001f600é",
+    "\x1d(A" + "z" * 20, "[[h@l'oU]] <speak>", "",
+)
+_TEXT_TOKENS = (b"\x1b", b"\x1d", b"\x1c", b"\x10\x04", b"\x00", b"\r\n", b"\n", b"|", b"\\C1", b"\xa5",
+                b"\x5a", b"\xaa\x55", b"\x68", b"\x16", b"[[", b"<", "堃".encode(), "\u202e".encode(),
+                b"\xed\xa0\x80")
+
+
+def _text_seeds() -> tuple[Seed, ...]:
+    return tuple(Seed(t.encode("utf-8", "surrogatepass")) for t in HOSTILE_TEXTS)
+
+
+def _as_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _no_controls(where: str, shown: str) -> None:
+    bad = [hex(ord(c)) for c in shown if unicodedata.category(c) in ("Cc", "Cf", "Cs")]
+    if bad:
+        raise FuzzFailure("control character reached a device", f"{where}: {bad[:8]} in {shown!r:.200}")
+
+
+def _no_control_bytes(where: str, raw: bytes, allowed: bytes = b"") -> None:
+    bad = sorted({b for b in raw if (b < 0x20 or b == 0x7F) and b not in allowed})
+    if bad:
+        raise FuzzFailure("control byte in a text field", f"{where}: {bytes(bad).hex(' ')} in {raw[:120]!r}")
+
+
+def _bounded(where: str, size: int, bound: int) -> None:
+    if size > bound:
+        raise FuzzFailure("text over its bound", f"{where}: {size} > {bound}")
+
+
+def _as_given(text: str, charset: str | None, bound: int) -> tuple[int, int]:
+    return (1, 0) if device_text.fit(text, charset, bound) == text else (0, 0)
+
+
+def _ticket_text(data: bytes) -> tuple[int, int]:
+    text = _as_text(data)
+    at = dt.datetime(2026, 11, 23, 9, 0)
+
+    def ticket(t: str) -> TicketPrint:
+        return TicketPrint(t, t, t, 3, (10, 25), at, t, None, t, t, (t, "请在等候区留意叫号"))
+
+    raw = escpos.ticket_text(text)
+    _no_control_bytes("ticket_text", raw)
+    _bounded("ticket_text bytes", len(raw), escpos.TEXT_MAX_BYTES)
+    decoder = escpos.PrintoutDecoder()
+    items = decoder.feed(escpos.render_ticket(ticket(text))) + decoder.finish()
+    expected = escpos.decode_printout(escpos.render_ticket(ticket(text and "x")))
+    if decoder.skipped or [type(i) for i in items] != [type(i) for i in expected]:
+        raise FuzzFailure("text changed the ticket's commands",
+                          f"{decoder.skipped} skipped; printed {items!r:.300}")
+    for item in items:
+        if isinstance(item, TextLine):
+            _no_controls("printed line", item.text)
+            _bounded("printed line bytes", len(item.text.encode("gb18030")), escpos.TEXT_MAX_BYTES)
+    return _as_given(text, escpos.TEXT_CHARSET, escpos.TEXT_MAX_BYTES)
+
+
+def _generic_bar_text(data: bytes) -> tuple[int, int]:
+    text = _as_text(data)
+    lines = text.split("|")[:bar.MAX_LINES]
+    for charset in bar.TEXT_CHARSETS:
+        frame = bar.encode(1, lines, Colour.GREEN, charset)
+        payload = frame[bar.HEADER_SIZE + 1:-2]
+        _no_control_bytes(f"generic bar text ({charset})", payload, allowed=b"\n")
+        shown = bar.decode_frame(frame)
+        if len(shown.lines) != (len(lines) if payload else 0):  # one empty line is an empty frame
+            raise FuzzFailure("text changed the bar's lines", f"{len(lines)} sent, {len(shown.lines)} shown")
+        for line in shown.lines:
+            _no_controls("bar line", line)
+            _bounded("bar line bytes", len(line.encode("gb18030")), bar.LINE_MAX_BYTES)
+            line.encode(charset)  # a character outside the bar's font would raise here
+    return _as_given(text, "gb2312", bar.LINE_MAX_BYTES)
+
+
+def _onbon_text(data: bytes) -> tuple[int, int]:
+    text = _as_text(data)
+    frame = onbon.encode_bar(0xA55A, text.split("|"), Colour.RED)
+    packets = onbon.OnbonDecoder().feed(frame)
+    if len(packets) != 1 or len(packets[0].segments) != 1 or packets[0].colour not in (Colour.RED, None):
+        raise FuzzFailure("text changed the Onbon frame", f"decoded {packets!r:.300}")
+    raw = onbon.decode_packet(frame[len(onbon.PREAMBLE):-1]).data[len(onbon.DYNAMIC_TEXT):]
+    _no_control_bytes("onbon text", raw)
+    _bounded("onbon text bytes", len(raw), len("\\C1") + onbon.TEXT_MAX_BYTES)
+    _no_controls("onbon text", packets[0].text)
+    return _as_given(" ".join(text.split("|")), onbon.TEXT_CHARSET, onbon.TEXT_MAX_BYTES)
+
+
+def _bus_text(data: bytes) -> tuple[int, int]:
+    text = _as_text(data)
+    frames = [bus.show_text(3, text), bus.pad_prompt(13, 3, text)]
+    decoder = bus.FrameDecoder()
+    got = decoder.feed(b"".join(bus.encode_frame(f) for f in frames))
+    if got != frames:
+        raise FuzzFailure("text changed the bus frames", f"sent {frames!r:.200}, read {got!r:.200}")
+    for frame, bound in zip(frames, (bus.SCREEN_TEXT_BYTES, bus.NAME_BYTES + 1)):
+        _no_control_bytes("bus text", frame.data[1:] if frame.function == bus.PAD_PROMPT else frame.data)
+        _bounded("bus text bytes", len(frame.data), bound)
+        _no_controls("keypad or pad screen", bus.parse_display(frame).text or "")
+    return _as_given(text, bus.TEXT_ENCODING, bus.NAME_BYTES)
+
+
+def _state_text(data: bytes) -> tuple[int, int]:
+    text = _as_text(data)
+    state = {"lines": text.split("|"), "text": text, "kind": "pausesign", "window": 3,
+             "calls": [{"number": text[:5], "window": 1, "text": text}], "latest": None}
+    shown = json.loads(encode_state(state))
+    if shown["window"] != 3 or shown["latest"] is not None or len(shown["lines"]) != len(state["lines"]):
+        raise FuzzFailure("text changed the state's shape", f"{shown!r:.300}")
+    for value in (shown["text"], shown["calls"][0]["text"], *shown["lines"]):
+        _no_controls("display state", value)
+        _bounded("display state characters", len(value), STATE_TEXT_CHARS)
+    return _as_given(text, None, 10 ** 9) if len(text) <= STATE_TEXT_CHARS else (0, 0)
+
+
+def _speech_text(data: bytes) -> tuple[int, int]:
+    text = _as_text(data)
+    spoken = speakable(text)
+    _no_controls("espeak-ng input", spoken)
+    if set(spoken) & set("[]<>&\\"):
+        raise FuzzFailure("markup reached the synthesizer", f"{spoken!r:.200}")
+    _bounded("espeak-ng input characters", len(spoken), SPEECH_MAX_CHARS)
+    return (1, 0) if spoken == text else (0, 0)
+
+
 # --- the targets ---------------------------------------------------------------------------------
 
 def stream(name: str, note: str, make: Callable[[], Any], held: Callable[[Any], int], bound: int,
@@ -267,6 +411,11 @@ def single(name: str, note: str, fn: Callable[[bytes], object], errors: tuple[ty
            seeds: tuple[Seed, ...], tokens: tuple[bytes, ...], max_size: int) -> Target:
     """A parser of one whole message: it returns a value or raises one of `errors`."""
     return Target(name, name.split(".")[0], _single(fn), errors, seeds, tokens, max_size, note)
+
+
+def text(name: str, note: str, fn: Callable[[bytes], tuple[int, int]]) -> Target:
+    """A codec's text encoder: never raises; its checks raise FuzzFailure."""
+    return Target(name, name.split(".")[0], fn, (), _text_seeds(), _TEXT_TOKENS, 2048, note)
 
 
 def _buffered(decoder: Any) -> int:
@@ -340,6 +489,14 @@ def _targets() -> dict[str, Target]:
                onbon_tokens, 1024),
         single("evaluator_pad.grade_json", "parse_grade_json (tablet pads, MQTT)", parse_grade_json,
                (PadProtocolError,), _grade_json_seeds(), json_tokens, 512),
+        text("ticket_printer.text", "render_ticket with the text in every field, read back by PrintoutDecoder",
+             _ticket_text),
+        text("caller_display.generic_text", "generic_codec.encode, GB18030 and GB2312 fonts, then decode_frame",
+             _generic_bar_text),
+        text("caller_display.onbon_text", "onbon_codec.encode_bar, then OnbonDecoder", _onbon_text),
+        text("counter_keypad.text", "show_text and pad_prompt, then FrameDecoder and parse_display", _bus_text),
+        text("mqtt.state_text", "encode_state (every MQTT display's state), then json.loads", _state_text),
+        text("announcer.speech", "speakable (what espeak-ng is given)", _speech_text),
     ]
     return {t.name: t for t in targets}
 

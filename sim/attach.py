@@ -100,7 +100,7 @@ def attach(hall: Hall, workdir: Path, mqtt_devices: bool = True) -> Simulation:
             options = dict(device.options)
             sim.bars[device.id] = SimulatedBar(options.get("codec", "generic"),
                                                int(options.get("address", device.window)),
-                                               link=path).start()
+                                               link=path, font=options.get("charset")).start()
         elif device.kind in ("counter_keypad", "evaluator_pad") and device.transport == "serial":
             # devices sharing an RS-485 port share one simulated bus
             bus_path = str(workdir / f"bus{len(sim.buses)}.tty")

@@ -8,6 +8,10 @@ Frames for other addresses are ignored, as on a shared RS-485 bus.
 
 `unplug()` also cuts the bar's power: it goes blank, as a real bar loses its
 dynamic text, so a test sees the driver put the state back after `plug()`.
+
+`font` is the character set the bar's glyphs cover (GB18030, or GB2312 as on
+many bars): a character outside it shows as "\ufffd", the garbage a real bar
+shows, so a test sees whether the driver sent something the bar can show.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ SIM_CODECS = ("generic", "onbon")
 class SimulatedBar(PtyDevice):
     """One bar at `address`, speaking `codec` ("generic" or "onbon"); `receive(data)` is its brain."""
 
-    def __init__(self, codec: str = "generic", address: int = 1, link: str | None = None) -> None:
+    def __init__(self, codec: str = "generic", address: int = 1, link: str | None = None,
+                 font: str | None = None) -> None:
         if codec not in SIM_CODECS:
             raise ValueError(f"the simulated bar speaks {', '.join(SIM_CODECS)}, not {codec!r}")
         super().__init__(link)
         self.codec = codec
+        self.font = font or ("gb18030" if codec == "generic" else "gb2312")
         self.address = address
         self.silent = False
         self.showing: list[str] = []
@@ -92,7 +98,11 @@ class SimulatedBar(PtyDevice):
             return None
         return generic_codec.encode_ack(self.address)
 
+    def _glyphs(self, line: str) -> str:
+        return "".join(c if c.encode(self.font, "ignore") else "\ufffd" for c in line)
+
     def _show(self, lines: list[str], colour: Colour | None) -> None:
+        lines = [self._glyphs(line) for line in lines]
         self.frames += 1
         self.showing, self.colour = lines, colour
         self.history.append(list(lines))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from datetime import datetime
 
 import pytest
@@ -121,13 +122,26 @@ def test_the_generic_encoder_refuses_what_no_bar_can_take():
     with pytest.raises(DisplayProtocolError):
         generic.encode(256, ["A001"], Colour.GREEN)
     with pytest.raises(DisplayProtocolError):
-        generic.encode(1, ["很长" * 200], Colour.GREEN)
+        generic.encode(1, ["A001"] * 5, Colour.GREEN)
     with pytest.raises(DisplayProtocolError):
         generic.encode_brightness(1, 16)
 
 
-bar_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\n\r"), min_size=1,
-                   max_size=40)
+def test_a_text_too_long_for_a_frame_is_cut_and_the_cut_shows():
+    """A pause reason pasted ten times over still reaches the bar, cut, ending in "…"."""
+    frame = generic.encode(1, ["很长" * 200] * 4, Colour.GREEN)
+    shown = generic.decode_frame(frame)
+    assert len(shown.lines) == 4
+    for line in shown.lines:
+        assert line.endswith("…") and line.startswith("很长很长")
+        assert len(line.encode("gb18030")) <= generic.LINE_MAX_BYTES
+
+
+# Any text a bar can show: no controls, format characters, surrogates, private use or
+# unassigned code points (those are dropped or shown as □, tests/test_device_text.py), and
+# at most LINE_MAX_BYTES (30 characters of at most 4 bytes).
+bar_text = st.text(st.characters(exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")),
+                   min_size=1, max_size=30)
 
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -143,7 +157,8 @@ def test_any_text_survives_the_generic_codec_however_it_is_chunked(address, line
     out = []
     for piece in chunked(noise.replace(b"\xaa", b"") + frame, cuts):
         out += decoder.feed(piece)
-    assert out == [generic.ShowText(address, tuple(lines), colour)]
+    # composed as NFC: "e" and a combining accent is sent as the one character "é"
+    assert out == [generic.ShowText(address, tuple(unicodedata.normalize("NFC", t) for t in lines), colour)]
 
 
 # --- the Onbon codec ----------------------------------------------------------------------------

@@ -178,7 +178,6 @@ def test_controller_frames_for_keypad_lcds_and_pads():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: show_text(1, "长" * 127),  # 254 bytes of GB18030
     lambda: show_text(1, 42),
     lambda: pad_prompt(11, 0, "张三"),
     lambda: pad_prompt(11, 256, "张三"),

@@ -2,11 +2,11 @@
 
 from drivers.announcer.announcer import Announcement, Announcer, ErrorListener
 from drivers.announcer.speech import (
-    RECALL_PREFIX, announcement_text, call_phrase, chinese_number, spell_ticket,
+    RECALL_PREFIX, announcement_text, call_phrase, chinese_number, speakable, spell_ticket,
 )
 from drivers.announcer.synth import AnnouncerError, EspeakSynthesizer, Synthesizer
 
 __all__ = [
     "RECALL_PREFIX", "Announcement", "Announcer", "AnnouncerError", "ErrorListener", "EspeakSynthesizer",
-    "Synthesizer", "announcement_text", "call_phrase", "chinese_number", "spell_ticket",
+    "Synthesizer", "announcement_text", "call_phrase", "chinese_number", "speakable", "spell_ticket",
 ]

@@ -10,11 +10,18 @@ as an English word). The digit 1 is 一, not 幺: halls say 一 on their calls.
 
 The window is read as a number ("十二号窗口"), the way staff say it.
 No I/O here.
+
+`speakable` is what the synthesizer is given, whatever the phrase: espeak-ng
+reads `[[...]]` as raw phonemes (`espeak-ng -q -x "[[h@l'oU]]"` says them),
+control characters as embedded commands, and `<...>` as SSML when a hall
+turns markup on; so those go, and the phrase is bounded (drivers/text.py).
 """
 
 from __future__ import annotations
 
 import re
+
+from drivers import text as device_text
 
 DIGITS = {
     "0": "零", "1": "一", "2": "二", "3": "三", "4": "四",
@@ -25,6 +32,8 @@ DIGITS = {
 PLACES = ((1000, "千"), (100, "百"), (10, "十"), (1, ""))
 
 RECALL_PREFIX = "再次呼叫，"
+SPEECH_MAX_CHARS = 100  # a call is about 25; a longer text is cut, not read for a minute
+_MARKUP = str.maketrans({c: " " for c in "[]<>&\\{}"})
 
 TICKET_NUMBER = re.compile(r"([A-Za-z]*)([0-9]+)")
 
@@ -68,3 +77,9 @@ def call_phrase(number: str, window: int) -> str:
 def announcement_text(number: str, window: int, recall: bool = False) -> str:
     """The whole phrase; a recall starts with '再次呼叫，'."""
     return (RECALL_PREFIX if recall else "") + call_phrase(number, window)
+
+
+def speakable(text: str) -> str:
+    """`text` as the synthesizer may read it: no control characters, no phoneme brackets or
+    markup, at most SPEECH_MAX_CHARS characters."""
+    return device_text.fit(text.translate(_MARKUP), None, max_chars=SPEECH_MAX_CHARS)

@@ -17,6 +17,8 @@ import subprocess
 from pathlib import Path
 from typing import Protocol
 
+from drivers.announcer.speech import speakable
+
 log = logging.getLogger(__name__)
 
 ESPEAK_PACKAGE = "espeak-ng"
@@ -58,7 +60,7 @@ def run_tool(command: list[str], package: str, timeout: float) -> subprocess.Com
 
 
 class EspeakSynthesizer:
-    """espeak-ng, run once per phrase."""
+    """espeak-ng, run once per phrase; the phrase is `speakable` first, whoever made it."""
 
     def __init__(self, voice: str = "cmn-latn-pinyin", speed: int = 150, executable: str = "espeak-ng",
                  timeout: float = 10.0) -> None:
@@ -71,7 +73,8 @@ class EspeakSynthesizer:
         """Write `text` spoken as a WAV file at `path`; raises `AnnouncerError`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        run_tool([self.executable, "-v", self.voice, "-s", str(self.speed), "-w", str(path), "--", text],
+        run_tool([self.executable, "-v", self.voice, "-s", str(self.speed), "-w", str(path), "--",
+                  speakable(text)],
                  ESPEAK_PACKAGE, self.timeout)
         # espeak-ng exits 0 on some failures to open the output file.
         if not path.is_file() or path.stat().st_size <= 44:
@@ -80,6 +83,7 @@ class EspeakSynthesizer:
 
     def phonemes(self, text: str) -> str:
         """What the voice will say, in espeak-ng's phoneme notation; `(en)` marks a switch to English."""
-        done = run_tool([self.executable, "-v", self.voice, "-s", str(self.speed), "-q", "-x", "--", text],
+        done = run_tool([self.executable, "-v", self.voice, "-s", str(self.speed), "-q", "-x", "--",
+                         speakable(text)],
                         ESPEAK_PACKAGE, self.timeout)
         return done.stdout.decode("utf-8", "replace").strip()

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 class BarCodec(Protocol):
     """What a vendor codec module offers the driver (module-level functions)."""
 
-    def encode_bar(self, address: int, lines: Sequence[str], colour: Colour) -> bytes: ...
+    def encode_bar(self, address: int, lines: Sequence[str], colour: Colour,
+                   charset: str | None = None) -> bytes: ...
 
     def ack_waiter(self, address: int) -> Callable[[bytes], bool] | None: ...
 
@@ -54,9 +55,14 @@ class WindowBar:
 
     def __init__(self, device_id: str, link: DeviceLink, address: int, codec: str = "generic",
                  width_chars: int = 8, wait_ack: bool = True, ack_timeout: float = 0.5,
-                 idle_check: bool = True) -> None:
+                 idle_check: bool = True, charset: str | None = None) -> None:
         if codec not in CODECS:
             raise ValueError(f"{device_id}: unknown display codec {codec!r}; known: {', '.join(CODECS)}")
+        try:  # the character set the bar's font holds (options.charset); the codec knows which it can
+            CODECS[codec].encode_bar(0, [], Colour.YELLOW, charset)
+        except DisplayProtocolError as e:
+            raise ValueError(f"{device_id}: {e}") from None
+        self.charset = charset
         self.device_id = device_id
         self.link = link
         self.address = address
@@ -119,7 +125,7 @@ class WindowBar:
     def _send(self, state: WindowBarState) -> bool:
         try:
             frame = self.codec.encode_bar(self.address, bar_lines(state, self.width_chars),
-                                          bar_colour(state))
+                                          bar_colour(state), self.charset)
         except (DisplayProtocolError, ValueError, TypeError) as e:
             log.error("%s: cannot encode %r: %s", self.device_id, state, e)
             self.in_sync = False

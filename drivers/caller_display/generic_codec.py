@@ -25,6 +25,12 @@ A GB18030 multi-byte character never contains 0A or 0D, so 0A is a safe line
 separator; a line's own line breaks are sent as spaces. One or more lines are
 sent as one frame; the bar scrolls a line wider than itself.
 
+The text holds no byte below 20 but the 0A between lines (drivers/text.py:
+control characters are dropped), at most LINE_MAX_BYTES a line. A bar whose
+font holds only GB2312 (devices.md section 4) is configured with
+`charset = "gb2312"`: a character outside it (堃, 喆) is sent as □, which the
+bar can show, instead of bytes it would show as garbage.
+
 Bar to host, after every frame addressed to it alone, with a good XOR:
 
     AA 55 | ADDR | 80 | 00 00 | XOR | 0D        (ACK)
@@ -42,6 +48,7 @@ from functools import reduce
 from operator import xor
 from typing import Callable, Sequence
 
+from drivers import text as device_text
 from drivers.caller_display.state import Colour, DisplayProtocolError
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,9 @@ END = 0x0D
 HEADER_SIZE = 6  # AA 55 ADDR CMD LEN_H LEN_L
 MAX_DATA = 512
 MAX_LINES = 4
+# Four lines of this much, their separators and the colour byte stay within MAX_DATA.
+LINE_MAX_BYTES = 120
+TEXT_CHARSETS = ("gb18030", "gb2312")  # what the bar's font holds; the frame's bytes are GB18030
 BROADCAST = 0xFF
 
 SHOW_TEXT = 0x01
@@ -114,18 +124,31 @@ def encode_frame(address: int, command: int, data: bytes = b"") -> bytes:
     return START + body + bytes((checksum(body), END))
 
 
-def encode_text(lines: Sequence[str]) -> bytes:
+def _charset(charset: str | None) -> str:
+    if charset is None:
+        return TEXT_CHARSETS[0]
+    if charset.lower() not in TEXT_CHARSETS:
+        raise DisplayProtocolError(f"a generic bar's font is {' or '.join(TEXT_CHARSETS)}, not {charset!r}")
+    return charset.lower()
+
+
+def line_text(line: str, charset: str | None = None) -> bytes:
+    """One line as GB18030 bytes the bar shows as text: see the module docstring."""
+    return device_text.fit(line, _charset(charset), LINE_MAX_BYTES).encode("gb18030")
+
+
+def encode_text(lines: Sequence[str], charset: str | None = None) -> bytes:
     """The lines as GB18030, separated by 0A (a line's own line breaks become spaces)."""
     if len(lines) > MAX_LINES:
         raise DisplayProtocolError(f"{len(lines)} lines; a bar frame holds at most {MAX_LINES}")
-    clean = [line.replace("\r\n", " ").replace("\n", " ").replace("\r", " ") for line in lines]
-    # errors="replace": a lone surrogate is the only thing GB18030 cannot carry; show "?" for it.
-    return b"\n".join(line.encode("gb18030", errors="replace") for line in clean)
+    charset = _charset(charset)
+    return b"\n".join(line_text(line, charset) for line in lines)
 
 
-def encode(address: int, lines: Sequence[str], colour: Colour) -> bytes:
-    """Show `lines` (one frame, one or more lines) in `colour` on the bar at `address`."""
-    return encode_frame(address, SHOW_TEXT, bytes((COLOUR_CODES[colour],)) + encode_text(lines))
+def encode(address: int, lines: Sequence[str], colour: Colour, charset: str | None = None) -> bytes:
+    """Show `lines` (one frame, one or more lines) in `colour` on the bar at `address`, whose font
+    holds `charset` (None: GB18030)."""
+    return encode_frame(address, SHOW_TEXT, bytes((COLOUR_CODES[colour],)) + encode_text(lines, charset))
 
 
 def encode_clear(address: int) -> bytes:
@@ -228,8 +251,8 @@ class FrameDecoder:
 
 # --- the driver's view of this codec (see drivers.caller_display.driver.CODECS) ---------------
 
-def encode_bar(address: int, lines: Sequence[str], colour: Colour) -> bytes:
-    return encode(address, lines, colour)
+def encode_bar(address: int, lines: Sequence[str], colour: Colour, charset: str | None = None) -> bytes:
+    return encode(address, lines, colour, charset)
 
 
 def ack_waiter(address: int) -> Callable[[bytes], bool] | None:

@@ -21,7 +21,8 @@ models, or RS-485):
 DATA for the dynamic text area: `A3 06 01`, then the GB2312 text. Colour
 escapes in the text: `\\C1` red, `\\C2` green, `\\C3` yellow. A backslash in
 the hall's own text is sent as the full-width `＼` so that it can never be read
-as an escape.
+as an escape. The hall's text goes through drivers/text.py: control characters
+dropped, a character outside GB2312 (堃, 喆) sent as □, at most TEXT_MAX_BYTES.
 
 The CRC: devices.md says "CRC16 (IBM)". That name covers two common variants;
 this codec uses CRC-16/ARC (polynomial 0x8005, reflected, i.e. 0xA001 shifted
@@ -47,6 +48,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from drivers import text as device_text
 from drivers.caller_display.state import Colour, DisplayProtocolError
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ PROTOCOL_VERSION = 0x02
 HEADER_SIZE = 13
 DYNAMIC_TEXT = b"\xa3\x06\x01"
 MAX_DATA = 4096
+TEXT_CHARSET = "gb2312"
+TEXT_MAX_BYTES = 256  # a few screens of scrolling text; a longer one is cut, ending in …
 # An escaped packet is at most twice the raw packet; past that without a 5A the frame is lost.
 MAX_ESCAPED = 2 * (HEADER_SIZE + MAX_DATA + 2)
 
@@ -124,13 +128,11 @@ def encode_packet(address: int, data: bytes) -> bytes:
 
 
 def encode_text(text: str, colour: Colour | None = None) -> bytes:
-    """GB2312 text with the colour escape in front; characters outside GB2312 become "?"."""
-    safe = text.replace("\\", "＼")
+    """GB2312 text with the colour escape in front; see the module docstring for what is done
+    to the hall's text."""
+    safe = device_text.fit(text.replace("\\", "＼"), TEXT_CHARSET, TEXT_MAX_BYTES)
     prefix = f"\\C{COLOUR_CODES[colour]}" if colour is not None else ""
-    encoded = (prefix + safe).encode("gb2312", errors="replace")
-    if encoded.count(b"?") > (prefix + safe).count("?"):
-        log.warning("onbon: characters outside GB2312 shown as '?' in %r", text)
-    return encoded
+    return (prefix + safe).encode(TEXT_CHARSET)
 
 
 def encode_dynamic_text(address: int, text: str, colour: Colour | None = None) -> bytes:
@@ -264,7 +266,10 @@ class OnbonDecoder:
 
 # --- the driver's view of this codec (see drivers.caller_display.driver.CODECS) ---------------
 
-def encode_bar(address: int, lines: Sequence[str], colour: Colour) -> bytes:
+def encode_bar(address: int, lines: Sequence[str], colour: Colour, charset: str | None = None) -> bytes:
+    """`charset`: an Onbon controller's font is GB2312; nothing else can be configured."""
+    if charset is not None and charset.lower() != TEXT_CHARSET:
+        raise DisplayProtocolError(f"an Onbon controller's text is {TEXT_CHARSET}, not {charset!r}")
     return encode_dynamic_text(address, " ".join(lines), colour)
 
 

@@ -56,6 +56,8 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from drivers import text as device_text
+
 log = logging.getLogger(__name__)
 
 WAKE = 0xFF
@@ -72,6 +74,8 @@ START_EVALUATION, CALL_NEXT, RECALL, NO_SHOW, FINISH = 0x0B, 0x0C, 0x0D, 0x0E, 0
 GRADE, PAUSE, TRANSFER, RESUME, CALL_NUMBER = 0x11, 0x12, 0x13, 0x14, 0x15
 SHOW_TEXT, PAD_PROMPT, PAD_BLANK, PAD_THANKS = 0x20, 0x21, 0x22, 0x23
 TEXT_ENCODING = "gb18030"
+SCREEN_TEXT_BYTES = 64  # two 16-character lines of Hanzi on a keypad LCD
+NAME_BYTES = 32  # a staff name on the pad's prompt
 
 NUMBER = re.compile(r"[A-Z]?[0-9]{1,4}")
 GRADES = range(1, 6)
@@ -384,23 +388,22 @@ def parse(frame: BusFrame) -> KeyPress | GradePress | Unknown:
     return KeyPress(address, key, **fields)  # type: ignore[arg-type]
 
 
-def _text(text: str, what: str) -> bytes:
+def _text(text: str, what: str, max_bytes: int) -> bytes:
+    """Text for a keypad or pad screen (drivers/text.py): control characters dropped, so no
+    byte below 20 reaches the device, a stand-in for what GB18030 cannot carry, bounded."""
     if not isinstance(text, str):
         raise BusProtocolError(f"{what} must be text, not {type(text).__name__}")
-    try:
-        return text.encode(TEXT_ENCODING)
-    except UnicodeEncodeError as e:
-        raise BusProtocolError(f"{what} {text!r} is not encodable as {TEXT_ENCODING}: {e.reason}") from None
+    return device_text.encode(text, TEXT_ENCODING, max_bytes)
 
 
 def show_text(address: int, text: str) -> BusFrame:
-    """Show `text` on the keypad LCD at `address` (at most MAX_DATA bytes of GB18030)."""
-    return BusFrame(address, SHOW_TEXT, _text(text, "keypad text"))
+    """Show `text` on the keypad LCD at `address` (at most SCREEN_TEXT_BYTES of GB18030)."""
+    return BusFrame(address, SHOW_TEXT, _text(text, "keypad text", SCREEN_TEXT_BYTES))
 
 
 def pad_prompt(address: int, window: int, staff_name: str) -> BusFrame:
     """Ask the citizen at the pad to grade window `window`'s staff member."""
-    data = bytes((_byte(window, "a window number", 1),)) + _text(staff_name, "staff name")
+    data = bytes((_byte(window, "a window number", 1),)) + _text(staff_name, "staff name", NAME_BYTES)
     return BusFrame(address, PAD_PROMPT, data)
 
 

@@ -3,8 +3,11 @@
 Pure: no I/O. `render_ticket` drives python-escpos `Dummy` for the commands and
 encodes every text line as GB18030 itself, because python-escpos only detects
 U+4E00..U+9FA5: a line of CJK punctuation ("——", "【】") or a rare name
-character would otherwise get a Western code page or "?". `PrintoutDecoder`
-is the same stream read from the printer's side (simulator, tests).
+character would otherwise get a Western code page or "?". Every text goes
+through `ticket_text` (drivers/text.py): a name holding ESC, GS or DLE would
+otherwise be a command (ESC * swallows the bytes after it as a bit image, the
+status queries too, and the printer stops answering). `PrintoutDecoder` is the
+same stream read from the printer's side (simulator, tests).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from enum import IntEnum
 
 from escpos.printer import Dummy
 
+from drivers import text as device_text
+
 log = logging.getLogger(__name__)
 
 STATUS_QUERY = b"\x10\x04\x04"  # DLE EOT 4: roll paper sensor status
@@ -23,6 +28,10 @@ ESC, GS, FS, DLE, LF = 0x1B, 0x1D, 0x1C, 0x10, 0x0A
 CHINESE_ON, CHINESE_OFF = b"\x1c&", b"\x1c."
 NUMBER_SIZE = 4  # GS ! magnification of the ticket number (legible from ~3 m on 80 mm paper)
 RULE = "—" * 12
+TEXT_CHARSET = "gb18030"
+# Two printed lines of 48 columns on 80 mm paper (a Hanzi is two columns and two bytes); a longer
+# service name or notice is cut, ending in "…".
+TEXT_MAX_BYTES = 96
 
 
 class PrinterProtocolError(Exception):
@@ -95,12 +104,18 @@ def wait_text(wait: tuple[int, int] | None) -> str | None:
     return f"约 {low} 分钟" if low == high else f"约 {low}-{high} 分钟"
 
 
+def ticket_text(text: str) -> bytes:
+    """One line's text as the printer gets it: GB18030 without a control byte (so never a
+    command), a stand-in for what GB18030 cannot carry, at most TEXT_MAX_BYTES."""
+    return device_text.encode(text, TEXT_CHARSET, TEXT_MAX_BYTES)
+
+
 def render_ticket(t: TicketPrint) -> bytes:
     """The ESC/POS byte stream of one ticket, ending with a cut."""
     p = Dummy()
 
     def line(text: str = "") -> None:
-        p._raw(text.encode("gb18030") + b"\n")
+        p._raw(ticket_text(text) + b"\n")
 
     p.hw("INIT")
     p._raw(CHINESE_ON)
