@@ -12,6 +12,9 @@ Over the finished visits (tickets with status `finished`) whose `day` lies in th
   excluded from both sides. None when the group has no real evaluation.
 - **bad reviews** (不满意, 非常不满意, real evaluations only), real-name (the ticket has a masked
   ID) and anonymous apart.
+- **prompts cut short**: visits whose pad prompt ended before a grade or its timeout (the
+  window's next visit finished first; in older logs, a pause or logout), for the supervisor:
+  evaluation is the citizen's, and nobody may influence it (国办发〔2019〕51号).
 
 Where the database has the case desk's `cases` table (controller.cases), for the group's
 bad-review cases (those opened for the group's visits): **callback rate** = closed / cases
@@ -37,6 +40,7 @@ import sqlite_utils
 from controller.case_records import case_from_json
 from controller.core.callbacks import BAD_GRADES, STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
+from controller.core.evaluation import cut_short
 from controller.core.hall import EVALUATION_GRADES
 
 SYSTEM_DEFAULT = "system_default"
@@ -96,6 +100,11 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
     for v in visits:
         groups.setdefault(v["key"], []).append(v)
 
+    cut = {r["ticket_id"] for r in db.query(
+        "SELECT ticket_id, json_extract(data, '$.reason') AS reason FROM events "
+        "WHERE kind = 'evaluation_ended' AND ticket_id IN (SELECT id FROM tickets "
+        "WHERE status = 'finished' AND day BETWEEN ? AND ?)", span) if cut_short(r["reason"])}
+
     has_cases = "cases" in db.table_names()
     cases_by_ticket: dict[str, Case] = {}
     complaints: dict[Any, list[Case]] = {}
@@ -126,6 +135,7 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
             "satisfaction_rate": _ratio(satisfied, len(real)),
             "bad_reviews_real_name": sum(1 for v in bad if v["id_masked"] is not None),
             "bad_reviews_anonymous": sum(1 for v in bad if v["id_masked"] is None),
+            "prompts_cut_short": sum(1 for v in group if v["id"] in cut),
         }
         if has_cases:
             bad_cases = [cases_by_ticket[v["id"]] for v in group if v["id"] in cases_by_ticket]

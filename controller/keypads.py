@@ -37,7 +37,9 @@ def command_for(ctrl: HallController, window: int, press: KeyPress) -> c.Command
         return c.Transfer(window, _service(ctrl, press))
     if key is Key.CALL_NUMBER:
         return c.CallNumber(window, press.number or "")
-    return None  # START_EVALUATION belongs to the evaluation path
+    if key is Key.START_EVALUATION:
+        return c.StartEvaluation(window)
+    return None
 
 
 def _service(ctrl: HallController, press: KeyPress) -> str:
