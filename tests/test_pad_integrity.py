@@ -5,12 +5,13 @@ next visit before the citizen has graded the last one."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
 
 from controller.clock import ManualClock
-from drivers.counter_keypad.codec import PAD_BLANK, PAD_PROMPT, PAD_THANKS
+from drivers.counter_keypad.codec import GRADE, PAD_BLANK, PAD_PROMPT, PAD_THANKS, BusFrame
 from tests.halls import at, calling_hall
 from tests.server import running_hall, wait_for
 
@@ -128,3 +129,56 @@ def test_a_prompt_cut_short_by_the_next_visit_is_counted_for_the_supervisor(hall
     [row] = [r for r in rows if r["staff"] == "s3"]
     assert (row["visits"], row["evaluated"], row["prompts_cut_short"]) == (2, 1, 1)
     assert "prompts_cut_short" in csv.content.decode("utf-8-sig").splitlines()[0]
+
+
+# -- a grade acknowledged on the bus is on disk -------------------------------------------------
+
+GRADE_5 = BusFrame(PAD, GRADE, b"\x05")
+
+
+def grades_on_disk(hall, ticket: str) -> list[str]:
+    return [r["data"] for r in hall.ctrl.store.query(
+        "SELECT data FROM events WHERE kind = 'ticket_evaluated' AND ticket_id = ?", [ticket])]
+
+
+def test_a_grade_is_not_acknowledged_while_the_disk_is_full_and_lands_once_from_the_pads_resend(
+        hall, monkeypatch):
+    hall.bus.retry_after, hall.bus.retries = 0.4, 30  # a pad that hears no echo sends again
+    [ticket] = issue(hall)
+    serve(hall, ticket)
+    store, commit = hall.ctrl.store, hall.ctrl.store.commit
+    disk = {"full": True, "refused": 0}
+
+    def commit_on_a_full_disk(now, actor, name, args, outcome):
+        if name == "evaluate" and disk["full"]:
+            disk["refused"] += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return commit(now, actor, name, args, outcome)
+
+    monkeypatch.setattr(store, "commit", commit_on_a_full_disk)
+    hall.bus.grade(PAD, 5)  # 非常不满意
+    wait_for(lambda: disk["refused"] >= 3)  # the first try and two of the pad's own
+    assert GRADE_5 not in hall.bus.acks  # the pad never showed 谢谢 for a grade not on disk
+    assert hall.bus.sent.count(GRADE_5) >= 3
+    assert store.ticket(ticket).grade is None and hall.ctrl.state.windows[3].evaluating == ticket
+
+    disk["full"] = False  # space is freed: the next resend is recorded, then acknowledged
+    wait_for(lambda: GRADE_5 in hall.bus.acks, 5)
+    assert store.ticket(ticket).grade == "非常不满意"
+    time.sleep(1.0)  # the pad has stopped sending: nothing more arrives
+    assert len(grades_on_disk(hall, ticket)) == 1
+    assert hall.bus.acks.count(GRADE_5) == 1
+
+
+def test_a_grade_whose_echo_is_lost_is_sent_again_and_recorded_once(hall):
+    hall.bus.retry_after, hall.bus.retries = 0.5, 3  # past the driver's 0.3 s debounce
+    [ticket] = issue(hall)
+    serve(hall, ticket)
+    hall.bus.drop_echo = 1  # the line eats the echo of the committed grade
+    hall.bus.grade(PAD, 5)
+    wait_for(lambda: GRADE_5 in hall.bus.acks, 5)
+    assert hall.bus.lost_echoes == 1 and hall.bus.sent.count(GRADE_5) == 2
+    assert len(grades_on_disk(hall, ticket)) == 1
+    refused = list(hall.ctrl.store.query(
+        "SELECT result FROM commands WHERE name = 'evaluate' ORDER BY id"))
+    assert [r["result"] for r in refused] == ["ok", "no_evaluation"]  # the repeat, refused and logged
