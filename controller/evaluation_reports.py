@@ -50,11 +50,19 @@ GROUPINGS = ("window", "staff", "service", "day", "month")
 _KEY = {"window": "window", "staff": "staff_id", "service": "service", "day": "day",
         "month": "substr(day, 1, 7)"}
 
-# GB/T 39046-2020: 1 = 非常满意 … 5 = 非常不满意; some provincial upload interfaces reverse it.
+# 好差评 grade codes of the upload interfaces: the one table of them. The five grades are those
+# of GB/T 39734-2020 (政务服务"一次一评""一事一评"工作规范, 7.3) and GB/T 39735-2020 (政务服务
+# 评价工作指南); neither numbers them for an upload. The provincial 好差评 interfaces, as they
+# publish it, code 非常满意 = 5 … 非常不满意 = 1: that is the national export and the default
+# (`[export] grade_codes`). "reversed" (非常满意 = 1 … 非常不满意 = 5, the pads' key order)
+# stays for a platform that asks for it. (GB/T 39046-2020 is the service platform's basic
+# data specification, not a grade table.)
 GRADE_CODES: dict[str, dict[str, int]] = {
-    "gbt39046": {g: i + 1 for i, g in enumerate(EVALUATION_GRADES)},
-    "provincial": {g: 5 - i for i, g in enumerate(EVALUATION_GRADES)},
+    "national": {"非常满意": 5, "满意": 4, "基本满意": 3, "不满意": 2, "非常不满意": 1},
+    "reversed": {"非常满意": 1, "满意": 2, "基本满意": 3, "不满意": 4, "非常不满意": 5},
 }
+DEFAULT_GRADE_CODES = "national"
+assert all(set(codes) == set(EVALUATION_GRADES) for codes in GRADE_CODES.values())
 DEFAULT_CHANNEL_CODES = {"pad": "1", "tablet": "2", "system_default": "9"}
 
 
@@ -158,13 +166,13 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
 
 
 def grade_export(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date,
-                 mapping: str = "gbt39046",
+                 mapping: str = DEFAULT_GRADE_CODES,
                  channel_codes: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One row per graded visit, the grade and channel mapped to an upload interface's codes.
 
-    `mapping` gbt39046 (1 = 非常满意 … 5 = 非常不满意) or provincial (1 = 非常不满意 …
-    5 = 非常满意). A channel missing from `channel_codes` is a ValueError: a code is never
-    guessed. Identity leaves only masked.
+    `mapping` names a table of `GRADE_CODES`: national (非常满意 = 5 … 非常不满意 = 1) or
+    reversed (非常满意 = 1 … 非常不满意 = 5). A channel missing from `channel_codes` is a
+    ValueError: a code is never guessed. Identity leaves only masked.
     """
     if mapping not in GRADE_CODES:
         raise ValueError(f"mapping must be one of {', '.join(GRADE_CODES)}, not {mapping!r}")

@@ -42,7 +42,7 @@ of the field's digit+OK combinations (hold has no function yet):
 | 0x23 | controller | pad thanks | none |
 
 Pause reasons: 1 临时离开, 2 取材料/复印, 3 会商/请示, 4 就餐, 5 其他;
-minutes 1-255 (the engine sets the real limit). Grades as GB/T 39046:
+minutes 1-255 (the engine sets the real limit). Grades, the pads' keys:
 1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意 (the order of
 `EVALUATION_GRADES` in the hall core). Text is GB18030, which is GB2312
 wherever GB2312 has the character; an LCD that knows only GB2312 shows rare
