@@ -8,7 +8,7 @@ Nobody may influence it either (same text): once a visit is finished its
 prompt stays until graded or timed out, whatever the window does (pause,
 logout). The one way a prompt still ends early is the window's next visit
 finishing (one pad, one question); that is "cut short" and counted against
-the staff member of the visit (`CUT_SHORT`, the evaluation report).
+the staff member of the visit (`cut_short`, the evaluation report).
 A mixin of `Engine`: pure, like it.
 """
 

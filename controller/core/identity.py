@@ -1,17 +1,20 @@
 """The numbers of the cards an ID-card reader reads, each checked as its own kind; birth date,
 masking, and the citizen a real-name ticket carries.
 
-| kind | card | number |
-|---|---|---|
-| resident | 居民身份证 | 18: GB 11643 (6-digit region 11-71, YYYYMMDD birth, 3-digit sequence, MOD 11-2 check digit) |
-| residence_permit | 港澳台居民居住证 (J) | the same 18, region 810000 Hong Kong, 820000 Macau, 830000 Taiwan |
-| foreign_2023 | 外国人永久居留身份证 2023 (Y) | the same 18, first digit 9: 9, 2-digit region, 3-digit country, YYYYMMDD, 3-digit sequence, check |
-| foreign_2017 | 外国人永久居留身份证 2017 (I) | 15: 3-letter nationality (ISO 3166-1), 4-digit region, YYMMDD birth, sequence digit (odd male), check digit |
+- resident, 居民身份证: 18 characters, GB 11643 (6-digit region, YYYYMMDD birth, 3-digit
+  sequence, MOD 11-2 check digit, X for 10).
+- residence_permit, 港澳台居民居住证 (J card): the same, region 810000 Hong Kong, 820000
+  Macau, 830000 Taiwan.
+- foreign_2023, 外国人永久居留身份证 2023 (Y card): the same 18 with first digit 9 (then a
+  2-digit region, a 3-digit country, YYYYMMDD, a 3-digit sequence and the check digit).
+- foreign_2017, 外国人永久居留身份证 2017 (I card): 15 characters, the 3-letter nationality
+  (ISO 3166-1), a 4-digit region, YYMMDD birth, a sequence digit (odd for men), a check digit.
 
 The 2017 card's check digit is the machine-readable passport one (ICAO 9303: weights 7 3 1,
 A = 10 … Z = 35, sum mod 10) over the first 14 characters. Its birth year has two digits: a
-2017 card was issued from 2017 to 2023, so a card holder born in 20YY has YY at most 23 and
-one born in 19YY, usually more; `birth_date` reads 00-23 as 20YY. A typed or scanned number
+2017 card was issued from 2017 to 2023, so a holder born in 20YY has YY at most 23;
+`birth_date` reads 00-23 as 20YY (a holder born 1900-1923 would read as a child and miss the
+elderly priority: the number alone cannot tell). A typed or scanned number
 says which kind it is by its shape; a number read from a card is checked as that card's kind.
 """
 
