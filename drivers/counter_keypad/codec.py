@@ -16,9 +16,9 @@ Pure: no I/O, no transports. Frame, both directions (devices.md section 3;
 - SUM is the 8-bit sum of ADDR through the last DATA byte (LEN not included).
 - 16 ends the frame.
 - The controller echoes every device frame it takes, byte for byte, as the
-  acknowledgement (a device that hears none may send the frame again). It
-  never echoes a device's copy of a controller frame (0x20-0x23): that
-  would ping-pong.
+  acknowledgement (a device that hears none may send the frame again); a
+  grade only once it is recorded (`driver.CounterBus`). It never echoes a
+  device's copy of a controller frame (0x20-0x23): that would ping-pong.
 
 Functions. The field fixes 0x0B, 0x0C, 0x0D, 0x11, 0x12 and 0x13; the rest
 (and every DATA layout) are ours, for keypads set up to send them in place
