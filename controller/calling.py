@@ -337,10 +337,28 @@ class CallingFloor:
                     pad.prompt(event.window, staff.name if staff else None, event.data["label"])
                 elif kind == ev.TICKET_EVALUATED and event.data.get("channel") != "system_default":
                     pad.thanks()
-                elif kind in (ev.EVALUATION_ENDED, ev.WINDOW_PAUSED, ev.WINDOW_CLOSED):
+                elif kind == ev.EVALUATION_ENDED:
+                    pad.blank()
+                elif kind in (ev.WINDOW_PAUSED, ev.WINDOW_CLOSED) and not self._asking(event.window):
+                    # a finished visit's prompt outlives the pause or logout (国办发〔2019〕51号):
+                    # the pad blanks when it is graded or times out
                     pad.blank()
             except Exception:
                 log.exception("pad at window %s", event.window)
+        if (kind == ev.TICKET_EVALUATED and event.data.get("channel") != "system_default"
+                and self._away(event.window)):
+            # graded after staff left: the thanks, then the pad blanks like the window
+            self._later(FLASH_SECONDS, lambda: self._show_pads(event.window))
+
+    def _asking(self, window: int) -> bool:
+        with self.ctrl.lock:
+            w = self.ctrl.state.windows.get(window)
+            return w is not None and w.evaluating is not None
+
+    def _away(self, window: int) -> bool:
+        with self.ctrl.lock:
+            w = self.ctrl.state.windows.get(window)
+            return w is not None and w.status is not WindowStatus.OPEN
 
     def _show_bar(self, window: int) -> None:
         bars = self.bars.get(window)

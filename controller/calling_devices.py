@@ -25,7 +25,7 @@ from drivers.counter_keypad import (
     BusProtocolError, CounterBus, RepeatFilter, pad_blank, pad_prompt, pad_thanks, parse_key_json,
     show_text,
 )
-from drivers.evaluator_pad import GRADES_GB39046, PadProtocolError, pad_state_json, parse_grade_json
+from drivers.evaluator_pad import PAD_GRADES, PadProtocolError, pad_state_json, parse_grade_json
 from drivers.mqtt import MqttLink
 from drivers.transport import Backoff, DeviceHealth, DeviceLink, Health, transport_for
 
@@ -143,7 +143,7 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
             grades_from = {int(dict(d.options).get("address", d.window)): d.window for d in pads}
             bus = CounterBus(f"bus:{port}", link, {**inputs, **grades_from}, lambda window, press: None,
                              on_grade=lambda window, press: grade_given(
-                                 ctrl, window, GRADES_GB39046[press.grade - 1], "pad"))
+                                 ctrl, window, PAD_GRADES[press.grade - 1], "pad"))
             bus.on_key = (lambda window, press, bus=bus, inputs=inputs: key_pressed(
                 ctrl, window, press, tell=lambda w, msg: _tell(bus, inputs, w, msg)))
             floor.run(bus.run, f"bus:{port}")

@@ -398,16 +398,26 @@ def _display(top: Table) -> dict[str, Any]:
     return {"display_notices": tuple(text.strip() for _, text in notices)}
 
 
+GRADE_CODE_TABLES = ("national", "reversed")  # controller.evaluation_reports.GRADE_CODES
+
+
 def _export(top: Table) -> dict[str, Any]:
-    """Codes the provincial 好差评 upload uses for each evaluation channel."""
-    t = top.table("export", ("channel_codes",))
+    """The 好差评 upload's grade code table and its code for each evaluation channel."""
+    t = top.table("export", ("channel_codes", "grade_codes"))
+    out: dict[str, Any] = {}
+    if "grade_codes" in t.data:
+        check(t.key("grade_codes"), t.data["grade_codes"],
+              "national (非常满意 = 5 … 非常不满意 = 1) or reversed (非常满意 = 1 … 非常不满意 = 5)",
+              lambda v: v in GRADE_CODE_TABLES)
+        out["export_grade_codes"] = t.data["grade_codes"]
     if "channel_codes" not in t.data:
-        return {}
+        return out
     codes = t.table("channel_codes", ("pad", "tablet", "system_default", "staff"))
     for channel, code in codes.data.items():
         check(codes.key(channel), code, "a code as a quoted string, e.g. \"1\"", is_text)
     merged = dict(Hall.__dataclass_fields__["export_channel_codes"].default) | codes.data
-    return {"export_channel_codes": tuple(sorted(merged.items()))}
+    out["export_channel_codes"] = tuple(sorted(merged.items()))
+    return out
 
 
 _ACCOUNT = "a broker user name of 1-64 letters, digits, '_', '-' or '.'"

@@ -16,9 +16,10 @@ from controller.appointments import Appointments
 from controller.core.hall import Device
 from controller.hallcontroller import HallController
 from controller.kiosk import Kiosk
+from controller.core import identity
 from controller.core.errors import HallError
 from drivers.code_scanner import CodeScanner
-from drivers.id_reader import IdCardReader
+from drivers.id_reader import Card, CardType, IdCardReader
 from drivers.ticket_printer import PrinterUnavailable, TicketPrinter
 from drivers.transport import Backoff, DeviceLink, transport_for
 
@@ -64,6 +65,27 @@ class Floor:
                 link.close()
             except Exception:
                 log.exception("closing %s", link.device)
+
+
+# The number check of each card kind the reader reads (controller.core.identity).
+CARD_KINDS = {
+    CardType.RESIDENT: identity.IdKind.RESIDENT,
+    CardType.RESIDENCE_PERMIT: identity.IdKind.RESIDENCE_PERMIT,
+    CardType.FOREIGN_PERMANENT_2017: identity.IdKind.FOREIGN_2017,
+    CardType.FOREIGN_PERMANENT_2023: identity.IdKind.FOREIGN_2023,
+}
+
+
+def _card_read(kiosk: Kiosk, card: Card) -> None:
+    """A card is checked as its own kind: a number that is not one of that card's (a misread,
+    a forgery) is refused here, whatever other kind of number it might pass for."""
+    kind = CARD_KINDS[card.card_type]
+    if identity.kind_of(card.id_number) is not kind:
+        error = HallError("invalid_id_number", identity.WRONG_NUMBER[kind])
+        kiosk.ctrl.refuse(kiosk.actor, "card_read", {"card": kind.value}, error)
+        kiosk.reader_message(error.message)
+        return
+    kiosk.card_read(card.id_number, card.name)
 
 
 def _scanned(kiosk: Kiosk, code: str) -> None:
@@ -119,7 +141,7 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
             kiosk.reader_id = device.id
             reader = IdCardReader(
                 device.id, link,
-                on_card=lambda card, k=kiosk: k.card_read(card.id_number, card.name),
+                on_card=lambda card, k=kiosk: _card_read(k, card),
                 on_error=lambda status, message, k=kiosk: k.reader_message(message))
             floor.run(reader.run, device.id)
         else:

@@ -12,6 +12,9 @@ Over the finished visits (tickets with status `finished`) whose `day` lies in th
   excluded from both sides. None when the group has no real evaluation.
 - **bad reviews** (不满意, 非常不满意, real evaluations only), real-name (the ticket has a masked
   ID) and anonymous apart.
+- **prompts cut short**: visits whose pad prompt ended before a grade or its timeout (the
+  window's next visit finished first; in older logs, a pause or logout), for the supervisor:
+  evaluation is the citizen's, and nobody may influence it (国办发〔2019〕51号).
 
 Where the database has the case desk's `cases` table (controller.cases), for the group's
 bad-review cases (those opened for the group's visits): **callback rate** = closed / cases
@@ -37,6 +40,7 @@ import sqlite_utils
 from controller.case_records import case_from_json
 from controller.core.callbacks import BAD_GRADES, STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
+from controller.core.evaluation import cut_short
 from controller.core.hall import EVALUATION_GRADES
 
 SYSTEM_DEFAULT = "system_default"
@@ -46,11 +50,19 @@ GROUPINGS = ("window", "staff", "service", "day", "month")
 _KEY = {"window": "window", "staff": "staff_id", "service": "service", "day": "day",
         "month": "substr(day, 1, 7)"}
 
-# GB/T 39046-2020: 1 = 非常满意 … 5 = 非常不满意; some provincial upload interfaces reverse it.
+# 好差评 grade codes of the upload interfaces: the one table of them. The five grades are those
+# of GB/T 39734-2020 (政务服务"一次一评""一事一评"工作规范, 7.3) and GB/T 39735-2020 (政务服务
+# 评价工作指南); neither numbers them for an upload. The provincial 好差评 interfaces, as they
+# publish it, code 非常满意 = 5 … 非常不满意 = 1: that is the national export and the default
+# (`[export] grade_codes`). "reversed" (非常满意 = 1 … 非常不满意 = 5, the pads' key order)
+# stays for a platform that asks for it. (GB/T 39046-2020 is the service platform's basic
+# data specification, not a grade table.)
 GRADE_CODES: dict[str, dict[str, int]] = {
-    "gbt39046": {g: i + 1 for i, g in enumerate(EVALUATION_GRADES)},
-    "provincial": {g: 5 - i for i, g in enumerate(EVALUATION_GRADES)},
+    "national": {"非常满意": 5, "满意": 4, "基本满意": 3, "不满意": 2, "非常不满意": 1},
+    "reversed": {"非常满意": 1, "满意": 2, "基本满意": 3, "不满意": 4, "非常不满意": 5},
 }
+DEFAULT_GRADE_CODES = "national"
+assert all(set(codes) == set(EVALUATION_GRADES) for codes in GRADE_CODES.values())
 DEFAULT_CHANNEL_CODES = {"pad": "1", "tablet": "2", "system_default": "9"}
 
 
@@ -96,6 +108,11 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
     for v in visits:
         groups.setdefault(v["key"], []).append(v)
 
+    cut = {r["ticket_id"] for r in db.query(
+        "SELECT ticket_id, json_extract(data, '$.reason') AS reason FROM events "
+        "WHERE kind = 'evaluation_ended' AND ticket_id IN (SELECT id FROM tickets "
+        "WHERE status = 'finished' AND day BETWEEN ? AND ?)", span) if cut_short(r["reason"])}
+
     has_cases = "cases" in db.table_names()
     cases_by_ticket: dict[str, Case] = {}
     complaints: dict[Any, list[Case]] = {}
@@ -126,6 +143,7 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
             "satisfaction_rate": _ratio(satisfied, len(real)),
             "bad_reviews_real_name": sum(1 for v in bad if v["id_masked"] is not None),
             "bad_reviews_anonymous": sum(1 for v in bad if v["id_masked"] is None),
+            "prompts_cut_short": sum(1 for v in group if v["id"] in cut),
         }
         if has_cases:
             bad_cases = [cases_by_ticket[v["id"]] for v in group if v["id"] in cases_by_ticket]
@@ -148,13 +166,13 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
 
 
 def grade_export(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date,
-                 mapping: str = "gbt39046",
+                 mapping: str = DEFAULT_GRADE_CODES,
                  channel_codes: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One row per graded visit, the grade and channel mapped to an upload interface's codes.
 
-    `mapping` gbt39046 (1 = 非常满意 … 5 = 非常不满意) or provincial (1 = 非常不满意 …
-    5 = 非常满意). A channel missing from `channel_codes` is a ValueError: a code is never
-    guessed. Identity leaves only masked.
+    `mapping` names a table of `GRADE_CODES`: national (非常满意 = 5 … 非常不满意 = 1) or
+    reversed (非常满意 = 1 … 非常不满意 = 5). A channel missing from `channel_codes` is a
+    ValueError: a code is never guessed. Identity leaves only masked.
     """
     if mapping not in GRADE_CODES:
         raise ValueError(f"mapping must be one of {', '.join(GRADE_CODES)}, not {mapping!r}")

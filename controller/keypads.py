@@ -37,7 +37,9 @@ def command_for(ctrl: HallController, window: int, press: KeyPress) -> c.Command
         return c.Transfer(window, _service(ctrl, press))
     if key is Key.CALL_NUMBER:
         return c.CallNumber(window, press.number or "")
-    return None  # START_EVALUATION belongs to the evaluation path
+    if key is Key.START_EVALUATION:
+        return c.StartEvaluation(window)
+    return None
 
 
 def _service(ctrl: HallController, press: KeyPress) -> str:
@@ -76,7 +78,9 @@ def key_pressed(ctrl: HallController, window: int, press: KeyPress,
 def grade_given(ctrl: HallController, window: int, grade: str, channel: str,
                 tags: tuple[str, ...] = ()) -> None:
     """A grade pressed on the window's pad. A press with no visit to grade (a second press,
-    a pad on a paused window) is refused, and the refusal is in the audit log."""
+    a pad nobody asked) is refused, and the refusal is in the audit log. Returns once the
+    grade or its refusal is on disk; raises when neither could be written (a full disk), and
+    the counter bus then does not acknowledge the press, so the pad sends it again."""
     try:
         ctrl.execute(c.Evaluate(window, grade, channel, tuple(tags)), f"pad:{window}")
     except HallError as e:

@@ -193,7 +193,7 @@ def _routes(sim: Simulation) -> APIRouter:
     @r.post("/pads/{window}/grade", summary="Press a grade on a window's pad: 1 非常满意 … 5 非常不满意")
     async def grade(window: int, body: _Grade) -> dict[str, Any]:
         if not 1 <= body.grade <= 5:
-            raise HTTPException(422, "grade is 1 to 5 (GB/T 39046)")
+            raise HTTPException(422, "grade is 1 to 5 (1 非常满意 … 5 非常不满意)")
         if window in sim.tablet_pads:
             sim.tablet_pads[window].grade(body.grade)
             return {"ok": True}

@@ -40,7 +40,7 @@ class Citizen:
     absent: bool  # not there when called (过号)
     transfer_to: str | None
     transfer_seconds: float  # time at the first window before the transfer
-    grade: int | None  # 1-5 on the pad (GB/T 39046), None: does not grade
+    grade: int | None  # 1-5 on the pad (1 非常满意 … 5 非常不满意), None: does not grade
     grade_delay: float
     # filled in as the day runs
     ticket: str | None = None

@@ -25,7 +25,7 @@ from controller.pins import DEMO_PIN, hash_pin
 from controller.tomlkeys import ConfigError, Table, check, claim, found, is_int, matches, read_toml
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
-# GB/T 39046 order: 1 非常满意 ... 5 非常不满意, as the pads send them.
+# The pads' order: 1 非常满意 ... 5 非常不满意, as the pads send them.
 GRADE_KEYS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied",
               "very_dissatisfied")
 FAULT_KINDS = ("printer_paper_out", "display_unplugged", "broker_restart")
@@ -69,7 +69,7 @@ class StaffBehaviour:
 @dataclass(frozen=True)
 class Evaluation:
     share: float = 0.85  # visits the citizen grades on the pad
-    grades: tuple[float, ...] = (0.72, 0.20, 0.05, 0.02, 0.01)  # GB/T 39046 order
+    grades: tuple[float, ...] = (0.72, 0.20, 0.05, 0.02, 0.01)  # the pads' order
     delay_seconds: tuple[float, float] = (3, 25)
 
     @property

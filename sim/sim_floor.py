@@ -50,7 +50,7 @@ from drivers.counter_keypad import (
 )
 from drivers.counter_keypad.codec import DISPLAY_FUNCTIONS, PAD_PROMPT, SHOW_TEXT
 from drivers.evaluator_pad import (
-    GRADES_GB39046, PadGrade, encode_grade_json, pad_state_json, parse_grade_json,
+    PAD_GRADES, PadGrade, encode_grade_json, pad_state_json, parse_grade_json,
 )
 from drivers.mqtt import encode
 from drivers.ticket_printer import TicketPrinter
@@ -128,7 +128,7 @@ class TabletPad:
     def grade(self, grade: int) -> None:
         """The citizen's press: the tablet's message, read as the controller reads it."""
         self.sent += 1
-        payload = encode_grade_json(PadGrade(f"{self.window}-{self.sent}", GRADES_GB39046[grade - 1]))
+        payload = encode_grade_json(PadGrade(f"{self.window}-{self.sent}", PAD_GRADES[grade - 1]))
         message = parse_grade_json(payload)
         if self.repeats.first_time(message.id):
             grade_given(self.ctrl, self.window, message.grade, "tablet", message.tags)
@@ -193,7 +193,7 @@ class SimFloor:
             link = DeviceLink(name, host, self.report, Backoff(0.2, 1.0), clock=clock)
             bus = CounterBus(name, link, addresses, lambda window, press: None,
                              on_grade=lambda window, press: grade_given(
-                                 ctrl, window, GRADES_GB39046[press.grade - 1], "pad"), clock=clock)
+                                 ctrl, window, PAD_GRADES[press.grade - 1], "pad"), clock=clock)
             bus.on_key = lambda window, press, bus=bus, keypads=keypads: key_pressed(
                 ctrl, window, press, tell=lambda w, msg: self._tell(bus, keypads, w, msg))
             devices = SimulatedBusDevices(end, addresses, on_prompt, on_text)

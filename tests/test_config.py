@@ -418,6 +418,18 @@ def test_voice_settings() -> None:
     assert e.value.key == "voice.repeats"
 
 
+def test_export_grade_codes_default_to_the_national_table_and_name_only_known_tables() -> None:
+    data = minimal_hall_dict()
+    assert parse_hall(data).export_grade_codes == "national"
+    data["export"] = {"grade_codes": "reversed"}
+    assert parse_hall(data).export_grade_codes == "reversed"
+    for wrong in ("gbt39046", "provincial", 5):
+        data["export"] = {"grade_codes": wrong}
+        with pytest.raises(ConfigError) as e:
+            parse_hall(data)
+        assert e.value.key == "export.grade_codes"
+
+
 def test_export_channel_codes() -> None:
     data = minimal_hall_dict()
     data["export"] = {"channel_codes": {"tablet": "3"}}

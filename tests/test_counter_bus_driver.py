@@ -137,6 +137,26 @@ def test_a_lost_echo_makes_the_keypad_send_again_and_the_repeat_is_not_acted_on(
     assert row.sim.lost_echoes == 1 and row.sim.sent == [frame, frame]
 
 
+def test_a_grade_is_echoed_only_after_the_controller_has_it_and_a_failed_one_is_sent_again(make_row):
+    row = make_row(retry_after=0.2, retries=5)
+    tries: list[GradePress] = []
+
+    def record(window, grade):  # the controller's commit: the disk is full the first two times
+        tries.append(grade)
+        if len(tries) <= 2:
+            raise OSError("database or disk is full")
+        row.grades.append((window, grade))
+
+    row.bus.on_grade = record
+    frame = row.sim.grade(12, 4)
+    row.poll_until(lambda: len(tries) == 1)
+    assert row.sim.acks == []  # not recorded, not acknowledged
+    row.poll_until(lambda: row.sim.acks == [frame])
+    row.polls(5)
+    assert row.grades == [(2, GradePress(12, 4))] and len(tries) == 3
+    assert row.sim.sent[:3] == [frame, frame, frame]  # a fourth only if the echo was slow: a repeat
+
+
 def test_the_same_key_after_the_debounce_is_a_new_press_and_another_key_at_once_is_too(make_row):
     clock = FakeClock()
     row = make_row(clock=clock)

@@ -45,9 +45,9 @@ def test_staff_may_start_the_pad_at_reception(story):
     assert kinds(story.do(c.StartEvaluation(1))) == ["evaluation_prompted"]
     story.do(c.Evaluate(1, "满意"))
     assert kinds(story.do(c.Finish(1))) == ["ticket_finished"]  # graded already: no second prompt
-    with pytest.raises(HallError) as e:
+    with pytest.raises(HallError) as e:  # the window's last visit is graded: nothing to ask
         story.do(c.StartEvaluation(1))
-    assert e.value.code == "no_evaluation"
+    assert e.value.code == "already_evaluated"
 
 
 def test_a_prompt_ends_after_the_timeout_and_is_not_repeated(story):
@@ -62,15 +62,69 @@ def test_a_prompt_ends_after_the_timeout_and_is_not_repeated(story):
         story.do(c.Evaluate(1, "满意"))
 
 
-def test_pausing_blanks_the_pad(story):
+def test_pausing_right_after_finishing_leaves_the_citizen_the_prompt(story):
     story.issue("A")
     story.call(1)
     story.do(c.Finish(1))
     out = story.do(c.Pause(1, "取材料", 5))
-    assert kinds(out) == ["evaluation_ended", "window_paused"]
+    assert kinds(out) == ["window_paused"]  # no evaluation_ended: the prompt is not staff's to end
+    graded = story.do(c.Evaluate(1, "非常不满意"))
+    assert (graded.ticket.label, graded.ticket.grade) == ("A001", "非常不满意")
+
+
+def test_logging_out_right_after_finishing_leaves_the_citizen_the_prompt(story):
+    story.issue("A")
+    story.call(1)
+    story.do(c.Finish(1))
+    assert kinds(story.do(c.Logout(1))) == ["window_closed"]
+    assert story.do(c.Evaluate(1, "不满意")).ticket.grade == "不满意"
+    story.do(c.Login(1, "s1"))  # the window opens again as usual
+    assert story.state.windows[1].evaluating is None
+
+
+def test_a_prompt_left_at_a_paused_window_still_times_out(story):
+    story.issue("A")
+    story.call(1)
+    story.do(c.Finish(1))
+    story.do(c.Pause(1, "就餐", 30))
+    story.later(seconds=61)
+    assert [(e.kind, e.data["reason"]) for e in story.do(c.Tick()).events] == [
+        ("evaluation_ended", "timeout")]
+
+
+def test_the_next_visit_finishing_cuts_the_last_prompt_short(story):
+    story.issue("A")
+    story.issue("A")
+    story.call(1)
+    story.do(c.Finish(1))
+    story.call(1)
+    out = story.do(c.Finish(1))
+    assert [(e.kind, e.data.get("reason")) for e in out.events] == [
+        ("ticket_finished", None), ("evaluation_ended", "superseded"), ("evaluation_prompted", None)]
+    assert out.events[1].ticket == story.state.find_label("A001").id
+
+
+def test_the_keypad_restarts_the_prompt_for_the_last_finished_ungraded_visit(story):
+    story.issue("A")
+    story.call(1)
+    story.do(c.Finish(1))
+    story.later(seconds=61)
+    story.do(c.Tick())  # the citizen was still reading the receipt: the prompt timed out
+    story.do(c.Pause(1, "取材料", 5))
+    out = story.do(c.StartEvaluation(1))  # staff start it again, paused or not
+    assert kinds(out) == ["evaluation_prompted"] and out.events[0].data["label"] == "A001"
+    story.later(seconds=30)
+    story.do(c.Tick())  # the timeout counts from the restart
+    assert story.do(c.Evaluate(1, "满意")).ticket.label == "A001"
     with pytest.raises(HallError) as e:
         story.do(c.StartEvaluation(1))
-    assert e.value.code == "window_paused"
+    assert e.value.code == "already_evaluated"
+
+
+def test_the_keypad_has_nothing_to_restart_before_the_first_visit(story):
+    with pytest.raises(HallError) as e:
+        story.do(c.StartEvaluation(2))
+    assert e.value.code == "no_evaluation"
 
 
 def test_grades_are_names(story):

@@ -156,32 +156,35 @@ def test_grouping_by_service_day_and_month(hall):
         er.evaluation_report(db, *NOV, "floor")
 
 
-def test_grade_export_maps_both_code_tables_and_channels(hall):
+def test_grade_export_codes_grades_as_the_provincial_interfaces_do_unless_asked_otherwise(hall):
     ctrl, *_ = hall
-    gbt = er.grade_export(ctrl.store.db, *BOTH_MONTHS, "gbt39046")
-    provincial = er.grade_export(ctrl.store.db, *BOTH_MONTHS, "provincial")
-    assert len(gbt) == len(provincial) == 9  # every graded visit, the default included
-    for a, b in zip(gbt, provincial):
+    national = er.grade_export(ctrl.store.db, *BOTH_MONTHS)  # the default table
+    reversed_ = er.grade_export(ctrl.store.db, *BOTH_MONTHS, "reversed")
+    assert len(national) == len(reversed_) == 9  # every graded visit, the default included
+    for a, b in zip(national, reversed_):
         assert a["grade_code"] + b["grade_code"] == 6
-    very = next(r for r in gbt if r["grade"] == "非常满意")
+    codes = {r["grade"]: r["grade_code"] for r in national}
+    assert codes == {"非常满意": 5, "满意": 4, "基本满意": 3, "不满意": 2, "非常不满意": 1}
+    very = next(r for r in reversed_ if r["grade"] == "非常满意")
     assert very["grade_code"] == 1
-    assert next(r for r in provincial if r["grade"] == "非常满意")["grade_code"] == 5
-    assert next(r for r in gbt if r["grade"] == "非常不满意")["grade_code"] == 5
-    assert {r["channel"]: r["channel_code"] for r in gbt} == {
+    assert next(r for r in reversed_ if r["grade"] == "非常不满意")["grade_code"] == 5
+    with pytest.raises(ValueError):  # the old, wrongly named tables are gone, not remapped
+        er.grade_export(ctrl.store.db, *BOTH_MONTHS, "gbt39046")
+    assert {r["channel"]: r["channel_code"] for r in national} == {
         "pad": "1", "tablet": "2", "system_default": "9"}
-    default = next(r for r in gbt if r["system_default"])
+    default = next(r for r in national if r["system_default"])
     assert (default["grade"], default["window"]) == ("基本满意", 1)
-    own = er.grade_export(ctrl.store.db, *NOV, "gbt39046",
+    own = er.grade_export(ctrl.store.db, *NOV, "national",
                           {"pad": "P", "tablet": "T", "system_default": "S"})
     assert {r["channel_code"] for r in own} == {"P", "T", "S"}
     with pytest.raises(ValueError, match="tablet"):
-        er.grade_export(ctrl.store.db, *NOV, "gbt39046", {"pad": "1", "system_default": "9"})
+        er.grade_export(ctrl.store.db, *NOV, "national", {"pad": "1", "system_default": "9"})
     assert very["id_masked"] == "1101**********097X" and very["name_masked"] == "张*"
 
 
 def test_csv_and_xlsx_open_with_the_rows_and_no_id_number(hall):
     ctrl, *_ = hall
-    rows = er.grade_export(ctrl.store.db, *BOTH_MONTHS, "gbt39046")
+    rows = er.grade_export(ctrl.store.db, *BOTH_MONTHS)
     data = er.to_csv(rows)
     assert data.startswith(b"\xef\xbb\xbf")
     read = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
@@ -234,12 +237,18 @@ def test_the_api_serves_figures_and_files_to_managers(hall, role):
     assert load_workbook(io.BytesIO(got.content)).active.max_row == 4  # header and 3 windows
     for fmt in ("json", "csv", "xlsx"):
         got = client.get("/api/v1/exports/grades", headers=h, params={
-            "from": "2026-11-23", "to": "2026-12-01", "mapping": "provincial", "format": fmt})
+            "from": "2026-11-23", "to": "2026-12-01", "mapping": "reversed", "format": fmt})
         assert got.status_code == 200
         assert ID.encode() not in got.content
     rows = client.get("/api/v1/exports/grades", headers=h, params={
-        "from": "2026-11-23", "to": "2026-12-01", "mapping": "provincial"}).json()
+        "from": "2026-11-23", "to": "2026-12-01"}).json()  # the national table by default
     assert {r["grade_code"] for r in rows if r["grade"] == "非常满意"} == {5}
+    rows = client.get("/api/v1/exports/grades", headers=h, params={
+        "from": "2026-11-23", "to": "2026-12-01", "mapping": "reversed"}).json()
+    assert {r["grade_code"] for r in rows if r["grade"] == "非常满意"} == {1}
+    old_name = client.get("/api/v1/exports/grades", headers=h, params={
+        "from": "2026-11-23", "to": "2026-12-01", "mapping": "gbt39046"})
+    assert old_name.status_code == 422
 
 
 def test_the_api_refuses_staff_and_unknown_parameters(hall):

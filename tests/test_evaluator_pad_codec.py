@@ -1,4 +1,4 @@
-"""The tablet pad's JSON: grades by name or GB/T 39046 code, and nothing else gets through."""
+"""The tablet pad's JSON: grades by name or the pad's key (1 非常满意 … 5 非常不满意), and nothing else gets through."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.evaluator_pad import (
-    GRADES_GB39046, PadGrade, PadProtocolError, encode_grade_json, pad_state_json, parse_grade_json,
+    PAD_GRADES, PadGrade, PadProtocolError, encode_grade_json, pad_state_json, parse_grade_json,
 )
 
 
@@ -29,7 +29,7 @@ def test_bad_messages_are_the_codecs_own_error(payload):
         parse_grade_json(payload)
 
 
-@given(st.sampled_from(GRADES_GB39046), st.text(min_size=1, max_size=64),
+@given(st.sampled_from(PAD_GRADES), st.text(min_size=1, max_size=64),
        st.lists(st.text(min_size=1, max_size=16), max_size=8))
 def test_round_trip(grade, message_id, tags):
     g = PadGrade(message_id, grade, tuple(tags))

@@ -47,9 +47,8 @@ SUMMARY = REPO / "var" / "faults" / "summary.json"
 DETECT_WITHIN = 10.0
 BACK_WITHIN = {"printer": 15.0, "default": 5.0}
 ID_NUMBER = "110101199003070978"  # a valid number (GB 11643), shown to the code scanner
-# cards from sim/cards.toml whose numbers the kiosk takes (a 2017 foreign permanent resident
-# card's 15-character number is refused by the kiosk as 身份证号码不正确: a known gap)
-CARDS = ("elderly", "young", "hk_permit", "foreign_2023", "slow")
+# cards from sim/cards.toml whose numbers the kiosk takes, one of each kind
+CARDS = ("elderly", "young", "hk_permit", "foreign_2017", "foreign_2023", "slow")
 
 
 # -- figures ------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_a_card_left_on_the_reader_is_read_once_and_again_after_it_is_placed_aga
     ("hk_permit", CardType.RESIDENCE_PERMIT,
      dict(name="陈嘉欣", id_number="810000198805120024", pass_number="H60214587", issue_count="01")),
     ("foreign_2017", CardType.FOREIGN_PERMANENT_2017,
-     dict(name="史密斯", english_name="SMITH, JOHN ROBERT", id_number="USA310000800101", nationality="USA",
+     dict(name="史密斯", english_name="SMITH, JOHN ROBERT", id_number="USA310080010115", nationality="USA",
           authority="1500")),
     ("foreign_2023", CardType.FOREIGN_PERMANENT_2023,
      dict(name="卡洛斯", english_name="GARCIA LOPEZ, CARLOS ALBERTO FERNANDO", id_number="911100198001010014",

@@ -4,6 +4,11 @@ The pad asks when the service finishes (or when staff start it at reception,
 004 服务方式 1); a grade closes the prompt; later presses find no prompt and
 are refused (and so logged); a prompt left unanswered ends after the hall's
 timeout, because evaluation is voluntary and nobody is nagged (国办发〔2019〕51号).
+Nobody may influence it either (same text): once a visit is finished its
+prompt stays until graded or timed out, whatever the window does (pause,
+logout). The one way a prompt still ends early is the window's next visit
+finishing (one pad, one question); that is "cut short" and counted against
+the staff member of the visit (`cut_short`, the evaluation report).
 A mixin of `Engine`: pure, like it.
 """
 
@@ -16,17 +21,30 @@ from controller.core import events as ev
 from controller.core.callbacks import BAD_GRADES
 from controller.core.errors import HallError
 from controller.core.hall import EVALUATION_GRADES
-from controller.core.model import HallState, Ticket, WindowState
+from controller.core.model import HallState, Ticket, TicketStatus, WindowState
 from controller.core.outcome import Outcome
 
 SYSTEM_DEFAULT = "system_default"
+# Why a prompt ended without a grade. Only the timeout is the citizen's own choice; every
+# other reason (this module's "superseded", and "paused"/"closed" in logs from before the
+# prompt survived them) is a prompt cut short.
+PROMPT_TIMED_OUT = "timeout"
+SUPERSEDED = "superseded"
+
+
+def cut_short(reason: str | None) -> bool:
+    """Whether an `evaluation_ended` reason means the citizen lost the chance to grade."""
+    return reason != PROMPT_TIMED_OUT
 
 
 class EvaluationCommands:
     def _prompt(self, w: WindowState, t: Ticket, now: dt.datetime, out: Outcome) -> None:
-        """Ask the window's pad about `t`, unless that visit was graded already."""
+        """Ask the window's pad about `t`, unless that visit was graded already; asking again
+        about the visit it asks about now starts its timeout again."""
         if t.grade is not None:
             return
+        if w.evaluating is not None and w.evaluating != t.id:
+            self._end_prompt(w, now, out, SUPERSEDED)
         w.evaluating, w.prompted_at = t.id, now
         out.touch(w)
         out.emit(ev.EVALUATION_PROMPTED, now, w.number, t, label=t.label, staff=w.staff_id)
@@ -41,8 +59,11 @@ class EvaluationCommands:
 
     def _start_evaluation(self, state: HallState, cmd: c.StartEvaluation, now: dt.datetime,
                           out: Outcome) -> None:
-        w = self._open_window(state, cmd.window)
-        t = state.current_at(w.number) or (state.tickets.get(w.evaluating) if w.evaluating else None)
+        """The keypad's 评价 key: ask about the visit being served (at reception), or else (again)
+        about the window's last finished visit, if it is ungraded. Whatever the window's state:
+        a prompt is never the staff member's to withhold."""
+        w = self._window(state, cmd.window)
+        t = state.current_at(w.number) or last_finished(state, w.number)
         if t is None:
             raise HallError("no_evaluation")
         if t.grade is not None:
@@ -72,6 +93,13 @@ class EvaluationCommands:
         for w in state.windows.values():
             if w.evaluating and w.prompted_at and now - w.prompted_at > timeout:
                 self._end_prompt(w, now, out, "timeout")
+
+
+def last_finished(state: HallState, window: int) -> Ticket | None:
+    """The visit `window` finished last today (None before its first)."""
+    finished = [t for t in state.tickets.values()
+                if t.window == window and t.status is TicketStatus.FINISHED and t.finished_at]
+    return max(finished, key=lambda t: t.finished_at, default=None)
 
 
 def default_grade(t: Ticket, grade: str, now: dt.datetime) -> ev.Event:

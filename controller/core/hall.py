@@ -196,6 +196,9 @@ class Hall:
     # the provincial upload's code for each evaluation channel ([export] channel_codes)
     export_channel_codes: tuple[tuple[str, str], ...] = (
         ("pad", "1"), ("tablet", "2"), ("system_default", "9"))
+    # the grade code table of the 好差评 export by default ([export] grade_codes; the tables are
+    # controller.evaluation_reports.GRADE_CODES): national, 非常满意 = 5 … 非常不满意 = 1
+    export_grade_codes: str = "national"
     # 滚动通知: the lines that scroll along the foot of the hall display ([display] notices)
     display_notices: tuple[str, ...] = (
         "请留意叫号，过号可重新取号排队一次",

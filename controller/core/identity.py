@@ -1,11 +1,29 @@
-"""Resident ID numbers (居民身份证号码, GB 11643): check digit, birth date, masking,
-and the citizen a real-name ticket carries."""
+"""The numbers of the cards an ID-card reader reads, each checked as its own kind; birth date,
+masking, and the citizen a real-name ticket carries.
+
+- resident, 居民身份证: 18 characters, GB 11643 (6-digit region, YYYYMMDD birth, 3-digit
+  sequence, MOD 11-2 check digit, X for 10).
+- residence_permit, 港澳台居民居住证 (J card): the same, region 810000 Hong Kong, 820000
+  Macau, 830000 Taiwan.
+- foreign_2023, 外国人永久居留身份证 2023 (Y card): the same 18 with first digit 9 (then a
+  2-digit region, a 3-digit country, YYYYMMDD, a 3-digit sequence and the check digit).
+- foreign_2017, 外国人永久居留身份证 2017 (I card): 15 characters, the 3-letter nationality
+  (ISO 3166-1), a 4-digit region, YYMMDD birth, a sequence digit (odd for men), a check digit.
+
+The 2017 card's check digit is the machine-readable passport one (ICAO 9303: weights 7 3 1,
+A = 10 … Z = 35, sum mod 10) over the first 14 characters. Its birth year has two digits: a
+2017 card was issued from 2017 to 2023, so a holder born in 20YY has YY at most 23;
+`birth_date` reads 00-23 as 20YY (a holder born 1900-1923 would read as a child and miss the
+elderly priority: the number alone cannot tell). A typed or scanned number
+says which kind it is by its shape; a number read from a card is checked as that card's kind.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Callable
 
 from controller.core.errors import HallError
@@ -13,6 +31,27 @@ from controller.core.errors import HallError
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _SHAPE = re.compile(r"^\d{17}[\dX]$")
+_SHAPE_2017 = re.compile(r"^[A-Z]{3}\d{12}$")
+_PERMIT_REGIONS = ("81", "82", "83")  # Hong Kong, Macau, Taiwan residents' residence permits
+_MRZ_WEIGHTS = (7, 3, 1)
+_LAST_2017_CARD_YEAR = 23  # the 2017 card was replaced by the 2023 one
+
+
+class IdKind(StrEnum):
+    """Which card's number: one check per kind."""
+
+    RESIDENT = "resident"
+    RESIDENCE_PERMIT = "residence_permit"
+    FOREIGN_2017 = "foreign_2017"
+    FOREIGN_2023 = "foreign_2023"
+
+
+WRONG_NUMBER = {
+    IdKind.RESIDENT: "身份证号码不正确",
+    IdKind.RESIDENCE_PERMIT: "港澳台居民居住证号码不正确",
+    IdKind.FOREIGN_2017: "外国人永久居留身份证号码不正确（15 位：3 位字母和 12 位数字）",
+    IdKind.FOREIGN_2023: "外国人永久居留身份证号码不正确（18 位，以 9 开头）",
+}
 
 
 def check_digit(first17: str) -> str:
@@ -21,21 +60,56 @@ def check_digit(first17: str) -> str:
     return _CHECK[total % 11]
 
 
+def mrz_check_digit(text: str) -> str:
+    """ICAO 9303 check digit: digits as themselves, A-Z as 10-35, weights 7 3 1, sum mod 10."""
+    total = sum((int(ch) if ch.isdigit() else ord(ch) - ord("A") + 10) * _MRZ_WEIGHTS[i % 3]
+                for i, ch in enumerate(text))
+    return str(total % 10)
+
+
 def normalise(id_number: str) -> str:
     return id_number.strip().upper()
 
 
-def is_valid(id_number: str) -> bool:
-    """True when the number has 18 characters, a real birth date and the right check digit."""
+def kind_of(id_number: str) -> IdKind:
+    """The kind a number's shape says it is (a typed or scanned number names no card)."""
     n = normalise(id_number)
-    if not _SHAPE.match(n) or check_digit(n[:17]) != n[17]:
-        return False
+    if len(n) == 15 and n[:1].isalpha():
+        return IdKind.FOREIGN_2017
+    if n.startswith("9"):
+        return IdKind.FOREIGN_2023
+    if n.startswith(_PERMIT_REGIONS):
+        return IdKind.RESIDENCE_PERMIT
+    return IdKind.RESIDENT
+
+
+def is_valid(id_number: str, kind: IdKind | None = None) -> bool:
+    """True when the number is a well-formed number of `kind` (by default, of the kind its
+    shape says): the right length and characters, a real birth date and the right check digit."""
+    n = normalise(id_number)
+    kind = kind_of(n) if kind is None else IdKind(kind)
+    if kind is IdKind.FOREIGN_2017:
+        if not _SHAPE_2017.match(n) or mrz_check_digit(n[:14]) != n[14]:
+            return False
+    else:
+        if not _SHAPE.match(n) or check_digit(n[:17]) != n[17]:
+            return False
+        first = {IdKind.FOREIGN_2023: n[0] == "9", IdKind.RESIDENCE_PERMIT: n.startswith(_PERMIT_REGIONS),
+                 IdKind.RESIDENT: n[0] in "1234567" and not n.startswith(_PERMIT_REGIONS)}
+        if not first[kind]:
+            return False
     return birth_date(n) is not None
 
 
 def birth_date(id_number: str) -> dt.date | None:
+    """The birth date in the number (a 2017 foreign card's two-digit year as in the module)."""
+    n = normalise(id_number)
     try:
-        return dt.datetime.strptime(id_number[6:14], "%Y%m%d").date()
+        if len(n) == 15:
+            yy = int(n[7:9])
+            century = 2000 if yy <= _LAST_2017_CARD_YEAR else 1900
+            return dt.datetime.strptime(f"{century + yy}{n[9:13]}", "%Y%m%d").date()
+        return dt.datetime.strptime(n[6:14], "%Y%m%d").date()
     except ValueError:
         return None
 
@@ -92,14 +166,17 @@ class Citizen:
 
 
 def citizen(id_number: str, name: str | None, seal: Callable[[str, str | None], str],
-            key: Callable[[str], str]) -> Citizen:
+            key: Callable[[str], str], kind: IdKind | None = None) -> Citizen:
     """Check an ID number (typed or read from a card) and make the citizen of a ticket.
 
-    `seal` encrypts and `key` hashes; both are given by the caller, so this stays pure.
+    `kind` is the card's, when the number was read from one; a typed number is checked as
+    the kind its shape says. `seal` encrypts and `key` hashes; both are given by the caller,
+    so this stays pure.
     """
     n = normalise(id_number)
-    if not is_valid(n):
-        raise HallError("invalid_id_number")
+    kind = kind_of(n) if kind is None else IdKind(kind)
+    if not is_valid(n, kind):
+        raise HallError("invalid_id_number", WRONG_NUMBER[kind])
     name = name.strip() if name else None
     return Citizen(key=key(n), sealed=seal(n, name), id_masked=mask_id(n),
                    name_masked=mask_name(name) if name else None, birth_date=birth_date(n))

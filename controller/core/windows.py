@@ -37,7 +37,8 @@ class WindowCommands:
             raise HallError("invalid_reason", f"去向说明不超过 {MAX_REASON_CHARS} 字")
         if w.current is not None:
             raise HallError("window_busy")
-        self._end_prompt(w, now, out, "paused")  # the pad is blanked while staff are away
+        # The visit's prompt stays (国办发〔2019〕51号: nobody may influence the grade); the pad
+        # blanks for the pause once it is graded or times out.
         w.status = WindowStatus.PAUSED
         w.pause_whereabouts = whereabouts
         w.paused_at = now
@@ -94,8 +95,9 @@ class WindowCommands:
         if w.current is not None:
             raise HallError("window_busy")
         staff, since = w.staff_id, w.logged_in_at
-        self._end_prompt(w, now, out, "closed")
+        prompt = w.evaluating, w.prompted_at  # the last visit's prompt outlives the login
         close_window(w)
+        w.evaluating, w.prompted_at = prompt
         out.touch(w)
         out.emit(ev.WINDOW_CLOSED, now, w.number, staff=staff,
                  seconds=int((now - since).total_seconds()) if since else None)

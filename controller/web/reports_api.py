@@ -82,24 +82,27 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
         return await as_file(rows, name, request.url.path.rsplit(".", 1)[1], "好差评")
 
     @r.get(f"{API}/exports/grades", tags=["reports"],
-           summary="Graded visits with GB/T 39046 or provincial grade codes (masked identity)")
+           summary="Graded visits with the upload's grade codes: national (非常满意 = 5 … "
+                   "非常不满意 = 1) or reversed; the hall's [export] grade_codes when not given "
+                   "(masked identity)")
     async def grades(from_: dt.date | None = Query(None, alias="from"), to: dt.date | None = None,
-                     mapping: Literal["gbt39046", "provincial"] = "gbt39046",
+                     mapping: Literal["national", "reversed"] | None = None,
                      format: Literal["json", "csv", "xlsx"] = "json",
                      s: Session = Depends(session)) -> Any:
         s.require(*_READERS)
         day_from, day_to = span(from_, to)
+        table = mapping or ctrl.hall.export_grade_codes
 
         def export() -> list[dict[str, Any]]:
             with ctrl.lock:
                 try:
-                    return er.grade_export(ctrl.store.db, day_from, day_to, mapping,
+                    return er.grade_export(ctrl.store.db, day_from, day_to, table,
                                            dict(ctrl.hall.export_channel_codes))
                 except ValueError as e:  # a channel with no upload code
                     raise HallError("invalid_channel", f"评价渠道没有上报代码：{e}") from None
 
         rows = await asyncio.to_thread(export)
-        name = f"grades-{mapping}-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
+        name = f"grades-{table}-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
         return rows if format == "json" else await as_file(rows, name, format, "评价明细")
 
     def hall_rows(from_: dt.date | None, to: dt.date | None,

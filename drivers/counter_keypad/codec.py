@@ -16,9 +16,9 @@ Pure: no I/O, no transports. Frame, both directions (devices.md section 3;
 - SUM is the 8-bit sum of ADDR through the last DATA byte (LEN not included).
 - 16 ends the frame.
 - The controller echoes every device frame it takes, byte for byte, as the
-  acknowledgement (a device that hears none may send the frame again). It
-  never echoes a device's copy of a controller frame (0x20-0x23): that
-  would ping-pong.
+  acknowledgement (a device that hears none may send the frame again); a
+  grade only once it is recorded (`driver.CounterBus`). It never echoes a
+  device's copy of a controller frame (0x20-0x23): that would ping-pong.
 
 Functions. The field fixes 0x0B, 0x0C, 0x0D, 0x11, 0x12 and 0x13; the rest
 (and every DATA layout) are ours, for keypads set up to send them in place
@@ -42,7 +42,7 @@ of the field's digit+OK combinations (hold has no function yet):
 | 0x23 | controller | pad thanks | none |
 
 Pause reasons: 1 临时离开, 2 取材料/复印, 3 会商/请示, 4 就餐, 5 其他;
-minutes 1-255 (the engine sets the real limit). Grades as GB/T 39046:
+minutes 1-255 (the engine sets the real limit). Grades, the pads' keys:
 1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意 (the order of
 `EVALUATION_GRADES` in the hall core). Text is GB18030, which is GB2312
 wherever GB2312 has the character; an LCD that knows only GB2312 shows rare

@@ -8,8 +8,8 @@ import time
 from typing import Callable
 
 from drivers.counter_keypad.codec import (
-    DISPLAY_FUNCTIONS, BusFrame, BusProtocolError, FrameDecoder, GradePress, KeyPress, Unknown, encode_frame,
-    parse,
+    DISPLAY_FUNCTIONS, GRADE, BusFrame, BusProtocolError, FrameDecoder, GradePress, KeyPress, Unknown,
+    encode_frame, parse,
 )
 from drivers.transport import DeviceLink, TransportError
 
@@ -23,7 +23,7 @@ class CounterBus:
     """Listens on one bus, acknowledges each frame and tells the controller which window pressed what.
 
     `windows` maps bus addresses to window numbers; a keypad and its window's
-    evaluation pad have two addresses and one window. Every frame from a known
+    evaluation pad have two addresses and one window. A key's frame from a known
     address is echoed at once (the acknowledgement), including a repeat. A
     frame identical to the last one from the same address within `debounce`
     seconds is a key bounce, or the device sending again because our echo was
@@ -31,6 +31,16 @@ class CounterBus:
     are logged and not echoed, so a miswired or misaddressed keypad shows its
     "no answer" error rather than beeping as if the hall had heard it.
     `clock` times the debounce.
+
+    A grade is echoed only once `on_grade` has returned: the listener returns
+    when the grade (or its refusal) is durable and raises when it is not (a
+    full disk), and then the grade is not echoed, so the pad, which showed
+    谢谢 on our echo, sends it again and the grade is taken from the repeat.
+    A lost grade is the one loss a citizen cannot see or make good; a grade
+    that arrives twice is refused the second time (one per visit), so for
+    grades the echo waits for the commit. Keys are echoed on receipt instead:
+    staff see on the bar whether a key acted, and a keypad that sent call-next
+    again because a slow commit held back its echo would call two citizens.
 
     A broken line is the link's to reconnect (it reports offline and online
     itself); while offline the driver waits out each poll's timeout.
@@ -92,15 +102,47 @@ class CounterBus:
             log.warning("%s: function %02X from bus address %d, which no window has; not acknowledged",
                         self.device_id, frame.function, frame.address)
             return None
-        self.link.write(encode_frame(frame))
+        if frame.function == GRADE:
+            return self._take_grade(window, frame)
+        self.link.write(encode_frame(frame))  # a key: acknowledged on receipt (see the class)
         now = self.clock()
-        last = self._last.get(frame.address)
+        repeat = self._repeat(window, frame, now)
         self._last[frame.address] = (frame, now)
+        if repeat:
+            return None
+        message = self._parse(window, frame)
+        if message is not None:
+            self._hand_over(window, message)
+        return message
+
+    def _take_grade(self, window: int, frame: BusFrame) -> GradePress | None:
+        """A grade: echoed after the listener made it durable, never before (see the class)."""
+        now = self.clock()
+        if self._repeat(window, frame, now):  # taken already; its echo was lost
+            self.link.write(encode_frame(frame))
+            return None
+        message = self._parse(window, frame)
+        if message is None:  # no grade to record: heard, and said so, so the pad stops sending it
+            self.link.write(encode_frame(frame))
+            return None
+        if not self._hand_over(window, message):
+            log.warning("%s: window %d: grade %d not recorded; not acknowledged, the pad will send "
+                        "it again", self.device_id, window, message.grade)  # type: ignore[union-attr]
+            return None
+        self._last[frame.address] = (frame, now)
+        self.link.write(encode_frame(frame))
+        return message  # type: ignore[return-value]
+
+    def _repeat(self, window: int, frame: BusFrame, now: float) -> bool:
+        last = self._last.get(frame.address)
         if last is not None and last[0] == frame and now - last[1] < self.debounce:
             self.repeats += 1
             log.info("%s: window %d: function %02X again within %.2f s (bounce or lost echo); acted on once",
                      self.device_id, window, frame.function, self.debounce)
-            return None
+            return True
+        return False
+
+    def _parse(self, window: int, frame: BusFrame) -> KeyPress | GradePress | None:
         try:
             message = parse(frame)
         except BusProtocolError as e:
@@ -110,18 +152,20 @@ class CounterBus:
             log.info("%s: window %d: unknown function %02X (%d data bytes) ignored", self.device_id, window,
                      message.function, len(message.data))
             return None
-        self._hand_over(window, message)
         return message
 
-    def _hand_over(self, window: int, message: KeyPress | GradePress) -> None:
+    def _hand_over(self, window: int, message: KeyPress | GradePress) -> bool:
+        """Give `message` to its listener; False when there is none or it failed."""
         listener = self.on_key if isinstance(message, KeyPress) else self.on_grade
         if listener is None:
             log.warning("%s: window %d: a grade, but nobody listens for grades", self.device_id, window)
-            return
+            return False
         try:
             listener(window, message)  # type: ignore[arg-type]
         except Exception:
             log.exception("%s: window %d: listener failed", self.device_id, window)
+            return False
+        return True
 
     def send(self, frame: BusFrame) -> None:
         """Send a controller frame (show text, pad prompt); TransportError when the line is down.

@@ -6,8 +6,8 @@ pads speak the JSON in `json_codec` over MQTT.
 """
 
 from drivers.evaluator_pad.json_codec import (
-    GRADES_GB39046, PadProtocolError, PadGrade, encode_grade_json, pad_state_json, parse_grade_json,
+    GRADES_GB39046, PAD_GRADES, PadProtocolError, PadGrade, encode_grade_json, pad_state_json, parse_grade_json,
 )
 
-__all__ = ["GRADES_GB39046", "PadGrade", "PadProtocolError", "encode_grade_json",
+__all__ = ["GRADES_GB39046", "PAD_GRADES", "PadGrade", "PadProtocolError", "encode_grade_json",
            "pad_state_json", "parse_grade_json"]

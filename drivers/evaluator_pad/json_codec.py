@@ -6,8 +6,9 @@ The controller publishes the pad's state, retained, on `<topic>/state`:
     {"state": "thanks"}
 The pad publishes a grade (QoS 1, not retained) on `<topic>/grade`:
     {"id": "<unique>", "grade": "非常满意" | 1..5, "tags": ["态度", ...]}
-A number is a GB/T 39046-2020 code: 1 非常满意 … 5 非常不满意. The id makes a
-repeated delivery harmless.
+A number is the pad's key: 1 非常满意 … 5 非常不满意 (`PAD_GRADES`, the pads' own order,
+not an upload's code table: those are controller.evaluation_reports.GRADE_CODES). The id
+makes a repeated delivery harmless.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-# GB/T 39046-2020: 1 = 非常满意 … 5 = 非常不满意
-GRADES_GB39046 = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
+# The pads' keys, 1 = 非常满意 … 5 = 非常不满意 (GB/T 39734-2020's five grades, best first)
+PAD_GRADES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
+GRADES_GB39046 = PAD_GRADES  # the old, wrong name (GB/T 39046 is no grade table), for old code
 MAX_TAGS = 8
 
 
@@ -46,9 +48,9 @@ def parse_grade_json(payload: bytes | str) -> PadGrade:
     if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
         raise PadProtocolError("pad message: id must be a string of 1-64 characters")
     if isinstance(grade, int) and not isinstance(grade, bool) and 1 <= grade <= 5:
-        grade = GRADES_GB39046[grade - 1]
-    if grade not in GRADES_GB39046:
-        raise PadProtocolError(f"pad message: grade must be 1-5 or one of {'、'.join(GRADES_GB39046)}")
+        grade = PAD_GRADES[grade - 1]
+    if grade not in PAD_GRADES:
+        raise PadProtocolError(f"pad message: grade must be 1-5 or one of {'、'.join(PAD_GRADES)}")
     if (not isinstance(tags, list) or len(tags) > MAX_TAGS
             or not all(isinstance(t, str) and 0 < len(t) <= 16 for t in tags)):
         raise PadProtocolError(f"pad message: tags must be at most {MAX_TAGS} short strings")
