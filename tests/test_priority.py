@@ -29,6 +29,9 @@ from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import Staff, StaffRole
 from controller.core.priority import CALL_REASONS
+from playwright.sync_api import expect
+
+from tests.browser import DESK, log_in
 from tests.halls import PIN_HASH, SEALER, small_hall
 from tests.server import HallProcess, wait_for
 from tests.story import Story
@@ -150,26 +153,33 @@ class Stream:
         assert self.ready.wait(5), "the event stream did not open"
 
     def _read(self, url: str, headers: dict[str, str]) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client, \
-                client.stream("GET", "/api/v1/events", headers=headers) as r:
-            self.ready.set()
-            for line in r.iter_lines():
-                if self.stop:
-                    return
-                if line.startswith("data: "):
-                    self.events.append(json.loads(line[6:]))
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client, \
+                    client.stream("GET", "/api/v1/events", headers=headers) as r:
+                self.ready.set()
+                for line in r.iter_lines():
+                    if self.stop:
+                        return
+                    if line.startswith("data: "):
+                        self.events.append(json.loads(line[6:]))
+        except httpx.HTTPError:
+            if not self.stop:  # the controller went away while the test still listened
+                raise
 
     def out_of_order(self) -> list[dict]:
         return [e for e in self.events if e["kind"] == "ticket_called" and e["data"].get("out_of_order")]
 
 
-def test_calling_out_of_order_needs_a_reason_the_supervisor_sees_it_and_the_report_counts_it(demo):
+def test_calling_out_of_order_needs_a_reason_the_supervisor_sees_it_and_the_report_counts_it(
+        demo, browser):
     with demo.client() as api:
         numbers = [api.post("/api/v1/tickets", json={"service": "A"}).json() for _ in range(4)]
         day = dt.date.fromisoformat(numbers[0]["issued_at"][:10])
         chenjing = login(api, "chenjing", 1)
         boss = login(api, "huangjianguo")
         supervisor, display = Stream(demo.url, boss), Stream(demo.url)
+        page = log_in(browser, demo.url, "huangjianguo", None, "/supervisor", DESK)
+        expect(page.locator("#windows tr[data-window='1']")).to_contain_text("陈静")
         assert api.post("/api/v1/windows/1/call", headers=chenjing).json()["ticket"]["number"] == "A001"
 
         # no reason, a made-up one, 其他 without saying why: refused, and nothing moves
@@ -192,6 +202,9 @@ def test_calling_out_of_order_needs_a_reason_the_supervisor_sees_it_and_the_repo
         seen = wait_for(supervisor.out_of_order, timeout=3)
         assert (seen[0]["data"]["label"], seen[0]["data"]["staff"], seen[0]["data"]["reason"],
                 seen[0]["window"]) == ("A003", "chenjing", "预约到达", 1)
+        # and the supervisor's page lists it among the day's alerts, without a reload
+        alert = page.locator("#alerts li").first
+        expect(alert).to_contain_text("1号窗口（陈静）叫指定号 A003：预约到达", timeout=1000)
 
         # the keypad has no text: its call-number key means 过号返回
         assert api.post("/sim/keypads/1/press",
@@ -209,6 +222,8 @@ def test_calling_out_of_order_needs_a_reason_the_supervisor_sees_it_and_the_repo
         wait_for(lambda: len(display.out_of_order()) == 3, timeout=3)
         assert all(k not in e["data"] for e in display.out_of_order() for k in ("staff", "reason", "note"))
         supervisor.stop = display.stop = True
+        expect(page.locator("#alerts li").first).to_contain_text("其他 系统故障后补叫")
+        assert page.errors == []
 
         # the reports count them against 陈静, and nobody else
         rows = api.get("/api/v1/reports/hall", headers=boss,
