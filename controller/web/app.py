@@ -117,7 +117,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # -- tickets -----------------------------------------------------------
 
     @app.post(f"{API}/tickets", status_code=201, tags=["tickets"],
-              summary="取号: take a ticket (no login needed for the kiosk channel)")
+              summary="取号: take a ticket (no login needed for the kiosk channel; priority only "
+                      "from the guidance desk, a green-channel window or a supervisor)")
     async def issue_ticket(body: schemas.TicketRequest, request: Request,
                            s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         if body.channel != "kiosk" and s is None:
