@@ -24,15 +24,19 @@ import threading
 import httpx
 import pytest
 
+from controller import hall_reports as hr
+from controller.clock import ManualClock
 from controller.config import ConfigError, parse_hall
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import Staff, StaffRole
 from controller.core.priority import CALL_REASONS
+from controller.hallcontroller import HallController
+from controller.store.hallstore import HallStore
 from playwright.sync_api import expect
 
 from tests.browser import DESK, log_in
-from tests.halls import PIN_HASH, SEALER, small_hall
+from tests.halls import MONDAY, PIN_HASH, SEALER, at, small_hall
 from tests.server import HallProcess, wait_for
 from tests.story import Story
 from tests.test_config import minimal_hall_dict, put
@@ -364,3 +368,25 @@ def test_a_bad_priority_setting_names_its_key(edit, key, reason):
     with pytest.raises(ConfigError) as caught:
         parse_hall(data, source="hall.toml")
     assert (caught.value.key, reason in caught.value.reason) == (key, True), str(caught.value)
+
+
+def test_an_out_of_order_call_counts_against_whoever_made_it(tmp_path):
+    """s1 calls A002 out of order and sends it on to B; window 2 serves it. The call is
+    still s1's, though the ticket now names s2."""
+    clock = ManualClock(at("09:00"))
+    ctrl = HallController(small_hall(), HallStore(tmp_path / "hall.sqlite3"), clock)
+    try:
+        for n in (1, 2):
+            ctrl.execute(c.Login(n, f"s{n}"), f"staff:s{n}")
+        for _ in range(2):
+            ctrl.execute(c.IssueTicket("A"), "kiosk")
+        clock.advance(minutes=5)
+        ctrl.execute(c.CallNumber(1, "A002", "转办返回"), "staff:s1")
+        ctrl.execute(c.Transfer(1, "B"), "staff:s1")
+        assert ctrl.execute(c.CallNext(2), "staff:s2").ticket.label == "A002"
+        ctrl.execute(c.Finish(2), "staff:s2")
+        rows = {r["staff"]: r for r in hr.hall_figures(ctrl.store.db, ctrl.hall, MONDAY, MONDAY, "staff")}
+        assert (rows["s1"]["out_of_order_calls"], rows["s1"]["served"]) == (1, 0)
+        assert (rows["s2"]["out_of_order_calls"], rows["s2"]["served"]) == (0, 1)
+    finally:
+        ctrl.store.close()
