@@ -106,6 +106,9 @@ def test_nobody_jumps_the_queue_but_staff_whose_post_may_grant_it(demo):
 
         # the guidance desk logs in without a window; the green-channel window; the supervisor
         xudan = login(api, "xudan")
+        # ...and that login grants priority, nothing more: no window, no reports
+        for method, path in [("POST", "/api/v1/windows/1/call"), ("GET", "/api/v1/reports/hall")]:
+            assert api.request(method, path, headers=xudan).status_code == 403
         denghua = login(api, "denghua", 17)
         boss = login(api, "huangjianguo")
         granted = {}
