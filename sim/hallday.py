@@ -155,8 +155,9 @@ class HallDay(StaffRules):
         self.refused: dict[str, int] = {}
         self.desk_issued = 0
         # 导办台: who gives priority (绿色通道) there; a supervisor when no one is marked
-        self.guide = next((s.id for s in self.hall.staff.values() if s.guidance_desk), None) or next(
-            (s.id for s in self.hall.staff.values() if s.role is StaffRole.SUPERVISOR), None)
+        staff = self.hall.staff.values()
+        self.guide = (next((s.id for s in staff if s.guidance_desk), None)
+                      or next((s.id for s in staff if s.role is StaffRole.SUPERVISOR), None))
         self.pauses: list[dict] = []
         self.service_minutes: dict[str, list[float]] = {}
         self.counts: dict[str, int] = {}

@@ -145,8 +145,8 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         out.warning = near_closing_warning(self.hall, now, eta.p90)
         out.emit(ev.TICKET_ISSUED, now, None, t, label=label, service=t.service,
                  channel=channel.value, priority=priority.value if priority else None,
-                 priority_by=priority_by, real_name=citizen is not None, people_ahead=ahead, eta=eta.to_json(),
-                 warning=out.warning)
+                 priority_by=priority_by, real_name=citizen is not None, people_ahead=ahead,
+                 eta=eta.to_json(), warning=out.warning)
 
     def _check_hoarding(self, state: HallState, prefix: str, citizen: identity.Citizen) -> None:
         limit = self.hall.rules.waiting_tickets_per_person
