@@ -131,7 +131,7 @@ def test_nobody_jumps_the_queue_but_staff_whose_post_may_grant_it(demo):
 
     # who granted which priority survives a restart; the public QR view names nobody
     demo.stop()
-    demo.start(same_port=True)
+    demo.start()
     with demo.client() as api:
         boss = login(api, "huangjianguo")
         for ticket_id, (by, priority) in granted.items():
