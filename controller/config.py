@@ -233,11 +233,13 @@ def _window_services(t: Table, services: dict[str, Service]) -> tuple[str, ...]:
 def _windows(top: Table, services: dict[str, Service]) -> dict[int, Window]:
     windows: dict[int, Window] = {}
     seen: dict[object, str] = {}
-    for t in top.tables("windows", ("number", "name", "kind", "services", "tidal"), True):
+    keys = ("number", "name", "kind", "services", "tidal", "green_channel")
+    for t in top.tables("windows", keys, True):
         number = t.integer("number", 1, 9999)
         claim(seen, number, t.key("number"), "window number")
         name, kind, served = t.text("name"), _window_kind(t), _window_services(t, services)
-        windows[number] = Window(number, name, kind, served, t.flag("tidal", False))
+        windows[number] = Window(number, name, kind, served, t.flag("tidal", False),
+                                 t.flag("green_channel", False))
     return windows
 
 
@@ -296,7 +298,7 @@ def _pin_hash(t: Table, demo: bool) -> str:
 def _staff(top: Table, windows: dict[int, Window]) -> dict[str, Staff]:
     staff: dict[str, Staff] = {}
     seen: dict[object, str] = {}
-    keys = ("id", "name", "role", "pin_hash", "a_post", "b_post", "demo")
+    keys = ("id", "name", "role", "pin_hash", "a_post", "b_post", "demo", "guidance_desk")
     for t in top.tables("staff", keys, True):
         sid = t.get("id", _ID_EXPECTED, _is_id)
         claim(seen, sid, t.key("id"), "staff id")
@@ -306,9 +308,14 @@ def _staff(top: Table, windows: dict[int, Window]) -> dict[str, Staff]:
         a_post, b_post = _posts(t, "a_post", windows), _posts(t, "b_post", windows)
         for number in set(a_post) & set(b_post):
             t.fail("b_post", f"window {number} is already this person's A post")
-        if role is StaffRole.STAFF and not (a_post or b_post):
-            t.fail("a_post", 'role "staff" needs at least one window in a_post or b_post')
-        staff[sid] = Staff(sid, name, role, pin_hash, a_post, b_post, demo)
+        guidance_desk = t.flag("guidance_desk", False)
+        if guidance_desk and role is not StaffRole.STAFF:
+            t.fail("guidance_desk", 'only role "staff" takes guidance_desk (导办台); '
+                   "a supervisor may grant priority already")
+        if role is StaffRole.STAFF and not (a_post or b_post or guidance_desk):
+            t.fail("a_post", 'role "staff" needs at least one window in a_post or b_post, '
+                   "or guidance_desk = true (导办台)")
+        staff[sid] = Staff(sid, name, role, pin_hash, a_post, b_post, demo, guidance_desk)
     return staff
 
 

@@ -64,6 +64,19 @@ def _missed_at(db: sqlite_utils.Database, span: list[str]) -> dict[str, int]:
         span)}
 
 
+def _out_of_order_calls(db: sqlite_utils.Database, span: list[str]) -> dict[str, int]:
+    """Numbers each member of staff called out of order (叫指定号, 004 行为规范 3), by the
+    call's own record: the ticket keeps only its last call."""
+    counts: dict[str, int] = {}
+    for r in db.query(
+            "SELECT data FROM events WHERE kind = 'ticket_called' AND ticket_id IN "
+            "(SELECT id FROM tickets WHERE day BETWEEN ? AND ?) ORDER BY id", span):
+        data = json.loads(r["data"]) if r["data"] else {}
+        if data.get("out_of_order"):
+            counts[data.get("staff")] = counts.get(data.get("staff"), 0) + 1
+    return counts
+
+
 def _name(hall: Hall, by: str, key: Any) -> str | None:
     table: dict[Any, Any] = {"service": hall.services, "window": hall.windows,
                              "staff": hall.staff}.get(by, {})
@@ -87,7 +100,9 @@ def hall_figures(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_t
     - evaluated, evaluation_rate, satisfaction_rate and bad_reviews (real-name and anonymous),
       and by staff the satisfaction_points (and assessment_points where the case desk's
       tables exist), all as `evaluation_reports.evaluation_report` counts them. `now` is the
-      hall's clock, which that report needs for overdue cases.
+      hall's clock, which that report needs for overdue cases;
+    - by staff, out_of_order_calls: numbers they called out of order (叫指定号), each call
+      counted, with its reason in the event log.
 
     Percentiles as `percentile` computes them; minutes to one decimal.
     """
@@ -109,6 +124,9 @@ def hall_figures(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_t
                       "called_at, finished_at FROM tickets WHERE day BETWEEN ? AND ? "
                       "ORDER BY day, id", span):
         groups.setdefault(key(t), []).append(t)
+    out_of_order = _out_of_order_calls(db, span) if by == "staff" else {}
+    for k in out_of_order:  # a call counts against its caller, who may hold no ticket now
+        groups.setdefault(k, [])
     graded = {r[by]: r for r in er.evaluation_report(db, day_from, day_to, by, now)}
 
     rows: list[dict[str, Any]] = []
@@ -137,6 +155,7 @@ def hall_figures(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_t
                             + grades.get("bad_reviews_anonymous", 0)),
         })
         if by == "staff":
+            row["out_of_order_calls"] = out_of_order.get(k, 0)
             row["satisfaction_points"] = grades.get("satisfaction_points")
             if "assessment_points" in grades:
                 row["assessment_points"] = grades["assessment_points"]

@@ -8,6 +8,7 @@ from typing import Callable
 
 from controller.core import commands as c
 from controller.core.errors import HallError
+from controller.core.priority import KEYPAD_CALL_REASON
 from controller.hallcontroller import HallController
 from drivers.counter_keypad import Key, KeyPress, PauseReason
 
@@ -36,7 +37,8 @@ def command_for(ctrl: HallController, window: int, press: KeyPress) -> c.Command
     if key is Key.TRANSFER:
         return c.Transfer(window, _service(ctrl, press))
     if key is Key.CALL_NUMBER:
-        return c.CallNumber(window, press.number or "")
+        # a keypad has no text: its call-number key means 过号返回 (controller.core.priority)
+        return c.CallNumber(window, press.number or "", KEYPAD_CALL_REASON)
     if key is Key.START_EVALUATION:
         return c.StartEvaluation(window)
     return None

@@ -34,6 +34,7 @@ from controller.core import commands as c
 from controller.core import events as ev
 from controller.core.callbacks import CaseRules
 from controller.core.errors import HallError
+from controller.core.hall import StaffRole
 from controller.core.model import WindowStatus
 from controller.workdays_data import hall_calendar
 from drivers.counter_keypad import Key
@@ -153,6 +154,10 @@ class HallDay(StaffRules):
         self.records: dict[str, TicketRecord] = {}
         self.refused: dict[str, int] = {}
         self.desk_issued = 0
+        # 导办台: who gives priority (绿色通道) there; a supervisor when no one is marked
+        staff = self.hall.staff.values()
+        self.guide = (next((s.id for s in staff if s.guidance_desk), None)
+                      or next((s.id for s in staff if s.role is StaffRole.SUPERVISOR), None))
         self.pauses: list[dict] = []
         self.service_minutes: dict[str, list[float]] = {}
         self.counts: dict[str, int] = {}
@@ -232,6 +237,10 @@ class HallDay(StaffRules):
 
     def arrive(self, citizen: Citizen) -> None:
         self.issuing = citizen
+        if citizen.priority:  # only the guidance desk may put someone first, not the kiosk
+            self._desk(citizen)
+            self.issuing = None
+            return
         try:
             self.floor.kiosk.take_ticket(citizen.service, citizen.id_number, citizen.name,
                                          citizen.priority, citizen.phone)
@@ -247,7 +256,8 @@ class HallDay(StaffRules):
     def _desk(self, citizen: Citizen) -> None:
         who = (self.ctrl.citizen(citizen.id_number, citizen.name, citizen.phone)
                if citizen.id_number else None)
-        if self.execute(c.IssueTicket(citizen.service, "staff", who, citizen.priority), "staff:desk"):
+        cmd = c.IssueTicket(citizen.service, "staff", who, citizen.priority, staff_id=self.guide)
+        if self.execute(cmd, f"staff:{self.guide or 'desk'}"):
             self.desk_issued += 1
         else:
             self.refused["desk"] = self.refused.get("desk", 0) + 1

@@ -34,7 +34,7 @@ class Citizen:
     id_number: str | None
     name: str | None
     phone: str | None
-    priority: str | None  # given at the kiosk; the elderly get theirs from the card
+    priority: str | None  # given at the guidance desk (导办台); the elderly get theirs from the card
     service_seconds: float
     walk_seconds: float
     absent: bool  # not there when called (过号)

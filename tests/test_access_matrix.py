@@ -144,7 +144,7 @@ PROBES: list[Probe] = [
     api("GET", "/devices", LOGGED_IN),
     # windows: their own staff, or a supervisor
     api("POST", "/windows/{no}/call", WINDOW),
-    api("POST", "/windows/{no}/call-number", WINDOW, {"number": "A999"}),
+    api("POST", "/windows/{no}/call-number", WINDOW, {"number": "A999", "reason": "过号返回"}),
     api("POST", "/windows/{no}/recall", WINDOW),
     api("POST", "/windows/{no}/no-show", WINDOW),
     api("POST", "/windows/{no}/finish", WINDOW),

@@ -228,12 +228,15 @@ def test_calling_a_number_out_of_order_is_audited_and_streamed(hall):
         for _ in range(3):
             api.post("/api/v1/tickets", json={"service": "A"})
         staff = hall.login("s1", 1)
-        r = api.post("/api/v1/windows/1/call-number", headers=staff, json={"number": "A003"})
+        r = api.post("/api/v1/windows/1/call-number", headers=staff,
+                     json={"number": "A003", "reason": "过号返回"})
         assert r.json()["ticket"]["number"] == "A003"
         audit = list(hall.ctrl.store.query(
             "SELECT actor, args FROM commands WHERE name = 'call_number'"))
-        assert audit == [{"actor": "staff:s1", "args": '{"window": 1, "number": "A003"}'}]
+        assert audit == [{"actor": "staff:s1", "args": '{"window": 1, "number": "A003", '
+                                                       '"reason": "过号返回", "note": null}'}]
         called = [e for _, e in hall.ctrl.store.events_after(0) if e["kind"] == "ticket_called"]
         assert called[-1]["data"]["out_of_order"] is True
-        bad = api.post("/api/v1/windows/1/call-number", headers=staff, json={"number": "A003"})
+        bad = api.post("/api/v1/windows/1/call-number", headers=staff,
+                       json={"number": "A003", "reason": "过号返回"})
         assert (bad.status_code, bad.json()["error"]) == (409, "not_callable")

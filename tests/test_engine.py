@@ -310,14 +310,14 @@ def test_a_returning_citizen_is_called_out_of_order_and_it_shows(story):
     story.call(1)
     story.do(c.NoShow(1))  # A001 requeued at the back
     story.call(1)          # A002
-    out = story.do(c.CallNumber(1, "a003"))
+    out = story.do(c.CallNumber(1, "a003", "过号返回"))
     assert out.ticket.label == "A003" and out.events[-1].data["out_of_order"] is True
     assert story.label_status("A002") == "finished"  # the current one was finished first
     assert story.call(1) == "A001"
-    assert refused(story, c.CallNumber(1, "A002")) == "not_callable"
-    assert refused(story, c.CallNumber(1, "A999")) == "unknown_ticket"
+    assert refused(story, c.CallNumber(1, "A002", "过号返回")) == "not_callable"
+    assert refused(story, c.CallNumber(1, "A999", "过号返回")) == "unknown_ticket"
     story.issue("C")
-    assert refused(story, c.CallNumber(1, "C001")) == "not_served_here"
+    assert refused(story, c.CallNumber(1, "C001", "过号返回")) == "not_served_here"
 
 
 def test_a_missed_ticket_can_be_called_again_when_its_holder_returns():
@@ -327,7 +327,7 @@ def test_a_missed_ticket_can_be_called_again_when_its_holder_returns():
     story.call(1)
     story.do(c.NoShow(1))
     assert story.label_status("A001") == "no_show"
-    assert story.do(c.CallNumber(1, "A001")).ticket.status.value == "called"
+    assert story.do(c.CallNumber(1, "A001", "过号返回")).ticket.status.value == "called"
 
 
 def tidal_story(**rules) -> Story:

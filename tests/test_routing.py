@@ -26,13 +26,13 @@ ROUTING = {
     "a window never takes a service it does not serve": (
         {}, [("issue", "B"), ("call", 1, None), ("call", 2, "B001")]),
     "priority tickets first within a service": (
-        {}, [("issue", "A"), ("issue", "A", {"priority": "disabled"}),
+        {}, [("issue", "A"), ("issue", "A", {"priority": "disabled", "staff_id": "boss"}),
              ("call", 1, "A002"), ("call", 1, "A001")]),
     "priority does not jump when the service says so": (
-        {}, [("issue", "C"), ("issue", "C", {"priority": "pregnant"}),
+        {}, [("issue", "C"), ("issue", "C", {"priority": "pregnant", "staff_id": "boss"}),
              ("call", 3, "C001"), ("call", 3, "C002")]),
     "priority within a service does not beat a service earlier in the window's order": (
-        {}, [("issue", "B"), ("issue", "A", {"priority": "urgent"}),
+        {}, [("issue", "B"), ("issue", "A", {"priority": "urgent", "staff_id": "boss"}),
              ("call", 2, "B001"), ("call", 2, "A001")]),
     "elderly by ID card birth date get priority": (
         {"priority_age": 70},

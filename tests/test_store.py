@@ -25,7 +25,10 @@ def busy_morning(ctrl: HallController, clock: ManualClock) -> None:
     for n in (1, 2, 3):
         ctrl.execute(c.Login(n, f"s{n}"), f"staff:s{n}")
     for i, prefix in enumerate("AABACBAACB"):
-        ctrl.execute(c.IssueTicket(prefix, priority="elderly" if i == 4 else None), "kiosk")
+        first = i == 4  # the supervisor puts this one first (绿色通道): who is kept too
+        ctrl.execute(c.IssueTicket(prefix, priority="elderly" if first else None,
+                                   staff_id="boss" if first else None),
+                     "staff:boss" if first else "kiosk")
         clock.advance(minutes=1)
     ctrl.execute(c.IssueTicket("A", citizen=SEALER.citizen("11010119500307097X", "张三")), "kiosk")
     ctrl.execute(c.IssueTicket("A", channel="appointment", appointment_at=at("10:30")), "staff:s1")

@@ -38,6 +38,8 @@ class IssueTicket(Command):
     citizen: identity.Citizen | None = None
     priority: str | None = None
     appointment_at: dt.datetime | None = None
+    # the logged-in member of staff issuing it: only some may grant priority (core.priority)
+    staff_id: str | None = None
 
     def log_args(self) -> dict[str, Any]:
         out = super().log_args()
@@ -72,10 +74,12 @@ class CallNext(Command):
 
 @dataclass(frozen=True)
 class CallNumber(Command):
-    """Call one ticket out of order (a citizen back after missing the call): audited."""
+    """叫指定号: call one ticket out of order, for one of `priority.CALL_REASONS`: audited."""
 
     window: int
     number: str
+    reason: str | None = None
+    note: str | None = None  # required with the reason 其他
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from controller.core.hall import Hall, NoShowPolicy, Service, TransferPosition
 from controller.core.outcome import Outcome  # noqa: F401 (the engine answers with it)
 from controller.core.hours import check_issuing, near_closing_warning
 from controller.core.evaluation import EvaluationCommands
+from controller.core.priority import call_reason, granted
 from controller.core.routing import Routing
 from controller.core.windows import WindowCommands, close_window
 from controller.core.model import (
@@ -172,8 +173,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         if citizen:
             self._check_hoarding(state, service.prefix, citizen)
 
-        if priority is None and born and identity.age_on(born, now.date()) >= self.hall.rules.priority_age:
-            priority = PriorityClass.ELDERLY
+        priority, priority_by = granted(self.hall, state, priority, cmd.staff_id, born, now.date())
         number = state.last_number.get(service.prefix, 0) + 1
         state.last_number[service.prefix] = number
         label = f"{service.prefix}{number:03d}"
@@ -181,7 +181,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
             id=f"{now:%Y%m%d}-{label}", day=now.date(), prefix=service.prefix, number=number,
             label=label, service=service.prefix, channel=channel, issued_at=now,
             queued_at=now, queue_seq=self._next_seq(state), priority=priority,
-            appointment_at=cmd.appointment_at,
+            priority_by=priority_by, appointment_at=cmd.appointment_at,
             id_masked=citizen.id_masked if citizen else None,
             name_masked=citizen.name_masked if citizen else None,
             citizen_key=citizen.key if citizen else None,
@@ -200,8 +200,8 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         out.warning = near_closing_warning(self.hall, now, eta.p90)
         out.emit(ev.TICKET_ISSUED, now, None, t, label=label, service=t.service,
                  channel=channel.value, priority=priority.value if priority else None,
-                 real_name=citizen is not None, people_ahead=ahead, eta=eta.to_json(),
-                 warning=out.warning)
+                 priority_by=priority_by, real_name=citizen is not None, people_ahead=ahead,
+                 eta=eta.to_json(), warning=out.warning)
 
     def _check_hoarding(self, state: HallState, prefix: str, citizen: identity.Citizen) -> None:
         limit = self.hall.rules.waiting_tickets_per_person
@@ -265,6 +265,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
     def _call_number(self, state: HallState, cmd: c.CallNumber, now: dt.datetime,
                      out: Outcome) -> None:
         w = self._open_window(state, cmd.window)
+        reason, note = call_reason(cmd.reason, cmd.note)
         t = state.find_label(cmd.number.strip().upper()) if isinstance(cmd.number, str) else None
         if t is None:
             raise HallError("unknown_ticket", f"今天没有 {cmd.number} 号")
@@ -285,7 +286,8 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         out.touch(w)
         out.ticket = t
         out.emit(ev.TICKET_CALLED, now, w.number, t, label=t.label, service=t.service,
-                 waited_seconds=int((now - t.issued_at).total_seconds()), out_of_order=True)
+                 waited_seconds=int((now - t.issued_at).total_seconds()), out_of_order=True,
+                 staff=w.staff_id, reason=reason, note=note)
 
     def _recall(self, state: HallState, cmd: c.Recall, now: dt.datetime, out: Outcome) -> None:
         w = self._open_window(state, cmd.window)

@@ -29,6 +29,13 @@ CODES: dict[str, tuple[Category, str]] = {
     "invalid_id_number": (Category.INVALID, "身份证号码不正确"),
     "invalid_phone": (Category.INVALID, "电话号码不正确：手机号 11 位，固定电话请带区号"),
     "invalid_priority": (Category.INVALID, "优先类别不正确"),
+    "priority_not_allowed": (Category.FORBIDDEN,
+                             "优先办理只能由导办台、绿色通道窗口的工作人员或现场负责人给予"
+                             "（老年人刷身份证取号按年龄自动优先）"),
+    "call_reason_required": (Category.INVALID,
+                             "叫指定号须选择原因：过号返回、预约到达、绿色通道、转办返回或其他（需说明）"),
+    "invalid_call_reason": (Category.INVALID,
+                            "叫指定号的原因只能是：过号返回、预约到达、绿色通道、转办返回或其他（需说明）"),
     "invalid_channel": (Category.INVALID, "取号渠道不正确"),
     "already_waiting": (Category.CONFLICT, "您已取过这项业务的号，请等候叫号"),
     "ticket_not_waiting": (Category.CONFLICT, "这张号不在等候中"),

@@ -63,6 +63,8 @@ class Window:
     kind: WindowKind
     services: tuple[str, ...]
     tidal: bool = False
+    # 绿色通道窗口: staff logged in here may give a ticket priority (controller.core.priority)
+    green_channel: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Staff:
     a_post: tuple[int, ...] = ()
     b_post: tuple[int, ...] = ()
     demo: bool = False
+    # 导办台: may give a ticket priority, and log in without a window (controller.core.priority)
+    guidance_desk: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class Ticket:
     status: TicketStatus = TicketStatus.WAITING
     priority: PriorityClass | None = None
     appointment_at: dt.datetime | None = None
+    priority_by: str | None = None  # who granted it: "staff:<id>", or "rule:age" (core.priority)
     id_masked: str | None = None
     name_masked: str | None = None
     citizen_key: str | None = None

@@ -188,6 +188,10 @@ MIGRATIONS: list[str] = [
         reason TEXT
     );
     """,
+    # 8: who granted a ticket's priority ("staff:<id>", or "rule:age"), controller.core.priority.
+    """
+    ALTER TABLE tickets ADD COLUMN priority_by TEXT;
+    """,
 ]
 
 

@@ -117,7 +117,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # -- tickets -----------------------------------------------------------
 
     @app.post(f"{API}/tickets", status_code=201, tags=["tickets"],
-              summary="取号: take a ticket (no login needed for the kiosk channel)")
+              summary="取号: take a ticket (no login needed for the kiosk channel; priority only "
+                      "from the guidance desk, a green-channel window or a supervisor)")
     async def issue_ticket(body: schemas.TicketRequest, request: Request,
                            s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         if body.channel != "kiosk" and s is None:
@@ -128,8 +129,9 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         if address is not None:
             limits.check_address(address, {"service": body.service})
         citizen = ctrl.citizen(body.id_number, body.name, body.phone) if body.id_number else None
+        # priority only from staff whose post may grant it (controller.core.priority)
         out = ctrl.execute(c.IssueTicket(body.service, body.channel, citizen, body.priority,
-                                         body.appointment_at), actor)
+                                         body.appointment_at, s.staff_id if s else None), actor)
         if address is not None:
             limits.address_issued(address)
         return views.issued_json(ctrl.hall, out)
@@ -185,7 +187,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     window_action("call", "叫号: call the next ticket", c.CallNext)
     window_action("call-number", "叫指定号: call one ticket out of order (audited)",
-                  lambda no, b: c.CallNumber(no, b.number), schemas.CallNumberRequest)
+                  lambda no, b: c.CallNumber(no, b.number, b.reason, b.note),
+                  schemas.CallNumberRequest)
     window_action("recall", "重呼: call the current ticket again", c.Recall)
     window_action("no-show", "过号: the current ticket's holder did not come", c.NoShow)
     window_action("finish", "办结: the current service is done", c.Finish)
@@ -256,7 +259,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
             ctrl.refuse(f"staff:{staff.id}", "login", args, err)
             raise err
         if body.window is None:
-            if staff.role == StaffRole.STAFF:
+            if staff.role == StaffRole.STAFF and not staff.guidance_desk:  # 导办台 has no window
                 raise HallError("unknown_window", "请选择要登录的窗口")
             ctrl.note(f"staff:{staff.id}", "login", args)
         else:

@@ -16,8 +16,9 @@ class TicketRequest(Strict):
     id_number: str | None = Field(None, max_length=32, description="18-digit resident ID number")
     name: str | None = Field(None, max_length=64, description="citizen's name (real-name ticket)")
     phone: str | None = Field(None, max_length=20, description="for a callback (real-name ticket)")
-    priority: str | None = Field(None, max_length=16,
-                                 description="elderly, disabled, ill, pregnant or urgent")
+    priority: str | None = Field(
+        None, max_length=16, description="elderly, disabled, ill, pregnant or urgent: only from "
+        "a supervisor, the guidance desk or a green-channel window's staff (else 403)")
     channel: str = Field("kiosk", max_length=16, description="kiosk, staff or appointment")
     appointment_at: dt.datetime | None = Field(
         None, strict=False, description="appointment slot, ISO 8601 (channel appointment)")
@@ -61,6 +62,9 @@ class TransferRequest(Strict):
 
 class CallNumberRequest(Strict):
     number: str = Field(min_length=2, max_length=8, description="the ticket number, e.g. A012")
+    reason: str | None = Field(None, max_length=16,
+                               description="过号返回, 预约到达, 绿色通道, 转办返回 or 其他 (required)")
+    note: str | None = Field(None, max_length=50, description="why, required with 其他")
 
 
 class PauseRequest(Strict):

@@ -25,6 +25,7 @@ def ticket_json(engine: Engine, state: HallState | None, t: Ticket,
         "status": t.status.value,
         "channel": t.channel.value,
         "priority": t.priority.value if t.priority else None,
+        "priority_by": t.priority_by,
         "real_name": t.real_name,
         "id_masked": t.id_masked,
         "name_masked": t.name_masked,
@@ -139,8 +140,11 @@ def services_json(engine: Engine, state: HallState, now: dt.datetime) -> list[di
 # and the event stream is open to every display in the hall, so neither carries the
 # masked identity, who acted, or a visit's grade: an evaluation names the staff member
 # graded, figures that are for supervisors, admins and callback officers (reports_api).
-PRIVATE_TICKET_FIELDS = ("id_masked", "name_masked")
-PRIVATE_EVENT_DATA = {"ticket_evaluated": ("grade", "channel", "tags", "bad")}
+PRIVATE_TICKET_FIELDS = ("id_masked", "name_masked", "priority_by")
+PRIVATE_EVENT_DATA = {"ticket_evaluated": ("grade", "channel", "tags", "bad"),
+                      # who granted a priority, who called out of order and why: supervisors'
+                      "ticket_issued": ("priority_by",),
+                      "ticket_called": ("staff", "reason", "note")}
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
