@@ -50,23 +50,23 @@ def test_at_nine_before_staff_log_in_a_ticket_waits_for_the_morning_not_the_afte
     story = Story(floor_hall(), start="09:00")
     out = story.do(c.IssueTicket("C"))  # 赵 is due at window 3 but not logged in yet
     assert out.people_ahead == 0
-    assert out.estimate.p90 < 5, out.estimate  # it was 270 minutes: the 13:30 session's start
+    assert out.estimate.p90 < 15, out.estimate  # it was 270 minutes: the 13:30 session's start
     story.later(minutes=5)
     second = story.do(c.IssueTicket("C")).estimate
-    assert second.p50 > out.estimate.p50 and second.p90 < 60  # one ahead: a visit, not an afternoon
+    assert second.p50 > out.estimate.p50 and second.p90 < 30  # one ahead: a visit, not an afternoon
 
 
 def test_before_the_doors_open_the_minutes_to_opening_are_added():
     story = Story(floor_hall(), start="08:40")
     eta = story.do(c.IssueTicket("C")).estimate
-    assert 20 <= eta.p10 and eta.p90 <= 22
+    assert 20 <= eta.p10 and eta.p90 <= 20 + 15
 
 
 def test_staff_who_have_not_come_by_the_grace_are_no_longer_counted_on():
     """`staff_expected_minutes` (15): at 09:20 with nobody at window 3 all morning, the honest
     answer is the afternoon session, and the supervisor already has the alert."""
     story = Story(floor_hall(), start="09:14")
-    assert story.do(c.IssueTicket("C")).estimate.p90 < 5
+    assert story.do(c.IssueTicket("C")).estimate.p90 < 15
     story.at("09:20")
     late = story.do(c.IssueTicket("C")).estimate
     assert late.p10 >= (13 * 60 + 30) - (9 * 60 + 20)

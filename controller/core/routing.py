@@ -49,7 +49,8 @@ class Routing:
             expected = [w for w in configured if not w.tidal and self.a_posts(w.number)]
             serving = expected or [w for w in configured if not w.tidal] or configured
             delay = self._minutes_to_opening(now, bool(expected)) if now else 0.0
-            idle = len(serving)  # free when they open: the first in line is called at once
+            # not counted free when they open: on the hall-day simulator that promised the first
+            # in line too short a wait (staff come a few minutes late, the rush starts at once)
         capacity = self._capacity(state, prefix, serving) / mean
         rate = capacity
         # A short queue is no backlog: its windows call as fast as tickets come, so the recent
