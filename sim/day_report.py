@@ -132,6 +132,7 @@ def figures(day: DayRecord) -> dict[str, Any]:
                                               "callback_rate")},
         "callbacks": {k: day.cases.get(k) for k in ("bad_reviews", "bad_reviews_closed",
                                                     "anonymous_bad_reviews", "overdue_now")},
+        "floor_alerts": {k: day.events.get(k, 0) for k in ("window_uncovered", "posts_away", "window_idle")},
         "estimate": _accuracy(called),
         "estimate_session_start": _accuracy(session_start_tickets(day)),
         "devices": [{"at": _hhmm(t), "device": d, "state": st, "detail": detail}
@@ -183,6 +184,8 @@ def text(f: dict[str, Any]) -> str:
         f"pauses    {p['count']}, over the {p['limit_minutes']}-minute limit {p['over_limit']} "
         f"(alerts {p['alerts']}), longest {p['longest_minutes']} min, {p['over_by_minutes']} min "
         f"over in all",
+        "alerts    A-post window unstaffed {window_uncovered}, A and B posts both away {posts_away}, "
+        "window idle while people waited {window_idle}".format(**f["floor_alerts"]),
     ]
     ev, cb = f["evaluation"], f["callbacks"]
     lines += [
