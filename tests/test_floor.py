@@ -300,3 +300,20 @@ def test_an_appointment_not_yet_due_leaves_the_window_free():
     story.do(c.IssueTicket("C", "appointment", appointment_at=story.now.replace(hour=11)))
     story.later(minutes=5)
     assert tick(story) == []
+
+
+def test_after_a_restart_the_alert_clocks_start_again_late_never_early(morning):
+    """The clocks live in memory: a controller restarted at 10:10 with window 3 closed since
+    10:00 first sees it closed at its first tick, and alerts 15 minutes after that."""
+    story = morning
+    story.at("10:00")
+    story.do(c.Logout(3))
+    story.at("10:10")
+    state = story.state
+    story.state = story.engine.restore(state.day, list(state.tickets.values()),
+                                       list(state.windows.values()))
+    assert tick(story) == []
+    story.at("10:15:30")
+    assert tick(story) == []  # 15½ minutes closed, but only 5½ seen
+    story.at("10:25:30")
+    assert tick(story) == [("window_uncovered", 3)]

@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 
 from controller.clock import ManualClock
 from tests.browser import DESK, KIOSK, log_in, open_page
-from tests.halls import at
+from controller.hall_reports import attendance
+from tests.halls import MONDAY, at
 from tests.server import running_hall, wait_for
 from tests.test_floor import floor_hall
 
@@ -46,7 +47,7 @@ def test_at_nine_the_kiosk_button_its_screen_and_the_slip_tell_the_same_short_wa
         button.click()
         expect(kiosk.locator("#ticket-body")).to_contain_text(f"前面还有 {ahead} 人等候")
         expect(kiosk.locator("#ticket-wait")).to_have_text(f"预计等候{said[0]}")
-        slip = wait_for(lambda: printed_since(url, before))
+        slip = wait_for(lambda: printed_since(url, before), 10)
         assert said[0] in slip[0], (said[0], slip[0])
         kiosk.click("#ticket-close")
     assert kiosk.errors == []
@@ -103,8 +104,8 @@ def test_a_pause_past_the_limit_reaches_the_supervisor_and_b_takes_the_window_ov
         assert api.post("/api/v1/auth/logout", headers=wang).status_code == 200
         hall.clock.advance(minutes=16)
         # the server's own ticker (every 5 s) notices; the supervisor is told at once
-        wait_for(lambda: ("pause_over_limit", 1) in kinds(seen, "pause_over_limit"), 8)
-        wait_for(lambda: kinds(seen, "posts_away", "window_uncovered"), 8)
+        wait_for(lambda: ("pause_over_limit", 1) in kinds(seen, "pause_over_limit"), 15)
+        wait_for(lambda: kinds(seen, "posts_away", "window_uncovered"), 15)
         alerts = page.locator("#alerts")
         expect(alerts).to_contain_text("1号窗口暂停超过时限", timeout=5000)
         expect(alerts).to_contain_text("1号窗口 A岗 李娜 与 B岗 王强、钱多 均不在岗")
@@ -113,7 +114,8 @@ def test_a_pause_past_the_limit_reaches_the_supervisor_and_b_takes_the_window_ov
         # 王 comes back from the meeting and takes over 李's window: her pause ends
         wang = hall.login("wang", 1)
         taken = kinds(seen, "window_resumed", "window_closed", "window_opened")
-        wait_for(lambda: len(kinds(seen, "window_resumed", "window_closed", "window_opened")) >= len(taken) + 3)
+        wait_for(lambda: len(kinds(seen, "window_resumed", "window_closed", "window_opened"))
+                 >= len(taken) + 3, 10)
         ticket = api.post("/api/v1/tickets", json={"service": "A"}).json()
         called = api.post("/api/v1/windows/1/call", headers=wang).json()["ticket"]
         assert called["number"] == ticket["number"]
@@ -134,6 +136,13 @@ def test_a_pause_past_the_limit_reaches_the_supervisor_and_b_takes_the_window_ov
     assert last == [("window_resumed", "li", None), ("window_closed", "li", "cover"),
                     ("window_opened", "wang", None)]
     assert hall.ctrl.state.tickets[called["id"]].staff_id == "wang"
+    # attendance per person: her login ended when he took over, his runs on at her window
+    with hall.ctrl.lock:
+        rows = {r["staff"]: r for r in attendance(hall.ctrl.store.db, hall.ctrl.hall, MONDAY, MONDAY,
+                                                  now=hall.clock()) if r["session"] == "morning"}
+    assert (rows["li"]["windows"], rows["li"]["first_login"], rows["li"]["last_logout"]) == (
+        [1], "2026-11-23T09:00:00+08:00", "2026-11-23T09:16:00+08:00")
+    assert 1 in rows["wang"]["windows"] and rows["wang"]["last_logout"] is None
     assert page.errors == []
 
 
@@ -149,7 +158,7 @@ def test_an_idle_window_with_people_waiting_reaches_the_supervisor(browser, morn
         time.sleep(6)  # a tick or more of the server's: still within the minute
         assert kinds(seen, "window_idle") == []
         hall.clock.advance(seconds=20)
-        wait_for(lambda: kinds(seen, "window_idle") == [("window_idle", 3)], 8)
+        wait_for(lambda: kinds(seen, "window_idle") == [("window_idle", 3)], 15)
         expect(page.locator("#alerts")).to_contain_text("3号窗口空闲", timeout=5000)
         expect(page.locator("#alerts")).to_contain_text("C 业务有 1 人等候（先外后内）")
         assert api.post("/api/v1/windows/3/call", headers=zhao).json()["ticket"]["number"] == "C001"
