@@ -317,3 +317,16 @@ def test_after_a_restart_the_alert_clocks_start_again_late_never_early(morning):
     assert tick(story) == []  # 15½ minutes closed, but only 5½ seen
     story.at("10:25:30")
     assert tick(story) == [("window_uncovered", 3)]
+
+
+def test_staff_in_early_have_from_the_opening_to_call_the_tickets_taken_before_it():
+    story = Story(floor_hall(), start="08:40")
+    story.issue("C")
+    story.at("08:50")
+    story.do(c.Login(3, "zhao"))  # 10 minutes early (000 文明服务制 第五条(一)1), checking devices
+    story.do(c.Tick())
+    story.at("09:00:30")
+    assert tick(story) == []
+    story.at("09:01:05")
+    [alert] = story.do(c.Tick()).events
+    assert (alert.kind, alert.window, alert.data["idle_seconds"]) == ("window_idle", 3, 65)

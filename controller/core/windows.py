@@ -144,7 +144,8 @@ class WindowCommands:
         - 顶岗补位制: a window's A posts and its B posts all away (not at an open window) once
           the session is `staff_expected_minutes` old;
         - 先外后内 (000 文明服务制 第五条(一)4): an open window with nothing called for longer
-          than `idle_alert_seconds` while a ticket it could call waits.
+          than `idle_alert_seconds` while a ticket it could call waits, counted from the later
+          of its last visit (or login, or resume), that ticket's arrival and the opening.
         """
         rules = self.hall.rules
         session = self._session_on(now)
@@ -186,12 +187,14 @@ class WindowCommands:
             if w.status is WindowStatus.OPEN and w.current is None:
                 idle = state.idle_since.setdefault(n, now)
                 nxt = self._next_for(state, n, now)
-                if nxt is not None and now - max(idle, nxt.queued_at) > idle_limit:
+                # staff in early call from the opening: the tickets taken before it wait till then
+                since = max(idle, nxt.queued_at, start) if nxt is not None else now
+                if now - since > idle_limit:
                     standing.add((ev.WINDOW_IDLE, n))
                     if (ev.WINDOW_IDLE, n) not in state.alerted:
                         waiting = sum(state.queues.waiting(p) for p in cfg.services)
                         out.emit(ev.WINDOW_IDLE, now, n, staff=w.staff_id,
-                                 idle_seconds=int((now - max(idle, nxt.queued_at)).total_seconds()),
+                                 idle_seconds=int((now - since).total_seconds()),
                                  service=nxt.service, waiting=waiting)
         state.alerted = standing
 
