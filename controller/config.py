@@ -144,6 +144,8 @@ _RULE_RANGES = {
     "login_failure_minutes": (1, 1440),
     "tidal_open_waiting": (1, 1000),
     "tidal_open_wait_minutes": (1, 600),
+    "staff_expected_minutes": (0, 120),
+    "idle_alert_seconds": (10, 3600),
     "evaluation_default_days": (1, 60),
     "evaluation_prompt_seconds": (10, 600),
     "personal_data_days": (1, 3650),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from controller.core import commands as c
 from controller.core.engine import Outcome
 from controller.core.errors import HallError
+from controller.core.estimate import wait_range
 from controller.core.identity import Citizen
 from controller.core.model import Ticket, TicketStatus, WindowStatus
 from controller.appointments import Appointments
@@ -221,7 +221,7 @@ class Kiosk:
         """What the slip says: number, service, people ahead, the wait as a range, where to look."""
         hall = self.ctrl.hall
         eta = out.estimate
-        wait = (math.floor(eta.p10), max(math.ceil(eta.p90), math.floor(eta.p10))) if eta else None
+        wait = wait_range(eta) if eta else None
         return TicketPrint(
             hall_name=hall.name,
             service_name=hall.services[t.service].name,

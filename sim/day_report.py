@@ -46,7 +46,21 @@ def _accuracy(rows: list[TicketRecord]) -> dict[str, Any]:
         "ours_bias": round(sum(w - t.eta[1] for w, t in zip(waits, rows)) / n, 2),
         "inside_p10_p90": round(sum(1 for w, t in zip(waits, rows) if t.eta[0] <= w <= t.eta[2]) / n, 3),
         "below_p10": round(sum(1 for w, t in zip(waits, rows) if w < t.eta[0]) / n, 3),
+        "ours_max_error": round(max(abs(w - t.eta[1]) for w, t in zip(waits, rows)), 1),
     }
+
+
+# the first minutes of a session, before every window is staffed: their tickets' estimates are
+# measured apart (issue 12 item 5: a ticket at 09:00 printed the wait to the afternoon session)
+SESSION_START_MINUTES = 30
+
+
+def session_start_tickets(day: DayRecord, minutes: float = SESSION_START_MINUTES) -> list[TicketRecord]:
+    """The called tickets issued in the first `minutes` of a session of the day."""
+    starts = [s.start.hour * 3600 + s.start.minute * 60 + s.start.second
+              for s in day.scenario.hall.hours_on(day.scenario.day).sessions]
+    return [t for t in day.tickets.values() if t.first_called is not None
+            and any(a <= t.issued < a + minutes * 60 for a in starts)]
 
 
 def figures(day: DayRecord) -> dict[str, Any]:
@@ -118,7 +132,9 @@ def figures(day: DayRecord) -> dict[str, Any]:
                                               "callback_rate")},
         "callbacks": {k: day.cases.get(k) for k in ("bad_reviews", "bad_reviews_closed",
                                                     "anonymous_bad_reviews", "overdue_now")},
+        "floor_alerts": {k: day.events.get(k, 0) for k in ("window_uncovered", "posts_away", "window_idle")},
         "estimate": _accuracy(called),
+        "estimate_session_start": _accuracy(session_start_tickets(day)),
         "devices": [{"at": _hhmm(t), "device": d, "state": st, "detail": detail}
                     for t, d, st, detail in day.devices],
         "commands": day.commands,
@@ -142,6 +158,7 @@ def _f(v: Any, unit: str = "") -> str:
 def text(f: dict[str, Any]) -> str:
     """The report as plain text, for a terminal or a CI log."""
     t, e, w, p = f["tickets"], f["estimate"], f["windows_use"], f["pauses"]
+    s0 = f["estimate_session_start"]
     lines = [
         f"{f['scenario']}: {f['hall']}, {f['day']}, seed {f['seed']}, {f['windows']} windows",
         "",
@@ -167,6 +184,8 @@ def text(f: dict[str, Any]) -> str:
         f"pauses    {p['count']}, over the {p['limit_minutes']}-minute limit {p['over_limit']} "
         f"(alerts {p['alerts']}), longest {p['longest_minutes']} min, {p['over_by_minutes']} min "
         f"over in all",
+        "alerts    A-post window unstaffed {window_uncovered}, A and B posts both away {posts_away}, "
+        "window idle while people waited {window_idle}".format(**f["floor_alerts"]),
     ]
     ev, cb = f["evaluation"], f["callbacks"]
     lines += [
@@ -182,6 +201,10 @@ def text(f: dict[str, Any]) -> str:
         f"  ours is {_gain(e)} lower than queue-length; actual wait inside the printed P10-P90 "
         f"{_f(e.get('inside_p10_p90'), '%')} (below P10 {_f(e.get('below_p10'), '%')}), "
         f"bias {_f(e.get('ours_bias'))} min over {e.get('tickets')} tickets",
+        f"  tickets of a session's first {SESSION_START_MINUTES} minutes: ours {_f(s0.get('ours_mae'))}, "
+        f"queue-length {_f(s0.get('queue_length_mae'))}, bias {_f(s0.get('ours_bias'))} min, "
+        f"largest miss {_f(s0.get('ours_max_error'))} min, "
+        f"inside P10-P90 {_f(s0.get('inside_p10_p90'), '%')}, over {s0.get('tickets')} tickets",
         "",
         "devices   " + ("; ".join(f"{d['at']} {d['device']} {d['state']}" + (f" ({d['detail']})" if d['detail'] else "")
                                   for d in _device_changes(f["devices"])) or "no faults"),

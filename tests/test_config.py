@@ -178,6 +178,8 @@ def test_every_rule_can_be_set() -> None:
         "login_failure_minutes": 10,
         "tidal_open_waiting": 15,
         "tidal_open_wait_minutes": 40,
+        "staff_expected_minutes": 20,
+        "idle_alert_seconds": 90,
         "evaluation_default_grade": "非常满意",
         "evaluation_default_days": 7,
         "evaluation_prompt_seconds": 90,
@@ -442,3 +444,24 @@ def test_export_channel_codes() -> None:
     with pytest.raises(ConfigError) as e:
         parse_hall(data)
     assert e.value.key == "export.channel_codes.pad"
+
+
+@pytest.mark.parametrize("key, value", [
+    ("staff_expected_minutes", -1), ("staff_expected_minutes", 121), ("staff_expected_minutes", "15"),
+    ("idle_alert_seconds", 5), ("idle_alert_seconds", 3601), ("idle_alert_seconds", 60.5),
+])
+def test_floor_alert_settings_are_checked_and_named(key, value) -> None:
+    data = minimal_hall_dict()
+    data["rules"] = {key: value}
+    with pytest.raises(ConfigError) as e:
+        parse_hall(data)
+    assert e.value.key == f"rules.{key}"
+
+
+def test_floor_alert_settings_default_to_the_rules() -> None:
+    rules = parse_hall(minimal_hall_dict()).rules
+    assert (rules.staff_expected_minutes, rules.idle_alert_seconds) == (15, 60)
+    data = minimal_hall_dict()
+    data["rules"] = {"staff_expected_minutes": 0, "idle_alert_seconds": 300}
+    rules = parse_hall(data).rules
+    assert (rules.staff_expected_minutes, rules.idle_alert_seconds) == (0, 300)

@@ -155,6 +155,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
         handler = getattr(self, "_" + cmd.kind)
         out = Outcome()
         handler(state, cmd, now, out)
+        self._note_window_changes(state, out, now)
         return out
 
     def _issue_ticket(self, state: HallState, cmd: c.IssueTicket, now: dt.datetime,

@@ -51,6 +51,13 @@ class WaitEstimate:
         return {"p10": self.p10, "p50": self.p50, "p90": self.p90}
 
 
+def wait_range(eta: WaitEstimate) -> tuple[int, int]:
+    """The wait as a citizen is told it, in whole minutes: P10 rounded down to P90 rounded up.
+    The slip, the kiosk's service buttons and its screen all show this one range."""
+    low = math.floor(eta.p10)
+    return low, max(math.ceil(eta.p90), low)
+
+
 def _gamma_quantile(k: float, theta: float, z: float) -> float:
     return max(0.0, k * theta * (1 - 1 / (9 * k) + z / (3 * math.sqrt(k))) ** 3)
 

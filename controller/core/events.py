@@ -19,6 +19,12 @@ WINDOW_CLOSED = "window_closed"
 WINDOW_PAUSED = "window_paused"
 WINDOW_RESUMED = "window_resumed"
 PAUSE_OVER_LIMIT = "pause_over_limit"
+# 顶岗补位制: an A-post window closed in opening hours past the pause limit with nobody covering
+WINDOW_UNCOVERED = "window_uncovered"
+# 顶岗补位制: a window's A post and its B posts all away at once
+POSTS_AWAY = "posts_away"
+# 先外后内: an open window idle while people it could call wait
+WINDOW_IDLE = "window_idle"
 DAY_STARTED = "day_started"
 DEVICE_HEALTH = "device_health"
 EVALUATION_PROMPTED = "evaluation_prompted"

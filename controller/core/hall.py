@@ -152,6 +152,13 @@ class Rules:
     # waiting, or this long an estimated wait; propose closing it when they drain.
     tidal_open_waiting: int = 20
     tidal_open_wait_minutes: int = 30
+    # staff expected for a session: a window with an A post counts as opening at the session's
+    # start, for the wait estimate, until the session is this old (then it is late, and its
+    # A-post window closed in hours is an alert once the pause limit has passed)
+    staff_expected_minutes: int = 15
+    # 先外后内 (000 文明服务制 第五条(一)4): an open window idle this long while a service it
+    # serves has people waiting is an alert
+    idle_alert_seconds: int = 60
     evaluation_default_grade: str = "基本满意"
     evaluation_default_days: int = 7
     # a pad's prompt ends after this long: evaluation is voluntary, nobody is nagged

@@ -208,6 +208,12 @@ class HallState:
     # service -> when its waiting tickets were called today, in order, for the wait estimate
     calls: dict[str, list[dt.datetime]] = field(default_factory=dict)
     first_call: dt.datetime | None = None  # the day's first call: the hall has been calling since
+    # the floor alerts' clocks (windows.py `_watch_posts`), kept in memory only: after a restart
+    # they start again from the first tick, so an alert comes late rather than wrongly early
+    closed_since: dict[int, dt.datetime] = field(default_factory=dict)
+    idle_since: dict[int, dt.datetime] = field(default_factory=dict)
+    # (alert kind, window): the alerts standing now, each raised once until its cause ends
+    alerted: set[tuple[str, int]] = field(default_factory=set)
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

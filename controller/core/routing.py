@@ -43,9 +43,14 @@ class Routing:
         mean = state.service_minutes.get(prefix, self.hall.services[prefix].mean_minutes)
         delay = 0.0
         if not serving:
-            # nobody serves it yet: the windows that open with the session will
-            serving = [w for w in configured if not w.tidal] or configured
-            delay = self._minutes_to_opening(now) if now else 0.0
+            # nobody serves it yet: the windows whose staff are expected for the session will
+            # (those with an A post), opening at its start; once the session is older than
+            # `staff_expected_minutes` without them, at the next session's
+            expected = [w for w in configured if not w.tidal and self.a_posts(w.number)]
+            serving = expected or [w for w in configured if not w.tidal] or configured
+            delay = self._minutes_to_opening(now, bool(expected)) if now else 0.0
+            # not counted free when they open: on the hall-day simulator that promised the first
+            # in line too short a wait (staff come a few minutes late, the rush starts at once)
         capacity = self._capacity(state, prefix, serving) / mean
         rate = capacity
         # A short queue is no backlog: its windows call as fast as tickets come, so the recent
@@ -82,12 +87,40 @@ class Routing:
                 started = start
         return max(0.0, (now - started).total_seconds() / 60) if started else 0.0
 
-    def _minutes_to_opening(self, now: dt.datetime) -> float:
+    def _minutes_to_opening(self, now: dt.datetime, expected: bool) -> float:
+        """Minutes until the windows open: the next session's start, or none while the session
+        on now is younger than `staff_expected_minutes` and staff are `expected` for it."""
+        grace = dt.timedelta(minutes=self.hall.rules.staff_expected_minutes)
         for s in self.hall.hours_on(now.date()).sessions:
             start = dt.datetime.combine(now.date(), s.start, now.tzinfo)
+            end = dt.datetime.combine(now.date(), s.end, now.tzinfo)
             if now < start:
                 return (start - now).total_seconds() / 60
+            if expected and now < min(start + grace, end):
+                return 0.0
         return 0.0
+
+    def a_posts(self, window: int) -> list:
+        """The staff whose A post (A岗) is `window`."""
+        posts = self.__dict__.get("_a_posts")
+        if posts is None:
+            posts = {}
+            for staff in self.hall.staff.values():
+                for n in staff.a_post:
+                    posts.setdefault(n, []).append(staff)
+            self.__dict__["_a_posts"] = posts
+        return posts.get(window, [])
+
+    def b_posts(self, window: int) -> list:
+        """The staff registered to cover `window` (B岗)."""
+        posts = self.__dict__.get("_b_posts")
+        if posts is None:
+            posts = {}
+            for staff in self.hall.staff.values():
+                for n in staff.b_post:
+                    posts.setdefault(n, []).append(staff)
+            self.__dict__["_b_posts"] = posts
+        return posts.get(window, [])
 
     def _record_call(self, state: HallState, prefix: str, at: dt.datetime) -> None:
         """A waiting ticket of `prefix` was called: one step of its queue, for the call rate."""

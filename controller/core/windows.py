@@ -76,17 +76,37 @@ class WindowCommands:
             post = "B"  # a supervisor may cover any window in a pinch
         else:
             raise HallError("not_at_post")
-        if w.status is not WindowStatus.CLOSED:
+        takeover = (w.status is WindowStatus.PAUSED and w.post == "A" and post == "B")
+        if w.status is not WindowStatus.CLOSED and not takeover:
             raise HallError("window_occupied", f"{w.number} 号窗口已由 {w.staff_id} 登录")
         elsewhere = [o.number for o in state.windows.values() if o.staff_id == staff.id]
         if elsewhere:
             raise HallError("already_logged_in", f"您已在 {elsewhere[0]} 号窗口登录，请先退出")
+        cover_for = w.staff_id
+        if takeover:
+            self._hand_over(w, staff.id, now, out)
         w.status = WindowStatus.OPEN
         w.staff_id = staff.id
         w.post = post
         w.logged_in_at = now
         out.touch(w)
-        out.emit(ev.WINDOW_OPENED, now, w.number, staff=staff.id, post=post)
+        out.emit(ev.WINDOW_OPENED, now, w.number, staff=staff.id, post=post,
+                 **({"cover_for": cover_for} if takeover else {}))
+
+    def _hand_over(self, w: WindowState, cover: str, now: dt.datetime, out: Outcome) -> None:
+        """顶岗补位: a B post takes over a window its A post paused. The pause ends and the A
+        post's login with it (reason `cover`), so each has their own attendance and records;
+        the caller then opens the B post's login."""
+        paused = now - w.paused_at if w.paused_at else dt.timedelta()
+        limit = dt.timedelta(minutes=self.hall.rules.pause_limit_minutes)
+        staff, since = w.staff_id, w.logged_in_at
+        out.emit(ev.WINDOW_RESUMED, now, w.number, staff=staff,
+                 paused_seconds=int(paused.total_seconds()), over_limit=paused > limit,
+                 cover=cover)
+        self._end_prompt(w, now, out, "closed")
+        close_window(w)
+        out.emit(ev.WINDOW_CLOSED, now, w.number, staff=staff, reason="cover", cover=cover,
+                 seconds=int((now - since).total_seconds()) if since else None)
 
     def _logout(self, state: HallState, cmd: c.Logout, now: dt.datetime, out: Outcome) -> None:
         w = self._window(state, cmd.window)
@@ -114,6 +134,95 @@ class WindowCommands:
                 out.emit(ev.PAUSE_OVER_LIMIT, now, w.number, staff=w.staff_id,
                          reason=w.pause_reason,
                          paused_seconds=int((now - w.paused_at).total_seconds()))
+        self._watch_posts(state, now, out)
+
+    def _watch_posts(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
+        """The supervisor's alerts about who is at the windows, in opening hours; each is raised
+        once and stands until its cause ends.
+
+        - 顶岗补位制 / 002 制度10 第八条(二)1: an A-post window (not tidal) closed for longer
+          than the pause limit with nobody covering it, counted from the logout or the
+          session's start (a window paused too long is `pause_over_limit`);
+        - 顶岗补位制: a window's A posts and its B posts all away (not at an open window) once
+          the session is `staff_expected_minutes` old;
+        - 先外后内 (000 文明服务制 第五条(一)4): an open window with nothing called for longer
+          than `idle_alert_seconds` while a ticket it could call waits, counted from the later
+          of its last visit (or login, or resume), that ticket's arrival and the opening.
+        """
+        rules = self.hall.rules
+        session = self._session_on(now)
+        limit = dt.timedelta(minutes=rules.pause_limit_minutes)
+        idle_limit = dt.timedelta(seconds=rules.idle_alert_seconds)
+        grace = dt.timedelta(minutes=rules.staff_expected_minutes)
+        at_work = {w.staff_id for w in state.windows.values() if w.status is WindowStatus.OPEN}
+        standing: set[tuple[str, int]] = set()
+        for n, w in state.windows.items():
+            cfg = self.hall.windows[n]
+            a_posts = self.a_posts(n)
+            if w.status is WindowStatus.CLOSED:
+                since = state.closed_since.setdefault(n, now)
+            else:
+                state.closed_since.pop(n, None)
+            if w.status is not WindowStatus.OPEN or w.current is not None:
+                state.idle_since.pop(n, None)
+            if session is None:
+                continue
+            start = session
+            if (w.status is WindowStatus.CLOSED and a_posts and not cfg.tidal
+                    and now - max(since, start) > limit):
+                standing.add((ev.WINDOW_UNCOVERED, n))
+                if (ev.WINDOW_UNCOVERED, n) not in state.alerted:
+                    out.emit(ev.WINDOW_UNCOVERED, now, n, staff=[s.id for s in a_posts],
+                             names=[s.name for s in a_posts],
+                             since=max(since, start).isoformat(),
+                             closed_seconds=int((now - max(since, start)).total_seconds()))
+            b_posts = self.b_posts(n)
+            if (a_posts and b_posts and not cfg.tidal and w.status is not WindowStatus.OPEN
+                    and now - start >= grace
+                    and not any(s.id in at_work for s in (*a_posts, *b_posts))):
+                standing.add((ev.POSTS_AWAY, n))
+                if (ev.POSTS_AWAY, n) not in state.alerted:
+                    out.emit(ev.POSTS_AWAY, now, n, staff=[s.id for s in a_posts],
+                             names=[s.name for s in a_posts],
+                             b_posts=[s.id for s in b_posts],
+                             b_names=[s.name for s in b_posts])
+            if w.status is WindowStatus.OPEN and w.current is None:
+                idle = state.idle_since.setdefault(n, now)
+                nxt = self._next_for(state, n, now)
+                # staff in early call from the opening: the tickets taken before it wait till then
+                since = max(idle, nxt.queued_at, start) if nxt is not None else now
+                if now - since > idle_limit:
+                    standing.add((ev.WINDOW_IDLE, n))
+                    if (ev.WINDOW_IDLE, n) not in state.alerted:
+                        waiting = sum(state.queues.waiting(p) for p in cfg.services)
+                        out.emit(ev.WINDOW_IDLE, now, n, staff=w.staff_id,
+                                 idle_seconds=int((now - since).total_seconds()),
+                                 service=nxt.service, waiting=waiting)
+        state.alerted = standing
+
+    def _note_window_changes(self, state: HallState, out: Outcome, now: dt.datetime) -> None:
+        """Start or stop the floor alerts' clocks of the windows a command changed: closed
+        since, idle since (open with nothing called: a finish, a no-show, a login, a resume)."""
+        for n, w in out.windows.items():
+            if w.status is WindowStatus.CLOSED:
+                state.closed_since.setdefault(n, now)
+            else:
+                state.closed_since.pop(n, None)
+                state.alerted.discard((ev.WINDOW_UNCOVERED, n))
+            if w.status is WindowStatus.OPEN:
+                state.alerted.discard((ev.POSTS_AWAY, n))
+            if w.status is WindowStatus.OPEN and w.current is None:
+                state.idle_since.setdefault(n, now)
+            else:
+                state.idle_since.pop(n, None)
+                state.alerted.discard((ev.WINDOW_IDLE, n))
+
+    def _session_on(self, now: dt.datetime) -> dt.datetime | None:
+        """The start of the session of the opening hours `now` is in, if any."""
+        for s in self.hall.hours_on(now.date()).sessions:
+            if s.contains(now.time()):
+                return dt.datetime.combine(now.date(), s.start, now.tzinfo)
+        return None
 
     def _propose_tidal(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
         """潮汐窗口: propose opening a closed tidal window when a queue it serves runs long,

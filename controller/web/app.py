@@ -108,7 +108,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     def acting_for(number: int, s: Session) -> str:
         """The actor name, if `s` may act on window `number`: its own window, or a supervisor."""
-        if s.role == StaffRole.SUPERVISOR or s.window == number:
+        if s.role == StaffRole.SUPERVISOR:
+            return f"staff:{s.staff_id}"
+        with ctrl.lock:
+            w = ctrl.state.windows.get(number)
+            # a B post who took the window over holds it now (顶岗): the A post's page no longer acts
+            taken = w is not None and w.staff_id not in (None, s.staff_id)
+        if s.window == number and not taken:
             return f"staff:{s.staff_id}"
         err = HallError("not_your_window")
         ctrl.refuse(f"staff:{s.staff_id}", "window_action", {"window": number}, err)

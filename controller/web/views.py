@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from controller.core.engine import Engine, Outcome
+from controller.core.estimate import wait_range
 from controller.core.hall import Hall
 from controller.core.model import HallState, Ticket, TicketStatus, WindowStatus
 
@@ -41,7 +42,8 @@ def ticket_json(engine: Engine, state: HallState | None, t: Ticket,
     if state is not None and t.status is TicketStatus.WAITING and t.id in state.tickets:
         ahead = engine.people_ahead(state, t)
         out["people_ahead"] = ahead
-        out["eta"] = engine.estimate(state, t.service, ahead, now).to_json()
+        eta = engine.estimate(state, t.service, ahead, now)
+        out["eta"], out["wait_minutes"] = eta.to_json(), list(wait_range(eta))
     return out
 
 
@@ -50,7 +52,8 @@ def issued_json(hall: Hall, out: Outcome) -> dict[str, Any]:
     t = out.ticket
     return {"id": t.id, "number": t.label, "service": t.service,
             "service_name": hall.services[t.service].name, "people_ahead": out.people_ahead,
-            "eta": out.estimate.to_json(), "issued_at": t.issued_at.isoformat(),
+            "eta": out.estimate.to_json(), "wait_minutes": list(wait_range(out.estimate)),
+            "issued_at": t.issued_at.isoformat(),
             "priority": t.priority.value if t.priority else None, "real_name": t.real_name,
             "name_masked": t.name_masked, "warning": out.warning}
 
@@ -125,8 +128,9 @@ def services_json(engine: Engine, state: HallState, now: dt.datetime) -> list[di
     out = []
     for prefix, s in engine.hall.services.items():
         waiting = state.queues.waiting(prefix)
+        eta = engine.estimate(state, prefix, waiting, now)  # a ticket taken now: as it is issued
         row = {"service": prefix, "name": s.name, "kind": s.kind, "waiting": waiting,
-               "eta": engine.estimate(state, prefix, waiting, now).to_json()}
+               "eta": eta.to_json(), "wait_minutes": list(wait_range(eta))}
         q = state.queues.services[prefix]
         # heads of the walk-in lanes, keyed by when they joined the queue
         heads = [lane[0][0] for lane in (q.priority, q.regular) if lane]

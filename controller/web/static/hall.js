@@ -111,7 +111,8 @@ const Hall = (() => {
       "ticket_finished", "ticket_transferred", "ticket_cancelled", "window_opened",
       "window_closed", "window_paused", "window_resumed", "pause_over_limit", "day_started",
       "device_health", "evaluation_prompted", "evaluation_ended", "ticket_evaluated",
-      "tidal_open_proposed", "tidal_close_proposed", "clock_fault", "clock_restored"];
+      "tidal_open_proposed", "tidal_close_proposed", "clock_fault", "clock_restored",
+      "window_uncovered", "posts_away", "window_idle"];
 
     function deliver(m) {
       let event;
