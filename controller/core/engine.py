@@ -19,6 +19,7 @@ from controller.core.hall import Hall, NoShowPolicy, Service, TransferPosition
 from controller.core.outcome import Outcome  # noqa: F401 (the engine answers with it)
 from controller.core.hours import check_issuing, near_closing_warning
 from controller.core.evaluation import EvaluationCommands
+from controller.core.patrol import PatrolCommands
 from controller.core.routing import Routing
 from controller.core.windows import WindowCommands, close_window
 from controller.core.model import (
@@ -30,7 +31,7 @@ from controller.core.model import (
 EWMA_WEIGHT = 0.2
 
 
-class Engine(WindowCommands, EvaluationCommands, Routing):
+class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
     """The hall's rules, applied to a `HallState`.
 
     Ticket commands are here; window commands (pause, cover, logins, the tick)

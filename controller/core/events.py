@@ -26,6 +26,8 @@ EVALUATION_ENDED = "evaluation_ended"
 TICKET_EVALUATED = "ticket_evaluated"
 TIDAL_OPEN_PROPOSED = "tidal_open_proposed"
 TIDAL_CLOSE_PROPOSED = "tidal_close_proposed"
+PATROL_DUE = "patrol_due"
+PATROL_RECORDED = "patrol_recorded"
 
 
 @dataclass(frozen=True)

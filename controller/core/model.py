@@ -207,6 +207,8 @@ class HallState:
     # service -> when its waiting tickets were called today, in order, for the wait estimate
     calls: dict[str, list[dt.datetime]] = field(default_factory=dict)
     first_call: dt.datetime | None = None  # the day's first call: the hall has been calling since
+    # the patrol times ("09:30") already reminded today (controller.core.patrol)
+    patrols_reminded: set[str] = field(default_factory=set)
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

@@ -140,7 +140,10 @@ def services_json(engine: Engine, state: HallState, now: dt.datetime) -> list[di
 # masked identity, who acted, or a visit's grade: an evaluation names the staff member
 # graded, figures that are for supervisors, admins and callback officers (reports_api).
 PRIVATE_TICKET_FIELDS = ("id_masked", "name_masked")
-PRIVATE_EVENT_DATA = {"ticket_evaluated": ("grade", "channel", "tags", "bad")}
+PRIVATE_EVENT_DATA = {"ticket_evaluated": ("grade", "channel", "tags", "bad"),
+                      # a patrol's findings are personnel matters (000 巡查制度 第七条)
+                      "patrol_recorded": ("findings", "no_problems", "signer", "signer_name",
+                                          "windows")}
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
