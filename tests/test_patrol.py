@@ -123,7 +123,7 @@ def test_a_patrol_round_through_the_real_server(tmp_path):
         ledger = http.get("/api/v1/patrols", headers=boss).json()
         assert [(x["at"], x["findings"], x["no_problems"]) for x in ledger] == [
             (at("09:36").isoformat(), round_body()["findings"], False)]
-        assert ledger[0]["windows"] == recorded["windows"]
+        assert ledger[0]["windows"] == recorded["windows"] and ledger[0]["signer_name"] == "主任"
         # it went through the command path: logged with its actor, and in the event log
         logged = ctrl.store.query("SELECT actor, result FROM commands WHERE name = 'record_patrol'")
         assert [(x["actor"], x["result"]) for x in logged] == [
@@ -163,3 +163,38 @@ def test_a_hall_without_patrol_times_reminds_nobody():
     state = engine.new_state()
     engine.start_day(state, at("08:00"))
     assert not [e for e in engine.apply(state, c.Tick(), at("16:00")).events if e.kind == "patrol_due"]
+
+
+def test_the_supervisor_page_shows_the_reminder_and_records_a_round(browser, tmp_path):
+    """On the supervisor page at a desk: at 9:30 the reminder appears without a reload; the
+    supervisor ticks 今日巡查无异常 and records; the round is in today's ledger and the
+    reminder is gone. A form that says nothing gets the Chinese reason, and no round."""
+    from playwright.sync_api import expect
+
+    from tests.browser import DESK, log_in
+
+    clock = ManualClock(at("09:20"))
+    with running_hall(access_hall(), tmp_path, clock) as h:
+        h.ctrl.execute(c.Login(1, "s1"), "staff:s1")
+        page = log_in(browser, h.url, "boss", None, "/supervisor", DESK)
+        expect(page.locator("#patrol-rounds")).to_contain_text("今天还没有巡查记录")
+        expect(page.locator("#patrol-due")).to_be_hidden()
+        clock.now = at("09:30")
+        h.ctrl.tick()
+        expect(page.locator("#patrol-due")).to_be_visible()
+        expect(page.locator("#patrol-due")).to_contain_text("09:30 定时巡查时间到")
+
+        page.click("#patrol-record")  # neither ticked nor filled in
+        expect(page.locator("#toast")).to_contain_text("请选择")
+        assert h.ctrl.store.patrol_rounds(MONDAY, MONDAY) == []
+
+        clock.now = at("09:41")
+        page.check("#patrol-ok")
+        page.fill("#patrol-area", "一楼")
+        page.click("#patrol-record")
+        expect(page.locator("#patrol-rounds li")).to_have_count(1)
+        expect(page.locator("#patrol-rounds")).to_contain_text("09:41 · 一楼 · 巡查人员 主任 · 无异常")
+        expect(page.locator("#patrol-due")).to_be_hidden()
+        [recorded] = h.ctrl.store.patrol_rounds(MONDAY, MONDAY)
+        assert recorded["signer"] == "boss" and recorded["windows"][0]["staff"] == "s1"
+        assert page.errors == []

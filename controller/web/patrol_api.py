@@ -54,6 +54,10 @@ def patrol_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
         if not (day_from <= day_to <= day_from + dt.timedelta(days=MAX_DAYS)):
             raise HallError("invalid_date_range",
                             f"日期范围不正确：开始不晚于结束，且不超过 {MAX_DAYS} 天")
-        return await asyncio.to_thread(ctrl.store.patrol_rounds, day_from, day_to)
+        rounds = await asyncio.to_thread(ctrl.store.patrol_rounds, day_from, day_to)
+        for r in rounds:
+            staff = ctrl.hall.staff.get(r["signer"])
+            r["signer_name"] = staff.name if staff else None
+        return rounds
 
     return r

@@ -111,7 +111,7 @@ const Hall = (() => {
       "ticket_finished", "ticket_transferred", "ticket_cancelled", "window_opened",
       "window_closed", "window_paused", "window_resumed", "pause_over_limit", "day_started",
       "device_health", "evaluation_prompted", "evaluation_ended", "ticket_evaluated",
-      "tidal_open_proposed", "tidal_close_proposed"];
+      "tidal_open_proposed", "tidal_close_proposed", "patrol_due", "patrol_recorded"];
 
     function deliver(m) {
       let event;
