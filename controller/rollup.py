@@ -7,7 +7,7 @@
   login are counted apart and not scored (the controller does not know who was on leave);
 - **absence from the post** (脱岗), from the window events, so it works whichever way a pause
   ends: a pause ends when the window resumes, closes, calls a ticket, or someone covers it
-  (B-post login or any `*cover*` event at the window). A pause is an absence when its minutes
+  (B-post login, any `*cover*` event at the window, or any event there naming other staff). A pause is an absence when its minutes
   in opening hours pass the pause limit (001 4.2.2: 15 minutes); a window logged out and left
   closed without cover until its staff member logs in again within the same session is an
   absence of the uncovered minutes. Leaving for the rest of a session is early leave instead.
@@ -101,13 +101,12 @@ def absences(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to: d
     paused: dict[int, tuple[str, dt.datetime]] = {}
     pauses: list[tuple[str, int, dt.datetime, dt.datetime]] = []
     logouts: list[tuple[str, int, dt.datetime]] = []
-    for e in db.query("SELECT at, kind, window, data FROM events WHERE window IS NOT NULL AND "
-                      "(kind IN ('window_paused', 'window_resumed', 'window_closed', "
-                      "'window_opened', 'ticket_called') OR kind LIKE '%cover%') "
+    for e in db.query("SELECT at, kind, window, data FROM events WHERE window IS NOT NULL "
                       "AND at >= ? AND at < ? ORDER BY id", [lo.isoformat(), hi.isoformat()]):
         at = hr._at(e["at"], tz)
         data = json.loads(e["data"])
-        if e["window"] in paused and (e["kind"] in _PAUSE_ENDS or "cover" in e["kind"]):
+        other = data.get("staff") not in (None, paused.get(e["window"], (None,))[0])
+        if e["window"] in paused and (e["kind"] in _PAUSE_ENDS or "cover" in e["kind"] or other):
             staff, start = paused.pop(e["window"])
             pauses.append((staff, e["window"], start, at))
         if e["kind"] == "window_paused":

@@ -296,3 +296,31 @@ def test_the_assessment_table_is_read_from_the_config_and_a_wrong_entry_is_named
         with pytest.raises(ConfigError) as e:
             parse_hall({**minimal, "assessment": section})
         assert e.value.key == key, section
+
+
+@pytest.mark.parametrize("takeover", [None, "window_cover_started", "b_post_took_over"])
+def test_a_pause_ends_when_the_b_post_takes_the_window_however_that_is_recorded(tmp_path, takeover):
+    """s1 pauses at 10:00 and comes back at 10:40. With nobody covering that is 40 minutes
+    away from the post; when the B post (s2) takes the window over at 10:05, whatever the
+    event is called, s1's pause ended then: 5 minutes, within the limit, no absence."""
+    from controller.cli import open_hall
+    from controller.core.events import Event
+    from controller.core.outcome import Outcome
+    from tests.halls import MONDAY, small_hall
+
+    clock = ManualClock(hm(MONDAY, "08:55"))
+    ctrl, _ = open_hall(small_hall(), tmp_path, clock)
+    try:
+        ctrl.execute(c.Login(1, "s1"), "staff:s1")
+        clock.now = hm(MONDAY, "10:00")
+        ctrl.execute(c.Pause(1, "取档案", 15), "staff:s1")
+        if takeover:
+            clock.now = hm(MONDAY, "10:05")
+            ctrl.store.commit(clock.now, "staff:s2", "take_over", {}, Outcome(
+                events=[Event(takeover, clock.now, 1, None, {"staff": "s2", "post": "B"})]))
+        clock.now = hm(MONDAY, "10:40")
+        ctrl.execute(c.Resume(1), "staff:s1")
+        found = rollup.absences(ctrl.store.db, ctrl.hall, MONDAY, MONDAY, hm(MONDAY, "18:00"))
+        assert [(a.staff, a.minutes) for a in found] == ([] if takeover else [("s1", 40)])
+    finally:
+        ctrl.store.close()

@@ -19,7 +19,6 @@ from controller.core.outcome import Outcome
 MAX_FINDINGS_CHARS = 500
 MAX_AREA_CHARS = 50
 DEFAULT_AREA = "大厅"
-DEFAULT_PATROL_TIMES = (dt.time(9, 30), dt.time(13, 40))
 
 
 def window_snapshot(engine, state: HallState) -> list[dict]:
@@ -52,7 +51,8 @@ class PatrolCommands:
         signer = self.hall.staff.get(cmd.signer) if isinstance(cmd.signer, str) else None
         if signer is None:
             raise HallError("no_such_staff", "巡查人员签字须为本厅工作人员的工号")
-        passed = [t for t in self.hall.patrol_times if t <= now.time()]
+        open_today = bool(self.hall.hours_on(now.date()).sessions)
+        passed = [t for t in self.hall.patrol_times if t <= now.time()] if open_today else []
         out.emit(ev.PATROL_RECORDED, now, None, day=now.date().isoformat(),
                  scheduled=f"{passed[-1]:%H:%M}" if passed else None, area=area,
                  no_problems=cmd.no_problems, findings=findings, signer=signer.id,
