@@ -154,7 +154,7 @@ class Evaluate(Command):
 
 @dataclass(frozen=True)
 class Tick(Command):
-    """Time passes: day change and pause-limit alerts."""
+    """Time passes: day change, pause-limit alerts, patrol reminders."""
 
 
 @dataclass(frozen=True)
