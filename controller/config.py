@@ -18,6 +18,7 @@ from controller.core.hall import (
     EVALUATION_GRADES, WEEKDAYS, DayHours, Deadline, Device, Hall, NoShowPolicy, Rules, Service,
     Staff, StaffRole, TimeSpan, TransferPosition, Window, WindowKind,
 )
+from controller import ledger_config
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
 from controller.tomlkeys import (
     Check, ConfigError, Table, check, claim, found, is_int, is_text, matches, read_toml,
@@ -50,7 +51,7 @@ def parse_hall(data: dict[str, Any], source: str = "<config>") -> Hall:
 # --- the sections ------------------------------------------------------------
 
 _TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt", "voice",
-             "export", "display")
+             "export", "display", "patrol", "assessment")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -70,7 +71,8 @@ def _hall(top: Table) -> Hall:
     mqtt = _mqtt(top)
     _check_device_accounts(top, devices, mqtt.get("mqtt_username"))
     return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **mqtt, **_voice(top), **_export(top), **_display(top))
+                **mqtt, **_voice(top), **_export(top), **_display(top),
+                **ledger_config.patrol(top), **ledger_config.assessment(top))
 
 
 def _timezone(head: Table) -> str:

@@ -186,6 +186,10 @@ PROBES: list[Probe] = [
     *[api("GET", f"/reports/{name}", MANAGERS)
       for name in ("overtime", "overtime.csv", "overtime.xlsx", "attendance", "attendance.csv",
                    "attendance.xlsx")],
+    # the monthly roll-up (月度考核) and the patrol ledger (巡查台账): personnel records
+    *[api("GET", f"/reports/{name}", MANAGERS) for name in ("rollup", "rollup.csv", "rollup.xlsx")],
+    api("POST", "/patrols", roles(SUP), {"no_problems": True}),
+    api("GET", "/patrols", MANAGERS),
     # the admin: device check, end of day, staff accounts
     api("POST", "/admin/device-check", roles(ADMIN)),
     api("GET", "/admin/device-check", roles(ADMIN)),

@@ -115,3 +115,39 @@ def test_staff_may_not_open_reports(browser, demo_hall, activity):
     page = log_in(browser, demo_hall.url, "chenjing", 1, "/reports", DESK)
     expect(page.locator("h1")).to_contain_text("无权访问")
     assert page.errors == []
+
+
+def test_supervisor_reads_the_monthly_roll_up_and_downloads_it(browser, demo_hall, activity):
+    """The month report carries the roll-up (月度考核汇总): a row per staff member as the API
+    gives it, and an Excel file with Chinese headers; the day report and the callback
+    officer do not show it."""
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    base = demo_hall.url
+    month = activity["day"][:7]
+    with httpx.Client(base_url=base, timeout=10) as c:
+        api_rows = {r["staff"]: r for r in c.get(f"{API}/reports/rollup", params={"month": month},
+                                                  headers=_token(c, "huangjianguo")).json()}
+    page = log_in(browser, base, "huangjianguo", None, "/reports", DESK)
+    expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#sec-rollup")).to_be_hidden()  # a day is no month
+    page.click("#mode-month")
+    expect(page.locator("#sec-rollup")).to_be_visible()
+    row = page.locator("#rollup tr[data-staff='chenjing']")
+    expect(row).to_contain_text("陈静")
+    expect(row.locator("td.late")).to_have_text(str(api_rows["chenjing"]["late"]))
+    assert page.locator("#rollup tbody tr[data-staff]").count() == len(api_rows)
+    href = page.get_attribute("#sec-rollup .downloads a[data-format='xlsx']", "href")
+    assert href.endswith(f"rollup.xlsx?month={month}")
+    got = page.request.get(base + href)
+    assert got.ok
+    header = next(load_workbook(BytesIO(got.body())).active.iter_rows(values_only=True))
+    assert header[:3] == ("月份", "工号", "姓名") and "合计扣分" in header
+    assert page.errors == []
+
+    officer = log_in(browser, base, "yangfan", None, "/reports?month=" + month, DESK)
+    expect(officer.locator("body")).to_have_attribute("data-state", "ready")
+    expect(officer.locator("#sec-rollup")).to_be_hidden()
+    assert officer.errors == []

@@ -158,4 +158,15 @@ class Evaluate(Command):
 
 @dataclass(frozen=True)
 class Tick(Command):
-    """Time passes: day change and pause-limit alerts."""
+    """Time passes: day change, pause-limit alerts, patrol reminders."""
+
+
+@dataclass(frozen=True)
+class RecordPatrol(Command):
+    """巡查: the supervisor records a patrol round (000 巡查制度 第六条); who is at each window
+    comes from the live state."""
+
+    signer: str
+    no_problems: bool
+    findings: str = ""
+    area: str = ""

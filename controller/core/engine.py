@@ -20,6 +20,7 @@ from controller.core.outcome import Outcome  # noqa: F401 (the engine answers wi
 from controller.core.hours import check_issuing, near_closing_warning
 from controller.core.evaluation import EvaluationCommands
 from controller.core.priority import call_reason, granted
+from controller.core.patrol import PatrolCommands
 from controller.core.routing import Routing
 from controller.core.windows import WindowCommands, close_window
 from controller.core.model import (
@@ -31,7 +32,7 @@ from controller.core.model import (
 EWMA_WEIGHT = 0.2
 
 
-class Engine(WindowCommands, EvaluationCommands, Routing):
+class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
     """The hall's rules, applied to a `HallState`.
 
     Ticket commands are here; window commands (pause, cover, logins, the tick)

@@ -35,6 +35,8 @@ TIDAL_CLOSE_PROPOSED = "tidal_close_proposed"
 # the clock went back behind what the hall recorded, and when it is right again (the runtime's)
 CLOCK_FAULT = "clock_fault"
 CLOCK_RESTORED = "clock_restored"
+PATROL_DUE = "patrol_due"
+PATROL_RECORDED = "patrol_recorded"
 
 
 @dataclass(frozen=True)

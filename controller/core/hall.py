@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from controller.core.assessment import AssessmentTable
+
 
 class WindowKind(StrEnum):
     """窗口类型: the kinds of counter window a hall sets up (002, 制度12 第九条)."""
@@ -216,6 +218,10 @@ class Hall:
         "老、弱、病、残、孕请到绿色通道窗口优先办理",
         "办事遇到困难，请到“办不成事”窗口反映",
         "请对我们的服务作出评价，您的意见是我们改进的动力")
+    # 巡查: the fixed patrol times, reminded once a day each (000 巡查制度 第三条; [patrol] times)
+    patrol_times: tuple[dt.time, ...] = (dt.time(9, 30), dt.time(13, 40))
+    # 月度考核: the monthly roll-up's scoring table ([assessment])
+    assessment: AssessmentTable = field(default_factory=AssessmentTable)
 
     def hours_on(self, day: dt.date) -> DayHours:
         return self.hours.get(WEEKDAYS[day.weekday()], DayHours())

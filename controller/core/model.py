@@ -214,6 +214,8 @@ class HallState:
     idle_since: dict[int, dt.datetime] = field(default_factory=dict)
     # (alert kind, window): the alerts standing now, each raised once until its cause ends
     alerted: set[tuple[str, int]] = field(default_factory=set)
+    # the patrol times ("09:30") already reminded today (controller.core.patrol)
+    patrols_reminded: set[str] = field(default_factory=set)
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

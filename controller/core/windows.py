@@ -125,6 +125,7 @@ class WindowCommands:
     def _tick(self, state: HallState, cmd: c.Tick, now: dt.datetime, out: Outcome) -> None:
         self._propose_tidal(state, now, out)
         self._end_stale_prompts(state, now, out)
+        self._remind_patrols(state, now, out)
         limit = dt.timedelta(minutes=self.hall.rules.pause_limit_minutes)
         for w in state.windows.values():
             if (w.status is WindowStatus.PAUSED and not w.pause_alerted and w.paused_at

@@ -192,6 +192,23 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tickets ADD COLUMN priority_by TEXT;
     """,
+    # 9: the patrol ledger (巡查台账, 000 巡查制度 第六条): one row per round, written with its
+    # patrol_recorded event; `windows` is who was at each window then (JSON).
+    """
+    CREATE TABLE patrol_rounds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id INTEGER NOT NULL UNIQUE REFERENCES events (id),
+        at TEXT NOT NULL,
+        day TEXT NOT NULL,
+        scheduled TEXT,
+        area TEXT NOT NULL,
+        no_problems INTEGER NOT NULL,
+        findings TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        windows TEXT NOT NULL
+    );
+    CREATE INDEX patrol_rounds_day ON patrol_rounds (day);
+    """,
 ]
 
 

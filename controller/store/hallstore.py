@@ -20,7 +20,9 @@ from typing import Any
 import sqlite_utils
 
 from controller.core.engine import Engine, Outcome
-from controller.core.events import CLOCK_FAULT, CLOCK_RESTORED, DAY_STARTED, Event
+from controller.core.events import (
+    CLOCK_FAULT, CLOCK_RESTORED, DAY_STARTED, PATROL_DUE, PATROL_RECORDED, Event,
+)
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
 )
@@ -136,7 +138,12 @@ class HallStore:
                    self.db.query("SELECT * FROM tickets WHERE day = ?", [day.isoformat()])
                    ] if day else []
         windows = [window_from_row(r) for r in self.db.query("SELECT * FROM windows")]
-        return engine.restore(day, tickets, windows)
+        state = engine.restore(day, tickets, windows)
+        if day:  # a restart does not remind of a patrol twice
+            state.patrols_reminded = {json.loads(r["data"])["time"] for r in self.db.query(
+                "SELECT data FROM events WHERE kind = ? AND substr(at, 1, 10) = ?",
+                [PATROL_DUE, day.isoformat()])}
+        return state
 
     @_locked
     def last_moments(self, events: int = 100) -> list[dt.datetime]:
@@ -185,6 +192,8 @@ class HallStore:
                                  (json.dumps(e.data, ensure_ascii=False),))
                 elif e.kind == CLOCK_RESTORED:
                     conn.execute("DELETE FROM meta WHERE key = 'clock_fault'")
+                elif e.kind == PATROL_RECORDED:
+                    self._insert_patrol(cur.lastrowid, e)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -212,6 +221,14 @@ class HallStore:
             (at.isoformat(), actor, name, json.dumps(args, ensure_ascii=False, default=str),
              result, message))
         return cur.lastrowid
+
+    def _insert_patrol(self, event_id: int, e: Event) -> None:
+        d = e.data
+        self.db.conn.execute(
+            "INSERT INTO patrol_rounds (event_id, at, day, scheduled, area, no_problems, findings, "
+            "signer, windows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, e.at.isoformat(), d["day"], d["scheduled"], d["area"], int(d["no_problems"]),
+             d["findings"], d["signer"], json.dumps(d["windows"], ensure_ascii=False)))
 
     # -- reading -----------------------------------------------------------
 
@@ -243,6 +260,15 @@ class HallStore:
     def query(self, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query, taken under the lock."""
         return list(self.db.query(sql, params))
+
+    @_locked
+    def patrol_rounds(self, day_from: dt.date, day_to: dt.date) -> list[dict[str, Any]]:
+        """The patrol ledger's rounds of those days, oldest first."""
+        return [{**r, "no_problems": bool(r["no_problems"]), "windows": json.loads(r["windows"])}
+                for r in self.db.query(
+                    "SELECT id, at, day, scheduled, area, no_problems, findings, signer, windows "
+                    "FROM patrol_rounds WHERE day BETWEEN ? AND ? ORDER BY id",
+                    [day_from.isoformat(), day_to.isoformat()])]
 
     @_locked
     def last_event_id(self) -> int:

@@ -29,6 +29,8 @@ from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_routes
 from controller.web.reports_api import report_routes
+from controller.web.patrol_api import patrol_routes
+from controller.web.rollup_api import rollup_routes
 from controller.web.cases_api import case_routes
 from controller.web.admin_api import admin_routes
 from controller.web.limits import Limits, client_address
@@ -163,6 +165,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     if desk is not None:
         app.include_router(case_routes(ctrl, desk, session))
     app.include_router(report_routes(ctrl, session))
+    app.include_router(patrol_routes(ctrl, session))
+    app.include_router(rollup_routes(ctrl, session))
     if device_check is not None:
         app.include_router(admin_routes(ctrl, device_check, session))
 

@@ -148,7 +148,10 @@ PRIVATE_TICKET_FIELDS = ("id_masked", "name_masked", "priority_by")
 PRIVATE_EVENT_DATA = {"ticket_evaluated": ("grade", "channel", "tags", "bad"),
                       # who granted a priority, who called out of order and why: supervisors'
                       "ticket_issued": ("priority_by",),
-                      "ticket_called": ("staff", "reason", "note")}
+                      "ticket_called": ("staff", "reason", "note"),
+                      # a patrol's findings are personnel matters (000 巡查制度 第七条)
+                      "patrol_recorded": ("findings", "no_problems", "signer", "signer_name",
+                                          "windows")}
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -112,7 +112,7 @@ const Hall = (() => {
       "window_closed", "window_paused", "window_resumed", "pause_over_limit", "day_started",
       "device_health", "evaluation_prompted", "evaluation_ended", "ticket_evaluated",
       "tidal_open_proposed", "tidal_close_proposed", "clock_fault", "clock_restored",
-      "window_uncovered", "posts_away", "window_idle"];
+      "window_uncovered", "posts_away", "window_idle", "patrol_due", "patrol_recorded"];
 
     function deliver(m) {
       let event;
