@@ -96,7 +96,7 @@ def november(tmp_path_factory):
                 if d == n:
                     plan += [("10:30", c.IssueTicket(service), "kiosk"),
                              ("10:30:10", c.IssueTicket(service), "kiosk"),
-                             ("10:35", c.CallNumber(i, f"{service}002"), f"staff:{s}"),
+                             ("10:35", c.CallNumber(i, f"{service}002", "过号返回"), f"staff:{s}"),
                              ("10:40", c.Finish(i), f"staff:{s}"),
                              ("10:41", c.CallNext(i), f"staff:{s}"),
                              ("10:45", c.Finish(i), f"staff:{s}")]
