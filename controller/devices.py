@@ -120,7 +120,8 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
             reader = IdCardReader(
                 device.id, link,
                 on_card=lambda card, k=kiosk: k.card_read(card.id_number, card.name),
-                on_error=lambda status, message, k=kiosk: k.reader_message(message))
+                on_error=lambda status, message, k=kiosk: k.reader_message(message),
+                on_card_gone=kiosk.card_gone)
             floor.run(reader.run, device.id)
         else:
             scanner = CodeScanner(device.id, link, on_scan=lambda scan, k=kiosk: _scanned(k, scan.text))

@@ -29,7 +29,8 @@ import pytest
 
 from controller.clock import ManualClock
 from controller.core import commands as c
-from controller.kiosk import CARD_SECONDS, READER_DOWN
+from controller.core.hall import Rules
+from controller.kiosk import READER_DOWN
 from drivers.caller_display import WindowBar, bar_lines, board_json, state_text
 from drivers.mqtt import MqttLink
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad, SimulatedTabletPad
@@ -50,6 +51,9 @@ ID_NUMBER = "110101199003070978"  # a valid number (GB 11643), shown to the code
 # cards from sim/cards.toml whose numbers the kiosk takes (a 2017 foreign permanent resident
 # card's 15-character number is refused by the kiosk as 身份证号码不正确: a known gap)
 CARDS = ("elderly", "young", "hk_permit", "foreign_2023", "slow")
+
+# the kiosk forgets an identity left idle this long (the card lifted forgets it at once)
+CARD_SECONDS = Rules().kiosk_identity_seconds
 
 
 # -- figures ------------------------------------------------------------------

@@ -38,6 +38,7 @@ class IssueTicket(Command):
     citizen: identity.Citizen | None = None
     priority: str | None = None
     appointment_at: dt.datetime | None = None
+    request_key: str | None = None  # a kiosk's idempotency key: one request, one ticket
 
     def log_args(self) -> dict[str, Any]:
         out = super().log_args()

@@ -132,6 +132,7 @@ class Engine(WindowCommands, EvaluationCommands, Routing):
             citizen_key=citizen.key if citizen else None,
             identity_sealed=citizen.sealed if citizen else None,
             phone_sealed=citizen.phone_sealed if citizen else None,
+            request_key=cmd.request_key,
         )
         state.tickets[t.id] = t
         if t.citizen_key is not None:

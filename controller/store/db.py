@@ -188,6 +188,12 @@ MIGRATIONS: list[str] = [
         reason TEXT
     );
     """,
+    # 8: one kiosk request, one ticket: the request's idempotency key is kept with its ticket,
+    # so a repeated request (a double tap, a retry after a restart) finds the ticket again.
+    """
+    ALTER TABLE tickets ADD COLUMN request_key TEXT;
+    CREATE UNIQUE INDEX tickets_request_key ON tickets (request_key) WHERE request_key IS NOT NULL;
+    """,
 ]
 
 

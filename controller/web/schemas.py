@@ -32,6 +32,15 @@ class KioskTicketRequest(Strict):
     priority: str | None = Field(None, max_length=16)
 
 
+class KioskIdentityRequest(Strict):
+    id_number: str = Field(min_length=1, max_length=32, description="ID number typed on the kiosk")
+
+
+class KioskPhoneRequest(Strict):
+    phone: str = Field(min_length=1, max_length=20,
+                       description="11-digit mobile, or a landline with its area code (0xx-xxxxxxxx)")
+
+
 class ScanRequest(Strict):
     code: str = Field(min_length=1, max_length=512, description="what the scanner read")
 
