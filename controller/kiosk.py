@@ -395,6 +395,7 @@ class Kiosk:
                      "id_masked": pending.citizen.id_masked, "source": pending.source,
                      "phone_masked": pending.phone_masked, "seconds_left": max(0, round(left))}
             if pending else None,
+            "identity_seconds": self.ctrl.hall.rules.kiosk_identity_seconds,
             "message": READER_DOWN if reader_down else self.message,
             "printer": {"device": self.printer.device_id,
                         "state": printer[0] if printer else "unknown",
