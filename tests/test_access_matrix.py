@@ -155,6 +155,7 @@ PROBES: list[Probe] = [
     api("POST", "/windows/{no}/transfer", WINDOW, {"service": "B"}),
     api("POST", "/windows/{no}/pause", WINDOW, {"reason": "复印材料", "minutes": 5}),
     api("POST", "/windows/{no}/resume", WINDOW),
+    api("POST", "/windows/{no}/phone", WINDOW, {"phone": "13800131234"}),
     api("GET", "/windows/{no}", roles(HERE, SUP, ADMIN)),
     # logging in and out
     api("POST", "/auth/login", ANYONE, {"staff_id": "s3", "pin": "1234", "window": 3}),

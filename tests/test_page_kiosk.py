@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import KIOSK, open_page, screenshot
+from tests.browser import COUNTER, DESK, KIOSK, log_in, open_page, screenshot
 from tests.server import HallProcess, wait_for
 
 IDLE = 4
@@ -139,3 +139,95 @@ def test_an_answer_lost_on_the_network_is_asked_again_and_gives_the_same_ticket(
     page.click("button.service[data-service='H']")
     expect(page.locator("#ticket-number")).to_have_text("H002")
     assert page.errors == []
+
+
+# -- item 3: a phone for every callback ---------------------------------------------------------
+
+def api_login(hall: HallProcess, staff_id: str) -> dict[str, str]:
+    r = httpx.post(f"{hall.url}/api/v1/auth/login",
+                   json={"staff_id": staff_id, "pin": "1234", "window": None}, timeout=5)
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def grade_very_unsatisfied_at_window_2(hall: HallProcess, boss: dict[str, str]) -> None:
+    """The citizen presses 非常不满意 on window 2's pad once it asks."""
+    wait_for(lambda: httpx.get(f"{hall.url}/api/v1/windows/2", headers=boss, timeout=5)
+             .json()["evaluating"], 10)
+    sim(hall, "pads/2/grade", {"grade": 5})
+    wait_for(lambda: not httpx.get(f"{hall.url}/api/v1/windows/2", headers=boss, timeout=5)
+             .json()["evaluating"], 10)
+
+
+def case_of(hall: HallProcess, officer: dict[str, str], ticket_id: str) -> dict:
+    def found():
+        cases = httpx.get(f"{hall.url}/api/v1/cases", headers=officer, timeout=5).json()
+        return next((c for c in cases if c["ticket"] == ticket_id), None)
+    return wait_for(found, 10)
+
+
+def test_a_phone_typed_at_the_kiosk_or_the_counter_reaches_the_callback(browser, kiosk_hall):
+    """A citizen leaves a phone at the kiosk; the counter corrects it; their bad review can be
+    called back. The next citizen leaves none: their case is flagged 无联系方式 and the figures
+    say one of two cases can be reached."""
+    url = kiosk_hall.url
+    boss, officer = api_login(kiosk_hall, "huangjianguo"), api_login(kiosk_hall, "yangfan")
+    kiosk = open_page(browser, f"{url}/kiosk", KIOSK)
+    sim(kiosk_hall, "id-readers/kiosk-id-reader/place", {"card": "young"})
+    expect(kiosk.locator("#identity-who")).to_contain_text("*")
+    kiosk.click("#add-phone")
+    for key in "2800131234":  # a digit short of a mobile, and starting with 2
+        kiosk.click(f"#phone-keypad button[data-key='{key}']")
+    kiosk.click("#phone-ok")
+    expect(kiosk.locator("#phone-error")).to_contain_text("手机号 11 位")
+    for _ in "2800131234":
+        kiosk.click("#phone-keypad button[data-key='⌫']")
+    for key in "13800131234":
+        kiosk.click(f"#phone-keypad button[data-key='{key}']")
+    kiosk.click("#phone-ok")
+    expect(kiosk.locator("#identity-phone")).to_contain_text("138****1234")
+    screenshot(kiosk, "kiosk-phone", "#identity-phone")
+    kiosk.click("button.service[data-service='A']")
+    expect(kiosk.locator("#ticket-number")).to_have_text("A001")
+    expect(kiosk.locator("#ticket-phone")).to_contain_text("138****1234")
+    slip = next(s for s in reversed(slips(kiosk_hall)) if "A001" in s)
+    assert "回访电话 138****1234" in slip and "13800131234" not in slip
+    kiosk.click("#ticket-close")
+    sim(kiosk_hall, "id-readers/kiosk-id-reader/remove")
+
+    # the counter: the citizen gives a better number, staff correct it
+    counter = log_in(browser, url, "liuyang", 2, "/counter", COUNTER)
+    counter.click("#call")
+    expect(counter.locator("#current-number")).to_have_text("A001")
+    expect(counter.locator("#visit-phone-shown")).to_contain_text("138****1234")
+    counter.fill("#visit-phone-input", "139 0013 9999")
+    counter.click("#visit-phone-save")
+    expect(counter.locator("#visit-phone-shown")).to_contain_text("139****9999")
+    counter.click("#finish")
+    grade_very_unsatisfied_at_window_2(kiosk_hall, boss)
+    first = case_of(kiosk_hall, officer, ticket(kiosk_hall, "A001")["id"])
+    assert first["no_contact"] is False and first["citizen"]["phone_masked"] == "139****9999"
+    opened = httpx.get(f"{url}/api/v1/cases/{first['id']}/personal-data", headers=officer, timeout=5)
+    assert opened.json()["citizen"]["phone"] == "13900139999"
+
+    # the next citizen types a number and leaves no phone
+    type_id(kiosk, TYPED)
+    kiosk.click("button.service[data-service='A']")
+    expect(kiosk.locator("#ticket-number")).to_have_text("A002")
+    expect(kiosk.locator("#ticket-phone")).to_have_count(0)
+    counter.click("#call")
+    expect(counter.locator("#current-number")).to_have_text("A002")
+    expect(counter.locator("#visit-phone-shown")).to_contain_text("未留回访电话")
+    counter.click("#finish")
+    grade_very_unsatisfied_at_window_2(kiosk_hall, boss)
+    second = case_of(kiosk_hall, officer, ticket(kiosk_hall, "A002")["id"])
+    assert second["no_contact"] is True
+    figures = httpx.get(f"{url}/api/v1/cases-figures", headers=officer, timeout=5).json()
+    assert (figures["bad_reviews"], figures["bad_reviews_reachable"],
+            figures["bad_reviews_no_contact"]) == (2, 1, 1)
+
+    desk = log_in(browser, url, "yangfan", None, "/callbacks", DESK)
+    expect(desk.locator(f"#cases tr[data-case='{second['id']}']")).to_contain_text("无联系方式")
+    expect(desk.locator(f"#cases tr[data-case='{first['id']}']")).not_to_contain_text("无联系方式")
+    expect(desk.locator("#fig-reachable .n")).to_have_text("1 / 2")
+    assert kiosk.errors == [] and counter.errors == [] and desk.errors == []

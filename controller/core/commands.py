@@ -109,6 +109,19 @@ class Transfer(Command):
 
 
 @dataclass(frozen=True)
+class SetPhone(Command):
+    """登记电话: the counter adds or corrects the phone of its current visit (real-name), so a
+    bad review can be called back (DB50/T 1603-2024 6.5.2.1). The phone comes sealed."""
+
+    window: int
+    phone_sealed: str
+    phone_masked: str
+
+    def log_args(self) -> dict[str, Any]:
+        return {"window": self.window, "phone_masked": self.phone_masked}
+
+
+@dataclass(frozen=True)
 class Pause(Command):
     """暂停服务: staff leave the window for a while."""
 

@@ -67,7 +67,7 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/identity/phone", tags=["kiosk"],
             summary="留电话: a phone for the callback, beside the identity waiting at the kiosk")
-    async def kiosk_phone(kiosk_id: str, body: schemas.KioskPhoneRequest) -> dict[str, Any]:
+    async def kiosk_phone(kiosk_id: str, body: schemas.PhoneRequest) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         await asyncio.to_thread(kiosk.hold_phone, body.phone)
         return await asyncio.to_thread(kiosk.view)

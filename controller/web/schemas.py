@@ -36,11 +36,6 @@ class KioskIdentityRequest(Strict):
     id_number: str = Field(min_length=1, max_length=32, description="ID number typed on the kiosk")
 
 
-class KioskPhoneRequest(Strict):
-    phone: str = Field(min_length=1, max_length=20,
-                       description="11-digit mobile, or a landline with its area code (0xx-xxxxxxxx)")
-
-
 class ScanRequest(Strict):
     code: str = Field(min_length=1, max_length=512, description="what the scanner read")
 
@@ -70,6 +65,11 @@ class TransferRequest(Strict):
 
 class CallNumberRequest(Strict):
     number: str = Field(min_length=2, max_length=8, description="the ticket number, e.g. A012")
+
+
+class PhoneRequest(Strict):
+    phone: str = Field(min_length=1, max_length=20,
+                       description="11-digit mobile, or a landline with its area code (0xx-xxxxxxxx)")
 
 
 class PauseRequest(Strict):
