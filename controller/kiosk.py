@@ -225,6 +225,7 @@ class Kiosk:
             key = f"{self.actor}:{request_key}" if request_key else None
             if key is not None and (again := self._repeated(key, service)) is not None:
                 return again
+            outcome = "refused"
             try:
                 try:
                     pending = self._pending()
@@ -239,16 +240,18 @@ class Kiosk:
                 except HallError as e:
                     self.ctrl.refuse(self.actor, "issue_ticket", {"service": service}, e)
                     raise
-                return self._issue_and_print(
+                got = self._issue_and_print(
                     lambda: self.ctrl.execute(c.IssueTicket(service, "kiosk", citizen, priority,
                                                             request_key=key), self.actor),
                     {"service": service})
+                outcome = "used"
+                return got
             except HallError as e:
                 if key is not None:
                     self._refused[key] = (self.ctrl.clock(), e)
                 raise
             finally:
-                self._forget("used")
+                self._forget(outcome)
 
     def _repeated(self, key: str, service: str) -> KioskTicket | None:
         """The answer already given to request `key`, if it was asked before."""
@@ -258,7 +261,9 @@ class Kiosk:
             if now - at > window:
                 del self._refused[k]
         if key in self._refused:
-            raise self._refused[key][1]
+            err = self._refused[key][1]
+            self.ctrl.refuse(self.actor, "issue_ticket_repeated", {"service": service}, err)
+            raise err
         with self.ctrl.lock:
             t = next((t for t in self.ctrl.state.tickets.values() if t.request_key == key), None)
         if t is None:
@@ -272,8 +277,8 @@ class Kiosk:
             raise err
         self.ctrl.note(self.actor, "issue_ticket_repeated", {"ticket": t.id})
         if t.status is TicketStatus.CANCELLED:
-            # the first answer: the slip did not print and the ticket was taken back
-            raise HallError("printer_unavailable", f"小票未能打印（{t.label} 已作废），请到导办台取号")
+            # taken back (its slip did not print, or withdrawn at the desk): never handed out again
+            raise HallError("ticket_not_waiting", f"号票 {t.label} 已作废，请到导办台取号")
         eta = (WaitEstimate(t.eta_p10, t.eta_p50, t.eta_p90)
                if t.eta_p50 is not None else None)
         return KioskTicket(Outcome(ticket=t, people_ahead=t.ahead_at_issue, estimate=eta),

@@ -207,6 +207,25 @@ def test_a_refused_request_repeated_is_refused_again_not_issued_anonymously(hall
         assert tickets_in_db(hall) == 1
 
 
+def test_a_retry_of_a_ticket_that_did_not_print_never_brings_it_back(tmp_path):
+    """The roll ends inside the slip: the ticket is cancelled and the citizen sent to the desk.
+    The kiosk's retry, before and after a restart, is told the same, and issues nothing."""
+    clock = ManualClock(at("09:00"))
+    key = {"Idempotency-Key": "torn-slip-0001"}
+    with running_hall(kiosk_hall(), tmp_path, clock, simulate=True) as h, h.client() as api:
+        h.sim.printers["printer-1"].paper_after(40)
+        first = api.post(f"{KIOSK}/tickets", json={"service": "A"}, headers=key)
+        assert (first.status_code, first.json()["error"]) == (409, "paper_out")
+        h.sim.printers["printer-1"].paper = "ok"
+        again = api.post(f"{KIOSK}/tickets", json={"service": "A"}, headers=key)
+        assert again.json() == first.json()
+    with running_hall(kiosk_hall(), tmp_path, clock, simulate=True) as h, h.client() as api:
+        after = api.post(f"{KIOSK}/tickets", json={"service": "A"}, headers=key)
+        assert (after.status_code, after.json()["error"]) == (409, "ticket_not_waiting")
+        assert "A001 已作废" in after.json()["message"]
+        assert tickets_in_db(h) == 1
+
+
 def test_a_retry_after_a_restart_finds_the_ticket(tmp_path):
     clock = ManualClock(at("09:00"))
     with running_hall(kiosk_hall(), tmp_path, clock, simulate=True) as h, h.client() as api:
