@@ -141,6 +141,7 @@ _RULE_RANGES = {
     "tickets_per_person_per_day": (0, 100),
     "kiosk_tickets_per_minute": (0, 600),
     "address_tickets_per_minute": (0, 6000),
+    "kiosk_identity_seconds": (3, 300),
     "login_failures_per_staff": (1, 100),
     "login_failures_per_address": (1, 1000),
     "login_failure_minutes": (1, 1440),

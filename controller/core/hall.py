@@ -146,6 +146,9 @@ class Rules:
     # (0: no limit); a kiosk with a queue of people in front of it issues a few a minute
     kiosk_tickets_per_minute: int = 20
     address_tickets_per_minute: int = 30
+    # one identity, one ticket: a card read or a typed ID number waits at the kiosk this many
+    # seconds after the citizen last touched it, then the next person starts anonymous
+    kiosk_identity_seconds: int = 15
     # PIN guessing: failed logins allowed per staff id and per address within the minutes
     login_failures_per_staff: int = 5
     login_failures_per_address: int = 20
