@@ -26,7 +26,7 @@ from controller.cases import CaseDesk
 from controller.core.callbacks import CaseRules
 from controller.workdays_data import hall_calendar
 from controller.core.commands import ReportDevice
-from controller.devices import DeviceAddress, attach_devices
+from controller.devices import KIOSK_KINDS, DeviceAddress, attach_devices, kiosk_of
 from controller.device_check import DeviceCheck
 from controller.hallcontroller import HallController
 from controller.data_lock import hold_data_dir
@@ -36,6 +36,7 @@ from controller.mqtt_security import (
 from controller.personal_data import purge, rotate_key
 from controller.privacy import IdentitySealer, load_secret
 from controller.store.hallstore import HallStore
+from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
 from controller.store.sessions import SessionStore
 
 DB_NAME = "hall.sqlite3"
@@ -141,6 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             app.include_router(s.router)
     print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
           flush=True)
+    if args.simulate:
+        _provision_demo_kiosks(ctrl, list(floor.kiosks), f"http://{args.host}:{args.port}")
     try:
         # Open event streams (every hall display and dashboard holds one) would keep a
         # graceful shutdown waiting for ever; they reconnect to the next controller anyway.
@@ -150,6 +153,63 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for s in simulations:
             s.close()
+    return 0
+
+
+def kiosk_url(base: str, key: str) -> str:
+    """The address that enrols a kiosk page: the key rides in the fragment, which the
+    browser never sends, so it reaches no access log; the page swaps it for its cookie."""
+    return f"{base.rstrip('/')}/kiosk#key={key}"
+
+
+def _provision_demo_kiosks(ctrl: HallController, kiosks: list[str], base: str) -> None:
+    """A simulated hall works out of the box: each kiosk without a key gets one, and the
+    address that enrols a browser as that kiosk is printed (a kiosk page already enrolled
+    keeps its cookie across restarts, so a kiosk that has a key keeps it)."""
+    credentials = KioskCredentials(ctrl.store)
+    live = credentials.live()
+    for kiosk_id in kiosks:
+        if kiosk_id in live:
+            print(f"取号机 {kiosk_id}: already has a key (a new one: hallctl kiosk-credential "
+                  f"--data-dir DIR {kiosk_id})", flush=True)
+            continue
+        key = credentials.issue(kiosk_id, "hallctl:demo", ctrl.clock())
+        ctrl.note("hallctl:demo", "kiosk_credential_issued", {"kiosk": kiosk_id})
+        print(f"取号机 {kiosk_id}: open {kiosk_url(base, key.key)}  (enrols this browser as the kiosk)",
+              flush=True)
+
+
+def cmd_kiosk_credential(args: argparse.Namespace) -> int:
+    """A kiosk's key, set up by the admin: printed once, stored hashed; or revoked. Works
+    beside a running controller (its next check reads the new key)."""
+    if not KIOSK_ID.match(args.kiosk):
+        print("hallctl: a kiosk id is 1 to 32 letters, digits, '-' or '_'", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir)
+    if not (data_dir / DB_NAME).exists():
+        raise RuntimeError(f"no hall database in {data_dir} (start the controller once first)")
+    if args.config:
+        known = {kiosk_of(d) for d in load_hall(args.config).devices if d.kind in KIOSK_KINDS}
+        if args.kiosk not in known:
+            print(f"hallctl: note: {args.kiosk} is no kiosk of the hall's devices "
+                  f"({', '.join(sorted(known)) or 'none'}); its key takes tickets through "
+                  "POST /api/v1/tickets only (a kiosk page without a printer)", file=sys.stderr)
+    store = HallStore(data_dir / DB_NAME)
+    try:
+        credentials = KioskCredentials(store)
+        now = dt.datetime.now().astimezone()
+        if args.revoke:
+            done = credentials.revoke(args.kiosk, _operator(), now)
+            print(f"取号机 {args.kiosk}: key revoked" if done
+                  else f"取号机 {args.kiosk}: had no live key")
+            return 0 if done else 1
+        key = credentials.issue(args.kiosk, _operator(), now)
+    finally:
+        store.close()
+    print(key.key)
+    print(f"取号机 {args.kiosk}: a new key (any older one has ended); shown only now. On the kiosk "
+          f"machine open {kiosk_url(args.url, key.key)} once, or type the key where the kiosk "
+          "page asks for it.", file=sys.stderr)
     return 0
 
 
@@ -308,6 +368,16 @@ def parser() -> argparse.ArgumentParser:
     pw.add_argument("username")
     pw.add_argument("--password", help="the password (prompted for when omitted)")
     pw.set_defaults(func=cmd_mqtt_passwd)
+
+    kc = sub.add_parser("kiosk-credential", help="set up a kiosk's key (printed once, stored "
+                                                 "hashed), or --revoke it")
+    kc.add_argument("kiosk", help="the kiosk's id (its devices' options.kiosk, e.g. entrance)")
+    kc.add_argument("--data-dir", required=True)
+    kc.add_argument("--config", help="hall description (TOML), to check the kiosk id against")
+    kc.add_argument("--url", default="http://127.0.0.1:8000",
+                    help="the controller's address, for the enrolling link")
+    kc.add_argument("--revoke", action="store_true", help="end the kiosk's key at once")
+    kc.set_defaults(func=cmd_kiosk_credential)
 
     rk = sub.add_parser("rotate-key", help="re-seal all personal data with a new key "
                                            "(controller stopped)")

@@ -322,7 +322,9 @@ class Kiosk:
                 # The ticket is on disk but not on paper: take it out of the queue.
                 self.ctrl.execute(c.CancelTicket(out.ticket.id, "not_printed"), self.actor)
                 code = "paper_out" if isinstance(e, PaperOut) else "printer_unavailable"
-                raise HallError(code, f"小票未能打印（{out.ticket.label} 已作废），请到导办台取号") from e
+                err = HallError(code, f"小票未能打印（{out.ticket.label} 已作废），请到导办台取号")
+                err.ticket_issued = out.ticket.id  # type: ignore[attr-defined]  # it counts
+                raise err from e
             return KioskTicket(out, printed=True, paper_near_end=near_end)
 
     def reprint(self, ticket_id: str, actor: str) -> bool:

@@ -8,6 +8,7 @@ cannot cause from outside, and never locks the hall out after a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections import deque
@@ -44,6 +45,36 @@ class RateLimit:
                 self._forget_stale(now)
             hits.append(now)
             self._hits[key] = hits
+
+    def reserve(self, key: str, now: dt.datetime) -> dt.datetime | None:
+        """Take one of `key`'s hits now if it has one left (None), else when it may go on.
+
+        Checking and counting are one step under the lock, so requests arriving together
+        cannot all pass a check made before any of them was counted."""
+        if not self.limit:
+            return None
+        with self._lock:
+            hits = self._recent(key, now)
+            if len(hits) >= self.limit:
+                return hits[len(hits) - self.limit] + self.window
+            if not hits and len(self._hits) >= MAX_KEYS:
+                self._forget_stale(now)
+            hits.append(now)
+            self._hits[key] = hits
+            return None
+
+    def release(self, key: str, at: dt.datetime) -> None:
+        """Give back a hit taken by `reserve` at `at` (the request was refused before it issued)."""
+        if not self.limit:
+            return
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                return
+            with contextlib.suppress(ValueError):
+                hits.remove(at)
+            if not hits:
+                self._hits.pop(key, None)
 
     def clear(self, key: str) -> None:
         with self._lock:

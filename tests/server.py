@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -27,7 +28,10 @@ from controller.device_check import DeviceCheck
 from drivers.mqtt import MqttLink
 from controller.core.hall import Hall
 from controller.hallcontroller import HallController
+from controller.store.hallstore import HallStore
+from controller.store.kiosk_credentials import KioskCredentials
 from controller.web.app import create_app
+from controller.web.kiosk_api import KIOSK_HEADER
 from sim.attach import Simulation, attach
 
 
@@ -37,16 +41,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The kiosk a test client stands at in a hall with no kiosk devices (a kiosk page without a
+# printer, taking tickets through POST /api/v1/tickets).
+PAGE_KIOSK = "entrance"
+
+
+def kiosk_client(url: str, key: str | None, timeout: float, **kw) -> httpx.Client:
+    """A client on the hall's LAN. With `key` it stands where a kiosk stands: it holds the
+    kiosk's key (X-Kiosk-Key), as the hall's kiosks do; without, it is anyone on the LAN."""
+    headers = dict(kw.pop("headers", None) or {})
+    if key is not None:
+        headers.setdefault(KIOSK_HEADER, key)
+    return httpx.Client(base_url=url, timeout=timeout, headers=headers, **kw)
+
+
 class RunningHall:
     def __init__(self, ctrl: HallController, url: str, floor: Floor | None = None,
-                 sim: Simulation | None = None) -> None:
+                 sim: Simulation | None = None, kiosk_keys: dict[str, str] | None = None) -> None:
         self.ctrl = ctrl
         self.url = url
         self.floor = floor
         self.sim = sim
+        self.kiosk_keys = kiosk_keys or {}  # kiosk id -> its key, set up as the admin would
 
-    def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10, **kw)
+    @property
+    def kiosk_key(self) -> str:
+        """The first kiosk's key."""
+        return next(iter(self.kiosk_keys.values()))
+
+    def client(self, kiosk: bool = True, **kw) -> httpx.Client:
+        """A client holding the first kiosk's key; `kiosk=False`: anyone on the LAN."""
+        return kiosk_client(self.url, self.kiosk_key if kiosk else None, 10, **kw)
 
     def login(self, staff_id: str, window: int | None, pin: str = "1234") -> dict[str, str]:
         """Log `staff_id` in at `window`; the headers that act for them."""
@@ -78,6 +103,8 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
     desk.start()
     device_check = DeviceCheck(ctrl, floor, calling)
     app = create_app(ctrl, sessions, kiosks=floor.kiosks, desk=desk, device_check=device_check)
+    credentials = KioskCredentials(ctrl.store)
+    keys = {k: credentials.issue(k, "test:admin", ctrl.clock()).key for k in (floor.kiosks or [PAGE_KIOSK])}
     if sim:
         app.include_router(sim.router)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -90,7 +117,7 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
             raise RuntimeError("test controller did not start")
         time.sleep(0.02)
     try:
-        running = RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim)
+        running = RunningHall(ctrl, f"http://127.0.0.1:{port}", floor, sim, keys)
         running.clock = clock  # a test's ManualClock, to move the hall's time
         running.calling = calling
         running.device_check = device_check
@@ -130,6 +157,7 @@ class HallProcess:
         self.log = tmp_path / "controller.log"
         self.proc: subprocess.Popen | None = None
         self.url = ""
+        self.kiosk_keys: dict[str, str] = {}  # kiosk id -> its key (see _learn_kiosk_keys)
 
     def start(self, same_port: bool = False) -> None:
         """Start the controller; `same_port` restarts it where its clients look for it."""
@@ -159,6 +187,7 @@ class HallProcess:
         while True:
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    self._learn_kiosk_keys()
                     return
             except httpx.TransportError:
                 pass
@@ -168,6 +197,31 @@ class HallProcess:
                 raise AssertionError(f"the controller did not become healthy "
                                      f"(exit {self.proc.returncode}):\n{self.output()}")
             time.sleep(0.05)
+
+    def _learn_kiosk_keys(self) -> None:
+        """The kiosks' keys: with --simulate, the ones the demo set up and printed (a newcomer's
+        way in); otherwise one set up beside the running controller, as `hallctl
+        kiosk-credential` does. Kept across restarts, like a kiosk's cookie."""
+        if self.kiosk_keys:
+            return
+        printed = re.findall(r"取号机 (\S+): open \S+#key=(\S+)",
+                             self.log.read_text(encoding="utf-8", errors="replace"))
+        self.kiosk_keys = {kiosk: key for kiosk, key in printed}
+        if not self.kiosk_keys:
+            store = HallStore(self.data / "hall.sqlite3")
+            try:
+                key = KioskCredentials(store).issue(PAGE_KIOSK, "test:admin", datetime.now().astimezone())
+            finally:
+                store.close()
+            self.kiosk_keys = {PAGE_KIOSK: key.key}
+
+    @property
+    def kiosk_key(self) -> str:
+        return next(iter(self.kiosk_keys.values()))
+
+    def kiosk_page(self) -> str:
+        """The address that enrols a browser as the first kiosk (the demo prints it)."""
+        return f"{self.url}/kiosk#key={self.kiosk_key}"
 
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -190,8 +244,9 @@ class HallProcess:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-5000:]
 
-    def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=5, **kw)
+    def client(self, kiosk: bool = True, **kw) -> httpx.Client:
+        """A client holding the first kiosk's key; `kiosk=False`: anyone on the LAN."""
+        return kiosk_client(self.url, self.kiosk_key if kiosk else None, 5, **kw)
 
 
 def wait_for(check, timeout: float = 3.0):

@@ -85,6 +85,11 @@ CODES: dict[str, tuple[Category, str]] = {
     "phone_needs_identity": (Category.INVALID, "留电话需要实名取号：请先放置身份证或输入身份证号码"),
     "request_key_used": (Category.CONFLICT, "这次取号请求已处理过，请重新点选业务"),
     "not_real_name": (Category.CONFLICT, "当前号不是实名取号，不能登记回访电话"),
+    "kiosk_key_required": (Category.UNAUTHORIZED,
+                           "本设备未登记为取号机：请管理员为它设置取号机密钥（hallctl kiosk-credential）"),
+    "kiosk_key_other": (Category.FORBIDDEN, "本设备的取号机密钥属于另一台取号机"),
+    "bad_kiosk_key": (Category.UNAUTHORIZED, "取号机密钥不正确或已停用"),
+    "invalid_kiosk_id": (Category.INVALID, "取号机编号只能由字母、数字、- 或 _ 组成（最多 32 个）"),
 }
 
 

@@ -215,6 +215,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tickets ADD COLUMN request_key TEXT;
     CREATE UNIQUE INDEX tickets_request_key ON tickets (request_key) WHERE request_key IS NOT NULL;
     """,
+    # 11: kiosk device credentials (controller.store.kiosk_credentials): one live key per
+    # kiosk, stored hashed; revoking keeps the row, with when and by whom.
+    """
+    CREATE TABLE kiosk_credentials (
+        kiosk_id TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    """,
 ]
 
 

@@ -25,9 +25,10 @@ from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.cases import CaseDesk
 from controller.kiosk import Kiosk
+from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
-from controller.web.kiosk_api import kiosk_routes
+from controller.web.kiosk_api import kiosk_of_request, kiosk_routes
 from controller.web.reports_api import report_routes
 from controller.web.patrol_api import patrol_routes
 from controller.web.rollup_api import rollup_routes
@@ -70,6 +71,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     the embedded broker has no client left when it stops."""
     kiosks = kiosks or {}
     limits = Limits(ctrl)
+    kiosk_credentials = KioskCredentials(ctrl.store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,23 +127,28 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # -- tickets -----------------------------------------------------------
 
     @app.post(f"{API}/tickets", status_code=201, tags=["tickets"],
-              summary="取号: take a ticket (no login needed for the kiosk channel; priority only "
-                      "from the guidance desk, a green-channel window or a supervisor)")
+              summary="取号: take a ticket (the kiosk channel needs a kiosk's key instead of a login; "
+                      "priority only from the guidance desk, a green-channel window or a supervisor)")
     async def issue_ticket(body: schemas.TicketRequest, request: Request,
                            s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         if body.channel != "kiosk" and s is None:
             raise HallError("not_logged_in", "工作人员取号或预约签到需要登录")
-        actor = f"staff:{s.staff_id}" if s else "kiosk"
-        # without a login, the address is all there is to tell a flood from a kiosk
-        address = client_address(request) if s is None else None
-        if address is not None:
-            limits.check_address(address, {"service": body.service})
-        citizen = ctrl.citizen(body.id_number, body.name, body.phone) if body.id_number else None
-        # priority only from staff whose post may grant it (controller.core.priority)
-        out = ctrl.execute(c.IssueTicket(body.service, body.channel, citizen, body.priority,
-                                         body.appointment_at, s.staff_id if s else None), actor)
-        if address is not None:
-            limits.address_issued(address)
+        # the kiosk channel without a login: a kiosk's key (a kiosk page with no printer)
+        kiosk_id = None if s else kiosk_of_request(ctrl, kiosk_credentials, request,
+                                                   "issue_ticket", {"service": body.service})
+        actor = f"staff:{s.staff_id}" if s else f"kiosk:{kiosk_id}"
+        # without a login, the address tells a flood from one kiosk; reserved before the issue
+        held = (limits.reserve_address(client_address(request), {"service": body.service})
+                if s is None else None)
+        try:
+            citizen = ctrl.citizen(body.id_number, body.name, body.phone) if body.id_number else None
+            # priority only from staff whose post may grant it (controller.core.priority)
+            out = ctrl.execute(c.IssueTicket(body.service, body.channel, citizen, body.priority,
+                                             body.appointment_at, s.staff_id if s else None), actor)
+        except HallError:
+            if held:
+                held.release()
+            raise
         return views.issued_json(ctrl.hall, out)
 
     @app.get(f"{API}/tickets/{{ticket_id}}", tags=["tickets"],
@@ -160,7 +167,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         # the slip's QR code leads here, and ticket ids are guessable: no login, no names
         return body if s is not None else views.public_ticket(body)
 
-    app.include_router(kiosk_routes(ctrl, kiosks, session, limits))
+    app.include_router(kiosk_routes(ctrl, kiosks, session, limits, kiosk_credentials))
     app.include_router(staff_routes(ctrl, sessions, session))
     if desk is not None:
         app.include_router(case_routes(ctrl, desk, session))

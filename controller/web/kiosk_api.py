@@ -4,7 +4,7 @@ import asyncio
 import datetime as dt
 from typing import Any, Callable
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from controller import reports
 from controller.appointments import Appointments
@@ -12,26 +12,116 @@ from controller.core.errors import HallError
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.kiosk import REQUEST_KEY_MINUTES, Kiosk
+from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.sessions import Session
 from controller.web import schemas, views
-from controller.web.limits import Limits
+from controller.web.limits import Limits, client_address
+from controller.web.pages import PAGE_HEADER
 
 API = "/api/v1"
 
 
 # Bookings and figures are for the hall's supervisors and admins.
 MANAGERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN)
+# The kiosk's key (controller.store.kiosk_credentials): the kiosk page's HttpOnly cookie, or
+# this header from a kiosk that is not a page.
+KIOSK_COOKIE = "hall_kiosk"
+KIOSK_HEADER = "x-kiosk-key"
+KIOSK_COOKIE_DAYS = 3650  # the kiosk machine keeps it until the admin replaces or revokes it
+
+
+def presented_key(request: Request) -> str | None:
+    """The kiosk key a request carries. Like the staff session cookie, the cookie alone does
+    not authorise a change: an unsafe request must also carry PAGE_HEADER, which no
+    cross-site form can set."""
+    key = request.headers.get(KIOSK_HEADER)
+    if key:
+        return key.strip()
+    key = request.cookies.get(KIOSK_COOKIE)
+    if key and request.method not in ("GET", "HEAD") and PAGE_HEADER not in request.headers:
+        return None
+    return key
+
+
+def kiosk_of_request(ctrl: HallController, credentials: KioskCredentials, request: Request,
+                     name: str, args: dict[str, Any]) -> str:
+    """The kiosk whose live key the request carries; 401 (audited) without one."""
+    key = presented_key(request)
+    kiosk_id = credentials.kiosk_of(key)
+    if kiosk_id is None:
+        err = HallError("bad_kiosk_key" if key else "kiosk_key_required")
+        ctrl.refuse("kiosk", name, {**args, "address": client_address(request)}, err)
+        raise err
+    return kiosk_id
 
 
 def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
-                 session: Callable[..., Session], limits: Limits | None = None) -> APIRouter:
+                 session: Callable[..., Session], limits: Limits | None = None,
+                 credentials: KioskCredentials | None = None) -> APIRouter:
     r = APIRouter()
     appointments = Appointments(ctrl)
+    credentials = credentials or KioskCredentials(ctrl.store)
 
     def kiosk_named(kiosk_id: str) -> Kiosk:
         if kiosk_id not in kiosks:
             raise HallError("unknown_kiosk", f"没有这台取号机：{kiosk_id}")
         return kiosks[kiosk_id]
+
+    # Every route that acts as a kiosk: only the kiosk's own key opens it (issue 14: anyone on
+    # the LAN spent a kiosk's quota and paper and read or wiped the identity waiting there).
+    async def this_kiosk(kiosk_id: str, request: Request) -> str:
+        holder = kiosk_of_request(ctrl, credentials, request, "kiosk_request",
+                                  {"kiosk": kiosk_id, "route": request.url.path})
+        kiosk_named(kiosk_id)  # a kiosk asking for one that does not exist: a clear 404
+        if holder != kiosk_id:
+            err = HallError("kiosk_key_other")
+            ctrl.refuse(f"kiosk:{holder}", "kiosk_request",
+                        {"kiosk": kiosk_id, "route": request.url.path}, err)
+            raise err
+        return kiosk_id
+
+    @r.post(f"{API}/kiosk/enrol", tags=["kiosk"],
+            summary="登记取号机: the kiosk page presents its key once; the answer sets its cookie",
+            description="The key (`KIOSK.SECRET`, from `hallctl kiosk-credential` or the admin "
+                        "API) is kept in an HttpOnly cookie, so no script on the page reads it.")
+    async def enrol(body: schemas.KioskEnrolRequest, request: Request,
+                    response: Response) -> dict[str, Any]:
+        kiosk_id = credentials.kiosk_of(body.key)
+        if kiosk_id is None:
+            err = HallError("bad_kiosk_key")
+            ctrl.refuse("kiosk", "kiosk_enrol", {"address": client_address(request)}, err)
+            raise err
+        ctrl.note(f"kiosk:{kiosk_id}", "kiosk_enrol", {"address": client_address(request)})
+        response.set_cookie(KIOSK_COOKIE, body.key.strip(), httponly=True, samesite="strict",
+                            path="/", max_age=KIOSK_COOKIE_DAYS * 86400)
+        return {"kiosk": kiosk_id, "device": kiosk_id in kiosks}
+
+    @r.get(f"{API}/kiosk/me", tags=["kiosk"],
+           summary="Which kiosk this device is (its key); 401 if it has none")
+    async def kiosk_me(request: Request) -> dict[str, Any]:
+        kiosk_id = kiosk_of_request(ctrl, credentials, request, "kiosk_request",
+                                    {"route": request.url.path})
+        return {"kiosk": kiosk_id, "device": kiosk_id in kiosks}
+
+    @r.post(f"{API}/kiosks/{{kiosk_id}}/credential", tags=["kiosk"],
+            summary="设置取号机密钥 (admin): a new key for the kiosk, shown this once; the old one ends")
+    async def new_credential(kiosk_id: str, s: Session = Depends(session)) -> dict[str, Any]:
+        s.require(StaffRole.ADMIN)
+        try:
+            key = credentials.issue(kiosk_id, f"staff:{s.staff_id}", ctrl.clock())
+        except ValueError:
+            raise HallError("invalid_kiosk_id") from None
+        ctrl.note(f"staff:{s.staff_id}", "kiosk_credential_issued", {"kiosk": kiosk_id})
+        return {"kiosk": kiosk_id, "key": key.key, "device": kiosk_id in kiosks}
+
+    @r.delete(f"{API}/kiosks/{{kiosk_id}}/credential", tags=["kiosk"],
+              summary="停用取号机密钥 (admin): the kiosk's key ends at once")
+    async def revoke_credential(kiosk_id: str, s: Session = Depends(session)) -> dict[str, Any]:
+        s.require(StaffRole.ADMIN)
+        revoked = credentials.revoke(kiosk_id, f"staff:{s.staff_id}", ctrl.clock())
+        ctrl.note(f"staff:{s.staff_id}", "kiosk_credential_revoked",
+                  {"kiosk": kiosk_id, "revoked": revoked})
+        return {"kiosk": kiosk_id, "revoked": revoked}
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/tickets", status_code=201, tags=["kiosk"],
             summary="取号机取号: issue and print (the identity waiting at the kiosk makes it real-name)",
@@ -44,51 +134,61 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
                            request_key: str | None = Header(
                                None, alias="Idempotency-Key", min_length=8, max_length=64,
                                pattern=r"^[A-Za-z0-9_-]+$",
-                               description="one per tap: a repeat gets the same ticket")
-                           ) -> dict[str, Any]:
+                               description="one per tap: a repeat gets the same ticket"),
+                           _: str = Depends(this_kiosk)) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
-        if limits:  # ticket flooding: a kiosk issues a few a minute, not hundreds
-            limits.check_kiosk(kiosk_id, {"service": body.service})
-        # printing waits for the printer: off the event loop
-        got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
-                                      body.name, body.priority, body.phone, request_key)
-        if limits and not got.repeated:
-            limits.kiosk_issued(kiosk_id)
+        # ticket flooding: a kiosk issues a few a minute, not hundreds; reserved before the print
+        held = limits.reserve_kiosk(kiosk_id, {"service": body.service}) if limits else None
+        try:
+            # printing waits for the printer: off the event loop
+            got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
+                                          body.name, body.priority, body.phone, request_key)
+        except HallError as e:
+            if held and not getattr(e, "ticket_issued", None):
+                held.release()  # refused before any ticket was issued: it spent nothing
+            raise
+        if held and got.repeated:
+            held.release()  # the same tap again: nothing printed
         return {**views.issued_json(ctrl.hall, got.outcome), "printed": got.printed,
                 "paper_near_end": got.paper_near_end, "repeated": got.repeated,
                 "phone_masked": kiosk.phone_masked(got.outcome.ticket)}
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/identity", tags=["kiosk"],
             summary="输入身份证号: hold a typed ID number for the next ticket at this kiosk")
-    async def kiosk_identity(kiosk_id: str, body: schemas.KioskIdentityRequest) -> dict[str, Any]:
+    async def kiosk_identity(kiosk_id: str, body: schemas.KioskIdentityRequest,
+                             _: str = Depends(this_kiosk)) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         await asyncio.to_thread(kiosk.hold, body.id_number, None, "typed")
         return await asyncio.to_thread(kiosk.view)
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/identity/phone", tags=["kiosk"],
             summary="留电话: a phone for the callback, beside the identity waiting at the kiosk")
-    async def kiosk_phone(kiosk_id: str, body: schemas.PhoneRequest) -> dict[str, Any]:
+    async def kiosk_phone(kiosk_id: str, body: schemas.PhoneRequest,
+                          _: str = Depends(this_kiosk)) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         await asyncio.to_thread(kiosk.hold_phone, body.phone)
         return await asyncio.to_thread(kiosk.view)
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/identity/touch", tags=["kiosk"],
             summary="The citizen is still typing: the identity's idle period starts again")
-    async def kiosk_touch(kiosk_id: str) -> dict[str, Any]:
+    async def kiosk_touch(kiosk_id: str,
+                          _: str = Depends(this_kiosk)) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         await asyncio.to_thread(kiosk.touch)
         return await asyncio.to_thread(kiosk.view)
 
     @r.delete(f"{API}/kiosks/{{kiosk_id}}/identity", tags=["kiosk"],
               summary="清除: forget the identity (and phone) waiting at the kiosk")
-    async def kiosk_clear(kiosk_id: str) -> dict[str, Any]:
+    async def kiosk_clear(kiosk_id: str,
+                          _: str = Depends(this_kiosk)) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         await asyncio.to_thread(kiosk.clear)
         return await asyncio.to_thread(kiosk.view)
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/scan", tags=["kiosk"],
             summary="扫码: a code shown at the kiosk (ID number, or appointment check-in)")
-    async def kiosk_scan(kiosk_id: str, body: schemas.ScanRequest) -> dict[str, Any]:
+    async def kiosk_scan(kiosk_id: str, body: schemas.ScanRequest,
+                         _: str = Depends(this_kiosk)) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         got = await asyncio.to_thread(kiosk.scanned, body.code)
         if got is None:
@@ -110,7 +210,8 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
 
     @r.get(f"{API}/kiosks/{{kiosk_id}}", tags=["kiosk"],
            summary="A kiosk now: card waiting, reader message, printer state")
-    async def kiosk_view(kiosk_id: str) -> dict[str, Any]:
+    async def kiosk_view(kiosk_id: str,
+                         _: str = Depends(this_kiosk)) -> dict[str, Any]:
         return await asyncio.to_thread(kiosk_named(kiosk_id).view)
 
     @r.post(f"{API}/tickets/{{ticket_id}}/reprint", tags=["kiosk"],

@@ -22,6 +22,20 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+class Reservation:
+    """A ticket counted against a limit before it is issued; `release` gives it back when the
+    request is refused before any ticket was issued (unknown service, no paper, repeated tap)."""
+
+    def __init__(self, limit: RateLimit, key: str, at: dt.datetime) -> None:
+        self._limit, self._key, self._at = limit, key, at
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._limit.release(self._key, self._at)
+
+
 class Limits:
     """Failed logins per staff id and per address; tickets per kiosk and per address."""
 
@@ -57,25 +71,24 @@ class Limits:
 
     # -- tickets ------------------------------------------------------------------------
 
-    def check_kiosk(self, kiosk_id: str, args: dict[str, Any]) -> None:
-        self._check_tickets(self.tickets_by_kiosk, kiosk_id, f"kiosk:{kiosk_id}", args)
+    def reserve_kiosk(self, kiosk_id: str, args: dict[str, Any]) -> Reservation:
+        """One of the kiosk's tickets this minute, taken before the print (429 if none is left)."""
+        return self._reserve(self.tickets_by_kiosk, kiosk_id, f"kiosk:{kiosk_id}", args)
 
-    def kiosk_issued(self, kiosk_id: str) -> None:
-        self.tickets_by_kiosk.hit(kiosk_id, self.ctrl.clock())
+    def reserve_address(self, address: str, args: dict[str, Any]) -> Reservation:
+        """One of the address's tickets this minute, taken before the issue (429 if none is left)."""
+        return self._reserve(self.tickets_by_address, address, "kiosk", {**args, "address": address})
 
-    def check_address(self, address: str, args: dict[str, Any]) -> None:
-        self._check_tickets(self.tickets_by_address, address, "kiosk", {**args, "address": address})
-
-    def address_issued(self, address: str) -> None:
-        self.tickets_by_address.hit(address, self.ctrl.clock())
-
-    def _check_tickets(self, limit: RateLimit, key: str, actor: str, args: dict[str, Any]) -> None:
+    def _reserve(self, limit: RateLimit, key: str, actor: str, args: dict[str, Any]) -> Reservation:
+        # Reserved, not checked-then-counted: 32 requests arriving together once all passed
+        # a check of 20 made before any of them was counted (issue 14).
         now = self.ctrl.clock()
-        until = limit.blocked_until(key, now)
+        until = limit.reserve(key, now)
         if until is not None:
             self._refuse("too_many_tickets",
                          f"取号过于频繁（每分钟最多 {limit.limit} 张），{wait_text(until, now)}，"
                          "或到导办台取号", until, now, actor, "issue_ticket", args)
+        return Reservation(limit, key, now)
 
     def _refuse(self, code: str, message: str, until: dt.datetime, now: dt.datetime,
                 actor: str, name: str, args: dict[str, Any]) -> None:

@@ -41,6 +41,11 @@ class ScanRequest(Strict):
     code: str = Field(min_length=1, max_length=512, description="what the scanner read")
 
 
+class KioskEnrolRequest(Strict):
+    key: str = Field(min_length=3, max_length=200,
+                     description="the kiosk's key, KIOSK.SECRET (hallctl kiosk-credential)")
+
+
 class AppointmentRequest(Strict):
     service: str = Field(min_length=1, max_length=8)
     slot: dt.datetime = Field(strict=False, description="ISO 8601; hall time when no zone")
