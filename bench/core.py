@@ -37,6 +37,8 @@ from typing import Any
 from controller.cli import open_hall
 from controller.clock import ShiftedClock
 from controller.core import commands as c
+from controller.store.kiosk_credentials import KioskCredentials
+from controller.web.kiosk_api import KIOSK_HEADER
 from tests.halls import at, many_windows, small_hall
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,6 +218,9 @@ def serve(windows: int, data_dir: Path) -> None:
     hall = (small_hall(many_windows(windows), **no_flood_limit) if windows
             else small_hall(**no_flood_limit))
     ctrl, sessions = open_hall(hall, data_dir, hall_clock(hall))
+    # the clients take tickets as a kiosk does: with its key (controller.store.kiosk_credentials)
+    key = KioskCredentials(ctrl.store).issue("entrance", "bench", ctrl.clock())
+    (data_dir / "kiosk.key").write_text(key.key)
     # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
     # and without it every keep-alive answer waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -254,6 +259,7 @@ class Server:
             port_file = self.data_dir / "port"
             if port_file.exists():
                 self.port = int(port_file.read_text())
+                _KIOSK_KEYS[self.port] = (self.data_dir / "kiosk.key").read_text()
                 probe = Client(self.port)
                 try:
                     if probe.get("/api/v1/health")[0] == 200:
@@ -282,12 +288,18 @@ class Server:
         self._tmp.cleanup()
 
 
+# port -> the key of the kiosk the clients of the controller on that port stand at
+_KIOSK_KEYS: dict[int, str] = {}
+
+
 class Client:
     """One keep-alive HTTP/1.1 connection; every call returns (status, parsed JSON body)."""
 
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.headers = {"Content-Type": "application/json"}
+        if port in _KIOSK_KEYS:
+            self.headers[KIOSK_HEADER] = _KIOSK_KEYS[port]
 
     def post(self, path: str, body: dict[str, Any] | None = None,
              token: str | None = None) -> tuple[int, Any]:

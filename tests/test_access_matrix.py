@@ -6,9 +6,12 @@ decided.
 
 The roles:
 - none: a bare HTTP client: no token, no page header.
-- kiosk: the kiosk and hall-display pages: no login, but the page header (x-hall-page)
-  every page sends. A kiosk has no credential of its own (it is a browser on the hall
-  LAN), so it must get exactly what `none` gets: the header alone grants nothing.
+- page: a browser on the hall LAN (the hall display, or a kiosk page nobody enrolled): no
+  login, but the page header (x-hall-page) every page sends. It must get exactly what
+  `none` gets: the header alone grants nothing.
+- kiosk: the enrolled kiosk page of the kiosk `entrance`: the page header and the kiosk's
+  key in its HttpOnly cookie (controller.store.kiosk_credentials). The key opens that
+  kiosk's routes and the kiosk channel of POST /tickets, and nothing a login opens.
 - here: staff s1 logged in at window 1, the window the probes act on.
 - other: staff s2 logged in at window 2.
 - supervisor (boss, no window), officer (the callback officer), admin.
@@ -17,7 +20,8 @@ Allowed means the request got past authorization: any answer but 401 or 403 (for
 page: 200). Each request is a valid one, so when allowed it does what it says (2xx) or
 meets a business rule (409, 404): the assertion is about who, not what. Refused means
 401 without a login and 403 with the wrong one (for a page: 303 to the login page, or
-the 403 page).
+the 403 page); a route that only a kiosk's key opens (`device`) refuses everyone else with
+401, logged in or not: a staff login is no kiosk.
 
 Not in the table: /sim/..., served only by `hallctl run --simulate` to work simulated
 devices, never in a live hall; the running hall here simulates its devices, so it
@@ -45,16 +49,17 @@ from controller.core import commands as c
 from tests.halls import access_hall, at
 from tests.server import running_hall
 
-NONE, KIOSK, HERE, OTHER, SUP, OFFICER, ADMIN = (
-    "none", "kiosk", "here", "other", "supervisor", "officer", "admin")
-ROLES = (NONE, KIOSK, HERE, OTHER, SUP, OFFICER, ADMIN)
+NONE, PAGE, KIOSK, HERE, OTHER, SUP, OFFICER, ADMIN = (
+    "none", "page", "kiosk", "here", "other", "supervisor", "officer", "admin")
+ROLES = (NONE, PAGE, KIOSK, HERE, OTHER, SUP, OFFICER, ADMIN)
 LOGGED_IN = frozenset({HERE, OTHER, SUP, OFFICER, ADMIN})
 ANYONE = frozenset(ROLES)
 ACCOUNTS = {HERE: ("s1", 1), OTHER: ("s2", 2), SUP: ("boss", None), OFFICER: ("officer", None),
             ADMIN: ("admin", None)}
 SIM = "/sim"
 # the codes of a refusal that is about who asks
-REFUSALS = {"not_logged_in", "forbidden_role", "not_your_window", "not_case_staff"}
+REFUSALS = {"not_logged_in", "forbidden_role", "not_your_window", "not_case_staff",
+            "kiosk_key_required", "bad_kiosk_key", "kiosk_key_other"}
 
 
 def roles(*names: str) -> frozenset[str]:
@@ -65,6 +70,7 @@ WINDOW = roles(HERE, SUP)  # its own window's staff, or a supervisor (acting_for
 MANAGERS = roles(SUP, ADMIN)
 READERS = roles(SUP, ADMIN, OFFICER)
 CASE_WORKERS = roles(OFFICER, SUP)
+KIOSK_ONLY = roles(KIOSK)  # the kiosk's own key, nobody else
 
 
 # -- what the probes act on -------------------------------------------------------------
@@ -96,6 +102,7 @@ class Probe:
     body: Any = None
     fill: dict[str, Any] | Callable[[Any], dict[str, Any]] = field(default_factory=dict)
     page: bool = False  # an HTML page: its session is the cookie, refusal a redirect or 403 page
+    device: bool = False  # only a kiosk's key opens it: 401 for everyone else
     stream: bool = False  # server-sent events: only the status is read
 
     @property
@@ -121,20 +128,35 @@ def page(path: str, allowed: frozenset[str]) -> Probe:
     return Probe("GET", path, allowed, page=True)
 
 
+def kiosk_route(method: str, template: str, body: Any = None) -> Probe:
+    return Probe(method, f"/api/v1{template}", KIOSK_ONLY, body, device=True)
+
+
+def entrance_key(hall) -> dict[str, str]:
+    return {"key": hall.kiosk_keys["entrance"]}
+
+
 TODAY = "2026-11-23"
 
 PROBES: list[Probe] = [
     # tickets and the kiosk: no login
-    api("POST", "/tickets", ANYONE, {"service": "A"}),
+    # the kiosk channel: a kiosk's key, or a login (staff issue tickets too)
+    api("POST", "/tickets", roles(KIOSK) | LOGGED_IN, {"service": "A"}),
     api("GET", "/tickets/{ticket_id}", ANYONE, fill=a_ticket),
     api("POST", "/tickets/{ticket_id}/reprint", LOGGED_IN, {"kiosk": "entrance"}, fill=a_ticket),
-    api("POST", "/kiosks/{kiosk_id}/tickets", ANYONE, {"service": "B"}),
-    api("POST", "/kiosks/{kiosk_id}/scan", ANYONE, {"code": "APT-NOSUCH1"}),
-    api("GET", "/kiosks/{kiosk_id}", ANYONE),
-    api("POST", "/kiosks/{kiosk_id}/identity", ANYONE, {"id_number": "11010519491231002X"}),
-    api("POST", "/kiosks/{kiosk_id}/identity/phone", ANYONE, {"phone": "13800131234"}),
-    api("POST", "/kiosks/{kiosk_id}/identity/touch", ANYONE),
-    api("DELETE", "/kiosks/{kiosk_id}/identity", ANYONE),
+    kiosk_route("POST", "/kiosks/{kiosk_id}/tickets", {"service": "B"}),
+    kiosk_route("POST", "/kiosks/{kiosk_id}/scan", {"code": "APT-NOSUCH1"}),
+    kiosk_route("GET", "/kiosks/{kiosk_id}"),
+    kiosk_route("POST", "/kiosks/{kiosk_id}/identity", {"id_number": "11010519491231002X"}),
+    kiosk_route("POST", "/kiosks/{kiosk_id}/identity/phone", {"phone": "13800131234"}),
+    kiosk_route("POST", "/kiosks/{kiosk_id}/identity/touch"),
+    kiosk_route("DELETE", "/kiosks/{kiosk_id}/identity"),
+    kiosk_route("GET", "/kiosk/me"),
+    # enrolling: the key in the body is what authorises, whoever sends it
+    api("POST", "/kiosk/enrol", ANYONE, entrance_key),
+    # the admin sets up and revokes keys (another kiosk's: the probes' own stays good)
+    api("POST", "/kiosks/{kiosk_id}/credential", roles(ADMIN), fill={"kiosk_id": "lobby-tablet"}),
+    api("DELETE", "/kiosks/{kiosk_id}/credential", roles(ADMIN), fill={"kiosk_id": "lobby-tablet"}),
     api("POST", "/appointments", MANAGERS, {"service": "A", "slot": f"{TODAY}T10:00:00+08:00"}),
     api("GET", "/appointments", MANAGERS),
     # the hall, for displays and kiosks: no citizen in them (test_the_open_routes_...); a
@@ -224,7 +246,7 @@ PROBES: list[Probe] = [
 @pytest.fixture(scope="module")
 def hall(tmp_path_factory):
     with running_hall(access_hall(), tmp_path_factory.mktemp("access"), ManualClock(at("09:00")),
-                      simulate=True) as h, h.client() as client:
+                      simulate=True) as h, h.client(kiosk=False) as client:
         h.tokens = {}
         h.shared = client  # one connection for all the probes: a client per probe is slow
         yield h
@@ -235,8 +257,10 @@ def as_role(hall, role: str, page_: bool, fresh: bool = False) -> dict[str, str]
     probe that logs out gets a `fresh` one of its own, so it spoils no other."""
     if role == NONE:
         return {}
-    if role == KIOSK:
+    if role == PAGE:
         return {"x-hall-page": "1"}
+    if role == KIOSK:
+        return {"x-hall-page": "1", "Cookie": f"hall_kiosk={hall.kiosk_keys['entrance']}"}
     staff_id, window = ACCOUNTS[role]
     token = None if fresh else hall.tokens.get(role)
     if token is None:
@@ -272,7 +296,8 @@ def test_every_route_has_a_row(hall):
 @pytest.mark.parametrize("role", ROLES)
 def test_access(hall, probe: Probe, role: str):
     path = probe.path(hall)
-    kw = {"json": probe.body} if probe.body is not None else {}
+    body = probe.body(hall) if callable(probe.body) else probe.body
+    kw = {"json": body} if body is not None else {}
     kw["headers"] = as_role(hall, role, probe.page, fresh=probe.template.endswith("/logout"))
     client = hall.shared
     client.cookies.clear()  # a login probe's answer sets one: it must not follow other roles
@@ -297,7 +322,8 @@ def test_access(hall, probe: Probe, role: str):
     if allowed:
         assert status not in (401, 403), f"{role} refused: {text}"
     else:
-        assert status == (403 if logged_in else 401), f"{role} let in: {status} {text}"
+        assert status == (403 if logged_in and not probe.device else 401), \
+            f"{role} let in: {status} {text}"
         assert json.loads(text)["error"] in REFUSALS
 
 

@@ -13,6 +13,7 @@ import pytest
 from controller.clock import ManualClock
 from controller.core import commands as c
 from tests.halls import at, kiosk_hall
+from controller.web.kiosk_api import KIOSK_HEADER
 from tests.server import HallProcess, running_hall
 
 CARD_ID = "11010519491231002X"
@@ -106,7 +107,8 @@ def test_duplicate_requests_at_once_against_hallctl_run_give_one_ticket_and_one_
     hall.start()
     try:
         async def taps() -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=hall.url, timeout=10) as api:
+            async with httpx.AsyncClient(base_url=hall.url, timeout=10,
+                                         headers={KIOSK_HEADER: hall.kiosk_key}) as api:
                 return await asyncio.gather(*(
                     api.post("/api/v1/kiosks/entrance/tickets", json={"service": "K"},
                              headers={"Idempotency-Key": "same-tap-k-0001"}) for _ in range(6)))

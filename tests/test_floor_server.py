@@ -31,7 +31,7 @@ def test_at_nine_the_kiosk_button_its_screen_and_the_slip_tell_the_same_short_wa
     """`hallctl run --simulate` starts at 09:00 with nobody logged in. 跨域通办 (L) is due to open
     with the session: the first ticket waits minutes, not the 4½ hours to the afternoon."""
     url = demo_hall.url
-    kiosk = open_page(browser, f"{url}/kiosk", KIOSK)
+    kiosk = open_page(browser, demo_hall.kiosk_page(), KIOSK)
     button = kiosk.locator("button.service[data-service='L']")  # 跨域通办: no other test uses it
     for ahead in (0, 1):
         expect(button).to_contain_text("分钟")

@@ -19,7 +19,9 @@ def login(url: str, staff_id: str, window: int) -> dict[str, str]:
 
 
 def take_and_call(url: str, service: str, window: int, headers: dict[str, str]) -> str:
-    httpx.post(f"{url}/api/v1/tickets", json={"service": service}, timeout=5).raise_for_status()
+    # taken by the window's own staff member (the kiosk channel needs a kiosk's key or a login)
+    httpx.post(f"{url}/api/v1/tickets", json={"service": service}, headers=headers,
+               timeout=5).raise_for_status()
     r = httpx.post(f"{url}/api/v1/windows/{window}/call", headers=headers, timeout=5)
     r.raise_for_status()
     return r.json()["ticket"]["number"]

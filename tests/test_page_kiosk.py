@@ -57,7 +57,7 @@ def type_id(page, number: str) -> None:
 
 
 def test_a_typed_number_shows_whose_ticket_it_is_and_lapses_before_the_next_citizen(browser, kiosk_hall):
-    page = open_page(browser, f"{kiosk_hall.url}/kiosk", KIOSK)
+    page = open_page(browser, kiosk_hall.kiosk_page(), KIOSK)
     type_id(page, TYPED)
     expect(page.locator("#identity-who")).to_contain_text("1101**********002X")
     expect(page.locator("#clear-identity")).to_be_visible()
@@ -73,7 +73,7 @@ def test_a_typed_number_shows_whose_ticket_it_is_and_lapses_before_the_next_citi
 
 
 def test_clear_wipes_a_card_and_a_lifted_card_is_gone_at_once(browser, kiosk_hall):
-    page = open_page(browser, f"{kiosk_hall.url}/kiosk", KIOSK)
+    page = open_page(browser, kiosk_hall.kiosk_page(), KIOSK)
     sim(kiosk_hall, "id-readers/kiosk-id-reader/place", {"card": "elderly"})
     expect(page.locator("#identity-who")).to_contain_text("张**")
     page.click("#clear-identity")  # not me: the next citizen wipes it
@@ -96,7 +96,7 @@ def test_clear_wipes_a_card_and_a_lifted_card_is_gone_at_once(browser, kiosk_hal
 
 
 def test_a_double_tap_gives_one_ticket(browser, kiosk_hall):
-    page = open_page(browser, f"{kiosk_hall.url}/kiosk", KIOSK)
+    page = open_page(browser, kiosk_hall.kiosk_page(), KIOSK)
     before = len(slips(kiosk_hall))
     button = page.locator("button.service[data-service='G']")
     expect(button).to_be_enabled()
@@ -116,7 +116,7 @@ def test_a_double_tap_gives_one_ticket(browser, kiosk_hall):
 def test_an_answer_lost_on_the_network_is_asked_again_and_gives_the_same_ticket(browser, kiosk_hall):
     """The controller issued and printed, but the answer never reached the screen: the page
     asks again with the same key and shows that ticket; no second ticket, no second slip."""
-    page = open_page(browser, f"{kiosk_hall.url}/kiosk", KIOSK)
+    page = open_page(browser, kiosk_hall.kiosk_page(), KIOSK)
     keys: list[str] = []
 
     def lose_the_first_answer(route):
@@ -172,7 +172,7 @@ def test_a_phone_typed_at_the_kiosk_or_the_counter_reaches_the_callback(browser,
     say one of two cases can be reached."""
     url = kiosk_hall.url
     boss, officer = api_login(kiosk_hall, "huangjianguo"), api_login(kiosk_hall, "yangfan")
-    kiosk = open_page(browser, f"{url}/kiosk", KIOSK)
+    kiosk = open_page(browser, kiosk_hall.kiosk_page(), KIOSK)
     sim(kiosk_hall, "id-readers/kiosk-id-reader/place", {"card": "young"})
     expect(kiosk.locator("#identity-who")).to_contain_text("*")
     kiosk.click("#add-phone")

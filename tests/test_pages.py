@@ -37,7 +37,7 @@ def test_a_kiosk_ticket_reaches_the_counter_and_its_call_the_display_within_a_se
     mark_loaded(display)
 
     # 户籍办理 (C) at the kiosk: the slip's number is on the confirmation
-    kiosk = open_page(browser, f"{url}/kiosk", KIOSK)
+    kiosk = open_page(browser, demo_hall.kiosk_page(), KIOSK)
     kiosk.click("button.service[data-service='C']")
     number = kiosk.locator("#ticket-number")
     expect(number).to_have_text("C001")
@@ -110,7 +110,7 @@ def test_pausing_at_the_counter_shows_pause_service_on_the_display(browser, demo
 
 def test_the_kiosk_checks_a_typed_id_number_and_issues_a_real_name_ticket(browser, demo_hall):
     url = demo_hall.url
-    kiosk = open_page(browser, f"{url}/kiosk", KIOSK)
+    kiosk = open_page(browser, demo_hall.kiosk_page(), KIOSK)
     kiosk.click("#type-id")
     for key in "11010519491231002":
         kiosk.click(f"#keypad button[data-key='{key}']")
@@ -140,7 +140,7 @@ def test_the_kiosk_checks_a_typed_id_number_and_issues_a_real_name_ticket(browse
 
 def test_the_kiosk_says_when_the_printer_is_out_of_paper(browser, demo_hall):
     url = demo_hall.url
-    kiosk = open_page(browser, f"{url}/kiosk", KIOSK)
+    kiosk = open_page(browser, demo_hall.kiosk_page(), KIOSK)
     expect(kiosk.locator("button.service[data-service='H']")).to_be_enabled()
     httpx.post(f"{url}/sim/printers/kiosk-printer/paper", json={"paper": "out"}, timeout=5)
     try:
