@@ -27,8 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from controller.web.kiosk_api import KIOSK_HEADER
+from tests.browser import KIOSK as KIOSK_SCREEN, open_page
 from tests.server import REPO, HallProcess
 
 LIMIT = 20  # [rules] kiosk_tickets_per_minute, the demo hall's own
@@ -216,3 +218,31 @@ def test_a_kiosk_page_without_a_printer_takes_tickets_only_through_its_own_key(h
         actors = {a for (a,) in conn.execute(
             "SELECT actor FROM commands WHERE name = 'issue_ticket' AND result = 'ok'")}
     assert "kiosk:lobby-tablet" in actors
+
+
+def test_a_browser_is_no_kiosk_until_the_admin_enrols_it_once(browser, hall):
+    """Anyone can open /kiosk on the LAN: without the key the page asks for it and shows no
+    service. The admin types it once (a wrong one is refused); the page works and keeps
+    working after a reload, and no script on it can read the key (HttpOnly). The demo's
+    printed link enrols a browser the same way, and the key leaves the address bar."""
+    page = open_page(browser, f"{hall.url}/kiosk", KIOSK_SCREEN)
+    expect(page.locator("#enrol-dialog")).to_be_visible()
+    expect(page.locator("button.service")).to_have_count(0)
+    page.fill("#enrol-key", "entrance.bm90LXRoZS1rZXk")
+    page.click("#enrol-ok")
+    expect(page.locator("#enrol-error")).to_contain_text("密钥不正确")
+    page.fill("#enrol-key", hall.kiosk_key)
+    page.click("#enrol-ok")
+    expect(page.locator("#enrol-dialog")).to_be_hidden()
+    page.click("button.service[data-service='F']")
+    expect(page.locator("#ticket-number")).to_have_text("F001")
+    assert hall.kiosk_key.split(".", 1)[1] not in page.evaluate("document.cookie")
+    page.reload()
+    expect(page.locator("button.service[data-service='F']")).to_be_enabled()
+    expect(page.locator("#enrol-dialog")).to_be_hidden()
+    assert page.errors == []
+
+    linked = open_page(browser, hall.kiosk_page(), KIOSK_SCREEN)
+    expect(linked.locator("button.service[data-service='F']")).to_be_enabled()
+    assert "key=" not in linked.url
+    expect(linked.locator("#enrol-dialog")).to_be_hidden()

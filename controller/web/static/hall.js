@@ -88,7 +88,9 @@ const Hall = (() => {
     const type = r.headers.get("content-type") || "";
     const data = type.includes("json") ? await r.json() : await r.text();
     if (!r.ok) {
-      if (r.status === 401 && !path.endsWith("/auth/login")) {
+      // a kiosk without its key is asked for the key (kiosk.html), not sent to the staff login
+      const kioskKey = ["kiosk_key_required", "bad_kiosk_key"].includes(data.error);
+      if (r.status === 401 && !path.endsWith("/auth/login") && !kioskKey) {
         location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
       }
       throw new ApiError(r.status, data.error || "http_error", data.message || t("error.unknown"));
