@@ -194,7 +194,7 @@ def test_the_pages_switch_to_english(browser, demo_hall):
     display.click("button.lang")
     expect(display.locator("#calls-head")).to_have_text("Number")
     # the choice is kept for the next page opened in this browser
-    display.goto(f"{demo_hall.url}/kiosk")
+    display.goto(demo_hall.kiosk_page())  # this browser is the enrolled kiosk
     expect(display.locator("#card-text")).to_contain_text("Real-name ticket")
     display.click("button.lang")
     expect(display.locator("#card-text")).to_contain_text("实名取号")
