@@ -72,10 +72,10 @@ def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):
     real = SystemClock(hall.timezone)()
     if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
         day = real.date()
-        for _ in range(7):
-            if hall.hours_on(day).sessions:
-                break
-            day += dt.timedelta(days=1)
+        if not hall.opening_on(day).open:
+            # by the calendar: past a holiday to the next working day, a 调休 Saturday included
+            following = hall.next_open_day(day)
+            day = following.day if following else day
         when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
     else:
         when = dt.datetime.fromisoformat(start)
@@ -129,8 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     mqtt = controller_mqtt(hall, lambda h: ctrl.execute(
         ReportDevice(h.device, h.state.value, h.detail), "system")).start()
     calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
-    holidays = Path(args.config).parent / "holidays.toml"
-    desk = CaseDesk(ctrl, hall_calendar(holidays if holidays.exists() else None),
+    _note_missing_calendar(ctrl)
+    # deadlines count the working days the hall opens on: one calendar (load_hall reads it)
+    desk = CaseDesk(ctrl, hall.calendar.workdays or hall_calendar(None),
                     CaseRules.from_rules(hall.rules))
     desk.start()
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
@@ -151,6 +152,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         for s in simulations:
             s.close()
     return 0
+
+
+# how far ahead a year the calendar lacks is an alert: the State Council publishes the next
+# year's holidays in November or December
+CALENDAR_NOTICE_DAYS = 45
+
+
+def _note_missing_calendar(ctrl: HallController) -> list[int]:
+    """Alert at start when the working-day calendar lacks this year or, soon, the next: the
+    hall then opens Monday to Friday by its weekday hours until holidays.toml has the year."""
+    today = ctrl.clock().date()
+    cal = ctrl.hall.calendar.workdays
+    if cal is None:
+        return []
+    missing = cal.missing_years(today, today + dt.timedelta(days=CALENDAR_NOTICE_DAYS))
+    if missing:
+        logging.getLogger("hallctl").warning(
+            "the working-day calendar has no holidays for %s: the hall opens Monday to Friday "
+            "by its weekday hours then. Add the year to config/holidays.toml", missing)
+        ctrl.note("system", "calendar_year_missing", {"years": missing, "for": "opening_days"})
+    return missing
 
 
 def _simulations(hall: Hall, data_dir: Path) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from controller.core.errors import HallError
-from controller.core.hall import Hall
+from controller.core.hall import WEEKDAY_NAMES, Hall
 
 
 def _shift(t: dt.time, minutes: int) -> dt.time:
@@ -26,7 +26,7 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
     """Raise unless a ticket may be taken at `now`; the message says when it can."""
     spans = issuing_spans(hall, now.date())
     if not spans:
-        raise HallError("hall_closed")
+        raise HallError("hall_closed", closed_message(hall, now.date()))
     t = now.time()
     if any(start <= t < end for start, end in spans):
         return
@@ -38,6 +38,18 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
     if later:
         raise HallError("before_opening", f"还未到取号时间，{later[0]:%H:%M} 起取号")
     raise HallError("after_cutoff", f"今日取号已于 {spans[-1][1]:%H:%M} 截止，请明天再来")
+
+
+def closed_message(hall: Hall, day: dt.date) -> str:
+    """Why the hall is closed on `day`, and when it opens next: what the kiosk says."""
+    opening = hall.opening_on(day)
+    text = f"今天不办公：{opening.closed_reason}" if opening.closed_reason else "今天不办公"
+    following = hall.next_open_day(day)
+    if following is not None:
+        first = following.hours.sessions[0].start
+        text += (f"。{following.day.month}月{following.day.day}日"
+                 f"（{WEEKDAY_NAMES[following.day.weekday()]}）{first:%H:%M} 起办公")
+    return text
 
 
 def session_end(hall: Hall, now: dt.datetime) -> dt.time | None:
