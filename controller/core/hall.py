@@ -245,10 +245,11 @@ class OpeningCalendar:
 
 
 def _with_extra(day: DayHours, extra: DayHours) -> DayHours:
-    """A day's hours with extra sessions: overlapping sessions become one."""
+    """A day's hours with extra sessions: sessions that overlap or meet become one (a
+    lunchtime session joins the morning and the afternoon into a day without a gap)."""
     merged: list[TimeSpan] = []
     for s in sorted(day.sessions + extra.sessions, key=lambda s: (s.start, s.end)):
-        if merged and s.start < merged[-1].end:
+        if merged and s.start <= merged[-1].end:
             last = merged.pop()
             s = TimeSpan(last.start, max(last.end, s.end))
         merged.append(s)
