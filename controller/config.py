@@ -161,7 +161,9 @@ def _calendar(top: Table, hours: dict[str, DayHours],
     the display.
     """
     head = top.table("calendar", ("make_up_day_hours",))
-    make_up = head.choice("make_up_day_hours", WEEKDAYS, "mon")
+    # unset: Monday's hours, or a hall closed on Mondays its first open weekday's
+    make_up = head.choice("make_up_day_hours", WEEKDAYS,
+                          "mon" if "mon" in hours else next(d for d in WEEKDAYS if d in hours))
     if make_up not in hours:
         head.fail("make_up_day_hours", f"{make_up!r} has no hours in [hours]; a 调休 working day "
                   f"opens with the hours of an open weekday: one of {', '.join(hours)}")

@@ -191,6 +191,14 @@ def test_the_hall_file_gives_the_make_up_weekday_extra_sessions_and_closures():
     assert plain.calendar.make_up_day_hours == "mon" and not plain.calendar.open_days
 
 
+def test_a_hall_closed_on_mondays_works_its_make_up_days_on_its_first_open_weekday():
+    data = minimal_hall_dict()
+    data["hours"] = {"tue": {"sessions": ["09:00-12:00"]}, "sat": {"sessions": ["09:00-11:00"]}}
+    hall = parse_hall(data, workdays=CHINA)
+    assert hall.calendar.make_up_day_hours == "tue"
+    assert hall.hours_on(MAKE_UP_SATURDAY).sessions == (span("09:00-12:00"),)
+
+
 @pytest.mark.parametrize("change, key, says", [
     (lambda d: d["calendar"].update(make_up_day_hours="sat"),
      "calendar.make_up_day_hours", "no hours in [hours]"),
