@@ -29,7 +29,7 @@ from controller.core.hall import DayHours, Hall, OpenDay, OpeningCalendar
 from controller.web.views import opening_json
 from controller.workdays_data import from_chinesecalendar
 from tests.browser import KIOSK, TV, open_page
-from tests.halls import SEALER, TZ, WEEKDAY_HOURS, at, small_hall, span
+from tests.halls import TZ, WEEKDAY_HOURS, at, small_hall, span
 from tests.server import DEMO_CONFIG, HallProcess
 from tests.story import Story
 from tests.test_config import minimal_hall_dict

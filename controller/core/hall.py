@@ -255,6 +255,7 @@ def _with_extra(day: DayHours, extra: DayHours) -> DayHours:
         merged.append(s)
     return DayHours(tuple(merged), day.breaks + extra.breaks)
 
+
 EVALUATION_GRADES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
 
 
