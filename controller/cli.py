@@ -159,18 +159,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 CALENDAR_NOTICE_DAYS = 45
 
 
-def _note_missing_calendar(ctrl: HallController) -> list[int]:
-    """Alert at start when the working-day calendar lacks this year or, soon, the next: the
-    hall then opens Monday to Friday by its weekday hours until holidays.toml has the year."""
-    today = ctrl.clock().date()
-    cal = ctrl.hall.calendar.workdays
+def _missing_calendar_years(hall: Hall, today: dt.date) -> list[int]:
+    """The years from `today` to a little ahead that the working-day calendar lacks: the
+    hall then opens Monday to Friday by its weekday hours until holidays.toml has them."""
+    cal = hall.calendar.workdays
     if cal is None:
         return []
-    missing = cal.missing_years(today, today + dt.timedelta(days=CALENDAR_NOTICE_DAYS))
+    return cal.missing_years(today, today + dt.timedelta(days=CALENDAR_NOTICE_DAYS))
+
+
+def _calendar_warning(missing: list[int]) -> str:
+    years = ", ".join(map(str, missing))
+    return (f"the working-day calendar has no holidays for {years}: the hall opens Monday to "
+            f"Friday by its weekday hours then; add [years.{missing[0]}] to holidays.toml "
+            "beside the hall file (the State Council's notice of that year)")
+
+
+def _note_missing_calendar(ctrl: HallController) -> list[int]:
+    """Alert at start (the log and the audit log) when the calendar lacks a year soon due."""
+    missing = _missing_calendar_years(ctrl.hall, ctrl.clock().date())
     if missing:
-        logging.getLogger("hallctl").warning(
-            "the working-day calendar has no holidays for %s: the hall opens Monday to Friday "
-            "by its weekday hours then. Add the year to config/holidays.toml", missing)
+        logging.getLogger("hallctl").warning("%s", _calendar_warning(missing))
         ctrl.note("system", "calendar_year_missing", {"years": missing, "for": "opening_days"})
     return missing
 
@@ -197,6 +206,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     hall = load_hall(args.path)
     print(f"{args.path}: OK")
     print(summary(hall))
+    missing = _missing_calendar_years(hall, SystemClock(hall.timezone)().date())
+    if missing:
+        print(f"warning: {_calendar_warning(missing)}", file=sys.stderr)
     return 0
 
 

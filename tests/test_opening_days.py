@@ -138,8 +138,8 @@ def test_a_weekday_closed_by_the_hall_file_refuses_with_its_reason():
 
 def test_a_year_the_calendar_lacks_opens_monday_to_friday_and_says_so():
     hall = calendar_hall()
-    new_year = dt.date(2027, 1, 1)  # a Friday: chinesecalendar 1.11 knows nothing of 2027 yet
-    assert CHINA.missing_years(new_year, new_year) == [2027]
+    new_year = dt.date(2031, 1, 1)  # a Wednesday in a year no calendar knows yet
+    assert CHINA.missing_years(new_year, new_year) == [2031]
     story = Story(hall, "09:00", new_year)
     assert story.issue("A") == "A001"  # never a crash: the weekday's hours
     assert opening_json(hall, new_year)["calendar_missing"] is True
@@ -161,6 +161,30 @@ def test_demo_clock_start_skips_the_holiday_to_the_next_open_day(monkeypatch):
     # on the 调休 Saturday itself it is today
     monkeypatch.setattr(Holiday, "__call__", lambda self: dt.datetime(2026, 10, 10, 7, 0, tzinfo=TZ))
     assert cli._clock(hall, "09:00")().date() == MAKE_UP_SATURDAY
+
+
+def test_check_config_warns_of_a_year_the_calendar_lacks_before_it_comes(tmp_path, monkeypatch,
+                                                                        capsys):
+    class Clock:  # the real date, for check-config
+        now = dt.datetime(2030, 3, 4, 10, 0, tzinfo=TZ)
+
+        def __init__(self, tz):
+            pass
+
+        def __call__(self):
+            return self.now
+
+    monkeypatch.setattr(cli, "SystemClock", Clock)
+    (tmp_path / "hall.toml").write_bytes(DEMO_CONFIG.read_bytes())
+    (tmp_path / "holidays.toml").write_text(  # the hall has added 2030, not yet 2031
+        '[years.2030]\nholidays = [ { date = 2030-10-01, name = "国庆节" } ]\nworkdays = []\n',
+        encoding="utf-8")
+    assert cli.main(["check-config", str(tmp_path / "hall.toml")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    Clock.now = dt.datetime(2030, 12, 3, 10, 0, tzinfo=TZ)  # a month before 2031
+    assert cli.main(["check-config", str(tmp_path / "hall.toml")]) == 0
+    err = capsys.readouterr().err
+    assert "no holidays for 2031" in err and "[years.2031]" in err
 
 
 # --- the hall file ------------------------------------------------------------------------
@@ -376,7 +400,7 @@ def test_the_hall_file_closes_a_weekday_and_opens_a_saturday_morning(tmp_path):
 
 def test_a_year_without_holiday_data_is_an_alert_not_a_crash(tmp_path):
     hall = HallProcess(tmp_path)
-    hall.extra_args = ("--clock-start", "2027-01-04T09:00+08:00")
+    hall.extra_args = ("--clock-start", "2031-01-06T09:00+08:00")  # a Monday
     hall.start()
     try:
         assert post_ticket(hall).status_code == 201
@@ -385,7 +409,7 @@ def test_a_year_without_holiday_data_is_an_alert_not_a_crash(tmp_path):
         hall.stop()
     with sqlite3.connect(hall.data / "hall.sqlite3") as db:
         noted = db.execute("SELECT args FROM commands WHERE name = 'calendar_year_missing'").fetchall()
-    assert noted and "2027" in noted[0][0]
+    assert noted and "2031" in noted[0][0]
 
 
 def test_the_kiosk_and_the_display_say_the_hall_is_closed_for_national_day(browser, tmp_path):
