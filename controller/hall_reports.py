@@ -264,13 +264,9 @@ def attendance(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to:
     day = day_from
     while day <= day_to:
         midnight = dt.datetime.combine(day, dt.time(), tz)
-        if calendar.workdays is not None:
-            sessions = calendar.day(hall.hours, day).regular.sessions
-        elif any(x.start < midnight + dt.timedelta(days=1) and x.end > midnight for x in logins):
-            sessions = calendar.day(hall.hours, day).regular.sessions
-        else:
-            sessions = ()
-        for session in sessions:
+        working = calendar.workdays is not None or any(
+            x.start < midnight + dt.timedelta(days=1) and x.end > midnight for x in logins)
+        for session in calendar.day(hall.hours, day).regular.sessions if working else ():
             start = dt.datetime.combine(day, session.start, tz)
             end = dt.datetime.combine(day, session.end, tz)
             if now is not None and now < start:

@@ -92,7 +92,8 @@ def test_the_make_up_saturday_opens_with_the_configured_weekdays_hours():
     assert on_friday_hours.issue("A") == "A001"
     assert calendar_hall(make_up="fri").opening_on(MAKE_UP_SATURDAY).note == "国庆节调休"
     # Friday's afternoon ends at 16:00: tickets stop at 15:30, as on a Friday
-    assert refusal(on_friday_hours, "15:40").message == "今日取号已于 15:30 截止，请明天再来"
+    assert refusal(on_friday_hours, "15:40").message == \
+        "今日取号已于 15:30 截止。10月12日（周一）09:00 起办公"
     # a hall that works its 调休 days on Monday's hours still issues then
     on_monday_hours = Story(calendar_hall(make_up="mon"), "15:40", MAKE_UP_SATURDAY)
     assert on_monday_hours.issue("A") == "A001"
@@ -109,6 +110,11 @@ def test_a_saturday_session_from_the_hall_file_opens_a_weekend_morning():
     assert story.issue("A") == "A001"
     assert hall.opening_on(saturday).note == "周六延时服务"
     assert refusal(story, "11:40").code == "after_cutoff"
+    # the Friday before, the cut-off sends citizens to tomorrow's session; a week later, to Monday
+    friday = Story(hall, "17:10", saturday - dt.timedelta(days=1))
+    assert refusal(friday, "17:10").message == "今日取号已于 15:30 截止，请明天再来"
+    next_friday = Story(hall, "17:10", saturday + dt.timedelta(days=6))
+    assert refusal(next_friday, "17:10").message == "今日取号已于 15:30 截止。12月7日（周一）09:00 起办公"
     # only that Saturday: the next one is closed
     assert not hall.opening_on(saturday + dt.timedelta(days=7)).open
 
@@ -333,7 +339,8 @@ def test_the_hall_closes_through_national_day_and_opens_on_its_make_up_saturday(
         assert today(hall)["date"] == "2026-09-30", "the controller took over 15 s to start"
         late = post_ticket(hall)
         assert late.status_code == 409
-        assert late.json()["message"] == "今日取号已于 17:00 截止，请明天再来"
+        # tomorrow is National Day: not "come back tomorrow"
+        assert late.json()["message"] == "今日取号已于 17:00 截止。10月8日（周四）09:00 起办公"
         deadline = time.monotonic() + 40
         while today(hall)["date"] != "2026-10-01":
             assert time.monotonic() < deadline, "the hall's clock did not reach midnight"
@@ -369,7 +376,7 @@ def test_the_hall_closes_through_national_day_and_opens_on_its_make_up_saturday(
     try:
         cut_off = post_ticket(hall)
         assert cut_off.status_code == 409
-        assert cut_off.json()["message"] == "今日取号已于 15:30 截止，请明天再来"
+        assert cut_off.json()["message"] == "今日取号已于 15:30 截止。10月12日（周一）09:00 起办公"
     finally:
         hall.stop()
 

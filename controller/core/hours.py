@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from controller.core.errors import HallError
-from controller.core.hall import WEEKDAY_NAMES, Hall
+from controller.core.hall import WEEKDAY_NAMES, Hall, OpeningDay
 
 
 def _shift(t: dt.time, minutes: int) -> dt.time:
@@ -37,7 +37,12 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
                         f"本时段取号已于 {ended[-1]:%H:%M} 截止，{later[0]:%H:%M} 起取号")
     if later:
         raise HallError("before_opening", f"还未到取号时间，{later[0]:%H:%M} 起取号")
-    raise HallError("after_cutoff", f"今日取号已于 {spans[-1][1]:%H:%M} 截止，请明天再来")
+    ended = f"今日取号已于 {spans[-1][1]:%H:%M} 截止"
+    following = hall.next_open_day(now.date())
+    if following is None or following.day == now.date() + dt.timedelta(days=1):
+        raise HallError("after_cutoff", f"{ended}，请明天再来")
+    # not tomorrow: a weekend or a holiday comes first
+    raise HallError("after_cutoff", f"{ended}。{_opens_again(following)}")
 
 
 def closed_message(hall: Hall, day: dt.date) -> str:
@@ -45,11 +50,13 @@ def closed_message(hall: Hall, day: dt.date) -> str:
     opening = hall.opening_on(day)
     text = f"今天不办公：{opening.closed_reason}" if opening.closed_reason else "今天不办公"
     following = hall.next_open_day(day)
-    if following is not None:
-        first = following.hours.sessions[0].start
-        text += (f"。{following.day.month}月{following.day.day}日"
-                 f"（{WEEKDAY_NAMES[following.day.weekday()]}）{first:%H:%M} 起办公")
-    return text
+    return f"{text}。{_opens_again(following)}" if following is not None else text
+
+
+def _opens_again(following: OpeningDay) -> str:
+    """10月8日（周四）09:00 起办公"""
+    day, first = following.day, following.hours.sessions[0].start
+    return f"{day.month}月{day.day}日（{WEEKDAY_NAMES[day.weekday()]}）{first:%H:%M} 起办公"
 
 
 def session_end(hall: Hall, now: dt.datetime) -> dt.time | None:
