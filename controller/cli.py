@@ -154,20 +154,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-# how far ahead a year the calendar lacks is an alert: the State Council publishes the next
-# year's holidays in November or December
-CALENDAR_NOTICE_DAYS = 45
-
-
-def _missing_calendar_years(hall: Hall, today: dt.date) -> list[int]:
-    """The years from `today` to a little ahead that the working-day calendar lacks: the
-    hall then opens Monday to Friday by its weekday hours until holidays.toml has them."""
-    cal = hall.calendar.workdays
-    if cal is None:
-        return []
-    return cal.missing_years(today, today + dt.timedelta(days=CALENDAR_NOTICE_DAYS))
-
-
 def _calendar_warning(missing: list[int]) -> str:
     years = ", ".join(map(str, missing))
     return (f"the working-day calendar has no holidays for {years}: the hall opens Monday to "
@@ -177,7 +163,7 @@ def _calendar_warning(missing: list[int]) -> str:
 
 def _note_missing_calendar(ctrl: HallController) -> list[int]:
     """Alert at start (the log and the audit log) when the calendar lacks a year soon due."""
-    missing = _missing_calendar_years(ctrl.hall, ctrl.clock().date())
+    missing = ctrl.hall.calendar.missing_years(ctrl.clock().date())
     if missing:
         logging.getLogger("hallctl").warning("%s", _calendar_warning(missing))
         ctrl.note("system", "calendar_year_missing", {"years": missing, "for": "opening_days"})
@@ -206,7 +192,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     hall = load_hall(args.path)
     print(f"{args.path}: OK")
     print(summary(hall))
-    missing = _missing_calendar_years(hall, SystemClock(hall.timezone)().date())
+    missing = hall.calendar.missing_years(SystemClock(hall.timezone)().date())
     if missing:
         print(f"warning: {_calendar_warning(missing)}", file=sys.stderr)
     return 0

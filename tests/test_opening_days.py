@@ -28,7 +28,7 @@ from controller.core.errors import HallError
 from controller.core.hall import DayHours, Hall, OpenDay, OpeningCalendar
 from controller.web.views import opening_json
 from controller.workdays_data import from_chinesecalendar
-from tests.browser import KIOSK, TV, open_page
+from tests.browser import DESK, KIOSK, TV, log_in, open_page
 from tests.halls import TZ, WEEKDAY_HOURS, at, small_hall, span
 from tests.server import DEMO_CONFIG, HallProcess
 from tests.story import Story
@@ -405,13 +405,18 @@ def test_the_hall_file_closes_a_weekday_and_opens_a_saturday_morning(tmp_path):
         hall.stop()
 
 
-def test_a_year_without_holiday_data_is_an_alert_not_a_crash(tmp_path):
+def test_a_year_without_holiday_data_is_an_alert_not_a_crash(browser, tmp_path):
     hall = HallProcess(tmp_path)
     hall.extra_args = ("--clock-start", "2031-01-06T09:00+08:00")  # a Monday
     hall.start()
     try:
         assert post_ticket(hall).status_code == 201
-        assert today(hall)["calendar_missing"] is True
+        view = today(hall)
+        assert (view["calendar_missing"], view["calendar_missing_years"]) == (True, [2031])
+        # the supervisor sees it among the day's alerts for as long as it lasts
+        supervisor = log_in(browser, hall.url, "huangjianguo", None, "/supervisor", DESK)
+        expect(supervisor.locator("#alerts")).to_contain_text("节假日安排缺 2031 年")
+        assert not supervisor.errors
     finally:
         hall.stop()
     with sqlite3.connect(hall.data / "hall.sqlite3") as db:

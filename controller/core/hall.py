@@ -200,6 +200,11 @@ class OpeningDay:
         return bool(self.hours.sessions)
 
 
+# how long before a year the calendar lacks begins that is an alert: the State Council
+# publishes the next year's holidays in November or December
+CALENDAR_NOTICE_DAYS = 45
+
+
 @dataclass(frozen=True)
 class OpeningCalendar:
     """开放日历: which dates the hall opens, and in which hours.
@@ -217,6 +222,13 @@ class OpeningCalendar:
     make_up_day_hours: str = "mon"
     open_days: dict[dt.date, OpenDay] = field(default_factory=dict)
     closed_days: dict[dt.date, str] = field(default_factory=dict)
+
+    def missing_years(self, day: dt.date, ahead_days: int = CALENDAR_NOTICE_DAYS) -> list[int]:
+        """The years from `day` to `ahead_days` later that the working-day calendar lacks:
+        an alert, as those dates open Monday to Friday until holidays.toml has the year."""
+        if self.workdays is None:
+            return []
+        return self.workdays.missing_years(day, day + dt.timedelta(days=ahead_days))
 
     def day(self, week: dict[str, DayHours], day: dt.date) -> OpeningDay:
         """`day` as the hall opens it, given its weekday hours `week`."""

@@ -120,6 +120,8 @@ def opening_json(hall: Hall, day: dt.date) -> dict[str, Any]:
                                     for s in following.hours.sessions]} if following else None),
         # no holiday data for this year: opening by weekday hours, until holidays.toml has it
         "calendar_missing": opening.calendar_missing,
+        # and the years, this one or one soon to begin, the hall should add: an alert
+        "calendar_missing_years": hall.calendar.missing_years(day),
     }
 
 
