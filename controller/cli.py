@@ -72,10 +72,10 @@ def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):
     real = SystemClock(hall.timezone)()
     if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
         day = real.date()
-        for _ in range(7):
-            if hall.hours_on(day).sessions:
-                break
-            day += dt.timedelta(days=1)
+        if not hall.opening_on(day).open:
+            # by the calendar: past a holiday to the next working day, a 调休 Saturday included
+            following = hall.next_open_day(day)
+            day = following.day if following else day
         when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
     else:
         when = dt.datetime.fromisoformat(start)
@@ -129,8 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     mqtt = controller_mqtt(hall, lambda h: ctrl.execute(
         ReportDevice(h.device, h.state.value, h.detail), "system")).start()
     calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
-    holidays = Path(args.config).parent / "holidays.toml"
-    desk = CaseDesk(ctrl, hall_calendar(holidays if holidays.exists() else None),
+    _note_missing_calendar(ctrl)
+    # deadlines count the working days the hall opens on: one calendar (load_hall reads it)
+    desk = CaseDesk(ctrl, hall.calendar.workdays or hall_calendar(None),
                     CaseRules.from_rules(hall.rules))
     desk.start()
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
@@ -151,6 +152,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         for s in simulations:
             s.close()
     return 0
+
+
+def _calendar_warning(missing: list[int]) -> str:
+    years = ", ".join(map(str, missing))
+    return (f"the working-day calendar has no holidays for {years}: the hall opens Monday to "
+            f"Friday by its weekday hours then; add [years.{missing[0]}] to holidays.toml "
+            "beside the hall file (the State Council's notice of that year)")
+
+
+def _note_missing_calendar(ctrl: HallController) -> list[int]:
+    """Alert at start (the log and the audit log) when the calendar lacks a year soon due."""
+    missing = ctrl.hall.calendar.missing_years(ctrl.clock().date())
+    if missing:
+        logging.getLogger("hallctl").warning("%s", _calendar_warning(missing))
+        ctrl.note("system", "calendar_year_missing", {"years": missing, "for": "opening_days"})
+    return missing
 
 
 def _simulations(hall: Hall, data_dir: Path) -> list:
@@ -175,6 +192,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     hall = load_hall(args.path)
     print(f"{args.path}: OK")
     print(summary(hall))
+    missing = hall.calendar.missing_years(SystemClock(hall.timezone)().date())
+    if missing:
+        print(f"warning: {_calendar_warning(missing)}", file=sys.stderr)
     return 0
 
 

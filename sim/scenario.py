@@ -154,7 +154,9 @@ def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>")
     day = head.get("day", "a TOML date such as 2026-11-23", lambda v: isinstance(v, dt.date)
                    and not isinstance(v, dt.datetime))
     if not issuing_spans(hall, day):
-        head.fail("day", f"{day} is a {day:%A}; the hall is closed that day")
+        why = hall.opening_on(day).closed_reason
+        head.fail("day", f"{day} is a {day:%A}; the hall is closed that day"
+                  + (f" ({why})" if why else ""))
     seed = head.integer("seed", 0, 2**31 - 1, 1)
 
     arrivals = top.table("arrivals", ("real_name_share", "priority_share", "profile"), required=True)
