@@ -298,9 +298,10 @@ class HallDay(StaffRules):
 
     def _prompted(self, window: int) -> None:
         """The pad at `window` asks for a grade: the citizen just served there may give one."""
-        citizen = self.agents[window].last
-        if citizen is not None and citizen.grade is not None and not citizen.pressed:
-            citizen.pressed = True  # one press per visit
+        a = self.agents[window]
+        citizen = a.last
+        if citizen is not None and citizen.grade is not None and citizen.graded_visit is None:
+            citizen.graded_visit = a.last_ticket  # one press per visit
             self.after(citizen.grade_delay, self._grade, window, citizen.grade)
 
     def _grade(self, window: int, grade: int) -> None:
@@ -475,8 +476,8 @@ def duplicates(day: HallDay, statuses: dict[str, str]) -> list[str]:
 def lost_grades(day: HallDay) -> list[str]:
     """Visits whose citizen saw the prompt and pressed a grade that is not the visit's grade
     (refused as no_evaluation after a pause or logout, then defaulted by the system)."""
-    meant = {c.ticket: PAD_GRADES[c.grade - 1] for c in day.citizens
-             if c.pressed and c.grade is not None and c.ticket}
+    meant = {c.graded_visit: PAD_GRADES[c.grade - 1] for c in day.citizens
+             if c.graded_visit is not None and c.grade is not None}
     got = {r["id"]: (r["grade"], r["grade_channel"]) for r in day.ctrl.store.db.query(
         "SELECT id, grade, grade_channel FROM tickets WHERE day = ? AND status = 'finished'",
         [day.scenario.day.isoformat()])}

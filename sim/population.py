@@ -47,7 +47,7 @@ class Citizen:
     # filled in as the day runs
     ticket: str | None = None
     tickets: list[str] = field(default_factory=list)  # every ticket issued for them
-    pressed: bool = False  # they pressed their grade on the pad (its prompt reached them)
+    graded_visit: str | None = None  # the ticket whose pad prompt reached them, and they pressed
 
 
 @dataclass

@@ -36,6 +36,7 @@ class WindowAgent:
     ticket: str | None = None
     citizen: Citizen | None = None
     last: Citizen | None = None  # whose visit the pad asks about
+    last_ticket: str | None = None  # and that visit's ticket
     tidal_open: bool = False
     absent_until: float | None = None
     covering: bool = False
@@ -58,7 +59,7 @@ class StaffRules:
         if a.ticket != ticket:
             return
         if key is Key.FINISH:
-            a.last = a.citizen  # the pad will ask this citizen
+            a.last, a.last_ticket = a.citizen, ticket  # the pad will ask this citizen
             a.visits += 1
         a.busy += self.now - a.since
         a.ticket = a.citizen = None
