@@ -285,6 +285,8 @@ class SimFloor:
 
     def lift_card(self) -> None:
         """Whatever card is on the reader is taken off (its owner's, or one left behind)."""
+        if self.card_on_reader is None:
+            return  # an empty reader stays empty: polling it would change nothing
         self.card_reader.remove()
         self.card_on_reader = None
         self.reader.poll_once()
