@@ -254,7 +254,8 @@ class HallDay(StaffRules):
             self.floor.lift_card()
             self.floor.place_card(citizen.id_number, citizen.name)
             try:
-                kiosk.hold_phone(citizen.phone)
+                if citizen.phone:
+                    kiosk.hold_phone(citizen.phone)
             except HallError:
                 pass  # the card was refused: the kiosk shows why, and the ticket is anonymous
         elif self.floor.card_on_reader:

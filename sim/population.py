@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from controller.core.hall import StaffRole
 from controller.core.identity import check_digit
-from sim.scenario import Scenario, ServiceLoad
+from sim.scenario import Scenario, ServiceLoad, StaffBehaviour
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国红梅志强玉兰"
@@ -199,7 +199,7 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
 MOST_VISITS = 400  # a window's visits in a day, far above any hall's
 
 
-def _pauses_after_finish(rng: random.Random, behaviour) -> dict[int, float]:
+def _pauses_after_finish(rng: random.Random, behaviour: StaffBehaviour) -> dict[int, float]:
     """Each visit is followed by a pause with the scenario's share: the gaps between them are
     geometric, drawn up to `MOST_VISITS`."""
     share = behaviour.pause_after_finish_share

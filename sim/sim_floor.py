@@ -44,7 +44,7 @@ from controller.calling_devices import BusPad
 from controller.core import commands as c
 from controller.core.events import Event
 from controller.core.identity import birth_date
-from controller.devices import _card_read
+from controller.devices import _card_read  # the kiosk's own card handler: each kind checked as its own
 from controller.hallcontroller import HallController
 from controller.keypads import grade_given, key_pressed
 from controller.kiosk import Kiosk
