@@ -4,7 +4,8 @@ A newcomer's hall works without installing Mosquitto; a production hall points
 `[mqtt] host` at its Mosquitto and this broker does not start.
 
 Without `[mqtt] password_file` it takes anyone who reaches its port: keep it on a closed
-LAN (or loopback, as the demo does). With one, it runs amqtt's own plugins: every client logs
+LAN (or loopback, as the demo does); a live hall listening beyond loopback without accounts
+fails check-config unless `[mqtt] allow_anonymous = true` says so. With one, it runs amqtt's own plugins: every client logs
 in from that file (Argon2 hashes, `hallctl mqtt-passwd`) and the topic ACL of
 `controller.mqtt_security` keeps each device to its own window's topics, as Mosquitto's
 acl_file does. amqtt 0.12 publishes a client's Will without asking its topic plugins, so
