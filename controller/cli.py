@@ -29,6 +29,7 @@ from controller.core.commands import ReportDevice
 from controller.devices import DeviceAddress, attach_devices
 from controller.device_check import DeviceCheck
 from controller.hallcontroller import HallController
+from controller.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
 from controller.data_lock import hold_data_dir
 from controller.mqtt_security import (
     amqtt_acl, check_at_start, mosquitto_acl, set_password, without_account,
@@ -102,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from controller.broker import start_embedded_broker
+    from controller.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
     from controller.web.app import create_app
 
     hall = load_hall(args.config)
@@ -110,6 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _check_free(args.host, args.port, "the web API", "--port")
+    cap = connection_cap(args.max_connections, len(hall.devices))
+    logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
+                                      cap, args.request_timeout)
     if hall.mqtt_host is None:
         host, _, port = hall.mqtt_embedded_listen.rpartition(":")
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
@@ -145,9 +150,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # Open event streams (every hall display and dashboard holds one) would keep a
         # graceful shutdown waiting for ever; they reconnect to the next controller anyway.
+        # Slow clients (controller/http_limits.py): a request must arrive within
+        # --request-timeout, at most `cap` connections are kept (the longest-waiting one gives
+        # way), and the backlog is what the cap leaves spare. uvicorn's limit_concurrency is not
+        # used: it answers 503 to everyone once a flood holds the connections.
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.log_level == "debug",
-                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+                    http=bounded_protocol(args.request_timeout, cap), backlog=BACKLOG,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
     finally:
         for s in simulations:
             s.close()
@@ -303,6 +314,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--clock-start", metavar="HH:MM|ISO",
                      help="run the hall clock from this time (demos outside opening hours)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="SECONDS",
+                     help="close a connection whose request has not fully arrived by then "
+                          f"(default {REQUEST_SECONDS:.0f})")
+    run.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, metavar="N",
+                     help=f"web connections kept at most (default {MAX_CONNECTIONS}, less if the "
+                          "open-file limit is lower)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a hall description")

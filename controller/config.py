@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import ipaddress
 import re
 from collections import Counter
 from pathlib import Path
@@ -81,7 +82,7 @@ def _hall(top: Table, workdays: WorkCalendar | None = None) -> Hall:
     _check_every_service_served(services, windows)
     staff = _staff(top, windows)
     devices = _devices(top, windows)
-    mqtt = _mqtt(top)
+    mqtt = _mqtt(top, demo=any(s.demo for s in staff.values()))
     _check_device_accounts(top, devices, mqtt.get("mqtt_username"))
     return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
                 **mqtt, **_voice(top), **_export(top), **_display(top),
@@ -495,14 +496,28 @@ _ACCOUNT = "a broker user name of 1-64 letters, digits, '_', '-' or '.'"
 _is_account = matches(r"[A-Za-z0-9_.-]{1,64}")
 
 
-def _mqtt(top: Table) -> dict[str, Any]:
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or an address on the network
+
+
+def _mqtt(top: Table, demo: bool) -> dict[str, Any]:
     """Broker settings; no host means the controller runs its own embedded broker.
 
     With `username` the controller logs in to the broker; its password is `password_env`, the
     name of an environment variable (read at start), or `password` in this file.
+
+    Without accounts, anyone who reaches the broker can press every window's keys and grade
+    every visit: a hall that is not a demo and whose broker is reachable beyond this computer
+    must either have accounts or say `allow_anonymous = true` (a closed network, on purpose).
     """
     t = top.table("mqtt", ("host", "port", "embedded_listen", "username", "password",
-                           "password_env", "password_file"))
+                           "password_env", "password_file", "allow_anonymous"))
     values = {
         "mqtt_host": t.text("host", None),
         "mqtt_port": t.integer("port", 1, 65535, None),
@@ -533,6 +548,17 @@ def _mqtt(top: Table) -> dict[str, Any]:
     elif user is not None and values["mqtt_host"] is None:
         t.fail("password_file", "missing; with username set the embedded broker checks passwords: "
                "make the file with `hallctl mqtt-passwd` (or set host to use Mosquitto)")
+    anonymous = t.flag("allow_anonymous", False)
+    if anonymous and user is not None:
+        t.fail("allow_anonymous", "contradicts username: with accounts the broker refuses "
+               "anonymous clients; remove one of them")
+    where = values["mqtt_host"] or (values["mqtt_embedded_listen"] or "127.0.0.1:1883").rpartition(":")[0]
+    if user is None and not anonymous and not demo and not _is_loopback(where):
+        t.fail("allow_anonymous", f"missing; the broker ({where}) is reachable from the network and "
+               "has no accounts, so anyone there can call and grade for every window. Give the "
+               "controller and each MQTT device an account (username, password_env, "
+               "options.username; see `hallctl mqtt-acl` and `hallctl mqtt-passwd`), or, on a "
+               "closed network on purpose, set allow_anonymous = true")
     return {name: value for name, value in values.items() if value is not None}
 
 
