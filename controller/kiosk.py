@@ -264,11 +264,15 @@ class Kiosk:
             err = self._refused[key][1]
             self.ctrl.refuse(self.actor, "issue_ticket_repeated", {"service": service}, err)
             raise err
+        # the key's ticket is on disk before anyone was told of it (indexed: no scan of the day's
+        # tickets per tap); today's state has its latest status, the store an older day's
+        found = self.ctrl.store.query("SELECT id FROM tickets WHERE request_key = ?", [key])
+        if not found:
+            return None
         with self.ctrl.lock:
-            t = next((t for t in self.ctrl.state.tickets.values() if t.request_key == key), None)
+            t = self.ctrl.state.tickets.get(found[0]["id"])
         if t is None:
-            found = self.ctrl.store.query("SELECT id FROM tickets WHERE request_key = ?", [key])
-            t = self.ctrl.store.ticket(found[0]["id"]) if found else None
+            t = self.ctrl.store.ticket(found[0]["id"])
         if t is None:
             return None
         if now - t.issued_at > window or t.service != service:
