@@ -432,7 +432,7 @@ def test_the_kiosk_and_the_display_say_the_hall_is_closed_for_national_day(brows
         display = open_page(browser, f"{hall.url}/display", TV)
         expect(display.locator("#closed-reason")).to_have_text("今天不办公：国庆节放假")
         expect(display.locator("#closed-next")).to_have_text("10月8日（周四）09:00 起办公")
-        kiosk = open_page(browser, f"{hall.url}/kiosk", KIOSK)
+        kiosk = open_page(browser, hall.kiosk_page(), KIOSK)  # the enrolled kiosk
         expect(kiosk.locator("#alarm")).to_contain_text("今天不办公：国庆节放假")
         expect(kiosk.locator("button.service").first).to_be_disabled()
         assert not display.errors and not kiosk.errors
