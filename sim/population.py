@@ -53,6 +53,7 @@ class StaffPlan:
     late: dict[int, float] = field(default_factory=dict)  # session index -> seconds late
     pauses: list[tuple[float, float, int]] = field(default_factory=list)  # (due, seconds, reason)
     absence: tuple[float, float] | None = None  # (from, seconds)
+    forgets: bool = False  # leaves the last visit of the day unfinished (no finish, no logout)
 
 
 def seconds(t: dt.time) -> float:
@@ -180,6 +181,11 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
             plan.absence = (start, rng.uniform(*behaviour.absence_minutes) * 60)
         plan.pauses.sort()
         plans[number] = plan
+    if behaviour.forget_finish_share:
+        # a stream of its own: a scenario without forgetful staff draws the same day as before
+        forget = random.Random(f"{seed}:forgetting")
+        for number in sorted(plans):
+            plans[number].forgets = forget.random() < behaviour.forget_finish_share
     return plans
 
 
