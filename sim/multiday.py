@@ -197,7 +197,7 @@ class HallRun:
                     progress = None
                     if self.progress:
                         progress = (lambda f, clock, i=i, day=day: self.progress(
-                            (i + f) / len(self.scenario.days), f"{day:%m-%d} {clock}"))
+                            (i + max(0.0, f)) / len(self.scenario.days), f"{day:%m-%d} {clock}"))
                     hd = WatchedDay(scenario, seed=self.seed, draws=draws, data_dir=data_dir,
                                     displays=self.displays, progress=progress)
                     rec = hd.run()
