@@ -157,6 +157,8 @@ class RunDay:
     closed: ClosedDay | None = None
     problems: list[str] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
+    first_login: dict[int, str] = field(default_factory=dict)  # window -> the answer ("ok", a code)
+    first_call: dict[int, str] = field(default_factory=dict)
     past_closing: int = 0  # visits finished after the day's last session, by staff or the day change
     ended_at_day_change: int = 0
     clock_faults: int = 0  # recorded by the controller from the night before to the day's end
@@ -203,7 +205,8 @@ class HallRun:
                     rec = hd.run()
                     watched[day] = hd
                     days.append(RunDay(day, record=rec, problems=hd.problems,
-                                       forgotten=list(hd.forgotten)))
+                                       forgotten=list(hd.forgotten), first_login=hd.first_login,
+                                       first_call=hd.first_call))
                 else:
                     days.append(RunDay(day, closed=closed_day(scenario, draws, data_dir,
                                                               self.displays)))
