@@ -104,6 +104,8 @@ class WatchedDay(HallDay):
         answer = self._answer_since(before)
         if answer is None:  # the key reached nothing that answered: the keypad path broke
             self.problems.append(f"window {a.number}: key {key.value} got no answer")
+            self.crashes.append(f"{self.clock.now:%m-%d %H:%M} key {key.value} at window "
+                                f"{a.number}: no answer (the bus driver's listener failed)")
         if key is Key.CALL_NEXT and a.number not in self.first_call:
             self.first_call[a.number] = answer or "no answer"
             if answer != "ok":

@@ -147,3 +147,38 @@ def test_hallctl_sim_run_reports_the_week(tmp_path, capsys):
     assert "invariants of the whole run" in out and "FAIL" not in out
     page = html.read_text(encoding="utf-8")
     assert "Invariants of the whole run" in page and "<script" not in page
+
+
+# The checks can fail: each is run once with the fix it guards undone, as before issue 12.
+
+
+def test_the_morning_check_fails_if_the_day_change_leaves_yesterdays_visit_at_the_window(monkeypatch):
+    from controller.core.engine import Engine
+
+    original = Engine.start_day
+
+    def start_day_before_the_fix(self, state, now):
+        left = {n: w.current for n, w in state.windows.items()}
+        out = original(self, state, now)
+        for n, current in left.items():
+            state.windows[n].current = current  # yesterday's visit stays at the window
+        return out
+
+    monkeypatch.setattr(Engine, "start_day", start_day_before_the_fix)
+    run = HallRun(load_scenario(SCENARIO), seed=1).run()
+    broken = run.invariants["every window usable every morning"]
+    assert any("of an earlier day" in p for p in broken)
+    assert any("first call of the day refused" in p for p in broken)
+    assert run.invariants["no request fails with an error that is not the hall's (a 500)"]
+
+
+def test_the_clock_check_fails_if_a_clock_set_back_starts_an_earlier_day(monkeypatch):
+    from controller.clock import HallTime
+    from controller.core.engine import Engine
+
+    monkeypatch.setattr(HallTime, "__call__", lambda self: self.wall())
+    monkeypatch.setattr(Engine, "needs_new_day",
+                        lambda self, state, now: state.day is None or now.date() != state.day)
+    run = HallRun(load_scenario(SCENARIO), seed=1).run()
+    broken = run.invariants["no ticket cancelled by a clock fault"]
+    assert any(p.startswith("20261009-") for p in broken)
