@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from sim.day_report import figures, page, text
+from sim.day_report import figures, page, run_figures, run_page, run_text, text
 from sim.hallday import HallDay
+from sim.multiday import HallRun
 from sim.plan import make_plan
 from sim.scenario import load_scenario
 
@@ -71,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     seed = scenario.seed if args.seed is None else args.seed
     bar = None if args.quiet else ProgressBar(f"{scenario.name} seed {seed}")
+    if scenario.days:
+        return _run_days(args, scenario, seed, bar)
     t0, cpu0 = time.perf_counter(), _cpu()
     day = HallDay(scenario, seed=seed, speed=_speed(args.speed), progress=bar).run()
     wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
@@ -85,6 +88,25 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\nsimulated {len(day.statuses)} tickets, {day.commands} commands in {wall:.1f} s wall "
           f"({cpu:.1f} s CPU); report page: {html_path}", file=sys.stderr)
     return 0 if all(not bad for bad in day.invariants.values()) else 1
+
+
+def _run_days(args: argparse.Namespace, scenario, seed: int, bar: ProgressBar | None) -> int:
+    """A scenario of several days (`[scenario] days`): one report for the run and its days."""
+    t0, cpu0 = time.perf_counter(), _cpu()
+    run = HallRun(scenario, seed=seed, progress=bar).run()
+    wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
+    if bar:
+        bar.done()
+    f = run_figures(run)
+    sys.stdout.write(run_text(f))
+    html_path = Path(args.html or f"sim-{scenario.name}-seed{seed}.html")
+    html_path.write_text(run_page(f), encoding="utf-8")
+    if args.json:
+        Path(args.json).write_text(json.dumps(f, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"\nsimulated {len(run.days)} days, {run.commands} commands in {wall:.1f} s wall "
+          f"({cpu:.1f} s CPU); report page: {html_path}", file=sys.stderr)
+    days_hold = all(not bad for d in run.days if d.record for bad in d.record.invariants.values())
+    return 0 if days_hold and all(not bad for bad in run.invariants.values()) else 1
 
 
 def plan(args: argparse.Namespace) -> int:

@@ -340,3 +340,112 @@ against {_f(e.get('queue_length_mae'))} (queue length) and {_f(e.get('last_enter
 <h2>The whole report</h2><pre>{html.escape(text(f))}</pre>
 </body></html>
 """
+
+
+# --- a run of several days (sim.multiday) ------------------------------------------------------
+
+
+def run_figures(run) -> dict[str, Any]:
+    """A `sim.multiday.RunRecord` as plain data: each day (an open day's full figures, or what
+    the kiosk told citizens on a closed one) and the checks of the whole run."""
+    s = run.scenario
+    days = []
+    for d in run.days:
+        if d.closed is not None:
+            days.append({"day": d.day.isoformat(), "open": False, "closed_reason": d.closed.reason,
+                         "came": d.closed.came, "turned_away": dict(sorted(d.closed.refused.items())),
+                         "told": d.closed.messages})
+            continue
+        f = figures(d.record)
+        hours = s.hall.hours_on(d.day)
+        days.append({"day": d.day.isoformat(), "open": True,
+                     "hours": ", ".join(f"{x.start:%H:%M}-{x.end:%H:%M}" for x in hours.sessions),
+                     "left_unfinished": d.forgotten, "ended_at_day_change": d.ended_at_day_change,
+                     "served_past_closing": d.past_closing, "clock_faults": d.clock_faults,
+                     "figures": f})
+    return {
+        "scenario": s.name, "hall": s.hall.name, "seed": run.seed, "windows": len(s.hall.windows),
+        "days": days, "commands": run.commands,
+        "invariants": {name: {"holds": not bad, "broken_by": bad[:10], "count": len(bad)}
+                       for name, bad in run.invariants.items()},
+    }
+
+
+def _day_holds(day: dict[str, Any]) -> bool:
+    return day["open"] is False or all(v["holds"] for v in day["figures"]["invariants"].values())
+
+
+def run_text(f: dict[str, Any]) -> str:
+    """The run as plain text: a line per day, the whole run's checks, then each open day's report."""
+    days = f["days"]
+    lines = [
+        f"{f['scenario']}: {f['hall']}, {len(days)} days {days[0]['day']} to {days[-1]['day']}, "
+        f"seed {f['seed']}, {f['windows']} windows, the controller restarted every night",
+        "",
+        "day         hours                      issued served no-show cancelled  past closing  "
+        "left unfinished  clock faults  checks",
+    ]
+    for d in days:
+        if not d["open"]:
+            refused = ", ".join(f"{k} {v}" for k, v in d["turned_away"].items()) or "nobody came"
+            lines.append(f"{d['day']}  closed ({d['closed_reason'] or '-'}): {d['came']} citizens "
+                         f"came, turned away: {refused}")
+            continue
+        t = d["figures"]["tickets"]
+        lines.append(f"{d['day']}  {d['hours']:<25} {t['issued']:>6} {t['served']:>6} {t['no_show']:>7} "
+                     f"{t['cancelled']:>9} {d['served_past_closing']:>13} "
+                     f"{len(d['left_unfinished']):>16} {d['clock_faults']:>13}  "
+                     f"{'ok' if _day_holds(d) else 'FAIL'}")
+    told = [f"  {d['day']}: " + " / ".join(d["told"]) for d in days if not d["open"] and d["told"]]
+    if told:
+        lines += ["", "the kiosk on a closed day said"] + told
+    lines += ["", "invariants of the whole run"]
+    for name, v in f["invariants"].items():
+        mark = "ok  " if v["holds"] else "FAIL"
+        extra = "" if v["holds"] else f": {v['count']}, e.g. {'; '.join(v['broken_by'])}"
+        lines.append(f"  {mark} {name}{extra}")
+    for d in days:
+        if d["open"]:
+            lines += ["", f"=== {d['day']} " + "=" * 60, "", text(d["figures"]).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def run_page(f: dict[str, Any]) -> str:
+    """The run's report page: the days, the checks, each day's report (no scripts, nothing fetched)."""
+    rows = []
+    for d in f["days"]:
+        if not d["open"]:
+            rows.append(f"<tr><td>{d['day']}</td><td colspan=7>closed ({html.escape(d['closed_reason'] or '-')}): "
+                        f"{d['came']} came, all turned away: "
+                        f"{html.escape(' / '.join(d['told']))}</td></tr>")
+            continue
+        t = d["figures"]["tickets"]
+        ok = _day_holds(d)
+        rows.append(f"<tr><td>{d['day']}</td><td>{d['hours']}</td><td>{t['issued']}</td><td>{t['served']}</td>"
+                    f"<td>{d['served_past_closing']}</td><td>{len(d['left_unfinished'])}</td>"
+                    f"<td>{d['clock_faults']}</td><td class={'ok' if ok else 'bad'}>{'✓' if ok else '✗'}</td></tr>")
+    checks = "".join(f"<li class={'ok' if v['holds'] else 'bad'}>{'✓' if v['holds'] else '✗'} "
+                     f"{html.escape(n)}" + ("" if v["holds"] else
+                                            f": {html.escape('; '.join(v['broken_by']))}") + "</li>"
+                     for n, v in f["invariants"].items())
+    reports = "".join(f"<h2>{d['day']}</h2><pre>{html.escape(text(d['figures']))}</pre>"
+                      for d in f["days"] if d["open"])
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>{html.escape(f['scenario'])} — simulated hall days</title>
+<style>
+body {{ font: 14px/1.45 system-ui, "Noto Sans CJK SC", sans-serif; margin: 2em auto; max-width: 980px; color: #222 }}
+pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px }}
+h2 {{ margin-top: 1.6em; border-bottom: 1px solid #ddd }}
+td, th {{ padding: 2px 8px; text-align: left }}
+.ok {{ color: #2a8a4a }} .bad {{ color: #b00020; font-weight: bold }}
+</style></head><body>
+<h1>{html.escape(f['hall'])}: {html.escape(f['scenario'])}</h1>
+<p>{len(f['days'])} days against one database, seed {f['seed']}, {f['windows']} windows; the controller
+restarted every night.</p>
+<table><tr><th>day</th><th>hours</th><th>issued</th><th>served</th><th>served past closing</th>
+<th>left unfinished</th><th>clock faults</th><th>day's checks</th></tr>{''.join(rows)}</table>
+<h2>Invariants of the whole run</h2><ul>{checks}</ul>
+{reports}
+</body></html>
+"""

@@ -17,6 +17,7 @@ What the staff do is `sim.staff`; the devices are `sim.sim_floor`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import heapq
 import random
@@ -102,7 +103,8 @@ class HallDay(StaffRules):
                  staffing: tuple[tuple[dt.time, int], ...] | None = None,
                  displays: bool | None = None, speed: float | None = None,
                  progress: Callable[[float, str], None] | None = None,
-                 workdir: Path | None = None) -> None:
+                 workdir: Path | None = None, data_dir: Path | None = None,
+                 draws: str | None = None) -> None:
         self.scenario = scenario
         self.hall = scenario.hall
         self.seed = scenario.seed if seed is None else seed
@@ -111,9 +113,15 @@ class HallDay(StaffRules):
         self.speed = speed
         self.progress = progress
         self.workdir = workdir
-        self.rng = random.Random(f"{self.seed}:staff-moments")
+        # a hall database kept from day to day (`sim.multiday`): opened at the day's start as
+        # after a reboot, closed at its end; None: a throw-away one
+        self.data_dir = data_dir
+        # what the random streams are drawn from: the seed, or the seed and the day in a run of days
+        self.draws = self.seed if draws is None else draws
+        self.rng = random.Random(f"{self.draws}:staff-moments")
         self.midnight = dt.datetime.combine(scenario.day, dt.time(0), ZoneInfo(self.hall.timezone))
         self.clock = ManualClock(self.midnight)
+        self.behind = dt.timedelta()  # a clock_back fault: how far the clock is set back now
         self.now = 0.0
         self._queue: list[tuple[float, int, Callable, tuple]] = []
         self._seq = 0
@@ -138,12 +146,22 @@ class HallDay(StaffRules):
     def run(self) -> DayRecord:
         # the day's database is thrown away: in memory-backed /dev/shm where there is one
         where = self.workdir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
-        with tempfile.TemporaryDirectory(prefix="hallday-", dir=where) as tmp:
-            self.ctrl, _ = open_hall(self.hall, Path(tmp), self.clock, durable=False)
+        # a clock set back from midnight on: the controller starts with it behind
+        self.behind = max([dt.timedelta(hours=f.behind_hours) for f in self.faults()
+                           if f.kind == "clock_back" and seconds(f.at) == 0] + [dt.timedelta()])
+        self.clock.now = self.midnight - self.behind
+        with contextlib.ExitStack() as stack:
+            data_dir = self.data_dir or Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="hallday-", dir=where)))
+            self.ctrl, _ = open_hall(self.hall, data_dir, self.clock, durable=False)
             try:
                 return self._run()
             finally:
                 self.ctrl.store.close()
+
+    def faults(self) -> list:
+        """The scenario's faults that happen on this day."""
+        return [f for f in self.scenario.faults if f.day in (None, self.scenario.day)]
 
     def _run(self) -> DayRecord:
         scenario = self.scenario
@@ -153,7 +171,7 @@ class HallDay(StaffRules):
         self.desk.start()
         self.floor = SimFloor(self.ctrl, self._seconds, self._prompted, lambda w, text: None,
                               self.displays)
-        self.citizens = citizens(scenario, self.seed)
+        self.citizens = citizens(scenario, self.draws)
         self.by_ticket: dict[str, Citizen] = {}
         self.records: dict[str, TicketRecord] = {}
         self.refused: dict[str, int] = {}
@@ -172,8 +190,9 @@ class HallDay(StaffRules):
         self.habits = dict.fromkeys(("double_taps", "second_tap_same_ticket", "cards_left",
                                      "taps_beside_a_left_card", "pause_after_finish",
                                      "logout_after_finish", "prompt_open_at_step_away"), 0)
+        self.forgotten: list[str] = []  # visits staff left unfinished (sim.staff, forget_finish_share)
         own = a_post_staff(scenario)
-        plans = staff_plans(scenario, self.seed)
+        plans = staff_plans(scenario, self.draws)
         self.agents = {n: WindowAgent(n, w.services, own.get(n), plans[n])
                        for n, w in sorted(self.hall.windows.items())}
         self.logged: dict[str, int] = {}  # staff id -> window
@@ -190,7 +209,7 @@ class HallDay(StaffRules):
                 self.at(due, self.wake, a, 0.0)
             if a.plan.absence:
                 self.at(a.plan.absence[0], self.leave, a)
-        for f in scenario.faults:
+        for f in self.faults():
             self.at(seconds(f.at), self.fault, f, True)
             self.at(seconds(f.at) + f.minutes * 60, self.fault, f, False)
         first = min([c.arrives for c in self.citizens[:1]] + [self.sessions[0][0]])
@@ -207,7 +226,7 @@ class HallDay(StaffRules):
                 if lag > 0:
                     time.sleep(lag)
             self.now = t
-            self.clock.now = self.midnight + dt.timedelta(seconds=t)
+            self.clock.now = self.midnight + dt.timedelta(seconds=t) - self.behind
             fn(*args)
             if self.progress and int((t - first) / span * 100) != shown:
                 shown = int((t - first) / span * 100)
@@ -261,7 +280,7 @@ class HallDay(StaffRules):
         elif self.floor.card_on_reader:
             self.habits["taps_beside_a_left_card"] += 1
         # the page sends one request key per tap of a button, the same for a tap repeated
-        key = f"sim-{self.seed}-{citizen.index}"
+        key = f"sim-{self.draws}-{citizen.index}"  # a key of its own each day
         taps: list[KioskTicket | HallError] = []
         for _ in range(2 if citizen.double_tap else 1):
             try:
@@ -392,6 +411,9 @@ class HallDay(StaffRules):
             (self.floor.unplug_bar if start else self.floor.plug_bar)(f.window)
         elif f.kind == "broker_restart":
             self.floor.broker_restart() if start else self.floor.broker_back()
+        elif f.kind == "clock_back":
+            self.behind = dt.timedelta(hours=f.behind_hours) if start else dt.timedelta()
+            self.clock.now = self.midnight + dt.timedelta(seconds=self.now) - self.behind
         self._handle()
 
     # -- the record ---------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class StaffPlan:
     absence: tuple[float, float] | None = None  # (from, seconds)
     # the window's visits (1 = its first) after which staff pause at once: visit -> seconds
     pause_after_finish: dict[int, float] = field(default_factory=dict)
+    forgets: bool = False  # leaves the last visit of the day unfinished (no finish, no logout)
 
 
 def seconds(t: dt.time) -> float:
@@ -193,6 +194,11 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
     after = random.Random(f"{seed}:pause-after-finish")
     for number in sorted(hall.windows):
         plans[number].pause_after_finish = _pauses_after_finish(after, behaviour)
+    if behaviour.forget_finish_share:
+        # a stream of its own: a scenario without forgetful staff draws the same day as before
+        forget = random.Random(f"{seed}:forgetting")
+        for number in sorted(plans):
+            plans[number].forgets = forget.random() < behaviour.forget_finish_share
     return plans
 
 

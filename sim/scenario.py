@@ -22,13 +22,15 @@ from controller.config import parse_hall, load_hall
 from controller.core.hall import Hall
 from controller.core.hours import issuing_spans
 from controller.pins import DEMO_PIN, hash_pin
+from controller.workdays_data import hall_calendar
 from controller.tomlkeys import ConfigError, Table, check, claim, found, is_int, matches, read_toml
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
+HOLIDAYS = Path(__file__).resolve().parent.parent / "config" / "holidays.toml"
 # The pads' order: 1 非常满意 ... 5 非常不满意, as the pads send them.
 GRADE_KEYS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied",
               "very_dissatisfied")
-FAULT_KINDS = ("printer_paper_out", "display_unplugged", "broker_restart")
+FAULT_KINDS = ("printer_paper_out", "display_unplugged", "broker_restart", "clock_back")
 _HHMM = matches(r"[0-9]{1,2}:[0-9]{2}")
 
 
@@ -67,6 +69,9 @@ class StaffBehaviour:
     # visits after which staff pause at once (or log out, at a session's end), while the
     # citizen may still be grading: the pad's prompt must survive it (issue 13)
     pause_after_finish_share: float = 0.0
+    # staff who leave at the end of the day with their last visit unfinished (no finish, no
+    # logout): a share of the windows still serving after the last session, each day
+    forget_finish_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class Fault:
     kind: str
     minutes: float
     window: int | None = None  # display_unplugged
+    behind_hours: float = 0.0  # clock_back: how far the clock is set back
+    day: dt.date | None = None  # in a run of several days, the one day it happens (None: every day)
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,9 @@ class Scenario:
     # who walk away leaving their card on the reader (the next tap must not be in their name)
     double_tap_share: float = 0.0
     card_left_share: float = 0.0
+    # a run of several days against one database (`[scenario] days`), closed days included;
+    # empty for a single day. `day` is then the first open one.
+    days: tuple[dt.date, ...] = ()
 
     def expected_tickets(self) -> float:
         return sum(s.tickets for s in self.services)
@@ -141,7 +151,7 @@ _TOP = ("scenario", "generate", "arrivals", "profiles", "services", "staff", "ev
 
 def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>") -> Scenario:
     top = Table(data, "", _TOP)
-    head = top.table("scenario", ("name", "description", "hall", "day", "seed"), required=True)
+    head = top.table("scenario", ("name", "description", "hall", "day", "days", "seed"), required=True)
     name = head.text("name")
     description = head.text("description", "")
     services_in = top.tables("services", ("prefix", "name", "kind", "tickets", "profile",
@@ -158,8 +168,16 @@ def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>")
         hall = generate_hall(top.table("generate", _GENERATE_KEYS), services_in)
     else:
         head.fail("hall", "missing; expected a hall config file, or a [generate] table")
-    day = head.get("day", "a TOML date such as 2026-11-23", lambda v: isinstance(v, dt.date)
-                   and not isinstance(v, dt.datetime))
+    days: tuple[dt.date, ...] = ()
+    if "days" in head.data:
+        if "day" in head.data:
+            head.fail("days", "give either one day or a list of days, not both")
+        days = _days(head)
+        day = next((d for d in days if issuing_spans(hall, d)), None)
+        if day is None:
+            head.fail("days", "the hall is closed on every one of them; at least one must open")
+    else:
+        day = head.get("day", "a TOML date such as 2026-11-23", _is_date)
     if not issuing_spans(hall, day):
         why = hall.opening_on(day).closed_reason
         head.fail("day", f"{day} is a {day:%A}; the hall is closed that day"
@@ -179,12 +197,29 @@ def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>")
         real_name_share=_share(arrivals, "real_name_share"),
         priority_share=_share(arrivals, "priority_share"),
         profiles=profiles, services=services, staff=_staff(top), evaluation=_evaluation(top),
-        faults=_faults(top, hall), staffing=staffing,
+        faults=_faults(top, hall, days or (day,)), staffing=staffing, days=days,
         double_tap_share=_share(arrivals, "double_tap_share", 0.0),
         card_left_share=_share(arrivals, "card_left_share", 0.0))
 
 
 # --- reading values -------------------------------------------------------------
+
+
+def _is_date(v: object) -> bool:
+    return isinstance(v, dt.date) and not isinstance(v, dt.datetime)
+
+
+def _days(head: Table) -> tuple[dt.date, ...]:
+    """[scenario] days: TOML dates, earliest first; closed days may be among them."""
+    days = []
+    for key, value in head.items("days", expected="an array of TOML dates, earliest first"):
+        check(key, value, "a TOML date such as 2026-10-09", _is_date)
+        days.append(value)
+    if not days:
+        head.fail("days", "expected a list of TOML dates, earliest first; found none")
+    if sorted(set(days)) != days:
+        head.fail("days", "the days must be in order, earliest first, each once")
+    return tuple(days)
 
 
 def _is_number(v: object) -> bool:
@@ -284,7 +319,7 @@ def _services(tables: list[Table], hall: Hall, profiles: dict, default_profile: 
 _STAFF_KEYS = ("call_delay_seconds", "walk_seconds", "no_show_wait_seconds", "late_login_share",
                "late_login_minutes", "pauses_per_day", "pause_minutes", "pause_spread", "break_share",
                "break_minutes", "absence_share", "absence_minutes", "cover_delay_minutes",
-               "supervisor_delay_minutes", "pause_after_finish_share")
+               "supervisor_delay_minutes", "pause_after_finish_share", "forget_finish_share")
 
 
 def _staff(top: Table) -> StaffBehaviour:
@@ -306,7 +341,8 @@ def _staff(top: Table) -> StaffBehaviour:
         cover_delay_minutes=_number(t, "cover_delay_minutes", 0, 60, d.cover_delay_minutes),
         supervisor_delay_minutes=_number(t, "supervisor_delay_minutes", 0, 60,
                                          d.supervisor_delay_minutes),
-        pause_after_finish_share=_share(t, "pause_after_finish_share", d.pause_after_finish_share))
+        pause_after_finish_share=_share(t, "pause_after_finish_share", d.pause_after_finish_share),
+        forget_finish_share=_share(t, "forget_finish_share", d.forget_finish_share))
 
 
 def _evaluation(top: Table) -> Evaluation:
@@ -324,19 +360,30 @@ def _evaluation(top: Table) -> Evaluation:
                       delay_seconds=_range(t, "delay_seconds", 0, 55, d.delay_seconds))
 
 
-def _faults(top: Table, hall: Hall) -> tuple[Fault, ...]:
+def _faults(top: Table, hall: Hall, days: tuple[dt.date, ...]) -> tuple[Fault, ...]:
     out = []
-    for t in top.tables("faults", ("at", "kind", "minutes", "window"), False):
+    for t in top.tables("faults", ("at", "kind", "minutes", "window", "behind_hours", "day"), False):
         at = _time(t.key("at"), t.data.get("at"))
         kind = t.choice("kind", FAULT_KINDS)
         window = None
+        day = None
+        if "day" in t.data:
+            day = t.get("day", "a TOML date, one of the scenario's days", _is_date)
+            if day not in days:
+                t.fail("day", f"{day} is not one of the scenario's days")
+        behind = 0.0
+        if kind == "clock_back":
+            # a clock set back: a dead RTC battery, a wrong NTP server; a week is 168 hours
+            behind = _number(t, "behind_hours", 0.1, 24 * 400)
+        elif "behind_hours" in t.data:
+            t.fail("behind_hours", f"only clock_back sets the clock back, not {kind}")
         if kind == "display_unplugged":
             window = t.integer("window", 1, 9999)
             if window not in hall.windows:
                 t.fail("window", f"the hall has no window {window}")
         elif "window" in t.data:
             t.fail("window", f"only display_unplugged names a window, not {kind}")
-        out.append(Fault(at, kind, _number(t, "minutes", 0.1, 600), window))
+        out.append(Fault(at, kind, _number(t, "minutes", 0.1, 600), window, behind, day))
     return tuple(sorted(out, key=lambda f: f.at))
 
 
@@ -399,7 +446,9 @@ def generate_hall(g: Table, services: list[Table]) -> Hall:
         "voice": {"enabled": False},
     }
     try:
-        return parse_hall(data, "[generate]")
+        # opening days follow the working-day calendar, as a hall config file's do (holidays
+        # closed, 调休 days open with the weekday's hours)
+        return parse_hall(data, "[generate]", hall_calendar(HOLIDAYS if HOLIDAYS.exists() else None))
     except ConfigError as e:
         # the generated file's keys, said in the scenario's words where they differ
         key = e.key.replace("hours.mon.", "generate.").replace("rules.", "generate.rules.")

@@ -58,6 +58,9 @@ class StaffRules:
     def _end_visit(self, a: WindowAgent, ticket: str, key: Key) -> None:
         if a.ticket != ticket:
             return
+        if key is Key.FINISH and a.plan.forgets and self.going_home(a):
+            self._walk_away(a)
+            return
         if key is Key.FINISH:
             a.last, a.last_ticket = a.citizen, ticket  # the pad will ask this citizen
             a.visits += 1
@@ -97,6 +100,21 @@ class StaffRules:
             how = "pause"
         self.habits[f"{how}_after_finish"] += 1
         self.habits["prompt_open_at_step_away"] += prompt
+
+    def going_home(self, a: WindowAgent) -> bool:
+        """This visit is the window's last of the day: past the last session, nothing left."""
+        return self.now >= self.sessions[-1][1] and not self.overtime(a)
+
+    def _walk_away(self, a: WindowAgent) -> None:
+        """Staff who forget: the citizen leaves, and so do they, without pressing finish or
+        logging out. The window still serves the visit in the controller until the day change
+        ends it (`day_end`, served past closing)."""
+        a.visits += 1
+        a.busy += self.now - a.since
+        a.logged_in += self.now
+        self.forgotten.append(a.ticket)
+        a.ticket = a.citizen = None
+        a.state = "closed"
 
     def wake(self, a: WindowAgent, delay: float | None = None) -> None:
         if a.state == "idle":

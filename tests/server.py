@@ -142,6 +142,10 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "config" / "demo-hall.toml"
 
 
+class _PortTaken(Exception):
+    """The child could not bind a port picked free a moment before."""
+
+
 class HallProcess:
     """`hallctl run` for the demo hall as a child process, on fresh ports at every start."""
 
@@ -163,7 +167,19 @@ class HallProcess:
         self.kiosk_keys: dict[str, str] = {}  # kiosk id -> its key (see _learn_kiosk_keys)
 
     def start(self, same_port: bool = False) -> None:
-        """Start the controller; `same_port` restarts it where its clients look for it."""
+        """Start the controller; `same_port` restarts it where its clients look for it.
+
+        A port picked free can be taken by another process before the child binds it (other
+        test runs share the machine): such a start is tried once more on fresh ports, unless
+        the clients look for it at its old port."""
+        try:
+            self._start(same_port)
+        except _PortTaken:
+            if same_port:
+                raise AssertionError(f"the controller's port was taken:\n{self.output()}") from None
+            self._start(False)
+
+    def _start(self, same_port: bool) -> None:
         # The demo's embedded MQTT broker has a fixed port; every start gets a free one.
         config = self.tmp / "hall.toml"
         broker = (f'host = "{self.mqtt[0]}"\nport = {self.mqtt[1]}' if self.mqtt
@@ -198,8 +214,15 @@ class HallProcess:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
                 self.proc.wait()
+                this_start = self.log.read_text(encoding="utf-8", errors="replace").rsplit(
+                    f"--- start on port {port}\n", 1)[-1]
+                if "address already in use" in this_start.lower():
+                    raise _PortTaken()
+                errors = [line for line in this_start.splitlines()
+                          if "error" in line.lower() and "not shown" not in line]
                 raise AssertionError(f"the controller did not become healthy "
-                                     f"(exit {self.proc.returncode}):\n{self.output()}")
+                                     f"(exit {self.proc.returncode}); errors:\n"
+                                     + "\n".join(errors[:20]) + f"\n...\n{self.output()}")
             time.sleep(0.05)
 
     def _learn_kiosk_keys(self) -> None:
