@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
           flush=True)
     if args.simulate:
-        _provision_demo_kiosks(ctrl, list(floor.kiosks), f"http://{args.host}:{args.port}")
+        _provision_demo_kiosks(ctrl, list(floor.kiosks), public)
     try:
         # Open event streams (every hall display and dashboard holds one) would keep a
         # graceful shutdown waiting for ever; they reconnect to the next controller anyway.
