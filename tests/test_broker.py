@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 import threading
 
@@ -52,5 +53,9 @@ def test_a_device_can_publish_and_subscribe(embedded_broker):
 
 
 def test_a_taken_port_is_a_clear_error(embedded_broker):
-    with pytest.raises(RuntimeError, match="embedded_listen"):
-        asyncio.run(start_embedded_broker(f"127.0.0.1:{embedded_broker}"))
+    # in a thread of its own: a browser test earlier in the session leaves Playwright's event
+    # loop running in the main thread, where asyncio.run() refuses to start
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        attempt = pool.submit(asyncio.run, start_embedded_broker(f"127.0.0.1:{embedded_broker}"))
+        with pytest.raises(RuntimeError, match="embedded_listen"):
+            attempt.result(timeout=30)
