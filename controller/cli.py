@@ -36,6 +36,7 @@ from controller.mqtt_security import (
 )
 from controller.personal_data import purge, rotate_key
 from controller.privacy import IdentitySealer, load_secret
+from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.sessions import SessionStore
 
@@ -99,6 +100,24 @@ def _check_free(host: str, port: int, what: str, key: str) -> None:
                                f"change {key} or stop what is using it") from None
 
 
+def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
+    """Take the data directory and open the hall on it, or refuse with one line naming the path
+    and the fix: a directory or key the controller cannot read, a database it cannot write (a
+    read-only database opens fine and would fail every ticket after), a full disk."""
+    try:
+        held = hold_data_dir(data_dir, "run the controller")
+        ctrl, sessions = open_hall(hall, data_dir, _clock(hall, clock_start, data_dir))
+        fault = ctrl.store.probe(ctrl.clock())
+    except (OSError, sqlite3.Error, StorageUnavailable) as e:
+        if not is_storage_error(e):
+            raise
+        where = getattr(e, "filename", None) or data_dir / DB_NAME
+        raise RuntimeError(describe(e, where).line()) from None
+    if fault is not None:
+        raise RuntimeError(fault.line())
+    return held, ctrl, sessions
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -119,8 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         host, _, port = hall.mqtt_embedded_listen.rpartition(":")
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
     data_dir = Path(args.data_dir)
-    held = hold_data_dir(data_dir, "run the controller")  # noqa: F841 (held while it runs)
-    ctrl, sessions = open_hall(hall, data_dir, _clock(hall, args.clock_start, data_dir))
+    held, ctrl, sessions = _open_for_run(hall, data_dir, args.clock_start)  # noqa: F841
     background = []
     if hall.mqtt_host is None:
         acl = amqtt_acl(hall) if hall.mqtt_password_file else None

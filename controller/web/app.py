@@ -2,7 +2,8 @@
 
 This is the contract kiosks, keypads, displays and the hall's other systems
 integrate against. Every error is `{"error": code, "message": text}` with a
-4xx status; bad input never yields a 500.
+4xx status; bad input never yields a 500. A storage fault (disk full, read-only
+database) is 503 storage_unavailable: nothing changed, try again later.
 """
 
 
@@ -10,6 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
+import time
 from typing import Any, AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI, HTTPException as FastAPIHTTPException, Request, Response
@@ -25,6 +28,7 @@ from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.cases import CaseDesk
 from controller.kiosk import Kiosk
+from controller.store.faults import StorageFault, StorageUnavailable
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_routes
@@ -92,7 +96,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     app = FastAPI(title="Hall controller API", version="1",
                   description="政务服务中心 hall controller: tickets, windows, calling.",
                   lifespan=lifespan)
-    _install_error_handlers(app)
+    _install_error_handlers(app, ctrl)
 
     # `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its
     # thread pool, a thread hop on every request that carries a token.
@@ -242,9 +246,16 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     @app.get(f"{API}/health", tags=["hall"],
              summary="Liveness, and the hall's time: its day, and a clock fault while one stands")
-    async def health() -> dict[str, Any]:
-        # ok: the controller serves; a clock behind the hall's time is reported, not fatal
-        return {"ok": True, "hall": ctrl.hall.name, "clock": ctrl.clock_status()}
+    async def health() -> Any:
+        # ok: the controller serves; a clock behind the hall's time is reported, not fatal.
+        # A storage fault is: nothing can be issued or called, so the answer is 503.
+        fault = await _storage_fault(ctrl)
+        body = {"ok": fault is None, "hall": ctrl.hall.name, "clock": ctrl.clock_status(),
+                "storage": fault.json() if fault else {"state": "ok"}}
+        if fault is None:
+            return body
+        return JSONResponse({**body, "state": "degraded", "error": "storage_unavailable",
+                             "message": StorageUnavailable(fault).message}, status_code=503)
 
     @app.get(f"{API}/events", tags=["hall"],
              summary="Server-sent events for every change; resumes after Last-Event-ID")
@@ -473,7 +484,35 @@ def _sse(event_id: int, body: dict[str, Any]) -> bytes:
             f"data: {json.dumps(body, ensure_ascii=False)}\n\n").encode()
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+PROBE_SECONDS = 2.0
+
+
+async def _storage_fault(ctrl: HallController) -> StorageFault | None:
+    """The standing storage fault; while one stands, a write is tried (at most every
+    PROBE_SECONDS) so that /health turns ok again once the disk has room."""
+    if ctrl.store.fault is None:
+        return None
+    now = time.monotonic()
+    if now - ctrl.store.probed_at >= PROBE_SECONDS:
+        ctrl.store.probed_at = now
+        return await asyncio.to_thread(ctrl.store.probe, ctrl.clock())
+    return ctrl.store.fault
+
+
+def _install_error_handlers(app: FastAPI, ctrl: HallController) -> None:
+    def unavailable(e: StorageUnavailable) -> JSONResponse:
+        return JSONResponse({"error": e.code, "message": e.message, "storage": e.fault.json()},
+                            status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(StorageUnavailable)
+    async def storage_unavailable(request: Request, e: StorageUnavailable) -> JSONResponse:
+        return unavailable(e)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def storage_error(request: Request, e: sqlite3.OperationalError) -> JSONResponse:
+        # writers beside the command log (sessions, appointments, cases) fail here
+        return unavailable(ctrl.store.failed(e, ctrl.clock()))
+
     @app.exception_handler(HallError)
     async def hall_error(request: Request, e: HallError) -> JSONResponse:
         reply = error(STATUS[e.category], e.code, e.message)
