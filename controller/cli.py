@@ -72,15 +72,21 @@ def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):
     if not start:
         return SystemClock(hall.timezone)
     real = SystemClock(hall.timezone)()
-    if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
-        day = real.date()
-        if not hall.opening_on(day).open:
-            # by the calendar: past a holiday to the next working day, a 调休 Saturday included
-            following = hall.next_open_day(day)
-            day = following.day if following else day
-        when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
-    else:
-        when = dt.datetime.fromisoformat(start)
+    try:
+        if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
+            day = real.date()
+            if not hall.opening_on(day).open:
+                # by the calendar: past a holiday to the next working day, a 调休 Saturday included
+                following = hall.next_open_day(day)
+                day = following.day if following else day
+            when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
+        else:
+            when = dt.datetime.fromisoformat(start)
+    except ValueError:
+        raise RuntimeError(f"--clock-start {start!r}: give HH:MM or an ISO time such as "
+                           "2026-12-07T09:00 (the hall's time zone when none is given)") from None
+    if when.tzinfo is None:  # a time without a zone is the hall's local time
+        when = when.replace(tzinfo=real.tzinfo)
     # A restarted demo goes on from where its hall stopped: its clock never runs backwards.
     last = _last_recorded(data_dir) if data_dir is not None else None
     if last is not None and when < last <= when + dt.timedelta(days=1):
@@ -98,6 +104,20 @@ def _check_free(host: str, port: int, what: str, key: str) -> None:
         except OSError as e:
             raise RuntimeError(f"{what} cannot listen on {host}:{port} ({e.strerror}); "
                                f"change {key} or stop what is using it") from None
+
+
+DEMO_WARNING = ("WARNING: {n} demo accounts (demo = true) log in with the PIN {pin}, known to "
+                "everyone, and this controller runs real devices (no --simulate). For a demo, add "
+                "--simulate; for a live hall, give every account its own PIN (hallctl hash-pin) "
+                "and remove demo = true. 演示账号（共 {n} 个）使用公开的 PIN {pin}，请勿用于实际大厅。")
+
+
+def _warn_demo_accounts(hall: Hall, simulate: bool) -> None:
+    """Demo accounts are for a demo: run on real devices (no --simulate), say so loudly."""
+    n = sum(1 for s in hall.staff.values() if s.demo)
+    if n and not simulate:
+        text = DEMO_WARNING.format(n=n, pin=pins.DEMO_PIN)
+        print(f"hallctl: {text}", file=sys.stderr, flush=True)
 
 
 def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
@@ -130,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_at_start(hall)
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
+    _warn_demo_accounts(hall, args.simulate)
     _check_free(args.host, args.port, "the web API", "--port")
     cap = connection_cap(args.max_connections, len(hall.devices))
     logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
@@ -176,7 +197,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                     access_log=args.log_level == "debug",
                     timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                     http=bounded_protocol(args.request_timeout, cap), backlog=BACKLOG,
-                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    # X-Forwarded-For names the client only when a proxy of the hall's sent it
+                    # (uvicorn trusts it from 127.0.0.1 by default: anyone on the box, or a
+                    # kiosk flood through any local relay, could pick its address)
+                    proxy_headers=bool(args.trusted_proxy),
+                    forwarded_allow_ips=",".join(args.trusted_proxy) or None)
     finally:
         for s in simulations:
             s.close()
@@ -247,8 +273,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_hash_pin(args: argparse.Namespace) -> int:
     pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
-    if not pin.isdigit() or not 4 <= len(pin) <= 12:
-        print("hallctl: a PIN is 4 to 12 digits", file=sys.stderr)
+    why = pins.weakness(pin)
+    if why is not None:
+        print(f"hallctl: {why}: a PIN is {pins.MIN_DIGITS} to {pins.MAX_DIGITS} digits, not one "
+              "digit repeated, a run (123456), a repeated pattern (121212) or a well-known one",
+              file=sys.stderr)
         return 2
     print(pins.hash_pin(pin))
     return 0
@@ -331,6 +360,9 @@ def parser() -> argparse.ArgumentParser:
                                           "(default http://HOST:PORT)")
     run.add_argument("--clock-start", metavar="HH:MM|ISO",
                      help="run the hall clock from this time (demos outside opening hours)")
+    run.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",
+                     help="a reverse proxy whose X-Forwarded-For header names the client "
+                          "(repeat for several; by default the header is ignored)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="SECONDS",
                      help="close a connection whose request has not fully arrived by then "

@@ -200,7 +200,7 @@ class HallController:
         """The sealed citizen of a real-name ticket; HallError for a wrong number."""
         if self.sealer is None:
             raise RuntimeError("this hall has no identity sealer: real-name tickets are off")
-        return self.sealer.citizen(id_number, name, phone)
+        return self.sealer.citizen(id_number, name, phone, today=self.clock().date())
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(event_id, event)` after every committed event; returns the unsubscribe."""

@@ -262,7 +262,9 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     async def events(request: Request, after: int | None = None,
                      s: Session | None = Depends(optional_session)) -> StreamingResponse:
         last = request.headers.get("last-event-id")
-        start = after if after is not None else (int(last) if last and last.isdigit() else None)
+        # str.isdigit() is true of "²" and "٣", which int() refuses: ASCII digits only
+        start = after if after is not None else (
+            int(last) if last and last.isascii() and last.isdigit() else None)
         full = s is not None and s.role in READERS
         return StreamingResponse(_event_stream(ctrl, request, start, full),
                                  media_type="text/event-stream",
@@ -286,6 +288,10 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         limits.login_succeeded(staff.id)
         if sessions.is_disabled(staff.id):  # told only to whoever knows the PIN
             err = HallError("account_disabled")
+            ctrl.refuse(f"staff:{staff.id}", "login", args, err)
+            raise err
+        if not staff.demo and pins.trivial(body.pin):  # 0000 is the first PIN a guesser tries
+            err = HallError("weak_pin")
             ctrl.refuse(f"staff:{staff.id}", "login", args, err)
             raise err
         if body.window is None:
