@@ -16,9 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from controller.cli import DB_NAME
 from drivers.announcer.announcer import CACHE_PHRASES
+from tests.browser import DESK, log_in
 from tests.server import REPO, HallProcess, free_port, wait_for
 
 NOBODY = 65534
@@ -64,16 +66,19 @@ def fill(path: Path) -> Path:
     return filler
 
 
-def test_a_full_disk_refuses_tickets_with_503_storage_unavailable_and_health_says_so(tmp_path):
+def test_a_full_disk_refuses_tickets_with_503_storage_unavailable_and_health_says_so(tmp_path, browser):
     """The data disk fills at 10:15 on a busy morning: every kiosk is told, in the hall's words,
     that its ticket was not taken (503 storage_unavailable, not a bare 500), /health turns
-    degraded for the supervisor and the monitoring, the log names SQLITE_FULL (not "cannot
-    rollback"); once space is freed the hall serves again, and no acknowledged ticket is lost."""
+    degraded for the monitoring and the supervisor's page shows it, the log names SQLITE_FULL
+    (not "cannot rollback"); once space is freed the hall serves again, the alert goes, and no
+    acknowledged ticket is lost."""
     ctl = HallProcess(tmp_path, rules={"address_tickets_per_minute": 0})
     with small_disk(ctl.data, "6m"):
         ctl.start()
         filler = None
         try:
+            supervisor = log_in(browser, ctl.url, "huangjianguo", None, "/supervisor", DESK)
+            alert = supervisor.locator("[data-alert=storage]")
             taken: dict[str, str] = {}
             with ctl.client() as api:
                 for _ in range(3):
@@ -104,10 +109,14 @@ def test_a_full_disk_refuses_tickets_with_503_storage_unavailable_and_health_say
                 log = ctl.output()
                 assert "database or disk is full" in log
                 assert "cannot rollback" not in log
+                # the page looks at /health every 15 s: a full disk stops the events
+                expect(alert).to_contain_text("磁盘已满", timeout=20_000)
 
                 filler.unlink()
                 filler = None
                 wait_for(lambda: api.get("/api/v1/health").status_code == 200, timeout=15)
+                expect(alert).to_have_count(0, timeout=20_000)
+                assert supervisor.errors == []
                 r = ticket(api)
                 assert r.status_code == 201, r.text
                 taken[r.json()["id"]] = r.json()["number"]
