@@ -28,7 +28,7 @@ from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.cases import CaseDesk
 from controller.kiosk import Kiosk
-from controller.store.faults import StorageFault, StorageUnavailable
+from controller.store.faults import StorageFault, StorageUnavailable, is_storage_error
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_routes
@@ -418,8 +418,11 @@ async def _checkpointer(ctrl: HallController) -> None:
         await asyncio.sleep(CHECKPOINT_SECONDS)
         try:
             await asyncio.to_thread(ctrl.store.checkpoint)
-        except Exception:
-            log.exception("checkpoint failed")
+        except Exception as e:
+            if not is_storage_error(e):
+                log.exception("checkpoint failed")
+            else:  # a full disk: logged once (HallStore.failed), /health degraded, no traceback
+                ctrl.store.failed(e, ctrl.clock())
 
 
 async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
@@ -431,8 +434,11 @@ async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
             ctrl.tick()
             if desk is not None:
                 desk.sweep(ctrl.clock())
-        except Exception:
-            log.exception("tick failed")
+        except Exception as e:
+            if not is_storage_error(e):
+                log.exception("tick failed")
+            else:
+                ctrl.store.failed(e, ctrl.clock())
 
 
 async def _event_stream(ctrl: HallController, request: Request,
