@@ -22,6 +22,8 @@ CODE_PREFIX = "APT-"
 # Check-in opens this long before the slot and closes this long after it.
 EARLIEST = dt.timedelta(hours=2)
 LATEST = dt.timedelta(minutes=30)
+# How far ahead a slot may be booked: a slot in year 9999 is a typing or an attacker's error.
+BOOKING_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,12 @@ class Appointments:
              name: str | None = None, code: str | None = None) -> Appointment:
         if service not in self.ctrl.hall.services:
             raise HallError("unknown_service", f"没有这项业务：{service}")
+        now = self.ctrl.clock()
         if slot.tzinfo is None:
-            slot = slot.replace(tzinfo=self.ctrl.clock().tzinfo)
+            slot = slot.replace(tzinfo=now.tzinfo)
+        if slot - now > dt.timedelta(days=BOOKING_DAYS):  # not slot > now + x: year 9999 overflows
+            raise HallError("invalid_appointment",
+                            f"预约时段 {slot:%Y-%m-%d} 太远：最多可预约 {BOOKING_DAYS} 天内的时段")
         citizen = self.ctrl.citizen(id_number, name) if id_number else None
         code = code or CODE_PREFIX + secrets.token_hex(5).upper()
         with self.ctrl.lock:

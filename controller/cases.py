@@ -237,6 +237,8 @@ class CaseDesk:
         verb = _VERB[type(command)]
         with self.ctrl.lock:
             try:
+                if isinstance(command, Assign) and command.officer.strip() not in self.ctrl.hall.staff:
+                    raise DeskError("unknown_staff_member", "没有这个工作人员：请按工号交办")
                 case = self.get(case_id)
                 now = self.ctrl.clock()
                 deadline, _ = self._deadline_fn()

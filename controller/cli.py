@@ -36,6 +36,7 @@ from controller.mqtt_security import (
 )
 from controller.personal_data import purge, rotate_key
 from controller.privacy import IdentitySealer, load_secret
+from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
 from controller.store.sessions import SessionStore
@@ -72,15 +73,21 @@ def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):
     if not start:
         return SystemClock(hall.timezone)
     real = SystemClock(hall.timezone)()
-    if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
-        day = real.date()
-        if not hall.opening_on(day).open:
-            # by the calendar: past a holiday to the next working day, a 调休 Saturday included
-            following = hall.next_open_day(day)
-            day = following.day if following else day
-        when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
-    else:
-        when = dt.datetime.fromisoformat(start)
+    try:
+        if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
+            day = real.date()
+            if not hall.opening_on(day).open:
+                # by the calendar: past a holiday to the next working day, a 调休 Saturday included
+                following = hall.next_open_day(day)
+                day = following.day if following else day
+            when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
+        else:
+            when = dt.datetime.fromisoformat(start)
+    except ValueError:
+        raise RuntimeError(f"--clock-start {start!r}: give HH:MM or an ISO time such as "
+                           "2026-12-07T09:00 (the hall's time zone when none is given)") from None
+    if when.tzinfo is None:  # a time without a zone is the hall's local time
+        when = when.replace(tzinfo=real.tzinfo)
     # A restarted demo goes on from where its hall stopped: its clock never runs backwards.
     last = _last_recorded(data_dir) if data_dir is not None else None
     if last is not None and when < last <= when + dt.timedelta(days=1):
@@ -100,6 +107,38 @@ def _check_free(host: str, port: int, what: str, key: str) -> None:
                                f"change {key} or stop what is using it") from None
 
 
+DEMO_WARNING = ("WARNING: {n} demo accounts (demo = true) log in with the PIN {pin}, known to "
+                "everyone, and this controller runs real devices (no --simulate). For a demo, add "
+                "--simulate; for a live hall, give every account its own PIN (hallctl hash-pin) "
+                "and remove demo = true. 演示账号（共 {n} 个）使用公开的 PIN {pin}，请勿用于实际大厅。")
+
+
+def _warn_demo_accounts(hall: Hall, simulate: bool) -> None:
+    """Demo accounts are for a demo: run on real devices (no --simulate), say so loudly."""
+    n = sum(1 for s in hall.staff.values() if s.demo)
+    if n and not simulate:
+        text = DEMO_WARNING.format(n=n, pin=pins.DEMO_PIN)
+        print(f"hallctl: {text}", file=sys.stderr, flush=True)
+
+
+def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
+    """Take the data directory and open the hall on it, or refuse with one line naming the path
+    and the fix: a directory or key the controller cannot read, a database it cannot write (a
+    read-only database opens fine and would fail every ticket after), a full disk."""
+    try:
+        held = hold_data_dir(data_dir, "run the controller")
+        ctrl, sessions = open_hall(hall, data_dir, _clock(hall, clock_start, data_dir))
+        fault = ctrl.store.probe(ctrl.clock())
+    except (OSError, sqlite3.Error, StorageUnavailable) as e:
+        if not is_storage_error(e):
+            raise
+        where = getattr(e, "filename", None) or data_dir / DB_NAME
+        raise RuntimeError(describe(e, where).line()) from None
+    if fault is not None:
+        raise RuntimeError(fault.line())
+    return held, ctrl, sessions
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -112,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_at_start(hall)
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
+    _warn_demo_accounts(hall, args.simulate)
     _check_free(args.host, args.port, "the web API", "--port")
     cap = connection_cap(args.max_connections, len(hall.devices))
     logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
@@ -120,8 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         host, _, port = hall.mqtt_embedded_listen.rpartition(":")
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
     data_dir = Path(args.data_dir)
-    held = hold_data_dir(data_dir, "run the controller")  # noqa: F841 (held while it runs)
-    ctrl, sessions = open_hall(hall, data_dir, _clock(hall, args.clock_start, data_dir))
+    held, ctrl, sessions = _open_for_run(hall, data_dir, args.clock_start)  # noqa: F841
     background = []
     if hall.mqtt_host is None:
         acl = amqtt_acl(hall) if hall.mqtt_password_file else None
@@ -161,7 +200,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                     access_log=args.log_level == "debug",
                     timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                     http=bounded_protocol(args.request_timeout, cap), backlog=BACKLOG,
-                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    # X-Forwarded-For names the client only when a proxy of the hall's sent it
+                    # (uvicorn trusts it from 127.0.0.1 by default: anyone on the box, or a
+                    # kiosk flood through any local relay, could pick its address)
+                    proxy_headers=bool(args.trusted_proxy),
+                    forwarded_allow_ips=",".join(args.trusted_proxy) or None)
     finally:
         for s in simulations:
             s.close()
@@ -289,8 +333,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_hash_pin(args: argparse.Namespace) -> int:
     pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
-    if not pin.isdigit() or not 4 <= len(pin) <= 12:
-        print("hallctl: a PIN is 4 to 12 digits", file=sys.stderr)
+    why = pins.weakness(pin)
+    if why is not None:
+        print(f"hallctl: {why}: a PIN is {pins.MIN_DIGITS} to {pins.MAX_DIGITS} digits, not one "
+              "digit repeated, a run (123456), a repeated pattern (121212) or a well-known one",
+              file=sys.stderr)
         return 2
     print(pins.hash_pin(pin))
     return 0
@@ -373,6 +420,9 @@ def parser() -> argparse.ArgumentParser:
                                           "(default http://HOST:PORT)")
     run.add_argument("--clock-start", metavar="HH:MM|ISO",
                      help="run the hall clock from this time (demos outside opening hours)")
+    run.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",
+                     help="a reverse proxy whose X-Forwarded-For header names the client "
+                          "(repeat for several; by default the header is ignored)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="SECONDS",
                      help="close a connection whose request has not fully arrived by then "

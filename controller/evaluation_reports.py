@@ -231,9 +231,13 @@ def to_xlsx(rows: list[dict[str, Any]], sheet: str = "Sheet1") -> bytes:
     ws = wb.active
     ws.title = sheet[:31]  # Excel's limit on sheet names
     columns = _columns(rows)
-    ws.append(columns)
-    for row in rows:
-        ws.append([_cell(row.get(c)) for c in columns])
+    for values in [columns, *([_cell(row.get(c)) for c in columns] for row in rows)]:
+        ws.append(values)
+        for cell in ws[ws.max_row]:
+            # openpyxl makes every string starting with "=" a formula: a name such as
+            # =HYPERLINK(...) would run in the supervisor's Excel. Text stays text.
+            if cell.data_type == "f":
+                cell.data_type = "s"
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -24,6 +24,7 @@ from controller.core.identity import Citizen
 from controller.core.model import HallState
 from controller.personal_data import Purged, purge
 from controller.privacy import IdentitySealer
+from controller.store.faults import StorageUnavailable
 from controller.store.hallstore import HallStore
 
 log = logging.getLogger(__name__)
@@ -177,9 +178,12 @@ class HallController:
             return outcome
         try:
             written = self.store.commit(now, actor, name, args, outcome)
-        except BaseException:
+        except BaseException as e:
             # Memory moved ahead of the disk: go back to what the disk holds.
-            log.exception("commit of %s failed; reloading the state from the database", name)
+            if isinstance(e, StorageUnavailable):
+                log.error("%s not written (%s); reloading the state from the database", name, e)
+            else:
+                log.exception("commit of %s failed; reloading the state from the database", name)
             self.state = self.store.load(self.engine)
             raise
         for event_id, event in written:
@@ -196,7 +200,7 @@ class HallController:
         """The sealed citizen of a real-name ticket; HallError for a wrong number."""
         if self.sealer is None:
             raise RuntimeError("this hall has no identity sealer: real-name tickets are off")
-        return self.sealer.citizen(id_number, name, phone)
+        return self.sealer.citizen(id_number, name, phone, today=self.clock().date())
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(event_id, event)` after every committed event; returns the unsubscribe."""

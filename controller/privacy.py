@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -60,9 +61,11 @@ class IdentitySealer:
         return data["id"], data["name"]
 
     def citizen(self, id_number: str, name: str | None = None,
-                phone: str | None = None) -> identity.Citizen:
-        """A checked, sealed citizen for a real-name ticket (HallError if a number is wrong)."""
-        return self.with_phone(identity.citizen(id_number, name, self.seal, self.key), phone)
+                phone: str | None = None, today: dt.date | None = None) -> identity.Citizen:
+        """A checked, sealed citizen for a real-name ticket (HallError if a number is wrong,
+        or born after `today`)."""
+        return self.with_phone(identity.citizen(id_number, name, self.seal, self.key,
+                                                today=today), phone)
 
     def with_phone(self, citizen: identity.Citizen, phone: str | None) -> identity.Citizen:
         """The citizen with a phone for the callback, checked and sealed (none: unchanged)."""

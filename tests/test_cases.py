@@ -20,10 +20,10 @@ from controller.core.callbacks import (
     Appeal, Assign, CaseError, CaseRules, CaseState, Close, DecideAppeal, FollowUp, GiveFeedback,
     RecordCallback, Rectify, Verify,
 )
-from controller.core.hall import WindowKind
+from controller.core.hall import Staff, StaffRole, WindowKind
 from controller.web.app import create_app
 from controller.workdays_data import hall_calendar
-from tests.halls import TZ, at, small_hall
+from tests.halls import PIN_HASH, TZ, at, small_hall
 
 ID = "11010119500307097X"
 PHONE = "13812341234"
@@ -48,7 +48,10 @@ class Hall:
         hall = small_hall({1: ("A",), 2: ("B", "A"), 3: ("C",), 4: ("A",)})
         windows = dict(hall.windows)
         windows[4] = dataclasses.replace(windows[4], kind=WindowKind.COMPLAINTS)  # 办不成事
-        self.hall = dataclasses.replace(hall, windows=windows)
+        # cases are handed to an account of the hall (an unknown id is refused)
+        staff = {**hall.staff, "officer1": Staff("officer1", "回访专员", StaffRole.CALLBACK_OFFICER,
+                                                 PIN_HASH, demo=True)}
+        self.hall = dataclasses.replace(hall, windows=windows, staff=staff)
         self.clock = ManualClock(when)
         self.dir = tmp_path / "hall"
         self.ctrl, self.sessions = open_hall(self.hall, self.dir, self.clock)

@@ -36,8 +36,8 @@ def test_check_config_names_the_bad_key(tmp_path, capsys):
 
 
 def test_hash_pin(capsys):
-    assert main(["hash-pin", "--pin", "86420"]) == 0
-    assert pins.verify_pin("86420", capsys.readouterr().out.strip())
+    assert main(["hash-pin", "--pin", "864209"]) == 0
+    assert pins.verify_pin("864209", capsys.readouterr().out.strip())
     assert main(["hash-pin", "--pin", "12"]) == 2
 
 

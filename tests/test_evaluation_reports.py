@@ -5,6 +5,7 @@ both code tables, never carrying an unmasked ID number."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -22,10 +23,11 @@ from controller.clock import ManualClock
 from controller.core import commands as c
 from controller.core.callbacks import Assign, CaseRules, RecordCallback, Rectify, Verify
 from controller.core.errors import HallError
+from controller.core.hall import Staff, StaffRole
 from controller.store.sessions import Session
 from controller.web.reports_api import report_routes
 from controller.workdays_data import hall_calendar
-from tests.halls import MONDAY, at, small_hall
+from tests.halls import MONDAY, PIN_HASH, at, small_hall
 
 ID = "11010119500307097X"
 DEC_1 = dt.date(2026, 12, 1)
@@ -62,6 +64,9 @@ def hall(tmp_path_factory):
     """
     clock = ManualClock(at("09:00"))
     hall = small_hall(evaluation_default_days=7, evaluation_default_grade="基本满意")
+    # the callback officer the bad review is handed to (an unknown id is refused)
+    hall = dataclasses.replace(hall, staff={**hall.staff, "officer1": Staff(
+        "officer1", "回访专员", StaffRole.CALLBACK_OFFICER, PIN_HASH, demo=True)})
     ctrl, sessions = open_hall(hall, tmp_path_factory.mktemp("hall"), clock)
     desk = CaseDesk(ctrl, hall_calendar(None), CaseRules.from_rules(hall.rules))
     desk.start()

@@ -22,11 +22,11 @@ def floor_hall(**rules):
     钱 has the tidal window 4; 主任 is the supervisor."""
     hall = small_hall({1: ("A",), 2: ("B", "A"), 3: ("C",), 4: ("A",)}, **rules)
     staff = {
-        "li": Staff("li", "李娜", StaffRole.STAFF, PIN_HASH, a_post=(1,), b_post=(2,)),
-        "wang": Staff("wang", "王强", StaffRole.STAFF, PIN_HASH, a_post=(2,), b_post=(1,)),
-        "zhao": Staff("zhao", "赵敏", StaffRole.STAFF, PIN_HASH, a_post=(3,)),
-        "qian": Staff("qian", "钱多", StaffRole.STAFF, PIN_HASH, a_post=(4,), b_post=(1,)),
-        "boss": Staff("boss", "主任", StaffRole.SUPERVISOR, PIN_HASH),
+        "li": Staff("li", "李娜", StaffRole.STAFF, PIN_HASH, a_post=(1,), b_post=(2,), demo=True),
+        "wang": Staff("wang", "王强", StaffRole.STAFF, PIN_HASH, a_post=(2,), b_post=(1,), demo=True),
+        "zhao": Staff("zhao", "赵敏", StaffRole.STAFF, PIN_HASH, a_post=(3,), demo=True),
+        "qian": Staff("qian", "钱多", StaffRole.STAFF, PIN_HASH, a_post=(4,), b_post=(1,), demo=True),
+        "boss": Staff("boss", "主任", StaffRole.SUPERVISOR, PIN_HASH, demo=True),
     }
     windows = {**hall.windows, 4: dataclasses.replace(hall.windows[4], tidal=True)}
     return dataclasses.replace(hall, staff=staff, windows=windows)

@@ -250,9 +250,9 @@ def granting_hall():
     hall = small_hall()
     windows = {**hall.windows, 2: dataclasses.replace(hall.windows[2], green_channel=True)}
     staff = {**hall.staff,
-             "desk": Staff("desk", "导办员", StaffRole.STAFF, PIN_HASH, guidance_desk=True),
-             "officer": Staff("officer", "回访专员", StaffRole.CALLBACK_OFFICER, PIN_HASH),
-             "admin": Staff("admin", "管理员", StaffRole.ADMIN, PIN_HASH)}
+             "desk": Staff("desk", "导办员", StaffRole.STAFF, PIN_HASH, guidance_desk=True, demo=True),
+             "officer": Staff("officer", "回访专员", StaffRole.CALLBACK_OFFICER, PIN_HASH, demo=True),
+             "admin": Staff("admin", "管理员", StaffRole.ADMIN, PIN_HASH, demo=True)}
     return dataclasses.replace(hall, windows=windows, staff=staff)
 
 

@@ -81,6 +81,7 @@ CASE_CODES: dict[str, tuple[Category, str]] = {
     "already_appealed": (Category.CONFLICT, "这个案件已经申诉过"),
     "not_case_staff": (Category.FORBIDDEN, "只有被评价的工作人员本人可以申诉"),
     "reviewer_is_staff": (Category.FORBIDDEN, "复核人不能是被评价的工作人员本人"),
+    "assignee_is_staff": (Category.FORBIDDEN, "案件不能交给被评价、被投诉的工作人员本人承办"),
 }
 
 
@@ -349,6 +350,8 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
     match cmd:
         case Assign(officer=officer):
             note = {"officer": _text(officer, "承办人")}
+            if note["officer"] == case.staff_id:  # nobody handles the case against them
+                raise CaseError("assignee_is_staff")
             changes["assignee"] = note["officer"]
             kind = "case_assigned"
         case RecordCallback(reached=reached, summary=summary):

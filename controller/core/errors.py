@@ -76,6 +76,8 @@ CODES: dict[str, tuple[Category, str]] = {
     "no_device_check": (Category.NOT_FOUND, "今天还没有做设备自检"),
     "windows_open": (Category.CONFLICT, "还有窗口未退出登录，请先退出再下班关机"),
     "account_disabled": (Category.FORBIDDEN, "该账号已停用，请联系系统管理员"),
+    "weak_pin": (Category.FORBIDDEN,
+                 "PIN 过于简单（如 0000、123456），不能登录；请系统管理员用 hallctl hash-pin 设置新的 PIN"),
     "no_such_staff": (Category.NOT_FOUND, "没有这个工号"),
     "cannot_disable_self": (Category.CONFLICT, "不能停用自己正在使用的账号"),
     "too_many_login_failures": (Category.TOO_MANY, "登录失败次数过多，请稍后再试"),

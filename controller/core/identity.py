@@ -35,6 +35,9 @@ _SHAPE_2017 = re.compile(r"^[A-Z]{3}\d{12}$")
 _PERMIT_REGIONS = ("81", "82", "83")  # Hong Kong, Macau, Taiwan residents' residence permits
 _MRZ_WEIGHTS = (7, 3, 1)
 _LAST_2017_CARD_YEAR = 23  # the 2017 card was replaced by the 2023 one
+# GB/T 2260 province codes, the first two digits of every region (000000 is none of them)
+_PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 "
+                       "52 53 54 61 62 63 64 65 71 81 82 83".split())
 
 
 class IdKind(StrEnum):
@@ -83,9 +86,15 @@ def kind_of(id_number: str) -> IdKind:
     return IdKind.RESIDENT
 
 
-def is_valid(id_number: str, kind: IdKind | None = None) -> bool:
+def _province(n: str, kind: IdKind) -> str:
+    """The province digits of the number's region, where the card puts them."""
+    return {IdKind.FOREIGN_2017: n[3:5], IdKind.FOREIGN_2023: n[1:3]}.get(kind, n[:2])
+
+
+def is_valid(id_number: str, kind: IdKind | None = None, today: dt.date | None = None) -> bool:
     """True when the number is a well-formed number of `kind` (by default, of the kind its
-    shape says): the right length and characters, a real birth date and the right check digit."""
+    shape says): the right length and characters, a real region, a real birth date (not after
+    `today`, when given) and the right check digit."""
     n = normalise(id_number)
     kind = kind_of(n) if kind is None else IdKind(kind)
     if kind is IdKind.FOREIGN_2017:
@@ -98,7 +107,12 @@ def is_valid(id_number: str, kind: IdKind | None = None) -> bool:
                  IdKind.RESIDENT: n[0] in "1234567" and not n.startswith(_PERMIT_REGIONS)}
         if not first[kind]:
             return False
-    return birth_date(n) is not None
+        if kind is IdKind.RESIDENCE_PERMIT and n[2:6] != "0000":  # 810000, 820000, 830000
+            return False
+    if _province(n, kind) not in _PROVINCES:
+        return False
+    born = birth_date(n)
+    return born is not None and (today is None or born <= today)
 
 
 def birth_date(id_number: str) -> dt.date | None:
@@ -166,16 +180,17 @@ class Citizen:
 
 
 def citizen(id_number: str, name: str | None, seal: Callable[[str, str | None], str],
-            key: Callable[[str], str], kind: IdKind | None = None) -> Citizen:
+            key: Callable[[str], str], kind: IdKind | None = None,
+            today: dt.date | None = None) -> Citizen:
     """Check an ID number (typed or read from a card) and make the citizen of a ticket.
 
     `kind` is the card's, when the number was read from one; a typed number is checked as
     the kind its shape says. `seal` encrypts and `key` hashes; both are given by the caller,
-    so this stays pure.
+    so this stays pure; `today` (the hall's day) refuses a birth date after it.
     """
     n = normalise(id_number)
     kind = kind_of(n) if kind is None else IdKind(kind)
-    if not is_valid(n, kind):
+    if not is_valid(n, kind, today):
         raise HallError("invalid_id_number", WRONG_NUMBER[kind])
     name = name.strip() if name else None
     return Citizen(key=key(n), sealed=seal(n, name), id_masked=mask_id(n),

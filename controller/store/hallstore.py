@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import threading
 import json
+import logging
 import sqlite3
 from enum import Enum
 from pathlib import Path
@@ -27,6 +28,9 @@ from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
 )
 from controller.store.db import open_db
+from controller.store.faults import StorageFault, StorageUnavailable, describe, is_storage_error
+
+log = logging.getLogger(__name__)
 
 _TICKET_FIELDS = [f.name for f in dataclasses.fields(Ticket)]
 _WINDOW_FIELDS = [f.name for f in dataclasses.fields(WindowState)]
@@ -104,6 +108,54 @@ class HallStore:
         self.db: sqlite_utils.Database = open_db(self.path, durable)
         self.lock = threading.RLock()
         self._checkpointer: sqlite3.Connection | None = None
+        # the standing storage fault, from the failed write until a write succeeds again
+        self.fault: StorageFault | None = None
+        self.probed_at = 0.0  # time.monotonic() of the last probe (controller.web.app)
+
+    # -- storage faults ----------------------------------------------------
+
+    def failed(self, e: BaseException, at: dt.datetime | None = None) -> StorageUnavailable:
+        """Record the storage fault `e` as standing; the error to raise in its place."""
+        fault = describe(e, self.path, at)
+        if self.fault is None or self.fault.detail != fault.detail:
+            log.error("storage fault: %s", fault.line())
+            self.fault = fault
+        return StorageUnavailable(fault)
+
+    def _recovered(self) -> None:
+        if self.fault is not None:
+            log.warning("storage works again after: %s", self.fault.line())
+            self.fault = None
+
+    @_locked
+    def probe(self, at: dt.datetime | None = None) -> StorageFault | None:
+        """Write and commit one row, to find whether the store takes writes: at start-up (a
+        read-only database opens fine and fails every ticket after) and while a fault stands
+        (so /health turns ok again once the disk has room). The fault, or None."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO meta (key, value) VALUES ('written_at', ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                         ((at or dt.datetime.now(dt.timezone.utc)).isoformat(),))
+            conn.execute("COMMIT")
+        except Exception as e:
+            self._rollback()
+            if not is_storage_error(e):
+                raise
+            return self.failed(e, at).fault
+        self._recovered()
+        return None
+
+    def _rollback(self) -> None:
+        """Undo an open transaction. SQLite has already rolled back after SQLITE_FULL or an I/O
+        error, and a second ROLLBACK's "cannot rollback" would hide the real error."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rollback failed")
 
     @_locked
     def close(self) -> None:
@@ -195,9 +247,12 @@ class HallStore:
                 elif e.kind == PATROL_RECORDED:
                     self._insert_patrol(cur.lastrowid, e)
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as e:
+            self._rollback()
+            if is_storage_error(e):
+                raise self.failed(e, at) from e
             raise
+        self._recovered()
         return written
 
     @_locked
@@ -210,9 +265,12 @@ class HallStore:
         try:
             self._log_command(at, actor, name, args, result, message)
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as e:
+            self._rollback()
+            if is_storage_error(e):
+                raise self.failed(e, at) from e
             raise
+        self._recovered()
 
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                      result: str, message: str | None) -> int:

@@ -2,7 +2,8 @@
 
 This is the contract kiosks, keypads, displays and the hall's other systems
 integrate against. Every error is `{"error": code, "message": text}` with a
-4xx status; bad input never yields a 500.
+4xx status; bad input never yields a 500. A storage fault (disk full, read-only
+database) is 503 storage_unavailable: nothing changed, try again later.
 """
 
 
@@ -10,6 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
+import time
 from typing import Any, AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI, HTTPException as FastAPIHTTPException, Request, Response
@@ -26,6 +29,7 @@ from controller.hallcontroller import HallController
 from controller.cases import CaseDesk
 from controller.kiosk import Kiosk
 from controller.store.kiosk_credentials import KioskCredentials
+from controller.store.faults import StorageFault, StorageUnavailable, is_storage_error
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_of_request, kiosk_routes
@@ -94,7 +98,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     app = FastAPI(title="Hall controller API", version="1",
                   description="政务服务中心 hall controller: tickets, windows, calling.",
                   lifespan=lifespan)
-    _install_error_handlers(app)
+    _install_error_handlers(app, ctrl)
 
     # `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its
     # thread pool, a thread hop on every request that carries a token.
@@ -249,16 +253,25 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     @app.get(f"{API}/health", tags=["hall"],
              summary="Liveness, and the hall's time: its day, and a clock fault while one stands")
-    async def health() -> dict[str, Any]:
-        # ok: the controller serves; a clock behind the hall's time is reported, not fatal
-        return {"ok": True, "hall": ctrl.hall.name, "clock": ctrl.clock_status()}
+    async def health() -> Any:
+        # ok: the controller serves; a clock behind the hall's time is reported, not fatal.
+        # A storage fault is: nothing can be issued or called, so the answer is 503.
+        fault = await _storage_fault(ctrl)
+        body = {"ok": fault is None, "hall": ctrl.hall.name, "clock": ctrl.clock_status(),
+                "storage": fault.json() if fault else {"state": "ok"}}
+        if fault is None:
+            return body
+        return JSONResponse({**body, "state": "degraded", "error": "storage_unavailable",
+                             "message": StorageUnavailable(fault).message}, status_code=503)
 
     @app.get(f"{API}/events", tags=["hall"],
              summary="Server-sent events for every change; resumes after Last-Event-ID")
     async def events(request: Request, after: int | None = None,
                      s: Session | None = Depends(optional_session)) -> StreamingResponse:
         last = request.headers.get("last-event-id")
-        start = after if after is not None else (int(last) if last and last.isdigit() else None)
+        # str.isdigit() is true of "²" and "٣", which int() refuses: ASCII digits only
+        start = after if after is not None else (
+            int(last) if last and last.isascii() and last.isdigit() else None)
         full = s is not None and s.role in READERS
         return StreamingResponse(_event_stream(ctrl, request, start, full),
                                  media_type="text/event-stream",
@@ -282,6 +295,10 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         limits.login_succeeded(staff.id)
         if sessions.is_disabled(staff.id):  # told only to whoever knows the PIN
             err = HallError("account_disabled")
+            ctrl.refuse(f"staff:{staff.id}", "login", args, err)
+            raise err
+        if not staff.demo and pins.trivial(body.pin):  # 0000 is the first PIN a guesser tries
+            err = HallError("weak_pin")
             ctrl.refuse(f"staff:{staff.id}", "login", args, err)
             raise err
         if body.window is None:
@@ -408,8 +425,11 @@ async def _checkpointer(ctrl: HallController) -> None:
         await asyncio.sleep(CHECKPOINT_SECONDS)
         try:
             await asyncio.to_thread(ctrl.store.checkpoint)
-        except Exception:
-            log.exception("checkpoint failed")
+        except Exception as e:
+            if not is_storage_error(e):
+                log.exception("checkpoint failed")
+            else:  # a full disk: logged once (HallStore.failed), /health degraded, no traceback
+                ctrl.store.failed(e, ctrl.clock())
 
 
 async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
@@ -421,8 +441,11 @@ async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
             ctrl.tick()
             if desk is not None:
                 desk.sweep(ctrl.clock())
-        except Exception:
-            log.exception("tick failed")
+        except Exception as e:
+            if not is_storage_error(e):
+                log.exception("tick failed")
+            else:
+                ctrl.store.failed(e, ctrl.clock())
 
 
 async def _event_stream(ctrl: HallController, request: Request,
@@ -480,7 +503,35 @@ def _sse(event_id: int, body: dict[str, Any]) -> bytes:
             f"data: {json.dumps(body, ensure_ascii=False)}\n\n").encode()
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+PROBE_SECONDS = 2.0
+
+
+async def _storage_fault(ctrl: HallController) -> StorageFault | None:
+    """The standing storage fault; while one stands, a write is tried (at most every
+    PROBE_SECONDS) so that /health turns ok again once the disk has room."""
+    if ctrl.store.fault is None:
+        return None
+    now = time.monotonic()
+    if now - ctrl.store.probed_at >= PROBE_SECONDS:
+        ctrl.store.probed_at = now
+        return await asyncio.to_thread(ctrl.store.probe, ctrl.clock())
+    return ctrl.store.fault
+
+
+def _install_error_handlers(app: FastAPI, ctrl: HallController) -> None:
+    def unavailable(e: StorageUnavailable) -> JSONResponse:
+        return JSONResponse({"error": e.code, "message": e.message, "storage": e.fault.json()},
+                            status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(StorageUnavailable)
+    async def storage_unavailable(request: Request, e: StorageUnavailable) -> JSONResponse:
+        return unavailable(e)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def storage_error(request: Request, e: sqlite3.OperationalError) -> JSONResponse:
+        # writers beside the command log (sessions, appointments, cases) fail here
+        return unavailable(ctrl.store.failed(e, ctrl.clock()))
+
     @app.exception_handler(HallError)
     async def hall_error(request: Request, e: HallError) -> JSONResponse:
         reply = error(STATUS[e.category], e.code, e.message)

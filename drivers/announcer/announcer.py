@@ -4,7 +4,7 @@
 the spoken prefix "再次呼叫，" followed by the very WAV made for the call, so
 it starts at once however slow the synthesizer. Without an audio device the
 WAV files are only written to `out_dir` (simulator, tests, a hall PC without
-speakers); with one they are played by `aplay -D <device>`, `gap` seconds
+speakers), the last CACHE_PHRASES of them kept; with one they are played by `aplay -D <device>`, `gap` seconds
 apart (between repeats and between announcements).
 
 A broken speaker or synthesizer must not stop calling: the screens still show
@@ -30,8 +30,9 @@ from drivers.announcer.synth import PLAYER_PACKAGE, AnnouncerError, Synthesizer,
 log = logging.getLogger(__name__)
 
 # A hall calls a few thousand tickets a day at ~200 KB a phrase; only recent
-# ones are ever recalled, so older WAVs are dropped (and deleted when played
-# through a device, where the file was only a buffer).
+# ones are ever recalled, so a WAV is kept while its phrase is among the last
+# CACHE_PHRASES and deleted after: with a device or without one, the voice
+# directory holds at most CACHE_PHRASES files (~20 MB) however long the hall runs.
 CACHE_PHRASES = 100
 PLAYED_KEPT = 1000
 
@@ -153,8 +154,7 @@ class Announcer:
         self._cache[clip.text] = path
         while len(self._cache) > CACHE_PHRASES:
             _, old = self._cache.popitem(last=False)
-            if self.audio_device is not None:
-                old.unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
         return path
 
     def _fresh_path(self, stem: str) -> Path:
