@@ -14,6 +14,10 @@ ITERATIONS = 60_000
 MIN_ITERATIONS = 1_000
 MAX_ITERATIONS = 10_000_000
 
+# What a login with an unknown staff id is checked against, so that it costs the same
+# PBKDF2 as a known one: the answer's time must not tell which 工号 exist.
+UNKNOWN_STAFF_HASH = ""  # set below, once hash_pin is defined
+
 _HASH = re.compile(r"pbkdf2_sha256\$([0-9]{1,9})\$([0-9a-fA-F]{32})\$([0-9a-fA-F]{64})")
 
 
@@ -49,3 +53,6 @@ def _parse(pin_hash: object) -> tuple[int, bytes, bytes] | None:
 
 def _derive(pin: str, salt: bytes, iterations: int) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", pin.encode("utf-8"), salt, iterations)
+
+
+UNKNOWN_STAFF_HASH = hash_pin(secrets.token_hex(16))
