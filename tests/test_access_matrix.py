@@ -374,3 +374,68 @@ def test_device_health_needs_a_login(hall):
     assert (r.status_code, r.json()["error"]) == (401, "not_logged_in")
     devices = client.get("/api/v1/devices", headers=hall.login("s2", 2)).json()
     assert {d["device"] for d in devices} == {"printer-1", "reader-1", "scanner-1"}
+
+
+# -- revocation timing ----------------------------------------------------------------------
+
+STREAM_CLOSES_WITHIN = 1.0  # seconds
+
+
+def end_by_logout(hall, api) -> None:
+    """s1 logs out on another device of the same login."""
+    assert api.post("/api/v1/auth/logout", headers=hall.login("s1", 1)).status_code == 200
+
+
+def end_by_another_login(hall, api) -> None:
+    """s1 pauses; leaver, B post of window 1, takes the window over (顶岗)."""
+    with hall.client() as own:
+        assert own.post("/api/v1/windows/1/pause", headers=hall.s1,
+                        json={"reason": "取材料", "minutes": 5}).status_code == 200
+    hall.login("leaver", 1)
+
+
+def end_by_disable(hall, api) -> None:
+    r = api.post("/api/v1/admin/staff/s1/disable", headers=hall.login("admin", None))
+    assert r.status_code == 200, r.text
+
+
+def end_by_the_day(hall, api) -> None:
+    """The hall's clock passes midnight; no command has run on the new day yet."""
+    hall.clock.advance(hours=15, minutes=1)  # 09:00 -> 00:01 the next day
+
+
+@pytest.mark.parametrize("end", [end_by_logout, end_by_another_login, end_by_disable, end_by_the_day],
+                         ids=lambda f: f.__name__)
+def test_a_session_that_ends_is_refused_at_once_and_its_stream_closes_within_a_second(tmp_path, end):
+    """s1's counter (a bearer token), its page (the same login's cookie) and its open event
+    stream: whichever way the session ends, the next request is refused and the stream
+    closes within STREAM_CLOSES_WITHIN."""
+    import threading
+    import time
+
+    with running_hall(access_hall(), tmp_path, ManualClock(at("09:00"))) as hall, \
+            hall.client() as api:
+        hall.s1 = hall.login("s1", 1)
+        page = {"Cookie": f"hall_session={hall.login('s1', 1)['Authorization'].split()[1]}"}
+        assert api.get("/counter", headers=page).status_code == 200
+        opened, ended = threading.Event(), []
+
+        def follow() -> None:
+            with hall.client() as c, c.stream("GET", "/api/v1/events", headers=hall.s1) as r:
+                opened.set()
+                for _ in r.iter_bytes():
+                    pass
+            ended.append(time.monotonic())
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert opened.wait(5)
+        end(hall, api)
+        revoked_at = time.monotonic()
+        r = api.post("/api/v1/windows/1/call", headers=hall.s1)
+        assert (r.status_code, r.json()["error"]) == (401, "not_logged_in")
+        assert api.get("/api/v1/auth/me", headers=hall.s1).status_code == 401
+        assert api.get("/counter", headers=page).status_code == 303
+        reader.join(STREAM_CLOSES_WITHIN + 2)
+        assert ended, "the stream stayed open"
+        assert ended[0] - revoked_at <= STREAM_CLOSES_WITHIN

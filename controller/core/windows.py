@@ -133,6 +133,8 @@ class WindowCommands:
         out.touch(w)
         if t is None or t.status is not TicketStatus.CALLED:
             return
+        if w.evaluating == t.id:  # the visit goes on elsewhere: it is graded there
+            self._end_prompt(w, now, out, "requeued")
         t.status = TicketStatus.WAITING
         t.window = None
         # its own place again: as it joined the queue, ahead of everyone who came after it
