@@ -49,6 +49,14 @@ bench-hallday: $(STAMP)
 
 bench: bench-core bench-calling bench-hallday
 
+# Issue 14's attacks through hallctl run and the real brokers (docs/reliability.md, Attacks).
+.PHONY: attacks bench-slow-clients
+attacks: $(STAMP) deps-debian
+	$(PY) -m pytest -q tests/attacks
+
+bench-slow-clients: $(STAMP)
+	$(PY) -m bench.slow_clients
+
 # Fuzzing: a million random and mutated frames per codec entry point, atheris for 30 s per
 # target, schemathesis against the OpenAPI schema; rewrites its figures in docs/reliability.md.
 # Every part runs; the exit status is 1 if any found something (reproducers in var/fuzz/).

@@ -4,10 +4,13 @@ A newcomer's hall works without installing Mosquitto; a production hall points
 `[mqtt] host` at its Mosquitto and this broker does not start.
 
 Without `[mqtt] password_file` it takes anyone who reaches its port: keep it on a closed
-LAN (or loopback, as the demo does). With one, it runs amqtt's own plugins: every client logs
+LAN (or loopback, as the demo does); a live hall listening beyond loopback without accounts
+fails check-config unless `[mqtt] allow_anonymous = true` says so. With one, it runs amqtt's own plugins: every client logs
 in from that file (Argon2 hashes, `hallctl mqtt-passwd`) and the topic ACL of
 `controller.mqtt_security` keeps each device to its own window's topics, as Mosquitto's
-acl_file does. What amqtt 0.12 cannot do: tie a client id to its account, so a logged-in
+acl_file does. amqtt 0.12 publishes a client's Will without asking its topic plugins, so
+`WillTopicCheck` refuses at CONNECT a login whose Will names a topic its account may not write
+(Mosquitto checks a Will against the ACL when it publishes it). What amqtt 0.12 cannot do: tie a client id to its account, so a logged-in
 device could still take over another client's session by reusing its client id (Mosquitto's
 `use_username_as_clientid` prevents that). A hall that needs that guarantee uses Mosquitto.
 """
@@ -17,7 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
+
+from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.plugins.topic_checking import TopicAccessControlListPlugin
+from amqtt.session import Session
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 3.0
@@ -31,10 +39,36 @@ def broker_config(listen: str, password_file: str | None = None,
     else:
         # FileAuthPlugin answers nothing for a client without a user name, and amqtt refuses a
         # client no plugin accepted: no anonymous clients
+        acl = acl or {"publish_acl": {}, "acl": {}}
         plugins = {"amqtt.plugins.authentication.FileAuthPlugin": {"password_file": password_file},
-                   "amqtt.plugins.topic_checking.TopicAccessControlListPlugin": acl or {
-                       "publish_acl": {}, "acl": {}}}
+                   f"{__name__}.WillTopicCheck": {"publish_acl": acl["publish_acl"]},
+                   "amqtt.plugins.topic_checking.TopicAccessControlListPlugin": acl}
     return {"listeners": {"default": {"type": "tcp", "bind": listen}}, "plugins": plugins}
+
+
+class WillTopicCheck(BaseAuthPlugin):
+    """Refuses a login whose Will names a topic its account may not publish on.
+
+    amqtt publishes a Will for a client that dropped its connection without asking the topic
+    plugins: window 5's keypad account could otherwise leave a Will on window 6's press topic,
+    pull its own cable, and make window 6 call (or grade window 6's visit 非常不满意). Checked at
+    CONNECT, against the same publish table as the topic ACL, so the device sees the refusal
+    (CONNACK "not authorised") instead of a Will that silently never arrives."""
+
+    @dataclass
+    class Config:
+        publish_acl: dict[str, list[str]] = field(default_factory=dict)
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        if not session.will_flag:
+            return None  # no opinion: the password plugin decides
+        topic = session.will_topic or ""
+        allowed = self.config.publish_acl.get(session.username or "", [])
+        if any(TopicAccessControlListPlugin.topic_ac(topic, a) for a in allowed):
+            return None
+        log.warning("MQTT login refused: account %r (client %r) left a Will on %r, which it may "
+                    "not write", session.username, session.client_id, topic)
+        return False
 
 
 class _SnapshotDict(dict):

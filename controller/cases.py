@@ -81,6 +81,12 @@ class DeskError(CaseError):
 
 # --- phone numbers ---------------------------------------------------------------
 
+def no_contact(case: Case) -> bool:
+    """无联系方式: a real-name bad review whose visit left no phone, so nobody can call back."""
+    return (case.kind is CaseKind.BAD_REVIEW and case.identity_sealed is not None
+            and case.phone_sealed is None)
+
+
 def normalise_phone(phone: str) -> str:
     """An 11-digit mobile or a landline with its area code; DeskError otherwise."""
     checked = identity.normalise_phone(phone)
@@ -177,7 +183,8 @@ class CaseDesk:
             assert case is not None
             self._save(case, event.at)
             self.ctrl.note(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),
-                                                "ticket": event.ticket})
+                                                "ticket": event.ticket,
+                                                "no_contact": no_contact(case)})
             self._missing_years(case, missing)
             return case
 
@@ -310,9 +317,12 @@ class CaseDesk:
                 "SELECT COUNT(DISTINCT case_id) FROM case_alerts JOIN cases ON cases.id = case_id "
                 "WHERE cases.day BETWEEN ? AND ?", span).fetchone()[0]
         closed, total, rate = callback_rate(cases)
+        unreachable = sum(1 for c in cases if no_contact(c))
         return {
             "from": span[0], "to": span[1],
             "bad_reviews": total, "bad_reviews_closed": closed, "callback_rate": rate,
+            # 6.5.2.1 asks 100% callback: a case without a phone cannot be called back
+            "bad_reviews_reachable": total - unreachable, "bad_reviews_no_contact": unreachable,
             "anonymous_bad_reviews": anonymous,
             "complaints": sum(1 for c in cases if c.kind is CaseKind.COMPLAINT),
             "overdue_now": len({c.id for c, _ in overdue(cases, now)}),
@@ -351,6 +361,7 @@ class CaseDesk:
             "ticket": case.ticket_id, "window": case.window, "staff": case.staff_id,
             "service": case.service, "grade": case.grade, "assignee": case.assignee,
             "anonymous": case.identity_sealed is None,
+            "no_contact": no_contact(case),
             "citizen": citizen,
             "deadlines": {f: plain(getattr(case, f)) for f in
                           ("callback_due", "rectify_due", "feedback_due", "resolve_due")},

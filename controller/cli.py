@@ -29,6 +29,7 @@ from controller.core.commands import ReportDevice
 from controller.devices import DeviceAddress, attach_devices
 from controller.device_check import DeviceCheck
 from controller.hallcontroller import HallController
+from controller.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
 from controller.data_lock import hold_data_dir
 from controller.mqtt_security import (
     amqtt_acl, check_at_start, mosquitto_acl, set_password, without_account,
@@ -72,10 +73,10 @@ def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):
     real = SystemClock(hall.timezone)()
     if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
         day = real.date()
-        for _ in range(7):
-            if hall.hours_on(day).sessions:
-                break
-            day += dt.timedelta(days=1)
+        if not hall.opening_on(day).open:
+            # by the calendar: past a holiday to the next working day, a 调休 Saturday included
+            following = hall.next_open_day(day)
+            day = following.day if following else day
         when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
     else:
         when = dt.datetime.fromisoformat(start)
@@ -102,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from controller.broker import start_embedded_broker
+    from controller.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
     from controller.web.app import create_app
 
     hall = load_hall(args.config)
@@ -110,6 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _check_free(args.host, args.port, "the web API", "--port")
+    cap = connection_cap(args.max_connections, len(hall.devices))
+    logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
+                                      cap, args.request_timeout)
     if hall.mqtt_host is None:
         host, _, port = hall.mqtt_embedded_listen.rpartition(":")
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
@@ -129,8 +134,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     mqtt = controller_mqtt(hall, lambda h: ctrl.execute(
         ReportDevice(h.device, h.state.value, h.detail), "system")).start()
     calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
-    holidays = Path(args.config).parent / "holidays.toml"
-    desk = CaseDesk(ctrl, hall_calendar(holidays if holidays.exists() else None),
+    _note_missing_calendar(ctrl)
+    # deadlines count the working days the hall opens on: one calendar (load_hall reads it)
+    desk = CaseDesk(ctrl, hall.calendar.workdays or hall_calendar(None),
                     CaseRules.from_rules(hall.rules))
     desk.start()
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
@@ -144,13 +150,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # Open event streams (every hall display and dashboard holds one) would keep a
         # graceful shutdown waiting for ever; they reconnect to the next controller anyway.
+        # Slow clients (controller/http_limits.py): a request must arrive within
+        # --request-timeout, at most `cap` connections are kept (the longest-waiting one gives
+        # way), and the backlog is what the cap leaves spare. uvicorn's limit_concurrency is not
+        # used: it answers 503 to everyone once a flood holds the connections.
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.log_level == "debug",
-                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+                    http=bounded_protocol(args.request_timeout, cap), backlog=BACKLOG,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
     finally:
         for s in simulations:
             s.close()
     return 0
+
+
+def _calendar_warning(missing: list[int]) -> str:
+    years = ", ".join(map(str, missing))
+    return (f"the working-day calendar has no holidays for {years}: the hall opens Monday to "
+            f"Friday by its weekday hours then; add [years.{missing[0]}] to holidays.toml "
+            "beside the hall file (the State Council's notice of that year)")
+
+
+def _note_missing_calendar(ctrl: HallController) -> list[int]:
+    """Alert at start (the log and the audit log) when the calendar lacks a year soon due."""
+    missing = ctrl.hall.calendar.missing_years(ctrl.clock().date())
+    if missing:
+        logging.getLogger("hallctl").warning("%s", _calendar_warning(missing))
+        ctrl.note("system", "calendar_year_missing", {"years": missing, "for": "opening_days"})
+    return missing
 
 
 def _simulations(hall: Hall, data_dir: Path) -> list:
@@ -175,6 +203,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     hall = load_hall(args.path)
     print(f"{args.path}: OK")
     print(summary(hall))
+    missing = hall.calendar.missing_years(SystemClock(hall.timezone)().date())
+    if missing:
+        print(f"warning: {_calendar_warning(missing)}", file=sys.stderr)
     return 0
 
 
@@ -283,6 +314,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--clock-start", metavar="HH:MM|ISO",
                      help="run the hall clock from this time (demos outside opening hours)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="SECONDS",
+                     help="close a connection whose request has not fully arrived by then "
+                          f"(default {REQUEST_SECONDS:.0f})")
+    run.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, metavar="N",
+                     help=f"web connections kept at most (default {MAX_CONNECTIONS}, less if the "
+                          "open-file limit is lower)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a hall description")

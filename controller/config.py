@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import ipaddress
 import re
 from collections import Counter
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.core.hall import (
-    EVALUATION_GRADES, WEEKDAYS, DayHours, Deadline, Device, Hall, NoShowPolicy, Rules, Service,
-    Staff, StaffRole, TimeSpan, TransferPosition, Window, WindowKind,
+    EVALUATION_GRADES, WEEKDAYS, DayHours, Deadline, Device, Hall, NoShowPolicy, OpenDay,
+    OpeningCalendar, Rules, Service, Staff, StaffRole, TimeSpan, TransferPosition, Window,
+    WindowKind,
 )
 from controller import ledger_config
+from controller.core.workdays import WorkCalendar
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
 from controller.tomlkeys import (
     Check, ConfigError, Table, check, claim, found, is_int, is_text, matches, read_toml,
@@ -33,46 +36,57 @@ WINDOW_DEVICE_KINDS = ("counter_keypad", "evaluator_pad", "caller_display")
 DEVICE_TRANSPORTS = ("serial", "usb", "tcp", "mqtt", "file")
 
 
+HOLIDAYS_FILE = "holidays.toml"
+
+
 def load_hall(path: str | Path) -> Hall:
-    """Read and validate the hall config file at `path`."""
+    """Read and validate the hall config file at `path`. Its opening days follow the
+    working-day calendar: chinesecalendar, with the `holidays.toml` beside the file on top."""
+    from controller.workdays_data import hall_calendar
+
     source = str(path)
     data = read_toml(path)
-    return parse_hall(data, source)
+    holidays = Path(path).parent / HOLIDAYS_FILE
+    return parse_hall(data, source, hall_calendar(holidays if holidays.exists() else None))
 
 
-def parse_hall(data: dict[str, Any], source: str = "<config>") -> Hall:
-    """Validate a parsed TOML document and build the `Hall` it describes."""
+def parse_hall(data: dict[str, Any], source: str = "<config>",
+               workdays: WorkCalendar | None = None) -> Hall:
+    """Validate a parsed TOML document and build the `Hall` it describes; without
+    `workdays`, its dates open by their weekday's hours alone."""
     try:
-        return _hall(Table(data, "", _TOP_KEYS))
+        return _hall(Table(data, "", _TOP_KEYS), workdays)
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, source) from None
 
 
 # --- the sections ------------------------------------------------------------
 
-_TOP_KEYS = ("hall", "hours", "rules", "services", "windows", "staff", "devices", "mqtt", "voice",
-             "export", "display", "patrol", "assessment")
+_TOP_KEYS = ("hall", "hours", "calendar", "open_days", "closed_days", "rules", "services",
+             "windows", "staff", "devices", "mqtt", "voice", "export", "display", "patrol",
+             "assessment")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
 
-def _hall(top: Table) -> Hall:
+def _hall(top: Table, workdays: WorkCalendar | None = None) -> Hall:
     head = top.table("hall", ("name", "region_code", "timezone"), required=True)
     name = head.text("name")
     region = head.get("region_code", 'a quoted string of 6 digits, e.g. "500101"', matches("[0-9]{6}"))
     timezone = _timezone(head)
     hours = _hours(top)
+    calendar = _calendar(top, hours, workdays)
     rules = _rules(top)
     services = _services(top)
     windows = _windows(top, services)
     _check_every_service_served(services, windows)
     staff = _staff(top, windows)
     devices = _devices(top, windows)
-    mqtt = _mqtt(top)
+    mqtt = _mqtt(top, demo=any(s.demo for s in staff.values()))
     _check_device_accounts(top, devices, mqtt.get("mqtt_username"))
     return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
                 **mqtt, **_voice(top), **_export(top), **_display(top),
-                **ledger_config.patrol(top), **ledger_config.assessment(top))
+                **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
 
 
 def _timezone(head: Table) -> str:
@@ -110,10 +124,10 @@ def _hours(top: Table) -> dict[str, DayHours]:
     return hours
 
 
-def _day(day: Table) -> DayHours:
+def _day(day: Table, closing_hint: str = "to close the day, leave it out") -> DayHours:
     sessions = [_span(key, value) for key, value in day.items("sessions")]
     if not sessions:
-        day.fail("sessions", 'expected a session such as "09:00-12:00"; to close the day, leave it out')
+        day.fail("sessions", f'expected a session such as "09:00-12:00"; {closing_hint}')
     for i in range(1, len(sessions)):
         if sessions[i].start < sessions[i - 1].end:
             raise ConfigError(
@@ -129,6 +143,52 @@ def _day(day: Table) -> DayHours:
     return DayHours(tuple(sessions), tuple(breaks))
 
 
+def _date(t: Table) -> dt.date:
+    """A date as a TOML local date (2026-10-03) or a quoted "2026-10-03"."""
+    expected = 'a date such as 2026-10-03 (a TOML date, or quoted "2026-10-03")'
+    value = t.get("date", expected, lambda v: type(v) is dt.date or isinstance(v, str))
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            t.fail("date", f"expected {expected}, found {found(value)}")
+    return value
+
+
+def _calendar(top: Table, hours: dict[str, DayHours],
+              workdays: WorkCalendar | None) -> OpeningCalendar:
+    """Which dates open: the working-day calendar, then the config's dated changes.
+
+    [calendar] make_up_day_hours: the weekday whose hours a 调休 working day keeps;
+    [[open_days]] date, sessions, breaks, note: extra sessions on a date (延时服务);
+    [[closed_days]] date, reason: a date closed, the reason shown at the kiosk and on
+    the display.
+    """
+    head = top.table("calendar", ("make_up_day_hours",))
+    # unset: Monday's hours, or a hall closed on Mondays its first open weekday's
+    make_up = head.choice("make_up_day_hours", WEEKDAYS,
+                          "mon" if "mon" in hours else next(d for d in WEEKDAYS if d in hours))
+    if make_up not in hours:
+        head.fail("make_up_day_hours", f"{make_up!r} has no hours in [hours]; a 调休 working day "
+                  f"opens with the hours of an open weekday: one of {', '.join(hours)}")
+    seen: dict[object, str] = {}
+    closed: dict[dt.date, str] = {}
+    for t in top.tables("closed_days", ("date", "reason"), False):
+        day = _date(t)
+        claim(seen, day, t.key("date"), "date")
+        reason = t.get("reason", 'the reason shown to citizens, 1-40 characters, e.g. "系统升级"',
+                       lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 40)
+        closed[day] = reason.strip()
+    opened: dict[dt.date, OpenDay] = {}
+    for t in top.tables("open_days", ("date", "sessions", "breaks", "note"), False):
+        day = _date(t)
+        claim(seen, day, t.key("date"), "date")
+        note = t.get("note", "a note of at most 40 characters, e.g. \"国庆延时服务\"",
+                     lambda v: isinstance(v, str) and len(v.strip()) <= 40, "延时服务")
+        opened[day] = OpenDay(day, _day(t, "to close the date, use [[closed_days]]"), note.strip())
+    return OpeningCalendar(workdays, make_up, opened, closed)
+
+
 # How each rule is read: an integer in a range, one of some values, or a deadline.
 _RULE_RANGES = {
     "pause_limit_minutes": (1, 240),
@@ -141,6 +201,7 @@ _RULE_RANGES = {
     "tickets_per_person_per_day": (0, 100),
     "kiosk_tickets_per_minute": (0, 600),
     "address_tickets_per_minute": (0, 6000),
+    "kiosk_identity_seconds": (3, 300),
     "login_failures_per_staff": (1, 100),
     "login_failures_per_address": (1, 1000),
     "login_failure_minutes": (1, 1440),
@@ -435,14 +496,28 @@ _ACCOUNT = "a broker user name of 1-64 letters, digits, '_', '-' or '.'"
 _is_account = matches(r"[A-Za-z0-9_.-]{1,64}")
 
 
-def _mqtt(top: Table) -> dict[str, Any]:
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or an address on the network
+
+
+def _mqtt(top: Table, demo: bool) -> dict[str, Any]:
     """Broker settings; no host means the controller runs its own embedded broker.
 
     With `username` the controller logs in to the broker; its password is `password_env`, the
     name of an environment variable (read at start), or `password` in this file.
+
+    Without accounts, anyone who reaches the broker can press every window's keys and grade
+    every visit: a hall that is not a demo and whose broker is reachable beyond this computer
+    must either have accounts or say `allow_anonymous = true` (a closed network, on purpose).
     """
     t = top.table("mqtt", ("host", "port", "embedded_listen", "username", "password",
-                           "password_env", "password_file"))
+                           "password_env", "password_file", "allow_anonymous"))
     values = {
         "mqtt_host": t.text("host", None),
         "mqtt_port": t.integer("port", 1, 65535, None),
@@ -473,6 +548,17 @@ def _mqtt(top: Table) -> dict[str, Any]:
     elif user is not None and values["mqtt_host"] is None:
         t.fail("password_file", "missing; with username set the embedded broker checks passwords: "
                "make the file with `hallctl mqtt-passwd` (or set host to use Mosquitto)")
+    anonymous = t.flag("allow_anonymous", False)
+    if anonymous and user is not None:
+        t.fail("allow_anonymous", "contradicts username: with accounts the broker refuses "
+               "anonymous clients; remove one of them")
+    where = values["mqtt_host"] or (values["mqtt_embedded_listen"] or "127.0.0.1:1883").rpartition(":")[0]
+    if user is None and not anonymous and not demo and not _is_loopback(where):
+        t.fail("allow_anonymous", f"missing; the broker ({where}) is reachable from the network and "
+               "has no accounts, so anyone there can call and grade for every window. Give the "
+               "controller and each MQTT device an account (username, password_env, "
+               "options.username; see `hallctl mqtt-acl` and `hallctl mqtt-passwd`), or, on a "
+               "closed network on purpose, set allow_anonymous = true")
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -513,9 +599,15 @@ def summary(hall: Hall) -> str:
     else:
         broker += ", anonymous (no [mqtt] username)"
     demo_line = f"yes ({demo}, PIN {DEMO_PIN}; not for a live hall)" if demo else "no"
+    cal = hall.calendar
+    years = sorted(cal.workdays.years) if cal.workdays else []
+    calendar = (f"holidays and 调休 days {years[0]}-{years[-1]}" if years
+                else "none (weekday hours only)")
     return (
         f"hall: {hall.name} (region {hall.region_code}, {hall.timezone})\n"
-        f"open: {', '.join(hall.hours)}\n"
+        f"open: {', '.join(hall.hours)}; 调休 days with {cal.make_up_day_hours} hours\n"
+        f"calendar: {calendar}; {len(cal.open_days)} extra open days, "
+        f"{len(cal.closed_days)} closed days\n"
         f"services: {len(hall.services)}\n"
         f"windows: {len(hall.windows)} ({by_kind})\n"
         f"staff: {len(hall.staff)}\n"

@@ -83,6 +83,7 @@ def _card_read(kiosk: Kiosk, card: Card) -> None:
     if identity.kind_of(card.id_number) is not kind:
         error = HallError("invalid_id_number", identity.WRONG_NUMBER[kind])
         kiosk.ctrl.refuse(kiosk.actor, "card_read", {"card": kind.value}, error)
+        kiosk.clear()  # a new card on the reader is a new citizen: no earlier identity waits
         kiosk.reader_message(error.message)
         return
     kiosk.card_read(card.id_number, card.name)
@@ -142,7 +143,8 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
             reader = IdCardReader(
                 device.id, link,
                 on_card=lambda card, k=kiosk: _card_read(k, card),
-                on_error=lambda status, message, k=kiosk: k.reader_message(message))
+                on_error=lambda status, message, k=kiosk: k.reader_message(message),
+                on_card_gone=kiosk.card_gone)
             floor.run(reader.run, device.id)
         else:
             scanner = CodeScanner(device.id, link, on_scan=lambda scan, k=kiosk: _scanned(k, scan.text))

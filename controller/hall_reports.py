@@ -4,11 +4,13 @@ window; the overtime register (延时服务); and attendance from window logins 
 Read-only queries over the hall database, like `controller.evaluation_reports`, whose
 `to_csv` and `to_xlsx` write these rows to files too (English keys as the headers, as there).
 Times are the hall's: stored times carry their offset and are compared as such; the
-opening hours of a day are the hall's configured hours for its weekday (`Hall.hours_on`).
+opening hours of a day are the hall's for that date (`Hall.hours_on`: its weekday's hours, by
+the holiday calendar, with the config's dated changes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -274,10 +276,15 @@ def attendance(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to:
       (004 考勤规范 4: 5 minutes); not judged (None) while the session is still on at `now`;
     - absent (未登录): no login overlapping the session at all.
 
-    Working days: the days with configured hours that `workdays` calls working days; without
-    a calendar, the days with configured hours on which anyone logged in at a window, so a
-    holiday is not a day of absences. Sessions not yet begun at `now` are left out.
+    Working days and their sessions follow the hall's calendar (`workdays`, or the hall's
+    own): none on a statutory holiday or a date the config closes, a 调休 day's make-up
+    weekday hours (000 考勤管理办法 第三条: "除国家法定节假日外"); the config's extra sessions
+    (延时服务 by rota) are no attendance sessions. Without any calendar, the days with
+    configured hours on which anyone logged in at a window, so a holiday is not a day of
+    absences. Sessions not yet begun at `now` are left out.
     """
+    calendar = (hall.calendar if workdays is None
+                else dataclasses.replace(hall.calendar, workdays=workdays))
     tz = ZoneInfo(hall.timezone)
     tolerance = dt.timedelta(minutes=tolerance_minutes)
     logins = _logins(db, tz, day_from, day_to)
@@ -286,12 +293,9 @@ def attendance(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to:
     day = day_from
     while day <= day_to:
         midnight = dt.datetime.combine(day, dt.time(), tz)
-        if workdays is not None:
-            working = workdays.is_working_day(day)
-        else:
-            working = any(x.start < midnight + dt.timedelta(days=1) and x.end > midnight
-                          for x in logins)
-        for session in hall.hours_on(day).sessions if working else ():
+        working = calendar.workdays is not None or any(
+            x.start < midnight + dt.timedelta(days=1) and x.end > midnight for x in logins)
+        for session in calendar.day(hall.hours, day).regular.sessions if working else ():
             start = dt.datetime.combine(day, session.start, tz)
             end = dt.datetime.combine(day, session.end, tz)
             if now is not None and now < start:

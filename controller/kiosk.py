@@ -2,7 +2,20 @@
 
 Taking a ticket at a kiosk: the identity comes from a card just read, or from
 an ID number typed on the screen; the printer is asked for paper first; the
-ticket is committed; then it is printed. If printing fails after the commit,
+ticket is committed; then it is printed.
+
+One identity, one ticket: a card read or a typed number (with the phone typed
+beside it) waits for exactly one ticket. It is forgotten after that ticket,
+after a refusal, when the reader reports the card lifted, when the citizen
+presses 清除, and after `[rules] kiosk_identity_seconds` (15 s) without a touch,
+so the next citizen at the kiosk never takes a ticket in the last one's name.
+
+One request, one ticket: a kiosk ticket request may carry an idempotency key
+(the page sends one per tap). The key is committed with its ticket; the same key
+again within `REQUEST_KEY_MINUTES` gets the same ticket back, not printed again,
+also after a restart, and two requests with one key arriving together are
+served one after the other under the kiosk's lock. A refused request's key
+gets the same refusal for as long (kept in memory: a refusal changed nothing). If printing fails after the commit,
 the ticket is cancelled (reason `not_printed`) so no phantom ticket waits in
 the queue, and the citizen is sent to the guidance desk (导办台), where staff
 issue one by hand. Staff can reprint a ticket that did print.
@@ -16,8 +29,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from controller.core import commands as c
+from controller.core import commands as c, identity
 from controller.core.engine import Outcome
+from controller.core.estimate import WaitEstimate
 from controller.core.errors import HallError
 from controller.core.estimate import wait_range
 from controller.core.identity import Citizen
@@ -32,8 +46,9 @@ from drivers.transport import DeviceHealth
 
 log = logging.getLogger(__name__)
 
-# A card read is offered for this long; then the next citizen's tap is needed.
-CARD_SECONDS = 60
+# A repeated request key gets its ticket back for this long; later it is refused as used
+# (a double tap or a retry comes within seconds; a key is never meant for a second ticket).
+REQUEST_KEY_MINUTES = 5
 NEAR_END = "纸将用尽，请更换纸卷"
 # While the reader is unplugged or faulty (a failed SAM, answering garbage) the citizen is told
 # at once, not left waiting for a card that will never be read; it goes when the reader is back.
@@ -41,9 +56,14 @@ READER_DOWN = "读卡器暂不能使用，请输入身份证号码或到导办�
 
 
 @dataclass
-class PendingCard:
+class PendingIdentity:
+    """Who the next ticket at this kiosk is for: a card on the reader, or a number typed or
+    scanned; `touched_at` is the citizen's last touch (the idle period runs from it)."""
+
     citizen: Citizen
-    read_at: dt.datetime
+    source: str  # card, typed or scanned
+    touched_at: dt.datetime
+    phone_masked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,7 @@ class KioskTicket:
     outcome: Outcome
     printed: bool
     paper_near_end: bool = False
+    repeated: bool = False  # the answer to a request key seen before: nothing new issued
 
 
 class Kiosk:
@@ -67,8 +88,10 @@ class Kiosk:
         self.appointments = appointments
         self.status_url = status_url
         self.lock = threading.RLock()
-        self.card: PendingCard | None = None
+        self.pending: PendingIdentity | None = None
         self.message: str | None = None
+        # refusals of keyed requests: key -> (when, error), for a repeat to get the same answer
+        self._refused: dict[str, tuple[dt.datetime, HallError]] = {}
 
     @property
     def actor(self) -> str:
@@ -79,20 +102,60 @@ class Kiosk:
     def card_read(self, id_number: str, name: str | None) -> None:
         """A card was tapped: hold its citizen for the next ticket taken here."""
         try:
-            self.hold(id_number, name)
+            self.hold(id_number, name, "card")
         except HallError as e:
             self.reader_message(e.message)
 
-    def hold(self, id_number: str, name: str | None) -> Citizen:
-        """Hold the citizen of a card or scanned number for the next ticket; a number that
-        is wrong raises and leaves no earlier card waiting (it is a new citizen at the kiosk)."""
+    def card_gone(self) -> None:
+        """The reader reports the card lifted: its holder has left, and so has their identity."""
         with self.lock:
-            self.card = None
-            citizen = self.ctrl.citizen(id_number, name)
-            self.card = PendingCard(citizen, self.ctrl.clock())
+            if self.pending is not None and self.pending.source == "card":
+                self._forget("card_gone")
+
+    def hold(self, id_number: str, name: str | None, source: str = "scanned") -> Citizen:
+        """Hold the citizen of a card, or of a typed or scanned number, for the next ticket; a
+        number that is wrong raises and leaves no earlier identity waiting (it is a new citizen
+        at the kiosk)."""
+        with self.lock:
+            self.pending = None
+            try:
+                citizen = self.ctrl.citizen(id_number, name)
+            except HallError as e:
+                self.ctrl.refuse(self.actor, "identity_held", {"source": source}, e)
+                raise
+            self.pending = PendingIdentity(citizen, source, self.ctrl.clock())
             self.message = None
-        self.ctrl.note(self.actor, "card_read", {"id_masked": citizen.id_masked})
+        self.ctrl.note(self.actor, "card_read" if source == "card" else "identity_held",
+                       {"id_masked": citizen.id_masked, "source": source})
         return citizen
+
+    def hold_phone(self, phone: str) -> None:
+        """A phone typed beside the waiting identity, for the callback of a bad review: checked,
+        sealed like the ID number, and forgotten with it."""
+        with self.lock:
+            try:
+                pending = self._pending()
+                if pending is None:
+                    raise HallError("no_identity_waiting")
+                citizen = self.ctrl.sealer.with_phone(pending.citizen, phone)
+            except HallError as e:
+                self.ctrl.refuse(self.actor, "phone_held", {}, e)
+                raise
+            masked = identity.mask_phone(identity.normalise_phone(phone))
+            self.pending = PendingIdentity(citizen, pending.source, self.ctrl.clock(), masked)
+        self.ctrl.note(self.actor, "phone_held", {"phone_masked": masked})
+
+    def touch(self) -> None:
+        """The citizen is still at the kiosk (typing): the idle period starts again."""
+        with self.lock:
+            if (pending := self._pending()) is not None:
+                pending.touched_at = self.ctrl.clock()
+
+    def clear(self) -> None:
+        """清除: the citizen (or the next one) wipes the identity waiting at the kiosk."""
+        with self.lock:
+            if self._pending() is not None:
+                self._forget("cleared")
 
     def reader_message(self, message: str) -> None:
         with self.lock:
@@ -100,10 +163,25 @@ class Kiosk:
 
     def pending_citizen(self) -> Citizen | None:
         with self.lock:
-            if self.card and (self.ctrl.clock() - self.card.read_at).total_seconds() <= CARD_SECONDS:
-                return self.card.citizen
-            self.card = None
+            pending = self._pending()
+            return pending.citizen if pending else None
+
+    def _pending(self) -> PendingIdentity | None:
+        """The identity waiting here, unless the citizen left it idle too long (then forgotten)."""
+        if self.pending is None:
             return None
+        idle = (self.ctrl.clock() - self.pending.touched_at).total_seconds()
+        if idle > self.ctrl.hall.rules.kiosk_identity_seconds:
+            self._forget("idle")
+            return None
+        return self.pending
+
+    def _forget(self, why: str) -> None:
+        if self.pending is None:
+            return
+        masked = self.pending.citizen.id_masked
+        self.pending = None
+        self.ctrl.note(self.actor, "identity_cleared", {"id_masked": masked, "why": why})
 
     # -- the printer -------------------------------------------------------
 
@@ -136,21 +214,79 @@ class Kiosk:
     # -- taking a ticket ---------------------------------------------------
 
     def take_ticket(self, service: str, id_number: str | None = None, name: str | None = None,
-                    priority: str | None = None, phone: str | None = None) -> KioskTicket:
-        """Issue and print a ticket; HallError (with the kiosk's message) if it cannot be had."""
+                    priority: str | None = None, phone: str | None = None,
+                    request_key: str | None = None) -> KioskTicket:
+        """Issue and print a ticket; HallError (with the kiosk's message) if it cannot be had.
+
+        The identity waiting here (or the number given) is used for this ticket only: it is
+        forgotten whether the ticket is had or refused. A `request_key` seen before gets the
+        same answer as the first time (module docstring)."""
         with self.lock:
+            key = f"{self.actor}:{request_key}" if request_key else None
+            if key is not None and (again := self._repeated(key, service)) is not None:
+                return again
+            outcome = "refused"
             try:
-                citizen = self.ctrl.citizen(id_number, name, phone) if id_number else None
-                if citizen is None and (card := self.pending_citizen()) is not None:
-                    citizen = self.ctrl.sealer.with_phone(card, phone)
+                try:
+                    pending = self._pending()
+                    if id_number:
+                        citizen = self.ctrl.citizen(id_number, name, phone)
+                    elif pending is not None:
+                        citizen = self.ctrl.sealer.with_phone(pending.citizen, phone)
+                    else:
+                        citizen = None
+                    if phone and citizen is None:
+                        raise HallError("phone_needs_identity")
+                except HallError as e:
+                    self.ctrl.refuse(self.actor, "issue_ticket", {"service": service}, e)
+                    raise
+                got = self._issue_and_print(
+                    lambda: self.ctrl.execute(c.IssueTicket(service, "kiosk", citizen, priority,
+                                                            request_key=key), self.actor),
+                    {"service": service})
+                outcome = "used"
+                return got
             except HallError as e:
-                self.ctrl.refuse(self.actor, "issue_ticket", {"service": service}, e)
+                if key is not None:
+                    self._refused[key] = (self.ctrl.clock(), e)
                 raise
-            got = self._issue_and_print(
-                lambda: self.ctrl.execute(c.IssueTicket(service, "kiosk", citizen, priority),
-                                          self.actor), {"service": service})
-            self.card = None
-            return got
+            finally:
+                self._forget(outcome)
+
+    def _repeated(self, key: str, service: str) -> KioskTicket | None:
+        """The answer already given to request `key`, if it was asked before."""
+        now = self.ctrl.clock()
+        window = dt.timedelta(minutes=REQUEST_KEY_MINUTES)
+        for k, (at, _) in list(self._refused.items()):
+            if now - at > window:
+                del self._refused[k]
+        if key in self._refused:
+            err = self._refused[key][1]
+            self.ctrl.refuse(self.actor, "issue_ticket_repeated", {"service": service}, err)
+            raise err
+        # the key's ticket is on disk before anyone was told of it (indexed: no scan of the day's
+        # tickets per tap); today's state has its latest status, the store an older day's
+        found = self.ctrl.store.query("SELECT id FROM tickets WHERE request_key = ?", [key])
+        if not found:
+            return None
+        with self.ctrl.lock:
+            t = self.ctrl.state.tickets.get(found[0]["id"])
+        if t is None:
+            t = self.ctrl.store.ticket(found[0]["id"])
+        if t is None:
+            return None
+        if now - t.issued_at > window or t.service != service:
+            err = HallError("request_key_used")
+            self.ctrl.refuse(self.actor, "issue_ticket", {"service": service}, err)
+            raise err
+        self.ctrl.note(self.actor, "issue_ticket_repeated", {"ticket": t.id})
+        if t.status is TicketStatus.CANCELLED:
+            # taken back (its slip did not print, or withdrawn at the desk): never handed out again
+            raise HallError("ticket_not_waiting", f"号票 {t.label} 已作废，请到导办台取号")
+        eta = (WaitEstimate(t.eta_p10, t.eta_p50, t.eta_p90)
+               if t.eta_p50 is not None else None)
+        return KioskTicket(Outcome(ticket=t, people_ahead=t.ahead_at_issue, estimate=eta),
+                           printed=self.printer is not None, repeated=True)
 
     def scanned(self, code: str) -> KioskTicket | None:
         """A code shown at the scanner: an ID number (held like a card) or an appointment
@@ -158,7 +294,7 @@ class Kiosk:
         code = code.strip()
         kind = classify(code)
         if kind is ScanKind.ID_NUMBER:
-            self.hold(code, None)
+            self.hold(code, None, "scanned")
             return None
         if kind is ScanKind.APPOINTMENT and self.appointments is not None:
             with self.lock:
@@ -233,8 +369,13 @@ class Kiosk:
             qr_url=f"{self.status_url.rstrip('/')}/{t.id}" if self.status_url else None,
             masked_name=t.name_masked,
             warning=out.warning,
-            footer=("补打小票",) if reprint else ("请在等候区留意叫号，过号请到窗口说明",),
+            footer=((f"回访电话 {phone}",) if (phone := self.phone_masked(t)) else ())
+            + (("补打小票",) if reprint else ("请在等候区留意叫号，过号请到窗口说明",)),
         )
+
+    def phone_masked(self, t: Ticket) -> str | None:
+        """138****1234: the ticket's phone for a callback as the slip and screens show it."""
+        return self.ctrl.sealer.phone_masked(t.phone_sealed) if self.ctrl.sealer else None
 
     def window_hint(self, prefix: str) -> str | None:
         """请留意 1、2、18 号窗口: the windows that serve the service (open ones, if any are)."""
@@ -246,8 +387,12 @@ class Kiosk:
         return f"请留意 {'、'.join(str(n) for n in numbers)} 号窗口" if numbers else None
 
     def view(self) -> dict[str, Any]:
-        """What the kiosk page needs to know: a card waiting, a reader message, the printer."""
-        citizen = self.pending_citizen()
+        """What the kiosk page needs to know: the identity waiting (masked), a reader message,
+        the printer."""
+        with self.lock:
+            pending = self._pending()
+            left = (self.ctrl.hall.rules.kiosk_identity_seconds
+                    - (self.ctrl.clock() - pending.touched_at).total_seconds()) if pending else 0
         with self.ctrl.lock:
             printer = (self.ctrl.state.devices.get(self.printer.device_id)
                        if self.printer else None)
@@ -255,8 +400,11 @@ class Kiosk:
         reader_down = reader is not None and reader[0] in ("offline", "fault")
         return {
             "kiosk": self.id,
-            "card": {"name_masked": citizen.name_masked, "id_masked": citizen.id_masked}
-            if citizen else None,
+            "card": {"name_masked": pending.citizen.name_masked,
+                     "id_masked": pending.citizen.id_masked, "source": pending.source,
+                     "phone_masked": pending.phone_masked, "seconds_left": max(0, round(left))}
+            if pending else None,
+            "identity_seconds": self.ctrl.hall.rules.kiosk_identity_seconds,
             "message": READER_DOWN if reader_down else self.message,
             "printer": {"device": self.printer.device_id,
                         "state": printer[0] if printer else "unknown",

@@ -73,6 +73,13 @@ class IdentitySealer:
             raise HallError("invalid_phone")
         return dataclasses.replace(citizen, phone_sealed=self.seal(checked, None))
 
+    def phone_masked(self, phone_sealed: str | None) -> str | None:
+        """138****1234 for a sealed phone; None when there is none (or it was purged)."""
+        if phone_sealed in (None, PURGED):
+            return None
+        phone, _ = self.open(phone_sealed)
+        return identity.mask_phone(phone)
+
 
 def new_secret() -> bytes:
     return secrets.token_bytes(32)

@@ -138,6 +138,7 @@ def figures(day: DayRecord) -> dict[str, Any]:
         "devices": [{"at": _hhmm(t), "device": d, "state": st, "detail": detail}
                     for t, d, st, detail in day.devices],
         "commands": day.commands,
+        "habits": dict(day.habits),
         "invariants": {name: {"holds": not bad, "broken_by": bad[:10], "count": len(bad)}
                        for name, bad in day.invariants.items()},
     }
@@ -187,6 +188,13 @@ def text(f: dict[str, Any]) -> str:
         "alerts    A-post window unstaffed {window_uncovered}, A and B posts both away {posts_away}, "
         "window idle while people waited {window_idle}".format(**f["floor_alerts"]),
     ]
+    if h := f.get("habits"):
+        lines += [
+            "habits    {double_taps} double taps at the kiosk ({second_tap_same_ticket} given the same "
+            "ticket again), {cards_left} cards left on the reader ({taps_beside_a_left_card} "
+            "anonymous taps beside one); right after 办结 staff paused {pause_after_finish} times and "
+            "logged out {logout_after_finish}, {prompt_open_at_step_away} times with the pad still "
+            "asking".format(**h)]
     ev, cb = f["evaluation"], f["callbacks"]
     lines += [
         f"grades    {_f(ev['evaluated'])} of {_f(ev['visits'])} visits graded "

@@ -35,9 +35,12 @@ from controller.core import events as ev
 from controller.core.callbacks import CaseRules
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
+from controller.core.identity import normalise
 from controller.core.model import WindowStatus
+from controller.kiosk import KioskTicket
 from controller.workdays_data import hall_calendar
 from drivers.counter_keypad import Key
+from drivers.evaluator_pad import PAD_GRADES
 from sim.population import Citizen, a_post_staff, citizens, seconds, staff_plans
 from sim.scenario import Scenario
 from sim.sim_floor import SimFloor
@@ -89,6 +92,7 @@ class DayRecord:
     absences: int = 0
     tidal_opened: int = 0
     end: float = 0.0
+    habits: dict[str, int] = field(default_factory=dict)  # double taps, cards left, steps away
 
 
 class HallDay(StaffRules):
@@ -165,6 +169,9 @@ class HallDay(StaffRules):
         self.last_entered: dict[str, float] = {}
         self.issuing: Citizen | None = None
         self.covers = self.absences = self.tidal_opened = 0
+        self.habits = dict.fromkeys(("double_taps", "second_tap_same_ticket", "cards_left",
+                                     "taps_beside_a_left_card", "pause_after_finish",
+                                     "logout_after_finish", "prompt_open_at_step_away"), 0)
         own = a_post_staff(scenario)
         plans = staff_plans(scenario, self.seed)
         self.agents = {n: WindowAgent(n, w.services, own.get(n), plans[n])
@@ -241,15 +248,43 @@ class HallDay(StaffRules):
             self._desk(citizen)
             self.issuing = None
             return
-        try:
-            self.floor.kiosk.take_ticket(citizen.service, citizen.id_number, citizen.name,
-                                         citizen.priority, citizen.phone)
-        except HallError as e:
+        kiosk = self.floor.kiosk
+        if citizen.id_number:
+            # a card someone left on the reader goes to the guidance desk; theirs goes on it
+            self.floor.lift_card()
+            self.floor.place_card(citizen.id_number, citizen.name)
+            try:
+                if citizen.phone:
+                    kiosk.hold_phone(citizen.phone)
+            except HallError:
+                pass  # the card was refused: the kiosk shows why, and the ticket is anonymous
+        elif self.floor.card_on_reader:
+            self.habits["taps_beside_a_left_card"] += 1
+        # the page sends one request key per tap of a button, the same for a tap repeated
+        key = f"sim-{self.seed}-{citizen.index}"
+        taps: list[KioskTicket | HallError] = []
+        for _ in range(2 if citizen.double_tap else 1):
+            try:
+                taps.append(kiosk.take_ticket(citizen.service, priority=citizen.priority,
+                                              request_key=key))
+            except HallError as e:
+                taps.append(e)
             self._handle()
-            if e.code in ("paper_out", "printer_unavailable"):
+        first = taps[0]
+        if isinstance(first, HallError):
+            if first.code in ("paper_out", "printer_unavailable"):
                 self._desk(citizen)  # 导办台: staff at the guidance desk issue it by hand
             else:
-                self.refused[e.code] = self.refused.get(e.code, 0) + 1
+                self.refused[first.code] = self.refused.get(first.code, 0) + 1
+        elif len(taps) > 1:
+            self.habits["double_taps"] += 1
+            again = taps[1]
+            self.habits["second_tap_same_ticket"] += (
+                isinstance(again, KioskTicket) and again.outcome.ticket.id == first.outcome.ticket.id)
+        if citizen.card_left:
+            self.habits["cards_left"] += 1
+        elif citizen.id_number:
+            self.floor.lift_card()
         self._handle()
         self.issuing = None
 
@@ -264,10 +299,11 @@ class HallDay(StaffRules):
 
     def _prompted(self, window: int) -> None:
         """The pad at `window` asks for a grade: the citizen just served there may give one."""
-        citizen = self.agents[window].last
-        if citizen is not None and citizen.grade is not None:
-            grade, citizen.grade = citizen.grade, None  # one press per visit
-            self.after(citizen.grade_delay, self._grade, window, grade)
+        a = self.agents[window]
+        citizen = a.last
+        if citizen is not None and citizen.grade is not None and citizen.graded_visit is None:
+            citizen.graded_visit = a.last_ticket  # one press per visit
+            self.after(citizen.grade_delay, self._grade, window, citizen.grade)
 
     def _grade(self, window: int, grade: int) -> None:
         self.floor.grade(window, grade)
@@ -309,6 +345,7 @@ class HallDay(StaffRules):
         citizen = self.issuing
         if citizen is not None:
             citizen.ticket = t.id
+            citizen.tickets.append(t.id)
             self.by_ticket[t.id] = citizen
         prefix = t.service
         serving = [w for w in self.hall.windows_serving(prefix)
@@ -379,7 +416,8 @@ class HallDay(StaffRules):
             cases=cases, commands=db.execute("SELECT COUNT(*) FROM commands").fetchone()[0],
             printed=len(self.floor.printer.tickets), finished_twice=twice,
             service_minutes=self.service_minutes, covers=self.covers,
-            absences=self.absences, tidal_opened=self.tidal_opened, end=self.now)
+            absences=self.absences, tidal_opened=self.tidal_opened, end=self.now,
+            habits=dict(self.habits))
         return record
 
 
@@ -402,10 +440,50 @@ def invariants(day: HallDay, statuses: dict[str, str], twice: list[str]) -> dict
         "no ticket served twice": twice,
         "every real-name bad review has a case": missing_cases,
         "every kiosk ticket was printed": unprinted,
+        "no ticket in another person's name": in_another_name(day),
+        "no duplicate ticket from one tap": duplicates(day, statuses),
+        "no visit that lost a grade to a pause": lost_grades(day),
     }
     if day.displays:
         checks["every window bar shows the hall's state"] = [str(n) for n in day.floor.bars_out_of_step()]
     return checks
+
+
+def in_another_name(day: HallDay) -> list[str]:
+    """Real-name tickets whose holder is not the citizen who took them (a card left on the
+    reader, an identity the kiosk kept for the next citizen)."""
+    wrong = []
+    for r in day.ctrl.store.db.query(
+            "SELECT id, citizen_key FROM tickets WHERE day = ? AND citizen_key IS NOT NULL",
+            [day.scenario.day.isoformat()]):
+        citizen = day.by_ticket.get(r["id"])
+        own = day.ctrl.sealer.key(normalise(citizen.id_number)) if citizen and citizen.id_number else None
+        if r["citizen_key"] != own:
+            wrong.append(r["id"])
+    return wrong
+
+
+def duplicates(day: HallDay, statuses: dict[str, str]) -> list[str]:
+    """Tickets beyond the one a citizen meant (a tap repeated), and request keys that gave two."""
+    extra = [r["request_key"] for r in day.ctrl.store.db.query(
+        "SELECT request_key FROM tickets WHERE day = ? AND request_key IS NOT NULL "
+        "GROUP BY request_key HAVING COUNT(*) > 1", [day.scenario.day.isoformat()])]
+    for citizen in day.citizens:
+        held = [t for t in citizen.tickets if statuses.get(t) != "cancelled"]
+        extra += held[1:]
+    return extra
+
+
+def lost_grades(day: HallDay) -> list[str]:
+    """Visits whose citizen saw the prompt and pressed a grade that is not the visit's grade
+    (refused as no_evaluation after a pause or logout, then defaulted by the system)."""
+    meant = {c.graded_visit: PAD_GRADES[c.grade - 1] for c in day.citizens
+             if c.graded_visit is not None and c.grade is not None}
+    got = {r["id"]: (r["grade"], r["grade_channel"]) for r in day.ctrl.store.db.query(
+        "SELECT id, grade, grade_channel FROM tickets WHERE day = ? AND status = 'finished'",
+        [day.scenario.day.isoformat()])}
+    return sorted(t for t, grade in meant.items()
+                  if got.get(t, (None, None)) not in ((grade, "pad"), (grade, "tablet")))
 
 
 def staffing_order(scenario: Scenario) -> list[int]:

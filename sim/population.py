@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from controller.core.hall import StaffRole
 from controller.core.identity import check_digit
-from sim.scenario import Scenario, ServiceLoad
+from sim.scenario import Scenario, ServiceLoad, StaffBehaviour
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国红梅志强玉兰"
@@ -42,8 +42,12 @@ class Citizen:
     transfer_seconds: float  # time at the first window before the transfer
     grade: int | None  # 1-5 on the pad (1 非常满意 … 5 非常不满意), None: does not grade
     grade_delay: float
+    double_tap: bool = False  # taps the service button twice; the page sends one request key
+    card_left: bool = False  # walks away leaving the ID card on the kiosk's reader
     # filled in as the day runs
     ticket: str | None = None
+    tickets: list[str] = field(default_factory=list)  # every ticket issued for them
+    graded_visit: str | None = None  # the ticket whose pad prompt reached them, and they pressed
 
 
 @dataclass
@@ -53,6 +57,8 @@ class StaffPlan:
     late: dict[int, float] = field(default_factory=dict)  # session index -> seconds late
     pauses: list[tuple[float, float, int]] = field(default_factory=list)  # (due, seconds, reason)
     absence: tuple[float, float] | None = None  # (from, seconds)
+    # the window's visits (1 = its first) after which staff pause at once: visit -> seconds
+    pause_after_finish: dict[int, float] = field(default_factory=dict)
 
 
 def seconds(t: dt.time) -> float:
@@ -107,6 +113,8 @@ def citizens(scenario: Scenario, seed: int) -> list[Citizen]:
     loads = {s.prefix: s for s in scenario.services}
     staff = scenario.staff
     grades = scenario.evaluation
+    # the kiosk habits come from a stream of their own: turning them on changes no one's business
+    habits = random.Random(f"{seed}:kiosk-habits")
     out: list[Citizen] = []
     drawn = [(t, s.prefix) for s in scenario.services
              for t in arrival_times(rng, s, scenario.profiles[s.profile])]
@@ -142,7 +150,9 @@ def citizens(scenario: Scenario, seed: int) -> list[Citizen]:
             priority=priority, service_seconds=rest,
             walk_seconds=rng.uniform(*staff.walk_seconds),
             absent=rng.random() < load.no_show_share, transfer_to=transfer_to,
-            transfer_seconds=first, grade=grade, grade_delay=rng.uniform(*grades.delay_seconds)))
+            transfer_seconds=first, grade=grade, grade_delay=rng.uniform(*grades.delay_seconds),
+            double_tap=habits.random() < scenario.double_tap_share,
+            card_left=habits.random() < scenario.card_left_share and real_name))
     return out
 
 
@@ -180,7 +190,28 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
             plan.absence = (start, rng.uniform(*behaviour.absence_minutes) * 60)
         plan.pauses.sort()
         plans[number] = plan
+    after = random.Random(f"{seed}:pause-after-finish")
+    for number in sorted(hall.windows):
+        plans[number].pause_after_finish = _pauses_after_finish(after, behaviour)
     return plans
+
+
+MOST_VISITS = 400  # a window's visits in a day, far above any hall's
+
+
+def _pauses_after_finish(rng: random.Random, behaviour: StaffBehaviour) -> dict[int, float]:
+    """Each visit is followed by a pause with the scenario's share: the gaps between them are
+    geometric, drawn up to `MOST_VISITS`."""
+    share = behaviour.pause_after_finish_share
+    out: dict[int, float] = {}
+    visit = 0
+    while share > 0:
+        gap = 0 if share >= 1 else int(math.log(1 - rng.random()) / math.log(1 - share))
+        visit += 1 + gap
+        if visit > MOST_VISITS:
+            break
+        out[visit] = lognormal(rng, behaviour.pause_minutes, behaviour.pause_spread) * 60
+    return out
 
 
 def a_post_staff(scenario: Scenario) -> dict[int, str]:

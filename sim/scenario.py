@@ -64,6 +64,9 @@ class StaffBehaviour:
     absence_minutes: tuple[float, float] = (30, 60)
     cover_delay_minutes: float = 3
     supervisor_delay_minutes: float = 3
+    # visits after which staff pause at once (or log out, at a session's end), while the
+    # citizen may still be grading: the pad's prompt must survive it (issue 13)
+    pause_after_finish_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,10 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     # open windows from each time on; empty: every non-tidal window with an A post, all day
     staffing: tuple[tuple[dt.time, int], ...] = ()
+    # citizens who tap a service button twice (one request key: one ticket), and card holders
+    # who walk away leaving their card on the reader (the next tap must not be in their name)
+    double_tap_share: float = 0.0
+    card_left_share: float = 0.0
 
     def expected_tickets(self) -> float:
         return sum(s.tickets for s in self.services)
@@ -154,10 +161,13 @@ def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>")
     day = head.get("day", "a TOML date such as 2026-11-23", lambda v: isinstance(v, dt.date)
                    and not isinstance(v, dt.datetime))
     if not issuing_spans(hall, day):
-        head.fail("day", f"{day} is a {day:%A}; the hall is closed that day")
+        why = hall.opening_on(day).closed_reason
+        head.fail("day", f"{day} is a {day:%A}; the hall is closed that day"
+                  + (f" ({why})" if why else ""))
     seed = head.integer("seed", 0, 2**31 - 1, 1)
 
-    arrivals = top.table("arrivals", ("real_name_share", "priority_share", "profile"), required=True)
+    arrivals = top.table("arrivals", ("real_name_share", "priority_share", "profile",
+                                      "double_tap_share", "card_left_share"), required=True)
     profiles = _profiles(top)
     default_profile = arrivals.text("profile", next(iter(profiles)))
     if default_profile not in profiles:
@@ -169,7 +179,9 @@ def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>")
         real_name_share=_share(arrivals, "real_name_share"),
         priority_share=_share(arrivals, "priority_share"),
         profiles=profiles, services=services, staff=_staff(top), evaluation=_evaluation(top),
-        faults=_faults(top, hall), staffing=staffing)
+        faults=_faults(top, hall), staffing=staffing,
+        double_tap_share=_share(arrivals, "double_tap_share", 0.0),
+        card_left_share=_share(arrivals, "card_left_share", 0.0))
 
 
 # --- reading values -------------------------------------------------------------
@@ -272,7 +284,7 @@ def _services(tables: list[Table], hall: Hall, profiles: dict, default_profile: 
 _STAFF_KEYS = ("call_delay_seconds", "walk_seconds", "no_show_wait_seconds", "late_login_share",
                "late_login_minutes", "pauses_per_day", "pause_minutes", "pause_spread", "break_share",
                "break_minutes", "absence_share", "absence_minutes", "cover_delay_minutes",
-               "supervisor_delay_minutes")
+               "supervisor_delay_minutes", "pause_after_finish_share")
 
 
 def _staff(top: Table) -> StaffBehaviour:
@@ -293,7 +305,8 @@ def _staff(top: Table) -> StaffBehaviour:
         absence_minutes=_range(t, "absence_minutes", 1, 240, d.absence_minutes),
         cover_delay_minutes=_number(t, "cover_delay_minutes", 0, 60, d.cover_delay_minutes),
         supervisor_delay_minutes=_number(t, "supervisor_delay_minutes", 0, 60,
-                                         d.supervisor_delay_minutes))
+                                         d.supervisor_delay_minutes),
+        pause_after_finish_share=_share(t, "pause_after_finish_share", d.pause_after_finish_share))
 
 
 def _evaluation(top: Table) -> Evaluation:

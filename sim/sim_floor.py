@@ -6,7 +6,10 @@ in a thread and a device answers inside the driver's write, so a seed replays th
 day byte for byte:
 
 - the entrance kiosk (`controller.kiosk.Kiosk`) prints through the real
-  `TicketPrinter` (ESC/POS, DLE EOT paper checks) to a `SimulatedPrinter`;
+  `TicketPrinter` (ESC/POS, DLE EOT paper checks) to a `SimulatedPrinter`, and
+  reads ID cards through the real `IdCardReader` driver from a
+  `SimulatedIdCardReader`: a card stays on the reader until someone lifts it,
+  and the driver reports it once when placed and once when gone, as on the floor;
 - every window's keypad and evaluation pad sit on a simulated RS-485 counter bus
   (up to 100 windows a bus: keypad address = the window's place on the bus, pad
   = 100 + it), read by the real `CounterBus` driver, whose presses become
@@ -40,6 +43,8 @@ from controller.calling import CallingFloor
 from controller.calling_devices import BusPad
 from controller.core import commands as c
 from controller.core.events import Event
+from controller.core.identity import birth_date
+from controller.devices import _card_read  # the kiosk's own card handler: each kind checked as its own
 from controller.hallcontroller import HallController
 from controller.keypads import grade_given, key_pressed
 from controller.kiosk import Kiosk
@@ -49,6 +54,7 @@ from drivers.counter_keypad import (
     encode_press, parse_display, show_text,
 )
 from drivers.counter_keypad.codec import DISPLAY_FUNCTIONS, PAD_PROMPT, SHOW_TEXT
+from drivers.id_reader import Card, CardType, IdCardReader
 from drivers.evaluator_pad import (
     PAD_GRADES, PadGrade, encode_grade_json, pad_state_json, parse_grade_json,
 )
@@ -56,6 +62,7 @@ from drivers.mqtt import encode
 from drivers.ticket_printer import TicketPrinter
 from drivers.transport import Backoff, DeviceHealth, DeviceLink, Health, MemoryTransport, memory_pair
 from sim.caller_display import SimulatedBar
+from sim.id_card_reader import SimCard, SimulatedIdCardReader, filler
 from sim.ticket_printer import SimulatedPrinter
 
 log = logging.getLogger(__name__)
@@ -179,6 +186,21 @@ class SimFloor:
         self.kiosk.printer = TicketPrinter(printer_id, link, status_timeout=REPLY_SECONDS)
         link.ensure_open()
 
+        reader_id = next((d.id for d in hall.devices if d.kind == "id_reader"), "kiosk-reader")
+        host, end = memory_pair(reader_id)
+        self.card_reader = SimulatedIdCardReader(cards={})
+        _device(end, lambda data, e=end: self._answer(
+            e, b"".join(chunk for _, chunk in self.card_reader.answer(data))))
+        self.kiosk.reader_id = reader_id
+        link = DeviceLink(reader_id, host, self.kiosk.device_health, Backoff(0.5, 10), clock=clock)
+        self.reader = IdCardReader(reader_id, link, on_card=lambda card: _card_read(self.kiosk, card),
+                                   on_error=lambda status, message: self.kiosk.reader_message(message),
+                                   pause=0, reply_timeout=REPLY_SECONDS,
+                                   on_card_gone=self.kiosk.card_gone)
+        self.photo = filler("sim-floor:photo")
+        self.card_on_reader: str | None = None  # the ID number of the card lying there
+        self.reader.poll_once()
+
         self.buses: list[CounterBus] = []
         self.bus_devices: list[SimulatedBusDevices] = []
         self.keypads: dict[int, tuple[SimulatedBusDevices, CounterBus, int]] = {}
@@ -250,6 +272,24 @@ class SimFloor:
         devices, bus, address = self.keypads[window]
         devices.send(KeyPress(address, key, **data))
         bus.poll_once(0)
+
+    def place_card(self, id_number: str, name: str) -> None:
+        """A citizen puts their ID card on the kiosk's reader; the reader's next poll reads it."""
+        card = Card(CardType.RESIDENT, name, "1" if int(id_number[16]) % 2 else "2",
+                    birth_date(id_number), id_number, "20200101", "长期", nation="01",
+                    photo=self.photo)
+        self.card_reader.cards["on-the-reader"] = SimCard(card)
+        self.card_reader.place("on-the-reader")
+        self.card_on_reader = id_number
+        self.reader.poll_once()
+
+    def lift_card(self) -> None:
+        """Whatever card is on the reader is taken off (its owner's, or one left behind)."""
+        if self.card_on_reader is None:
+            return  # an empty reader stays empty: polling it would change nothing
+        self.card_reader.remove()
+        self.card_on_reader = None
+        self.reader.poll_once()
 
     def grade(self, window: int, grade: int) -> None:
         """A citizen's press on the window's pad (1 非常满意 ... 5 非常不满意)."""

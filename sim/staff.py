@@ -36,6 +36,7 @@ class WindowAgent:
     ticket: str | None = None
     citizen: Citizen | None = None
     last: Citizen | None = None  # whose visit the pad asks about
+    last_ticket: str | None = None  # and that visit's ticket
     tidal_open: bool = False
     absent_until: float | None = None
     covering: bool = False
@@ -58,7 +59,7 @@ class StaffRules:
         if a.ticket != ticket:
             return
         if key is Key.FINISH:
-            a.last = a.citizen  # the pad will ask this citizen
+            a.last, a.last_ticket = a.citizen, ticket  # the pad will ask this citizen
             a.visits += 1
         a.busy += self.now - a.since
         a.ticket = a.citizen = None
@@ -68,7 +69,34 @@ class StaffRules:
         else:
             self.press(a, key)
         if self.ctrl.state.windows[a.number].current is None:
-            self.after(self.call_delay(), self.act, a)
+            pause = a.plan.pause_after_finish.get(a.visits) if key is Key.FINISH else None
+            if pause is not None:
+                self.after(self.rng.uniform(0.5, 2.0), self._pause_after_finish, a, pause)
+            else:
+                self.after(self.call_delay(), self.act, a)
+
+    def _pause_after_finish(self, a: WindowAgent, length: float) -> None:
+        """Right after 办结, before the citizen has graded, staff step away: a pause, or a logout
+        when they were leaving anyway (the session is over, a meeting, the A post is back)."""
+        if a.state != "ready":
+            return
+        prompt = self.ctrl.state.windows[a.number].evaluating is not None
+        leaving = (a.returning or (not self.should_be_open(a) and not self.overtime(a))
+                   or (a.absent_until is not None and not a.covering and a.staff == a.own))
+        if leaving:
+            self.act(a)
+            how = "logout"
+        else:
+            a.state = "paused"
+            self.press(a, Key.PAUSE, reason=1, minutes=max(1, min(255, round(length / 60))))
+            if self.ctrl.state.windows[a.number].status is not WindowStatus.PAUSED:
+                a.state = "ready"
+                self.act(a)
+                return
+            self.after(length, self._resume, a)
+            how = "pause"
+        self.habits[f"{how}_after_finish"] += 1
+        self.habits["prompt_open_at_step_away"] += prompt
 
     def wake(self, a: WindowAgent, delay: float | None = None) -> None:
         if a.state == "idle":

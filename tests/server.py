@@ -119,10 +119,13 @@ class HallProcess:
     """`hallctl run` for the demo hall as a child process, on fresh ports at every start."""
 
     def __init__(self, tmp_path: Path, *extra_args: str,
-                 mqtt: tuple[str, int] | None = None, rules: dict[str, int] | None = None) -> None:
+                 mqtt: tuple[str, int] | None = None, rules: dict[str, int] | None = None,
+                 extra_config: str = "") -> None:
         """`mqtt` (host, port): use that broker instead of the embedded one; `rules`: [rules]
-        settings that differ from the demo hall's."""
+        settings that differ from the demo hall's; `extra_config`: TOML added at the end of
+        the demo hall's file (its own tables, such as [[closed_days]])."""
         self.extra_args = extra_args
+        self.extra_config = extra_config
         self.mqtt = mqtt
         self.rules = rules or {}
         self.tmp = tmp_path
@@ -143,7 +146,8 @@ class HallProcess:
         for key, value in self.rules.items():
             text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.MULTILINE)
             assert n == 1, f"the demo config no longer sets {key} once"
-        config.write_text(text, encoding="utf-8")
+        config.write_text(text + ("\n" + self.extra_config if self.extra_config else ""),
+                          encoding="utf-8")
         port = int(self.url.rsplit(":", 1)[1]) if same_port and self.url else free_port()
         self.url = f"http://127.0.0.1:{port}"
         with self.log.open("ab") as out:

@@ -131,6 +131,10 @@ PROBES: list[Probe] = [
     api("POST", "/kiosks/{kiosk_id}/tickets", ANYONE, {"service": "B"}),
     api("POST", "/kiosks/{kiosk_id}/scan", ANYONE, {"code": "APT-NOSUCH1"}),
     api("GET", "/kiosks/{kiosk_id}", ANYONE),
+    api("POST", "/kiosks/{kiosk_id}/identity", ANYONE, {"id_number": "11010519491231002X"}),
+    api("POST", "/kiosks/{kiosk_id}/identity/phone", ANYONE, {"phone": "13800131234"}),
+    api("POST", "/kiosks/{kiosk_id}/identity/touch", ANYONE),
+    api("DELETE", "/kiosks/{kiosk_id}/identity", ANYONE),
     api("POST", "/appointments", MANAGERS, {"service": "A", "slot": f"{TODAY}T10:00:00+08:00"}),
     api("GET", "/appointments", MANAGERS),
     # the hall, for displays and kiosks: no citizen in them (test_the_open_routes_...); a
@@ -151,6 +155,7 @@ PROBES: list[Probe] = [
     api("POST", "/windows/{no}/transfer", WINDOW, {"service": "B"}),
     api("POST", "/windows/{no}/pause", WINDOW, {"reason": "复印材料", "minutes": 5}),
     api("POST", "/windows/{no}/resume", WINDOW),
+    api("POST", "/windows/{no}/phone", WINDOW, {"phone": "13800131234"}),
     api("GET", "/windows/{no}", roles(HERE, SUP, ADMIN)),
     # logging in and out
     api("POST", "/auth/login", ANYONE, {"staff_id": "s3", "pin": "1234", "window": 3}),

@@ -173,6 +173,7 @@ def test_every_rule_can_be_set() -> None:
         "tickets_per_person_per_day": 6,
         "kiosk_tickets_per_minute": 12,
         "address_tickets_per_minute": 0,
+        "kiosk_identity_seconds": 20,
         "login_failures_per_staff": 3,
         "login_failures_per_address": 30,
         "login_failure_minutes": 10,
@@ -193,6 +194,7 @@ def test_every_rule_can_be_set() -> None:
     assert set(data["rules"]) == {f.name for f in dataclasses.fields(Rules)}
     assert rules.no_show is NoShowPolicy.DROP and rules.transfer_position is TransferPosition.BACK
     assert rules.ticket_cutoff_minutes == 45 and rules.evaluation_default_grade == "非常满意"
+    assert rules.kiosk_identity_seconds == 20
     assert rules.callback_deadline == Deadline(1, False) and rules.rectify_deadline == Deadline(15, True)
 
 

@@ -29,7 +29,8 @@ import pytest
 
 from controller.clock import ManualClock
 from controller.core import commands as c
-from controller.kiosk import CARD_SECONDS, READER_DOWN
+from controller.core.hall import Rules
+from controller.kiosk import READER_DOWN
 from drivers.caller_display import WindowBar, bar_lines, board_json, state_text
 from drivers.mqtt import MqttLink
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad, SimulatedTabletPad
@@ -49,6 +50,9 @@ BACK_WITHIN = {"printer": 15.0, "default": 5.0}
 ID_NUMBER = "110101199003070978"  # a valid number (GB 11643), shown to the code scanner
 # cards from sim/cards.toml whose numbers the kiosk takes, one of each kind
 CARDS = ("elderly", "young", "hk_permit", "foreign_2017", "foreign_2023", "slow")
+
+# the kiosk forgets an identity left idle this long (the card lifted forgets it at once)
+CARD_SECONDS = Rules().kiosk_identity_seconds
 
 
 # -- figures ------------------------------------------------------------------

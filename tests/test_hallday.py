@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
+from controller.core.windows import WindowCommands
+from controller.kiosk import Kiosk
 from controller.hall_reports import percentile
 from controller.tomlkeys import ConfigError
 from sim.day_report import figures, page, text
@@ -69,6 +71,15 @@ grades = { very_satisfied = 0.5, satisfied = 0.2, basically_satisfied = 0.1, dis
 """
 
 
+# The same morning with the kiosk's and the counter's bad moments turned up: citizens who tap a
+# service button twice or walk away leaving their ID card on the reader, and staff who pause
+# (or log out) right after 办结 while the citizen is still grading.
+HABITS = SMALL.replace("priority_share = 0.05\n", "priority_share = 0.05\ndouble_tap_share = 0.3\n"
+                       "card_left_share = 0.3\n") + "\n[staff]\npause_after_finish_share = 0.4\n"
+NEW_INVARIANTS = ("no ticket in another person's name", "no duplicate ticket from one tap",
+                  "no visit that lost a grade to a pause")
+
+
 def scenario_file(tmp_path: Path, text_: str = SMALL, name: str = "small.toml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text_), encoding="utf-8")
@@ -88,7 +99,7 @@ def test_the_demo_day_ends_with_every_invariant_holding(demo_day):
     assert set(f["invariants"]) >= {
         "every ticket ends served, no-show or cancelled", "no ticket served twice",
         "every real-name bad review has a case", "every kiosk ticket was printed",
-        "every window bar shows the hall's state"}
+        "every window bar shows the hall's state", *NEW_INVARIANTS}
     t = f["tickets"]
     assert t["issued"] == t["served"] + t["no_show"] + t["cancelled"] > 300
     # the printer ran out of paper for a few minutes: those citizens got a ticket at the desk
@@ -106,6 +117,20 @@ def test_the_demo_day_went_through_the_devices(demo_day):
     devices = {d["device"]: d["state"] for d in f["devices"] if d["state"] != "online"}
     assert devices.get("kiosk-printer") == "fault" and devices.get("bar-7") == "offline"
     assert f["pauses"]["count"] > 0 and f["windows_use"]["covered"] >= 0
+
+
+def test_the_demo_day_has_double_taps_left_cards_and_staff_who_step_away_at_once(demo_day):
+    """The new invariants hold on a day where what they guard against happened."""
+    day, f = demo_day
+    h = f["habits"]
+    # every second tap was answered with the ticket of the first, none printed twice
+    assert h["double_taps"] > 0 and h["second_tap_same_ticket"] == h["double_taps"]
+    assert f["tickets"]["kiosk_printed"] + f["tickets"]["desk_issued"] == f["tickets"]["issued"]
+    # someone tapped a service with no card of their own while another's card lay on the reader
+    assert h["cards_left"] > 0 and h["taps_beside_a_left_card"] > 0
+    # staff paused right after 办结 while the pad still asked, and the grades were kept
+    assert h["pause_after_finish"] > 0 and h["prompt_open_at_step_away"] > 0
+    assert "double taps at the kiosk" in text(f)
 
 
 def test_the_report_shows_the_estimate_beside_both_baselines(demo_day):
@@ -126,8 +151,9 @@ def test_the_report_shows_the_estimate_beside_both_baselines(demo_day):
     assert 'src="' not in html and 'href="' not in html  # nothing fetched: no CDN
 
 
-def test_the_same_seed_gives_the_same_report(tmp_path):
-    scenario = load_scenario(scenario_file(tmp_path))
+@pytest.mark.parametrize("source", [SMALL, HABITS], ids=["plain", "with-habits"])
+def test_the_same_seed_gives_the_same_report(tmp_path, source):
+    scenario = load_scenario(scenario_file(tmp_path, source))
     first, second = (HallDay(scenario, seed=11).run() for _ in range(2))
     assert text(figures(first)) == text(figures(second))
     assert page(figures(first), first) == page(figures(second), second)
@@ -153,6 +179,59 @@ def test_a_bad_scenario_names_the_key(tmp_path, change, key):
         load_scenario(path)
     assert e.value.key == key
     assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("change,key", [
+    (("double_tap_share = 0.3", "double_tap_share = 1.5"), "arrivals.double_tap_share"),
+    (("card_left_share = 0.3", 'card_left_share = "some"'), "arrivals.card_left_share"),
+    (("pause_after_finish_share = 0.4", "pause_after_finish_share = -0.1"),
+     "staff.pause_after_finish_share"),
+])
+def test_a_bad_habit_share_names_its_key(tmp_path, change, key):
+    old, new = change
+    path = scenario_file(tmp_path, HABITS.replace(old, new, 1))
+    with pytest.raises(ConfigError) as e:
+        load_scenario(path)
+    assert e.value.key == key and "a number from 0 to 1" in e.value.reason
+
+
+def _kiosk_forgets_nothing(monkeypatch):
+    """Issue 13 item 1 undone: a card read or a typed number waits for the next tap, forever."""
+    monkeypatch.setattr(Kiosk, "_forget", lambda self, why: None)
+    monkeypatch.setattr(Kiosk, "_pending", lambda self: self.pending)
+
+
+def _page_sends_no_key(monkeypatch):
+    """Issue 13 item 2 undone: the kiosk page's request carries no idempotency key."""
+    take = Kiosk.take_ticket
+    monkeypatch.setattr(Kiosk, "take_ticket",
+                        lambda self, *args, request_key=None, **kw: take(self, *args, **kw))
+
+
+def _pause_ends_the_prompt(monkeypatch):
+    """Issue 13 item 4 undone: pausing or logging out ends the pad's prompt."""
+    for name in ("_pause", "_logout"):
+        original = getattr(WindowCommands, name)
+
+        def ends_prompt(self, state, cmd, now, out, original=original):
+            original(self, state, cmd, now, out)
+            self._end_prompt(state.windows[cmd.window], now, out, "paused")
+        monkeypatch.setattr(WindowCommands, name, ends_prompt)
+
+
+@pytest.mark.parametrize("defect,broken", [
+    (_kiosk_forgets_nothing, "no ticket in another person's name"),
+    (_page_sends_no_key, "no duplicate ticket from one tap"),
+    (_pause_ends_the_prompt, "no visit that lost a grade to a pause"),
+])
+def test_each_new_invariant_catches_the_defect_it_guards_against(tmp_path, monkeypatch, defect, broken):
+    """With the fix undone the morning's report names the tickets; the other checks still hold."""
+    scenario = load_scenario(scenario_file(tmp_path, HABITS))
+    assert not [bad for bad in HallDay(scenario, seed=5).run().invariants.values() if bad]
+    defect(monkeypatch)
+    day = HallDay(scenario, seed=5).run()
+    failing = {name: bad for name, bad in day.invariants.items() if bad}
+    assert set(failing) == {broken}
 
 
 def test_a_fault_must_name_its_window(tmp_path):

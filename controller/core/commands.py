@@ -40,6 +40,7 @@ class IssueTicket(Command):
     appointment_at: dt.datetime | None = None
     # the logged-in member of staff issuing it: only some may grant priority (core.priority)
     staff_id: str | None = None
+    request_key: str | None = None  # a kiosk's idempotency key: one request, one ticket
 
     def log_args(self) -> dict[str, Any]:
         out = super().log_args()
@@ -109,6 +110,19 @@ class Transfer(Command):
 
     window: int
     service: str
+
+
+@dataclass(frozen=True)
+class SetPhone(Command):
+    """登记电话: the counter adds or corrects the phone of its current visit (real-name), so a
+    bad review can be called back (DB50/T 1603-2024 6.5.2.1). The phone comes sealed."""
+
+    window: int
+    phone_sealed: str
+    phone_masked: str
+
+    def log_args(self) -> dict[str, Any]:
+        return {"window": self.window, "phone_masked": self.phone_masked}
 
 
 @dataclass(frozen=True)

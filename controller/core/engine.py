@@ -189,6 +189,7 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
             citizen_key=citizen.key if citizen else None,
             identity_sealed=citizen.sealed if citizen else None,
             phone_sealed=citizen.phone_sealed if citizen else None,
+            request_key=cmd.request_key,
         )
         state.tickets[t.id] = t
         if t.citizen_key is not None:
@@ -297,6 +298,16 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         t.recalls += 1
         out.ticket = t
         out.emit(ev.TICKET_RECALLED, now, w.number, t, label=t.label, recalls=t.recalls)
+
+    def _set_phone(self, state: HallState, cmd: c.SetPhone, now: dt.datetime, out: Outcome) -> None:
+        w = self._window(state, cmd.window)
+        t = self._current(state, w)
+        if not t.real_name:  # a callback needs the identity a bad review opens its case with
+            raise HallError("not_real_name")
+        corrected = t.phone_sealed is not None
+        t.phone_sealed = cmd.phone_sealed
+        out.ticket = t
+        out.emit(ev.TICKET_PHONE_SET, now, w.number, t, label=t.label, corrected=corrected)
 
     def _no_show(self, state: HallState, cmd: c.NoShow, now: dt.datetime, out: Outcome) -> None:
         w = self._open_window(state, cmd.window)

@@ -81,6 +81,10 @@ CODES: dict[str, tuple[Category, str]] = {
     "too_many_login_failures": (Category.TOO_MANY, "登录失败次数过多，请稍后再试"),
     "too_many_tickets": (Category.TOO_MANY, "取号过于频繁，请稍后再试或到导办台取号"),
     "daily_ticket_limit": (Category.CONFLICT, "您今天取号次数已达上限，请到导办台咨询"),
+    "no_identity_waiting": (Category.CONFLICT, "请先放置身份证或输入身份证号码，再留电话"),
+    "phone_needs_identity": (Category.INVALID, "留电话需要实名取号：请先放置身份证或输入身份证号码"),
+    "request_key_used": (Category.CONFLICT, "这次取号请求已处理过，请重新点选业务"),
+    "not_real_name": (Category.CONFLICT, "当前号不是实名取号，不能登记回访电话"),
 }
 
 

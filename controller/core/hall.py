@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from controller.core.assessment import AssessmentTable
+from controller.core.workdays import WorkCalendar
 
 
 class WindowKind(StrEnum):
@@ -146,6 +147,9 @@ class Rules:
     # (0: no limit); a kiosk with a queue of people in front of it issues a few a minute
     kiosk_tickets_per_minute: int = 20
     address_tickets_per_minute: int = 30
+    # one identity, one ticket: a card read or a typed ID number waits at the kiosk this many
+    # seconds after the citizen last touched it, then the next person starts anonymous
+    kiosk_identity_seconds: int = 15
     # PIN guessing: failed logins allowed per staff id and per address within the minutes
     login_failures_per_staff: int = 5
     login_failures_per_address: int = 20
@@ -175,6 +179,109 @@ class Rules:
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+@dataclass(frozen=True)
+class OpenDay:
+    """A date the hall config opens beyond its calendar: 延时服务 at lunchtime or on a
+    Saturday (002 制度14 一(六)). Its sessions are added to the day's own, if it has any."""
+
+    day: dt.date
+    hours: DayHours
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class OpeningDay:
+    """One date as the hall opens it.
+
+    `hours` are the sessions tickets are issued in; `regular` those the calendar gives
+    (the weekday's, a 调休 day's make-up weekday's, none on a holiday), which attendance
+    counts, without the config's extra sessions. A closed day says why (`closed_reason`:
+    "国庆节放假", "周六休息", a config reason); `note` names a 调休 day or an extra session.
+    """
+
+    day: dt.date
+    hours: DayHours
+    regular: DayHours
+    closed_reason: str | None = None
+    note: str | None = None
+    # the calendar has no data for the date's year: Monday to Friday by the weekday hours
+    calendar_missing: bool = False
+
+    @property
+    def open(self) -> bool:
+        return bool(self.hours.sessions)
+
+
+# how long before a year the calendar lacks begins that is an alert: the State Council
+# publishes the next year's holidays in November or December
+CALENDAR_NOTICE_DAYS = 45
+
+
+@dataclass(frozen=True)
+class OpeningCalendar:
+    """开放日历: which dates the hall opens, and in which hours.
+
+    000 考勤管理办法 第三条: the weekday hours "除国家法定节假日外". The working days are
+    the same calendar as the callback deadlines (`workdays`: chinesecalendar with the hall's
+    holidays.toml on top, read by `controller.workdays_data`): a statutory holiday is
+    closed, a 调休 make-up working day opens with the hours of `make_up_day_hours`. On top,
+    the hall config's dated `open_days` (extra sessions) and `closed_days` (date: reason),
+    a closure winning. Without `workdays` (a hall built in a test) every date follows its
+    weekday's hours.
+    """
+
+    workdays: WorkCalendar | None = None
+    make_up_day_hours: str = "mon"
+    open_days: dict[dt.date, OpenDay] = field(default_factory=dict)
+    closed_days: dict[dt.date, str] = field(default_factory=dict)
+
+    def missing_years(self, day: dt.date, ahead_days: int = CALENDAR_NOTICE_DAYS) -> list[int]:
+        """The years from `day` to `ahead_days` later that the working-day calendar lacks:
+        an alert, as those dates open Monday to Friday until holidays.toml has the year."""
+        if self.workdays is None:
+            return []
+        return self.workdays.missing_years(day, day + dt.timedelta(days=ahead_days))
+
+    def day(self, week: dict[str, DayHours], day: dt.date) -> OpeningDay:
+        """`day` as the hall opens it, given its weekday hours `week`."""
+        if isinstance(day, dt.datetime):
+            day = day.date()
+        if day in self.closed_days:
+            return OpeningDay(day, DayHours(), DayHours(), self.closed_days[day])
+        regular = week.get(WEEKDAYS[day.weekday()], DayHours())
+        note: str | None = None
+        reason: str | None = None
+        cal = self.workdays
+        missing = cal is not None and not cal.covers(day.year)
+        if cal is not None and not missing:
+            if day in cal.workdays:
+                regular, note = week.get(self.make_up_day_hours, DayHours()), cal.workdays[day]
+            elif day in cal.holidays:
+                regular, reason = DayHours(), f"{cal.holidays[day]}放假"
+        if reason is None and not regular.sessions:
+            reason = f"{WEEKDAY_NAMES[day.weekday()]}休息"
+        hours = regular
+        extra = self.open_days.get(day)
+        if extra is not None:
+            hours = _with_extra(regular, extra.hours)
+            note = "；".join(n for n in (note, extra.note) if n) or None
+        return OpeningDay(day, hours, regular, None if hours.sessions else reason, note, missing)
+
+
+def _with_extra(day: DayHours, extra: DayHours) -> DayHours:
+    """A day's hours with extra sessions: sessions that overlap or meet become one (a
+    lunchtime session joins the morning and the afternoon into a day without a gap)."""
+    merged: list[TimeSpan] = []
+    for s in sorted(day.sessions + extra.sessions, key=lambda s: (s.start, s.end)):
+        if merged and s.start <= merged[-1].end:
+            last = merged.pop()
+            s = TimeSpan(last.start, max(last.end, s.end))
+        merged.append(s)
+    return DayHours(tuple(merged), day.breaks + extra.breaks)
+
 
 EVALUATION_GRADES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
 
@@ -222,9 +329,32 @@ class Hall:
     patrol_times: tuple[dt.time, ...] = (dt.time(9, 30), dt.time(13, 40))
     # 月度考核: the monthly roll-up's scoring table ([assessment])
     assessment: AssessmentTable = field(default_factory=AssessmentTable)
+    # which dates open, in which hours: holidays, 调休 days, the config's dated changes
+    calendar: OpeningCalendar = field(default_factory=OpeningCalendar)
+
+    def opening_on(self, day: dt.date) -> OpeningDay:
+        """`day` as the hall opens it: its hours, or why it is closed."""
+        # asked at every call and estimate; the hall is frozen, so each date is worked out once
+        days = self.__dict__.get("_opening")
+        if days is None:
+            days = {}
+            object.__setattr__(self, "_opening", days)
+        if isinstance(day, dt.datetime):
+            day = day.date()
+        if day not in days:
+            days[day] = self.calendar.day(self.hours, day)
+        return days[day]
 
     def hours_on(self, day: dt.date) -> DayHours:
-        return self.hours.get(WEEKDAYS[day.weekday()], DayHours())
+        return self.opening_on(day).hours
+
+    def next_open_day(self, after: dt.date, within_days: int = 31) -> OpeningDay | None:
+        """The first date after `after` the hall opens (a long holiday is 9 days)."""
+        for n in range(1, within_days + 1):
+            opening = self.opening_on(after + dt.timedelta(days=n))
+            if opening.open:
+                return opening
+        return None
 
     def windows_serving(self, prefix: str) -> list[Window]:
         # asked for every ticket and every estimate: worked out once per service, as the hall

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from controller.core.errors import HallError
-from controller.core.hall import Hall
+from controller.core.hall import WEEKDAY_NAMES, Hall, OpeningDay
 
 
 def _shift(t: dt.time, minutes: int) -> dt.time:
@@ -26,7 +26,7 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
     """Raise unless a ticket may be taken at `now`; the message says when it can."""
     spans = issuing_spans(hall, now.date())
     if not spans:
-        raise HallError("hall_closed")
+        raise HallError("hall_closed", closed_message(hall, now.date()))
     t = now.time()
     if any(start <= t < end for start, end in spans):
         return
@@ -37,7 +37,26 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
                         f"本时段取号已于 {ended[-1]:%H:%M} 截止，{later[0]:%H:%M} 起取号")
     if later:
         raise HallError("before_opening", f"还未到取号时间，{later[0]:%H:%M} 起取号")
-    raise HallError("after_cutoff", f"今日取号已于 {spans[-1][1]:%H:%M} 截止，请明天再来")
+    ended = f"今日取号已于 {spans[-1][1]:%H:%M} 截止"
+    following = hall.next_open_day(now.date())
+    if following is None or following.day == now.date() + dt.timedelta(days=1):
+        raise HallError("after_cutoff", f"{ended}，请明天再来")
+    # not tomorrow: a weekend or a holiday comes first
+    raise HallError("after_cutoff", f"{ended}。{_opens_again(following)}")
+
+
+def closed_message(hall: Hall, day: dt.date) -> str:
+    """Why the hall is closed on `day`, and when it opens next: what the kiosk says."""
+    opening = hall.opening_on(day)
+    text = f"今天不办公：{opening.closed_reason}" if opening.closed_reason else "今天不办公"
+    following = hall.next_open_day(day)
+    return f"{text}。{_opens_again(following)}" if following is not None else text
+
+
+def _opens_again(following: OpeningDay) -> str:
+    """10月8日（周四）09:00 起办公"""
+    day, first = following.day, following.hours.sessions[0].start
+    return f"{day.month}月{day.day}日（{WEEKDAY_NAMES[day.weekday()]}）{first:%H:%M} 起办公"
 
 
 def session_end(hall: Hall, now: dt.datetime) -> dt.time | None:

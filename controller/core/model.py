@@ -88,6 +88,8 @@ class Ticket:
     graded_at: dt.datetime | None = None
     grade_tags: str | None = None
     phone_sealed: str | None = None
+    # the kiosk's idempotency key ("kiosk:<id>:<key>"): a repeated request gets this ticket
+    request_key: str | None = None
 
     @property
     def real_name(self) -> bool:

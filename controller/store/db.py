@@ -209,6 +209,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX patrol_rounds_day ON patrol_rounds (day);
     """,
+    # 10: one kiosk request, one ticket: the request's idempotency key is kept with its ticket,
+    # so a repeated request (a double tap, a retry after a restart) finds the ticket again.
+    """
+    ALTER TABLE tickets ADD COLUMN request_key TEXT;
+    CREATE UNIQUE INDEX tickets_request_key ON tickets (request_key) WHERE request_key IS NOT NULL;
+    """,
 ]
 
 

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller import pins
-from controller.core import commands as c
+from controller.core import commands as c, identity
 from controller.core.callbacks import CaseError
 from controller.core.errors import Category, HallError
 from controller.core.hall import StaffRole
@@ -218,6 +218,9 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                   lambda no, b: c.Pause(no, b.reason, b.minutes, b.whereabouts),
                   schemas.PauseRequest)
     window_action("resume", "恢复服务: resume after a pause", c.Resume)
+    window_action("phone", "登记电话: add or correct the phone of the current (real-name) visit, "
+                  "for the callback of a bad review", lambda no, b: _set_phone(ctrl, no, b.phone),
+                  schemas.PhoneRequest)
 
     @app.get(f"{API}/windows/{{no}}", tags=["windows"],
              summary="One window for its counter: state, its queues, the last visit's grade")
@@ -227,7 +230,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
             acting_for(no, s)
         with ctrl.lock:
-            return views.window_json(ctrl.engine, ctrl.state, no, ctrl.clock())
+            body = views.window_json(ctrl.engine, ctrl.state, no, ctrl.clock())
+            current = ctrl.state.tickets.get(body["current"]["id"]) if body["current"] else None
+        if current is not None:  # for the counter: whose visit, and whether a callback can reach them
+            body["current"].update(
+                real_name=current.real_name, name_masked=current.name_masked,
+                phone_masked=ctrl.sealer.phone_masked(current.phone_sealed) if ctrl.sealer else None)
+        return body
 
     # -- hall --------------------------------------------------------------
 
@@ -391,6 +400,16 @@ class LimitBody:
             return message
 
         await self.app(scope, counted, send)
+
+
+def _set_phone(ctrl: HallController, window: int, phone: str) -> c.SetPhone:
+    """The counter's phone for its current visit, checked and sealed before the engine sees it."""
+    checked = identity.normalise_phone(phone)
+    if checked is None:
+        raise HallError("invalid_phone")
+    if ctrl.sealer is None:
+        raise RuntimeError("this hall has no identity sealer: real-name tickets are off")
+    return c.SetPhone(window, ctrl.sealer.seal(checked, None), identity.mask_phone(checked))
 
 
 def _run(ctrl: HallController, cmd: c.Command, actor: str) -> dict[str, Any]:

@@ -4,14 +4,14 @@ import asyncio
 import datetime as dt
 from typing import Any, Callable
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 
 from controller import reports
 from controller.appointments import Appointments
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
-from controller.kiosk import Kiosk
+from controller.kiosk import REQUEST_KEY_MINUTES, Kiosk
 from controller.store.sessions import Session
 from controller.web import schemas, views
 from controller.web.limits import Limits
@@ -34,18 +34,57 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
         return kiosks[kiosk_id]
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/tickets", status_code=201, tags=["kiosk"],
-            summary="取号机取号: issue and print (a card just read makes it real-name)")
-    async def kiosk_ticket(kiosk_id: str, body: schemas.KioskTicketRequest) -> dict[str, Any]:
+            summary="取号机取号: issue and print (the identity waiting at the kiosk makes it real-name)",
+            description="The identity waiting at the kiosk (a card on the reader, a typed number) is "
+                        "used for this one ticket and then forgotten. With an `Idempotency-Key` "
+                        f"header, the same key again within {REQUEST_KEY_MINUTES} minutes answers "
+                        "with the same ticket (`repeated`: true) and prints nothing; later it is "
+                        "refused (409 request_key_used).")
+    async def kiosk_ticket(kiosk_id: str, body: schemas.KioskTicketRequest,
+                           request_key: str | None = Header(
+                               None, alias="Idempotency-Key", min_length=8, max_length=64,
+                               pattern=r"^[A-Za-z0-9_-]+$",
+                               description="one per tap: a repeat gets the same ticket")
+                           ) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         if limits:  # ticket flooding: a kiosk issues a few a minute, not hundreds
             limits.check_kiosk(kiosk_id, {"service": body.service})
         # printing waits for the printer: off the event loop
         got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
-                                      body.name, body.priority, body.phone)
-        if limits:
+                                      body.name, body.priority, body.phone, request_key)
+        if limits and not got.repeated:
             limits.kiosk_issued(kiosk_id)
         return {**views.issued_json(ctrl.hall, got.outcome), "printed": got.printed,
-                "paper_near_end": got.paper_near_end}
+                "paper_near_end": got.paper_near_end, "repeated": got.repeated,
+                "phone_masked": kiosk.phone_masked(got.outcome.ticket)}
+
+    @r.post(f"{API}/kiosks/{{kiosk_id}}/identity", tags=["kiosk"],
+            summary="输入身份证号: hold a typed ID number for the next ticket at this kiosk")
+    async def kiosk_identity(kiosk_id: str, body: schemas.KioskIdentityRequest) -> dict[str, Any]:
+        kiosk = kiosk_named(kiosk_id)
+        await asyncio.to_thread(kiosk.hold, body.id_number, None, "typed")
+        return await asyncio.to_thread(kiosk.view)
+
+    @r.post(f"{API}/kiosks/{{kiosk_id}}/identity/phone", tags=["kiosk"],
+            summary="留电话: a phone for the callback, beside the identity waiting at the kiosk")
+    async def kiosk_phone(kiosk_id: str, body: schemas.PhoneRequest) -> dict[str, Any]:
+        kiosk = kiosk_named(kiosk_id)
+        await asyncio.to_thread(kiosk.hold_phone, body.phone)
+        return await asyncio.to_thread(kiosk.view)
+
+    @r.post(f"{API}/kiosks/{{kiosk_id}}/identity/touch", tags=["kiosk"],
+            summary="The citizen is still typing: the identity's idle period starts again")
+    async def kiosk_touch(kiosk_id: str) -> dict[str, Any]:
+        kiosk = kiosk_named(kiosk_id)
+        await asyncio.to_thread(kiosk.touch)
+        return await asyncio.to_thread(kiosk.view)
+
+    @r.delete(f"{API}/kiosks/{{kiosk_id}}/identity", tags=["kiosk"],
+              summary="清除: forget the identity (and phone) waiting at the kiosk")
+    async def kiosk_clear(kiosk_id: str) -> dict[str, Any]:
+        kiosk = kiosk_named(kiosk_id)
+        await asyncio.to_thread(kiosk.clear)
+        return await asyncio.to_thread(kiosk.view)
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/scan", tags=["kiosk"],
             summary="扫码: a code shown at the kiosk (ID number, or appointment check-in)")

@@ -33,6 +33,10 @@ class KioskTicketRequest(Strict):
     priority: str | None = Field(None, max_length=16)
 
 
+class KioskIdentityRequest(Strict):
+    id_number: str = Field(min_length=1, max_length=32, description="ID number typed on the kiosk")
+
+
 class ScanRequest(Strict):
     code: str = Field(min_length=1, max_length=512, description="what the scanner read")
 
@@ -65,6 +69,11 @@ class CallNumberRequest(Strict):
     reason: str | None = Field(None, max_length=16,
                                description="过号返回, 预约到达, 绿色通道, 转办返回 or 其他 (required)")
     note: str | None = Field(None, max_length=50, description="why, required with 其他")
+
+
+class PhoneRequest(Strict):
+    phone: str = Field(min_length=1, max_length=20,
+                       description="11-digit mobile, or a landline with its area code (0xx-xxxxxxxx)")
 
 
 class PauseRequest(Strict):

@@ -8,6 +8,7 @@ from typing import Any
 from controller.core.engine import Engine, Outcome
 from controller.core.estimate import wait_range
 from controller.core.hall import Hall
+from controller.core.hours import closed_message
 from controller.core.model import HallState, Ticket, TicketStatus, WindowStatus
 
 
@@ -102,6 +103,29 @@ def hall_json(engine: Engine, state: HallState, now: dt.datetime) -> dict[str, A
         "calls": recent_calls(engine, state),
         "tidal": [{"window": n, "proposal": p} for n, p in sorted(state.tidal.items())],
         "notices": list(hall.display_notices),
+        "today": opening_json(hall, now.date()),
+    }
+
+
+def opening_json(hall: Hall, day: dt.date) -> dict[str, Any]:
+    """Whether the hall opens on `day`, its sessions, and if closed why and when it opens
+    next: what the kiosk and the display say on a holiday."""
+    opening = hall.opening_on(day)
+    following = None if opening.open else hall.next_open_day(day)
+    return {
+        "date": day.isoformat(),
+        "open": opening.open,
+        "sessions": [f"{s.start:%H:%M}-{s.end:%H:%M}" for s in opening.hours.sessions],
+        "closed_reason": opening.closed_reason,
+        "message": None if opening.open else closed_message(hall, day),
+        "note": opening.note,
+        "next_open": ({"date": following.day.isoformat(),
+                       "sessions": [f"{s.start:%H:%M}-{s.end:%H:%M}"
+                                    for s in following.hours.sessions]} if following else None),
+        # no holiday data for this year: opening by weekday hours, until holidays.toml has it
+        "calendar_missing": opening.calendar_missing,
+        # and the years, this one or one soon to begin, the hall should add: an alert
+        "calendar_missing_years": hall.calendar.missing_years(day),
     }
 
 

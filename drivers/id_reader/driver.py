@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 CardListener = Callable[[Card], None]
 ErrorListener = Callable[[ReaderStatus, str], None]
+GoneListener = Callable[[], None]
 
 
 class _NoGoodReply(Exception):
@@ -31,17 +32,21 @@ class IdCardReader:
     """Polls one reader and hands each card placed on it to `on_card` once.
 
     Reader errors go to `on_error(status, kiosk message)`, once per card
-    placed; SAM failures also mark the link as fault. A broken line is the
+    placed; SAM failures also mark the link as fault. When a card that was
+    read is seen gone (the reader finds no card), `on_card_gone()` is called
+    once: its holder has left the kiosk. A broken line is the
     link's to reconnect (it reports offline and online itself). `pause` is
     the wait between find, select and read (some readers need 0.1-0.3 s).
     """
 
     def __init__(self, device_id: str, link: DeviceLink, on_card: CardListener,
                  on_error: ErrorListener | None = None, pause: float = 0.1,
-                 reply_timeout: float = 1.0, fingerprint: bool = False) -> None:
+                 reply_timeout: float = 1.0, fingerprint: bool = False,
+                 on_card_gone: GoneListener | None = None) -> None:
         self.device_id = device_id
         self.link = link
         self.on_card = on_card
+        self.on_card_gone = on_card_gone
         self.on_error = on_error
         self.pause = pause
         self.reply_timeout = reply_timeout
@@ -125,9 +130,14 @@ class IdCardReader:
     def _poll(self) -> Card | None:
         found = self.ask(Command.FIND_CARD).status
         if found is ReaderStatus.NO_CARD:
-            self._card_read = False
+            was_read, self._card_read = self._card_read, False
             self._last_error = None
             self.link.fine()
+            if was_read and self.on_card_gone:
+                try:
+                    self.on_card_gone()
+                except Exception:
+                    log.exception("%s: card-gone listener failed", self.device_id)
             return None
         if found is not ReaderStatus.CARD_FOUND:
             self._report(found, "find card")

@@ -72,8 +72,8 @@ const Hall = (() => {
   }
 
   // Every change carries x-hall-page: the server refuses a cookie-only change without it.
-  async function api(method, path, body) {
-    const init = { method, headers: { "x-hall-page": "1" }, credentials: "same-origin" };
+  async function api(method, path, body, headers = {}) {
+    const init = { method, headers: { ...headers, "x-hall-page": "1" }, credentials: "same-origin" };
     if (body !== undefined) {
       init.headers["content-type"] = "application/json";
       init.body = JSON.stringify(body);
