@@ -198,7 +198,7 @@ ANONYMOUS_EVENT_DATA: dict[str, tuple[str, ...]] = {
     "ticket_missed": ("label",),
     "ticket_finished": ("label", "service"),
     "ticket_transferred": ("label", "target"),
-    "ticket_cancelled": ("label",),
+    "ticket_cancelled": ("label", "reason"),  # not_printed, day_end: what the QR page tells
     "ticket_requeued": ("label", "service"),
     "window_opened": ("post",),  # a B post covering is on the display (顶岗)
     "window_closed": (),
