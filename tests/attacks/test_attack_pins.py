@@ -78,7 +78,9 @@ def test_a_known_and_an_unknown_id_answer_in_the_same_time(unlimited_hall):
                 into.append(time.perf_counter() - t0)
                 assert (r.status_code, r.json()["error"]) == (401, "bad_credentials")
     k, u = statistics.median(known), statistics.median(unknown)
-    assert max(k, u) / min(k, u) < 2.5, f"median known {k * 1000:.1f} ms, unknown {u * 1000:.1f} ms"
+    figure = f"median known {k * 1000:.1f} ms, unknown {u * 1000:.1f} ms"
+    print(figure)  # pytest -s shows it (docs/reliability.md, Attacks)
+    assert max(k, u) / min(k, u) < 2.5, figure
 
 
 def test_no_staff_id_in_anonymous_answers(hall):
