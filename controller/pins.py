@@ -19,6 +19,9 @@ MIN_DIGITS = 6
 MAX_DIGITS = 12
 _COMMON = {"123123", "520520", "521521", "147258", "147258369", "159357", "741852", "789456",
            "123654", "654123", "135790", "246810", "102030", "112233", "010203"}
+# What a login with an unknown staff id is checked against, so that it costs the same
+# PBKDF2 as a known one: the answer's time must not tell which 工号 exist.
+UNKNOWN_STAFF_HASH = ""  # set below, once hash_pin is defined
 
 _HASH = re.compile(r"pbkdf2_sha256\$([0-9]{1,9})\$([0-9a-fA-F]{32})\$([0-9a-fA-F]{64})")
 
@@ -81,3 +84,4 @@ def weakness(pin: str) -> str | None:
         return f"PIN 须为 {MIN_DIGITS} 到 {MAX_DIGITS} 位数字"
     why = trivial(pin)
     return f"PIN 过于简单（{why}）" if why else None
+UNKNOWN_STAFF_HASH = hash_pin(secrets.token_hex(16))

@@ -252,9 +252,9 @@ def hall(tmp_path_factory):
         yield h
 
 
-def as_role(hall, role: str, page_: bool, fresh: bool = False) -> dict[str, str]:
-    """The headers that make a request come from `role`. One login per role; a
-    probe that logs out gets a `fresh` one of its own, so it spoils no other."""
+def as_role(hall, role: str, page_: bool) -> dict[str, str]:
+    """The headers that make a request come from `role`: one login per role, made again
+    after a probe logged it out (logging out ends every token of that login)."""
     if role == NONE:
         return {}
     if role == PAGE:
@@ -262,11 +262,10 @@ def as_role(hall, role: str, page_: bool, fresh: bool = False) -> dict[str, str]
     if role == KIOSK:
         return {"x-hall-page": "1", "Cookie": f"hall_kiosk={hall.kiosk_keys['entrance']}"}
     staff_id, window = ACCOUNTS[role]
-    token = None if fresh else hall.tokens.get(role)
+    token = hall.tokens.get(role)
     if token is None:
         token = hall.login(staff_id, window)["Authorization"].split()[1]
-        if not fresh:
-            hall.tokens[role] = token
+        hall.tokens[role] = token
     if page_:
         return {"Cookie": f"hall_session={token}"}
     return {"Authorization": f"Bearer {token}"}
@@ -298,7 +297,7 @@ def test_access(hall, probe: Probe, role: str):
     path = probe.path(hall)
     body = probe.body(hall) if callable(probe.body) else probe.body
     kw = {"json": body} if body is not None else {}
-    kw["headers"] = as_role(hall, role, probe.page, fresh=probe.template.endswith("/logout"))
+    kw["headers"] = as_role(hall, role, probe.page)
     client = hall.shared
     client.cookies.clear()  # a login probe's answer sets one: it must not follow other roles
     if probe.stream:
@@ -308,6 +307,9 @@ def test_access(hall, probe: Probe, role: str):
     else:
         r = client.request(probe.method, path, **kw)
         status, text = r.status_code, r.text
+    if probe.template.endswith("/logout"):
+        # logging out ends the whole login at that window, the role's shared token too
+        hall.tokens.pop(role, None)
     allowed = role in probe.allowed
     logged_in = role in LOGGED_IN
     if probe.page:
@@ -366,6 +368,8 @@ def test_the_open_routes_show_nobody_and_no_grade(tmp_path):
         client.post("/api/v1/windows/3/call", headers=s3).raise_for_status()
         client.post("/api/v1/windows/3/finish", headers=s3).raise_for_status()
         hall.ctrl.execute(c.Evaluate(3, "非常满意"), "device:pad-3")
+        # the next citizen: an event every stream carries, so each replay has a known end
+        hall.ctrl.execute(c.IssueTicket("C", "kiosk", None, None, None), "kiosk")
         last = hall.ctrl.store.last_event_id()
 
         seen = {path: client.get(path).text
@@ -375,8 +379,10 @@ def test_the_open_routes_show_nobody_and_no_grade(tmp_path):
         for path, text in seen.items():
             for word in (*PERSONAL, "非常满意", "staff:s3", "id_masked", "name_masked"):
                 assert word not in text, f"{path} shows {word!r}"
-        evaluated = next(e for e in public if e["kind"] == "ticket_evaluated")
-        assert evaluated["ticket"] == ticket and "grade" not in evaluated["data"]
+        # a screen is not told a visit was graded at all, nor who served it, nor for how long
+        assert "ticket_evaluated" not in {e["kind"] for e in public}
+        finished = next(e for e in public if e["kind"] == "ticket_finished")
+        assert finished["ticket"] == ticket and set(finished["data"]) == {"label", "service"}
         assert client.get(f"/api/v1/tickets/{ticket}").json()["status"] == "finished"
 
         # staff see the masked identity and who acted; managers the grade
@@ -399,3 +405,68 @@ def test_device_health_needs_a_login(hall):
     assert (r.status_code, r.json()["error"]) == (401, "not_logged_in")
     devices = client.get("/api/v1/devices", headers=hall.login("s2", 2)).json()
     assert {d["device"] for d in devices} == {"printer-1", "reader-1", "scanner-1"}
+
+
+# -- revocation timing ----------------------------------------------------------------------
+
+STREAM_CLOSES_WITHIN = 1.0  # seconds
+
+
+def end_by_logout(hall, api) -> None:
+    """s1 logs out on another device of the same login."""
+    assert api.post("/api/v1/auth/logout", headers=hall.login("s1", 1)).status_code == 200
+
+
+def end_by_another_login(hall, api) -> None:
+    """s1 pauses; leaver, B post of window 1, takes the window over (顶岗)."""
+    with hall.client() as own:
+        assert own.post("/api/v1/windows/1/pause", headers=hall.s1,
+                        json={"reason": "取材料", "minutes": 5}).status_code == 200
+    hall.login("leaver", 1)
+
+
+def end_by_disable(hall, api) -> None:
+    r = api.post("/api/v1/admin/staff/s1/disable", headers=hall.login("admin", None))
+    assert r.status_code == 200, r.text
+
+
+def end_by_the_day(hall, api) -> None:
+    """The hall's clock passes midnight; no command has run on the new day yet."""
+    hall.clock.advance(hours=15, minutes=1)  # 09:00 -> 00:01 the next day
+
+
+@pytest.mark.parametrize("end", [end_by_logout, end_by_another_login, end_by_disable, end_by_the_day],
+                         ids=lambda f: f.__name__)
+def test_a_session_that_ends_is_refused_at_once_and_its_stream_closes_within_a_second(tmp_path, end):
+    """s1's counter (a bearer token), its page (the same login's cookie) and its open event
+    stream: whichever way the session ends, the next request is refused and the stream
+    closes within STREAM_CLOSES_WITHIN."""
+    import threading
+    import time
+
+    with running_hall(access_hall(), tmp_path, ManualClock(at("09:00"))) as hall, \
+            hall.client() as api:
+        hall.s1 = hall.login("s1", 1)
+        page = {"Cookie": f"hall_session={hall.login('s1', 1)['Authorization'].split()[1]}"}
+        assert api.get("/counter", headers=page).status_code == 200
+        opened, ended = threading.Event(), []
+
+        def follow() -> None:
+            with hall.client() as c, c.stream("GET", "/api/v1/events", headers=hall.s1) as r:
+                opened.set()
+                for _ in r.iter_bytes():
+                    pass
+            ended.append(time.monotonic())
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert opened.wait(5)
+        end(hall, api)
+        revoked_at = time.monotonic()
+        r = api.post("/api/v1/windows/1/call", headers=hall.s1)
+        assert (r.status_code, r.json()["error"]) == (401, "not_logged_in")
+        assert api.get("/api/v1/auth/me", headers=hall.s1).status_code == 401
+        assert api.get("/counter", headers=page).status_code == 303
+        reader.join(STREAM_CLOSES_WITHIN + 2)
+        assert ended, "the stream stayed open"
+        assert ended[0] - revoked_at <= STREAM_CLOSES_WITHIN

@@ -44,9 +44,11 @@ def test_a_citizen_takes_a_ticket_and_a_window_serves_it(hall):
             "evaluation_prompted"]
         assert ticket["history"][1]["actor"] == "staff:s1"  # who acted: staff only
 
-        view = api.get("/api/v1/hall").json()
+        view = api.get("/api/v1/hall", headers=staff).json()
         w1 = view["windows"][0]
         assert (w1["number"], w1["state"], w1["staff"]["id"], w1["staff"]["post"]) == (1, "open", "s1", "A")
+        # a screen without a login: the window's state, not the 工号 behind it
+        assert "id" not in api.get("/api/v1/hall").json()["windows"][0]["staff"]
         assert {q["service"]: q["waiting"] for q in view["queues"]} == {"A": 1, "B": 0, "C": 0}
 
 

@@ -151,6 +151,9 @@ class Login(Command):
 @dataclass(frozen=True)
 class Logout(Command):
     window: int
+    # 停用 (an admin disables the account): the window closes even while serving, and the
+    # ticket being served goes back to the head of its queue for another window to call
+    requeue_current: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ TICKET_MISSED = "ticket_missed"
 TICKET_FINISHED = "ticket_finished"
 TICKET_TRANSFERRED = "ticket_transferred"
 TICKET_CANCELLED = "ticket_cancelled"
+# the window serving it was closed (its staff disabled): back at the head of its queue
+TICKET_REQUEUED = "ticket_requeued"
 TICKET_PHONE_SET = "ticket_phone_set"
 WINDOW_OPENED = "window_opened"
 WINDOW_CLOSED = "window_closed"

@@ -9,7 +9,7 @@ from controller.core import commands as c
 from controller.core import events as ev
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.core.model import HallState, WindowState, WindowStatus
+from controller.core.model import HallState, TicketStatus, WindowState, WindowStatus
 from controller.core.outcome import Outcome
 
 MAX_PAUSE_MINUTES = 240
@@ -112,8 +112,10 @@ class WindowCommands:
         w = self._window(state, cmd.window)
         if w.status is WindowStatus.CLOSED:
             raise HallError("window_closed")
-        if w.current is not None:
+        if w.current is not None and not cmd.requeue_current:
             raise HallError("window_busy")
+        if w.current is not None:
+            self._requeue_current(state, w, now, out)
         staff, since = w.staff_id, w.logged_in_at
         prompt = w.evaluating, w.prompted_at  # the last visit's prompt outlives the login
         close_window(w)
@@ -121,6 +123,24 @@ class WindowCommands:
         out.touch(w)
         out.emit(ev.WINDOW_CLOSED, now, w.number, staff=staff,
                  seconds=int((now - since).total_seconds()) if since else None)
+
+    def _requeue_current(self, state: HallState, w: WindowState, now: dt.datetime,
+                         out: Outcome) -> None:
+        """The visit at `w` was not finished by its staff: the ticket waits again in the place
+        it had in its queue (at its head, by now), to be called at another window; not a 过号."""
+        t = state.tickets.get(w.current)
+        w.current = None
+        out.touch(w)
+        if t is None or t.status is not TicketStatus.CALLED:
+            return
+        if w.evaluating == t.id:  # the visit goes on elsewhere: it is graded there
+            self._end_prompt(w, now, out, "requeued")
+        t.status = TicketStatus.WAITING
+        t.window = None
+        # its own place again: as it joined the queue, ahead of everyone who came after it
+        state.queues.add(t, self._priority_first(t.service))
+        out.emit(ev.TICKET_REQUEUED, now, w.number, t, label=t.label, service=t.service,
+                 reason="window_closed")
 
     def _tick(self, state: HallState, cmd: c.Tick, now: dt.datetime, out: Outcome) -> None:
         self._propose_tidal(state, now, out)

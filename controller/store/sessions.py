@@ -18,6 +18,8 @@ class Session:
     staff_id: str
     role: str
     window: int | None
+    # the hall's day the login was made on: a token ends with its day (`resolve`)
+    day: dt.date | None = None
 
     def require(self, *roles: str) -> None:
         """Refuse (403 forbidden_role) unless the session's role is one of `roles`."""
@@ -37,13 +39,13 @@ class SessionStore:
         self.db = db
         self._lock = lock or threading.RLock()
         self._cache: dict[str, Session] = {
-            r["token_hash"]: Session(r["staff_id"], r["role"], r["window"])
+            r["token_hash"]: Session(r["staff_id"], r["role"], r["window"], _day(r["created_at"]))
             for r in db.query("SELECT * FROM sessions WHERE revoked_at IS NULL")}
         self._disabled: set[str] = {r["staff_id"] for r in db.query("SELECT staff_id FROM staff_disabled")}
 
     def create(self, staff_id: str, role: str, window: int | None, now: dt.datetime) -> str:
         token = secrets.token_urlsafe(32)
-        session = Session(staff_id, role, window)
+        session = Session(staff_id, role, window, now.date())
         with self._lock:
             self.db.execute(
                 "INSERT INTO sessions (token_hash, staff_id, role, window, created_at) "
@@ -51,13 +53,31 @@ class SessionStore:
             self._cache[_digest(token)] = session
         return token
 
-    def resolve(self, token: str) -> Session | None:
+    def resolve(self, token: str, today: dt.date | None = None) -> Session | None:
+        """The live session of `token`; None once revoked, disabled, or (given the hall's day
+        `today`) made on another day: yesterday's token acts for nobody today, whether or not
+        the day change has run yet."""
         found = self._cache.get(_digest(token))
         # belt and braces: disabling revokes the tokens too
-        return None if found is None or found.staff_id in self._disabled else found
+        if found is None or found.staff_id in self._disabled:
+            return None
+        if today is not None and found.day != today:
+            return None
+        return found
 
     def revoke(self, token: str, now: dt.datetime) -> None:
         self._revoke_where("token_hash = ?", [_digest(token)], now)
+
+    def revoke_login(self, session: Session, token: str, now: dt.datetime) -> int:
+        """Logging out ends the whole login: every token of that staff member at that window
+        (each page or device they opened), or for a login without a window, this token."""
+        if session.window is None:
+            return self._revoke_where("token_hash = ?", [_digest(token)], now)
+        return self._revoke_where("staff_id = ? AND window = ?", [session.staff_id, session.window], now)
+
+    def revoke_others_at(self, window: int, staff_id: str, now: dt.datetime) -> int:
+        """Someone else logged in at `window`: the tokens earlier logins there still hold end."""
+        return self._revoke_where("window = ? AND staff_id != ?", [window, staff_id], now)
 
     def revoke_window(self, window: int, now: dt.datetime) -> None:
         """Every token acting for `window` (its window was closed by someone else, or the day ended)."""
@@ -103,3 +123,10 @@ class SessionStore:
             for r in rows:
                 self._cache.pop(r["token_hash"], None)
             return len(rows)
+
+
+def _day(created_at: str) -> dt.date | None:
+    try:
+        return dt.datetime.fromisoformat(created_at).date()
+    except (TypeError, ValueError):
+        return None

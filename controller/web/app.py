@@ -8,8 +8,11 @@ database) is 503 storage_unavailable: nothing changed, try again later.
 
 
 import asyncio
+import concurrent.futures
 import contextlib
+import datetime as dt
 import json
+import time
 import logging
 import sqlite3
 import time
@@ -30,6 +33,7 @@ from controller.cases import CaseDesk
 from controller.kiosk import Kiosk
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.faults import StorageFault, StorageUnavailable, is_storage_error
+from controller.store.replay import EventReader
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas, views
 from controller.web.kiosk_api import kiosk_of_request, kiosk_routes
@@ -52,11 +56,16 @@ TICK_SECONDS = 5.0
 CHECKPOINT_SECONDS = 2.0
 SSE_HEARTBEAT_SECONDS = 15.0
 SSE_QUEUE_EVENTS = 10_000
+# how soon a stream whose session was revoked (logout, disable, the day change) closes
+SSE_SESSION_CHECK_SECONDS = 0.5
+# Replays read in threads of their own: a hundred displays reconnecting at once neither hold
+# the hall's lock nor take the default pool's threads from a kiosk's printing.
+_REPLAYS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sse-replay")
 
 STATUS = {Category.INVALID: 422, Category.NOT_FOUND: 404, Category.CONFLICT: 409,
           Category.FORBIDDEN: 403, Category.UNAUTHORIZED: 401, Category.TOO_MANY: 429}
-# Who reads every detail of the event stream and of a ticket's history; the rest see
-# views.public_event / views.public_ticket.
+# Who reads every detail of the event stream and of a ticket's history; other staff see
+# views.public_event, a screen or a citizen without a login views.anonymous_event / _ticket.
 READERS = (StaffRole.SUPERVISOR, StaffRole.ADMIN, StaffRole.CALLBACK_OFFICER)
 
 
@@ -76,6 +85,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     kiosks = kiosks or {}
     limits = Limits(ctrl)
     kiosk_credentials = KioskCredentials(ctrl.store)
+    replays = EventReader(ctrl.store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,7 +113,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its
     # thread pool, a thread hop on every request that carries a token.
     async def session(request: Request) -> Session:
-        found = session_of(sessions, request)
+        found = session_of(sessions, request, ctrl.clock().date())
         if found is None:
             raise HallError("not_logged_in")
         return found
@@ -112,7 +122,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         """A bearer token must be good; a page cookie that does not authorise is no session."""
         if request.headers.get("authorization"):
             return await session(request)
-        return session_of(sessions, request)
+        return session_of(sessions, request, ctrl.clock().date())
 
     def acting_for(number: int, s: Session) -> str:
         """The actor name, if `s` may act on window `number`: its own window, or a supervisor."""
@@ -169,7 +179,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                 body = views.ticket_json(ctrl.engine, None, old, ctrl.clock())
             body["history"] = ctrl.store.ticket_history(ticket_id)
         # the slip's QR code leads here, and ticket ids are guessable: no login, no names
-        return body if s is not None else views.public_ticket(body)
+        return body if s is not None else views.anonymous_ticket(body)
 
     app.include_router(kiosk_routes(ctrl, kiosks, session, limits, kiosk_credentials))
     app.include_router(staff_routes(ctrl, sessions, session))
@@ -242,9 +252,11 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # -- hall --------------------------------------------------------------
 
     @app.get(f"{API}/hall", tags=["hall"], summary="Windows and queues now")
-    async def get_hall() -> dict[str, Any]:
+    async def get_hall(s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         with ctrl.lock:
-            return views.hall_json(ctrl.engine, ctrl.state, ctrl.clock())
+            body = views.hall_json(ctrl.engine, ctrl.state, ctrl.clock())
+        # displays, kiosks and the login page read it without a login: no 工号 to guess PINs for
+        return body if s is not None else views.anonymous_hall(body)
 
     @app.get(f"{API}/services", tags=["hall"], summary="Services with waiting counts and estimates")
     async def get_services() -> list[dict[str, Any]]:
@@ -272,8 +284,14 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         # str.isdigit() is true of "²" and "٣", which int() refuses: ASCII digits only
         start = after if after is not None else (
             int(last) if last and last.isascii() and last.isdigit() else None)
-        full = s is not None and s.role in READERS
-        return StreamingResponse(_event_stream(ctrl, request, start, full),
+        # readers see everything; other staff the events without grades or who acted; a
+        # screen without a login only what the hall display shows, and only today's
+        view = (None if s is not None and s.role in READERS
+                else views.public_event if s is not None else views.anonymous_event)
+        token = token_of(request) if s is not None else None
+        live = ((lambda: sessions.resolve(token, ctrl.clock().date()) is not None)
+                if token else None)
+        return StreamingResponse(_event_stream(ctrl, request, start, view, replays, live),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -287,12 +305,14 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         address = client_address(request)
         # PIN guessing: a locked-out id or address gets no PIN check at all
         limits.check_login(body.staff_id, address, args)
-        if staff is None or not pins.verify_pin(body.pin, staff.pin_hash):
+        # an unknown id costs the same hash as a known one: its answer time tells nothing
+        if not pins.verify_pin(body.pin, staff.pin_hash if staff else pins.UNKNOWN_STAFF_HASH) \
+                or staff is None:
             limits.login_failed(body.staff_id, address)
             err = HallError("bad_credentials")
             ctrl.refuse(f"staff:{body.staff_id}", "login", {**args, "address": address}, err)
             raise err
-        limits.login_succeeded(staff.id)
+        limits.login_succeeded(staff.id, address)
         if sessions.is_disabled(staff.id):  # told only to whoever knows the PIN
             err = HallError("account_disabled")
             ctrl.refuse(f"staff:{staff.id}", "login", args, err)
@@ -307,7 +327,10 @@ def create_app(ctrl: HallController, sessions: SessionStore,
             ctrl.note(f"staff:{staff.id}", "login", args)
         else:
             ctrl.execute(c.Login(body.window, staff.id), f"staff:{staff.id}")
-        token = sessions.create(staff.id, staff.role.value, body.window, ctrl.clock())
+        now = ctrl.clock()
+        if body.window is not None:  # whoever held the window before holds nothing there now
+            sessions.revoke_others_at(body.window, staff.id, now)
+        token = sessions.create(staff.id, staff.role.value, body.window, now)
         # The pages' session: HttpOnly, so no script reads it; SameSite=Strict, so no other
         # site's page sends it; unsafe requests carrying it must also carry PAGE_HEADER.
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
@@ -333,7 +356,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
             ctrl.execute(c.Logout(s.window), f"staff:{s.staff_id}")
         else:
             ctrl.note(f"staff:{s.staff_id}", "logout", {"window": s.window})
-        sessions.revoke(token_of(request) or "", ctrl.clock())
+        # the whole login ends: every page and device that logged in for it at that window
+        sessions.revoke_login(s, token_of(request) or "", ctrl.clock())
         response.delete_cookie(COOKIE, path="/")
         return {"ok": True}
 
@@ -350,7 +374,8 @@ def token_of(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def session_of(sessions: SessionStore, request: Request) -> Session | None:
+def session_of(sessions: SessionStore, request: Request,
+               today: dt.date | None = None) -> Session | None:
     """The session a request acts for. A cookie alone does not authorise a change: a page's
     unsafe request must also carry PAGE_HEADER, which no cross-site form can set."""
     token = token_of(request)
@@ -359,7 +384,7 @@ def session_of(sessions: SessionStore, request: Request) -> Session | None:
     by_cookie = not request.headers.get("authorization")
     if by_cookie and request.method not in ("GET", "HEAD") and PAGE_HEADER not in request.headers:
         return None
-    return sessions.resolve(token)
+    return sessions.resolve(token, today)
 
 
 class LimitBody:
@@ -448,13 +473,19 @@ async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
                 ctrl.store.failed(e, ctrl.clock())
 
 
-async def _event_stream(ctrl: HallController, request: Request,
-                        after: int | None, full: bool = False) -> AsyncIterator[bytes]:
-    """Every event after `after`; without `full`, as views.public_event shows it."""
-    shown = (lambda body: body) if full else views.public_event
+async def _event_stream(ctrl: HallController, request: Request, after: int | None,
+                        view: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+                        reader: EventReader | None = None,
+                        live: Callable[[], bool] | None = None) -> AsyncIterator[bytes]:
+    """Every event after `after`, each as `view` shows it (None: in full; a view answering
+    None drops the event). With a `view`, the replay goes back no further than today. With
+    `live`, the stream ends within SSE_SESSION_CHECK_SECONDS of it answering False (the
+    session was revoked)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(maxsize=SSE_QUEUE_EVENTS)
     lagging = asyncio.Event()
+    reader = reader or EventReader(ctrl.store)
+    shown = view or (lambda body: body)
 
     def push(event_id: int, event) -> None:
         loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event.to_json()))
@@ -464,29 +495,60 @@ async def _event_stream(ctrl: HallController, request: Request,
         upto = ctrl.store.last_event_id()
     sent = upto if after is None else after
     try:
+        if view is not None and sent < upto:
+            now = ctrl.clock()
+            midnight = dt.datetime.combine(now.date(), dt.time(), now.tzinfo)
+            sent = max(sent, await loop.run_in_executor(_REPLAYS, reader.before_day,
+                                                        now.date(), midnight))
         yield b"retry: 1000\n\n"
-        # What the client missed, page by page; what happens meanwhile waits in the queue.
+        # What the client missed, page by page, read and formatted off the event loop;
+        # what happens meanwhile waits in the queue.
         while sent < upto:
-            with ctrl.lock:
-                page = list(ctrl.store.events_after(sent, limit=500))
-            for event_id, body in page:
-                if event_id > upto:
-                    break
-                sent = event_id
-                yield _sse(event_id, shown(body))
-            if not page or page[-1][0] >= upto:
+            if live is not None and not live():
+                return
+            last, chunk = await loop.run_in_executor(_REPLAYS, _replay_page, reader, sent, upto,
+                                                     shown)
+            if last is None:
                 break
+            sent = last
+            if chunk:
+                yield chunk
+        checked = time.monotonic()
+        wait = SSE_HEARTBEAT_SECONDS if live is None else SSE_SESSION_CHECK_SECONDS
         while not await request.is_disconnected() and not lagging.is_set():
             try:
-                event_id, body = await asyncio.wait_for(queue.get(), SSE_HEARTBEAT_SECONDS)
+                event_id, body = await asyncio.wait_for(queue.get(), wait)
             except asyncio.TimeoutError:
-                yield b": heartbeat\n\n"
+                event_id = None
+            if live is not None and not live():
+                return
+            if event_id is None:
+                if time.monotonic() - checked >= SSE_HEARTBEAT_SECONDS:
+                    checked = time.monotonic()
+                    yield b": heartbeat\n\n"
                 continue
             if event_id > sent:
                 sent = event_id
-                yield _sse(event_id, shown({"id": event_id, **body}))
+                shown_body = shown({"id": event_id, **body})
+                if shown_body is not None:
+                    checked = time.monotonic()
+                    yield _sse(event_id, shown_body)
     finally:
         unsubscribe()
+
+
+def _replay_page(reader: EventReader, after: int, upto: int,
+                 shown: Callable[[dict[str, Any]], dict[str, Any] | None]) -> tuple[int | None, bytes]:
+    """The next page of a replay as one chunk of SSE, and the last event id it covers."""
+    page = reader.events_after(after, upto)
+    if not page:
+        return None, b""
+    parts = []
+    for event_id, body in page:
+        out = shown(body)
+        if out is not None:
+            parts.append(_sse(event_id, out))
+    return page[-1][0], b"".join(parts)
 
 
 def _put(queue: asyncio.Queue, lagging: asyncio.Event, item: Any) -> None:

@@ -34,10 +34,17 @@ class Reservation:
         if not self._released:
             self._released = True
             self._limit.release(self._key, self._at)
+def _at(staff_id: str, address: str) -> str:
+    return f"{staff_id}@{address}"
 
 
 class Limits:
-    """Failed logins per staff id and per address; tickets per kiosk and per address."""
+    """Failed logins per staff id at an address and per address; tickets per kiosk and per
+    address.
+
+    A staff id is locked out only at the address its PIN was mistyped from: failures
+    anywhere else (a guesser on the LAN) must not keep its owner from logging in at the
+    counter. Guessing across many ids from one address still meets the address's limit."""
 
     def __init__(self, ctrl: HallController) -> None:
         self.ctrl = ctrl
@@ -53,7 +60,7 @@ class Limits:
     def check_login(self, staff_id: str, address: str, args: dict[str, Any]) -> None:
         """Refuse (429) a login while its staff id or its address is locked out."""
         now = self.ctrl.clock()
-        until = max((t for t in (self.failures_by_staff.blocked_until(staff_id, now),
+        until = max((t for t in (self.failures_by_staff.blocked_until(_at(staff_id, address), now),
                                  self.failures_by_address.blocked_until(address, now)) if t),
                     default=None)
         if until is not None:
@@ -62,12 +69,12 @@ class Limits:
 
     def login_failed(self, staff_id: str, address: str) -> None:
         now = self.ctrl.clock()
-        self.failures_by_staff.hit(staff_id, now)
+        self.failures_by_staff.hit(_at(staff_id, address), now)
         self.failures_by_address.hit(address, now)
 
-    def login_succeeded(self, staff_id: str) -> None:
+    def login_succeeded(self, staff_id: str, address: str) -> None:
         """The right PIN: the person's own mistypes are forgiven (the address's are not)."""
-        self.failures_by_staff.clear(staff_id)
+        self.failures_by_staff.clear(_at(staff_id, address))
 
     # -- tickets ------------------------------------------------------------------------
 

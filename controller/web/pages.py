@@ -79,7 +79,7 @@ def page_routes(ctrl: HallController, sessions: SessionStore,
         spec = PAGES[name]
         if spec.roles is not None:
             token = request.cookies.get(COOKIE)
-            s = sessions.resolve(token) if token else None
+            s = sessions.resolve(token, ctrl.clock().date()) if token else None
             if s is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)

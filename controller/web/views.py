@@ -164,8 +164,8 @@ def services_json(engine: Engine, state: HallState, now: dt.datetime) -> list[di
     return out
 
 
-# What a screen or a citizen without a login sees. Ticket ids are guessable (20261123-A001)
-# and the event stream is open to every display in the hall, so neither carries the
+# What staff without a manager's role see (a counter page follows the stream); a screen or
+# a citizen without a login sees less still (anonymous_event). Neither carries the
 # masked identity, who acted, or a visit's grade: an evaluation names the staff member
 # graded, figures that are for supervisors, admins and callback officers (reports_api).
 PRIVATE_TICKET_FIELDS = ("id_masked", "name_masked", "priority_by")
@@ -187,9 +187,56 @@ def public_event(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def public_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
+# What a screen without a login, or anyone on the hall's LAN, may read of an event: what
+# the hall display shows, and nothing more. Logins and their times, who served and for
+# how long, where staff went during a pause, grades, device faults and the supervisor's
+# alerts are personnel and management matters; an event kind not listed is not sent.
+ANONYMOUS_EVENT_DATA: dict[str, tuple[str, ...]] = {
+    "ticket_issued": ("label", "service"),
+    "ticket_called": ("label", "service"),
+    "ticket_recalled": ("label", "recalls"),
+    "ticket_missed": ("label",),
+    "ticket_finished": ("label", "service"),
+    "ticket_transferred": ("label", "target"),
+    "ticket_cancelled": ("label", "reason"),  # not_printed, day_end: what the QR page tells
+    "ticket_requeued": ("label", "service"),
+    "window_opened": ("post",),  # a B post covering is on the display (顶岗)
+    "window_closed": (),
+    "window_paused": ("reason", "minutes", "until"),  # the display's "back about 10:40"
+    "window_resumed": (),
+    "day_started": ("day",),
+}
+
+
+def anonymous_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """`event` as a screen without a login sees it; None when it sees nothing of it."""
+    kind = event.get("kind", "")
+    keep = ANONYMOUS_EVENT_DATA.get(kind)
+    if keep is None:
+        return None
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    return {"id": event.get("id"), "kind": kind, "at": event.get("at"),
+            "window": event.get("window"), "ticket": event.get("ticket"),
+            "data": {k: data[k] for k in keep if k in data}}
+
+
+def anonymous_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
     """A ticket as its QR code shows it to anyone: its status and history, nobody named."""
     out = {k: v for k, v in ticket.items() if k not in PRIVATE_TICKET_FIELDS}
     if "history" in out:
-        out["history"] = [public_event(e) for e in out["history"]]
+        out["history"] = [e for e in map(anonymous_event, out["history"]) if e is not None]
     return out
+
+
+def anonymous_hall(body: dict[str, Any]) -> dict[str, Any]:
+    """hall_json for a screen without a login: a covering B post's name (the display shows
+    it) but no 工号, nor where staff went during a pause."""
+    windows = []
+    for w in body["windows"]:
+        w = dict(w)
+        if w.get("staff"):
+            w["staff"] = {"name": w["staff"]["name"], "post": w["staff"]["post"]}
+        if w.get("pause"):
+            w["pause"] = {k: v for k, v in w["pause"].items() if k != "whereabouts"}
+        windows.append(w)
+    return {**body, "windows": windows}

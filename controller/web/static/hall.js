@@ -110,7 +110,7 @@ const Hall = (() => {
 
     // Named events (event: ticket_called) do not reach onmessage; listen for each kind.
     const KINDS = ["ticket_issued", "ticket_called", "ticket_recalled", "ticket_missed",
-      "ticket_finished", "ticket_transferred", "ticket_cancelled", "window_opened",
+      "ticket_finished", "ticket_transferred", "ticket_cancelled", "ticket_requeued", "window_opened",
       "window_closed", "window_paused", "window_resumed", "pause_over_limit", "day_started",
       "device_health", "evaluation_prompted", "evaluation_ended", "ticket_evaluated",
       "tidal_open_proposed", "tidal_close_proposed", "clock_fault", "clock_restored",
