@@ -13,6 +13,7 @@ import functools
 import threading
 import json
 import logging
+import shutil
 import sqlite3
 from enum import Enum
 from pathlib import Path
@@ -94,6 +95,11 @@ def _locked(method):
     return run
 
 
+# While a storage fault stands, the free space below which the probe still reports the disk
+# full (a busy hour's tickets and their log take about 2 MiB).
+MIN_FREE_BYTES = 2 * 2**20
+
+
 class HallStore:
     """The hall's database: one connection, used by one thread at a time.
 
@@ -139,6 +145,11 @@ class HallStore:
                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                          ((at or dt.datetime.now(dt.timezone.utc)).isoformat(),))
             conn.execute("COMMIT")
+            # a row this small can still fit in the WAL's pages while a ticket no longer does:
+            # the disk counts as full until it has room for a busy while's writes again
+            if self.fault is not None and shutil.disk_usage(self.path.parent).free < MIN_FREE_BYTES:
+                raise sqlite3.OperationalError(
+                    f"database or disk is full (less than {MIN_FREE_BYTES // 2**20} MiB free)")
         except Exception as e:
             self._rollback()
             if not is_storage_error(e):
