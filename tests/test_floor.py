@@ -330,3 +330,20 @@ def test_staff_in_early_have_from_the_opening_to_call_the_tickets_taken_before_i
     story.at("09:01:05")
     [alert] = story.do(c.Tick()).events
     assert (alert.kind, alert.window, alert.data["idle_seconds"]) == ("window_idle", 3, 65)
+
+
+def test_a_b_post_taking_over_leaves_the_last_citizen_the_prompt(morning):
+    """李 finishes a visit and pauses at once; 王 covers her window while the citizen is still
+    at the pad: the prompt stays (nobody may influence the grade), and the grade is 李's."""
+    story = morning
+    story.do(c.Logout(2))
+    label = story.issue("A")
+    story.call(1)
+    story.do(c.Finish(1))
+    story.do(c.Pause(1, "去库房取档案", 10))
+    story.later(seconds=20)
+    out = story.do(c.Login(1, "wang"))
+    assert "evaluation_ended" not in [e.kind for e in out.events]
+    graded = story.do(c.Evaluate(1, "非常满意"))
+    assert (graded.ticket.label, graded.ticket.grade, graded.ticket.staff_id) == (
+        label, "非常满意", "li")

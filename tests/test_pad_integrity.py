@@ -5,6 +5,7 @@ next visit before the citizen has graded the last one."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import time
 
@@ -182,3 +183,22 @@ def test_a_grade_whose_echo_is_lost_is_sent_again_and_recorded_once(hall):
     refused = list(hall.ctrl.store.query(
         "SELECT result FROM commands WHERE name = 'evaluate' ORDER BY id"))
     assert [r["result"] for r in refused] == ["ok", "no_evaluation"]  # the repeat, refused and logged
+
+
+def test_a_prompt_the_night_ended_is_not_counted_as_cut_short(hall):
+    """The last visit of the day is finished and the citizen walks off without grading; the
+    hall's PC sleeps before the prompt times out. Next morning the day change ends the prompt:
+    nobody cut it short, and the supervisor's report must not count it against window 3."""
+    [ticket] = issue(hall)
+    serve(hall, ticket)
+    hall.clock.now = at("08:30", dt.date(2026, 11, 24))
+    hall.ctrl.tick()
+    ended = list(hall.ctrl.store.query(
+        "SELECT json_extract(data, '$.reason') AS reason FROM events "
+        "WHERE kind = 'evaluation_ended' AND ticket_id = ?", [ticket]))
+    assert [r["reason"] for r in ended] == ["day_end"]
+    with hall.client() as api:
+        boss = hall.login("boss", None)
+        rows = api.get(f"/api/v1/reports/evaluations?from={DAY}&to={DAY}&by=staff", headers=boss).json()
+    [row] = [r for r in rows if r["staff"] == "s3"]
+    assert (row["visits"], row["evaluated"], row["prompts_cut_short"]) == (1, 0, 0)

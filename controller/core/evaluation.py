@@ -25,16 +25,18 @@ from controller.core.model import HallState, Ticket, TicketStatus, WindowState
 from controller.core.outcome import Outcome
 
 SYSTEM_DEFAULT = "system_default"
-# Why a prompt ended without a grade. Only the timeout is the citizen's own choice; every
-# other reason (this module's "superseded", and "paused"/"closed" in logs from before the
+# Why a prompt ended without a grade. The timeout is the citizen's own choice; the day's end
+# ends only a prompt the timeout would have ended (a controller that did not tick overnight).
+# Every other reason (this module's "superseded", and "paused"/"closed" in logs from before the
 # prompt survived them) is a prompt cut short.
 PROMPT_TIMED_OUT = "timeout"
 SUPERSEDED = "superseded"
+NOT_CUT_SHORT = (PROMPT_TIMED_OUT, "day_end")
 
 
 def cut_short(reason: str | None) -> bool:
     """Whether an `evaluation_ended` reason means the citizen lost the chance to grade."""
-    return reason != PROMPT_TIMED_OUT
+    return reason not in NOT_CUT_SHORT
 
 
 class EvaluationCommands:

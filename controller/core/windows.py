@@ -103,8 +103,10 @@ class WindowCommands:
         out.emit(ev.WINDOW_RESUMED, now, w.number, staff=staff,
                  paused_seconds=int(paused.total_seconds()), over_limit=paused > limit,
                  cover=cover)
-        self._end_prompt(w, now, out, "closed")
+        # the A post's last visit keeps its prompt, as a logout leaves it (nobody may influence it)
+        prompt = w.evaluating, w.prompted_at
         close_window(w)
+        w.evaluating, w.prompted_at = prompt
         out.emit(ev.WINDOW_CLOSED, now, w.number, staff=staff, reason="cover", cover=cover,
                  seconds=int((now - since).total_seconds()) if since else None)
 
