@@ -165,3 +165,18 @@ def test_unevaluated_visits_get_the_default_grade_after_the_period(tmp_path):
     assert ctrl.apply_default_grades() == 0  # once
     audit = list(ctrl.store.query("SELECT actor, args FROM commands WHERE name = 'default_grades'"))
     assert audit == [{"actor": "system", "args": '{"grade": "基本满意", "count": 1}'}]
+
+
+def test_a_prompt_whose_visit_goes_back_to_the_queue_is_not_held_against_the_staff(story):
+    """An admin disables a member of staff mid-visit: the visit goes back to its place in the
+    queue and its pad stops asking. Nobody cut the citizen short: the next window asks."""
+    from controller.core.evaluation import SUPERSEDED, cut_short
+    story.issue("A")
+    story.call(1)
+    story.do(c.StartEvaluation(1))  # the pad started at reception
+    out = story.do(c.Logout(1, requeue_current=True))
+    ended = [e for e in out.events if e.kind == "evaluation_ended"]
+    assert [e.data["reason"] for e in ended] == ["requeued"]
+    assert not cut_short(ended[0].data["reason"])
+    assert cut_short(SUPERSEDED)  # while the next visit finishing first still is
+    assert story.state.find_label("A001").status == "waiting"

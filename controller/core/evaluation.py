@@ -31,7 +31,9 @@ SYSTEM_DEFAULT = "system_default"
 # prompt survived them) is a prompt cut short.
 PROMPT_TIMED_OUT = "timeout"
 SUPERSEDED = "superseded"
-NOT_CUT_SHORT = (PROMPT_TIMED_OUT, "day_end")
+# a prompt the timeout or the night ended, or whose visit went back to the queue when an admin
+# disabled its staff (the visit is asked about at its next window), was cut short by nobody
+NOT_CUT_SHORT = (PROMPT_TIMED_OUT, "day_end", "requeued")
 
 
 def cut_short(reason: str | None) -> bool:
