@@ -266,13 +266,13 @@ class Kiosk:
             raise err
         # the key's ticket is on disk before anyone was told of it (indexed: no scan of the day's
         # tickets per tap); today's state has its latest status, the store an older day's
-        found = self.ctrl.store.query("SELECT id FROM tickets WHERE request_key = ?", [key])
-        if not found:
+        found = self.ctrl.store.ticket_id_for_request_key(key)
+        if found is None:
             return None
         with self.ctrl.lock:
-            t = self.ctrl.state.tickets.get(found[0]["id"])
+            t = self.ctrl.state.tickets.get(found)
         if t is None:
-            t = self.ctrl.store.ticket(found[0]["id"])
+            t = self.ctrl.store.ticket(found)
         if t is None:
             return None
         if now - t.issued_at > window or t.service != service:

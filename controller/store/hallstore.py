@@ -307,6 +307,12 @@ class HallStore:
         return ticket_from_row(rows[0]) if rows else None
 
     @_locked
+    def ticket_id_for_request_key(self, key: str) -> str | None:
+        """The ticket a kiosk's request key was committed with, if any (indexed)."""
+        rows = list(self.db.query("SELECT id FROM tickets WHERE request_key = ?", [key]))
+        return rows[0]["id"] if rows else None
+
+    @_locked
     def ungraded_before(self, cutoff: dt.datetime, limit: int = 500) -> list[Ticket]:
         """Finished visits nobody evaluated, finished before `cutoff` (for the default grade)."""
         return [ticket_from_row(r) for r in self.db.query(
