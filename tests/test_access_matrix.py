@@ -395,6 +395,12 @@ def test_the_open_routes_show_nobody_and_no_grade(tmp_path):
         # a counter's staff member follows the stream like a display does
         staff_view = replayed_events(client, s3, last)
         assert "grade" not in next(e for e in staff_view if e["kind"] == "ticket_evaluated")["data"]
+        # and reads the ticket's history the same way: a counter officer looking the visit up
+        # afterwards is not shown the grade it got, nor which colleague did what
+        looked_up = client.get(f"/api/v1/tickets/{ticket}", headers=s3)
+        assert looked_up.status_code == 200 and looked_up.json()["status"] == "finished"
+        for word in ("非常满意", "staff:s3"):
+            assert word not in looked_up.text, f"a counter's staff member is shown {word!r}"
 
 
 def test_device_health_needs_a_login(hall):

@@ -179,7 +179,11 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                 body = views.ticket_json(ctrl.engine, None, old, ctrl.clock())
             body["history"] = ctrl.store.ticket_history(ticket_id)
         # the slip's QR code leads here, and ticket ids are guessable: no login, no names
-        return body if s is not None else views.anonymous_ticket(body)
+        if s is None:
+            return views.anonymous_ticket(body)
+        if s.role not in READERS:  # as on the event stream: no grades, nor who acted
+            body["history"] = [views.public_event(e) for e in body["history"]]
+        return body
 
     app.include_router(kiosk_routes(ctrl, kiosks, session, limits, kiosk_credentials))
     app.include_router(staff_routes(ctrl, sessions, session))
