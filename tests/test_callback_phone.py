@@ -50,6 +50,11 @@ def test_the_counter_adds_and_corrects_the_phone_of_its_visit(hall, tmp_path):
         assert (bad.status_code, bad.json()["error"]) == (422, "invalid_phone")
         assert "手机号 11 位" in bad.json()["message"]
         assert hall.ctrl.state.tickets[visit].phone_sealed is None  # nothing changed
+        # and the refusal is in the audit log, without the number typed
+        refusals = hall.ctrl.store.query(
+            "SELECT actor, args, result FROM commands WHERE name = 'window_phone'")
+        assert [(r["actor"], r["result"]) for r in refusals] == [("staff:s1", "invalid_phone")]
+        assert "1380013123" not in refusals[0]["args"]
 
         assert api.post(f"{WINDOW}/phone", json={"phone": "13800131234"}, headers=staff).status_code == 200
         assert api.post(f"{WINDOW}/phone", json={"phone": "023-6886 1234"}, headers=staff).status_code == 200

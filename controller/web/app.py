@@ -210,13 +210,23 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     def window_action(path: str, summary: str, make: Callable[..., c.Command],
                       body_model: type | None = None) -> None:
+        def command(no: int, s: Session, *body: Any) -> tuple[c.Command, str]:
+            """Whose window first (403 before any check of the body), then the command; a
+            refusal while building it (a wrong phone) is audited like the engine's own."""
+            actor = acting_for(no, s)
+            try:
+                return make(no, *body), actor
+            except HallError as e:
+                ctrl.refuse(actor, f"window_{path.replace('-', '_')}", {"window": no}, e)
+                raise
+
         if body_model is None:
             async def endpoint(no: int, s: Session = Depends(session)) -> dict[str, Any]:
-                return _run(ctrl, make(no), acting_for(no, s))
+                return _run(ctrl, *command(no, s))
         else:
             async def endpoint(no: int, body: body_model,  # type: ignore[valid-type]
                                s: Session = Depends(session)) -> dict[str, Any]:
-                return _run(ctrl, make(no, body), acting_for(no, s))
+                return _run(ctrl, *command(no, s, body))
         app.post(f"{API}/windows/{{no}}/{path}", tags=["windows"], summary=summary,
                  name=f"window_{path.replace('-', '_')}")(endpoint)
 
