@@ -67,6 +67,16 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
             raise HallError("unknown_kiosk", f"没有这台取号机：{kiosk_id}")
         return kiosks[kiosk_id]
 
+    async def screen_after(kiosk_id: str, act: Callable[[Kiosk], Any]) -> dict[str, Any]:
+        """Do `act` at the kiosk (it takes the kiosk's lock and writes the audit log: off the
+        event loop), then answer with what the kiosk's screen shows now."""
+        kiosk = kiosk_named(kiosk_id)
+
+        def run() -> dict[str, Any]:
+            act(kiosk)
+            return kiosk.view()
+        return await asyncio.to_thread(run)
+
     # Every route that acts as a kiosk: only the kiosk's own key opens it (issue 14: anyone on
     # the LAN spent a kiosk's quota and paper and read or wiped the identity waiting there).
     async def this_kiosk(kiosk_id: str, request: Request) -> str:
@@ -157,33 +167,25 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
             summary="输入身份证号: hold a typed ID number for the next ticket at this kiosk")
     async def kiosk_identity(kiosk_id: str, body: schemas.KioskIdentityRequest,
                              _: str = Depends(this_kiosk)) -> dict[str, Any]:
-        kiosk = kiosk_named(kiosk_id)
-        await asyncio.to_thread(kiosk.hold, body.id_number, None, "typed")
-        return await asyncio.to_thread(kiosk.view)
+        return await screen_after(kiosk_id, lambda k: k.hold(body.id_number, None, "typed"))
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/identity/phone", tags=["kiosk"],
             summary="留电话: a phone for the callback, beside the identity waiting at the kiosk")
     async def kiosk_phone(kiosk_id: str, body: schemas.PhoneRequest,
                           _: str = Depends(this_kiosk)) -> dict[str, Any]:
-        kiosk = kiosk_named(kiosk_id)
-        await asyncio.to_thread(kiosk.hold_phone, body.phone)
-        return await asyncio.to_thread(kiosk.view)
+        return await screen_after(kiosk_id, lambda k: k.hold_phone(body.phone))
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/identity/touch", tags=["kiosk"],
             summary="The citizen is still typing: the identity's idle period starts again")
     async def kiosk_touch(kiosk_id: str,
                           _: str = Depends(this_kiosk)) -> dict[str, Any]:
-        kiosk = kiosk_named(kiosk_id)
-        await asyncio.to_thread(kiosk.touch)
-        return await asyncio.to_thread(kiosk.view)
+        return await screen_after(kiosk_id, lambda k: k.touch())
 
     @r.delete(f"{API}/kiosks/{{kiosk_id}}/identity", tags=["kiosk"],
               summary="清除: forget the identity (and phone) waiting at the kiosk")
     async def kiosk_clear(kiosk_id: str,
                           _: str = Depends(this_kiosk)) -> dict[str, Any]:
-        kiosk = kiosk_named(kiosk_id)
-        await asyncio.to_thread(kiosk.clear)
-        return await asyncio.to_thread(kiosk.view)
+        return await screen_after(kiosk_id, lambda k: k.clear())
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/scan", tags=["kiosk"],
             summary="扫码: a code shown at the kiosk (ID number, or appointment check-in)")
