@@ -171,7 +171,9 @@ def test_a_client_without_valid_credentials_cannot_connect(floor, who):
     }[who]
     link = floor.device(account, "hall/window/5/keypad/status", secret, username)
     assert not link.wait_connected(1.5)
-    assert link.health is not None and link.health.state.value == "offline"
+    # the refusal (or the dropped connection) is reported; on a loaded machine it may come late
+    assert wait_for(lambda: link.health is not None and link.health.state.value == "offline", 10)
+    assert not link.connected
     # nor does anything it tried reach the hall
     press(link, "hall/window/5/keypad/press")
     time.sleep(0.3)
