@@ -30,6 +30,7 @@ from controller.core.model import WindowStatus
 from controller.hallcontroller import HallController
 from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, board_json
 from drivers.caller_display.state import CLOSED_TEXT
+from vocabulary import SYSTEM_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +336,7 @@ class CallingFloor:
                 if kind == ev.EVALUATION_PROMPTED:
                     staff = self.ctrl.hall.staff.get(event.data.get("staff") or "")
                     pad.prompt(event.window, staff.name if staff else None, event.data["label"])
-                elif kind == ev.TICKET_EVALUATED and event.data.get("channel") != "system_default":
+                elif kind == ev.TICKET_EVALUATED and event.data.get("channel") != SYSTEM_DEFAULT:
                     pad.thanks()
                 elif kind == ev.EVALUATION_ENDED:
                     pad.blank()
@@ -345,7 +346,7 @@ class CallingFloor:
                     pad.blank()
             except Exception:
                 log.exception("pad at window %s", event.window)
-        if (kind == ev.TICKET_EVALUATED and event.data.get("channel") != "system_default"
+        if (kind == ev.TICKET_EVALUATED and event.data.get("channel") != SYSTEM_DEFAULT
                 and self._away(event.window)):
             # graded after staff left: the thanks, then the pad blanks like the window
             self._later(FLASH_SECONDS, lambda: self._show_pads(event.window))

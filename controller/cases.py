@@ -28,7 +28,7 @@ from typing import Any
 from controller.core import identity
 from controller.case_records import FAR_FUTURE, case_from_json, case_to_json, next_due, plain
 from controller.core.callbacks import (
-    BAD_GRADES, STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
+    STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
     CaseState, Close, Command, DecideAppeal, FollowUp, GiveFeedback, OpenCase, RecordCallback,
     Rectify, TRANSITIONS, Verify, apply, open_bad_review,
 )
@@ -39,18 +39,16 @@ from controller.core.hall import Deadline
 from controller.core.workdays import WorkCalendar
 from controller.hallcontroller import HallController
 from controller.privacy import PURGED
+from vocabulary import SYSTEM, is_bad_review
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "system"
 # the case commands by the names the API and the pages use for them
 ACTIONS: dict[type, str] = {
     Assign: "assign", RecordCallback: "callback", Verify: "verify", Rectify: "rectify",
     GiveFeedback: "feedback", FollowUp: "follow-up", Close: "close", Appeal: "appeal",
     DecideAppeal: "appeal-decision",
 }
-# a grade the pad filled in itself after the evaluation period: never a bad review
-SYSTEM_DEFAULT = "system_default"
 _ID_PREFIX = {CaseKind.BAD_REVIEW: "HP", CaseKind.COMPLAINT: "TS"}  # 差评 / 投诉
 
 # mainland mobile: 1[3-9] and 9 digits; landline: area code 0xx / 0xxx, then 7 or 8 digits
@@ -150,7 +148,7 @@ class CaseDesk:
         anonymous row for an anonymous one, nothing for any other grade."""
         data = event.data or {}
         grade, channel = data.get("grade"), data.get("channel")
-        if grade not in BAD_GRADES or channel == SYSTEM_DEFAULT or event.ticket is None:
+        if not is_bad_review(grade, channel) or event.ticket is None:
             return None
         with self.ctrl.lock:
             if self._bad_review_seen(event.ticket):

@@ -26,11 +26,11 @@ from controller.personal_data import Purged, purge
 from controller.privacy import IdentitySealer
 from controller.store.faults import StorageUnavailable
 from controller.store.hallstore import HallStore
+from vocabulary import SYSTEM
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[int, Event], None]
-SYSTEM = "system"
 CLOCK_FAULT_TEXT = "系统时钟慢于大厅已记录的时间，大厅按已记录的营业日继续服务，请检查并校准时钟"
 
 

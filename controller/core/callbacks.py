@@ -21,6 +21,7 @@ from typing import Any
 
 from controller.core.errors import Category
 from controller.core.hall import EVALUATION_GRADES, Deadline, Rules
+from vocabulary import BAD_LABELS, SYSTEM
 
 
 class CaseKind(StrEnum):
@@ -59,7 +60,7 @@ STATE_LABELS: dict[CaseState, str] = {
     CaseState.APPEALED: "申诉复核中",
 }
 
-BAD_GRADES = ("不满意", "非常不满意")  # 001 6.5.1.1
+BAD_GRADES = BAD_LABELS  # 001 6.5.1.1, defined in vocabulary.grades
 
 # 003 考核制度 (5)
 BAD_REVIEW_POINTS = 1
@@ -418,7 +419,7 @@ def open_bad_review(case_id: str, now: dt.datetime, deadline: DeadlineFn, rules:
                     citizen_key: str | None = None, identity_sealed: Any = None,
                     phone_sealed: Any = None, description: str = "",
                     source: CaseSource = CaseSource.PAD,
-                    actor: str = "system") -> tuple[Case | None, list[dict[str, Any]]]:
+                    actor: str = SYSTEM) -> tuple[Case | None, list[dict[str, Any]]]:
     """A bad review from the pad: a callback case, or None and an "anonymous_bad_review" event."""
     cmd = OpenCase(case_id, CaseKind.BAD_REVIEW, source, description, ticket_id, window, staff_id,
                    service, citizen_key, identity_sealed, phone_sealed, grade)

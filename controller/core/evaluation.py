@@ -18,13 +18,12 @@ import datetime as dt
 
 from controller.core import commands as c
 from controller.core import events as ev
-from controller.core.callbacks import BAD_GRADES
 from controller.core.errors import HallError
 from controller.core.hall import EVALUATION_GRADES
 from controller.core.model import HallState, Ticket, TicketStatus, WindowState
 from controller.core.outcome import Outcome
+from vocabulary import SYSTEM_DEFAULT, is_bad_review
 
-SYSTEM_DEFAULT = "system_default"
 # Why a prompt ended without a grade. The timeout is the citizen's own choice; the day's end
 # ends only a prompt the timeout would have ended (a controller that did not tick overnight).
 # Every other reason (this module's "superseded", and "paused"/"closed" in logs from before the
@@ -90,7 +89,7 @@ class EvaluationCommands:
         out.ticket = t
         out.emit(ev.TICKET_EVALUATED, now, w.number, t, grade=cmd.grade, channel=cmd.channel,
                  real_name=t.real_name, staff=t.staff_id, service=t.service, tags=list(cmd.tags),
-                 bad=cmd.grade in BAD_GRADES)
+                 bad=is_bad_review(cmd.grade, cmd.channel))
 
     def _end_stale_prompts(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
         timeout = dt.timedelta(seconds=self.hall.rules.evaluation_prompt_seconds)
