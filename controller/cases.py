@@ -34,12 +34,12 @@ from controller.core.callbacks import (
 )
 from controller.core.case_supervision import callback_rate, overdue
 from controller.core.errors import Category, HallError
-from controller.core.events import TICKET_EVALUATED, Event
+from controller.core.events import TICKET_EVALUATED, Event, TicketEvaluated, from_row
 from controller.core.hall import Deadline
 from controller.core.workdays import WorkCalendar
 from controller.hallcontroller import HallController
 from controller.privacy import PURGED
-from vocabulary import SYSTEM, is_bad_review
+from vocabulary import SYSTEM
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class CaseDesk:
     def _on_event(self, event_id: int, event: Event) -> None:
         # Runs inside the controller's lock, after the evaluation is committed: opening
         # the case is a few rows, cheap enough to do here rather than in a thread.
-        if event.kind == TICKET_EVALUATED:
+        if isinstance(event, TicketEvaluated):
             self.bad_review(event)
 
     def catch_up(self) -> int:
@@ -135,31 +135,31 @@ class CaseDesk:
                 [TICKET_EVALUATED]))
             opened = 0
             for r in rows:
-                event = Event(r["kind"], dt.datetime.fromisoformat(r["at"]), r["window"],
-                              r["ticket_id"], json.loads(r["data"]))
-                if self.bad_review(event) is not None:
+                event = from_row(r["kind"], r["at"], r["window"], r["ticket_id"],
+                                 json.loads(r["data"]))
+                if isinstance(event, TicketEvaluated) and self.bad_review(event) is not None:
                     opened += 1
             return opened
 
     # -- opening -----------------------------------------------------------------
 
-    def bad_review(self, event: Event) -> Case | None:
+    def bad_review(self, event: TicketEvaluated) -> Case | None:
         """A `ticket_evaluated` event: a callback case for a real-name bad review, a counted
         anonymous row for an anonymous one, nothing for any other grade."""
-        data = event.data or {}
-        grade, channel = data.get("grade"), data.get("channel")
-        if not is_bad_review(grade, channel) or event.ticket is None:
+        grade, channel = event.grade, event.channel
+        if not event.bad or event.ticket is None:
             return None
         with self.ctrl.lock:
             if self._bad_review_seen(event.ticket):
                 return None
             ticket = self.ctrl.state.tickets.get(event.ticket) or self.ctrl.store.ticket(event.ticket)
             sealed = ticket.identity_sealed if ticket else None
-            if not data.get("real_name", sealed is not None):
+            # an evaluation logged before the pads asked (no real_name) was by the ticket's name
+            if event.real_name is not None and not event.real_name:
                 sealed = None  # the citizen chose to evaluate anonymously
             window = event.window if event.window is not None else (ticket.window if ticket else None)
-            staff = data.get("staff") or (ticket.staff_id if ticket else None)
-            service = data.get("service") or (ticket.service if ticket else None)
+            staff = event.staff or (ticket.staff_id if ticket else None)
+            service = event.service or (ticket.service if ticket else None)
             if sealed is None:
                 self.db.execute(
                     "INSERT OR IGNORE INTO anonymous_bad_reviews "
@@ -177,7 +177,7 @@ class CaseDesk:
                 window=window, staff_id=staff, service=service,
                 citizen_key=ticket.citizen_key if ticket else None, identity_sealed=sealed,
                 phone_sealed=ticket.phone_sealed if ticket else None, source=CaseSource.PAD,
-                description="、".join(data.get("tags") or ()))
+                description="、".join(event.tags or ()))
             assert case is not None
             self._save(case, event.at)
             self.ctrl.note(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),

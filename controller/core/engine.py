@@ -97,7 +97,8 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
                 self._finish_at_day_end(current, w, now, out)
             self._end_prompt(w, now, out, "day_end")
             if w.status is not WindowStatus.CLOSED:
-                out.emit(ev.WINDOW_CLOSED, now, w.number, staff=w.staff_id, reason="day_end")
+                out.emit(ev.WindowClosed(at=now, window=w.number, staff=w.staff_id,
+                                         reason="day_end"))
                 close_window(w)
                 out.touch(w)
         for t in state.tickets.values():
@@ -106,11 +107,12 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
             elif t.status in OPEN_STATUSES:
                 t.status = TicketStatus.CANCELLED
                 t.finished_at = now
-                out.emit(ev.TICKET_CANCELLED, now, t.window, t, reason="day_end")
+                out.emit(ev.TicketCancelled(at=now, window=t.window, ticket=t.id,
+                                            reason="day_end"), t)
         fresh = self.restore(now.date(), [], list(state.windows.values()))
         fresh.devices = state.devices
         state.__dict__.update(fresh.__dict__)
-        out.emit(ev.DAY_STARTED, now, day=now.date().isoformat())
+        out.emit(ev.DayStarted(at=now, day=now.date().isoformat()))
         return out
 
     def close_stale_windows(self, state: HallState, now: dt.datetime,
@@ -134,7 +136,8 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
                 self._end_prompt(w, now, out, "day_end")
             today = w.logged_in_at is not None and w.logged_in_at.date() == state.day
             if w.status is not WindowStatus.CLOSED and not today:
-                out.emit(ev.WINDOW_CLOSED, now, w.number, staff=w.staff_id, reason="day_end")
+                out.emit(ev.WindowClosed(at=now, window=w.number, staff=w.staff_id,
+                                         reason="day_end"))
                 close_window(w)
         return out
 
@@ -144,11 +147,11 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         midnight = dt.datetime.combine(t.day + dt.timedelta(days=1), dt.time(), now.tzinfo)
         t.status = TicketStatus.FINISHED
         t.finished_at = min(now, midnight)
-        out.emit(ev.TICKET_FINISHED, now, w.number if w else t.window, t, label=t.label,
-                 service=t.service, staff=t.staff_id, auto=True, reason="day_end",
-                 finished_at=t.finished_at.isoformat(),
-                 service_seconds=int((t.finished_at - t.called_at).total_seconds())
-                 if t.called_at else None)
+        served = int((t.finished_at - t.called_at).total_seconds()) if t.called_at else None
+        out.emit(ev.TicketFinished(
+            at=now, window=w.number if w else t.window, ticket=t.id, label=t.label,
+            service=t.service, staff=t.staff_id, auto=True, service_seconds=served,
+            reason="day_end", finished_at=t.finished_at.isoformat()), t)
 
     # -- commands ----------------------------------------------------------
 
@@ -201,10 +204,11 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         t.ahead_at_issue, t.eta_p10, t.eta_p50, t.eta_p90 = ahead, eta.p10, eta.p50, eta.p90
         out.ticket, out.estimate, out.people_ahead = t, eta, ahead
         out.warning = near_closing_warning(self.hall, now, eta.p90)
-        out.emit(ev.TICKET_ISSUED, now, None, t, label=label, service=t.service,
-                 channel=channel.value, priority=priority.value if priority else None,
-                 priority_by=priority_by, real_name=citizen is not None, people_ahead=ahead,
-                 eta=eta.to_json(), warning=out.warning)
+        out.emit(ev.TicketIssued(
+            at=now, ticket=t.id, label=label, service=t.service, channel=channel.value,
+            priority=priority.value if priority else None, priority_by=priority_by,
+            real_name=citizen is not None, people_ahead=ahead, eta=eta.to_json(),
+            warning=out.warning), t)
 
     def _check_hoarding(self, state: HallState, prefix: str, citizen: identity.Citizen) -> None:
         limit = self.hall.rules.waiting_tickets_per_person
@@ -233,7 +237,7 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         t.status = TicketStatus.CANCELLED
         t.finished_at = now
         out.ticket = t
-        out.emit(ev.TICKET_CANCELLED, now, None, t, label=t.label, reason=cmd.reason)
+        out.emit(ev.TicketCancelled(at=now, ticket=t.id, label=t.label, reason=cmd.reason), t)
 
     def _report_device(self, state: HallState, cmd: c.ReportDevice, now: dt.datetime,
                        out: Outcome) -> None:
@@ -241,8 +245,7 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         if state.devices.get(cmd.device) == report:
             return
         state.devices[cmd.device] = report
-        out.emit(ev.DEVICE_HEALTH, now, None, device=cmd.device, state=cmd.state,
-                 detail=cmd.detail)
+        out.emit(ev.DeviceHealth(at=now, device=cmd.device, state=cmd.state, detail=cmd.detail))
 
     def _call_next(self, state: HallState, cmd: c.CallNext, now: dt.datetime,
                    out: Outcome) -> None:
@@ -262,8 +265,9 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         w.current = nxt.id
         out.touch(w)
         out.ticket = nxt
-        out.emit(ev.TICKET_CALLED, now, w.number, nxt, label=nxt.label, service=nxt.service,
-                 waited_seconds=int((now - nxt.issued_at).total_seconds()))
+        out.emit(ev.TicketCalled(
+            at=now, window=w.number, ticket=nxt.id, label=nxt.label, service=nxt.service,
+            waited_seconds=int((now - nxt.issued_at).total_seconds())), nxt)
 
     def _call_number(self, state: HallState, cmd: c.CallNumber, now: dt.datetime,
                      out: Outcome) -> None:
@@ -288,16 +292,18 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         w.current = t.id
         out.touch(w)
         out.ticket = t
-        out.emit(ev.TICKET_CALLED, now, w.number, t, label=t.label, service=t.service,
-                 waited_seconds=int((now - t.issued_at).total_seconds()), out_of_order=True,
-                 staff=w.staff_id, reason=reason, note=note)
+        out.emit(ev.TicketCalled(
+            at=now, window=w.number, ticket=t.id, label=t.label, service=t.service,
+            waited_seconds=int((now - t.issued_at).total_seconds()), out_of_order=True,
+            staff=w.staff_id, reason=reason, note=note), t)
 
     def _recall(self, state: HallState, cmd: c.Recall, now: dt.datetime, out: Outcome) -> None:
         w = self._open_window(state, cmd.window)
         t = self._current(state, w)
         t.recalls += 1
         out.ticket = t
-        out.emit(ev.TICKET_RECALLED, now, w.number, t, label=t.label, recalls=t.recalls)
+        out.emit(ev.TicketRecalled(at=now, window=w.number, ticket=t.id, label=t.label,
+                                   recalls=t.recalls), t)
 
     def _set_phone(self, state: HallState, cmd: c.SetPhone, now: dt.datetime, out: Outcome) -> None:
         w = self._window(state, cmd.window)
@@ -307,7 +313,8 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         corrected = t.phone_sealed is not None
         t.phone_sealed = cmd.phone_sealed
         out.ticket = t
-        out.emit(ev.TICKET_PHONE_SET, now, w.number, t, label=t.label, corrected=corrected)
+        out.emit(ev.TicketPhoneSet(at=now, window=w.number, ticket=t.id, label=t.label,
+                                   corrected=corrected), t)
 
     def _no_show(self, state: HallState, cmd: c.NoShow, now: dt.datetime, out: Outcome) -> None:
         w = self._open_window(state, cmd.window)
@@ -324,7 +331,8 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
             t.status = TicketStatus.NO_SHOW
             t.finished_at = now
         out.ticket = t
-        out.emit(ev.TICKET_MISSED, now, w.number, t, label=t.label, requeued=requeue)
+        out.emit(ev.TicketMissed(at=now, window=w.number, ticket=t.id, label=t.label,
+                                 requeued=requeue), t)
 
     def _complete(self, state: HallState, w: WindowState, t: Ticket, now: dt.datetime,
                   out: Outcome, auto: bool = False) -> None:
@@ -333,9 +341,10 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         w.current = None
         out.touch(w)
         self._learn_service_time(state, t)
-        out.emit(ev.TICKET_FINISHED, now, w.number, t, label=t.label, service=t.service,
-                 staff=t.staff_id, auto=auto,
-                 service_seconds=int((now - t.called_at).total_seconds()) if t.called_at else None)
+        served = int((now - t.called_at).total_seconds()) if t.called_at else None
+        out.emit(ev.TicketFinished(at=now, window=w.number, ticket=t.id, label=t.label,
+                                   service=t.service, staff=t.staff_id, auto=auto,
+                                   service_seconds=served), t)
         self._prompt(w, t, now, out)
 
     def _finish(self, state: HallState, cmd: c.Finish, now: dt.datetime, out: Outcome) -> None:
@@ -361,8 +370,8 @@ class Engine(WindowCommands, EvaluationCommands, PatrolCommands, Routing):
         back = self.hall.rules.transfer_position == TransferPosition.BACK
         self._enqueue(state, t, now if back else t.issued_at)
         out.ticket = t
-        out.emit(ev.TICKET_TRANSFERRED, now, w.number, t, label=t.label,
-                 source=source, target=target.prefix)
+        out.emit(ev.TicketTransferred(at=now, window=w.number, ticket=t.id, label=t.label,
+                                      source=source, target=target.prefix), t)
 
     # -- helpers -----------------------------------------------------------
 

@@ -50,7 +50,8 @@ class EvaluationCommands:
             self._end_prompt(w, now, out, SUPERSEDED)
         w.evaluating, w.prompted_at = t.id, now
         out.touch(w)
-        out.emit(ev.EVALUATION_PROMPTED, now, w.number, t, label=t.label, staff=w.staff_id)
+        out.emit(ev.EvaluationPrompted(at=now, window=w.number, ticket=t.id, label=t.label,
+                                       staff=w.staff_id), t)
 
     def _end_prompt(self, w: WindowState, now: dt.datetime, out: Outcome, reason: str) -> None:
         if w.evaluating is None:
@@ -58,7 +59,7 @@ class EvaluationCommands:
         ticket = w.evaluating
         w.evaluating = w.prompted_at = None
         out.touch(w)
-        out.events.append(ev.Event(ev.EVALUATION_ENDED, now, w.number, ticket, {"reason": reason}))
+        out.emit(ev.EvaluationEnded(at=now, window=w.number, ticket=ticket, reason=reason))
 
     def _start_evaluation(self, state: HallState, cmd: c.StartEvaluation, now: dt.datetime,
                           out: Outcome) -> None:
@@ -87,9 +88,10 @@ class EvaluationCommands:
         w.evaluating = w.prompted_at = None
         out.touch(w)
         out.ticket = t
-        out.emit(ev.TICKET_EVALUATED, now, w.number, t, grade=cmd.grade, channel=cmd.channel,
-                 real_name=t.real_name, staff=t.staff_id, service=t.service, tags=list(cmd.tags),
-                 bad=is_bad_review(cmd.grade, cmd.channel))
+        out.emit(ev.TicketEvaluated(at=now, window=w.number, ticket=t.id, grade=cmd.grade,
+                                    channel=cmd.channel, real_name=t.real_name, staff=t.staff_id,
+                                    service=t.service, tags=list(cmd.tags),
+                                    bad=is_bad_review(cmd.grade, cmd.channel)), t)
 
     def _end_stale_prompts(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
         timeout = dt.timedelta(seconds=self.hall.rules.evaluation_prompt_seconds)
@@ -105,10 +107,10 @@ def last_finished(state: HallState, window: int) -> Ticket | None:
     return max(finished, key=lambda t: t.finished_at, default=None)
 
 
-def default_grade(t: Ticket, grade: str, now: dt.datetime) -> ev.Event:
+def default_grade(t: Ticket, grade: str, now: dt.datetime) -> ev.TicketEvaluated:
     """An unevaluated visit gets the hall's default grade, marked as the system's, never as
     a real evaluation (Guangdong: 7 days, 基本满意)."""
     t.grade, t.grade_channel, t.graded_at = grade, SYSTEM_DEFAULT, now
-    return ev.Event(ev.TICKET_EVALUATED, now, t.window, t.id,
-                    {"grade": grade, "channel": SYSTEM_DEFAULT, "real_name": t.real_name,
-                     "staff": t.staff_id, "service": t.service, "tags": [], "bad": False})
+    return ev.TicketEvaluated(at=now, window=t.window, ticket=t.id, grade=grade,
+                              channel=SYSTEM_DEFAULT, real_name=t.real_name, staff=t.staff_id,
+                              service=t.service, tags=[], bad=False)

@@ -53,10 +53,10 @@ class PatrolCommands:
             raise HallError("no_such_staff", "巡查人员签字须为本厅工作人员的工号")
         open_today = bool(self.hall.hours_on(now.date()).sessions)
         passed = [t for t in self.hall.patrol_times if t <= now.time()] if open_today else []
-        out.emit(ev.PATROL_RECORDED, now, None, day=now.date().isoformat(),
-                 scheduled=f"{passed[-1]:%H:%M}" if passed else None, area=area,
-                 no_problems=cmd.no_problems, findings=findings, signer=signer.id,
-                 signer_name=signer.name, windows=window_snapshot(self, state))
+        out.emit(ev.PatrolRecorded(
+            at=now, day=now.date().isoformat(), scheduled=f"{passed[-1]:%H:%M}" if passed else None,
+            area=area, no_problems=cmd.no_problems, findings=findings, signer=signer.id,
+            signer_name=signer.name, windows=window_snapshot(self, state)))
 
     def _remind_patrols(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
         """One reminder per configured time per open day, at the first tick past it. A time
@@ -67,4 +67,4 @@ class PatrolCommands:
         if not passed or passed[-1] in state.patrols_reminded:
             return
         state.patrols_reminded.update(passed)
-        out.emit(ev.PATROL_DUE, now, None, time=passed[-1], day=now.date().isoformat())
+        out.emit(ev.PatrolDue(at=now, time=passed[-1], day=now.date().isoformat()))

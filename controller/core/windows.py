@@ -46,9 +46,9 @@ class WindowCommands:
         w.pause_minutes = cmd.minutes
         w.pause_alerted = False
         out.touch(w)
-        out.emit(ev.WINDOW_PAUSED, now, w.number, staff=w.staff_id, reason=reason,
-                 minutes=cmd.minutes, whereabouts=whereabouts,
-                 until=(now + dt.timedelta(minutes=cmd.minutes)).isoformat())
+        out.emit(ev.WindowPaused(
+            at=now, window=w.number, staff=w.staff_id, reason=reason, minutes=cmd.minutes,
+            whereabouts=whereabouts, until=(now + dt.timedelta(minutes=cmd.minutes)).isoformat()))
 
     def _resume(self, state: HallState, cmd: c.Resume, now: dt.datetime, out: Outcome) -> None:
         w = self._window(state, cmd.window)
@@ -60,8 +60,9 @@ class WindowCommands:
         w.paused_at = w.pause_reason = w.pause_minutes = w.pause_whereabouts = None
         w.pause_alerted = False
         out.touch(w)
-        out.emit(ev.WINDOW_RESUMED, now, w.number, staff=w.staff_id,
-                 paused_seconds=int(paused.total_seconds()), over_limit=paused > limit)
+        out.emit(ev.WindowResumed(at=now, window=w.number, staff=w.staff_id,
+                                  paused_seconds=int(paused.total_seconds()),
+                                  over_limit=paused > limit))
 
     def _login(self, state: HallState, cmd: c.Login, now: dt.datetime, out: Outcome) -> None:
         w = self._window(state, cmd.window)
@@ -90,8 +91,8 @@ class WindowCommands:
         w.post = post
         w.logged_in_at = now
         out.touch(w)
-        out.emit(ev.WINDOW_OPENED, now, w.number, staff=staff.id, post=post,
-                 **({"cover_for": cover_for} if takeover else {}))
+        out.emit(ev.WindowOpened(at=now, window=w.number, staff=staff.id, post=post,
+                                 cover_for=cover_for if takeover else None))
 
     def _hand_over(self, w: WindowState, cover: str, now: dt.datetime, out: Outcome) -> None:
         """顶岗补位: a B post takes over a window its A post paused. The pause ends and the A
@@ -100,15 +101,15 @@ class WindowCommands:
         paused = now - w.paused_at if w.paused_at else dt.timedelta()
         limit = dt.timedelta(minutes=self.hall.rules.pause_limit_minutes)
         staff, since = w.staff_id, w.logged_in_at
-        out.emit(ev.WINDOW_RESUMED, now, w.number, staff=staff,
-                 paused_seconds=int(paused.total_seconds()), over_limit=paused > limit,
-                 cover=cover)
+        out.emit(ev.WindowResumed(at=now, window=w.number, staff=staff,
+                                  paused_seconds=int(paused.total_seconds()),
+                                  over_limit=paused > limit, cover=cover))
         # the A post's last visit keeps its prompt, as a logout leaves it (nobody may influence it)
         prompt = w.evaluating, w.prompted_at
         close_window(w)
         w.evaluating, w.prompted_at = prompt
-        out.emit(ev.WINDOW_CLOSED, now, w.number, staff=staff, reason="cover", cover=cover,
-                 seconds=int((now - since).total_seconds()) if since else None)
+        out.emit(ev.WindowClosed(at=now, window=w.number, staff=staff, reason="cover", cover=cover,
+                                 seconds=int((now - since).total_seconds()) if since else None))
 
     def _logout(self, state: HallState, cmd: c.Logout, now: dt.datetime, out: Outcome) -> None:
         w = self._window(state, cmd.window)
@@ -123,8 +124,8 @@ class WindowCommands:
         close_window(w)
         w.evaluating, w.prompted_at = prompt
         out.touch(w)
-        out.emit(ev.WINDOW_CLOSED, now, w.number, staff=staff,
-                 seconds=int((now - since).total_seconds()) if since else None)
+        out.emit(ev.WindowClosed(at=now, window=w.number, staff=staff,
+                                 seconds=int((now - since).total_seconds()) if since else None))
 
     def _requeue_current(self, state: HallState, w: WindowState, now: dt.datetime,
                          out: Outcome) -> None:
@@ -141,8 +142,8 @@ class WindowCommands:
         t.window = None
         # its own place again: as it joined the queue, ahead of everyone who came after it
         state.queues.add(t, self._priority_first(t.service))
-        out.emit(ev.TICKET_REQUEUED, now, w.number, t, label=t.label, service=t.service,
-                 reason="window_closed")
+        out.emit(ev.TicketRequeued(at=now, window=w.number, ticket=t.id, label=t.label,
+                                   service=t.service, reason="window_closed"), t)
 
     def _tick(self, state: HallState, cmd: c.Tick, now: dt.datetime, out: Outcome) -> None:
         self._propose_tidal(state, now, out)
@@ -154,9 +155,9 @@ class WindowCommands:
                     and now - w.paused_at > limit):
                 w.pause_alerted = True
                 out.touch(w)
-                out.emit(ev.PAUSE_OVER_LIMIT, now, w.number, staff=w.staff_id,
-                         reason=w.pause_reason,
-                         paused_seconds=int((now - w.paused_at).total_seconds()))
+                out.emit(ev.PauseOverLimit(
+                    at=now, window=w.number, staff=w.staff_id, reason=w.pause_reason,
+                    paused_seconds=int((now - w.paused_at).total_seconds())))
         self._watch_posts(state, now, out)
 
     def _watch_posts(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
@@ -195,20 +196,20 @@ class WindowCommands:
                     and now - max(since, start) > limit):
                 standing.add((ev.WINDOW_UNCOVERED, n))
                 if (ev.WINDOW_UNCOVERED, n) not in state.alerted:
-                    out.emit(ev.WINDOW_UNCOVERED, now, n, staff=[s.id for s in a_posts],
-                             names=[s.name for s in a_posts],
-                             since=max(since, start).isoformat(),
-                             closed_seconds=int((now - max(since, start)).total_seconds()))
+                    out.emit(ev.WindowUncovered(
+                        at=now, window=n, staff=[s.id for s in a_posts],
+                        names=[s.name for s in a_posts], since=max(since, start).isoformat(),
+                        closed_seconds=int((now - max(since, start)).total_seconds())))
             b_posts = self.b_posts(n)
             if (a_posts and b_posts and not cfg.tidal and w.status is not WindowStatus.OPEN
                     and now - start >= grace
                     and not any(s.id in at_work for s in (*a_posts, *b_posts))):
                 standing.add((ev.POSTS_AWAY, n))
                 if (ev.POSTS_AWAY, n) not in state.alerted:
-                    out.emit(ev.POSTS_AWAY, now, n, staff=[s.id for s in a_posts],
-                             names=[s.name for s in a_posts],
-                             b_posts=[s.id for s in b_posts],
-                             b_names=[s.name for s in b_posts])
+                    out.emit(ev.PostsAway(
+                        at=now, window=n, staff=[s.id for s in a_posts],
+                        names=[s.name for s in a_posts], b_posts=[s.id for s in b_posts],
+                        b_names=[s.name for s in b_posts]))
             if w.status is WindowStatus.OPEN and w.current is None:
                 idle = state.idle_since.setdefault(n, now)
                 nxt = self._next_for(state, n, now)
@@ -218,9 +219,9 @@ class WindowCommands:
                     standing.add((ev.WINDOW_IDLE, n))
                     if (ev.WINDOW_IDLE, n) not in state.alerted:
                         waiting = sum(state.queues.waiting(p) for p in cfg.services)
-                        out.emit(ev.WINDOW_IDLE, now, n, staff=w.staff_id,
-                                 idle_seconds=int((now - since).total_seconds()),
-                                 service=nxt.service, waiting=waiting)
+                        out.emit(ev.WindowIdle(at=now, window=n, staff=w.staff_id,
+                                               idle_seconds=int((now - since).total_seconds()),
+                                               service=nxt.service, waiting=waiting))
         state.alerted = standing
 
     def _note_window_changes(self, state: HallState, out: Outcome, now: dt.datetime) -> None:
@@ -262,14 +263,14 @@ class WindowCommands:
                     if n >= rules.tidal_open_waiting or p50 >= rules.tidal_open_wait_minutes:
                         if state.tidal.get(cfg.number) != "open":
                             state.tidal[cfg.number] = "open"
-                            out.emit(ev.TIDAL_OPEN_PROPOSED, now, cfg.number, service=prefix,
-                                     waiting=n, eta_p50=p50)
+                            out.emit(ev.TidalOpenProposed(at=now, window=cfg.number, service=prefix,
+                                                          waiting=n, eta_p50=p50))
                         break
                 else:
                     state.tidal.pop(cfg.number, None)
             elif not any(waiting.values()) and w.current is None:
                 if state.tidal.get(cfg.number) != "close":
                     state.tidal[cfg.number] = "close"
-                    out.emit(ev.TIDAL_CLOSE_PROPOSED, now, cfg.number)
+                    out.emit(ev.TidalCloseProposed(at=now, window=cfg.number))
             else:
                 state.tidal.pop(cfg.number, None)

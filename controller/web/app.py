@@ -27,6 +27,7 @@ from controller import pins
 from controller.core import commands as c, identity
 from controller.core.callbacks import CaseError
 from controller.core.errors import Category, HallError
+from controller.core.events import to_json as event_json
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.cases import CaseDesk
@@ -502,7 +503,7 @@ async def _event_stream(ctrl: HallController, request: Request, after: int | Non
     shown = view or (lambda body: body)
 
     def push(event_id: int, event) -> None:
-        loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event.to_json()))
+        loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event_json(event)))
 
     with ctrl.lock:
         unsubscribe = ctrl.subscribe(push)
