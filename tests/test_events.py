@@ -109,3 +109,19 @@ def test_a_bad_review_logged_before_the_events_were_typed_still_opens_its_case(t
         assert h.case_for(ticket).grade == "非常不满意"
     finally:
         h.close()
+
+
+def test_a_case_event_keeps_the_shape_the_case_workflow_gave_it():
+    from controller.core.callbacks import Assign, apply
+    from tests.test_callbacks import RULES, T0, calendar_days, review_cmd
+
+    case, [opened] = apply(None, review_cmd(), T0, "system", calendar_days, RULES)
+    _, [assigned] = apply(case, Assign("officer1"), T0, "sup", calendar_days, RULES)
+    assert ev.to_json(opened) == {
+        "kind": "case_opened", "at": T0.isoformat(), "case": "C1", "case_kind": "bad_review",
+        "window": case.window, "ticket": case.ticket_id, "staff": "S01",
+        "data": {"kind": "bad_review", "source": "pad", "grade": "不满意"}}
+    assert ev.to_json(assigned)["data"] == {"from_state": "open", "to_state": "assigned",
+                                            "officer": "officer1"}
+    for event in (opened, assigned):
+        assert ev.from_json(ev.to_json(event)) == event

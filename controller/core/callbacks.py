@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from controller.core import events as ev
 from controller.core.errors import Category
 from controller.core.hall import EVALUATION_GRADES, Deadline, Rules
 from vocabulary import BAD_LABELS, SYSTEM
@@ -269,10 +270,12 @@ STATE_ORDER = [_S.OPEN, _S.ASSIGNED, _S.CALLED_BACK, _S.VERIFIED, _S.RECTIFIED, 
 DeadlineFn = Callable[[dt.datetime, Deadline], dt.datetime]
 
 
-def _event(kind: str, now: dt.datetime, case: Case, data: dict[str, Any]) -> dict[str, Any]:
-    # no sealed identity or phone: events go to displays and the audit log
-    return {"kind": kind, "at": now.isoformat(), "case": case.id, "case_kind": str(case.kind),
-            "window": case.window, "ticket": case.ticket_id, "staff": case.staff_id, "data": data}
+# the event each transition is recorded by
+_EVENTS: dict[type, type[ev.CaseTransition]] = {
+    Assign: ev.CaseAssigned, RecordCallback: ev.CallbackRecorded, Verify: ev.CaseVerified,
+    Rectify: ev.CaseRectified, GiveFeedback: ev.FeedbackGiven, FollowUp: ev.FollowUpRecorded,
+    Close: ev.CaseClosed, Appeal: ev.CaseAppealed, DecideAppeal: ev.AppealDecided,
+}
 
 
 def _text(value: str, what: str) -> str:
@@ -296,7 +299,7 @@ def is_anonymous(cmd: OpenCase) -> bool:
 
 
 def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
-          rules: CaseRules) -> tuple[Case | None, list[dict[str, Any]]]:
+          rules: CaseRules) -> tuple[Case | None, list[ev.CaseEvent]]:
     try:
         kind, source = CaseKind(cmd.kind), CaseSource(cmd.source)
     except ValueError:
@@ -307,10 +310,9 @@ def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
         if cmd.grade not in BAD_GRADES:
             raise CaseError("not_bad_review")
         if is_anonymous(cmd):
-            return None, [{"kind": "anonymous_bad_review", "at": now.isoformat(), "case": None,
-                           "case_kind": str(kind), "window": cmd.window, "ticket": cmd.ticket_id,
-                           "staff": cmd.staff_id,
-                           "data": {"grade": cmd.grade, "service": cmd.service}}]
+            return None, [ev.AnonymousBadReview(
+                at=now, case=None, case_kind=str(kind), window=cmd.window, ticket=cmd.ticket_id,
+                staff=cmd.staff_id, grade=cmd.grade, service=cmd.service)]
     elif cmd.grade is not None and cmd.grade not in EVALUATION_GRADES:
         raise CaseError("invalid_grade")
     case = Case(
@@ -327,11 +329,14 @@ def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
         case.resolve_due = deadline(now, rules.complaint_resolve)
     note = {"kind": str(kind), "source": str(source), "grade": cmd.grade}
     case.history = [Transition(now, actor, None, _S.OPEN, note)]
-    return case, [_event("case_opened", now, case, note)]
+    # no sealed identity or phone: events go to displays and the audit log
+    return case, [ev.CaseOpened(at=now, case=case.id, case_kind=str(kind), window=case.window,
+                                ticket=case.ticket_id, staff=case.staff_id, source=str(source),
+                                grade=cmd.grade)]
 
 
 def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadline: DeadlineFn,
-          rules: CaseRules) -> tuple[Case | None, list[dict[str, Any]]]:
+          rules: CaseRules) -> tuple[Case | None, list[ev.CaseEvent]]:
     """Apply one command. Returns the new case (the old one is left untouched) and
     its events; the case is None only for an anonymous bad review, which is
     recorded by an "anonymous_bad_review" event. Raises CaseError, nothing changed."""
@@ -354,35 +359,28 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
             if note["officer"] == case.staff_id:  # nobody handles the case against them
                 raise CaseError("assignee_is_staff")
             changes["assignee"] = note["officer"]
-            kind = "case_assigned"
         case RecordCallback(reached=reached, summary=summary):
             note = {"reached": bool(reached), "summary": _text(summary, "回访情况")}
             if not reached:
                 to = current  # called again later; the attempt still goes on record
-            kind = "callback_recorded"
         case Verify(justified=justified, finding=finding):
             note = {"justified": bool(justified), "finding": _text(finding, "核实情况")}
             changes["justified"] = bool(justified)
-            kind = "case_verified"
         case Rectify(change=change):
             if not case.justified:
                 raise CaseError("nothing_to_rectify")
             note = {"change": _text(change, "整改措施")}
-            kind = "case_rectified"
         case GiveFeedback(summary=summary):
             if current is _S.VERIFIED and case.justified:
                 raise CaseError("rectify_first")
             note = {"summary": _text(summary, "反馈内容")}
-            kind = "feedback_given"
         case FollowUp(grade=grade):
             if grade not in EVALUATION_GRADES:
                 raise CaseError("invalid_grade")
             note = {"grade": grade}
             changes["follow_up_grade"] = grade
-            kind = "follow_up_recorded"
         case Close():
             note = {}
-            kind = "case_closed"
         case Appeal(reason=reason):
             if not case.justified:
                 raise CaseError("appeal_not_allowed")
@@ -392,7 +390,6 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
                 raise CaseError("not_case_staff")
             note = {"reason": _text(reason, "申诉理由")}
             changes["appeal_from"] = current
-            kind = "case_appealed"
         case DecideAppeal(upheld=upheld, reviewer=reviewer, reason=reason):
             if reviewer == case.staff_id:
                 raise CaseError("reviewer_is_staff")
@@ -403,14 +400,15 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
             changes["appeal_from"] = None
             if upheld:
                 changes["justified"] = False
-            kind = "appeal_decided"
         case _:  # pragma: no cover - the table above names every command
             raise TypeError(f"not a case command: {cmd!r}")
 
     assert to is not None
     transition = Transition(now, actor, current, to, note)
     new = dataclasses.replace(case, state=to, history=[*case.history, transition], **changes)
-    return new, [_event(kind, now, new, {"from_state": str(current), "to_state": str(to), **note})]
+    return new, [_EVENTS[type(cmd)](
+        at=now, case=new.id, case_kind=str(new.kind), window=new.window, ticket=new.ticket_id,
+        staff=new.staff_id, from_state=str(current), to_state=str(to), **note)]
 
 
 def open_bad_review(case_id: str, now: dt.datetime, deadline: DeadlineFn, rules: CaseRules, *,
@@ -419,7 +417,7 @@ def open_bad_review(case_id: str, now: dt.datetime, deadline: DeadlineFn, rules:
                     citizen_key: str | None = None, identity_sealed: Any = None,
                     phone_sealed: Any = None, description: str = "",
                     source: CaseSource = CaseSource.PAD,
-                    actor: str = SYSTEM) -> tuple[Case | None, list[dict[str, Any]]]:
+                    actor: str = SYSTEM) -> tuple[Case | None, list[ev.CaseEvent]]:
     """A bad review from the pad: a callback case, or None and an "anonymous_bad_review" event."""
     cmd = OpenCase(case_id, CaseKind.BAD_REVIEW, source, description, ticket_id, window, staff_id,
                    service, citizen_key, identity_sealed, phone_sealed, grade)

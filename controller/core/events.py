@@ -89,6 +89,10 @@ class Event:
         """`data` of an event stored by an earlier version, completed to this version's."""
         return data
 
+    def payload_head(self) -> dict[str, Any]:
+        """What `data` says before the event's own fields (a case's opening names its kind)."""
+        return {}
+
 
 # -- tickets ------------------------------------------------------------------------
 
@@ -356,6 +360,115 @@ class TicketEvaluated(Event):
         return data
 
 
+# -- cases (回访 / 投诉) ----------------------------------------------------------------
+# The case workflow's events (controller.core.callbacks) name their case besides the window,
+# the ticket and the staff member; `data` holds the transition and what was recorded with it.
+
+@dataclass(frozen=True, kw_only=True)
+class CaseEvent(Event):
+    case: str | None
+    case_kind: str  # controller.core.callbacks.CaseKind
+    staff: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnonymousBadReview(CaseEvent):
+    """A bad review given without a name: counted, with no case (nobody to call back)."""
+
+    kind = "anonymous_bad_review"
+    grade: str
+    service: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseOpened(CaseEvent):
+    kind = "case_opened"
+    source: str
+    grade: str | None
+
+    def payload_head(self) -> dict[str, Any]:
+        return {"kind": self.case_kind}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseTransition(CaseEvent):
+    from_state: str
+    to_state: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseAssigned(CaseTransition):
+    """问题交办"""
+
+    kind = "case_assigned"
+    officer: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallbackRecorded(CaseTransition):
+    """回访"""
+
+    kind = "callback_recorded"
+    reached: bool
+    summary: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseVerified(CaseTransition):
+    """调查核实"""
+
+    kind = "case_verified"
+    justified: bool
+    finding: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseRectified(CaseTransition):
+    """整改"""
+
+    kind = "case_rectified"
+    change: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedbackGiven(CaseTransition):
+    """反馈"""
+
+    kind = "feedback_given"
+    summary: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpRecorded(CaseTransition):
+    """追评"""
+
+    kind = "follow_up_recorded"
+    grade: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseClosed(CaseTransition):
+    kind = "case_closed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseAppealed(CaseTransition):
+    """申诉"""
+
+    kind = "case_appealed"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppealDecided(CaseTransition):
+    """复核"""
+
+    kind = "appeal_decided"
+    upheld: bool
+    reviewer: str
+    reason: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class UnknownEvent(Event):
     """An event of a kind this version does not know, read from the store: kept as it was."""
@@ -373,11 +486,15 @@ KINDS: dict[str, type[Event]] = {
         WindowUncovered, PostsAway, WindowIdle, TidalOpenProposed, TidalCloseProposed,
         DayStarted, DeviceHealth, ClockFault, ClockRestored, PatrolDue, PatrolRecorded,
         EvaluationPrompted, EvaluationEnded, TicketEvaluated,
+        AnonymousBadReview, CaseOpened, CaseAssigned, CallbackRecorded, CaseVerified,
+        CaseRectified, FeedbackGiven, FollowUpRecorded, CaseClosed, CaseAppealed, AppealDecided,
     )
 }
 _COMMON = {"at", "window", "ticket", "extra", "absent"}
+_CASE_COMMON = {"case", "case_kind", "staff"}
 _FIELDS: dict[type[Event], tuple[dataclasses.Field, ...]] = {
-    cls: tuple(f for f in dataclasses.fields(cls) if f.name not in _COMMON)
+    cls: tuple(f for f in dataclasses.fields(cls) if f.name not in _COMMON
+               and not (issubclass(cls, CaseEvent) and f.name in _CASE_COMMON))
     for cls in (*KINDS.values(), UnknownEvent)
 }
 _FIELD_META: dict[type[Event], dict[str, bool]] = {
@@ -396,7 +513,7 @@ def payload(event: Event) -> dict[str, Any]:
     """The event's own fields as the `data` object of its JSON (and of the store's row)."""
     if isinstance(event, UnknownEvent):
         return dict(event.data)
-    out = {}
+    out = event.payload_head()
     for f in _FIELDS[type(event)]:
         value = getattr(event, f.name)
         if not event.omitted(f.name, value):
@@ -406,13 +523,18 @@ def payload(event: Event) -> dict[str, Any]:
 
 
 def to_json(event: Event) -> dict[str, Any]:
-    """The event on the wire: the event stream, MQTT and the store use this shape."""
+    """The event on the wire: the event stream, MQTT and the store use this shape; a case's
+    event names its case, the case's kind and the staff member besides."""
+    if isinstance(event, CaseEvent):
+        return {"kind": event.kind, "at": event.at.isoformat(), "case": event.case,
+                "case_kind": event.case_kind, "window": event.window, "ticket": event.ticket,
+                "staff": event.staff, "data": payload(event)}
     return {"kind": kind_of(event), "at": event.at.isoformat(), "window": event.window,
             "ticket": event.ticket, "data": payload(event)}
 
 
 def from_row(kind: str, at: dt.datetime | str, window: int | None, ticket: str | None,
-             data: dict[str, Any] | None) -> Event:
+             data: dict[str, Any] | None, **case: Any) -> Event:
     """The typed event of a stored row (`events`: kind, at, window, ticket_id, data), whatever
     version wrote it: a field it lacks takes its default (None where there is none), a field
     it has that this version does not know is kept in `extra`."""
@@ -422,7 +544,10 @@ def from_row(kind: str, at: dt.datetime | str, window: int | None, ticket: str |
     if cls is None:
         return UnknownEvent(at=when, window=window, ticket=ticket, name=kind, data=data)
     data = cls.upgrade(data)
-    args: dict[str, Any] = {}
+    args: dict[str, Any] = ({k: case.get(k) for k in _CASE_COMMON}
+                            if issubclass(cls, CaseEvent) else {})
+    if cls is CaseOpened:
+        data.pop("kind", None)  # the case's kind, said again
     absent = set()
     for f in _FIELDS[cls]:
         if f.name in data:
@@ -435,5 +560,6 @@ def from_row(kind: str, at: dt.datetime | str, window: int | None, ticket: str |
 
 def from_json(obj: dict[str, Any]) -> Event:
     """The typed event of `to_json`'s shape (a stream or MQTT message, a stored row's dict)."""
+    case = ({k: obj.get(k) for k in _CASE_COMMON} if "case_kind" in obj else {})
     return from_row(obj["kind"], obj["at"], obj.get("window"),
-                    obj.get("ticket", obj.get("ticket_id")), obj.get("data"))
+                    obj.get("ticket", obj.get("ticket_id")), obj.get("data"), **case)
