@@ -69,12 +69,7 @@ DESK_CODES: dict[str, tuple[Category, str]] = {
 class DeskError(CaseError):
     """A refusal of the case desk that the pure workflow has no code for."""
 
-    def __init__(self, code: str, message: str | None = None) -> None:
-        category, default = DESK_CODES[code]
-        self.code = code
-        self.category = category
-        self.message = message or default
-        Exception.__init__(self, f"{code}: {self.message}")
+    codes = DESK_CODES
 
 
 # --- phone numbers ---------------------------------------------------------------
@@ -242,7 +237,7 @@ class CaseDesk:
                 deadline, _ = self._deadline_fn()
                 new, _ = apply(case, command, now, _who(actor), deadline, self.rules)
             except CaseError as e:
-                self.ctrl.refuse(actor, f"case_{verb}", {"case": case_id}, e)  # type: ignore[arg-type]
+                self.ctrl.refuse(actor, f"case_{verb}", {"case": case_id}, e)
                 raise
             assert new is not None
             self._save(new, now)

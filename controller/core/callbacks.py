@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from controller.core import events as ev
-from controller.core.errors import Category
+from controller.core.errors import Category, HallError
 from controller.core.hall import EVALUATION_GRADES, Deadline, Rules
 from vocabulary import BAD_LABELS, SYSTEM
 
@@ -68,7 +68,7 @@ BAD_REVIEW_POINTS = 1
 COMPLAINT_POINTS = 2
 MONTHLY_POINTS_CAP = 10
 
-# code -> (category, default Chinese message); errors.py belongs to the hall core.
+# code -> (category, default Chinese message) of the case workflow's refusals
 CASE_CODES: dict[str, tuple[Category, str]] = {
     "illegal_transition": (Category.CONFLICT, "案件当前状态不能做这项操作"),
     "unknown_case": (Category.NOT_FOUND, "没有这个案件"),
@@ -87,15 +87,10 @@ CASE_CODES: dict[str, tuple[Category, str]] = {
 }
 
 
-class CaseError(Exception):
+class CaseError(HallError):
     """A refused case command: nothing changed."""
 
-    def __init__(self, code: str, message: str | None = None) -> None:
-        category, default = CASE_CODES[code]
-        self.code = code
-        self.category = category
-        self.message = message or default
-        super().__init__(f"{code}: {self.message}")
+    codes = CASE_CODES
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from enum import IntEnum, StrEnum
 
 import vocabulary
 from drivers import text as device_text
+from drivers.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ GRADES = frozenset(g.code for g in vocabulary.GRADES)
 MINUTES = range(1, 256)
 
 
-class BusProtocolError(ValueError):
+class BusProtocolError(ProtocolError, ValueError):
     """Bytes or values that are not a valid counter bus message."""
 
 

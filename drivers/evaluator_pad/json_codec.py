@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.protocol import ProtocolError
 from vocabulary import LABELS, by_code
 
 # The pads' keys, 1 = 非常满意 … 5 = 非常不满意 (GB/T 39734-2020's five grades, best first)
@@ -25,7 +26,7 @@ GRADES_GB39046 = PAD_GRADES  # the old, wrong name (GB/T 39046 is no grade table
 MAX_TAGS = 8
 
 
-class PadProtocolError(ValueError):
+class PadProtocolError(ProtocolError, ValueError):
     """A pad message that cannot be understood."""
 
 
