@@ -22,7 +22,7 @@ from typing import Any
 from controller.core import events as ev
 from controller.core.errors import Category, HallError
 from controller.core.hall import EVALUATION_GRADES, Deadline, Rules
-from vocabulary import BAD_LABELS, SYSTEM
+from vocabulary import BAD_LABELS, SYSTEM, by_label
 
 
 class CaseKind(StrEnum):
@@ -300,9 +300,10 @@ def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
     except ValueError:
         raise CaseError("invalid_source") from None
     if kind is CaseKind.BAD_REVIEW:
-        if cmd.grade not in EVALUATION_GRADES:
+        grade = by_label(cmd.grade)
+        if grade is None:
             raise CaseError("invalid_grade")
-        if cmd.grade not in BAD_GRADES:
+        if not grade.is_bad:
             raise CaseError("not_bad_review")
         if is_anonymous(cmd):
             return None, [ev.AnonymousBadReview(

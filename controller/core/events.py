@@ -125,7 +125,8 @@ class TicketCalled(Event):
 
     def omitted(self, name: str, value: Any) -> bool:
         # a call-next's event never carried the fields of a call by number
-        return not self.out_of_order and name in ("out_of_order", "staff", "reason", "note")
+        return (super().omitted(name, value)
+                or not self.out_of_order and name in ("out_of_order", "staff", "reason", "note"))
 
 
 @dataclass(frozen=True, kw_only=True)
