@@ -30,6 +30,7 @@ from controller.core.model import WindowStatus
 from controller.hallcontroller import HallController
 from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, board_json
 from drivers.caller_display.state import CLOSED_TEXT
+from vocabulary import SYSTEM_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -308,12 +309,12 @@ class CallingFloor:
         kind, window = event.kind, event.window
         if kind == ev.WINDOW_OPENED:
             self.closed_on = None  # a new working day, or staff back after 下班关机
-        if kind == ev.TICKET_CALLED:
-            self.calls.appendleft((event.data["label"], window))
+        if isinstance(event, ev.TicketCalled):
+            self.calls.appendleft((event.label, window))
             if self.voice:
-                self.voice.announce(event.data["label"], window)
-        elif kind == ev.TICKET_RECALLED and self.voice:
-            self.voice.announce(event.data["label"], window, recall=True)
+                self.voice.announce(event.label, window)
+        elif isinstance(event, ev.TicketRecalled) and self.voice:
+            self.voice.announce(event.label, window, recall=True)
         self._drive_pads(event)
         if kind == ev.DAY_STARTED:
             self.calls.clear()  # the board starts the day empty: yesterday's calls are over
@@ -332,10 +333,10 @@ class CallingFloor:
         kind = event.kind
         for pad in pads:
             try:
-                if kind == ev.EVALUATION_PROMPTED:
-                    staff = self.ctrl.hall.staff.get(event.data.get("staff") or "")
-                    pad.prompt(event.window, staff.name if staff else None, event.data["label"])
-                elif kind == ev.TICKET_EVALUATED and event.data.get("channel") != "system_default":
+                if isinstance(event, ev.EvaluationPrompted):
+                    staff = self.ctrl.hall.staff.get(event.staff or "")
+                    pad.prompt(event.window, staff.name if staff else None, event.label)
+                elif isinstance(event, ev.TicketEvaluated) and event.channel != SYSTEM_DEFAULT:
                     pad.thanks()
                 elif kind == ev.EVALUATION_ENDED:
                     pad.blank()
@@ -345,7 +346,7 @@ class CallingFloor:
                     pad.blank()
             except Exception:
                 log.exception("pad at window %s", event.window)
-        if (kind == ev.TICKET_EVALUATED and event.data.get("channel") != "system_default"
+        if (isinstance(event, ev.TicketEvaluated) and event.channel != SYSTEM_DEFAULT
                 and self._away(event.window)):
             # graded after staff left: the thanks, then the pad blanks like the window
             self._later(FLASH_SECONDS, lambda: self._show_pads(event.window))

@@ -28,29 +28,27 @@ from typing import Any
 from controller.core import identity
 from controller.case_records import FAR_FUTURE, case_from_json, case_to_json, next_due, plain
 from controller.core.callbacks import (
-    BAD_GRADES, STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
+    STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
     CaseState, Close, Command, DecideAppeal, FollowUp, GiveFeedback, OpenCase, RecordCallback,
     Rectify, TRANSITIONS, Verify, apply, open_bad_review,
 )
 from controller.core.case_supervision import callback_rate, overdue
 from controller.core.errors import Category, HallError
-from controller.core.events import TICKET_EVALUATED, Event
+from controller.core.events import TICKET_EVALUATED, Event, TicketEvaluated, from_row
 from controller.core.hall import Deadline
 from controller.core.workdays import WorkCalendar
 from controller.hallcontroller import HallController
 from controller.privacy import PURGED
+from vocabulary import SYSTEM
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "system"
 # the case commands by the names the API and the pages use for them
 ACTIONS: dict[type, str] = {
     Assign: "assign", RecordCallback: "callback", Verify: "verify", Rectify: "rectify",
     GiveFeedback: "feedback", FollowUp: "follow-up", Close: "close", Appeal: "appeal",
     DecideAppeal: "appeal-decision",
 }
-# a grade the pad filled in itself after the evaluation period: never a bad review
-SYSTEM_DEFAULT = "system_default"
 _ID_PREFIX = {CaseKind.BAD_REVIEW: "HP", CaseKind.COMPLAINT: "TS"}  # 差评 / 投诉
 
 # mainland mobile: 1[3-9] and 9 digits; landline: area code 0xx / 0xxx, then 7 or 8 digits
@@ -71,12 +69,7 @@ DESK_CODES: dict[str, tuple[Category, str]] = {
 class DeskError(CaseError):
     """A refusal of the case desk that the pure workflow has no code for."""
 
-    def __init__(self, code: str, message: str | None = None) -> None:
-        category, default = DESK_CODES[code]
-        self.code = code
-        self.category = category
-        self.message = message or default
-        Exception.__init__(self, f"{code}: {self.message}")
+    codes = DESK_CODES
 
 
 # --- phone numbers ---------------------------------------------------------------
@@ -124,7 +117,7 @@ class CaseDesk:
     def _on_event(self, event_id: int, event: Event) -> None:
         # Runs inside the controller's lock, after the evaluation is committed: opening
         # the case is a few rows, cheap enough to do here rather than in a thread.
-        if event.kind == TICKET_EVALUATED:
+        if isinstance(event, TicketEvaluated):
             self.bad_review(event)
 
     def catch_up(self) -> int:
@@ -137,31 +130,31 @@ class CaseDesk:
                 [TICKET_EVALUATED]))
             opened = 0
             for r in rows:
-                event = Event(r["kind"], dt.datetime.fromisoformat(r["at"]), r["window"],
-                              r["ticket_id"], json.loads(r["data"]))
-                if self.bad_review(event) is not None:
+                event = from_row(r["kind"], r["at"], r["window"], r["ticket_id"],
+                                 json.loads(r["data"]))
+                if isinstance(event, TicketEvaluated) and self.bad_review(event) is not None:
                     opened += 1
             return opened
 
     # -- opening -----------------------------------------------------------------
 
-    def bad_review(self, event: Event) -> Case | None:
+    def bad_review(self, event: TicketEvaluated) -> Case | None:
         """A `ticket_evaluated` event: a callback case for a real-name bad review, a counted
         anonymous row for an anonymous one, nothing for any other grade."""
-        data = event.data or {}
-        grade, channel = data.get("grade"), data.get("channel")
-        if grade not in BAD_GRADES or channel == SYSTEM_DEFAULT or event.ticket is None:
+        grade, channel = event.grade, event.channel
+        if not event.bad or event.ticket is None:
             return None
         with self.ctrl.lock:
             if self._bad_review_seen(event.ticket):
                 return None
             ticket = self.ctrl.state.tickets.get(event.ticket) or self.ctrl.store.ticket(event.ticket)
             sealed = ticket.identity_sealed if ticket else None
-            if not data.get("real_name", sealed is not None):
+            # an evaluation logged before the pads asked (no real_name) was by the ticket's name
+            if event.real_name is not None and not event.real_name:
                 sealed = None  # the citizen chose to evaluate anonymously
             window = event.window if event.window is not None else (ticket.window if ticket else None)
-            staff = data.get("staff") or (ticket.staff_id if ticket else None)
-            service = data.get("service") or (ticket.service if ticket else None)
+            staff = event.staff or (ticket.staff_id if ticket else None)
+            service = event.service or (ticket.service if ticket else None)
             if sealed is None:
                 self.db.execute(
                     "INSERT OR IGNORE INTO anonymous_bad_reviews "
@@ -179,7 +172,7 @@ class CaseDesk:
                 window=window, staff_id=staff, service=service,
                 citizen_key=ticket.citizen_key if ticket else None, identity_sealed=sealed,
                 phone_sealed=ticket.phone_sealed if ticket else None, source=CaseSource.PAD,
-                description="、".join(data.get("tags") or ()))
+                description="、".join(event.tags or ()))
             assert case is not None
             self._save(case, event.at)
             self.ctrl.note(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),
@@ -244,7 +237,7 @@ class CaseDesk:
                 deadline, _ = self._deadline_fn()
                 new, _ = apply(case, command, now, _who(actor), deadline, self.rules)
             except CaseError as e:
-                self.ctrl.refuse(actor, f"case_{verb}", {"case": case_id}, e)  # type: ignore[arg-type]
+                self.ctrl.refuse(actor, f"case_{verb}", {"case": case_id}, e)
                 raise
             assert new is not None
             self._save(new, now)

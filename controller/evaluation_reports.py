@@ -42,8 +42,8 @@ from controller.core.callbacks import BAD_GRADES, STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
 from controller.core.evaluation import cut_short
 from controller.core.hall import EVALUATION_GRADES
+from vocabulary import SYSTEM_DEFAULT
 
-SYSTEM_DEFAULT = "system_default"
 SATISFIED = EVALUATION_GRADES[:3]  # 非常满意, 满意, 基本满意
 GROUPINGS = ("window", "staff", "service", "day", "month")
 # the column (or expression) each grouping is on; tickets and cases name them alike

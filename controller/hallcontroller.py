@@ -18,7 +18,7 @@ from controller.core import commands as c
 from controller.core.engine import Engine, Outcome
 from controller.core.evaluation import default_grade
 from controller.core.errors import HallError
-from controller.core.events import CLOCK_FAULT, CLOCK_RESTORED, Event
+from controller.core.events import CLOCK_FAULT, CLOCK_RESTORED, ClockFault, ClockRestored, Event
 from controller.core.hall import Hall
 from controller.core.identity import Citizen
 from controller.core.model import HallState
@@ -26,18 +26,19 @@ from controller.personal_data import Purged, purge
 from controller.privacy import IdentitySealer
 from controller.store.faults import StorageUnavailable
 from controller.store.hallstore import HallStore
+from vocabulary import SYSTEM
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[int, Event], None]
-SYSTEM = "system"
 CLOCK_FAULT_TEXT = "系统时钟慢于大厅已记录的时间，大厅按已记录的营业日继续服务，请检查并校准时钟"
 
 
-def _clock_json(change: ClockChange, state: HallState) -> dict[str, Any]:
-    return {"hall_time": change.hall_time.isoformat(), "wall_clock": change.wall_clock.isoformat(),
-            "behind_seconds": change.behind_seconds,
-            "day": state.day.isoformat() if state.day else None}
+def _clock_event(change: ClockChange, now: dt.datetime, state: HallState) -> Event:
+    kind = ClockFault if change.kind == CLOCK_FAULT else ClockRestored
+    return kind(at=now, hall_time=change.hall_time.isoformat(),
+                wall_clock=change.wall_clock.isoformat(), behind_seconds=change.behind_seconds,
+                day=state.day.isoformat() if state.day else None)
 
 
 class HallController:
@@ -149,7 +150,7 @@ class HallController:
             changes = [ClockChange(CLOCK_RESTORED, now, self.clock.wall(), 0)]
         for change in changes:
             out = Outcome()
-            out.events.append(Event(change.kind, now, data=_clock_json(change, self.state)))
+            out.emit(_clock_event(change, now, self.state))
             self._commit(now, SYSTEM, change.kind, {"behind_seconds": change.behind_seconds},
                          lambda: out)
             if change.kind == CLOCK_FAULT:

@@ -332,31 +332,30 @@ class HallDay(StaffRules):
 
     def observe(self, e: ev.Event) -> None:
         self.counts[e.kind] = self.counts.get(e.kind, 0) + 1
-        kind = e.kind
-        if kind == ev.TICKET_ISSUED:
-            self._issued(e)
-        elif kind == ev.TICKET_CALLED:
-            self._called(e)
-        elif kind == ev.TICKET_MISSED:
-            if e.data.get("requeued"):
+        match e:
+            case ev.TicketIssued():
+                self._issued(e)
+            case ev.TicketCalled():
+                self._called(e)
+            case ev.TicketMissed(requeued=True):
                 self.wake_for(self.by_ticket[e.ticket].service if e.ticket in self.by_ticket
                               else self.ctrl.state.tickets[e.ticket].service)
-        elif kind == ev.TICKET_TRANSFERRED:
-            self.wake_for(e.data["target"])
-        elif kind == ev.TICKET_FINISHED and e.data.get("service_seconds") is not None:
-            self.service_minutes.setdefault(e.data["service"], []).append(e.data["service_seconds"] / 60)
-        elif kind == ev.WINDOW_RESUMED:
-            self.pauses.append({"window": e.window, "seconds": e.data["paused_seconds"],
-                                "over_limit": e.data["over_limit"]})
-        elif kind == ev.DEVICE_HEALTH:
-            self.devices.append((self.now, e.data["device"], e.data["state"], e.data["detail"]))
-        elif kind == ev.TIDAL_OPEN_PROPOSED and not self.staffing:
-            self.after(self.scenario.staff.supervisor_delay_minutes * 60, self._open_tidal,
-                       self.agents[e.window])
-        elif kind == ev.TIDAL_CLOSE_PROPOSED and not self.staffing:
-            a = self.agents[e.window]
-            a.tidal_open = False
-            self.wake(a, 0.0)
+            case ev.TicketTransferred():
+                self.wake_for(e.target)
+            case ev.TicketFinished(service_seconds=int(seconds)):
+                self.service_minutes.setdefault(e.service, []).append(seconds / 60)
+            case ev.WindowResumed():
+                self.pauses.append({"window": e.window, "seconds": e.paused_seconds,
+                                    "over_limit": e.over_limit})
+            case ev.DeviceHealth():
+                self.devices.append((self.now, e.device, e.state, e.detail))
+            case ev.TidalOpenProposed() if not self.staffing:
+                self.after(self.scenario.staff.supervisor_delay_minutes * 60, self._open_tidal,
+                           self.agents[e.window])
+            case ev.TidalCloseProposed() if not self.staffing:
+                a = self.agents[e.window]
+                a.tidal_open = False
+                self.wake(a, 0.0)
 
     def _issued(self, e: ev.Event) -> None:
         state = self.ctrl.state

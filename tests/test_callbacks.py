@@ -120,7 +120,7 @@ def test_allowed_transition(setup, cmd, actor, to):
     assert new.history[:-1] == before and case.history == before  # old case untouched
     last = new.history[-1]
     assert (last.from_state, last.to_state, last.actor) == (frm, to, actor)
-    assert len(events) == 1 and events[0]["data"]["to_state"] == str(to)
+    assert len(events) == 1 and events[0].to_state == str(to)
 
 
 ILLEGAL = [
@@ -163,7 +163,7 @@ def test_full_walk_to_closed_keeps_every_step_in_history():
     assert case.assignee == "CB1" and case.justified is True and case.follow_up_grade == "满意"
     assert case.history[2].note == {"reached": True, "summary": "已联系"}
     assert case.history[2].actor == "CB1"
-    assert [e["kind"] for e in events] == [
+    assert [e.kind for e in events] == [
         "case_assigned", "callback_recorded", "case_verified", "case_rectified", "feedback_given",
         "follow_up_recorded", "case_closed"]
     assert all("sealed" not in repr(e) for e in events)  # no identity or phone in events
@@ -178,7 +178,7 @@ def test_opening_a_bad_review_sets_deadlines_from_rules():
     assert case.rectify_due == T0 + dt.timedelta(days=15)
     assert case.feedback_due is None and case.resolve_due is None
     assert (case.ticket_id, case.window, case.staff_id, case.service) == ("A001", 3, "S01", "A")
-    assert events[0]["kind"] == "case_opened"
+    assert events[0].kind == "case_opened"
 
 
 def test_complaint_gets_its_own_deadlines():
@@ -202,15 +202,15 @@ def test_not_reached_callback_stays_assigned_but_is_recorded():
     first, second = case.history[-2:]
     assert (first.from_state, first.to_state, first.note["reached"]) == (S.ASSIGNED, S.ASSIGNED, False)
     assert second.to_state is S.CALLED_BACK
-    assert [e["data"]["reached"] for e in events] == [False, True]
+    assert [e.reached for e in events] == [False, True]
 
 
 def test_anonymous_bad_review_is_counted_not_opened():
     case, events = open_bad_review("C9", T0, calendar_days, RULES, grade="非常不满意", window=3,
                                    staff_id="S01")
     assert case is None
-    assert [e["kind"] for e in events] == ["anonymous_bad_review"]
-    assert events[0]["data"]["grade"] == "非常不满意"
+    assert [e.kind for e in events] == ["anonymous_bad_review"]
+    assert events[0].grade == "非常不满意"
 
 
 def test_real_name_bad_review_through_helper():
@@ -260,7 +260,7 @@ def test_appeal_upheld_drops_the_points_and_keeps_the_record():
     assert case.state is S.RECTIFIED and case.justified is False and case.appeal_upheld is True
     assert [t.to_state for t in case.history[-2:]] == [S.APPEALED, S.RECTIFIED]
     assert case.history[-1].note == {"upheld": True, "reviewer": "REV", "reason": "录像显示服务规范"}
-    assert events[-1]["kind"] == "appeal_decided"
+    assert events[-1].kind == "appeal_decided"
     assert assessment_points([case], "S01", "2025-03") == 0
     case, _ = run(case, (GiveFeedback("已告知复核结果"), "CB1"), (Close(), "sup"))
     assert case.state is S.CLOSED and len(case.history) == 9
@@ -412,7 +412,7 @@ def test_any_sequence_applies_or_refuses_and_never_loses_history(start, steps):
                 assert (case.state, case.history) == before
             continue
         if new is None:
-            assert events[0]["kind"] == "anonymous_bad_review"
+            assert events[0].kind == "anonymous_bad_review"
             continue
         old_history = [] if before is None else before[1]
         assert new.history[:len(old_history)] == old_history

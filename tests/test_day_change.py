@@ -56,7 +56,7 @@ def test_a_window_left_serving_is_free_the_next_morning(first):
     assert a001.status is TicketStatus.FINISHED
     assert a001.finished_at == MIDNIGHT  # its end was never recorded: the end of its day
     finished = [e for e in story.events if e.kind == "ticket_finished" and e.ticket == a001.id]
-    assert [e.data["reason"] for e in finished] == ["day_end"]
+    assert [e.reason for e in finished] == ["day_end"]
     assert not [e for e in story.events if e.kind in ("ticket_missed", "ticket_cancelled")]
     w = story.state.windows[1]
     assert w.current is None
@@ -88,7 +88,7 @@ def test_a_visit_ended_by_the_day_gets_no_prompt_the_next_morning():
     assert story.state.windows[1].evaluating is not None
     story.now = at("00:00:05", TUESDAY)
     story.do(c.Tick())
-    ended = {e.window: e.data["reason"] for e in story.events if e.kind == "evaluation_ended"}
+    ended = {e.window: e.reason for e in story.events if e.kind == "evaluation_ended"}
     assert ended == {1: "day_end"}
     day_end = [e for e in story.events if e.at == story.now]
     assert "evaluation_prompted" not in [e.kind for e in day_end]
@@ -129,7 +129,7 @@ def test_a_window_pointing_at_an_earlier_days_ticket_is_closed_and_free():
     story.state.windows[1].current = yesterday.id
     yesterday.status = TicketStatus.CALLED
     out = story.engine.close_stale_windows(story.state, story.now, {yesterday.id: yesterday})
-    assert [e.data.get("reason") for e in out.events if e.kind == "ticket_finished"] == ["day_end"]
+    assert [e.reason for e in out.events if e.kind == "ticket_finished"] == ["day_end"]
     assert yesterday.status is TicketStatus.FINISHED and yesterday.finished_at == MIDNIGHT
     assert story.state.windows[1].current is None
     story.open(1)

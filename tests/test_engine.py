@@ -141,7 +141,7 @@ def test_pause_limit_alerts_once_and_resume_reports_overrun(story):
     assert [(e.kind, e.window) for e in alerts] == [("pause_over_limit", 1)]
     assert story.do(c.Tick()).events == []  # once per pause
     resumed = story.do(c.Resume(1)).events[0]
-    assert resumed.data["over_limit"] is True
+    assert resumed.over_limit is True
 
 
 def test_b_post_cover_and_supervisor_cover():
@@ -259,7 +259,7 @@ def test_a_waiting_ticket_can_be_cancelled_and_leaves_the_queue(story):
     story.issue("A"), story.issue("A")
     t = story.state.find_label("A001")
     out = story.do(c.CancelTicket(t.id, "not_printed"))
-    assert out.events[0].kind == "ticket_cancelled" and out.events[0].data["reason"] == "not_printed"
+    assert out.events[0].kind == "ticket_cancelled" and out.events[0].reason == "not_printed"
     assert story.call(1) == "A002"
     assert refused(story, c.CancelTicket(t.id, "again")) == "ticket_not_waiting"
     assert refused(story, c.CancelTicket("nope", "x")) == "unknown_ticket"
@@ -269,7 +269,7 @@ def test_device_health_is_an_event_only_when_it_changes(story):
     assert [e.kind for e in story.do(c.ReportDevice("printer-1", "fault", "缺纸")).events] == [
         "device_health"]
     assert story.do(c.ReportDevice("printer-1", "fault", "缺纸")).events == []
-    assert story.do(c.ReportDevice("printer-1", "online")).events[0].data["state"] == "online"
+    assert story.do(c.ReportDevice("printer-1", "online")).events[0].state == "online"
     assert story.state.devices["printer-1"] == ("online", "")
 
 
@@ -311,7 +311,7 @@ def test_a_returning_citizen_is_called_out_of_order_and_it_shows(story):
     story.do(c.NoShow(1))  # A001 requeued at the back
     story.call(1)          # A002
     out = story.do(c.CallNumber(1, "a003", "过号返回"))
-    assert out.ticket.label == "A003" and out.events[-1].data["out_of_order"] is True
+    assert out.ticket.label == "A003" and out.events[-1].out_of_order is True
     assert story.label_status("A002") == "finished"  # the current one was finished first
     assert story.call(1) == "A001"
     assert refused(story, c.CallNumber(1, "A002", "过号返回")) == "not_callable"
@@ -345,7 +345,7 @@ def test_a_tidal_window_is_proposed_when_the_queue_grows_and_again_for_closing()
     assert story.do(c.Tick()).events == []
     story.issue("A")
     [proposal] = story.do(c.Tick()).events
-    assert (proposal.kind, proposal.window, proposal.data["service"], proposal.data["waiting"]) == (
+    assert (proposal.kind, proposal.window, proposal.service, proposal.waiting) == (
         "tidal_open_proposed", 2, "A", 5)
     assert story.do(c.Tick()).events == []  # proposed once
     story.open(2)

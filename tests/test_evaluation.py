@@ -55,7 +55,7 @@ def test_a_prompt_ends_after_the_timeout_and_is_not_repeated(story):
     story.call(1)
     story.do(c.Finish(1))
     story.later(seconds=61)
-    assert [(e.kind, e.data["reason"]) for e in story.do(c.Tick()).events] == [
+    assert [(e.kind, e.reason) for e in story.do(c.Tick()).events] == [
         ("evaluation_ended", "timeout")]
     assert story.do(c.Tick()).events == []
     with pytest.raises(HallError):
@@ -88,7 +88,7 @@ def test_a_prompt_left_at_a_paused_window_still_times_out(story):
     story.do(c.Finish(1))
     story.do(c.Pause(1, "就餐", 30))
     story.later(seconds=61)
-    assert [(e.kind, e.data["reason"]) for e in story.do(c.Tick()).events] == [
+    assert [(e.kind, e.reason) for e in story.do(c.Tick()).events] == [
         ("evaluation_ended", "timeout")]
 
 
@@ -99,7 +99,7 @@ def test_the_next_visit_finishing_cuts_the_last_prompt_short(story):
     story.do(c.Finish(1))
     story.call(1)
     out = story.do(c.Finish(1))
-    assert [(e.kind, e.data.get("reason")) for e in out.events] == [
+    assert [(e.kind, getattr(e, "reason", None)) for e in out.events] == [
         ("ticket_finished", None), ("evaluation_ended", "superseded"), ("evaluation_prompted", None)]
     assert out.events[1].ticket == story.state.find_label("A001").id
 
@@ -112,7 +112,7 @@ def test_the_keypad_restarts_the_prompt_for_the_last_finished_ungraded_visit(sto
     story.do(c.Tick())  # the citizen was still reading the receipt: the prompt timed out
     story.do(c.Pause(1, "取材料", 5))
     out = story.do(c.StartEvaluation(1))  # staff start it again, paused or not
-    assert kinds(out) == ["evaluation_prompted"] and out.events[0].data["label"] == "A001"
+    assert kinds(out) == ["evaluation_prompted"] and out.events[0].label == "A001"
     story.later(seconds=30)
     story.do(c.Tick())  # the timeout counts from the restart
     assert story.do(c.Evaluate(1, "满意")).ticket.label == "A001"
@@ -141,7 +141,7 @@ def test_a_bad_review_event_says_so(story):
     story.call(1)
     story.do(c.Finish(1))
     ev = story.do(c.Evaluate(1, "非常不满意", "pad", ("态度",))).events[0]
-    assert (ev.data["bad"], ev.data["real_name"], ev.data["tags"]) == (True, True, ["态度"])
+    assert (ev.bad, ev.real_name, ev.tags) == (True, True, ["态度"])
 
 
 def test_unevaluated_visits_get_the_default_grade_after_the_period(tmp_path):
@@ -176,7 +176,7 @@ def test_a_prompt_whose_visit_goes_back_to_the_queue_is_not_held_against_the_sta
     story.do(c.StartEvaluation(1))  # the pad started at reception
     out = story.do(c.Logout(1, requeue_current=True))
     ended = [e for e in out.events if e.kind == "evaluation_ended"]
-    assert [e.data["reason"] for e in ended] == ["requeued"]
-    assert not cut_short(ended[0].data["reason"])
+    assert [e.reason for e in ended] == ["requeued"]
+    assert not cut_short(ended[0].reason)
     assert cut_short(SUPERSEDED)  # while the next visit finishing first still is
     assert story.state.find_label("A001").status == "waiting"

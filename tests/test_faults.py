@@ -127,8 +127,8 @@ class HealthWatch:
     def __call__(self, _event_id: int, event) -> None:
         if event.kind == "device_health":
             with self._lock:
-                self.seen.append((time.monotonic(), event.data["device"], event.data["state"],
-                                  event.data["detail"]))
+                self.seen.append((time.monotonic(), event.device, event.state,
+                                  event.detail))
 
     def first(self, device: str, states: tuple[str, ...], since: float) -> float | None:
         with self._lock:

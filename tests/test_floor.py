@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from controller.core import commands as c
+from controller.core.events import payload
 from controller.core.hall import Staff, StaffRole
 from controller.core.model import WindowStatus
 from tests.halls import PIN_HASH, small_hall
@@ -107,13 +108,13 @@ def test_b_takes_over_a_paused_a_window_and_the_records_go_to_b(morning):
     assert tick(story) == [("pause_over_limit", 1), ("posts_away", 1), ("window_uncovered", 2),
                            ("posts_away", 2)]
     out = story.do(c.Login(1, "wang"))
-    assert [(e.kind, e.data.get("staff")) for e in out.events] == [
+    assert [(e.kind, e.staff) for e in out.events] == [
         ("window_resumed", "li"), ("window_closed", "li"), ("window_opened", "wang")]
     resumed, closed, opened = out.events
-    assert resumed.data["over_limit"] is True and resumed.data["cover"] == "wang"
-    assert resumed.data["paused_seconds"] == 16 * 60
-    assert closed.data["reason"] == "cover" and closed.data["seconds"] == 16 * 60
-    assert opened.data == {"staff": "wang", "post": "B", "cover_for": "li"}
+    assert resumed.over_limit is True and resumed.cover == "wang"
+    assert resumed.paused_seconds == 16 * 60
+    assert closed.reason == "cover" and closed.seconds == 16 * 60
+    assert payload(opened) == {"staff": "wang", "post": "B", "cover_for": "li"}
     w = story.state.windows[1]
     assert (w.status, w.staff_id, w.post, w.paused_at) == (WindowStatus.OPEN, "wang", "B", None)
 
@@ -166,9 +167,9 @@ def test_a_post_window_left_closed_in_hours_past_the_limit_alerts_once(morning):
     assert tick(story) == []  # at the limit, not past it
     story.later(seconds=5)
     [alert] = story.do(c.Tick()).events
-    assert (alert.kind, alert.window, alert.data["staff"], alert.data["names"]) == (
+    assert (alert.kind, alert.window, alert.staff, alert.names) == (
         "window_uncovered", 3, ["zhao"], ["赵敏"])
-    assert alert.data["closed_seconds"] == 15 * 60 + 5
+    assert alert.closed_seconds == 15 * 60 + 5
     story.later(minutes=5)
     assert tick(story) == []  # once
     story.do(c.Login(3, "zhao"))
@@ -224,7 +225,7 @@ def test_a_and_b_both_away_is_an_alert_at_once(morning):
     alerts = story.do(c.Tick()).events
     away = [e for e in alerts if e.kind == "posts_away"]
     # window 1: 李 and her B posts 王 and 钱 all away; window 2: 王 and his B post 李
-    assert [(e.window, e.data["staff"], e.data["b_posts"]) for e in away] == [
+    assert [(e.window, e.staff, e.b_posts) for e in away] == [
         (1, ["li"], ["wang", "qian"]), (2, ["wang"], ["li"])]
     assert tick(story) == []
     story.do(c.Resume(2))
@@ -245,9 +246,9 @@ def test_an_open_window_idle_while_its_queue_waits_alerts_after_a_minute(morning
     assert tick(story) == []  # a minute is allowed: staff finish a note
     story.later(seconds=5)
     [alert] = story.do(c.Tick()).events
-    assert (alert.kind, alert.window, alert.data["staff"], alert.data["service"],
-            alert.data["waiting"]) == ("window_idle", 3, "zhao", "C", 1)
-    assert alert.data["idle_seconds"] == 65
+    assert (alert.kind, alert.window, alert.staff, alert.service,
+            alert.waiting) == ("window_idle", 3, "zhao", "C", 1)
+    assert alert.idle_seconds == 65
     story.later(seconds=30)
     assert tick(story) == []  # once
     story.call(3)
@@ -329,7 +330,7 @@ def test_staff_in_early_have_from_the_opening_to_call_the_tickets_taken_before_i
     assert tick(story) == []
     story.at("09:01:05")
     [alert] = story.do(c.Tick()).events
-    assert (alert.kind, alert.window, alert.data["idle_seconds"]) == ("window_idle", 3, 65)
+    assert (alert.kind, alert.window, alert.idle_seconds) == ("window_idle", 3, 65)
 
 
 def test_a_b_post_taking_over_leaves_the_last_citizen_the_prompt(morning):

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
-from controller.core.windows import WindowCommands
+from controller.core import commands as c
+from controller.core.engine import HANDLERS
+from controller.core.evaluation import end_prompt
 from controller.kiosk import Kiosk
 from controller.hall_reports import percentile
 from controller.tomlkeys import ConfigError
@@ -210,13 +212,13 @@ def _page_sends_no_key(monkeypatch):
 
 def _pause_ends_the_prompt(monkeypatch):
     """Issue 13 item 4 undone: pausing or logging out ends the pad's prompt."""
-    for name in ("_pause", "_logout"):
-        original = getattr(WindowCommands, name)
+    for command in (c.Pause, c.Logout):
+        original = HANDLERS[command]
 
-        def ends_prompt(self, state, cmd, now, out, original=original):
-            original(self, state, cmd, now, out)
-            self._end_prompt(state.windows[cmd.window], now, out, "paused")
-        monkeypatch.setattr(WindowCommands, name, ends_prompt)
+        def ends_prompt(ctx, cmd, original=original):
+            original(ctx, cmd)
+            end_prompt(ctx.state.windows[cmd.window], ctx.now, ctx.out, "paused")
+        monkeypatch.setitem(HANDLERS, command, ends_prompt)
 
 
 @pytest.mark.parametrize("defect,broken", [

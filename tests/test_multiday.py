@@ -185,7 +185,7 @@ def test_the_clock_check_fails_if_a_clock_set_back_starts_an_earlier_day(monkeyp
 
 
 def test_the_holiday_check_fails_if_the_kiosk_goes_by_the_weekday_alone(monkeypatch):
-    from controller.core import engine
+    from controller.core import tickets
     from controller.core.errors import HallError
     from controller.core.hall import WEEKDAYS
 
@@ -194,7 +194,7 @@ def test_the_holiday_check_fails_if_the_kiosk_goes_by_the_weekday_alone(monkeypa
         if week is None or not any(s.start.hour - 1 <= now.hour < s.end.hour for s in week.sessions):
             raise HallError("hall_closed", "今天不办公")
 
-    monkeypatch.setattr(engine, "check_issuing", check_issuing_by_weekday)
+    monkeypatch.setattr(tickets, "check_issuing", check_issuing_by_weekday)
     run = HallRun(load_scenario(SCENARIO), seed=1).run()
     broken = run.invariants["nothing issued on a closed day"]
     assert broken and all(p.startswith("2026-10-01 ") for p in broken)

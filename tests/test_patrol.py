@@ -36,7 +36,7 @@ def test_the_supervisor_is_reminded_once_at_each_patrol_time_of_an_open_day():
         now = at(hhmm, day)
         if engine.needs_new_day(state, now):
             engine.start_day(state, now)
-        return [e.data["time"] for e in engine.apply(state, c.Tick(), now).events
+        return [e.time for e in engine.apply(state, c.Tick(), now).events
                 if e.kind == "patrol_due"]
 
     assert tick("09:29") == []

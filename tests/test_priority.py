@@ -289,7 +289,7 @@ def test_who_may_grant_priority(who, before, granted):
         t = story.do(cmd).ticket
         assert (t.priority.value, t.priority_by, story.state.queues.ahead_of(t, True)) == (
             "disabled", f"staff:{who}", 0)
-        assert story.events[-1].data["priority_by"] == f"staff:{who}"
+        assert story.events[-1].priority_by == f"staff:{who}"
     else:
         before_state = copy.deepcopy(story.state)
         with pytest.raises(HallError) as e:
@@ -342,8 +342,7 @@ def test_each_listed_reason_is_recorded_with_the_call(reason):
     story.issue("A")
     story.issue("A")
     event = story.do(c.CallNumber(1, "A002", reason)).events[-1]
-    assert (event.data["out_of_order"], event.data["reason"], event.data["staff"],
-            event.data["note"]) == (True, reason, "s1", None)
+    assert (event.out_of_order, event.reason, event.staff, event.note) == (True, reason, "s1", None)
 
 
 # -- how a hall says it in its config -----------------------------------------------------------

@@ -304,7 +304,7 @@ def test_a_pause_ends_when_the_b_post_takes_the_window_however_that_is_recorded(
     away from the post; when the B post (s2) takes the window over at 10:05, whatever the
     event is called, s1's pause ended then: 5 minutes, within the limit, no absence."""
     from controller.cli import open_hall
-    from controller.core.events import Event
+    from controller.core.events import from_row
     from controller.core.outcome import Outcome
     from tests.halls import MONDAY, small_hall
 
@@ -317,7 +317,7 @@ def test_a_pause_ends_when_the_b_post_takes_the_window_however_that_is_recorded(
         if takeover:
             clock.now = hm(MONDAY, "10:05")
             ctrl.store.commit(clock.now, "staff:s2", "take_over", {}, Outcome(
-                events=[Event(takeover, clock.now, 1, None, {"staff": "s2", "post": "B"})]))
+                events=[from_row(takeover, clock.now, 1, None, {"staff": "s2", "post": "B"})]))
         clock.now = hm(MONDAY, "10:40")
         ctrl.execute(c.Resume(1), "staff:s1")
         found = rollup.absences(ctrl.store.db, ctrl.hall, MONDAY, MONDAY, hm(MONDAY, "18:00"))

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from controller.core.errors import Category
+from controller.core import events as ev
+from controller.core.errors import Category, HallError
 from controller.core.hall import EVALUATION_GRADES, Deadline, Rules
+from vocabulary import BAD_LABELS, SYSTEM, by_label
 
 
 class CaseKind(StrEnum):
@@ -59,14 +61,14 @@ STATE_LABELS: dict[CaseState, str] = {
     CaseState.APPEALED: "申诉复核中",
 }
 
-BAD_GRADES = ("不满意", "非常不满意")  # 001 6.5.1.1
+BAD_GRADES = BAD_LABELS  # 001 6.5.1.1, defined in vocabulary.grades
 
 # 003 考核制度 (5)
 BAD_REVIEW_POINTS = 1
 COMPLAINT_POINTS = 2
 MONTHLY_POINTS_CAP = 10
 
-# code -> (category, default Chinese message); errors.py belongs to the hall core.
+# code -> (category, default Chinese message) of the case workflow's refusals
 CASE_CODES: dict[str, tuple[Category, str]] = {
     "illegal_transition": (Category.CONFLICT, "案件当前状态不能做这项操作"),
     "unknown_case": (Category.NOT_FOUND, "没有这个案件"),
@@ -85,15 +87,10 @@ CASE_CODES: dict[str, tuple[Category, str]] = {
 }
 
 
-class CaseError(Exception):
+class CaseError(HallError):
     """A refused case command: nothing changed."""
 
-    def __init__(self, code: str, message: str | None = None) -> None:
-        category, default = CASE_CODES[code]
-        self.code = code
-        self.category = category
-        self.message = message or default
-        super().__init__(f"{code}: {self.message}")
+    codes = CASE_CODES
 
 
 @dataclass(frozen=True)
@@ -268,10 +265,12 @@ STATE_ORDER = [_S.OPEN, _S.ASSIGNED, _S.CALLED_BACK, _S.VERIFIED, _S.RECTIFIED, 
 DeadlineFn = Callable[[dt.datetime, Deadline], dt.datetime]
 
 
-def _event(kind: str, now: dt.datetime, case: Case, data: dict[str, Any]) -> dict[str, Any]:
-    # no sealed identity or phone: events go to displays and the audit log
-    return {"kind": kind, "at": now.isoformat(), "case": case.id, "case_kind": str(case.kind),
-            "window": case.window, "ticket": case.ticket_id, "staff": case.staff_id, "data": data}
+# the event each transition is recorded by
+_EVENTS: dict[type, type[ev.CaseTransition]] = {
+    Assign: ev.CaseAssigned, RecordCallback: ev.CallbackRecorded, Verify: ev.CaseVerified,
+    Rectify: ev.CaseRectified, GiveFeedback: ev.FeedbackGiven, FollowUp: ev.FollowUpRecorded,
+    Close: ev.CaseClosed, Appeal: ev.CaseAppealed, DecideAppeal: ev.AppealDecided,
+}
 
 
 def _text(value: str, what: str) -> str:
@@ -295,21 +294,21 @@ def is_anonymous(cmd: OpenCase) -> bool:
 
 
 def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
-          rules: CaseRules) -> tuple[Case | None, list[dict[str, Any]]]:
+          rules: CaseRules) -> tuple[Case | None, list[ev.CaseEvent]]:
     try:
         kind, source = CaseKind(cmd.kind), CaseSource(cmd.source)
     except ValueError:
         raise CaseError("invalid_source") from None
     if kind is CaseKind.BAD_REVIEW:
-        if cmd.grade not in EVALUATION_GRADES:
+        grade = by_label(cmd.grade)
+        if grade is None:
             raise CaseError("invalid_grade")
-        if cmd.grade not in BAD_GRADES:
+        if not grade.is_bad:
             raise CaseError("not_bad_review")
         if is_anonymous(cmd):
-            return None, [{"kind": "anonymous_bad_review", "at": now.isoformat(), "case": None,
-                           "case_kind": str(kind), "window": cmd.window, "ticket": cmd.ticket_id,
-                           "staff": cmd.staff_id,
-                           "data": {"grade": cmd.grade, "service": cmd.service}}]
+            return None, [ev.AnonymousBadReview(
+                at=now, case=None, case_kind=str(kind), window=cmd.window, ticket=cmd.ticket_id,
+                staff=cmd.staff_id, grade=cmd.grade, service=cmd.service)]
     elif cmd.grade is not None and cmd.grade not in EVALUATION_GRADES:
         raise CaseError("invalid_grade")
     case = Case(
@@ -326,11 +325,14 @@ def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
         case.resolve_due = deadline(now, rules.complaint_resolve)
     note = {"kind": str(kind), "source": str(source), "grade": cmd.grade}
     case.history = [Transition(now, actor, None, _S.OPEN, note)]
-    return case, [_event("case_opened", now, case, note)]
+    # no sealed identity or phone: events go to displays and the audit log
+    return case, [ev.CaseOpened(at=now, case=case.id, case_kind=str(kind), window=case.window,
+                                ticket=case.ticket_id, staff=case.staff_id, source=str(source),
+                                grade=cmd.grade)]
 
 
 def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadline: DeadlineFn,
-          rules: CaseRules) -> tuple[Case | None, list[dict[str, Any]]]:
+          rules: CaseRules) -> tuple[Case | None, list[ev.CaseEvent]]:
     """Apply one command. Returns the new case (the old one is left untouched) and
     its events; the case is None only for an anonymous bad review, which is
     recorded by an "anonymous_bad_review" event. Raises CaseError, nothing changed."""
@@ -353,35 +355,28 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
             if note["officer"] == case.staff_id:  # nobody handles the case against them
                 raise CaseError("assignee_is_staff")
             changes["assignee"] = note["officer"]
-            kind = "case_assigned"
         case RecordCallback(reached=reached, summary=summary):
             note = {"reached": bool(reached), "summary": _text(summary, "回访情况")}
             if not reached:
                 to = current  # called again later; the attempt still goes on record
-            kind = "callback_recorded"
         case Verify(justified=justified, finding=finding):
             note = {"justified": bool(justified), "finding": _text(finding, "核实情况")}
             changes["justified"] = bool(justified)
-            kind = "case_verified"
         case Rectify(change=change):
             if not case.justified:
                 raise CaseError("nothing_to_rectify")
             note = {"change": _text(change, "整改措施")}
-            kind = "case_rectified"
         case GiveFeedback(summary=summary):
             if current is _S.VERIFIED and case.justified:
                 raise CaseError("rectify_first")
             note = {"summary": _text(summary, "反馈内容")}
-            kind = "feedback_given"
         case FollowUp(grade=grade):
             if grade not in EVALUATION_GRADES:
                 raise CaseError("invalid_grade")
             note = {"grade": grade}
             changes["follow_up_grade"] = grade
-            kind = "follow_up_recorded"
         case Close():
             note = {}
-            kind = "case_closed"
         case Appeal(reason=reason):
             if not case.justified:
                 raise CaseError("appeal_not_allowed")
@@ -391,7 +386,6 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
                 raise CaseError("not_case_staff")
             note = {"reason": _text(reason, "申诉理由")}
             changes["appeal_from"] = current
-            kind = "case_appealed"
         case DecideAppeal(upheld=upheld, reviewer=reviewer, reason=reason):
             if reviewer == case.staff_id:
                 raise CaseError("reviewer_is_staff")
@@ -402,14 +396,15 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
             changes["appeal_from"] = None
             if upheld:
                 changes["justified"] = False
-            kind = "appeal_decided"
         case _:  # pragma: no cover - the table above names every command
             raise TypeError(f"not a case command: {cmd!r}")
 
     assert to is not None
     transition = Transition(now, actor, current, to, note)
     new = dataclasses.replace(case, state=to, history=[*case.history, transition], **changes)
-    return new, [_event(kind, now, new, {"from_state": str(current), "to_state": str(to), **note})]
+    return new, [_EVENTS[type(cmd)](
+        at=now, case=new.id, case_kind=str(new.kind), window=new.window, ticket=new.ticket_id,
+        staff=new.staff_id, from_state=str(current), to_state=str(to), **note)]
 
 
 def open_bad_review(case_id: str, now: dt.datetime, deadline: DeadlineFn, rules: CaseRules, *,
@@ -418,7 +413,7 @@ def open_bad_review(case_id: str, now: dt.datetime, deadline: DeadlineFn, rules:
                     citizen_key: str | None = None, identity_sealed: Any = None,
                     phone_sealed: Any = None, description: str = "",
                     source: CaseSource = CaseSource.PAD,
-                    actor: str = "system") -> tuple[Case | None, list[dict[str, Any]]]:
+                    actor: str = SYSTEM) -> tuple[Case | None, list[ev.CaseEvent]]:
     """A bad review from the pad: a callback case, or None and an "anonymous_bad_review" event."""
     cmd = OpenCase(case_id, CaseKind.BAD_REVIEW, source, description, ticket_id, window, staff_id,
                    service, citizen_key, identity_sealed, phone_sealed, grade)

@@ -1,12 +1,17 @@
 """Errors a person can cause: a stable code, a Chinese message, and a category.
 
-The web layer maps the category to an HTTP status; programming errors stay
-ordinary exceptions.
+One tree: `HallError` is the root, and each area that refuses with codes of its own (the
+case workflow, `controller.core.callbacks.CaseError`; the case desk, `controller.cases.
+DeskError`) subclasses it with its table of codes. The web layer maps the category to an
+HTTP status and `retry_after` to a Retry-After header; programming errors stay ordinary
+exceptions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import ClassVar
 
 
 class Category(StrEnum):
@@ -96,11 +101,18 @@ CODES: dict[str, tuple[Category, str]] = {
 
 
 class HallError(Exception):
-    """A refused command: nothing changed."""
+    """A refused command: nothing changed.
 
-    def __init__(self, code: str, message: str | None = None) -> None:
-        category, default = CODES[code]
+    `code` is one of the class's `codes` (an unknown one is a programming error, KeyError);
+    `retry_after`, for a refusal of too many requests, is the seconds until one is let in."""
+
+    codes: ClassVar[Mapping[str, tuple[Category, str]]] = CODES
+
+    def __init__(self, code: str, message: str | None = None, *,
+                 retry_after: int | None = None) -> None:
+        category, default = self.codes[code]
         self.code = code
         self.category = category
         self.message = message or default
+        self.retry_after = retry_after
         super().__init__(f"{code}: {self.message}")

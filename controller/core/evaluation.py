@@ -9,7 +9,7 @@ prompt stays until graded or timed out, whatever the window does (pause,
 logout). The one way a prompt still ends early is the window's next visit
 finishing (one pad, one question); that is "cut short" and counted against
 the staff member of the visit (`cut_short`, the evaluation report).
-A mixin of `Engine`: pure, like it.
+Pure, like the engine.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import datetime as dt
 
 from controller.core import commands as c
 from controller.core import events as ev
-from controller.core.callbacks import BAD_GRADES
+from controller.core.context import Context
 from controller.core.errors import HallError
 from controller.core.hall import EVALUATION_GRADES
+from controller.core.lookups import known_window
 from controller.core.model import HallState, Ticket, TicketStatus, WindowState
 from controller.core.outcome import Outcome
+from vocabulary import SYSTEM_DEFAULT, is_bad_review
 
-SYSTEM_DEFAULT = "system_default"
 # Why a prompt ended without a grade. The timeout is the citizen's own choice; the day's end
 # ends only a prompt the timeout would have ended (a controller that did not tick overnight).
 # Every other reason (this module's "superseded", and "paused"/"closed" in logs from before the
@@ -41,62 +42,67 @@ def cut_short(reason: str | None) -> bool:
     return reason not in NOT_CUT_SHORT
 
 
-class EvaluationCommands:
-    def _prompt(self, w: WindowState, t: Ticket, now: dt.datetime, out: Outcome) -> None:
-        """Ask the window's pad about `t`, unless that visit was graded already; asking again
-        about the visit it asks about now starts its timeout again."""
-        if t.grade is not None:
-            return
-        if w.evaluating is not None and w.evaluating != t.id:
-            self._end_prompt(w, now, out, SUPERSEDED)
-        w.evaluating, w.prompted_at = t.id, now
-        out.touch(w)
-        out.emit(ev.EVALUATION_PROMPTED, now, w.number, t, label=t.label, staff=w.staff_id)
+def prompt(w: WindowState, t: Ticket, now: dt.datetime, out: Outcome) -> None:
+    """Ask the window's pad about `t`, unless that visit was graded already; asking again
+    about the visit it asks about now starts its timeout again."""
+    if t.grade is not None:
+        return
+    if w.evaluating is not None and w.evaluating != t.id:
+        end_prompt(w, now, out, SUPERSEDED)
+    w.evaluating, w.prompted_at = t.id, now
+    out.touch(w)
+    out.emit(ev.EvaluationPrompted(at=now, window=w.number, ticket=t.id, label=t.label,
+                                   staff=w.staff_id), t)
 
-    def _end_prompt(self, w: WindowState, now: dt.datetime, out: Outcome, reason: str) -> None:
-        if w.evaluating is None:
-            return
-        ticket = w.evaluating
-        w.evaluating = w.prompted_at = None
-        out.touch(w)
-        out.events.append(ev.Event(ev.EVALUATION_ENDED, now, w.number, ticket, {"reason": reason}))
 
-    def _start_evaluation(self, state: HallState, cmd: c.StartEvaluation, now: dt.datetime,
-                          out: Outcome) -> None:
-        """The keypad's 评价 key: ask about the visit being served (at reception), or else (again)
-        about the window's last finished visit, if it is ungraded. Whatever the window's state:
-        a prompt is never the staff member's to withhold."""
-        w = self._window(state, cmd.window)
-        t = state.current_at(w.number) or last_finished(state, w.number)
-        if t is None:
-            raise HallError("no_evaluation")
-        if t.grade is not None:
-            raise HallError("already_evaluated")
-        self._prompt(w, t, now, out)
+def end_prompt(w: WindowState, now: dt.datetime, out: Outcome, reason: str) -> None:
+    if w.evaluating is None:
+        return
+    ticket = w.evaluating
+    w.evaluating = w.prompted_at = None
+    out.touch(w)
+    out.emit(ev.EvaluationEnded(at=now, window=w.number, ticket=ticket, reason=reason))
 
-    def _evaluate(self, state: HallState, cmd: c.Evaluate, now: dt.datetime, out: Outcome) -> None:
-        w = self._window(state, cmd.window)
-        if cmd.grade not in EVALUATION_GRADES:
-            raise HallError("invalid_grade", f"评价等级应为：{'、'.join(EVALUATION_GRADES)}")
-        t = state.tickets.get(w.evaluating) if w.evaluating else None
-        if t is None:
-            raise HallError("no_evaluation")
-        if t.grade is not None:
-            raise HallError("already_evaluated")
-        t.grade, t.grade_channel, t.graded_at = cmd.grade, cmd.channel, now
-        t.grade_tags = ",".join(cmd.tags) or None
-        w.evaluating = w.prompted_at = None
-        out.touch(w)
-        out.ticket = t
-        out.emit(ev.TICKET_EVALUATED, now, w.number, t, grade=cmd.grade, channel=cmd.channel,
-                 real_name=t.real_name, staff=t.staff_id, service=t.service, tags=list(cmd.tags),
-                 bad=cmd.grade in BAD_GRADES)
 
-    def _end_stale_prompts(self, state: HallState, now: dt.datetime, out: Outcome) -> None:
-        timeout = dt.timedelta(seconds=self.hall.rules.evaluation_prompt_seconds)
-        for w in state.windows.values():
-            if w.evaluating and w.prompted_at and now - w.prompted_at > timeout:
-                self._end_prompt(w, now, out, "timeout")
+def start_evaluation(ctx: Context, cmd: c.StartEvaluation) -> None:
+    """The keypad's 评价 key: ask about the visit being served (at reception), or else (again)
+    about the window's last finished visit, if it is ungraded. Whatever the window's state:
+    a prompt is never the staff member's to withhold."""
+    w = known_window(ctx.state, cmd.window)
+    t = ctx.state.current_at(w.number) or last_finished(ctx.state, w.number)
+    if t is None:
+        raise HallError("no_evaluation")
+    if t.grade is not None:
+        raise HallError("already_evaluated")
+    prompt(w, t, ctx.now, ctx.out)
+
+
+def evaluate(ctx: Context, cmd: c.Evaluate) -> None:
+    now, out = ctx.now, ctx.out
+    w = known_window(ctx.state, cmd.window)
+    if cmd.grade not in EVALUATION_GRADES:
+        raise HallError("invalid_grade", f"评价等级应为：{'、'.join(EVALUATION_GRADES)}")
+    t = ctx.state.tickets.get(w.evaluating) if w.evaluating else None
+    if t is None:
+        raise HallError("no_evaluation")
+    if t.grade is not None:
+        raise HallError("already_evaluated")
+    t.grade, t.grade_channel, t.graded_at = cmd.grade, cmd.channel, now
+    t.grade_tags = ",".join(cmd.tags) or None
+    w.evaluating = w.prompted_at = None
+    out.touch(w)
+    out.ticket = t
+    out.emit(ev.TicketEvaluated(at=now, window=w.number, ticket=t.id, grade=cmd.grade,
+                                channel=cmd.channel, real_name=t.real_name, staff=t.staff_id,
+                                service=t.service, tags=list(cmd.tags),
+                                bad=is_bad_review(cmd.grade, cmd.channel)), t)
+
+
+def end_stale_prompts(ctx: Context) -> None:
+    timeout = dt.timedelta(seconds=ctx.hall.rules.evaluation_prompt_seconds)
+    for w in ctx.state.windows.values():
+        if w.evaluating and w.prompted_at and ctx.now - w.prompted_at > timeout:
+            end_prompt(w, ctx.now, ctx.out, PROMPT_TIMED_OUT)
 
 
 def last_finished(state: HallState, window: int) -> Ticket | None:
@@ -106,10 +112,10 @@ def last_finished(state: HallState, window: int) -> Ticket | None:
     return max(finished, key=lambda t: t.finished_at, default=None)
 
 
-def default_grade(t: Ticket, grade: str, now: dt.datetime) -> ev.Event:
+def default_grade(t: Ticket, grade: str, now: dt.datetime) -> ev.TicketEvaluated:
     """An unevaluated visit gets the hall's default grade, marked as the system's, never as
     a real evaluation (Guangdong: 7 days, 基本满意)."""
     t.grade, t.grade_channel, t.graded_at = grade, SYSTEM_DEFAULT, now
-    return ev.Event(ev.TICKET_EVALUATED, now, t.window, t.id,
-                    {"grade": grade, "channel": SYSTEM_DEFAULT, "real_name": t.real_name,
-                     "staff": t.staff_id, "service": t.service, "tags": [], "bad": False})
+    return ev.TicketEvaluated(at=now, window=t.window, ticket=t.id, grade=grade,
+                              channel=SYSTEM_DEFAULT, real_name=t.real_name, staff=t.staff_id,
+                              service=t.service, tags=[], bad=False)

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from controller.core.assessment import AssessmentTable
 from controller.core.workdays import WorkCalendar
+from vocabulary import LABELS
 
 
 class WindowKind(StrEnum):
@@ -283,7 +284,7 @@ def _with_extra(day: DayHours, extra: DayHours) -> DayHours:
     return DayHours(tuple(merged), day.breaks + extra.breaks)
 
 
-EVALUATION_GRADES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
+EVALUATION_GRADES = LABELS  # vocabulary.grades: the pads and the core share one table
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 from controller.core import events as ev
 from controller.core.estimate import WaitEstimate
@@ -24,11 +22,11 @@ class Outcome:
     people_ahead: int | None = None
     warning: str | None = None
 
-    def emit(self, kind: str, at: dt.datetime, window: int | None = None,
-             ticket: Ticket | None = None, **data: Any) -> None:
+    def emit(self, event: ev.Event, ticket: Ticket | None = None) -> None:
+        """Add `event`; `ticket`, the record it changed, is written with it."""
         if ticket is not None:
             self.tickets[ticket.id] = ticket
-        self.events.append(ev.Event(kind, at, window, ticket.id if ticket else None, data))
+        self.events.append(event)
 
     def touch(self, w: WindowState) -> None:
         self.windows[w.number] = w

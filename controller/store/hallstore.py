@@ -23,7 +23,7 @@ import sqlite_utils
 
 from controller.core.engine import Engine, Outcome
 from controller.core.events import (
-    CLOCK_FAULT, CLOCK_RESTORED, DAY_STARTED, PATROL_DUE, PATROL_RECORDED, Event,
+    PATROL_DUE, ClockFault, ClockRestored, DayStarted, Event, PatrolRecorded, kind_of, payload,
 )
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
@@ -242,20 +242,20 @@ class HallStore:
                 cur = conn.execute(
                     "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (command_id, e.at.isoformat(), e.kind, e.window, e.ticket,
-                     json.dumps(e.data, ensure_ascii=False)))
+                    (command_id, e.at.isoformat(), kind_of(e), e.window, e.ticket,
+                     json.dumps(payload(e), ensure_ascii=False)))
                 written.append((cur.lastrowid, e))
-                if e.kind == DAY_STARTED:
+                if isinstance(e, DayStarted):
                     conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                 (e.data["day"],))
-                elif e.kind == CLOCK_FAULT:  # standing until it is recorded as ended
+                                 (e.day,))
+                elif isinstance(e, ClockFault):  # standing until it is recorded as ended
                     conn.execute("INSERT INTO meta (key, value) VALUES ('clock_fault', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                 (json.dumps(e.data, ensure_ascii=False),))
-                elif e.kind == CLOCK_RESTORED:
+                                 (json.dumps(payload(e), ensure_ascii=False),))
+                elif isinstance(e, ClockRestored):
                     conn.execute("DELETE FROM meta WHERE key = 'clock_fault'")
-                elif e.kind == PATROL_RECORDED:
+                elif isinstance(e, PatrolRecorded):
                     self._insert_patrol(cur.lastrowid, e)
             conn.execute("COMMIT")
         except BaseException as e:
@@ -291,13 +291,12 @@ class HallStore:
              result, message))
         return cur.lastrowid
 
-    def _insert_patrol(self, event_id: int, e: Event) -> None:
-        d = e.data
+    def _insert_patrol(self, event_id: int, e: PatrolRecorded) -> None:
         self.db.conn.execute(
             "INSERT INTO patrol_rounds (event_id, at, day, scheduled, area, no_problems, findings, "
             "signer, windows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (event_id, e.at.isoformat(), d["day"], d["scheduled"], d["area"], int(d["no_problems"]),
-             d["findings"], d["signer"], json.dumps(d["windows"], ensure_ascii=False)))
+            (event_id, e.at.isoformat(), e.day, e.scheduled, e.area, int(e.no_problems),
+             e.findings, e.signer, json.dumps(e.windows, ensure_ascii=False)))
 
     # -- reading -----------------------------------------------------------
 

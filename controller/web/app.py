@@ -25,8 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller import pins
 from controller.core import commands as c, identity
-from controller.core.callbacks import CaseError
 from controller.core.errors import Category, HallError
+from controller.core.events import to_json as event_json
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.cases import CaseDesk
@@ -502,7 +502,7 @@ async def _event_stream(ctrl: HallController, request: Request, after: int | Non
     shown = view or (lambda body: body)
 
     def push(event_id: int, event) -> None:
-        loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event.to_json()))
+        loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event_json(event)))
 
     with ctrl.lock:
         unsubscribe = ctrl.subscribe(push)
@@ -608,16 +608,12 @@ def _install_error_handlers(app: FastAPI, ctrl: HallController) -> None:
         # writers beside the command log (sessions, appointments, cases) fail here
         return unavailable(ctrl.store.failed(e, ctrl.clock()))
 
-    @app.exception_handler(HallError)
+    @app.exception_handler(HallError)  # and its areas' subclasses (CaseError, DeskError)
     async def hall_error(request: Request, e: HallError) -> JSONResponse:
         reply = error(STATUS[e.category], e.code, e.message)
-        if getattr(e, "retry_after", None):
+        if e.retry_after:
             reply.headers["Retry-After"] = str(e.retry_after)
         return reply
-
-    @app.exception_handler(CaseError)
-    async def case_error(request: Request, e: CaseError) -> JSONResponse:
-        return error(STATUS[e.category], e.code, e.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:

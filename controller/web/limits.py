@@ -99,7 +99,7 @@ class Limits:
 
     def _refuse(self, code: str, message: str, until: dt.datetime, now: dt.datetime,
                 actor: str, name: str, args: dict[str, Any]) -> None:
-        err = HallError(code, message)
-        err.retry_after = max(1, int((until - now).total_seconds() + 0.999))  # type: ignore[attr-defined]
+        err = HallError(code, message,
+                        retry_after=max(1, int((until - now).total_seconds() + 0.999)))
         self.ctrl.refuse(actor, name, args, err)
         raise err

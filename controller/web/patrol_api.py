@@ -16,6 +16,7 @@ from pydantic import Field
 
 from controller.core import commands as c
 from controller.core.errors import HallError
+from controller.core.events import payload
 from controller.core.hall import StaffRole
 from controller.core.patrol import MAX_AREA_CHARS, MAX_FINDINGS_CHARS
 from controller.hallcontroller import HallController
@@ -43,7 +44,7 @@ def patrol_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
         cmd = c.RecordPatrol(s.staff_id, body.no_problems, body.findings, body.area)
         out = await asyncio.to_thread(ctrl.execute, cmd, f"staff:{s.staff_id}")
         event = out.events[0]
-        return {"at": event.at.isoformat(), **event.data}
+        return {"at": event.at.isoformat(), **payload(event)}
 
     @r.get(f"{API}/patrols", tags=["patrols"], summary="巡查台账: the rounds of some days")
     async def ledger(from_: dt.date | None = Query(None, alias="from"), to: dt.date | None = None,

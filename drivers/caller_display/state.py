@@ -18,8 +18,10 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Sequence
 
+from drivers.protocol import ProtocolError
 
-class DisplayProtocolError(Exception):
+
+class DisplayProtocolError(ProtocolError):
     """Bytes that are not a valid display frame, or text a display frame cannot carry.
 
     Every display codec raises this one type, so the driver and the simulator

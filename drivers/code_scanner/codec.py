@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
+from drivers.protocol import ProtocolError
+
 log = logging.getLogger(__name__)
 
 MAX_LENGTH = 512  # bytes of one code; the kiosk API takes no longer code either
@@ -28,7 +30,7 @@ _ID_NUMBER = re.compile(r"[0-9]{17}[0-9Xx]")
 _APPOINTMENT = re.compile(r"APT-[A-Z0-9]{4,32}")
 
 
-class ScannerProtocolError(ValueError):
+class ScannerProtocolError(ProtocolError, ValueError):
     """A code that cannot be sent as one scan, or a prefix/suffix that cannot frame one."""
 
 

@@ -44,7 +44,7 @@ of the field's digit+OK combinations (hold has no function yet):
 Pause reasons: 1 临时离开, 2 取材料/复印, 3 会商/请示, 4 就餐, 5 其他;
 minutes 1-255 (the engine sets the real limit). Grades, the pads' keys:
 1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意 (the order of
-`EVALUATION_GRADES` in the hall core). Text is GB18030, which is GB2312
+`vocabulary.GRADES`, which the hall core uses too). Text is GB18030, which is GB2312
 wherever GB2312 has the character; an LCD that knows only GB2312 shows rare
 name characters (堃, 喆) as blanks.
 """
@@ -56,7 +56,9 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+import vocabulary
 from drivers import text as device_text
+from drivers.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,11 @@ SCREEN_TEXT_BYTES = 64  # two 16-character lines of Hanzi on a keypad LCD
 NAME_BYTES = 32  # a staff name on the pad's prompt
 
 NUMBER = re.compile(r"[A-Z]?[0-9]{1,4}")
-GRADES = range(1, 6)
+GRADES = frozenset(g.code for g in vocabulary.GRADES)
 MINUTES = range(1, 256)
 
 
-class BusProtocolError(ValueError):
+class BusProtocolError(ProtocolError, ValueError):
     """Bytes or values that are not a valid counter bus message."""
 
 

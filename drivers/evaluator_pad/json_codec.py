@@ -17,13 +17,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.protocol import ProtocolError
+from vocabulary import LABELS, by_code
+
 # The pads' keys, 1 = 非常满意 … 5 = 非常不满意 (GB/T 39734-2020's five grades, best first)
-PAD_GRADES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
+PAD_GRADES = LABELS
 GRADES_GB39046 = PAD_GRADES  # the old, wrong name (GB/T 39046 is no grade table), for old code
 MAX_TAGS = 8
 
 
-class PadProtocolError(ValueError):
+class PadProtocolError(ProtocolError, ValueError):
     """A pad message that cannot be understood."""
 
 
@@ -47,8 +50,8 @@ def parse_grade_json(payload: bytes | str) -> PadGrade:
     message_id, grade, tags = data.get("id"), data.get("grade"), data.get("tags", [])
     if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
         raise PadProtocolError("pad message: id must be a string of 1-64 characters")
-    if isinstance(grade, int) and not isinstance(grade, bool) and 1 <= grade <= 5:
-        grade = PAD_GRADES[grade - 1]
+    if (keyed := by_code(grade)) is not None:
+        grade = keyed.label
     if grade not in PAD_GRADES:
         raise PadProtocolError(f"pad message: grade must be 1-5 or one of {'、'.join(PAD_GRADES)}")
     if (not isinstance(tags, list) or len(tags) > MAX_TAGS

@@ -14,6 +14,8 @@ from enum import Enum, IntEnum, StrEnum
 from functools import reduce
 from operator import xor
 
+from drivers.protocol import ProtocolError
+
 log = logging.getLogger(__name__)
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
@@ -24,7 +26,7 @@ MAX_LENGTH = 0x1000
 TEXT_SIZE = 256
 
 
-class ReaderProtocolError(Exception):
+class ReaderProtocolError(ProtocolError):
     """Bytes that are not a valid reader message; `status` is the nearest reader status."""
 
     def __init__(self, message: str, status: "ReaderStatus | None" = None) -> None:

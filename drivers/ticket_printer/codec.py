@@ -20,6 +20,7 @@ from enum import IntEnum
 from escpos.printer import Dummy
 
 from drivers import text as device_text
+from drivers.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ TEXT_CHARSET = "gb18030"
 TEXT_MAX_BYTES = 96
 
 
-class PrinterProtocolError(Exception):
+class PrinterProtocolError(ProtocolError):
     """The printer said something that is not ESC/POS as we know it."""
 
 
