@@ -147,16 +147,16 @@ def test_a_grade_is_not_acknowledged_while_the_disk_is_full_and_lands_once_from_
     hall.bus.retry_after, hall.bus.retries = 0.4, 30  # a pad that hears no echo sends again
     [ticket] = issue(hall)
     serve(hall, ticket)
-    store, commit = hall.ctrl.store, hall.ctrl.store.commit
+    store, write = hall.ctrl.store, hall.ctrl.store.write
     disk = {"full": True, "refused": 0}
 
-    def commit_on_a_full_disk(now, actor, name, args, outcome):
-        if name == "evaluate" and disk["full"]:
+    def write_on_a_full_disk(rows):
+        if any(r.name == "evaluate" and r.result == "ok" for r in rows) and disk["full"]:
             disk["refused"] += 1
             raise sqlite3.OperationalError("database or disk is full")
-        return commit(now, actor, name, args, outcome)
+        return write(rows)
 
-    monkeypatch.setattr(store, "commit", commit_on_a_full_disk)
+    monkeypatch.setattr(store, "write", write_on_a_full_disk)
     hall.bus.grade(PAD, 5)  # 非常不满意
     wait_for(lambda: disk["refused"] >= 3)  # the first try and two of the pad's own
     assert GRADE_5 not in hall.bus.acks  # the pad never showed 谢谢 for a grade not on disk

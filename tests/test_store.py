@@ -121,7 +121,7 @@ def test_a_failed_commit_leaves_memory_as_the_disk(tmp_path, monkeypatch):
     def disk_full(*a, **k):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(ctrl.store, "commit", disk_full)
+    monkeypatch.setattr(ctrl.store, "write", disk_full)
     with pytest.raises(sqlite3.OperationalError):
         ctrl.execute(c.IssueTicket("A"), "kiosk")
     monkeypatch.undo()
