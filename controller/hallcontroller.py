@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import logging
 import queue
+import sqlite3
 import threading
 from typing import Any, Callable, TypeVar
 from zoneinfo import ZoneInfo
@@ -41,7 +42,7 @@ from controller.core.model import HallState
 from controller.personal_data import Purged, purge
 from controller.privacy import IdentitySealer
 from controller.store.faults import StorageUnavailable
-from controller.store.hallstore import CommandRow, HallStore
+from controller.store.hallstore import AlsoWrite, CommandRow, HallStore
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class HallController:
         self._subscribing = threading.Lock()
         self._purged_on: dt.date | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._batch: list[CommandRow] | None = None  # open while a group's jobs run
+        self._batch: list[CommandRow | AlsoWrite] | None = None  # open while a group's jobs run
         self._stopping = False
         self.published = Published(self.state.day)
         # the constructing thread is the hall thread until the hall thread starts
@@ -159,7 +160,7 @@ class HallController:
             finally:
                 rows, self._batch = self._batch, None
             try:
-                written = self._write(rows)
+                written = self._write(rows) if rows else []
             except BaseException as e:
                 for job, _, _ in answers:
                     job.future.set_exception(e)
@@ -171,7 +172,7 @@ class HallController:
                     job.future.set_exception(value)
             self._fan_out(written)
 
-    def _write(self, rows: list[CommandRow]) -> list[tuple[int, Event]]:
+    def _write(self, rows: list[CommandRow | AlsoWrite]) -> list[tuple[int, Event]]:
         """Make `rows` durable in one transaction; if that fails, memory goes back to the disk."""
         try:
             written = self.store.write(rows)
@@ -405,7 +406,13 @@ class HallController:
         self._log(CommandRow(now, actor, name, args, outcome=outcome))
         return outcome
 
-    def _log(self, row: CommandRow) -> None:
+    def also_write(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        """On the hall thread, inside `run`: `fn(conn)` is run in the transaction that makes the
+        commands done so far durable, after them; it commits or fails with them. For rows that
+        belong with a command (the appointment a ticket was issued for)."""
+        self._log(AlsoWrite(self.clock(), fn))
+
+    def _log(self, row: CommandRow | AlsoWrite) -> None:
         assert self.on_hall_thread(), "the hall's log is written by the hall thread only"
         if self._batch is not None:
             self._batch.append(row)

@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 from enum import Enum
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import sqlite_utils
 
@@ -106,6 +106,15 @@ class CommandRow:
     result: str = "ok"
     message: str | None = None
     outcome: Outcome | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AlsoWrite:
+    """Rows a job writes beside its commands, in the same transaction and after them (an
+    appointment marked checked in with the ticket it was issued): `fn(conn)`."""
+    at: dt.datetime
+    fn: Callable[[sqlite3.Connection], None]
+    name: str = "also_write"
 
 
 # While a storage fault stands, the free space below which the probe still reports the disk
@@ -240,7 +249,7 @@ class HallStore:
     # -- writing -----------------------------------------------------------
 
     @_locked
-    def write(self, rows: Sequence[CommandRow]) -> list[tuple[int, Event]]:
+    def write(self, rows: Sequence[CommandRow | AlsoWrite]) -> list[tuple[int, Event]]:
         """Write several commands, each with its events and the records it touched, in ONE
         transaction (one fsync: the hall thread's group commit); durable on return. The
         events written, with their ids, in the order of `rows`."""
@@ -251,6 +260,9 @@ class HallStore:
         try:
             written: list[tuple[int, Event]] = []
             for row in rows:
+                if isinstance(row, AlsoWrite):
+                    row.fn(conn)
+                    continue
                 command_id = self._log_command(row.at, row.actor, row.name, row.args,
                                                row.result, row.message)
                 if row.outcome is not None:
