@@ -5,7 +5,7 @@ write connection; every command reaches it through one queue, so two windows
 calling at the same instant are two commands in a row and can never get the same
 ticket. The hall thread takes a job and whatever else is waiting (a group),
 applies them in memory in order, writes them all in one transaction with one
-fsync, and only then answers their callers and fans their events out: a ticket
+fsync, and only then fans their events out and answers their callers: a ticket
 is durable before anyone is told to print it, and eight kiosks issuing together
 pay for one fsync, not eight.
 
@@ -145,7 +145,7 @@ class HallController:
                         j.future.set_exception(RuntimeError("the hall thread failed"))
 
     def _run_group(self, group: list[_Job]) -> None:
-        """Apply each job in memory, write all of them in one transaction, answer, fan out."""
+        """Apply each job in memory, write all of them in one transaction, fan out, answer."""
         with self.lock:
             self._batch = []
             answers: list[tuple[_Job, bool, Any]] = []
@@ -165,12 +165,15 @@ class HallController:
                 for job, _, _ in answers:
                     job.future.set_exception(e)
                 return
-            for job, ok, value in answers:
-                if ok:
-                    job.future.set_result(value)
-                else:
-                    job.future.set_exception(value)
+            # the events go out before the callers hear back: as when a command ran on the
+            # caller's thread, whoever gets an answer finds every subscriber has seen its
+            # events (a bad review has its case); subscribers are quick, so this costs little
             self._fan_out(written)
+        for job, ok, value in answers:
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
 
     def _write(self, rows: list[CommandRow | AlsoWrite]) -> list[tuple[int, Event]]:
         """Make `rows` durable in one transaction; if that fails, memory goes back to the disk."""
