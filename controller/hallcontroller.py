@@ -38,7 +38,7 @@ from controller.core.errors import HallError
 from controller.core.events import CLOCK_FAULT, CLOCK_RESTORED, Event
 from controller.core.hall import Hall
 from controller.core.identity import Citizen
-from controller.core.model import HallState
+from controller.core.model import HallState, Ticket, WindowState
 from controller.personal_data import Purged, purge
 from controller.privacy import IdentitySealer
 from controller.store.faults import StorageUnavailable
@@ -69,6 +69,15 @@ class Published:
     behind a long hall job (/health, the event stream's heartbeat)."""
     day: dt.date | None
     groups: int = 0  # groups committed since the start
+
+
+@dataclasses.dataclass(frozen=True)
+class HallSnapshot:
+    """The hall at one moment, copied: what a board or a supervisor's overview needs."""
+    day: dt.date | None
+    windows: dict[int, WindowState]
+    waiting: dict[str, int]  # by service prefix
+    devices: dict[str, tuple[str, str]]  # device id -> (state, detail)
 
 
 @dataclasses.dataclass
@@ -254,17 +263,17 @@ class HallController:
 
     # -- the read side: plain copies -----------------------------------------
 
-    def window(self, number: int):
+    def window(self, number: int) -> WindowState | None:
         """A copy of window `number`'s state (None: no such window)."""
         return self.ask(lambda s: copy.copy(s.windows.get(number)))
 
-    def windows(self) -> dict[int, Any]:
+    def windows(self) -> dict[int, WindowState]:
         """Copies of every window's state, by number."""
         return self.ask(lambda s: {n: copy.copy(w) for n, w in s.windows.items()})
 
-    def ticket(self, ticket_id: str):
+    def ticket(self, ticket_id: str) -> Ticket | None:
         """A copy of today's ticket `ticket_id`, else the stored one, else None."""
-        def read(s: HallState):
+        def read(s: HallState) -> Ticket | None:
             t = s.tickets.get(ticket_id)
             return copy.copy(t) if t is not None else self.store.ticket(ticket_id)
         return self.ask(read)
@@ -272,6 +281,20 @@ class HallController:
     def devices(self) -> dict[str, tuple[str, str]]:
         """Every device's last reported (state, detail), by device id."""
         return self.ask(lambda s: dict(s.devices))
+
+    def queue(self, prefix: str) -> list[Ticket]:
+        """Copies of the tickets waiting for service `prefix`, in calling order."""
+        def read(s: HallState) -> list[Ticket]:
+            q = s.queues.services[prefix]
+            return [copy.copy(s.tickets[key[2]]) for lane in (q.appointments, q.priority, q.regular)
+                    for key in lane]
+        return self.ask(read)
+
+    def snapshot(self) -> HallSnapshot:
+        """The day, every window, the waiting counts and the devices, at one moment."""
+        return self.ask(lambda s: HallSnapshot(
+            s.day, {n: copy.copy(w) for n, w in s.windows.items()},
+            {p: len(q) for p, q in s.queues.services.items()}, dict(s.devices)))
 
     def day(self) -> dt.date | None:
         """The hall's day as last committed (published: never waits for the hall thread)."""

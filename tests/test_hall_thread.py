@@ -193,3 +193,23 @@ def test_a_slow_job_on_the_hall_thread_does_not_stop_health(tmp_path):
             took = time.monotonic() - started
         assert r.status_code == 200 and r.json()["ok"]
         assert took < 1.0, f"/health waited {took:.2f} s behind the hall"
+
+
+def test_the_read_side_gives_copies_that_do_not_move_with_the_hall(tmp_path):
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    ctrl.execute(c.Login(1, "s1"), "staff:s1")
+    for _ in range(3):
+        ctrl.execute(c.IssueTicket("A"), "kiosk")
+    before = ctrl.snapshot()
+    window, queue = ctrl.window(1), ctrl.queue("A")
+    assert [t.label for t in queue] == ["A001", "A002", "A003"]
+    assert before.waiting["A"] == 3 and before.windows[1].staff_id == "s1"
+
+    called = ctrl.execute(c.CallNext(1), "staff:s1").ticket
+    assert called.label == "A001"
+    # what was read before the call still says what it said then
+    assert window.current is None and queue[0].status.value == "waiting"
+    assert before.windows[1].current is None and before.waiting["A"] == 3
+    assert ctrl.window(1).current == called.id and ctrl.snapshot().waiting["A"] == 2
+    assert ctrl.ticket(called.id).status.value == "called"
