@@ -209,6 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for s in simulations:
             s.close()
+        ctrl.close()  # what the hall thread still holds is written before the process ends
     return 0
 
 
