@@ -348,8 +348,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
             await ctrl.submit(c.Login(body.window, staff.id), f"staff:{staff.id}")
         now = ctrl.clock()
         if body.window is not None:  # whoever held the window before holds nothing there now
-            sessions.revoke_others_at(body.window, staff.id, now)
-        token = sessions.create(staff.id, staff.role.value, body.window, now)
+            await asyncio.to_thread(sessions.revoke_others_at, body.window, staff.id, now)
+        token = await asyncio.to_thread(sessions.create, staff.id, staff.role.value, body.window, now)
         # The pages' session: HttpOnly, so no script reads it; SameSite=Strict, so no other
         # site's page sends it; unsafe requests carrying it must also carry PAGE_HEADER.
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
@@ -376,7 +376,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                 ctrl.note(f"staff:{s.staff_id}", "logout", {"window": s.window})
         await ctrl.arun(log_out)
         # the whole login ends: every page and device that logged in for it at that window
-        sessions.revoke_login(s, token_of(request) or "", ctrl.clock())
+        await asyncio.to_thread(sessions.revoke_login, s, token_of(request) or "", ctrl.clock())
         response.delete_cookie(COOKIE, path="/")
         return {"ok": True}
 

@@ -47,7 +47,8 @@ async def kiosk_of_request(ctrl: HallController, credentials: KioskCredentials, 
                            name: str, args: dict[str, Any]) -> str:
     """The kiosk whose live key the request carries; 401 (audited) without one."""
     key = presented_key(request)
-    kiosk_id = credentials.kiosk_of(key)
+    # a read of the hall's database: off the event loop (it waits for the connection's lock)
+    kiosk_id = await asyncio.to_thread(credentials.kiosk_of, key)
     if kiosk_id is None:
         err = HallError("bad_kiosk_key" if key else "kiosk_key_required")
         await ctrl.arefuse("kiosk", name, {**args, "address": client_address(request)}, err)
@@ -96,7 +97,7 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
                         "API) is kept in an HttpOnly cookie, so no script on the page reads it.")
     async def enrol(body: schemas.KioskEnrolRequest, request: Request,
                     response: Response) -> dict[str, Any]:
-        kiosk_id = credentials.kiosk_of(body.key)
+        kiosk_id = await asyncio.to_thread(credentials.kiosk_of, body.key)
         if kiosk_id is None:
             err = HallError("bad_kiosk_key")
             await ctrl.arefuse("kiosk", "kiosk_enrol", {"address": client_address(request)}, err)
@@ -118,7 +119,8 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
     async def new_credential(kiosk_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(StaffRole.ADMIN)
         try:
-            key = credentials.issue(kiosk_id, f"staff:{s.staff_id}", ctrl.clock())
+            key = await asyncio.to_thread(credentials.issue, kiosk_id, f"staff:{s.staff_id}",
+                                          ctrl.clock())
         except ValueError:
             raise HallError("invalid_kiosk_id") from None
         await ctrl.anote(f"staff:{s.staff_id}", "kiosk_credential_issued", {"kiosk": kiosk_id})
@@ -128,7 +130,8 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
               summary="停用取号机密钥 (admin): the kiosk's key ends at once")
     async def revoke_credential(kiosk_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(StaffRole.ADMIN)
-        revoked = credentials.revoke(kiosk_id, f"staff:{s.staff_id}", ctrl.clock())
+        revoked = await asyncio.to_thread(credentials.revoke, kiosk_id, f"staff:{s.staff_id}",
+                                          ctrl.clock())
         await ctrl.anote(f"staff:{s.staff_id}", "kiosk_credential_revoked",
                          {"kiosk": kiosk_id, "revoked": revoked})
         return {"kiosk": kiosk_id, "revoked": revoked}

@@ -10,6 +10,8 @@ can be removed at leisure.
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends
@@ -48,7 +50,7 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
            summary="Staff accounts: role, posts, whether disabled, the window each is at")
     async def accounts(s: Session = Depends(session)) -> list[dict[str, Any]]:
         s.require(StaffRole.ADMIN)
-        disabled = {d["staff_id"]: d for d in sessions.disabled()}
+        disabled = {d["staff_id"]: d for d in await asyncio.to_thread(sessions.disabled)}
         at = await ctrl.aask(lambda state: {w.staff_id: n for n, w in state.windows.items()
                                             if w.staff_id})
         return [{"id": st.id, "name": st.name, "role": st.role.value, "a_post": list(st.a_post),
@@ -67,7 +69,7 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
             await ctrl.arefuse(actor, "staff_disable", {"staff": staff_id}, err)
             raise err
         reason = (body.reason.strip() or None) if body and body.reason else None
-        revoked = sessions.disable(staff_id, actor, reason, ctrl.clock())
+        revoked = await asyncio.to_thread(sessions.disable, staff_id, actor, reason, ctrl.clock())
 
         def close_windows() -> list[int]:  # on the hall thread: whichever it holds now
             ctrl.note(actor, "staff_disable", {"staff": staff_id, "reason": reason,
@@ -92,7 +94,7 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
             summary="启用: the account may log in again (its old tokens stay revoked)")
     async def enable(staff_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         actor = await admin(s, "staff_enable", staff_id)
-        was = sessions.enable(staff_id)
+        was = await asyncio.to_thread(sessions.enable, staff_id)
         await ctrl.anote(actor, "staff_enable", {"staff": staff_id, "was_disabled": was})
         return {"staff": staff_id, "disabled": False, "changed": was}
 
