@@ -66,7 +66,7 @@ class Appointments:
                             f"预约时段 {slot:%Y-%m-%d} 太远：最多可预约 {BOOKING_DAYS} 天内的时段")
         citizen = self.ctrl.citizen(id_number, name) if id_number else None
         code = code or CODE_PREFIX + secrets.token_hex(5).upper()
-        with self.ctrl.lock:
+        def book() -> None:
             if self.db.execute("SELECT 1 FROM appointments WHERE code = ?", [code]).fetchone():
                 raise HallError("appointment_exists")
             self.db.execute(
@@ -77,34 +77,33 @@ class Appointments:
                  citizen.key if citizen else None, citizen.sealed if citizen else None,
                  citizen.id_masked if citizen else None, citizen.name_masked if citizen else None,
                  self.ctrl.clock().isoformat(), actor])
+        self.ctrl.run(book)
         self.ctrl.note(actor, "book_appointment", {"code": code, "service": service,
                                                    "slot": slot.isoformat()})
         return self.get(code)
 
     def release(self, code: str) -> None:
         """Undo a check-in whose ticket was cancelled (it never printed)."""
-        with self.ctrl.lock:
-            self.db.execute(
-                "UPDATE appointments SET status = 'booked', ticket_id = NULL WHERE code = ? AND "
-                "status = 'checked_in' AND ticket_id IN (SELECT id FROM tickets WHERE status = 'cancelled')",
-                [code])
+        self.ctrl.run(lambda: self.db.execute(
+            "UPDATE appointments SET status = 'booked', ticket_id = NULL WHERE code = ? AND "
+            "status = 'checked_in' AND ticket_id IN (SELECT id FROM tickets WHERE status = 'cancelled')",
+            [code]))
 
     def get(self, code: str) -> Appointment:
-        with self.ctrl.lock:
-            rows = list(self.db.query("SELECT * FROM appointments WHERE code = ?", [code.strip()]))
+        rows = self.ctrl.run(lambda: list(self.db.query(
+            "SELECT * FROM appointments WHERE code = ?", [code.strip()])))
         if not rows:
             raise HallError("unknown_appointment")
         return _from_row(rows[0])
 
     def on_day(self, day: dt.date) -> list[Appointment]:
-        with self.ctrl.lock:
-            return [_from_row(r) for r in self.db.query(
-                "SELECT * FROM appointments WHERE day = ? ORDER BY slot", [day.isoformat()])]
+        return [_from_row(r) for r in self.ctrl.run(lambda: list(self.db.query(
+            "SELECT * FROM appointments WHERE day = ? ORDER BY slot", [day.isoformat()])))]
 
     def check_in(self, code: str, actor: str) -> Outcome:
         """The citizen is here: issue the appointment ticket (once) within the check-in window."""
-        with self.ctrl.lock:  # two kiosks scanning one code: one ticket
-            return self._check_in(self.get(code), actor)
+        # on the hall thread: two kiosks scanning one code, one ticket
+        return self.ctrl.run(lambda: self._check_in(self.get(code), actor))
 
     def _check_in(self, appt: Appointment, actor: str) -> Outcome:
         now = self.ctrl.clock()
@@ -123,6 +122,10 @@ class Appointments:
             citizen = self.ctrl.citizen(id_number, name)
         out = self.ctrl.execute(c.IssueTicket(appt.service, "appointment", citizen,
                                               appointment_at=appt.slot), actor)
-        self.db.execute("UPDATE appointments SET status = 'checked_in', ticket_id = ? "
-                        "WHERE code = ?", [out.ticket.id, appt.code])
+        ticket_id = out.ticket.id
+        # in the ticket's own transaction: the ticket row is written there, and no check-in
+        # is recorded for a ticket that never reached the disk
+        self.ctrl.also_write(lambda conn: conn.execute(
+            "UPDATE appointments SET status = 'checked_in', ticket_id = ? WHERE code = ?",
+            [ticket_id, appt.code]))
         return out

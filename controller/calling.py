@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol
 
 from controller.core import events as ev
 from controller.core.events import Event
-from controller.core.model import WindowStatus
+from controller.core.model import HallState, WindowStatus
 from controller.hallcontroller import HallController
 from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, board_json
 from drivers.caller_display.state import CLOSED_TEXT
@@ -92,9 +92,10 @@ class CallingFloor:
         self._timers_lock = threading.Lock()
 
     def start(self) -> "CallingFloor":
-        with self.ctrl.lock:
+        def subscribe() -> None:  # on the hall thread: no event slips between the two
             self._unsubscribe = self.ctrl.subscribe(lambda _id, event: self._work.put(event))
             self._seed_calls()
+        self.ctrl.run(subscribe)
         self._thread.start()
         self.resync()
         return self
@@ -115,34 +116,37 @@ class CallingFloor:
 
     def bar_state(self, window: int) -> Any:
         """The window's bar and sign as the hall's state says now."""
-        with self.ctrl.lock:
-            w = self.ctrl.state.windows[window]
-            if w.status is WindowStatus.CLOSED:
-                return Closed(window)
-            if w.status is WindowStatus.PAUSED:
-                back = (w.paused_at + dt.timedelta(minutes=w.pause_minutes)
-                        if w.paused_at and w.pause_minutes else None)
-                return PauseSign(window, w.pause_reason or "", back, w.pause_whereabouts)
-            t = self.ctrl.state.tickets.get(w.current) if w.current else None
-            if t is not None:
-                return Calling(window, t.label, self.ctrl.hall.services[t.service].name)
-            staff = self.ctrl.hall.staff.get(w.staff_id) if w.staff_id else None
-            if w.post == "B" and staff:  # 顶岗: the citizen sees who covers the window
-                return Idle(window, f"{staff.name} 顶岗服务")
-            return Idle(window)
+        return self.ctrl.ask(lambda state: self._bar_state(state, window))
+
+    def _bar_state(self, state: HallState, window: int) -> Any:
+        w = state.windows[window]
+        if w.status is WindowStatus.CLOSED:
+            return Closed(window)
+        if w.status is WindowStatus.PAUSED:
+            back = (w.paused_at + dt.timedelta(minutes=w.pause_minutes)
+                    if w.paused_at and w.pause_minutes else None)
+            return PauseSign(window, w.pause_reason or "", back, w.pause_whereabouts)
+        t = state.tickets.get(w.current) if w.current else None
+        if t is not None:
+            return Calling(window, t.label, self.ctrl.hall.services[t.service].name)
+        staff = self.ctrl.hall.staff.get(w.staff_id) if w.staff_id else None
+        if w.post == "B" and staff:  # 顶岗: the citizen sees who covers the window
+            return Idle(window, f"{staff.name} 顶岗服务")
+        return Idle(window)
 
     def board_state(self) -> HallBoard:
-        with self.ctrl.lock:
+        def rows(state: HallState) -> list[tuple[int, str]]:
             windows = []
             for number in sorted(self.ctrl.hall.windows):
-                w = self.ctrl.state.windows[number]
+                w = state.windows[number]
                 text = {WindowStatus.CLOSED: "未开放", WindowStatus.PAUSED: "暂停服务",
                         WindowStatus.OPEN: "办理中" if w.current else "空闲"}[w.status]
                 staff = self.ctrl.hall.staff.get(w.staff_id) if w.staff_id else None
                 if staff:
                     text += f" {staff.name}" + ("(顶岗)" if w.post == "B" else "")
                 windows.append((number, text))
-        return HallBoard(list(self.calls), windows)
+            return windows
+        return HallBoard(list(self.calls), self.ctrl.ask(rows))
 
     def resync(self, window: int | None = None) -> None:
         """Show every device (or one window's) the current state: after a reconnect."""
@@ -174,9 +178,7 @@ class CallingFloor:
     def test_pads(self, window: int, seconds: float = FLASH_SECONDS) -> list[tuple[Pad, bool]]:
         """A test prompt on the window's pads (no evaluation is opened), blank again after
         `seconds`. A pad whose window is asking a citizen now is left alone (False)."""
-        with self.ctrl.lock:
-            w = self.ctrl.state.windows.get(window)
-            busy = w is not None and w.evaluating is not None
+        busy = self._asking(window)
         tested = []
         for pad in self.pads.get(window, []):
             if not busy:
@@ -246,14 +248,17 @@ class CallingFloor:
 
     def _show_pads(self, window: int) -> None:
         """The pads of `window` as the hall's state says: asking about a visit, or blank."""
-        with self.ctrl.lock:
-            w = self.ctrl.state.windows.get(window)
-            t = self.ctrl.state.tickets.get(w.evaluating) if w and w.evaluating else None
-            staff = self.ctrl.hall.staff.get(w.staff_id or "") if t is not None else None
+        def asking(state: HallState) -> tuple[str | None, str | None]:
+            w = state.windows.get(window)
+            t = state.tickets.get(w.evaluating) if w and w.evaluating else None
+            return (t.label if t else None), (w.staff_id if t is not None and w else None)
+        label, staff_id = self.ctrl.ask(asking)
+        t = label is not None
+        staff = self.ctrl.hall.staff.get(staff_id or "") if t else None
         for pad in self.pads.get(window, []):
             try:
-                if t is not None:
-                    pad.prompt(window, staff.name if staff else None, t.label)
+                if t:
+                    pad.prompt(window, staff.name if staff else None, label)
                 else:
                     pad.blank()
             except Exception:
@@ -352,14 +357,16 @@ class CallingFloor:
             self._later(FLASH_SECONDS, lambda: self._show_pads(event.window))
 
     def _asking(self, window: int) -> bool:
-        with self.ctrl.lock:
-            w = self.ctrl.state.windows.get(window)
+        def asking(state: HallState) -> bool:
+            w = state.windows.get(window)
             return w is not None and w.evaluating is not None
+        return self.ctrl.ask(asking)
 
     def _away(self, window: int) -> bool:
-        with self.ctrl.lock:
-            w = self.ctrl.state.windows.get(window)
+        def away(state: HallState) -> bool:
+            w = state.windows.get(window)
             return w is not None and w.status is not WindowStatus.OPEN
+        return self.ctrl.ask(away)
 
     def _show_bar(self, window: int) -> None:
         bars = self.bars.get(window)

@@ -89,7 +89,8 @@ def normalise_phone(phone: str) -> str:
 
 
 class CaseDesk:
-    """The cases of one running hall. Every method takes `ctrl.lock` around the database."""
+    """The cases of one running hall. Every method reads and writes on the hall thread
+    (`ctrl.run`), so a case is opened in order with the commands around it."""
 
     def __init__(self, ctrl: HallController, calendar: WorkCalendar, rules: CaseRules) -> None:
         self.ctrl = ctrl
@@ -105,9 +106,10 @@ class CaseDesk:
 
     def start(self) -> None:
         """Follow the hall's evaluations; first catch up on any given while the desk was down."""
-        with self.ctrl.lock:
+        def start() -> None:
             self._unsubscribe = self.ctrl.subscribe(self._on_event)
             self.catch_up()
+        self.ctrl.run(start)
 
     def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -115,14 +117,14 @@ class CaseDesk:
             self._unsubscribe = None
 
     def _on_event(self, event_id: int, event: Event) -> None:
-        # Runs inside the controller's lock, after the evaluation is committed: opening
-        # the case is a few rows, cheap enough to do here rather than in a thread.
+        # Runs on the hall thread, after the evaluation is committed: opening the case is
+        # a few rows, cheap enough to do here rather than in a thread.
         if isinstance(event, TicketEvaluated):
             self.bad_review(event)
 
     def catch_up(self) -> int:
         """Cases for evaluations in the event log that have neither a case nor an anonymous row."""
-        with self.ctrl.lock:
+        def catch_up() -> int:
             rows = list(self.db.query(
                 "SELECT * FROM events WHERE kind = ? AND ticket_id IS NOT NULL "
                 "AND ticket_id NOT IN (SELECT ticket_id FROM cases WHERE kind = 'bad_review') "
@@ -135,6 +137,7 @@ class CaseDesk:
                 if isinstance(event, TicketEvaluated) and self.bad_review(event) is not None:
                     opened += 1
             return opened
+        return self.ctrl.run(catch_up)
 
     # -- opening -----------------------------------------------------------------
 
@@ -144,42 +147,45 @@ class CaseDesk:
         grade, channel = event.grade, event.channel
         if not event.bad or event.ticket is None:
             return None
-        with self.ctrl.lock:
-            if self._bad_review_seen(event.ticket):
-                return None
-            ticket = self.ctrl.state.tickets.get(event.ticket) or self.ctrl.store.ticket(event.ticket)
-            sealed = ticket.identity_sealed if ticket else None
-            # an evaluation logged before the pads asked (no real_name) was by the ticket's name
-            if event.real_name is not None and not event.real_name:
-                sealed = None  # the citizen chose to evaluate anonymously
-            window = event.window if event.window is not None else (ticket.window if ticket else None)
-            staff = event.staff or (ticket.staff_id if ticket else None)
-            service = event.service or (ticket.service if ticket else None)
-            if sealed is None:
-                self.db.execute(
-                    "INSERT OR IGNORE INTO anonymous_bad_reviews "
-                    "(ticket_id, at, day, grade, channel, window, staff_id, service) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [event.ticket, event.at.isoformat(), event.at.date().isoformat(), grade,
-                     channel, window, staff, service])
-                self.ctrl.note(SYSTEM, "anonymous_bad_review",
-                               {"ticket": event.ticket, "grade": grade, "window": window})
-                return None
-            case_id = self._next_id(CaseKind.BAD_REVIEW, event.at)
-            deadline, missing = self._deadline_fn()
-            case, _ = open_bad_review(
-                case_id, event.at, deadline, self.rules, grade=grade, ticket_id=event.ticket,
-                window=window, staff_id=staff, service=service,
-                citizen_key=ticket.citizen_key if ticket else None, identity_sealed=sealed,
-                phone_sealed=ticket.phone_sealed if ticket else None, source=CaseSource.PAD,
-                description="、".join(event.tags or ()))
-            assert case is not None
-            self._save(case, event.at)
-            self.ctrl.note(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),
-                                                "ticket": event.ticket,
-                                                "no_contact": no_contact(case)})
-            self._missing_years(case, missing)
-            return case
+        return self.ctrl.run(lambda: self._open_bad_review(event, grade, channel))
+
+    def _open_bad_review(self, event: TicketEvaluated, grade: int | str,
+                         channel: str | None) -> Case | None:
+        if self._bad_review_seen(event.ticket):
+            return None
+        ticket = self.ctrl.state.tickets.get(event.ticket) or self.ctrl.store.ticket(event.ticket)
+        sealed = ticket.identity_sealed if ticket else None
+        # an evaluation logged before the pads asked (no real_name) was by the ticket's name
+        if event.real_name is not None and not event.real_name:
+            sealed = None  # the citizen chose to evaluate anonymously
+        window = event.window if event.window is not None else (ticket.window if ticket else None)
+        staff = event.staff or (ticket.staff_id if ticket else None)
+        service = event.service or (ticket.service if ticket else None)
+        if sealed is None:
+            self.db.execute(
+                "INSERT OR IGNORE INTO anonymous_bad_reviews "
+                "(ticket_id, at, day, grade, channel, window, staff_id, service) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [event.ticket, event.at.isoformat(), event.at.date().isoformat(), grade,
+                 channel, window, staff, service])
+            self.ctrl.note(SYSTEM, "anonymous_bad_review",
+                           {"ticket": event.ticket, "grade": grade, "window": window})
+            return None
+        case_id = self._next_id(CaseKind.BAD_REVIEW, event.at)
+        deadline, missing = self._deadline_fn()
+        case, _ = open_bad_review(
+            case_id, event.at, deadline, self.rules, grade=grade, ticket_id=event.ticket,
+            window=window, staff_id=staff, service=service,
+            citizen_key=ticket.citizen_key if ticket else None, identity_sealed=sealed,
+            phone_sealed=ticket.phone_sealed if ticket else None, source=CaseSource.PAD,
+            description="、".join(event.tags or ()))
+        assert case is not None
+        self._save(case, event.at)
+        self.ctrl.note(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),
+                                            "ticket": event.ticket,
+                                            "no_contact": no_contact(case)})
+        self._missing_years(case, missing)
+        return case
 
     def _bad_review_seen(self, ticket_id: str) -> bool:
         return bool(self.db.execute(
@@ -208,7 +214,7 @@ class CaseDesk:
         phone_sealed = None
         if phone:
             phone_sealed = self._sealer().seal(normalise_phone(phone), None)
-        with self.ctrl.lock:
+        def open_case() -> Case:
             now = self.ctrl.clock()
             deadline, missing = self._deadline_fn()
             cmd = OpenCase(self._next_id(CaseKind.COMPLAINT, now), CaseKind.COMPLAINT, src,
@@ -222,13 +228,14 @@ class CaseDesk:
                                                "source": str(src)})
             self._missing_years(case, missing)
             return case
+        return self.ctrl.run(open_case)
 
     # -- the workflow ----------------------------------------------------------------
 
     def act(self, case_id: str, command: Command, actor: str) -> Case:
         """Apply one workflow command for `actor` ("staff:s2"); CaseError if refused."""
         verb = _VERB[type(command)]
-        with self.ctrl.lock:
+        def act() -> Case:
             try:
                 if isinstance(command, Assign) and command.officer.strip() not in self.ctrl.hall.staff:
                     raise DeskError("unknown_staff_member", "没有这个工作人员：请按工号交办")
@@ -244,12 +251,13 @@ class CaseDesk:
             self.ctrl.note(actor, f"case_{verb}",
                            {"case": case_id, "from": str(case.state), "to": str(new.state)})
             return new
+        return self.ctrl.run(act)
 
     # -- reading ------------------------------------------------------------------
 
     def get(self, case_id: str) -> Case:
-        with self.ctrl.lock:
-            row = self.db.execute("SELECT body FROM cases WHERE id = ?", [case_id]).fetchone()
+        row = self.ctrl.run(lambda: self.db.execute(
+            "SELECT body FROM cases WHERE id = ?", [case_id]).fetchone())
         if row is None:
             raise CaseError("unknown_case")
         return case_from_json(json.loads(row[0]))
@@ -265,9 +273,9 @@ class CaseDesk:
             where.append("kind = ?")
             params.append(kind)
         sql = "SELECT body FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
-        with self.ctrl.lock:
-            now = now or self.ctrl.clock()
-            cases = [case_from_json(json.loads(r[0])) for r in self.db.execute(sql, params)]
+        now = now or self.ctrl.clock()
+        cases = [case_from_json(json.loads(r[0]))
+                 for r in self.ctrl.run(lambda: self.db.execute(sql, params).fetchall())]
         late = {c.id for c, _ in overdue(cases, now)}
         if overdue_only:
             cases = [c for c in cases if c.id in late]
@@ -281,7 +289,7 @@ class CaseDesk:
     def sweep(self, now: dt.datetime) -> list[tuple[str, str]]:
         """Audit rows `case_overdue`, once per case and deadline, for deadlines now passed.
         Call it periodically (the ticker); returns the (case, deadline) newly alerted."""
-        with self.ctrl.lock:
+        def sweep() -> list[tuple[str, str]]:
             open_cases = [case_from_json(json.loads(r[0])) for r in self.db.execute(
                 "SELECT body FROM cases WHERE state != ?", [str(CaseState.CLOSED)])]
             done = {(r[0], r[1]) for r in self.db.execute("SELECT case_id, deadline FROM case_alerts")}
@@ -297,20 +305,23 @@ class CaseDesk:
                                                         "staff": case.staff_id, "assignee": case.assignee})
                 new.append((case.id, field))
             return new
+        return self.ctrl.run(sweep)
 
     def figures(self, day_from: dt.date, day_to: dt.date, now: dt.datetime | None = None) -> dict[str, Any]:
         """Cases opened from `day_from` to `day_to` (inclusive): the callback rate the hall must
         keep at 100% (001 6.5.2.1), anonymous bad reviews, complaints and overdue cases."""
         span = [day_from.isoformat(), day_to.isoformat()]
-        with self.ctrl.lock:
-            now = now or self.ctrl.clock()
-            cases = [case_from_json(json.loads(r[0])) for r in self.db.execute(
-                "SELECT body FROM cases WHERE day BETWEEN ? AND ?", span)]
-            anonymous = self.db.execute(
-                "SELECT COUNT(*) FROM anonymous_bad_reviews WHERE day BETWEEN ? AND ?", span).fetchone()[0]
-            alerted = self.db.execute(
-                "SELECT COUNT(DISTINCT case_id) FROM case_alerts JOIN cases ON cases.id = case_id "
-                "WHERE cases.day BETWEEN ? AND ?", span).fetchone()[0]
+        now = now or self.ctrl.clock()
+
+        def read() -> tuple[list[Any], int, int]:
+            return (self.db.execute("SELECT body FROM cases WHERE day BETWEEN ? AND ?", span).fetchall(),
+                    self.db.execute("SELECT COUNT(*) FROM anonymous_bad_reviews "
+                                    "WHERE day BETWEEN ? AND ?", span).fetchone()[0],
+                    self.db.execute(
+                        "SELECT COUNT(DISTINCT case_id) FROM case_alerts JOIN cases ON cases.id = case_id "
+                        "WHERE cases.day BETWEEN ? AND ?", span).fetchone()[0])
+        rows, anonymous, alerted = self.ctrl.run(read)
+        cases = [case_from_json(json.loads(r[0])) for r in rows]
         closed, total, rate = callback_rate(cases)
         unreachable = sum(1 for c in cases if no_contact(c))
         return {

@@ -53,7 +53,7 @@ def open_hall(hall: Hall, data_dir: Path, clock,
     store = HallStore(data_dir / DB_NAME, durable)
     ctrl = HallController(hall, store, clock, IdentitySealer(load_secret(data_dir)))
     # One connection, one lock: a login never lands inside another command's transaction.
-    return ctrl, SessionStore(store.db, ctrl.lock)
+    return ctrl, SessionStore(store.db, store.lock)
 
 
 def _last_recorded(data_dir: Path) -> dt.datetime | None:
@@ -209,6 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for s in simulations:
             s.close()
+        ctrl.close()  # what the hall thread still holds is written before the process ends
     return 0
 
 

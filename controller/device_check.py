@@ -165,8 +165,7 @@ class DeviceCheck:
         }
 
     def _health(self, d: Device) -> tuple[str, str]:
-        with self.ctrl.lock:
-            return self.ctrl.state.devices.get(d.id, ("unknown", ""))
+        return self.ctrl.devices().get(d.id, ("unknown", ""))
 
     # -- one kind of device each -----------------------------------------------------------
 
@@ -209,8 +208,7 @@ class DeviceCheck:
         except PrinterUnavailable as e:
             return Answer(False, PRINT_TEST, f"打印机没有应答（{e}）：请检查电源、连线和纸仓盖")
         # as the kiosk does after a ticket: the roll running out is the supervisor's to know
-        with self.ctrl.lock:
-            was = self.ctrl.state.devices.get(d.id, ("", ""))[0]
+        was = self.ctrl.devices().get(d.id, ("", ""))[0]
         if result.near_end:
             self.ctrl.execute(c.ReportDevice(d.id, "warning", NEAR_END), "system")
             return Answer(True, PRINT_TEST, NEAR_END, ok=True)
@@ -296,7 +294,7 @@ class DeviceCheck:
     def end_of_day(self, actor: str) -> dict[str, Any]:
         """Blank every pad, close every window bar and put the closing screen on the main display.
         Refused (409 windows_open) while a window is still logged in, naming them."""
-        with self.ctrl.lock:
+        def shut_down() -> Future | None:
             still_open = sorted(n for n, w in self.ctrl.state.windows.items()
                                 if w.status is not WindowStatus.CLOSED)
             if still_open:
@@ -304,8 +302,9 @@ class DeviceCheck:
                 err = HallError("windows_open", f"还有窗口未退出登录：{names}。请先退出登录，再下班关机")
                 self.ctrl.refuse(actor, "end_of_day", {"open_windows": still_open}, err)
                 raise err
-            # queued under the lock: a login committed after this is handled after it
-            done = self.calling.shut_down() if self.calling else None
+            # queued on the hall thread: a login committed after this is handled after it
+            return self.calling.shut_down() if self.calling else None
+        done = self.ctrl.run(shut_down)
         now = self.ctrl.clock()
         bars: list[dict[str, Any]] = []
         pads: list[dict[str, Any]] = []

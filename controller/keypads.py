@@ -57,11 +57,10 @@ def _service(ctrl: HallController, press: KeyPress) -> str:
 def key_pressed(ctrl: HallController, window: int, press: KeyPress,
                 tell: Callable[[int, str], None] | None = None) -> None:
     """Act on a key at `window`; a refusal goes back to the keypad's screen via `tell`."""
-    with ctrl.lock:
+    def act() -> None:  # on the hall thread: whose window, and the command, in one step
         w = ctrl.state.windows.get(window)
         staff = w.staff_id if w else None
-    actor = f"staff:{staff}@keypad" if staff else f"keypad:{window}"
-    try:
+        actor = f"staff:{staff}@keypad" if staff else f"keypad:{window}"
         try:
             cmd = command_for(ctrl, window, press)
         except HallError as e:
@@ -71,6 +70,9 @@ def key_pressed(ctrl: HallController, window: int, press: KeyPress,
             log.info("window %s: key %s is not for the calling path", window, press.key)
             return
         ctrl.execute(cmd, actor)
+
+    try:
+        ctrl.run(act)
     except HallError as e:
         log.info("window %s: %s refused: %s", window, press.key, e.code)
         if tell:

@@ -23,6 +23,7 @@ issue one by hand. Staff can reprint a ticket that did print.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import threading
@@ -35,7 +36,7 @@ from controller.core.estimate import WaitEstimate
 from controller.core.errors import HallError
 from controller.core.estimate import wait_range
 from controller.core.identity import Citizen
-from controller.core.model import Ticket, TicketStatus, WindowStatus
+from controller.core.model import HallState, Ticket, TicketStatus, WindowStatus
 from controller.appointments import Appointments
 from controller.hallcontroller import HallController
 from drivers.code_scanner import ScanKind, classify
@@ -203,8 +204,7 @@ class Kiosk:
         """Print `t`; True when it printed and the roll is running out."""
         result = self.printer.print_ticket(self.ticket_print(t, out, reprint))
         device = self.printer.device_id
-        with self.ctrl.lock:
-            was = self.ctrl.state.devices.get(device, ("", ""))[0]
+        was = self.ctrl.devices().get(device, ("", ""))[0]
         if result.near_end:
             self.ctrl.execute(c.ReportDevice(device, "warning", NEAR_END), "system")
         elif was == "warning":  # a new roll went in
@@ -269,10 +269,7 @@ class Kiosk:
         found = self.ctrl.store.ticket_id_for_request_key(key)
         if found is None:
             return None
-        with self.ctrl.lock:
-            t = self.ctrl.state.tickets.get(found)
-        if t is None:
-            t = self.ctrl.store.ticket(found)
+        t = self.ctrl.ticket(found)
         if t is None:
             return None
         if now - t.issued_at > window or t.service != service:
@@ -334,8 +331,14 @@ class Kiosk:
     def reprint(self, ticket_id: str, actor: str) -> bool:
         """补打: print a waiting ticket again (the citizen lost it, or it came out torn)."""
         with self.lock:
-            with self.ctrl.lock:
-                t = self.ctrl.state.tickets.get(ticket_id)
+            def waiting(state: HallState) -> tuple[Ticket | None, Outcome | None]:
+                t = state.tickets.get(ticket_id)
+                if t is None or t.status is not TicketStatus.WAITING:
+                    return (copy.copy(t), None)
+                ahead = self.ctrl.engine.people_ahead(state, t)
+                return copy.copy(t), Outcome(ticket=copy.copy(t), people_ahead=ahead, estimate=(
+                    self.ctrl.engine.estimate(state, t.service, ahead, self.ctrl.clock())))
+            t, out = self.ctrl.ask(waiting)
             if t is None:
                 raise HallError("unknown_ticket")
             if self.printer is None:
@@ -343,11 +346,6 @@ class Kiosk:
             if t.status is not TicketStatus.WAITING:
                 raise HallError("ticket_not_waiting")
             self._check_printer()
-            with self.ctrl.lock:
-                ahead = self.ctrl.engine.people_ahead(self.ctrl.state, t)
-                out = Outcome(ticket=t, people_ahead=ahead,
-                              estimate=self.ctrl.engine.estimate(self.ctrl.state, t.service, ahead,
-                                                                 self.ctrl.clock()))
             try:
                 self._print(t, out, reprint=True)
             except PrinterUnavailable as e:
@@ -382,9 +380,8 @@ class Kiosk:
     def window_hint(self, prefix: str) -> str | None:
         """请留意 1、2、18 号窗口: the windows that serve the service (open ones, if any are)."""
         serving = self.ctrl.hall.windows_serving(prefix)
-        with self.ctrl.lock:
-            open_ = [w.number for w in serving
-                     if self.ctrl.state.windows[w.number].status is not WindowStatus.CLOSED]
+        open_ = self.ctrl.ask(lambda state: [w.number for w in serving if state.windows[
+            w.number].status is not WindowStatus.CLOSED])
         numbers = open_ or [w.number for w in serving]
         return f"请留意 {'、'.join(str(n) for n in numbers)} 号窗口" if numbers else None
 
@@ -395,10 +392,9 @@ class Kiosk:
             pending = self._pending()
             left = (self.ctrl.hall.rules.kiosk_identity_seconds
                     - (self.ctrl.clock() - pending.touched_at).total_seconds()) if pending else 0
-        with self.ctrl.lock:
-            printer = (self.ctrl.state.devices.get(self.printer.device_id)
-                       if self.printer else None)
-            reader = self.ctrl.state.devices.get(self.reader_id) if self.reader_id else None
+        seen = self.ctrl.devices()
+        printer = seen.get(self.printer.device_id) if self.printer else None
+        reader = seen.get(self.reader_id) if self.reader_id else None
         reader_down = reader is not None and reader[0] in ("offline", "fault")
         return {
             "kiosk": self.id,

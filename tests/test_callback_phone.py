@@ -49,7 +49,7 @@ def test_the_counter_adds_and_corrects_the_phone_of_its_visit(hall, tmp_path):
         bad = api.post(f"{WINDOW}/phone", json={"phone": "1380013123"}, headers=staff)
         assert (bad.status_code, bad.json()["error"]) == (422, "invalid_phone")
         assert "手机号 11 位" in bad.json()["message"]
-        assert hall.ctrl.state.tickets[visit].phone_sealed is None  # nothing changed
+        assert hall.ctrl.ticket(visit).phone_sealed is None  # nothing changed
         # and the refusal is in the audit log, without the number typed
         refusals = hall.ctrl.store.query(
             "SELECT actor, args, result FROM commands WHERE name = 'window_phone'")

@@ -112,7 +112,7 @@ def test_a_bar_that_was_unplugged_shows_the_current_state_within_2_s_of_return(h
     bar = hall.sim.bars["bar-3"]
     bar.unplug()
     hall.bus.press(3, "call_next")  # the call happens while the bar is away
-    wait_for(lambda: hall.ctrl.state.windows[3].current)
+    wait_for(lambda: hall.ctrl.window(3).current)
     time.sleep(0.3)
     bar.plug()
     assert bar.wait_until(lambda b: any("A001" in line for line in b.showing), 2.0)
@@ -158,7 +158,7 @@ def test_the_pad_asks_after_the_visit_and_takes_one_grade(hall):
     from drivers.counter_keypad.codec import PAD_PROMPT, PAD_THANKS
     issue(hall, 1)
     hall.bus.press(3, "call_next")
-    wait_for(lambda: hall.ctrl.state.windows[3].current)
+    wait_for(lambda: hall.ctrl.window(3).current)
     hall.bus.press(3, "finish")
     wait_for(lambda: any(f == PAD_PROMPT and a == 13 for a, f, _ in hall.bus.shown))
     hall.bus.grade(13, 5)  # 非常不满意
@@ -181,7 +181,7 @@ def test_a_bad_review_on_the_tablet_pad_opens_a_case_that_the_callback_officer_c
                                                   "name": "张建国", "phone": "138 0013 1234"})
             assert r.status_code == 201, r.text
             hall.tablet.press("call_next")
-            wait_for(lambda: hall.ctrl.state.windows[2].current)
+            wait_for(lambda: hall.ctrl.window(2).current)
             hall.tablet.press("finish")
             assert pad.wait_until(lambda s: s.get("state") == "prompt" and s["ticket"] == "A001"
                                   and s["window"] == 2 and s["staff"] == "员工2")
@@ -222,9 +222,9 @@ def test_the_evaluation_report_and_grade_export_are_served(hall):
     with hall.client() as api:
         api.post("/api/v1/tickets", json={"service": "A"})
         hall.tablet.press("call_next")
-        wait_for(lambda: hall.ctrl.state.windows[2].current)
+        wait_for(lambda: hall.ctrl.window(2).current)
         hall.tablet.press("finish")
-        wait_for(lambda: hall.ctrl.state.windows[2].evaluating)
+        wait_for(lambda: hall.ctrl.window(2).evaluating)
         hall.ctrl.execute(c.Evaluate(2, "满意", "tablet"), "pad:2")
         boss = hall.login("boss", None)
         [row] = [r for r in api.get("/api/v1/reports/evaluations?from=2026-11-23&to=2026-11-23&by=window",

@@ -198,14 +198,14 @@ def test_kiosks_and_100_callers_at_20_windows_never_share_a_ticket_or_a_number(t
         assert not failures, failures[:5]
         assert not seen, seen[:5]
 
-        with running.ctrl.lock:
-            events = [dict(r) for r in running.ctrl.store.query(
+        def at_once(state):  # on the hall thread: memory and disk at the same moment
+            return ([dict(r) for r in running.ctrl.store.query(
                 "SELECT id, kind, window, ticket_id, data FROM events WHERE kind IN "
                 "('ticket_called', 'ticket_finished', 'ticket_missed', 'ticket_transferred') "
-                "ORDER BY id")]
-            statuses = {t.id: t.status.value for t in running.ctrl.state.tickets.values()}
-            stored = dict(running.ctrl.store.db.execute(
-                "SELECT id, status FROM tickets").fetchall())
+                "ORDER BY id")],
+                {t.id: t.status.value for t in state.tickets.values()},
+                dict(running.ctrl.store.db.execute("SELECT id, status FROM tickets").fetchall()))
+        events, statuses, stored = running.ctrl.ask(at_once)
         with running.client() as client:
             final = client.get("/api/v1/hall").json()
 

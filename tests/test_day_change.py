@@ -208,7 +208,7 @@ def test_a_clock_set_back_a_week_cancels_nothing_and_is_recorded(tmp_path):
     assert (a005.label, a005.day) == ("A005", MONDAY)
     assert ctrl.execute(c.Finish(1), "staff:s1").ticket.id == ids[0]
     assert ctrl.execute(c.CallNext(1), "staff:s1").ticket.id == ids[1]
-    assert ctrl.state.day == MONDAY
+    assert ctrl.day() == MONDAY
     assert ctrl.store.query("SELECT COUNT(*) AS n FROM tickets WHERE status = 'cancelled'") == [{"n": 0}]
     status = ctrl.clock_status()
     assert (status["state"], status["day"]) == ("behind", "2026-11-23")
@@ -313,8 +313,8 @@ def test_a_database_left_with_a_stale_window_is_repaired_at_start(tmp_path):
 
     clock.now = at("09:00", TUESDAY)
     ctrl = controller(tmp_path, clock)
-    assert ctrl.state.windows[1].current is None
-    assert ctrl.state.windows[1].status is WindowStatus.OPEN  # s1 logged in today stays in
+    assert ctrl.window(1).current is None
+    assert ctrl.window(1).status is WindowStatus.OPEN  # s1 logged in today stays in
     [repair] = ctrl.store.query("SELECT args FROM commands WHERE name = 'close_stale_windows'")
     assert yesterday in repair["args"]
     ctrl.execute(c.IssueTicket("A"), "kiosk")

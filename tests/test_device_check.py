@@ -45,7 +45,7 @@ def hall(tmp_path, mosquitto):
         h.staff3 = h.login("s3", 3)
         h.admin = h.login("admin", None)
         # every device, the main display too, has said it is there before the day's check
-        wait_for(lambda: all(h.ctrl.state.devices.get(d.id, ("",))[0] == "online"
+        wait_for(lambda: all(h.ctrl.devices().get(d.id, ("",))[0] == "online"
                              for d in h.ctrl.hall.devices), 5)
         try:
             yield h
@@ -112,7 +112,7 @@ def test_the_morning_check_prints_a_test_ticket_and_flashes_every_screen_and_pad
     wait_for(lambda: hall.bus.shown[-1][:2] == (13, PAD_BLANK))
     assert any(s.get("state") == "prompt" and s["staff"] == "设备自检" for s in hall.pad2.display.history)
     assert hall.pad2.wait_until(lambda s: s == {"state": "blank"})
-    assert all(w.evaluating is None for w in hall.ctrl.state.windows.values())
+    assert all(w.evaluating is None for w in hall.ctrl.windows().values())
 
     # the page can show (and print) it again, and the check is in the audit log
     with hall.client() as api:
@@ -126,7 +126,7 @@ def test_a_printer_out_of_paper_an_unplugged_bar_and_an_offline_tablet_are_repor
     hall.printer.paper = "out"
     hall.sim.bars["bar-3"].unplug()
     hall.bar2.stop()  # the MQTT window display is switched off
-    wait_for(lambda: hall.ctrl.state.devices["bar-2"][0] == "offline")
+    wait_for(lambda: hall.ctrl.devices()["bar-2"][0] == "offline")
 
     started = time.monotonic()
     result = run_check(hall)
@@ -162,7 +162,7 @@ def test_only_an_admin_may_check_or_shut_down(hall):
                 r = api.request(method, path, headers=who)
                 assert (r.status_code, r.json()["error"]) == (403, "forbidden_role"), (method, path)
     assert hall.printer.tickets == []
-    assert hall.ctrl.state.windows[3].status.value == "open"
+    assert hall.ctrl.window(3).status.value == "open"
 
 
 def test_end_of_day_is_refused_while_windows_are_open_then_closes_every_screen(hall):
@@ -170,7 +170,7 @@ def test_end_of_day_is_refused_while_windows_are_open_then_closes_every_screen(h
         r = api.post(END_OF_DAY, headers=hall.admin)
         assert (r.status_code, r.json()["error"]) == (409, "windows_open")
         assert "3号窗口" in r.json()["message"]
-        assert hall.ctrl.state.windows[3].status.value == "open"
+        assert hall.ctrl.window(3).status.value == "open"
 
         assert api.post("/api/v1/auth/logout", headers=hall.staff3).status_code == 200
         shown_before = len(hall.bus.shown)

@@ -153,7 +153,7 @@ def test_a_staff_name_with_control_characters_reaches_the_pad_and_the_main_displ
         api.post("/api/v1/tickets", json={"service": "A"})
     hall.login("s3", 3)
     hall.bus.press(3, "call_next")
-    wait_for(lambda: hall.ctrl.state.windows[3].current)
+    wait_for(lambda: hall.ctrl.window(3).current)
     hall.bus.press(3, "finish")
     prompt = wait_for(lambda: [t for a, f, t in hall.bus.shown if a == 13 and f == PAD_PROMPT])
     assert prompt[-1] == "陈堃V", prompt  # GB18030 pad: 堃 shows; ESC, NUL and GS are gone

@@ -208,9 +208,10 @@ def issue(hall) -> str:
 
 def current(hall, window: int) -> tuple[str, str] | None:
     """The (id, number) of the ticket the window serves now."""
-    with hall.ctrl.lock:
-        ticket_id = hall.ctrl.state.windows[window].current
-        return (ticket_id, hall.ctrl.state.tickets[ticket_id].label) if ticket_id else None
+    def current(state):
+        ticket_id = state.windows[window].current
+        return (ticket_id, state.tickets[ticket_id].label) if ticket_id else None
+    return hall.ctrl.ask(current)
 
 
 _KEY_AGAIN_AFTER = 0.4  # past the counter bus driver's 0.3 s debounce
@@ -334,14 +335,14 @@ def controller_is_whole(hall) -> None:
 def hall_consistent(hall) -> None:
     """No ticket is current at two windows, no number was given twice, and every window's bar
     and the main display show what the hall's state says."""
-    with hall.ctrl.lock:
-        state = hall.ctrl.state
+    def read(state):
         currents = [w.current for w in state.windows.values() if w.current]
-        for n, w in state.windows.items():
-            if w.current:
-                t = state.tickets[w.current]
-                assert (t.status.value, t.window) == ("called", n)
-        labels = [t.label for t in state.tickets.values()]
+        serving = {n: (state.tickets[w.current].status.value, state.tickets[w.current].window)
+                   for n, w in state.windows.items() if w.current}
+        return currents, serving, [t.label for t in state.tickets.values()]
+    currents, serving, labels = hall.ctrl.ask(read)
+    for n, (status, window) in serving.items():
+        assert (status, window) == ("called", n)
     assert len(currents) == len(set(currents))
     assert len(labels) == len(set(labels))
     for window in (1, 2, 3):
@@ -518,8 +519,8 @@ def test_printer_out_of_paper_mid_ticket(hall, figures):
         message = r.json()["message"]
         assert "导办台" in message
         label = re.search(r"（(\S+) 已作废）", message)[1]
-        with hall.ctrl.lock:
-            spoilt = next(t for t in hall.ctrl.state.tickets.values() if t.label == label)
+        spoilt = hall.ctrl.ask(lambda state: next(
+            t for t in state.tickets.values() if t.label == label))
         kind.detect.append(seen_by_supervisor(hall, ("printer-1",), "fault", started, DETECT_WITHIN))
         with hall.client() as api:
             history = api.get(f"/api/v1/tickets/{spoilt.id}").json()

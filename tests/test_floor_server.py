@@ -135,7 +135,7 @@ def test_a_pause_past_the_limit_reaches_the_supervisor_and_b_takes_the_window_ov
             for r in rows[-3:]]
     assert last == [("window_resumed", "li", None), ("window_closed", "li", "cover"),
                     ("window_opened", "wang", None)]
-    assert hall.ctrl.state.tickets[called["id"]].staff_id == "wang"
+    assert hall.ctrl.ticket(called["id"]).staff_id == "wang"
     # attendance per person: her login ended when he took over, his runs on at her window
     with hall.ctrl.lock:
         rows = {r["staff"]: r for r in attendance(hall.ctrl.store.db, hall.ctrl.hall, MONDAY, MONDAY,

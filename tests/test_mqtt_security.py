@@ -112,9 +112,10 @@ class Floor:
         return link
 
     def current(self, window: int) -> str | None:
-        with self.ctrl.lock:
-            t = self.ctrl.state.windows[window].current
-            return self.ctrl.state.tickets[t].label if t else None
+        def current(state) -> str | None:
+            t = state.windows[window].current
+            return state.tickets[t].label if t else None
+        return self.ctrl.ask(current)
 
     def commands_for(self, window: int) -> list[str]:
         return [r["name"] for r in self.ctrl.store.query(
@@ -213,10 +214,10 @@ def test_a_press_on_window_2s_topic_moves_window_2_only_whoever_sent_it(broker, 
         # window 1's tablet writes on window 2's topic (a keypad message names no window: the
         # codec refuses a "window" field)
         sender.publish_command("hall/window/2/keypad/press", {"id": "x1", "key": "call_next"})
-        wait_for(lambda: ctrl.state.windows[2].current)
+        wait_for(lambda: ctrl.window(2).current)
         time.sleep(0.3)
-        assert ctrl.state.windows[1].current is None
-        assert ctrl.state.tickets[ctrl.state.windows[2].current].label == "A001"
+        assert ctrl.window(1).current is None
+        assert ctrl.ticket(ctrl.window(2).current).label == "A001"
     finally:
         sender.stop(0.5)
         calling.close()

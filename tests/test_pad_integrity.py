@@ -42,7 +42,7 @@ def pad_frames(hall, since: int = 0) -> list[int]:
 def serve(hall, ticket: str) -> None:
     """Staff at window 3 call the next citizen and finish the visit, on the keypad."""
     hall.bus.press(KEYPAD, "call_next")
-    wait_for(lambda: hall.ctrl.state.windows[3].current == ticket)
+    wait_for(lambda: hall.ctrl.window(3).current == ticket)
     shown = len(hall.bus.shown)
     hall.bus.press(KEYPAD, "finish")
     wait_for(lambda: PAD_PROMPT in pad_frames(hall, shown))
@@ -81,7 +81,7 @@ def test_staff_who_log_out_at_once_cannot_stop_the_grade(hall):
     with hall.client() as api:
         assert api.post("/api/v1/auth/logout", headers=hall.staff3).status_code == 200
     assert hall.sim.bars["bar-3"].wait_until(lambda b: b.showing and "暂停" not in b.showing[0]
-                                             and hall.ctrl.state.windows[3].staff_id is None, 2)
+                                             and hall.ctrl.window(3).staff_id is None, 2)
     assert PAD_BLANK not in pad_frames(hall, prompted)
     hall.bus.grade(PAD, 4)  # 不满意
     assert grade_lands(hall, ticket) == ("不满意", "pad")
@@ -97,7 +97,7 @@ def test_the_keypads_evaluation_key_asks_again_about_the_last_visit(hall):
     wait_for(lambda: PAD_BLANK in pad_frames(hall, shown))
 
     hall.bus.press(KEYPAD, "pause", reason=2, minutes=5)
-    wait_for(lambda: hall.ctrl.state.windows[3].status.value == "paused")
+    wait_for(lambda: hall.ctrl.window(3).status.value == "paused")
     shown = len(hall.bus.shown)
     hall.bus.press(KEYPAD, "start_evaluation")  # 0x0B: works at a paused window too
     wait_for(lambda: PAD_PROMPT in pad_frames(hall, shown))
@@ -119,7 +119,7 @@ def test_a_prompt_cut_short_by_the_next_visit_is_counted_for_the_supervisor(hall
     first, second = issue(hall, 2)
     serve(hall, first)
     serve(hall, second)  # finished before the first citizen graded: the pad now asks about A002
-    assert hall.ctrl.state.windows[3].evaluating == second
+    assert hall.ctrl.window(3).evaluating == second
     hall.bus.grade(PAD, 1)
     assert grade_lands(hall, second) == ("非常满意", "pad")
     assert hall.ctrl.store.ticket(first).grade is None
@@ -147,21 +147,21 @@ def test_a_grade_is_not_acknowledged_while_the_disk_is_full_and_lands_once_from_
     hall.bus.retry_after, hall.bus.retries = 0.4, 30  # a pad that hears no echo sends again
     [ticket] = issue(hall)
     serve(hall, ticket)
-    store, commit = hall.ctrl.store, hall.ctrl.store.commit
+    store, write = hall.ctrl.store, hall.ctrl.store.write
     disk = {"full": True, "refused": 0}
 
-    def commit_on_a_full_disk(now, actor, name, args, outcome):
-        if name == "evaluate" and disk["full"]:
+    def write_on_a_full_disk(rows):
+        if any(r.name == "evaluate" and r.result == "ok" for r in rows) and disk["full"]:
             disk["refused"] += 1
             raise sqlite3.OperationalError("database or disk is full")
-        return commit(now, actor, name, args, outcome)
+        return write(rows)
 
-    monkeypatch.setattr(store, "commit", commit_on_a_full_disk)
+    monkeypatch.setattr(store, "write", write_on_a_full_disk)
     hall.bus.grade(PAD, 5)  # 非常不满意
     wait_for(lambda: disk["refused"] >= 3)  # the first try and two of the pad's own
     assert GRADE_5 not in hall.bus.acks  # the pad never showed 谢谢 for a grade not on disk
     assert hall.bus.sent.count(GRADE_5) >= 3
-    assert store.ticket(ticket).grade is None and hall.ctrl.state.windows[3].evaluating == ticket
+    assert store.ticket(ticket).grade is None and hall.ctrl.window(3).evaluating == ticket
 
     disk["full"] = False  # space is freed: the next resend is recorded, then acknowledged
     wait_for(lambda: GRADE_5 in hall.bus.acks, 5)

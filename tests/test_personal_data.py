@@ -54,7 +54,7 @@ class Hall:
     def visit(self, id_number: str | None, name: str | None = None, phone: str | None = None,
               grade: str | None = None) -> str:
         citizen = self.ctrl.citizen(id_number, name, phone) if id_number else None
-        if self.ctrl.state.day != self.clock().date() or not self.ctrl.state.windows[2].staff_id:
+        if self.ctrl.day() != self.clock().date() or not self.ctrl.window(2).staff_id:
             self.ctrl.execute(c.Login(2, "s2"), "staff:s2")  # a new day closed the window
         ticket = self.ctrl.execute(c.IssueTicket("A", citizen=citizen), "kiosk").ticket
         self.ctrl.execute(c.CallNext(2), "staff:s2")

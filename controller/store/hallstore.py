@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import sqlite_utils
 
@@ -95,6 +95,28 @@ def _locked(method):
     return run
 
 
+@dataclasses.dataclass(frozen=True)
+class CommandRow:
+    """One command as the command log records it: `result` "ok" with the `outcome` it
+    caused, or a refusal's code and message (no outcome), or an act outside the engine."""
+    at: dt.datetime
+    actor: str
+    name: str
+    args: dict[str, Any]
+    result: str = "ok"
+    message: str | None = None
+    outcome: Outcome | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AlsoWrite:
+    """Rows a job writes beside its commands, in the same transaction and after them (an
+    appointment marked checked in with the ticket it was issued): `fn(conn)`."""
+    at: dt.datetime
+    fn: Callable[[sqlite3.Connection], None]
+    name: str = "also_write"
+
+
 # While a storage fault stands, the free space below which the probe still reports the disk
 # full (a busy hour's tickets and their log take about 2 MiB).
 MIN_FREE_BYTES = 2 * 2**20
@@ -117,6 +139,7 @@ class HallStore:
         # the standing storage fault, from the failed write until a write succeeds again
         self.fault: StorageFault | None = None
         self.probed_at = 0.0  # time.monotonic() of the last probe (controller.web.app)
+        self.closed = False
 
     # -- storage faults ----------------------------------------------------
 
@@ -174,6 +197,7 @@ class HallStore:
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.db.conn.close()
+        self.closed = True
 
     def checkpoint(self) -> tuple[int, int]:
         """Copy committed pages from the WAL into the database file, beside the writers.
@@ -225,63 +249,72 @@ class HallStore:
     # -- writing -----------------------------------------------------------
 
     @_locked
-    def commit(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
-               outcome: Outcome) -> list[tuple[int, Event]]:
-        """Write a command that succeeded, its events and the records it touched; durable on return."""
+    def write(self, rows: Sequence[CommandRow | AlsoWrite]) -> list[tuple[int, Event]]:
+        """Write several commands, each with its events and the records it touched, in ONE
+        transaction (one fsync: the hall thread's group commit); durable on return. The
+        events written, with their ids, in the order of `rows`."""
+        if not rows:
+            return []
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            command_id = self._log_command(at, actor, name, args, "ok", None)
-            for t in outcome.tickets.values():
-                conn.execute(_TICKET_INSERT if t.id in outcome.created else _TICKET_UPSERT,
-                             [_to_sql(getattr(t, f)) for f in _TICKET_FIELDS])
-            conn.executemany(_WINDOW_UPSERT, [[_to_sql(getattr(w, f)) for f in _WINDOW_FIELDS]
-                                              for w in outcome.windows.values()])
-            written = []
-            for e in outcome.events:
-                cur = conn.execute(
-                    "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (command_id, e.at.isoformat(), kind_of(e), e.window, e.ticket,
-                     json.dumps(payload(e), ensure_ascii=False)))
-                written.append((cur.lastrowid, e))
-                if isinstance(e, DayStarted):
-                    conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
-                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                 (e.day,))
-                elif isinstance(e, ClockFault):  # standing until it is recorded as ended
-                    conn.execute("INSERT INTO meta (key, value) VALUES ('clock_fault', ?) "
-                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                 (json.dumps(payload(e), ensure_ascii=False),))
-                elif isinstance(e, ClockRestored):
-                    conn.execute("DELETE FROM meta WHERE key = 'clock_fault'")
-                elif isinstance(e, PatrolRecorded):
-                    self._insert_patrol(cur.lastrowid, e)
+            written: list[tuple[int, Event]] = []
+            for row in rows:
+                if isinstance(row, AlsoWrite):
+                    row.fn(conn)
+                    continue
+                command_id = self._log_command(row.at, row.actor, row.name, row.args,
+                                               row.result, row.message)
+                if row.outcome is not None:
+                    written += self._write_outcome(command_id, row.outcome)
             conn.execute("COMMIT")
         except BaseException as e:
             self._rollback()
             if is_storage_error(e):
-                raise self.failed(e, at) from e
+                raise self.failed(e, rows[-1].at) from e
             raise
         self._recovered()
         return written
 
-    @_locked
+    def commit(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
+               outcome: Outcome) -> list[tuple[int, Event]]:
+        """Write a command that succeeded, its events and the records it touched; durable on return."""
+        return self.write([CommandRow(at, actor, name, args, outcome=outcome)])
+
     def log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                     result: str, message: str | None = None) -> None:
         """Record a command that changed no hall state: a refusal (`result` is its code),
         or an act outside the engine such as a supervisor's login."""
+        self.write([CommandRow(at, actor, name, args, result, message)])
+
+    def _write_outcome(self, command_id: int, outcome: Outcome) -> list[tuple[int, Event]]:
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._log_command(at, actor, name, args, result, message)
-            conn.execute("COMMIT")
-        except BaseException as e:
-            self._rollback()
-            if is_storage_error(e):
-                raise self.failed(e, at) from e
-            raise
-        self._recovered()
+        for t in outcome.tickets.values():
+            conn.execute(_TICKET_INSERT if t.id in outcome.created else _TICKET_UPSERT,
+                         [_to_sql(getattr(t, f)) for f in _TICKET_FIELDS])
+        conn.executemany(_WINDOW_UPSERT, [[_to_sql(getattr(w, f)) for f in _WINDOW_FIELDS]
+                                          for w in outcome.windows.values()])
+        written = []
+        for e in outcome.events:
+            cur = conn.execute(
+                "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (command_id, e.at.isoformat(), kind_of(e), e.window, e.ticket,
+                 json.dumps(payload(e), ensure_ascii=False)))
+            written.append((cur.lastrowid, e))
+            if isinstance(e, DayStarted):
+                conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (e.day,))
+            elif isinstance(e, ClockFault):  # standing until it is recorded as ended
+                conn.execute("INSERT INTO meta (key, value) VALUES ('clock_fault', ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (json.dumps(payload(e), ensure_ascii=False),))
+            elif isinstance(e, ClockRestored):
+                conn.execute("DELETE FROM meta WHERE key = 'clock_fault'")
+            elif isinstance(e, PatrolRecorded):
+                self._insert_patrol(cur.lastrowid, e)
+        return written
 
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                      result: str, message: str | None) -> int:

@@ -22,24 +22,24 @@ API = "/api/v1"
 def admin_routes(ctrl: HallController, check: DeviceCheck, session: Callable[..., Session]) -> APIRouter:
     r = APIRouter()
 
-    def admin(s: Session, name: str) -> str:
+    async def admin(s: Session, name: str) -> str:
         actor = f"staff:{s.staff_id}"
         try:
             s.require(StaffRole.ADMIN)
         except HallError as e:
-            ctrl.refuse(actor, name, {}, e)
+            await ctrl.arefuse(actor, name, {}, e)
             raise
         return actor
 
     @r.post(f"{API}/admin/device-check", tags=["admin"],
             summary="设备自检: every device answers, a test ticket, each screen and pad flashes")
     async def run_check(s: Session = Depends(session)) -> dict[str, Any]:
-        actor = admin(s, "device_check")
+        actor = await admin(s, "device_check")
         return await asyncio.to_thread(check.run, actor)
 
     @r.get(f"{API}/admin/device-check", tags=["admin"], summary="Today's latest device check")
     async def last_check(s: Session = Depends(session)) -> dict[str, Any]:
-        admin(s, "device_check_viewed")
+        await admin(s, "device_check_viewed")
         last = check.last()
         if last is None:
             raise HallError("no_device_check")
@@ -49,7 +49,7 @@ def admin_routes(ctrl: HallController, check: DeviceCheck, session: Callable[...
             summary="下班关机: blank the pads, close the window bars and the main display "
                     "(409 while a window is logged in)")
     async def end_of_day(s: Session = Depends(session)) -> dict[str, Any]:
-        actor = admin(s, "end_of_day")
+        actor = await admin(s, "end_of_day")
         return await asyncio.to_thread(check.end_of_day, actor)
 
     return r

@@ -10,6 +10,7 @@ database) is 503 storage_unavailable: nothing changed, try again later.
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import datetime as dt
 import json
 import time
@@ -28,6 +29,7 @@ from controller.core import commands as c, identity
 from controller.core.errors import Category, HallError
 from controller.core.events import to_json as event_json
 from controller.core.hall import StaffRole
+from controller.core.model import HallState
 from controller.hallcontroller import HallController
 from controller.cases import CaseDesk
 from controller.kiosk import Kiosk
@@ -125,13 +127,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         return session_of(sessions, request, ctrl.clock().date())
 
     def acting_for(number: int, s: Session) -> str:
-        """The actor name, if `s` may act on window `number`: its own window, or a supervisor."""
+        """On the hall thread: the actor name, if `s` may act on window `number`: its own
+        window, or a supervisor."""
         if s.role == StaffRole.SUPERVISOR:
             return f"staff:{s.staff_id}"
-        with ctrl.lock:
-            w = ctrl.state.windows.get(number)
-            # a B post who took the window over holds it now (顶岗): the A post's page no longer acts
-            taken = w is not None and w.staff_id not in (None, s.staff_id)
+        w = ctrl.state.windows.get(number)
+        # a B post who took the window over holds it now (顶岗): the A post's page no longer acts
+        taken = w is not None and w.staff_id not in (None, s.staff_id)
         if s.window == number and not taken:
             return f"staff:{s.staff_id}"
         err = HallError("not_your_window")
@@ -148,17 +150,18 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         if body.channel != "kiosk" and s is None:
             raise HallError("not_logged_in", "工作人员取号或预约签到需要登录")
         # the kiosk channel without a login: a kiosk's key (a kiosk page with no printer)
-        kiosk_id = None if s else kiosk_of_request(ctrl, kiosk_credentials, request,
-                                                   "issue_ticket", {"service": body.service})
+        kiosk_id = None if s else await kiosk_of_request(ctrl, kiosk_credentials, request,
+                                                         "issue_ticket", {"service": body.service})
         actor = f"staff:{s.staff_id}" if s else f"kiosk:{kiosk_id}"
         # without a login, the address tells a flood from one kiosk; reserved before the issue
-        held = (limits.reserve_address(client_address(request), {"service": body.service})
+        held = (await limits.reserve_address(client_address(request), {"service": body.service})
                 if s is None else None)
         try:
             citizen = ctrl.citizen(body.id_number, body.name, body.phone) if body.id_number else None
             # priority only from staff whose post may grant it (controller.core.priority)
-            out = ctrl.execute(c.IssueTicket(body.service, body.channel, citizen, body.priority,
-                                             body.appointment_at, s.staff_id if s else None), actor)
+            out = await ctrl.submit(c.IssueTicket(body.service, body.channel, citizen, body.priority,
+                                                  body.appointment_at, s.staff_id if s else None),
+                                    actor)
         except HallError:
             if held:
                 held.release()
@@ -169,7 +172,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
              summary="A ticket with its status history")
     async def get_ticket(ticket_id: str,
                          s: Session | None = Depends(optional_session)) -> dict[str, Any]:
-        with ctrl.lock:
+        def read() -> dict[str, Any]:
             t = ctrl.state.tickets.get(ticket_id)
             body = views.ticket_json(ctrl.engine, ctrl.state, t, ctrl.clock()) if t else None
             if body is None:
@@ -178,6 +181,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                     raise HallError("unknown_ticket")
                 body = views.ticket_json(ctrl.engine, None, old, ctrl.clock())
             body["history"] = ctrl.store.ticket_history(ticket_id)
+            return body
+        body = await ctrl.arun(read)
         # the slip's QR code leads here, and ticket ids are guessable: no login, no names
         if s is None:
             return views.anonymous_ticket(body)
@@ -200,8 +205,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     @app.get(f"{API}/devices", tags=["hall"],
              summary="Every device's health as last reported (any login)")
     async def devices(s: Session = Depends(session)) -> list[dict[str, Any]]:
-        with ctrl.lock:
-            seen = dict(ctrl.state.devices)
+        seen = await ctrl.aask(lambda state: dict(state.devices))
         return [{"device": d.id, "kind": d.kind, "window": d.window,
                  "state": seen.get(d.id, ("unknown", ""))[0], "detail": seen.get(d.id, ("", ""))[1]}
                 for d in ctrl.hall.devices]
@@ -220,13 +224,14 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                 ctrl.refuse(actor, f"window_{path.replace('-', '_')}", {"window": no}, e)
                 raise
 
+        # whose window, the command and its answer in one step on the hall thread
         if body_model is None:
             async def endpoint(no: int, s: Session = Depends(session)) -> dict[str, Any]:
-                return _run(ctrl, *command(no, s))
+                return await ctrl.arun(lambda: _run(ctrl, *command(no, s)))
         else:
             async def endpoint(no: int, body: body_model,  # type: ignore[valid-type]
                                s: Session = Depends(session)) -> dict[str, Any]:
-                return _run(ctrl, *command(no, s, body))
+                return await ctrl.arun(lambda: _run(ctrl, *command(no, s, body)))
         app.post(f"{API}/windows/{{no}}/{path}", tags=["windows"], summary=summary,
                  name=f"window_{path.replace('-', '_')}")(endpoint)
 
@@ -252,11 +257,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     async def get_window(no: int, s: Session = Depends(session)) -> dict[str, Any]:
         if no not in ctrl.hall.windows:
             raise HallError("unknown_window")
-        if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
-            acting_for(no, s)
-        with ctrl.lock:
+        def read() -> tuple[dict[str, Any], Any]:
+            if s.role not in (StaffRole.SUPERVISOR, StaffRole.ADMIN):
+                acting_for(no, s)
             body = views.window_json(ctrl.engine, ctrl.state, no, ctrl.clock())
             current = ctrl.state.tickets.get(body["current"]["id"]) if body["current"] else None
+            return body, copy.copy(current)
+        body, current = await ctrl.arun(read)
         if current is not None:  # for the counter: whose visit, and whether a callback can reach them
             body["current"].update(
                 real_name=current.real_name, name_masked=current.name_masked,
@@ -267,15 +274,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
 
     @app.get(f"{API}/hall", tags=["hall"], summary="Windows and queues now")
     async def get_hall(s: Session | None = Depends(optional_session)) -> dict[str, Any]:
-        with ctrl.lock:
-            body = views.hall_json(ctrl.engine, ctrl.state, ctrl.clock())
+        body = await ctrl.aask(lambda state: views.hall_json(ctrl.engine, state, ctrl.clock()))
         # displays, kiosks and the login page read it without a login: no 工号 to guess PINs for
         return body if s is not None else views.anonymous_hall(body)
 
     @app.get(f"{API}/services", tags=["hall"], summary="Services with waiting counts and estimates")
     async def get_services() -> list[dict[str, Any]]:
-        with ctrl.lock:
-            return views.services_json(ctrl.engine, ctrl.state, ctrl.clock())
+        return await ctrl.aask(lambda state: views.services_json(ctrl.engine, state, ctrl.clock()))
 
     @app.get(f"{API}/health", tags=["hall"],
              summary="Liveness, and the hall's time: its day, and a clock fault while one stands")
@@ -318,33 +323,33 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         args = {"staff_id": body.staff_id, "window": body.window}
         address = client_address(request)
         # PIN guessing: a locked-out id or address gets no PIN check at all
-        limits.check_login(body.staff_id, address, args)
+        await limits.check_login(body.staff_id, address, args)
         # an unknown id costs the same hash as a known one: its answer time tells nothing
         if not pins.verify_pin(body.pin, staff.pin_hash if staff else pins.UNKNOWN_STAFF_HASH) \
                 or staff is None:
             limits.login_failed(body.staff_id, address)
             err = HallError("bad_credentials")
-            ctrl.refuse(f"staff:{body.staff_id}", "login", {**args, "address": address}, err)
+            await ctrl.arefuse(f"staff:{body.staff_id}", "login", {**args, "address": address}, err)
             raise err
         limits.login_succeeded(staff.id, address)
         if sessions.is_disabled(staff.id):  # told only to whoever knows the PIN
             err = HallError("account_disabled")
-            ctrl.refuse(f"staff:{staff.id}", "login", args, err)
+            await ctrl.arefuse(f"staff:{staff.id}", "login", args, err)
             raise err
         if not staff.demo and pins.trivial(body.pin):  # 0000 is the first PIN a guesser tries
             err = HallError("weak_pin")
-            ctrl.refuse(f"staff:{staff.id}", "login", args, err)
+            await ctrl.arefuse(f"staff:{staff.id}", "login", args, err)
             raise err
         if body.window is None:
             if staff.role == StaffRole.STAFF and not staff.guidance_desk:  # 导办台 has no window
                 raise HallError("unknown_window", "请选择要登录的窗口")
-            ctrl.note(f"staff:{staff.id}", "login", args)
+            await ctrl.anote(f"staff:{staff.id}", "login", args)
         else:
-            ctrl.execute(c.Login(body.window, staff.id), f"staff:{staff.id}")
+            await ctrl.submit(c.Login(body.window, staff.id), f"staff:{staff.id}")
         now = ctrl.clock()
         if body.window is not None:  # whoever held the window before holds nothing there now
-            sessions.revoke_others_at(body.window, staff.id, now)
-        token = sessions.create(staff.id, staff.role.value, body.window, now)
+            await asyncio.to_thread(sessions.revoke_others_at, body.window, staff.id, now)
+        token = await asyncio.to_thread(sessions.create, staff.id, staff.role.value, body.window, now)
         # The pages' session: HttpOnly, so no script reads it; SameSite=Strict, so no other
         # site's page sends it; unsafe requests carrying it must also carry PAGE_HEADER.
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
@@ -354,24 +359,24 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     @app.get(f"{API}/auth/me", tags=["auth"], summary="Who the token (or page session) acts for")
     async def me(s: Session = Depends(session)) -> dict[str, Any]:
         staff = ctrl.hall.staff.get(s.staff_id)
-        with ctrl.lock:
-            w = ctrl.state.windows.get(s.window) if s.window is not None else None
-            post = w.post if w is not None and w.staff_id == s.staff_id else None
+        def post_of(state: HallState) -> str | None:
+            w = state.windows.get(s.window) if s.window is not None else None
+            return w.post if w is not None and w.staff_id == s.staff_id else None
+        post = await ctrl.aask(post_of)
         return {"staff": {"id": s.staff_id, "name": staff.name if staff else s.staff_id,
                           "role": s.role}, "window": s.window, "post": post}
 
     @app.post(f"{API}/auth/logout", tags=["auth"], summary="Log out (closes the window)")
     async def logout(request: Request, response: Response,
                      s: Session = Depends(session)) -> dict[str, Any]:
-        with ctrl.lock:
-            holds_window = (s.window is not None
-                            and ctrl.state.windows[s.window].staff_id == s.staff_id)
-        if holds_window:
-            ctrl.execute(c.Logout(s.window), f"staff:{s.staff_id}")
-        else:
-            ctrl.note(f"staff:{s.staff_id}", "logout", {"window": s.window})
+        def log_out() -> None:  # check-then-logout, on the hall thread
+            if s.window is not None and ctrl.state.windows[s.window].staff_id == s.staff_id:
+                ctrl.execute(c.Logout(s.window), f"staff:{s.staff_id}")
+            else:
+                ctrl.note(f"staff:{s.staff_id}", "logout", {"window": s.window})
+        await ctrl.arun(log_out)
         # the whole login ends: every page and device that logged in for it at that window
-        sessions.revoke_login(s, token_of(request) or "", ctrl.clock())
+        await asyncio.to_thread(sessions.revoke_login, s, token_of(request) or "", ctrl.clock())
         response.delete_cookie(COOKIE, path="/")
         return {"ok": True}
 
@@ -451,10 +456,10 @@ def _set_phone(ctrl: HallController, window: int, phone: str) -> c.SetPhone:
 
 
 def _run(ctrl: HallController, cmd: c.Command, actor: str) -> dict[str, Any]:
+    """On the hall thread: the command, and the ticket it moved as it stands after it."""
     out = ctrl.execute(cmd, actor)
     t = out.ticket
-    with ctrl.lock:
-        ticket = views.ticket_json(ctrl.engine, ctrl.state, t, ctrl.clock()) if t else None
+    ticket = views.ticket_json(ctrl.engine, ctrl.state, t, ctrl.clock()) if t else None
     return {"ticket": ticket, "events": [e.kind for e in out.events]}
 
 
@@ -476,10 +481,12 @@ async def _ticker(ctrl: HallController, desk: CaseDesk | None = None) -> None:
     and overdue callback cases."""
     while True:
         await asyncio.sleep(TICK_SECONDS)
-        try:
+        def tick() -> None:
             ctrl.tick()
             if desk is not None:
                 desk.sweep(ctrl.clock())
+        try:
+            await ctrl.arun(tick)
         except Exception as e:
             if not is_storage_error(e):
                 log.exception("tick failed")
@@ -504,9 +511,8 @@ async def _event_stream(ctrl: HallController, request: Request, after: int | Non
     def push(event_id: int, event) -> None:
         loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event_json(event)))
 
-    with ctrl.lock:
-        unsubscribe = ctrl.subscribe(push)
-        upto = ctrl.store.last_event_id()
+    # on the hall thread: no event is committed between the two
+    unsubscribe, upto = await ctrl.arun(lambda: (ctrl.subscribe(push), ctrl.store.last_event_id()))
     sent = upto if after is None else after
     try:
         if view is not None and sent < upto:

@@ -5,7 +5,7 @@ officer sees a citizen's unmasked identity and phone, and every such look is
 audited. Staff may appeal their own case and, at the 办不成事 window, file complaints.
 """
 
-
+import asyncio
 import datetime as dt
 from typing import Any, Callable
 
@@ -82,9 +82,9 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
     def actor(s: Session) -> str:
         return f"staff:{s.staff_id}"
 
-    def refused(s: Session, name: str, case_id: str | None) -> HallError:
+    async def refused(s: Session, name: str, case_id: str | None) -> HallError:
         err = HallError("forbidden_role")
-        ctrl.refuse(actor(s), name, {"case": case_id}, err)
+        await ctrl.arefuse(actor(s), name, {"case": case_id}, err)
         return err
 
     @r.get(f"{API}/cases", tags=["cases"],
@@ -92,31 +92,34 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
     async def list_cases(state: str | None = None, kind: str | None = None, overdue: bool = False,
                          s: Session = Depends(session)) -> list[dict[str, Any]]:
         s.require(*_READERS)
-        return [desk.view(c, False, actor(s)) for c in desk.list(state, overdue, kind)]
+        return await asyncio.to_thread(
+            lambda: [desk.view(c, False, actor(s)) for c in desk.list(state, overdue, kind)])
 
     @r.get(f"{API}/cases/{{case_id}}", tags=["cases"], summary="One case, personal data masked")
     async def get_case(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*_READERS)
-        return desk.view(desk.get(case_id), False, actor(s))
+        return await asyncio.to_thread(lambda: desk.view(desk.get(case_id), False, actor(s)))
 
     @r.get(f"{API}/cases/{{case_id}}/personal-data", tags=["cases"],
            summary="The citizen's ID number, name and phone for the call (callback officer; audited)")
     async def personal_data(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         if s.role != StaffRole.CALLBACK_OFFICER:
-            raise refused(s, "case_personal_data_viewed", case_id)
-        return desk.view(desk.get(case_id), True, actor(s))
+            raise await refused(s, "case_personal_data_viewed", case_id)
+        return await asyncio.to_thread(lambda: desk.view(desk.get(case_id), True, actor(s)))
 
     def work(path: str, summary: str, make: Callable[[Any], cb.Command],
              body_model: type[_Body] | None) -> None:
         if body_model is None:
             async def endpoint(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
                 s.require(*_WORKERS)
-                return desk.view(desk.act(case_id, make(None), actor(s)), False, actor(s))
+                return await asyncio.to_thread(
+                    lambda: desk.view(desk.act(case_id, make(None), actor(s)), False, actor(s)))
         else:
             async def endpoint(case_id: str, body: body_model,  # type: ignore[valid-type]
                                s: Session = Depends(session)) -> dict[str, Any]:
                 s.require(*_WORKERS)
-                return desk.view(desk.act(case_id, make(body), actor(s)), False, actor(s))
+                return await asyncio.to_thread(
+                    lambda: desk.view(desk.act(case_id, make(body), actor(s)), False, actor(s)))
         r.post(f"{API}/cases/{{case_id}}/{path}", tags=["cases"], summary=summary,
                name=f"case_{path.replace('-', '_')}")(endpoint)
 
@@ -137,18 +140,20 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
             summary="申诉: the staff member on the case contests it")
     async def appeal(case_id: str, body: AppealRequest, s: Session = Depends(session)) -> dict[str, Any]:
         # the workflow refuses anyone but the case's staff member (not_case_staff)
-        return desk.view(desk.act(case_id, cb.Appeal(body.reason), actor(s)), False, actor(s))
+        return await asyncio.to_thread(
+            lambda: desk.view(desk.act(case_id, cb.Appeal(body.reason), actor(s)), False, actor(s)))
 
     @r.post(f"{API}/cases/{{case_id}}/appeal-decision", tags=["cases"],
             summary="复核: a supervisor decides the appeal")
     async def appeal_decision(case_id: str, body: AppealDecisionRequest,
                               s: Session = Depends(session)) -> dict[str, Any]:
         if s.role != StaffRole.SUPERVISOR:
-            raise refused(s, "case_appeal_decision", case_id)
+            raise await refused(s, "case_appeal_decision", case_id)
         if body.reviewer is not None and body.reviewer != s.staff_id:
             raise DeskError("reviewer_not_you")
         cmd = cb.DecideAppeal(body.upheld, s.staff_id, body.reason)
-        return desk.view(desk.act(case_id, cmd, actor(s)), False, actor(s))
+        return await asyncio.to_thread(
+            lambda: desk.view(desk.act(case_id, cmd, actor(s)), False, actor(s)))
 
     @r.post(f"{API}/complaints", status_code=201, tags=["cases"],
             summary="投诉: file a complaint (办不成事 window staff, supervisor, callback officer)")
@@ -156,10 +161,11 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
         if s.role not in _WORKERS:
             window = ctrl.hall.windows.get(s.window) if s.window is not None else None
             if s.role != StaffRole.STAFF or window is None or window.kind != WindowKind.COMPLAINTS:
-                raise refused(s, "case_open", None)
-        case = desk.open_complaint(body.source, body.description, actor(s), body.window,
-                                   body.staff_id, body.service, body.id_number, body.name, body.phone)
-        return desk.view(case, False, actor(s))
+                raise await refused(s, "case_open", None)
+        case = await asyncio.to_thread(
+            desk.open_complaint, body.source, body.description, actor(s), body.window,
+            body.staff_id, body.service, body.id_number, body.name, body.phone)
+        return await asyncio.to_thread(lambda: desk.view(case, False, actor(s)))
 
     @r.get(f"{API}/cases-figures", tags=["cases"],
            summary="Callback rate, anonymous bad reviews, complaints and overdue cases")
@@ -167,5 +173,5 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
                       s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*_READERS)
         today = ctrl.clock().date()
-        return desk.figures(from_ or today.replace(day=1), to or today)
+        return await asyncio.to_thread(desk.figures, from_ or today.replace(day=1), to or today)
     return r

@@ -43,14 +43,15 @@ def presented_key(request: Request) -> str | None:
     return key
 
 
-def kiosk_of_request(ctrl: HallController, credentials: KioskCredentials, request: Request,
-                     name: str, args: dict[str, Any]) -> str:
+async def kiosk_of_request(ctrl: HallController, credentials: KioskCredentials, request: Request,
+                           name: str, args: dict[str, Any]) -> str:
     """The kiosk whose live key the request carries; 401 (audited) without one."""
     key = presented_key(request)
-    kiosk_id = credentials.kiosk_of(key)
+    # a read of the hall's database: off the event loop (it waits for the connection's lock)
+    kiosk_id = await asyncio.to_thread(credentials.kiosk_of, key)
     if kiosk_id is None:
         err = HallError("bad_kiosk_key" if key else "kiosk_key_required")
-        ctrl.refuse("kiosk", name, {**args, "address": client_address(request)}, err)
+        await ctrl.arefuse("kiosk", name, {**args, "address": client_address(request)}, err)
         raise err
     return kiosk_id
 
@@ -80,12 +81,12 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
     # Every route that acts as a kiosk: only the kiosk's own key opens it (issue 14: anyone on
     # the LAN spent a kiosk's quota and paper and read or wiped the identity waiting there).
     async def this_kiosk(kiosk_id: str, request: Request) -> str:
-        holder = kiosk_of_request(ctrl, credentials, request, "kiosk_request",
+        holder = await kiosk_of_request(ctrl, credentials, request, "kiosk_request",
                                   {"kiosk": kiosk_id, "route": request.url.path})
         kiosk_named(kiosk_id)  # a kiosk asking for one that does not exist: a clear 404
         if holder != kiosk_id:
             err = HallError("kiosk_key_other")
-            ctrl.refuse(f"kiosk:{holder}", "kiosk_request",
+            await ctrl.arefuse(f"kiosk:{holder}", "kiosk_request",
                         {"kiosk": kiosk_id, "route": request.url.path}, err)
             raise err
         return kiosk_id
@@ -96,12 +97,12 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
                         "API) is kept in an HttpOnly cookie, so no script on the page reads it.")
     async def enrol(body: schemas.KioskEnrolRequest, request: Request,
                     response: Response) -> dict[str, Any]:
-        kiosk_id = credentials.kiosk_of(body.key)
+        kiosk_id = await asyncio.to_thread(credentials.kiosk_of, body.key)
         if kiosk_id is None:
             err = HallError("bad_kiosk_key")
-            ctrl.refuse("kiosk", "kiosk_enrol", {"address": client_address(request)}, err)
+            await ctrl.arefuse("kiosk", "kiosk_enrol", {"address": client_address(request)}, err)
             raise err
-        ctrl.note(f"kiosk:{kiosk_id}", "kiosk_enrol", {"address": client_address(request)})
+        await ctrl.anote(f"kiosk:{kiosk_id}", "kiosk_enrol", {"address": client_address(request)})
         response.set_cookie(KIOSK_COOKIE, body.key.strip(), httponly=True, samesite="strict",
                             path="/", max_age=KIOSK_COOKIE_DAYS * 86400)
         return {"kiosk": kiosk_id, "device": kiosk_id in kiosks}
@@ -109,7 +110,7 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
     @r.get(f"{API}/kiosk/me", tags=["kiosk"],
            summary="Which kiosk this device is (its key); 401 if it has none")
     async def kiosk_me(request: Request) -> dict[str, Any]:
-        kiosk_id = kiosk_of_request(ctrl, credentials, request, "kiosk_request",
+        kiosk_id = await kiosk_of_request(ctrl, credentials, request, "kiosk_request",
                                     {"route": request.url.path})
         return {"kiosk": kiosk_id, "device": kiosk_id in kiosks}
 
@@ -118,19 +119,21 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
     async def new_credential(kiosk_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(StaffRole.ADMIN)
         try:
-            key = credentials.issue(kiosk_id, f"staff:{s.staff_id}", ctrl.clock())
+            key = await asyncio.to_thread(credentials.issue, kiosk_id, f"staff:{s.staff_id}",
+                                          ctrl.clock())
         except ValueError:
             raise HallError("invalid_kiosk_id") from None
-        ctrl.note(f"staff:{s.staff_id}", "kiosk_credential_issued", {"kiosk": kiosk_id})
+        await ctrl.anote(f"staff:{s.staff_id}", "kiosk_credential_issued", {"kiosk": kiosk_id})
         return {"kiosk": kiosk_id, "key": key.key, "device": kiosk_id in kiosks}
 
     @r.delete(f"{API}/kiosks/{{kiosk_id}}/credential", tags=["kiosk"],
               summary="停用取号机密钥 (admin): the kiosk's key ends at once")
     async def revoke_credential(kiosk_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(StaffRole.ADMIN)
-        revoked = credentials.revoke(kiosk_id, f"staff:{s.staff_id}", ctrl.clock())
-        ctrl.note(f"staff:{s.staff_id}", "kiosk_credential_revoked",
-                  {"kiosk": kiosk_id, "revoked": revoked})
+        revoked = await asyncio.to_thread(credentials.revoke, kiosk_id, f"staff:{s.staff_id}",
+                                          ctrl.clock())
+        await ctrl.anote(f"staff:{s.staff_id}", "kiosk_credential_revoked",
+                         {"kiosk": kiosk_id, "revoked": revoked})
         return {"kiosk": kiosk_id, "revoked": revoked}
 
     @r.post(f"{API}/kiosks/{{kiosk_id}}/tickets", status_code=201, tags=["kiosk"],
@@ -148,7 +151,7 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
                            _: str = Depends(this_kiosk)) -> dict[str, Any]:
         kiosk = kiosk_named(kiosk_id)
         # ticket flooding: a kiosk issues a few a minute, not hundreds; reserved before the print
-        held = limits.reserve_kiosk(kiosk_id, {"service": body.service}) if limits else None
+        held = await limits.reserve_kiosk(kiosk_id, {"service": body.service}) if limits else None
         try:
             # printing waits for the printer: off the event loop
             got = await asyncio.to_thread(kiosk.take_ticket, body.service, body.id_number,
@@ -202,13 +205,15 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
             summary="预约: import a booking (supervisor or admin); the code checks it in")
     async def book(body: schemas.AppointmentRequest, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*MANAGERS)
-        return appointments.book(body.service, body.slot, f"staff:{s.staff_id}", body.id_number,
-                                 body.name, body.code).to_json()
+        booked = await asyncio.to_thread(appointments.book, body.service, body.slot,
+                                         f"staff:{s.staff_id}", body.id_number, body.name, body.code)
+        return booked.to_json()
 
     @r.get(f"{API}/appointments", tags=["kiosk"], summary="The day's bookings (supervisor or admin)")
     async def booked(day: dt.date | None = None, s: Session = Depends(session)) -> list[dict[str, Any]]:
         s.require(*MANAGERS)
-        return [a.to_json() for a in appointments.on_day(day or ctrl.clock().date())]
+        return [a.to_json() for a in await asyncio.to_thread(appointments.on_day,
+                                                             day or ctrl.clock().date())]
 
     @r.get(f"{API}/kiosks/{{kiosk_id}}", tags=["kiosk"],
            summary="A kiosk now: card waiting, reader message, printer state")
@@ -230,7 +235,12 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
            summary="Printed wait estimates against actual waits (supervisor or admin)")
     async def estimates(day: dt.date | None = None, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*MANAGERS)
-        with ctrl.lock:
-            return reports.estimate_accuracy(ctrl.store.db, day or ctrl.clock().date())
+
+        def estimate_accuracy() -> dict[str, Any]:
+            # the report reads the write connection under its lock until it has a reader of its
+            # own (issue 15, i15-store): off the event loop meanwhile
+            with ctrl.lock:
+                return reports.estimate_accuracy(ctrl.store.db, day or ctrl.clock().date())
+        return await asyncio.to_thread(estimate_accuracy)
 
     return r

@@ -57,15 +57,16 @@ class Limits:
 
     # -- logins -------------------------------------------------------------------------
 
-    def check_login(self, staff_id: str, address: str, args: dict[str, Any]) -> None:
+    async def check_login(self, staff_id: str, address: str, args: dict[str, Any]) -> None:
         """Refuse (429) a login while its staff id or its address is locked out."""
         now = self.ctrl.clock()
         until = max((t for t in (self.failures_by_staff.blocked_until(_at(staff_id, address), now),
                                  self.failures_by_address.blocked_until(address, now)) if t),
                     default=None)
         if until is not None:
-            self._refuse("too_many_login_failures", f"登录失败次数过多，{wait_text(until, now)}",
-                         until, now, f"staff:{staff_id}", "login", {**args, "address": address})
+            await self._refuse("too_many_login_failures", f"登录失败次数过多，{wait_text(until, now)}",
+                               until, now, f"staff:{staff_id}", "login",
+                               {**args, "address": address})
 
     def login_failed(self, staff_id: str, address: str) -> None:
         now = self.ctrl.clock()
@@ -78,28 +79,30 @@ class Limits:
 
     # -- tickets ------------------------------------------------------------------------
 
-    def reserve_kiosk(self, kiosk_id: str, args: dict[str, Any]) -> Reservation:
+    async def reserve_kiosk(self, kiosk_id: str, args: dict[str, Any]) -> Reservation:
         """One of the kiosk's tickets this minute, taken before the print (429 if none is left)."""
-        return self._reserve(self.tickets_by_kiosk, kiosk_id, f"kiosk:{kiosk_id}", args)
+        return await self._reserve(self.tickets_by_kiosk, kiosk_id, f"kiosk:{kiosk_id}", args)
 
-    def reserve_address(self, address: str, args: dict[str, Any]) -> Reservation:
+    async def reserve_address(self, address: str, args: dict[str, Any]) -> Reservation:
         """One of the address's tickets this minute, taken before the issue (429 if none is left)."""
-        return self._reserve(self.tickets_by_address, address, "kiosk", {**args, "address": address})
+        return await self._reserve(self.tickets_by_address, address, "kiosk",
+                                   {**args, "address": address})
 
-    def _reserve(self, limit: RateLimit, key: str, actor: str, args: dict[str, Any]) -> Reservation:
+    async def _reserve(self, limit: RateLimit, key: str, actor: str,
+                       args: dict[str, Any]) -> Reservation:
         # Reserved, not checked-then-counted: 32 requests arriving together once all passed
         # a check of 20 made before any of them was counted (issue 14).
         now = self.ctrl.clock()
         until = limit.reserve(key, now)
         if until is not None:
-            self._refuse("too_many_tickets",
-                         f"取号过于频繁（每分钟最多 {limit.limit} 张），{wait_text(until, now)}，"
-                         "或到导办台取号", until, now, actor, "issue_ticket", args)
+            await self._refuse("too_many_tickets",
+                               f"取号过于频繁（每分钟最多 {limit.limit} 张），{wait_text(until, now)}，"
+                               "或到导办台取号", until, now, actor, "issue_ticket", args)
         return Reservation(limit, key, now)
 
-    def _refuse(self, code: str, message: str, until: dt.datetime, now: dt.datetime,
-                actor: str, name: str, args: dict[str, Any]) -> None:
+    async def _refuse(self, code: str, message: str, until: dt.datetime, now: dt.datetime,
+                      actor: str, name: str, args: dict[str, Any]) -> None:
         err = HallError(code, message,
                         retry_after=max(1, int((until - now).total_seconds() + 0.999)))
-        self.ctrl.refuse(actor, name, args, err)
+        await self.ctrl.arefuse(actor, name, args, err)
         raise err

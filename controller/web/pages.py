@@ -75,7 +75,7 @@ def page_routes(ctrl: HallController, sessions: SessionStore,
                 kiosks: dict[str, Kiosk]) -> APIRouter:
     r = APIRouter()
 
-    def page(name: str, request: Request) -> Response:
+    async def page(name: str, request: Request) -> Response:
         spec = PAGES[name]
         if spec.roles is not None:
             token = request.cookies.get(COOKIE)
@@ -84,8 +84,8 @@ def page_routes(ctrl: HallController, sessions: SessionStore,
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
             if s.role not in spec.roles:
-                ctrl.refuse(f"staff:{s.staff_id}", "page_opened", {"page": name},
-                            HallError("forbidden_role"))
+                await ctrl.arefuse(f"staff:{s.staff_id}", "page_opened", {"page": name},
+                                   HallError("forbidden_role"))
                 return _forbidden(spec.title, s.role)
         return FileResponse(STATIC / spec.file, headers=NO_STORE)
 
@@ -99,7 +99,7 @@ def page_routes(ctrl: HallController, sessions: SessionStore,
 
     for name in PAGES:
         async def endpoint(request: Request, name: str = name) -> Response:
-            return page(name, request)
+            return await page(name, request)
         r.get(f"/{name}", response_class=HTMLResponse, name=f"page_{name}",
               include_in_schema=False)(endpoint)
 

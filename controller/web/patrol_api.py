@@ -42,7 +42,7 @@ def patrol_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
     async def record(body: PatrolRequest, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(StaffRole.SUPERVISOR)
         cmd = c.RecordPatrol(s.staff_id, body.no_problems, body.findings, body.area)
-        out = await asyncio.to_thread(ctrl.execute, cmd, f"staff:{s.staff_id}")
+        out = await ctrl.submit(cmd, f"staff:{s.staff_id}")
         event = out.events[0]
         return {"at": event.at.isoformat(), **payload(event)}
 

@@ -10,6 +10,8 @@ can be removed at leisure.
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends
@@ -33,14 +35,14 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
                  session: Callable[..., Session]) -> APIRouter:
     r = APIRouter()
 
-    def admin(s: Session, name: str, staff_id: str) -> str:
+    async def admin(s: Session, name: str, staff_id: str) -> str:
         actor = f"staff:{s.staff_id}"
         try:
             s.require(StaffRole.ADMIN)
             if staff_id not in ctrl.hall.staff:
                 raise HallError("no_such_staff", f"没有这个工号：{staff_id}")
         except HallError as e:
-            ctrl.refuse(actor, name, {"staff": staff_id}, e)
+            await ctrl.arefuse(actor, name, {"staff": staff_id}, e)
             raise
         return actor
 
@@ -48,9 +50,9 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
            summary="Staff accounts: role, posts, whether disabled, the window each is at")
     async def accounts(s: Session = Depends(session)) -> list[dict[str, Any]]:
         s.require(StaffRole.ADMIN)
-        disabled = {d["staff_id"]: d for d in sessions.disabled()}
-        with ctrl.lock:
-            at = {w.staff_id: n for n, w in ctrl.state.windows.items() if w.staff_id}
+        disabled = {d["staff_id"]: d for d in await asyncio.to_thread(sessions.disabled)}
+        at = await ctrl.aask(lambda state: {w.staff_id: n for n, w in state.windows.items()
+                                            if w.staff_id})
         return [{"id": st.id, "name": st.name, "role": st.role.value, "a_post": list(st.a_post),
                  "b_post": list(st.b_post), "window": at.get(st.id),
                  "disabled": ({k: disabled[st.id][k] for k in ("disabled_at", "disabled_by", "reason")}
@@ -61,36 +63,39 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
             summary="停用: refuse the account's logins, revoke its tokens at once, close its window")
     async def disable(staff_id: str, body: DisableRequest | None = None,
                       s: Session = Depends(session)) -> dict[str, Any]:
-        actor = admin(s, "staff_disable", staff_id)
+        actor = await admin(s, "staff_disable", staff_id)
         if staff_id == s.staff_id:
             err = HallError("cannot_disable_self")
-            ctrl.refuse(actor, "staff_disable", {"staff": staff_id}, err)
+            await ctrl.arefuse(actor, "staff_disable", {"staff": staff_id}, err)
             raise err
         reason = (body.reason.strip() or None) if body and body.reason else None
-        revoked = sessions.disable(staff_id, actor, reason, ctrl.clock())
-        ctrl.note(actor, "staff_disable", {"staff": staff_id, "reason": reason,
-                                           "tokens_revoked": revoked})
-        with ctrl.lock:
+        revoked = await asyncio.to_thread(sessions.disable, staff_id, actor, reason, ctrl.clock())
+
+        def close_windows() -> list[int]:  # on the hall thread: whichever it holds now
+            ctrl.note(actor, "staff_disable", {"staff": staff_id, "reason": reason,
+                                               "tokens_revoked": revoked})
             held = sorted(n for n, w in ctrl.state.windows.items() if w.staff_id == staff_id)
-        closed = []
-        for number in held:
-            # closed even while serving: its keypad and pad act for whoever is logged in there,
-            # so an open window would go on calling for the account; the visit being served
-            # goes back to the head of its queue for another window (not a 过号)
-            try:
-                ctrl.execute(c.Logout(number, requeue_current=True), actor)
-                closed.append(number)
-            except HallError:  # refused and audited by the engine (closed meanwhile)
-                pass
+            closed = []
+            for number in held:
+                # closed even while serving: its keypad and pad act for whoever is logged in
+                # there, so an open window would go on calling for the account; the visit being
+                # served goes back to the head of its queue for another window (not a 过号)
+                try:
+                    ctrl.execute(c.Logout(number, requeue_current=True), actor)
+                    closed.append(number)
+                except HallError:  # refused and audited by the engine (closed meanwhile)
+                    pass
+            return closed
+        closed = await ctrl.arun(close_windows)
         return {"staff": staff_id, "disabled": True, "tokens_revoked": revoked,
                 "windows_closed": closed}
 
     @r.post(f"{API}/admin/staff/{{staff_id}}/enable", tags=["admin"],
             summary="启用: the account may log in again (its old tokens stay revoked)")
     async def enable(staff_id: str, s: Session = Depends(session)) -> dict[str, Any]:
-        actor = admin(s, "staff_enable", staff_id)
-        was = sessions.enable(staff_id)
-        ctrl.note(actor, "staff_enable", {"staff": staff_id, "was_disabled": was})
+        actor = await admin(s, "staff_enable", staff_id)
+        was = await asyncio.to_thread(sessions.enable, staff_id)
+        await ctrl.anote(actor, "staff_enable", {"staff": staff_id, "was_disabled": was})
         return {"staff": staff_id, "disabled": False, "changed": was}
 
     return r

@@ -130,7 +130,7 @@ def seed_a_busy_day(proc: HallProcess, when: dt.datetime) -> int:
     ctrl, _ = open_hall(hall, proc.data, clock, durable=False)
     try:
         db = ctrl.store.db.conn
-        with ctrl.lock:
+        with ctrl.store.lock:
             command = db.execute("INSERT INTO commands (at, actor, name, args, result) VALUES "
                                  "(?, 'kiosk', 'issue_ticket', '{}', 'ok')",
                                  [(when - dt.timedelta(days=EARLIER_DAYS)).isoformat()]).lastrowid
