@@ -12,7 +12,7 @@ call it; `to_json` and `from_json` are the one place an event becomes JSON and b
 The `data` object keeps the shape events always had in the database, so a database
 written before the events were typed reads back as typed events, and the pages and
 the stream see the same JSON. A field whose value is absent (None) for this event is
-left out of `data` where the event never carried it in that case (`Optional` below).
+left out of `data` where the event never carried it in that case (`optional()` below).
 """
 
 from __future__ import annotations
