@@ -30,6 +30,7 @@ from controller.core.model import (
 )
 from controller.store.db import open_db
 from controller.store.faults import StorageFault, StorageUnavailable, describe, is_storage_error
+from controller.store.reading import ReadOnly
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class HallStore:
         # the standing storage fault, from the failed write until a write succeeds again
         self.fault: StorageFault | None = None
         self.probed_at = 0.0  # time.monotonic() of the last probe (controller.web.app)
+        # reports and histories read beside the writer: `with store.reads.snapshot() as db`
+        self.reads = ReadOnly(self)
 
     # -- storage faults ----------------------------------------------------
 
@@ -171,6 +174,7 @@ class HallStore:
     @_locked
     def close(self) -> None:
         self.checkpoint()
+        self.reads.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.db.conn.close()

@@ -230,7 +230,9 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
            summary="Printed wait estimates against actual waits (supervisor or admin)")
     async def estimates(day: dt.date | None = None, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*MANAGERS)
-        with ctrl.lock:
-            return reports.estimate_accuracy(ctrl.store.db, day or ctrl.clock().date())
+        def read() -> dict[str, Any]:
+            with ctrl.store.reads.snapshot() as db:
+                return reports.estimate_accuracy(db, day or ctrl.clock().date())
+        return await asyncio.to_thread(read)
 
     return r
