@@ -83,7 +83,7 @@ def generate(data_dir: Path, tickets: int = TICKETS, per_day: int = PER_DAY, see
     hall = load_hall(DEMO)
     tz = ZoneInfo(hall.timezone)
     rng = random.Random(seed)
-    clock = ManualClock(dt.datetime.combine(first, dt.time(8, 55), tz))
+    clock = ManualClock(dt.datetime.combine(first, dt.time(8, 0), tz))
     ctrl, _ = open_hall(hall, data_dir, clock, durable=False)
     desk = CaseDesk(ctrl, hall_calendar(None), CaseRules.from_rules(hall.rules))
     desk.start()
