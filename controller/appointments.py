@@ -17,6 +17,7 @@ from controller.core import commands as c
 from controller.core.engine import Outcome
 from controller.core.errors import HallError
 from controller.hallcontroller import HallController
+from controller.store import appointment_book
 
 CODE_PREFIX = "APT-"
 # Check-in opens this long before the slot and closes this long after it.
@@ -67,16 +68,15 @@ class Appointments:
         citizen = self.ctrl.citizen(id_number, name) if id_number else None
         code = code or CODE_PREFIX + secrets.token_hex(5).upper()
         with self.ctrl.lock:
-            if self.db.execute("SELECT 1 FROM appointments WHERE code = ?", [code]).fetchone():
+            if appointment_book.exists(self.db, code):
                 raise HallError("appointment_exists")
-            self.db.execute(
-                "INSERT INTO appointments (code, service, slot, day, citizen_key, identity_sealed, "
-                "id_masked, name_masked, status, booked_at, booked_by) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?, ?)",
-                [code, service, slot.isoformat(), slot.date().isoformat(),
-                 citizen.key if citizen else None, citizen.sealed if citizen else None,
-                 citizen.id_masked if citizen else None, citizen.name_masked if citizen else None,
-                 self.ctrl.clock().isoformat(), actor])
+            appointment_book.book(self.db, {
+                "code": code, "service": service, "slot": slot.isoformat(),
+                "day": slot.date().isoformat(), "citizen_key": citizen.key if citizen else None,
+                "identity_sealed": citizen.sealed if citizen else None,
+                "id_masked": citizen.id_masked if citizen else None,
+                "name_masked": citizen.name_masked if citizen else None,
+                "booked_at": self.ctrl.clock().isoformat(), "booked_by": actor})
         self.ctrl.note(actor, "book_appointment", {"code": code, "service": service,
                                                    "slot": slot.isoformat()})
         return self.get(code)
@@ -84,22 +84,18 @@ class Appointments:
     def release(self, code: str) -> None:
         """Undo a check-in whose ticket was cancelled (it never printed)."""
         with self.ctrl.lock:
-            self.db.execute(
-                "UPDATE appointments SET status = 'booked', ticket_id = NULL WHERE code = ? AND "
-                "status = 'checked_in' AND ticket_id IN (SELECT id FROM tickets WHERE status = 'cancelled')",
-                [code])
+            appointment_book.release(self.db, code)
 
     def get(self, code: str) -> Appointment:
         with self.ctrl.lock:
-            rows = list(self.db.query("SELECT * FROM appointments WHERE code = ?", [code.strip()]))
-        if not rows:
+            row = appointment_book.get(self.db, code.strip())
+        if row is None:
             raise HallError("unknown_appointment")
-        return _from_row(rows[0])
+        return _from_row(row)
 
     def on_day(self, day: dt.date) -> list[Appointment]:
         with self.ctrl.lock:
-            return [_from_row(r) for r in self.db.query(
-                "SELECT * FROM appointments WHERE day = ? ORDER BY slot", [day.isoformat()])]
+            return [_from_row(r) for r in appointment_book.on_day(self.db, day.isoformat())]
 
     def check_in(self, code: str, actor: str) -> Outcome:
         """The citizen is here: issue the appointment ticket (once) within the check-in window."""
@@ -115,14 +111,12 @@ class Appointments:
                                                    f"请于 {appt.slot - EARLIEST:%H:%M} 后签到")
         if now > appt.slot + LATEST:
             raise HallError("appointment_expired", f"预约时段 {appt.slot:%H:%M} 已过，请重新取号")
-        sealed = self.db.execute("SELECT identity_sealed FROM appointments WHERE code = ?",
-                                 [appt.code]).fetchone()[0]
+        sealed = appointment_book.sealed_identity(self.db, appt.code)
         citizen = None
         if sealed:
             id_number, name = self.ctrl.sealer.open(sealed)
             citizen = self.ctrl.citizen(id_number, name)
         out = self.ctrl.execute(c.IssueTicket(appt.service, "appointment", citizen,
                                               appointment_at=appt.slot), actor)
-        self.db.execute("UPDATE appointments SET status = 'checked_in', ticket_id = ? "
-                        "WHERE code = ?", [out.ticket.id, appt.code])
+        appointment_book.checked_in(self.db, appt.code, out.ticket.id)
         return out
