@@ -216,3 +216,20 @@ def test_an_old_database_upgrades_to_the_compact_log_and_reads_back(tmp_path):
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         ctrl.store.db.execute("UPDATE commands SET name = 'x' WHERE id = 1")
     ctrl.store.close()
+
+
+def test_a_report_reads_one_snapshot_beside_the_hall_and_cannot_write(tmp_path):
+    """A report's reads see the hall as it was when the report began, while the hall goes on
+    committing; the report's connection cannot change anything."""
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    ctrl.execute(c.IssueTicket("A"), "kiosk")
+    with ctrl.store.reads.snapshot() as db:
+        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 1
+        ctrl.execute(c.IssueTicket("A"), "kiosk")  # the hall is not held up by the reader
+        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            db.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    with ctrl.store.reads.snapshot() as db:
+        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 2
+    ctrl.store.close()
