@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         measure(data_dir, hall, run)
     run.notes.append("The machine was shared with other work while measured (2 cores, several "
                      "test runs beside it): treat the times as upper bounds.")
+    run.notes.append("The reports still read every ticket of their span (no per-day summaries "
+                     "yet), so their time grows with the span; they no longer hold the hall's "
+                     "lock while they do (tests/test_reads_do_not_block.py).")
     if args.tickets != TICKETS:
         return 0  # a small pass only prints
     write_docs(DOCS, section(run, machine(), started, time.perf_counter() - t0, START, END,
