@@ -12,6 +12,7 @@ has no read-only open of its own.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import threading
 from pathlib import Path
@@ -76,3 +77,16 @@ class ReadOnly:
             opened, self._opened = self._opened, []
         for conn in opened:
             conn.close()
+
+
+def last_command_at(path: Path) -> dt.datetime | None:
+    """When the database at `path` last recorded a command, read without opening it for the
+    hall (no migration, no write): None if there is none, or no readable database."""
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        try:
+            row = conn.execute("SELECT at FROM commands ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.Error:
+            return None
+    return dt.datetime.fromisoformat(row[0]) if row else None
