@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser).
 DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk
 
-.PHONY: demo test test-privacy bench bench-core bench-calling bench-hallday soak faults fuzz deps-debian clean
+.PHONY: demo test test-privacy bench bench-core bench-calling bench-hallday bench-history soak faults fuzz deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-calling: $(STAMP) deps-debian
 # A simulated hall day: big-hall-rush's speed and the wait estimate against its baselines.
 bench-hallday: $(STAMP)
 	$(PY) -m bench.hallday
+
+# 200,000 tickets of history: report times, restart, bytes per ticket (several minutes)
+bench-history: $(STAMP)
+	$(PY) -m bench.history
 
 bench: bench-core bench-calling bench-hallday
 

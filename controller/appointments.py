@@ -17,6 +17,7 @@ from controller.core import commands as c
 from controller.core.engine import Outcome
 from controller.core.errors import HallError
 from controller.hallcontroller import HallController
+from controller.store import appointment_book
 
 CODE_PREFIX = "APT-"
 # Check-in opens this long before the slot and closes this long after it.
@@ -67,16 +68,15 @@ class Appointments:
         citizen = self.ctrl.citizen(id_number, name) if id_number else None
         code = code or CODE_PREFIX + secrets.token_hex(5).upper()
         def book() -> None:
-            if self.db.execute("SELECT 1 FROM appointments WHERE code = ?", [code]).fetchone():
+            if appointment_book.exists(self.db, code):
                 raise HallError("appointment_exists")
-            self.db.execute(
-                "INSERT INTO appointments (code, service, slot, day, citizen_key, identity_sealed, "
-                "id_masked, name_masked, status, booked_at, booked_by) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?, ?)",
-                [code, service, slot.isoformat(), slot.date().isoformat(),
-                 citizen.key if citizen else None, citizen.sealed if citizen else None,
-                 citizen.id_masked if citizen else None, citizen.name_masked if citizen else None,
-                 self.ctrl.clock().isoformat(), actor])
+            appointment_book.book(self.db, {
+                "code": code, "service": service, "slot": slot.isoformat(),
+                "day": slot.date().isoformat(), "citizen_key": citizen.key if citizen else None,
+                "identity_sealed": citizen.sealed if citizen else None,
+                "id_masked": citizen.id_masked if citizen else None,
+                "name_masked": citizen.name_masked if citizen else None,
+                "booked_at": self.ctrl.clock().isoformat(), "booked_by": actor})
         self.ctrl.run(book)
         self.ctrl.note(actor, "book_appointment", {"code": code, "service": service,
                                                    "slot": slot.isoformat()})
@@ -84,21 +84,17 @@ class Appointments:
 
     def release(self, code: str) -> None:
         """Undo a check-in whose ticket was cancelled (it never printed)."""
-        self.ctrl.run(lambda: self.db.execute(
-            "UPDATE appointments SET status = 'booked', ticket_id = NULL WHERE code = ? AND "
-            "status = 'checked_in' AND ticket_id IN (SELECT id FROM tickets WHERE status = 'cancelled')",
-            [code]))
+        self.ctrl.run(lambda: appointment_book.release(self.db, code))
 
     def get(self, code: str) -> Appointment:
-        rows = self.ctrl.run(lambda: list(self.db.query(
-            "SELECT * FROM appointments WHERE code = ?", [code.strip()])))
-        if not rows:
+        row = self.ctrl.run(lambda: appointment_book.get(self.db, code.strip()))
+        if row is None:
             raise HallError("unknown_appointment")
-        return _from_row(rows[0])
+        return _from_row(row)
 
     def on_day(self, day: dt.date) -> list[Appointment]:
-        return [_from_row(r) for r in self.ctrl.run(lambda: list(self.db.query(
-            "SELECT * FROM appointments WHERE day = ? ORDER BY slot", [day.isoformat()])))]
+        return [_from_row(r) for r in
+                self.ctrl.run(lambda: appointment_book.on_day(self.db, day.isoformat()))]
 
     def check_in(self, code: str, actor: str) -> Outcome:
         """The citizen is here: issue the appointment ticket (once) within the check-in window."""
@@ -114,8 +110,7 @@ class Appointments:
                                                    f"请于 {appt.slot - EARLIEST:%H:%M} 后签到")
         if now > appt.slot + LATEST:
             raise HallError("appointment_expired", f"预约时段 {appt.slot:%H:%M} 已过，请重新取号")
-        sealed = self.db.execute("SELECT identity_sealed FROM appointments WHERE code = ?",
-                                 [appt.code]).fetchone()[0]
+        sealed = appointment_book.sealed_identity(self.db, appt.code)
         citizen = None
         if sealed:
             id_number, name = self.ctrl.sealer.open(sealed)
@@ -125,7 +120,5 @@ class Appointments:
         ticket_id = out.ticket.id
         # in the ticket's own transaction: the ticket row is written there, and no check-in
         # is recorded for a ticket that never reached the disk
-        self.ctrl.also_write(lambda conn: conn.execute(
-            "UPDATE appointments SET status = 'checked_in', ticket_id = ? WHERE code = ?",
-            [ticket_id, appt.code]))
+        self.ctrl.also_write(lambda conn: appointment_book.checked_in(conn, appt.code, ticket_id))
         return out

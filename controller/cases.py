@@ -39,6 +39,7 @@ from controller.core.hall import Deadline
 from controller.core.workdays import WorkCalendar
 from controller.hallcontroller import HallController
 from controller.privacy import PURGED
+from controller.store import casebook
 from vocabulary import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ class CaseDesk:
         self.calendar = calendar
         self.rules = rules
         self._unsubscribe: Any = None
+        # a bad review the desk failed to act on live: the high-water mark stays where it was,
+        # so the next start's catch-up finds it
+        self._missed = False
 
     @property
     def db(self):
@@ -119,25 +123,38 @@ class CaseDesk:
     def _on_event(self, event_id: int, event: Event) -> None:
         # Runs on the hall thread, after the evaluation is committed: opening the case is
         # a few rows, cheap enough to do here rather than in a thread.
-        if isinstance(event, TicketEvaluated):
-            self.bad_review(event)
+        if not isinstance(event, TicketEvaluated):
+            return
+        try:
+            acted = self.bad_review(event) is not None or self._is_bad(event)
+        except BaseException:
+            self._missed = True
+            raise
+        if acted and not self._missed:
+            casebook.mark_seen(self.db, event_id)
 
     def catch_up(self) -> int:
-        """Cases for evaluations in the event log that have neither a case nor an anonymous row."""
+        """Cases for evaluations given since the desk last looked (a bad review given while it
+        was down, or just before a crash): the event log after the recorded high-water mark,
+        not the whole history."""
         def catch_up() -> int:
-            rows = list(self.db.query(
-                "SELECT * FROM events WHERE kind = ? AND ticket_id IS NOT NULL "
-                "AND ticket_id NOT IN (SELECT ticket_id FROM cases WHERE kind = 'bad_review') "
-                "AND ticket_id NOT IN (SELECT ticket_id FROM anonymous_bad_reviews) ORDER BY id",
-                [TICKET_EVALUATED]))
+            seen = casebook.seen_until(self.db)
+            upto = casebook.last_event_id(self.db)
+            rows = list(casebook.events_of_kind_after(self.db, TICKET_EVALUATED, seen))
             opened = 0
             for r in rows:
                 event = from_row(r["kind"], r["at"], r["window"], r["ticket_id"],
                                  json.loads(r["data"]))
                 if isinstance(event, TicketEvaluated) and self.bad_review(event) is not None:
                     opened += 1
+            if upto > seen:
+                casebook.mark_seen(self.db, upto)
             return opened
         return self.ctrl.run(catch_up)
+
+    @staticmethod
+    def _is_bad(event: TicketEvaluated) -> bool:
+        return event.bad and event.ticket is not None
 
     # -- opening -----------------------------------------------------------------
 
@@ -145,13 +162,13 @@ class CaseDesk:
         """A `ticket_evaluated` event: a callback case for a real-name bad review, a counted
         anonymous row for an anonymous one, nothing for any other grade."""
         grade, channel = event.grade, event.channel
-        if not event.bad or event.ticket is None:
+        if not self._is_bad(event):
             return None
         return self.ctrl.run(lambda: self._open_bad_review(event, grade, channel))
 
     def _open_bad_review(self, event: TicketEvaluated, grade: int | str,
                          channel: str | None) -> Case | None:
-        if self._bad_review_seen(event.ticket):
+        if casebook.bad_review_seen(self.db, event.ticket):
             return None
         ticket = self.ctrl.state.tickets.get(event.ticket) or self.ctrl.store.ticket(event.ticket)
         sealed = ticket.identity_sealed if ticket else None
@@ -162,12 +179,10 @@ class CaseDesk:
         staff = event.staff or (ticket.staff_id if ticket else None)
         service = event.service or (ticket.service if ticket else None)
         if sealed is None:
-            self.db.execute(
-                "INSERT OR IGNORE INTO anonymous_bad_reviews "
-                "(ticket_id, at, day, grade, channel, window, staff_id, service) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [event.ticket, event.at.isoformat(), event.at.date().isoformat(), grade,
-                 channel, window, staff, service])
+            casebook.count_anonymous(self.db, {
+                "ticket_id": event.ticket, "at": event.at.isoformat(),
+                "day": event.at.date().isoformat(), "grade": grade, "channel": channel,
+                "window": window, "staff_id": staff, "service": service})
             self.ctrl.note(SYSTEM, "anonymous_bad_review",
                            {"ticket": event.ticket, "grade": grade, "window": window})
             return None
@@ -186,12 +201,6 @@ class CaseDesk:
                                             "no_contact": no_contact(case)})
         self._missing_years(case, missing)
         return case
-
-    def _bad_review_seen(self, ticket_id: str) -> bool:
-        return bool(self.db.execute(
-            "SELECT 1 FROM cases WHERE kind = 'bad_review' AND ticket_id = ? UNION ALL "
-            "SELECT 1 FROM anonymous_bad_reviews WHERE ticket_id = ?",
-            [ticket_id, ticket_id]).fetchone())
 
     def open_complaint(self, source: str, description: str, actor: str, window: int | None = None,
                        staff_id: str | None = None, service: str | None = None,
@@ -256,26 +265,17 @@ class CaseDesk:
     # -- reading ------------------------------------------------------------------
 
     def get(self, case_id: str) -> Case:
-        row = self.ctrl.run(lambda: self.db.execute(
-            "SELECT body FROM cases WHERE id = ?", [case_id]).fetchone())
-        if row is None:
+        body = self.ctrl.run(lambda: casebook.case_body(self.db, case_id))
+        if body is None:
             raise CaseError("unknown_case")
-        return case_from_json(json.loads(row[0]))
+        return case_from_json(body)
 
     def list(self, state: str | None = None, overdue_only: bool = False,
              kind: str | None = None, now: dt.datetime | None = None) -> list[Case]:
         """Cases, overdue first, then by the next deadline they have to meet."""
-        where, params = [], []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        sql = "SELECT body FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
         now = now or self.ctrl.clock()
-        cases = [case_from_json(json.loads(r[0]))
-                 for r in self.ctrl.run(lambda: self.db.execute(sql, params).fetchall())]
+        cases = [case_from_json(b) for b in
+                 self.ctrl.run(lambda: casebook.case_bodies(self.db, state, kind))]
         late = {c.id for c, _ in overdue(cases, now)}
         if overdue_only:
             cases = [c for c in cases if c.id in late]
@@ -290,16 +290,15 @@ class CaseDesk:
         """Audit rows `case_overdue`, once per case and deadline, for deadlines now passed.
         Call it periodically (the ticker); returns the (case, deadline) newly alerted."""
         def sweep() -> list[tuple[str, str]]:
-            open_cases = [case_from_json(json.loads(r[0])) for r in self.db.execute(
-                "SELECT body FROM cases WHERE state != ?", [str(CaseState.CLOSED)])]
-            done = {(r[0], r[1]) for r in self.db.execute("SELECT case_id, deadline FROM case_alerts")}
+            open_cases = [case_from_json(b) for b in
+                          casebook.case_bodies(self.db, not_state=str(CaseState.CLOSED))]
+            done = casebook.alerts_done(self.db)
             new: list[tuple[str, str]] = []
             for case, field in overdue(open_cases, now):
                 if (case.id, field) in done:
                     continue
                 due = getattr(case, field)
-                self.db.execute("INSERT INTO case_alerts (case_id, deadline, due, alerted_at) "
-                                "VALUES (?, ?, ?, ?)", [case.id, field, due.isoformat(), now.isoformat()])
+                casebook.record_alert(self.db, case.id, field, due, now)
                 self.ctrl.note(SYSTEM, "case_overdue", {"case": case.id, "deadline": field,
                                                         "due": due.isoformat(), "state": str(case.state),
                                                         "staff": case.staff_id, "assignee": case.assignee})
@@ -312,16 +311,9 @@ class CaseDesk:
         keep at 100% (001 6.5.2.1), anonymous bad reviews, complaints and overdue cases."""
         span = [day_from.isoformat(), day_to.isoformat()]
         now = now or self.ctrl.clock()
-
-        def read() -> tuple[list[Any], int, int]:
-            return (self.db.execute("SELECT body FROM cases WHERE day BETWEEN ? AND ?", span).fetchall(),
-                    self.db.execute("SELECT COUNT(*) FROM anonymous_bad_reviews "
-                                    "WHERE day BETWEEN ? AND ?", span).fetchone()[0],
-                    self.db.execute(
-                        "SELECT COUNT(DISTINCT case_id) FROM case_alerts JOIN cases ON cases.id = case_id "
-                        "WHERE cases.day BETWEEN ? AND ?", span).fetchone()[0])
-        rows, anonymous, alerted = self.ctrl.run(read)
-        cases = [case_from_json(json.loads(r[0])) for r in rows]
+        bodies, anonymous, alerted = self.ctrl.run(
+            lambda: casebook.figures_rows(self.db, day_from, day_to))
+        cases = [case_from_json(b) for b in bodies]
         closed, total, rate = callback_rate(cases)
         unreachable = sum(1 for c in cases if no_contact(c))
         return {
@@ -408,22 +400,20 @@ class CaseDesk:
 
     def _next_id(self, kind: CaseKind, now: dt.datetime) -> str:
         prefix = f"{_ID_PREFIX[kind]}{now:%Y%m%d}-"
-        row = self.db.execute("SELECT MAX(id) FROM cases WHERE id LIKE ?", [prefix + "%"]).fetchone()
-        last = int(row[0].rsplit("-", 1)[1]) if row and row[0] else 0
+        found = casebook.last_case_id(self.db, prefix)
+        last = int(found.rsplit("-", 1)[1]) if found else 0
         return f"{prefix}{last + 1:03d}"
 
     def _save(self, case: Case, now: dt.datetime) -> None:
-        body = json.dumps(case_to_json(case), ensure_ascii=False)
-        self.db.execute(
-            "INSERT INTO cases (id, kind, state, source, opened_at, day, staff_id, window, service, "
-            "ticket_id, assignee, callback_due, rectify_due, feedback_due, resolve_due, updated_at, "
-            "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, assignee = excluded.assignee, "
-            "updated_at = excluded.updated_at, body = excluded.body",
-            [case.id, str(case.kind), str(case.state), str(case.source), case.opened_at.isoformat(),
-             case.opened_at.date().isoformat(), case.staff_id, case.window, case.service,
-             case.ticket_id, case.assignee, plain(case.callback_due), plain(case.rectify_due),
-             plain(case.feedback_due), plain(case.resolve_due), now.isoformat(), body])
+        casebook.save_case(self.db, {
+            "id": case.id, "kind": str(case.kind), "state": str(case.state),
+            "source": str(case.source), "opened_at": case.opened_at.isoformat(),
+            "day": case.opened_at.date().isoformat(), "staff_id": case.staff_id,
+            "window": case.window, "service": case.service, "ticket_id": case.ticket_id,
+            "assignee": case.assignee, "callback_due": plain(case.callback_due),
+            "rectify_due": plain(case.rectify_due), "feedback_due": plain(case.feedback_due),
+            "resolve_due": plain(case.resolve_due), "updated_at": now.isoformat(),
+            "body": json.dumps(case_to_json(case), ensure_ascii=False)})
 
 
 def _who(actor: str) -> str:

@@ -4,7 +4,6 @@ passwords; rotate the key that seals personal data, purge personal data past its
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import getpass
 import importlib.metadata
@@ -39,6 +38,7 @@ from controller.privacy import IdentitySealer, load_secret
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
+from controller.store.reading import last_command_at
 from controller.store.sessions import SessionStore
 
 DB_NAME = "hall.sqlite3"
@@ -58,15 +58,7 @@ def open_hall(hall: Hall, data_dir: Path, clock,
 
 def _last_recorded(data_dir: Path) -> dt.datetime | None:
     """When the hall's database last recorded a command, if it has one."""
-    path = data_dir / DB_NAME
-    if not path.exists():
-        return None
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-        try:
-            row = db.execute("SELECT at FROM commands ORDER BY id DESC LIMIT 1").fetchone()
-        except sqlite3.Error:
-            return None
-    return dt.datetime.fromisoformat(row[0]) if row else None
+    return last_command_at(data_dir / DB_NAME)
 
 
 def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):

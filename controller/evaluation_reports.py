@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from typing import Any, Iterable
 
 import sqlite_utils
@@ -43,6 +42,7 @@ from controller.core.case_supervision import assessment_points, callback_rate, o
 from controller.core.evaluation import cut_short
 from controller.core.hall import EVALUATION_GRADES
 from vocabulary import SYSTEM_DEFAULT
+from controller.store import history
 
 SATISFIED = EVALUATION_GRADES[:3]  # 非常满意, 满意, 基本满意
 GROUPINGS = ("window", "staff", "service", "day", "month")
@@ -87,8 +87,6 @@ def _rectified(case: Case) -> bool:
     return state in STATE_ORDER and STATE_ORDER.index(state) >= STATE_ORDER.index(CaseState.RECTIFIED)
 
 
-def _cases(db: sqlite_utils.Database, sql: str, params: list[Any]) -> list[Case]:
-    return [case_from_json(json.loads(r["body"])) for r in db.query(sql, params)]
 
 
 def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date, by: str,
@@ -101,30 +99,22 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     span = [day_from.isoformat(), day_to.isoformat()]
-    visits = list(db.query(
-        f"SELECT id, {_KEY[by]} AS key, grade, grade_channel, id_masked FROM tickets "
-        "WHERE status = 'finished' AND day BETWEEN ? AND ? ORDER BY key, id", span))
+    visits = list(history.visits_by(db, _KEY[by], span))
     groups: dict[Any, list[dict[str, Any]]] = {}
     for v in visits:
         groups.setdefault(v["key"], []).append(v)
 
-    cut = {r["ticket_id"] for r in db.query(
-        "SELECT ticket_id, json_extract(data, '$.reason') AS reason FROM events "
-        "WHERE kind = 'evaluation_ended' AND ticket_id IN (SELECT id FROM tickets "
-        "WHERE status = 'finished' AND day BETWEEN ? AND ?)", span) if cut_short(r["reason"])}
+    cut = {ticket for ticket, reason in history.evaluation_ends(db, span) if cut_short(reason)}
 
-    has_cases = "cases" in db.table_names()
+    has_cases = history.has_cases(db)
     cases_by_ticket: dict[str, Case] = {}
     complaints: dict[Any, list[Case]] = {}
     if has_cases:
         now = now or dt.datetime.now(dt.timezone.utc)
-        for case in _cases(db, "SELECT body FROM cases WHERE kind = 'bad_review' AND ticket_id IN "
-                               "(SELECT id FROM tickets WHERE status = 'finished' "
-                               "AND day BETWEEN ? AND ?)", span):
+        for case in map(case_from_json, history.bad_review_cases(db, span)):
             cases_by_ticket[case.ticket_id] = case  # type: ignore[index]
-        for r in db.query(f"SELECT {_KEY[by]} AS key, body FROM cases "
-                          "WHERE kind = 'complaint' AND day BETWEEN ? AND ?", span):
-            complaints.setdefault(r["key"], []).append(case_from_json(json.loads(r["body"])))
+        for key, body in history.complaints_by(db, _KEY[by], span):
+            complaints.setdefault(key, []).append(case_from_json(body))
     month = day_to.strftime("%Y-%m")
 
     rows: list[dict[str, Any]] = []
@@ -158,7 +148,7 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
             if by == "staff":
                 row["assessment_month"] = month
                 row["assessment_points"] = assessment_points(
-                    _cases(db, "SELECT body FROM cases WHERE staff_id = ?", [key]), key, month)
+                    [case_from_json(b) for b in history.cases_of_staff(db, key)], key, month)
         if by == "staff":
             row["satisfaction_points"] = satisfaction_points(satisfied, len(real))
         rows.append(row)
@@ -179,11 +169,7 @@ def grade_export(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date,
     codes = GRADE_CODES[mapping]
     channels = DEFAULT_CHANNEL_CODES if channel_codes is None else channel_codes
     rows = []
-    for t in db.query(
-            "SELECT id, day, service, window, staff_id, finished_at, graded_at, grade, "
-            "grade_channel, id_masked, name_masked FROM tickets WHERE status = 'finished' "
-            "AND grade IS NOT NULL AND day BETWEEN ? AND ? ORDER BY day, graded_at, id",
-            [day_from.isoformat(), day_to.isoformat()]):
+    for t in history.graded_visits(db, [day_from.isoformat(), day_to.isoformat()]):
         if t["grade_channel"] not in channels:
             raise ValueError(f"no upload code for the evaluation channel {t['grade_channel']!r}")
         rows.append({

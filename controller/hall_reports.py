@@ -23,6 +23,7 @@ from controller import evaluation_reports as er
 from controller.core.hall import Hall, TimeSpan
 from controller.core.hours import closing_time
 from controller.core.workdays import WorkCalendar
+from controller.store import history
 
 GROUPINGS = ("service", "day", "month", "staff", "window")
 NO_SHOW, CANCELLED, FINISHED = "no_show", "cancelled", "finished"
@@ -60,20 +61,14 @@ def _spread(name: str, values: list[float]) -> dict[str, float | None]:
 
 def _missed_at(db: sqlite_utils.Database, span: list[str]) -> dict[str, int]:
     """The window that marked each final 过号: the ticket itself forgets it."""
-    return {r["ticket_id"]: r["window"] for r in db.query(
-        "SELECT ticket_id, window FROM events WHERE kind = 'ticket_missed' AND ticket_id IN "
-        "(SELECT id FROM tickets WHERE status = 'no_show' AND day BETWEEN ? AND ?) ORDER BY id",
-        span)}
+    return history.missed_at(db, span)
 
 
 def _out_of_order_calls(db: sqlite_utils.Database, span: list[str]) -> dict[str, int]:
     """Numbers each member of staff called out of order (叫指定号, 004 行为规范 3), by the
     call's own record: the ticket keeps only its last call."""
     counts: dict[str, int] = {}
-    for r in db.query(
-            "SELECT data FROM events WHERE kind = 'ticket_called' AND ticket_id IN "
-            "(SELECT id FROM tickets WHERE day BETWEEN ? AND ?) ORDER BY id", span):
-        data = json.loads(r["data"]) if r["data"] else {}
+    for data in history.calls_of_days(db, span):
         if data.get("out_of_order"):
             counts[data.get("staff")] = counts.get(data.get("staff"), 0) + 1
     return counts
@@ -122,9 +117,7 @@ def hall_figures(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_t
         return t["staff_id" if by == "staff" else by]
 
     groups: dict[Any, list[dict[str, Any]]] = {}
-    for t in db.query("SELECT id, day, service, window, staff_id, status, transfers, issued_at, "
-                      "called_at, finished_at FROM tickets WHERE day BETWEEN ? AND ? "
-                      "ORDER BY day, id", span):
+    for t in history.tickets_of_days(db, span):
         groups.setdefault(key(t), []).append(t)
     out_of_order = _out_of_order_calls(db, span) if by == "staff" else {}
     for k in out_of_order:  # a call counts against its caller, who may hold no ticket now
@@ -180,14 +173,9 @@ def overtime_register(db: sqlite_utils.Database, hall: Hall, day_from: dt.date,
     """
     tz = ZoneInfo(hall.timezone)
     span = [day_from.isoformat(), day_to.isoformat()]
-    day_end = {r["ticket_id"] for r in db.query(
-        "SELECT ticket_id FROM events WHERE kind = 'ticket_finished' "
-        "AND json_extract(data, '$.reason') = 'day_end' AND ticket_id IN "
-        "(SELECT id FROM tickets WHERE status = 'finished' AND day BETWEEN ? AND ?)", span)}
+    day_end = history.day_end_finishes(db, span)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for t in db.query("SELECT id, label, day, window, staff_id, finished_at FROM tickets "
-                      "WHERE status = 'finished' AND day BETWEEN ? AND ? "
-                      "ORDER BY day, finished_at, id", span):
+    for t in history.finished_tickets(db, span):
         day = dt.date.fromisoformat(t["day"])
         closing = closing_time(hall, day)
         if closing is None:
@@ -233,9 +221,7 @@ def _logins(db: sqlite_utils.Database, tz: ZoneInfo, day_from: dt.date,
     lo, hi = day_from - dt.timedelta(days=1), day_to + dt.timedelta(days=2)
     opened: dict[int, tuple[str, dt.datetime]] = {}
     out: list[_Login] = []
-    for e in db.query("SELECT at, kind, window, data FROM events WHERE kind IN "
-                      "('window_opened', 'window_closed') AND at >= ? AND at < ? ORDER BY id",
-                      [lo.isoformat(), hi.isoformat()]):
+    for e in history.window_logins(db, lo.isoformat(), hi.isoformat()):
         data = json.loads(e["data"])
         at = _at(e["at"], tz)
         if e["kind"] == "window_opened":

@@ -28,7 +28,6 @@ mean nothing once its old key file is deleted.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from controller.privacy import (
     KEY_FILE, NEW_KEY_FILE, PURGED, PURGED_ID_MASK, PURGED_NAME_MASK, IdentitySealer, new_secret,
     read_secret, write_secret,
 )
+from controller.store import personal
 from controller.store.hallstore import HallStore
 
 _OPEN = tuple(str(s) for s in OPEN_STATUSES)
@@ -67,51 +67,24 @@ def purge(store: HallStore, now: dt.datetime, days: int, actor: str,
     `audit_nothing=False`: a purge that found nothing writes no row (the daily run)."""
     cutoff = now - dt.timedelta(days=days)
     before = cutoff.date().isoformat()
-    with store.lock:
-        conn = store.db.conn
-        secure = conn.execute("PRAGMA secure_delete").fetchone()[0]
-        conn.execute("PRAGMA secure_delete = ON")  # freed bytes are zeroed, not left on disk
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            tickets = conn.execute(
-                "UPDATE tickets SET identity_sealed = NULL, phone_sealed = NULL, citizen_key = NULL, "
-                "id_masked = CASE WHEN id_masked IS NULL THEN NULL ELSE ? END, "
-                "name_masked = CASE WHEN name_masked IS NULL THEN NULL ELSE ? END "
-                f"WHERE day < ? AND status NOT IN ({', '.join('?' for _ in _OPEN)}) AND ("
-                "identity_sealed IS NOT NULL OR phone_sealed IS NOT NULL OR citizen_key IS NOT NULL "
-                "OR id_masked != ? OR name_masked != ?)",
-                [PURGED_ID_MASK, PURGED_NAME_MASK, before, *_OPEN, PURGED_ID_MASK,
-                 PURGED_NAME_MASK]).rowcount
-            appointments = conn.execute(
-                "UPDATE appointments SET identity_sealed = NULL, citizen_key = NULL, "
-                "id_masked = CASE WHEN id_masked IS NULL THEN NULL ELSE ? END, "
-                "name_masked = CASE WHEN name_masked IS NULL THEN NULL ELSE ? END "
-                "WHERE day < ? AND (identity_sealed IS NOT NULL OR citizen_key IS NOT NULL "
-                "OR id_masked != ? OR name_masked != ?)",
-                [PURGED_ID_MASK, PURGED_NAME_MASK, before, PURGED_ID_MASK,
-                 PURGED_NAME_MASK]).rowcount
-            cases = 0
-            for case_id, updated_at, body in conn.execute(
-                    "SELECT id, updated_at, body FROM cases WHERE state = 'closed'").fetchall():
-                if dt.datetime.fromisoformat(updated_at) >= cutoff:
-                    continue
-                data = json.loads(body)
-                if not _purge_case(data):
-                    continue
-                # updated_at stays: it is when the case was closed, and the purge is no step of it
-                conn.execute("UPDATE cases SET body = ? WHERE id = ?",
-                             [json.dumps(data, ensure_ascii=False), case_id])
-                cases += 1
-            done = Purged(tickets, appointments, cases)
-            if done.total or audit_nothing:
-                store._log_command(now, actor, "personal_data_purged",
-                                   {"days": days, "before": before, **asdict(done)}, "ok", None)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.execute(f"PRAGMA secure_delete = {int(secure)}")
+    # freed bytes are zeroed, not left on disk
+    with store.lock, personal.secure_transaction(store) as conn:
+        tickets = personal.purge_tickets(conn, before, _OPEN, PURGED_ID_MASK, PURGED_NAME_MASK)
+        appointments = personal.purge_appointments(conn, before, PURGED_ID_MASK,
+                                                   PURGED_NAME_MASK)
+        cases = 0
+        for case_id, updated_at, data in personal.closed_cases(conn):
+            if dt.datetime.fromisoformat(updated_at) >= cutoff:
+                continue
+            if not _purge_case(data):
+                continue
+            # updated_at stays: it is when the case was closed, and the purge is no step of it
+            personal.rewrite_case(conn, case_id, data)
+            cases += 1
+        done = Purged(tickets, appointments, cases)
+        if done.total or audit_nothing:
+            store._log_command(now, actor, "personal_data_purged",
+                               {"days": days, "before": before, **asdict(done)}, "ok", None)
     return done
 
 
@@ -175,7 +148,7 @@ def rotate_key(data_dir: Path, db_name: str, now: dt.datetime, actor: str) -> Ro
             pending.unlink()  # rolled back: the database is still sealed with the old key
             raise
         # the old ciphertexts leave the WAL for the zeroed pages of the main file
-        store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        personal.truncate_wal(store)
     finally:
         store.db.conn.close()
     return Rotation(*counts, _swap_key_files(data_dir, now))
@@ -194,15 +167,7 @@ def _swap_key_files(data_dir: Path, now: dt.datetime) -> Path:
 
 
 def _sealed_values(store: HallStore):
-    db = store.db.conn
-    for row in db.execute("SELECT identity_sealed, phone_sealed FROM tickets "
-                          "WHERE identity_sealed IS NOT NULL OR phone_sealed IS NOT NULL"):
-        yield from (v for v in row if v is not None)
-    for (v,) in db.execute("SELECT identity_sealed FROM appointments WHERE identity_sealed IS NOT NULL"):
-        yield v
-    for (body,) in db.execute("SELECT body FROM cases"):
-        data = json.loads(body)
-        yield from (data[n] for n in ("identity_sealed", "phone_sealed") if data.get(n) not in (None, PURGED))
+    return (v for v in personal.sealed_values(store.db.conn) if v != PURGED)
 
 
 def _sealed_with(store: HallStore, *sealers: IdentitySealer) -> IdentitySealer | None:
@@ -220,8 +185,6 @@ def _sealed_with(store: HallStore, *sealers: IdentitySealer) -> IdentitySealer |
 
 def _reseal(store: HallStore, old: IdentitySealer, new: IdentitySealer, now: dt.datetime,
             actor: str) -> tuple[int, int]:
-    conn = store.db.conn
-    conn.execute("PRAGMA secure_delete = ON")
     sealed = keys = 0
 
     def again(value: str | None) -> str | None:
@@ -239,33 +202,19 @@ def _reseal(store: HallStore, old: IdentitySealer, new: IdentitySealer, now: dt.
         keys += 1
         return new.key(old.open(identity)[0])
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for tid, key, identity, phone in conn.execute(
-                "SELECT id, citizen_key, identity_sealed, phone_sealed FROM tickets WHERE "
-                "citizen_key IS NOT NULL OR identity_sealed IS NOT NULL OR phone_sealed IS NOT NULL"
-        ).fetchall():
-            conn.execute("UPDATE tickets SET citizen_key = ?, identity_sealed = ?, phone_sealed = ? "
-                         "WHERE id = ?", [rekey(key, identity), again(identity), again(phone), tid])
-        for code, key, identity in conn.execute(
-                "SELECT code, citizen_key, identity_sealed FROM appointments WHERE "
-                "citizen_key IS NOT NULL OR identity_sealed IS NOT NULL").fetchall():
-            conn.execute("UPDATE appointments SET citizen_key = ?, identity_sealed = ? WHERE code = ?",
-                         [rekey(key, identity), again(identity), code])
-        for case_id, body in conn.execute("SELECT id, body FROM cases").fetchall():
-            data = json.loads(body)
+    with personal.secure_transaction(store) as conn:
+        for tid, key, identity, phone in personal.sealed_tickets(conn):
+            personal.reseal_ticket(conn, tid, rekey(key, identity), again(identity), again(phone))
+        for code, key, identity in personal.sealed_appointments(conn):
+            personal.reseal_appointment(conn, code, rekey(key, identity), again(identity))
+        for case_id, data in personal.all_cases(conn):
             if all(data.get(n) is None for n in ("citizen_key", "identity_sealed", "phone_sealed")):
                 continue
             data["citizen_key"] = rekey(data.get("citizen_key"), data.get("identity_sealed"))
             data["identity_sealed"] = again(data.get("identity_sealed"))
             data["phone_sealed"] = again(data.get("phone_sealed"))
-            conn.execute("UPDATE cases SET body = ? WHERE id = ?",
-                         [json.dumps(data, ensure_ascii=False), case_id])
+            personal.rewrite_case(conn, case_id, data)
         store._log_command(now, actor, "secret_key_rotated", {"sealed": sealed, "keys": keys},
                            "ok", None)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return sealed, keys
 

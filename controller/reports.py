@@ -7,6 +7,8 @@ from typing import Any
 
 import sqlite_utils
 
+from controller.store import history
+
 
 def estimate_accuracy(db: sqlite_utils.Database, day: dt.date) -> dict[str, Any]:
     """How well the waits printed on tickets matched the waits citizens had.
@@ -15,9 +17,7 @@ def estimate_accuracy(db: sqlite_utils.Database, day: dt.date) -> dict[str, Any]
     printed P50 against the actual wait (issue to first call), and how often
     the actual wait fell inside the printed P10-P90 range.
     """
-    rows = list(db.query(
-        "SELECT service, issued_at, called_at, eta_p10, eta_p50, eta_p90 FROM tickets "
-        "WHERE day = ? AND called_at IS NOT NULL AND eta_p50 IS NOT NULL", [day.isoformat()]))
+    rows = list(history.estimated_waits(db, day.isoformat()))
     by_service: dict[str, list[tuple[float, float, float, float]]] = {}
     for r in rows:
         waited = (dt.datetime.fromisoformat(r["called_at"])

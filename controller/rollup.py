@@ -38,6 +38,7 @@ from controller.core.assessment import MonthFigures, score
 from controller.core.callbacks import CaseKind
 from controller.core.hall import Hall, StaffRole
 from controller.core.workdays import WorkCalendar
+from controller.store import history
 
 # the kinds of window event that end a pause: staff are back, or someone covers the window
 _PAUSE_ENDS = ("window_resumed", "window_closed", "window_opened", "ticket_called")
@@ -101,8 +102,7 @@ def absences(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to: d
     paused: dict[int, tuple[str, dt.datetime]] = {}
     pauses: list[tuple[str, int, dt.datetime, dt.datetime]] = []
     logouts: list[tuple[str, int, dt.datetime]] = []
-    for e in db.query("SELECT at, kind, window, data FROM events WHERE window IS NOT NULL "
-                      "AND at >= ? AND at < ? ORDER BY id", [lo.isoformat(), hi.isoformat()]):
+    for e in history.window_events(db, lo.isoformat(), hi.isoformat()):
         at = hr._at(e["at"], tz)
         data = json.loads(e["data"])
         other = data.get("staff") not in (None, paused.get(e["window"], (None,))[0])
@@ -143,11 +143,10 @@ def absences(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to: d
 def _cases(db: sqlite_utils.Database, month: str) -> dict[str, dict[CaseKind, int]]:
     """Verified (justified) bad reviews and complaints per staff member, by opening month."""
     counts: dict[str, dict[CaseKind, int]] = {}
-    if "cases" not in db.table_names():
+    if not history.has_cases(db):
         return counts
-    for r in db.query("SELECT body FROM cases WHERE staff_id IS NOT NULL AND substr(day, 1, 7) = ?",
-                      [month]):
-        case = case_from_json(json.loads(r["body"]))
+    for body in history.staff_cases_of_month(db, month):
+        case = case_from_json(body)
         if case.justified is True and case.staff_id:
             mine = counts.setdefault(case.staff_id, {})
             mine[case.kind] = mine.get(case.kind, 0) + 1
@@ -161,9 +160,7 @@ def _out_of_order(db: sqlite_utils.Database, hall: Hall, day_from: dt.date,
     logins = hr._logins(db, tz, day_from, day_to)
     lo, hi = day_from - dt.timedelta(days=1), day_to + dt.timedelta(days=2)
     counts: dict[str, int] = {}
-    for e in db.query("SELECT at, window, data FROM events WHERE kind = 'ticket_called' "
-                      "AND at >= ? AND at < ? AND data LIKE '%out_of_order%'",
-                      [lo.isoformat(), hi.isoformat()]):
+    for e in history.out_of_order_calls(db, lo.isoformat(), hi.isoformat()):
         if not json.loads(e["data"]).get("out_of_order"):
             continue
         at = hr._at(e["at"], tz)

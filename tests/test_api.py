@@ -238,8 +238,9 @@ def test_calling_a_number_out_of_order_is_audited_and_streamed(hall):
         assert r.json()["ticket"]["number"] == "A003"
         audit = list(hall.ctrl.store.query(
             "SELECT actor, args FROM commands WHERE name = 'call_number'"))
-        assert audit == [{"actor": "staff:s1", "args": '{"window": 1, "number": "A003", '
-                                                       '"reason": "过号返回", "note": null}'}]
+        assert [{**a, "args": json.loads(a["args"])} for a in audit] == [
+            {"actor": "staff:s1",
+             "args": {"window": 1, "number": "A003", "reason": "过号返回", "note": None}}]
         called = [e for _, e in hall.ctrl.store.events_after(0) if e["kind"] == "ticket_called"]
         assert called[-1]["data"]["out_of_order"] is True
         bad = api.post("/api/v1/windows/1/call-number", headers=staff,

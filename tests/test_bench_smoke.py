@@ -24,3 +24,12 @@ def test_bench_calling_quick_runs():
                        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "keypad to window bar p99, 300 windows" in r.stdout
+
+
+def test_bench_history_small_runs():
+    r = subprocess.run([sys.executable, "-m", "bench.history", "--tickets", "300", "--per-day", "150"],
+                       cwd=ROOT, timeout=180, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    for figure in ("the month's hall report", "restart to serving", "bytes per ticket on disk"):
+        assert figure in r.stdout

@@ -21,6 +21,7 @@ from controller.core.callbacks import (
     RecordCallback, Rectify, Verify,
 )
 from controller.core.hall import Staff, StaffRole, WindowKind
+from controller.store import casebook
 from controller.web.app import create_app
 from controller.workdays_data import hall_calendar
 from tests.halls import PIN_HASH, TZ, at, small_hall
@@ -191,6 +192,36 @@ def test_anonymous_bad_review_is_counted_without_a_case(make_hall):
     figures = h.desk.figures(day, day)
     assert figures["anonymous_bad_reviews"] == 1
     assert figures["bad_reviews"] == 0 and figures["callback_rate"] is None
+
+
+def test_a_bad_review_given_just_before_a_crash_gets_its_case_after_restart(make_hall):
+    day = dt.date(2025, 9, 30)
+    h = make_hall(at("10:00", day))
+    first = h.bad_review(at("10:00", day))
+    h.bad_review(at("10:20", day), grade="满意")
+    h.desk.stop()  # the controller dies between committing the grade and opening its case
+    lost = h.bad_review(at("10:40", day))
+    assert [c.ticket_id for c in h.desk.list()] == [first]
+
+    h.close()
+    h.ctrl, h.sessions = open_hall(h.hall, h.dir, h.clock)
+    h.desk = CaseDesk(h.ctrl, hall_calendar(None), CaseRules.from_rules(h.hall.rules))
+    h.desk.start()
+    assert sorted(c.ticket_id for c in h.desk.list()) == sorted([first, lost])
+    assert len(h.notes("case_open")) == 2  # the first case was not opened twice
+    # the next start reads only what came after this one: the mark is at the log's end
+    with h.ctrl.lock:
+        assert casebook.seen_until(h.ctrl.store.db) == h.ctrl.store.last_event_id()
+
+
+def test_the_desk_remembers_how_far_it_has_read_as_bad_reviews_come_in(make_hall):
+    day = dt.date(2025, 9, 30)
+    h = make_hall(at("10:00", day))
+    h.bad_review(at("10:00", day))
+    evaluated = h.ctrl.store.query(
+        "SELECT MAX(id) AS id FROM events WHERE kind = 'ticket_evaluated'")[0]["id"]
+    with h.ctrl.lock:
+        assert casebook.seen_until(h.ctrl.store.db) == evaluated
 
 
 def test_good_and_system_default_grades_open_nothing(make_hall):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -164,7 +165,8 @@ def test_unevaluated_visits_get_the_default_grade_after_the_period(tmp_path):
     assert (a2.grade, a2.grade_channel) == ("基本满意", "system_default")
     assert ctrl.apply_default_grades() == 0  # once
     audit = list(ctrl.store.query("SELECT actor, args FROM commands WHERE name = 'default_grades'"))
-    assert audit == [{"actor": "system", "args": '{"grade": "基本满意", "count": 1}'}]
+    assert [{**a, "args": json.loads(a["args"])} for a in audit] == [
+        {"actor": "system", "args": {"grade": "基本满意", "count": 1}}]
 
 
 def test_a_prompt_whose_visit_goes_back_to_the_queue_is_not_held_against_the_staff(story):

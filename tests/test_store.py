@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import sqlite3
 
 import pytest
@@ -169,3 +170,71 @@ def test_checkpoints_run_beside_the_writer(tmp_path):
     ctrl.store.close()
     again = controller(tmp_path, clock)
     assert len(again.state.tickets) == 51
+
+
+def test_an_old_database_upgrades_to_the_compact_log_and_reads_back(tmp_path):
+    """A hall's database from before the compact log (schema 11, JSON written with spaces)
+    opens on this controller: the same state, the same events, in fewer bytes, and still
+    append-only."""
+    path = tmp_path / "hall.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    for i, step in enumerate(MIGRATIONS[:11]):
+        old.executescript("BEGIN;\n" + step + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
+    old.close()
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    busy_morning(ctrl, clock)
+    before_state = snapshot(ctrl)
+    history = ctrl.store.events_after(0, 10_000)
+    audit = ctrl.store.query("SELECT id, actor, name, args, result FROM commands ORDER BY id")
+    ctrl.store.close()
+    # what the controller of schema 11 wrote: json.dumps with its default separators
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript("DROP TRIGGER events_append_only_u; DROP TRIGGER commands_append_only_u;")
+    for table, column in (("events", "data"), ("commands", "args")):
+        for rowid, text in old.execute(f"SELECT id, {column} FROM {table}").fetchall():
+            spaced = json.dumps(json.loads(text), ensure_ascii=False)
+            old.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (spaced, rowid))
+    old.executescript("""
+        CREATE TRIGGER commands_append_only_u BEFORE UPDATE ON commands
+            BEGIN SELECT RAISE(ABORT, 'commands are append-only'); END;
+        CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        PRAGMA user_version = 11;""")
+    spaced_bytes = old.execute("SELECT SUM(LENGTH(CAST(data AS BLOB))) FROM events").fetchone()[0]
+    assert '": "' in old.execute("SELECT data FROM events LIMIT 1").fetchone()[0]
+    old.close()
+
+    ctrl = controller(tmp_path, clock)
+    assert schema_version(ctrl.store.db) == len(MIGRATIONS)
+    assert snapshot(ctrl) == before_state
+    assert ctrl.store.events_after(0, 10_000) == history
+    after = ctrl.store.query("SELECT id, actor, name, args, result FROM commands ORDER BY id")
+    assert [{**r, "args": json.loads(r["args"])} for r in after] == \
+        [{**r, "args": json.loads(r["args"])} for r in audit]
+    compact = ctrl.store.query(
+        "SELECT SUM(LENGTH(CAST(data AS BLOB))) AS n FROM events")[0]["n"]
+    assert compact < spaced_bytes and '": "' not in ctrl.store.query(
+        "SELECT data FROM events LIMIT 1")[0]["data"]
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        ctrl.store.db.execute("UPDATE events SET kind = 'x' WHERE id = 1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        ctrl.store.db.execute("UPDATE commands SET name = 'x' WHERE id = 1")
+    ctrl.store.close()
+
+
+def test_a_report_reads_one_snapshot_beside_the_hall_and_cannot_write(tmp_path):
+    """A report's reads see the hall as it was when the report began, while the hall goes on
+    committing; the report's connection cannot change anything."""
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    ctrl.execute(c.IssueTicket("A"), "kiosk")
+    with ctrl.store.reads.snapshot() as db:
+        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 1
+        ctrl.execute(c.IssueTicket("A"), "kiosk")  # the hall is not held up by the reader
+        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            db.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    with ctrl.store.reads.snapshot() as db:
+        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 2
+    ctrl.store.close()

@@ -23,13 +23,15 @@ import sqlite_utils
 
 from controller.core.engine import Engine, Outcome
 from controller.core.events import (
-    PATROL_DUE, ClockFault, ClockRestored, DayStarted, Event, PatrolRecorded, kind_of, payload,
+    DAY_STARTED, PATROL_DUE, ClockFault, ClockRestored, DayStarted, Event, PatrolRecorded, kind_of,
+    payload,
 )
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
 )
 from controller.store.db import open_db
 from controller.store.faults import StorageFault, StorageUnavailable, describe, is_storage_error
+from controller.store.reading import ReadOnly
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,12 @@ _WINDOW_FIELDS = [f.name for f in dataclasses.fields(WindowState)]
 _TICKET_TYPES = {"day": dt.date, "channel": Channel,
                  "status": TicketStatus, "priority": PriorityClass, "requeued": bool}
 _WINDOW_TYPES = {"status": WindowStatus, "pause_alerted": bool}
+
+
+def log_json(value: Any, default: Any = None) -> str:
+    """The command and event logs' stored form: compact JSON (no spaces after "," and ":"),
+    Chinese as it is; most of a busy hall's database is these two logs."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
 
 
 def _to_sql(v: Any) -> Any:
@@ -140,6 +148,8 @@ class HallStore:
         self.fault: StorageFault | None = None
         self.probed_at = 0.0  # time.monotonic() of the last probe (controller.web.app)
         self.closed = False
+        # reports and histories read beside the writer: `with store.reads.snapshot() as db`
+        self.reads = ReadOnly(self)
 
     # -- storage faults ----------------------------------------------------
 
@@ -194,6 +204,7 @@ class HallStore:
     @_locked
     def close(self) -> None:
         self.checkpoint()
+        self.reads.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.db.conn.close()
@@ -227,9 +238,12 @@ class HallStore:
         windows = [window_from_row(r) for r in self.db.query("SELECT * FROM windows")]
         state = engine.restore(day, tickets, windows)
         if day:  # a restart does not remind of a patrol twice
+            # today's events only: those after the day's start, found from the log's end (the
+            # whole log was read here, a second of every restart at 200,000 tickets)
             state.patrols_reminded = {json.loads(r["data"])["time"] for r in self.db.query(
-                "SELECT data FROM events WHERE kind = ? AND substr(at, 1, 10) = ?",
-                [PATROL_DUE, day.isoformat()])}
+                "SELECT data FROM events WHERE kind = ? AND substr(at, 1, 10) = ? AND id >= "
+                "COALESCE((SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1), 0)",
+                [PATROL_DUE, day.isoformat(), DAY_STARTED])}
         return state
 
     @_locked
@@ -299,8 +313,7 @@ class HallStore:
             cur = conn.execute(
                 "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (command_id, e.at.isoformat(), kind_of(e), e.window, e.ticket,
-                 json.dumps(payload(e), ensure_ascii=False)))
+                (command_id, e.at.isoformat(), kind_of(e), e.window, e.ticket, log_json(payload(e))))
             written.append((cur.lastrowid, e))
             if isinstance(e, DayStarted):
                 conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
@@ -320,8 +333,7 @@ class HallStore:
                      result: str, message: str | None) -> int:
         cur = self.db.conn.execute(
             "INSERT INTO commands (at, actor, name, args, result, message) VALUES (?, ?, ?, ?, ?, ?)",
-            (at.isoformat(), actor, name, json.dumps(args, ensure_ascii=False, default=str),
-             result, message))
+            (at.isoformat(), actor, name, log_json(args, default=str), result, message))
         return cur.lastrowid
 
     def _insert_patrol(self, event_id: int, e: PatrolRecorded) -> None:

@@ -50,6 +50,13 @@ class EventReader:
         return [(r["id"], {"id": r["id"], "kind": r["kind"], "at": r["at"], "window": r["window"],
                            "ticket": r["ticket_id"], "data": json.loads(r["data"])}) for r in rows]
 
+    def last_id(self) -> int:
+        """The id of the last committed event (0 for none)."""
+        with self._connection() as conn:
+            if conn is None:
+                return self.store.last_event_id()
+            return conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+
     def before_day(self, day: dt.date, start: dt.datetime) -> int:
         """The id of the last event before the hall's day `day` began at `start` (its midnight,
         in the hall's zone): a replay that may show only today starts after it."""

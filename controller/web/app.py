@@ -511,8 +511,14 @@ async def _event_stream(ctrl: HallController, request: Request, after: int | Non
     def push(event_id: int, event) -> None:
         loop.call_soon_threadsafe(_put, queue, lagging, (event_id, event_json(event)))
 
-    # on the hall thread: no event is committed between the two
-    unsubscribe, upto = await ctrl.arun(lambda: (ctrl.subscribe(push), ctrl.store.last_event_id()))
+    # Subscribed first, then the last id read: an event committed in between comes both ways,
+    # and the live loop below passes over ids the replay already sent.
+    unsubscribe = ctrl.subscribe(push)
+    try:
+        upto = await loop.run_in_executor(_REPLAYS, reader.last_id)
+    except BaseException:
+        unsubscribe()
+        raise
     sent = upto if after is None else after
     try:
         if view is not None and sent < upto:

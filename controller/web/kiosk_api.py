@@ -235,12 +235,9 @@ def kiosk_routes(ctrl: HallController, kiosks: dict[str, Kiosk],
            summary="Printed wait estimates against actual waits (supervisor or admin)")
     async def estimates(day: dt.date | None = None, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*MANAGERS)
-
-        def estimate_accuracy() -> dict[str, Any]:
-            # the report reads the write connection under its lock until it has a reader of its
-            # own (issue 15, i15-store): off the event loop meanwhile
-            with ctrl.lock:
-                return reports.estimate_accuracy(ctrl.store.db, day or ctrl.clock().date())
-        return await asyncio.to_thread(estimate_accuracy)
+        def read() -> dict[str, Any]:
+            with ctrl.store.reads.snapshot() as db:
+                return reports.estimate_accuracy(db, day or ctrl.clock().date())
+        return await asyncio.to_thread(read)
 
     return r

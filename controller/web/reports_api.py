@@ -52,8 +52,8 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
 
     def report(from_: dt.date | None, to: dt.date | None, by: str) -> tuple[list[dict[str, Any]], str]:
         day_from, day_to = span(from_, to)
-        with ctrl.lock:
-            rows = er.evaluation_report(ctrl.store.db, day_from, day_to, by, ctrl.clock())
+        with ctrl.store.reads.snapshot() as db:
+            rows = er.evaluation_report(db, day_from, day_to, by, ctrl.clock())
         return rows, f"evaluations-{by}-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
 
     # one handler serves a report's .csv and .xlsx paths: the extension picks the file
@@ -94,9 +94,9 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
         table = mapping or ctrl.hall.export_grade_codes
 
         def export() -> list[dict[str, Any]]:
-            with ctrl.lock:
+            with ctrl.store.reads.snapshot() as db:
                 try:
-                    return er.grade_export(ctrl.store.db, day_from, day_to, table,
+                    return er.grade_export(db, day_from, day_to, table,
                                            dict(ctrl.hall.export_channel_codes))
                 except ValueError as e:  # a channel with no upload code
                     raise HallError("invalid_channel", f"评价渠道没有上报代码：{e}") from None
@@ -108,8 +108,8 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
     def hall_rows(from_: dt.date | None, to: dt.date | None,
                   by: str) -> tuple[list[dict[str, Any]], str]:
         day_from, day_to = span(from_, to)
-        with ctrl.lock:
-            rows = hr.hall_figures(ctrl.store.db, ctrl.hall, day_from, day_to, by, ctrl.clock())
+        with ctrl.store.reads.snapshot() as db:
+            rows = hr.hall_figures(db, ctrl.hall, day_from, day_to, by, ctrl.clock())
         return rows, f"hall-{by}-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
 
     HallBy = Literal["service", "day", "month", "staff", "window"]
@@ -135,8 +135,8 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
     def overtime_rows(from_: dt.date | None,
                       to: dt.date | None) -> tuple[list[dict[str, Any]], str]:
         day_from, day_to = span(from_, to)
-        with ctrl.lock:
-            rows = hr.overtime_register(ctrl.store.db, ctrl.hall, day_from, day_to)
+        with ctrl.store.reads.snapshot() as db:
+            rows = hr.overtime_register(db, ctrl.hall, day_from, day_to)
         return rows, f"overtime-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
 
     @r.get(f"{API}/reports/overtime", tags=["reports"],
@@ -158,8 +158,8 @@ def report_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
     def attendance_rows(from_: dt.date | None, to: dt.date | None,
                         tolerance: int) -> tuple[list[dict[str, Any]], str]:
         day_from, day_to = span(from_, to)
-        with ctrl.lock:
-            rows = hr.attendance(ctrl.store.db, ctrl.hall, day_from, day_to, tolerance,
+        with ctrl.store.reads.snapshot() as db:
+            rows = hr.attendance(db, ctrl.hall, day_from, day_to, tolerance,
                                  now=ctrl.clock())
         return rows, f"attendance-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
 

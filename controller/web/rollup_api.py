@@ -32,8 +32,8 @@ def rollup_routes(ctrl: HallController, session: Callable[..., Session]) -> APIR
         if not _MONTH.fullmatch(month):
             raise HallError("invalid_date_range", "月份不正确：应为 YYYY-MM，例如 2026-11")
         try:
-            with ctrl.lock:
-                return rollup.monthly_rollup(ctrl.store.db, ctrl.hall, month, now), month
+            with ctrl.store.reads.snapshot() as db:
+                return rollup.monthly_rollup(db, ctrl.hall, month, now), month
         except ValueError:
             raise HallError("invalid_date_range", f"{month} 还没有开始") from None
 
