@@ -83,17 +83,16 @@ class Hall:
         return {"bad": bad, "good": good, "case": case.id, "complaint": complaint.id}
 
     def figures(self, day_from: dt.date, day_to: dt.date, now: dt.datetime) -> list:
-        db = self.ctrl.store.db
-        with self.ctrl.lock:
-            return [hr.hall_figures(db, self.hall, day_from, day_to, by, now)
-                    for by in ("service", "day", "staff", "window")] + [
+        with self.ctrl.store.reads.snapshot() as db:  # as the reports read: a reader of their own
+            reports = [hr.hall_figures(db, self.hall, day_from, day_to, by, now)
+                       for by in ("service", "day", "staff", "window")] + [
                 er.evaluation_report(db, day_from, day_to, by, now)
-                for by in ("window", "staff", "service", "day", "month")] + [
-                self.desk.figures(day_from, day_to, now)]
+                for by in ("window", "staff", "service", "day", "month")]
+        return reports + [self.desk.figures(day_from, day_to, now)]
 
     def export(self, day_from: dt.date, day_to: dt.date) -> list[dict]:
-        with self.ctrl.lock:
-            return er.grade_export(self.ctrl.store.db, day_from, day_to)
+        with self.ctrl.store.reads.snapshot() as db:
+            return er.grade_export(db, day_from, day_to)
 
     def rows(self, sql: str, params=()) -> list[dict]:
         return self.ctrl.store.query(sql, params)
