@@ -84,12 +84,12 @@ class Hall:
 
     def figures(self, day_from: dt.date, day_to: dt.date, now: dt.datetime) -> list:
         db = self.ctrl.store.db
-        with self.ctrl.lock:
-            return [hr.hall_figures(db, self.hall, day_from, day_to, by, now)
-                    for by in ("service", "day", "staff", "window")] + [
+        with self.ctrl.lock:  # the reports read the hall's connection (until they have their own)
+            reports = [hr.hall_figures(db, self.hall, day_from, day_to, by, now)
+                       for by in ("service", "day", "staff", "window")] + [
                 er.evaluation_report(db, day_from, day_to, by, now)
-                for by in ("window", "staff", "service", "day", "month")] + [
-                self.desk.figures(day_from, day_to, now)]
+                for by in ("window", "staff", "service", "day", "month")]
+        return reports + [self.desk.figures(day_from, day_to, now)]
 
     def export(self, day_from: dt.date, day_to: dt.date) -> list[dict]:
         with self.ctrl.lock:
