@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from controller.clock import ManualClock
+from controller.web.views import ANONYMOUS_EVENT_DATA
 from tests.halls import at, small_hall
 from tests.server import running_hall
 
@@ -216,16 +217,19 @@ def test_a_display_that_was_away_long_gets_everything_it_missed(hall):
             # one every 2 s: within the 30 a minute one address may take without a login
             hall.clock.advance(seconds=2)
             assert api.post("/api/v1/tickets", json={"service": "C"}).status_code == 201
-    last = hall.ctrl.store.last_event_id()
+    # every event a display without a login is shown: the tickets, and none of the supervisor's
+    # alerts that the ticker may have raised meanwhile (posts away, a window uncovered)
+    shown = [r["id"] for r in hall.ctrl.store.query("SELECT id, kind FROM events ORDER BY id")
+             if r["kind"] in ANONYMOUS_EVENT_DATA]
     ids = []
     with httpx.Client(base_url=hall.url, timeout=10) as c, \
             c.stream("GET", "/api/v1/events", headers={"Last-Event-ID": "0"}) as r:
         for line in r.iter_lines():
             if line.startswith("id: "):
                 ids.append(int(line[4:]))
-                if ids[-1] == last:
+                if ids[-1] == shown[-1]:
                     break
-    assert ids == list(range(1, last + 1))
+    assert ids == shown and len(shown) >= 700
 
 
 def test_calling_a_number_out_of_order_is_audited_and_streamed(hall):

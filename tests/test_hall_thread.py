@@ -99,15 +99,18 @@ def test_a_caller_is_answered_only_after_its_group_is_on_disk(tmp_path):
     clock = ManualClock(at("09:00"))
     ctrl = controller(tmp_path, clock)
     seen_on_disk: list[int] = []
-    reader = sqlite3.connect(tmp_path / "hall.sqlite3", check_same_thread=False)
 
     def issue(i: int) -> None:
         out = ctrl.execute(c.IssueTicket("A"), f"kiosk:{i}")
-        seen_on_disk.append(reader.execute("SELECT COUNT(*) FROM tickets WHERE id = ?",
-                                           [out.ticket.id]).fetchone()[0])
+        # another program reading the database file the moment the kiosk hears back
+        reader = sqlite3.connect(tmp_path / "hall.sqlite3")
+        try:
+            seen_on_disk.append(reader.execute("SELECT COUNT(*) FROM tickets WHERE id = ?",
+                                               [out.ticket.id]).fetchone()[0])
+        finally:
+            reader.close()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(issue, range(32)))
-    reader.close()
     assert seen_on_disk == [1] * 32
 
 
