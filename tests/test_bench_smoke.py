@@ -34,7 +34,7 @@ def test_bench_deployed_quick_runs():
     for figure in ("durable ticket issues, HTTP, 8 clients", "call-next p99, 12 windows, 100/s, alone",
                    "call-next p99, 12 windows, 100/s, report loop + 5 SSE",
                    "event-loop lag, max over the run", "server CPU per call-next, 12 windows",
-                   "call-next p99, four clients flat out"):
+                   "call-next p99, four clients flat out", "keypad to window bar p99, 12 windows"):
         line = next((line for line in r.stdout.splitlines() if line.startswith(figure)), None)
         assert line is not None, f"{figure!r} missing:\n{r.stdout}"
         assert " nan " not in line, line
