@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser).
 DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk
 
-.PHONY: demo test test-privacy bench bench-core bench-calling bench-hallday bench-history soak faults fuzz deps-debian clean
+.PHONY: demo test test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bench-core: $(STAMP)
 bench-calling: $(STAMP) deps-debian
 	$(PY) -m bench.calling
 
+# Issue 15's targets on the deployed shape: `hallctl run --simulate` on a 300-window hall with
+# the calling floor, the embedded broker, the hall board and voice, plus a py-spy profile of
+# the server under call-next load (py-spy is installed into the venv when missing). ~3 minutes.
+bench-deployed: $(STAMP) deps-debian
+	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install -q 'py-spy>=0.4,<0.5'
+	$(PY) -m bench.deployed
+
 # A simulated hall day: big-hall-rush's speed and the wait estimate against its baselines.
 bench-hallday: $(STAMP)
 	$(PY) -m bench.hallday
@@ -51,7 +58,7 @@ bench-hallday: $(STAMP)
 bench-history: $(STAMP)
 	$(PY) -m bench.history
 
-bench: bench-core bench-calling bench-hallday
+bench: bench-core bench-calling bench-deployed bench-hallday
 
 # Issue 14's attacks through hallctl run and the real brokers (docs/reliability.md, Attacks).
 .PHONY: attacks bench-slow-clients

@@ -33,3 +33,17 @@ def test_bench_history_small_runs():
     assert r.returncode == 0, r.stdout + r.stderr
     for figure in ("the month's hall report", "restart to serving", "bytes per ticket on disk"):
         assert figure in r.stdout
+
+
+def test_bench_deployed_quick_runs():
+    """`hallctl run --simulate` on a 12-window hall: every figure is printed and is a number."""
+    r = subprocess.run([sys.executable, "-m", "bench.deployed", "--quick"], cwd=ROOT, timeout=180,
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    for figure in ("durable ticket issues, HTTP, 8 clients", "call-next p99, 12 windows, 100/s, alone",
+                   "call-next p99, 12 windows, 100/s, report loop + 5 SSE",
+                   "event-loop lag, max over the run", "server CPU per call-next, 12 windows",
+                   "call-next p99, four clients flat out", "keypad to window bar p99, 12 windows"):
+        line = next((line for line in r.stdout.splitlines() if line.startswith(figure)), None)
+        assert line is not None, f"{figure!r} missing:\n{r.stdout}"
+        assert " nan " not in line, line

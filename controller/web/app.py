@@ -45,6 +45,7 @@ from controller.web.rollup_api import rollup_routes
 from controller.web.cases_api import case_routes
 from controller.web.admin_api import admin_routes
 from controller.web.limits import Limits, client_address
+from controller.web.loop_lag import LoopLag
 from controller.web.staff_api import staff_routes
 from controller.device_check import DeviceCheck
 from controller.web.pages import COOKIE, PAGE_HEADER, install_pages
@@ -88,10 +89,12 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     limits = Limits(ctrl)
     kiosk_credentials = KioskCredentials(ctrl.store)
     replays = EventReader(ctrl.store)
+    lag = LoopLag()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_ticker(ctrl, desk)), asyncio.create_task(_checkpointer(ctrl))]
+        tasks = [asyncio.create_task(_ticker(ctrl, desk)), asyncio.create_task(_checkpointer(ctrl)),
+                 asyncio.create_task(lag.run())]
         stops = [await start() for start in (background or [])]
         try:
             yield
@@ -289,7 +292,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         # A storage fault is: nothing can be issued or called, so the answer is 503.
         fault = await _storage_fault(ctrl)
         body = {"ok": fault is None, "hall": ctrl.hall.name, "clock": ctrl.clock_status(),
-                "storage": fault.json() if fault else {"state": "ok"}}
+                "storage": fault.json() if fault else {"state": "ok"}, "loop_lag_ms": lag.json()}
         if fault is None:
             return body
         return JSONResponse({**body, "state": "degraded", "error": "storage_unavailable",
