@@ -21,39 +21,18 @@ from controller import pins
 from controller.clock import ShiftedClock, SystemClock
 from controller.config import ConfigError, load_hall, summary
 from controller.core.hall import Hall
-from controller.calling_devices import attach_calling, controller_mqtt
-from controller.cases import CaseDesk
-from controller.core.callbacks import CaseRules
-from controller.workdays_data import hall_calendar
-from controller.core.commands import ReportDevice
-from controller.devices import KIOSK_KINDS, DeviceAddress, attach_devices, kiosk_of
-from controller.device_check import DeviceCheck
+from controller.assembly import DB_NAME, HALL_BROKER, assemble, open_hall
+from controller.devices import KIOSK_KINDS, DeviceAddress, kiosk_of
 from controller.hallcontroller import HallController
 from controller.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
 from controller.data_lock import hold_data_dir
-from controller.mqtt_security import (
-    amqtt_acl, check_at_start, mosquitto_acl, set_password, without_account,
-)
+from controller.mqtt_security import check_at_start, mosquitto_acl, set_password, without_account
 from controller.personal_data import purge, rotate_key
-from controller.privacy import IdentitySealer, load_secret
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
-from controller.store.sessions import SessionStore
 
-DB_NAME = "hall.sqlite3"
 SHUTDOWN_GRACE_SECONDS = 2
-
-
-def open_hall(hall: Hall, data_dir: Path, clock,
-              durable: bool = True) -> tuple[HallController, SessionStore]:
-    """The hall's controller and login sessions on the database in `data_dir`
-    (`durable=False` only for a simulated day's throw-away database)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = HallStore(data_dir / DB_NAME, durable)
-    ctrl = HallController(hall, store, clock, IdentitySealer(load_secret(data_dir)))
-    # One connection, one lock: a login never lands inside another command's transaction.
-    return ctrl, SessionStore(store.db, ctrl.lock)
 
 
 def _last_recorded(data_dir: Path) -> dt.datetime | None:
@@ -142,9 +121,7 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from controller.broker import start_embedded_broker
     from controller.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
-    from controller.web.app import create_app
 
     hall = load_hall(args.config)
     try:
@@ -161,30 +138,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
     data_dir = Path(args.data_dir)
     held, ctrl, sessions = _open_for_run(hall, data_dir, args.clock_start)  # noqa: F841
-    background = []
-    if hall.mqtt_host is None:
-        acl = amqtt_acl(hall) if hall.mqtt_password_file else None
-        background.append(lambda: start_embedded_broker(hall.mqtt_embedded_listen,
-                                                        hall.mqtt_password_file, acl))
     simulations = _simulations(hall, data_dir) if args.simulate else []
     substitutes = {device: DeviceAddress(*where) for s in simulations
                    for device, where in s.substitutes.items()}
     public = args.public_url or f"http://{args.host}:{args.port}"
-    floor = attach_devices(ctrl, f"{public}/api/v1/tickets", substitutes)
-    mqtt = controller_mqtt(hall, lambda h: ctrl.execute(
-        ReportDevice(h.device, h.state.value, h.detail), "system")).start()
-    calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
+    running = assemble(hall, data_dir, ctrl.clock, status_url=f"{public}/api/v1/tickets",
+                       substitutes=substitutes, mqtt=HALL_BROKER, broker=hall.mqtt_host is None,
+                       routers=[s.router for s in simulations if s.router is not None],
+                       opened=(ctrl, sessions))
+    floor, app = running.floor, running.app
     _note_missing_calendar(ctrl)
-    # deadlines count the working days the hall opens on: one calendar (load_hall reads it)
-    desk = CaseDesk(ctrl, hall.calendar.workdays or hall_calendar(None),
-                    CaseRules.from_rules(hall.rules))
-    desk.start()
-    app = create_app(ctrl, sessions, background, floor.kiosks, desk,
-                     before_stop=[desk.stop, calling.close, floor.close, mqtt.stop],
-                     device_check=DeviceCheck(ctrl, floor, calling))
-    for s in simulations:
-        if s.router is not None:
-            app.include_router(s.router)
     print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
           flush=True)
     if args.simulate:
