@@ -22,7 +22,7 @@ from controller.clock import ShiftedClock, SystemClock
 from controller.config import ConfigError, load_hall, summary
 from controller.core.hall import Hall
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, open_hall
-from controller.devices import KIOSK_KINDS, DeviceAddress, kiosk_of
+from controller.devices import DeviceAddress, kiosk_kinds, kiosk_of
 from controller.hallcontroller import HallController
 from controller.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
 from controller.data_lock import hold_data_dir
@@ -208,7 +208,7 @@ def cmd_kiosk_credential(args: argparse.Namespace) -> int:
     if not (data_dir / DB_NAME).exists():
         raise RuntimeError(f"no hall database in {data_dir} (start the controller once first)")
     if args.config:
-        known = {kiosk_of(d) for d in load_hall(args.config).devices if d.kind in KIOSK_KINDS}
+        known = {kiosk_of(d) for d in load_hall(args.config).devices if d.kind in kiosk_kinds()}
         if args.kiosk not in known:
             print(f"hallctl: note: {args.kiosk} is no kiosk of the hall's devices "
                   f"({', '.join(sorted(known)) or 'none'}); its key takes tickets through "

@@ -21,19 +21,17 @@ from controller.core.hall import (
     WindowKind,
 )
 from controller import ledger_config
+from controller.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
+from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
+from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.tomlkeys import (
     Check, ConfigError, Table, check, claim, found, is_int, is_text, matches, read_toml,
 )
 
-DEVICE_KINDS = (
-    "ticket_printer", "id_reader", "code_scanner", "counter_keypad", "evaluator_pad",
-    "caller_display", "hall_display",
-)
-# Devices that sit at one counter window and so must name it.
-WINDOW_DEVICE_KINDS = ("counter_keypad", "evaluator_pad", "caller_display")
-DEVICE_TRANSPORTS = ("serial", "usb", "tcp", "mqtt", "file")
+# Device kinds and transports are registries (controller.device_kinds, drivers.transport):
+# the config accepts what is registered and asks each for its checks.
 
 
 HOLIDAYS_FILE = "holidays.toml"
@@ -388,35 +386,22 @@ def _host_port(value: object) -> bool:
     return matches(r"[^\s:]\S*:[0-9]{1,5}")(value) and 1 <= int(str(value).rpartition(":")[2]) <= 65535
 
 
-def _is_topic(value: object) -> bool:
-    return is_text(value) and not set("+#") & set(str(value))
-
-
-_HOST_PORT = '"host:port" with a port from 1 to 65535, e.g. "127.0.0.1:18830"'
-_USB_ID = 'a USB "vid:pid" in hex such as "0416:5011"'
-# For each transport: the key that says where the device is, what it looks like, and its check.
-# A new transport needs a line here as well as its name in DEVICE_TRANSPORTS.
-_DEVICE_LINKS: dict[str, tuple[str, str, Check]] = {
-    "serial": ("port", 'a device path such as "/dev/ttyUSB1"', is_text),
-    "file": ("port", "a file path", is_text),
-    "tcp": ("address", _HOST_PORT, _host_port),
-    "usb": ("address", _USB_ID, matches("[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")),
-    "mqtt": ("topic", 'an MQTT topic without wildcards such as "hall/window/5/keypad"', _is_topic),
-}
+_HOST_PORT = HOST_PORT
 
 
 def _device_link(t: Table, transport: str) -> dict[str, str]:
-    field, expected, ok = _DEVICE_LINKS[transport]
+    """The key that says where the device is, as its transport (drivers.transport) names it."""
+    kind = TRANSPORTS[transport]
     for other in ("port", "address", "topic"):
-        if other != field and other in t.data:
-            t.fail(other, f"not used by transport {transport!r}, which takes {field!r}")
-    return {field: t.get(field, expected, ok)}
+        if other != kind.where and other in t.data:
+            t.fail(other, f"not used by transport {transport!r}, which takes {kind.where!r}")
+    return {kind.where: t.get(kind.where, kind.expected, kind.check)}
 
 
 def _device_window(t: Table, kind: str, windows: dict[int, Window]) -> int | None:
     if "window" in t.data:
         return _window_number(t.key("window"), t.data["window"], windows)
-    if kind in WINDOW_DEVICE_KINDS:
+    if device_kinds()[kind].at_window:
         t.fail("window", f"missing; every {kind} belongs to one counter window: give its window number")
     return None
 
@@ -440,10 +425,15 @@ def _devices(top: Table, windows: dict[int, Window]) -> tuple[Device, ...]:
     for t in top.tables("devices", keys, False, hint):
         did = t.get("id", _ID_EXPECTED, _is_id)
         claim(seen, did, t.key("id"), "device id")
-        kind, transport = t.choice("kind", DEVICE_KINDS), t.choice("transport", DEVICE_TRANSPORTS)
+        kind, transport = t.choice("kind", tuple(device_kinds())), t.choice("transport", tuple(TRANSPORTS))
         link = _device_link(t, transport)
         window = _device_window(t, kind, windows)
-        devices.append(Device(did, kind, transport, window=window, options=_options(t), **link))
+        options = _options(t)
+        wrong = device_kinds()[kind].check(dict(options))
+        if wrong is not None:
+            option, reason = wrong
+            raise ConfigError(f"{t.key('options')}.{option}", reason)
+        devices.append(Device(did, kind, transport, window=window, options=options, **link))
     return tuple(devices)
 
 
