@@ -34,6 +34,7 @@ from controller.device_check import DeviceCheck
 from controller.devices import DeviceAddress, Floor, attach_devices
 from controller.hallcontroller import HallController
 from controller.privacy import IdentitySealer, load_secret
+from controller.settings import MqttSettings
 from controller.store.hallstore import HallStore
 from controller.store.sessions import SessionStore
 from controller.workdays_data import hall_calendar
@@ -58,10 +59,10 @@ def open_hall(hall: Hall, data_dir: Path, clock,
     return ctrl, SessionStore(store.db, ctrl.lock)
 
 
-def hall_mqtt(ctrl: HallController) -> MqttLink:
+def hall_mqtt(ctrl: HallController, settings: MqttSettings) -> MqttLink:
     """The controller's own connection to the hall's broker ([mqtt]), started; the link's
     health is the controller's, reported as any device's."""
-    return controller_mqtt(ctrl.hall, lambda h: ctrl.execute(
+    return controller_mqtt(ctrl.hall, settings, lambda h: ctrl.execute(
         ReportDevice(h.device, h.state.value, h.detail), "system")).start()
 
 
@@ -88,14 +89,14 @@ def open_case_desk(ctrl: HallController, workdays: WorkCalendar | None = None) -
     return desk
 
 
-def embedded_broker(hall: Hall) -> Callable[[], Any]:
+def embedded_broker(hall: Hall, settings: MqttSettings) -> Callable[[], Any]:
     """The embedded MQTT broker's async start, for the app's background (the hall has no
     [mqtt] host); with a password file it checks accounts and the hall's ACL."""
     from controller.broker import start_embedded_broker
     from controller.mqtt_security import amqtt_acl
 
-    acl = amqtt_acl(hall) if hall.mqtt_password_file else None
-    return lambda: start_embedded_broker(hall.mqtt_embedded_listen, hall.mqtt_password_file, acl)
+    acl = amqtt_acl(hall, settings) if settings.password_file else None
+    return lambda: start_embedded_broker(settings.embedded_listen, settings.password_file, acl)
 
 
 def bare_api(ctrl: HallController, sessions: SessionStore) -> Any:
@@ -144,6 +145,7 @@ class AssembledHall:
 def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
              substitutes: dict[str, DeviceAddress] | None = None,
              mqtt: MqttLink | str | None = None, broker: bool = False,
+             mqtt_settings: MqttSettings | None = None,
              workdays: WorkCalendar | None = None, routers: Iterable[Any] = (),
              stop_with_app: bool = True, durable: bool = True,
              opened: tuple[HallController, SessionStore] | None = None) -> AssembledHall:
@@ -155,6 +157,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     names, a started `MqttLink` of the caller's (stopped with the hall), or None (no MQTT
     devices, no hall board).
     `broker`: run the embedded MQTT broker for the app's life.
+    `mqtt_settings`: the hall's [mqtt] (controller.settings), for `HALL_BROKER` and `broker`.
     `workdays`: the case desk's working-day calendar (default: the hall's).
     `routers`: more routes for the app (a simulator's control panel).
     `stop_with_app`: the app's shutdown stops the devices (`hallctl run`); otherwise the
@@ -164,7 +167,8 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     from controller.web.app import create_app
 
     ctrl, sessions = opened or open_hall(hall, data_dir, clock, durable)
-    link = hall_mqtt(ctrl) if mqtt == HALL_BROKER else mqtt
+    settings = mqtt_settings or MqttSettings()
+    link = hall_mqtt(ctrl, settings) if mqtt == HALL_BROKER else mqtt
     assert link is None or isinstance(link, MqttLink)
     floor, calling = attach_floor(ctrl, data_dir, status_url, substitutes, link)
     desk = open_case_desk(ctrl, workdays)
@@ -173,7 +177,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     if link is not None:
         stops.append(link.stop)
     assembled = AssembledHall(ctrl, sessions, floor, calling, desk, device_check, None, link, stops)
-    background = [embedded_broker(hall)] if broker else []
+    background = [embedded_broker(hall, settings)] if broker else []
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
                      before_stop=[assembled.stop] if stop_with_app else None,
                      device_check=device_check)

@@ -22,6 +22,7 @@ from controller.devices import DeviceAddress, Floor
 from controller.hallcontroller import HallController
 from controller.keypads import grade_given, key_pressed
 from controller.mqtt_security import controller_credentials, controller_status_topic
+from controller.settings import MqttSettings
 from drivers.announcer import Announcer, EspeakSynthesizer
 from drivers.caller_display import CODECS, WindowBar
 from drivers.caller_display.mqtt import MqttBar
@@ -58,15 +59,12 @@ register_device_kind(DeviceKind("caller_display", Station.COUNTER, _display_opti
 register_device_kind(DeviceKind("hall_display", Station.HALL))
 
 
-def controller_mqtt(hall: Hall, on_health: Callable[[DeviceHealth], None]) -> MqttLink:
+def controller_mqtt(hall: Hall, mqtt: MqttSettings,
+                    on_health: Callable[[DeviceHealth], None]) -> MqttLink:
     """The controller's own MQTT connection: the hall's broker, or the embedded one, logged in
     with `[mqtt] username` when the hall gives one (ConfigError if its password is not set)."""
-    if hall.mqtt_host:
-        host, port = hall.mqtt_host, hall.mqtt_port
-    else:
-        host, _, p = hall.mqtt_embedded_listen.rpartition(":")
-        port = int(p)
-    username, password = controller_credentials(hall)
+    host, port = mqtt.address()
+    username, password = controller_credentials(mqtt)
     return MqttLink("hall-controller", host, port, controller_status_topic(hall),
                     on_health=on_health, username=username, password=password)
 

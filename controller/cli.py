@@ -19,7 +19,7 @@ from pathlib import Path
 
 from controller import pins
 from controller.clock import ShiftedClock, SystemClock
-from controller.config import ConfigError, load_hall, summary
+from controller.config import ConfigError, load_config, load_hall, summary
 from controller.core.hall import Hall
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, open_hall
 from controller.devices import DeviceAddress, kiosk_kinds, kiosk_of
@@ -123,9 +123,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from controller.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
 
-    hall = load_hall(args.config)
+    config = load_config(args.config)
+    hall, mqtt = config.hall, config.mqtt
     try:
-        check_at_start(hall)
+        check_at_start(mqtt)
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _warn_demo_accounts(hall, args.simulate)
@@ -133,17 +134,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     cap = connection_cap(args.max_connections, len(hall.devices))
     logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
                                       cap, args.request_timeout)
-    if hall.mqtt_host is None:
-        host, _, port = hall.mqtt_embedded_listen.rpartition(":")
-        _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
+    if mqtt.embedded:
+        host, port = mqtt.address()
+        _check_free(host, port, "the embedded MQTT broker", "[mqtt] embedded_listen")
     data_dir = Path(args.data_dir)
     held, ctrl, sessions = _open_for_run(hall, data_dir, args.clock_start)  # noqa: F841
-    simulations = _simulations(hall, data_dir) if args.simulate else []
+    simulations = _simulations(hall, data_dir, mqtt.address()) if args.simulate else []
     substitutes = {device: DeviceAddress(*where) for s in simulations
                    for device, where in s.substitutes.items()}
     public = args.public_url or f"http://{args.host}:{args.port}"
     running = assemble(hall, data_dir, ctrl.clock, status_url=f"{public}/api/v1/tickets",
-                       substitutes=substitutes, mqtt=HALL_BROKER, broker=hall.mqtt_host is None,
+                       substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
+                       mqtt_settings=mqtt,
                        routers=[s.router for s in simulations if s.router is not None],
                        opened=(ctrl, sessions))
     floor, app = running.floor, running.app
@@ -248,13 +250,14 @@ def _note_missing_calendar(ctrl: HallController) -> list[int]:
     return missing
 
 
-def _simulations(hall: Hall, data_dir: Path) -> list:
+def _simulations(hall: Hall, data_dir: Path, broker: tuple[str, int]) -> list:
     """Simulated devices, found through the `hallctl.simulate` entry point (the `sim` package
-    registers one), so production code never imports the simulator itself."""
+    registers one), so production code never imports the simulator itself; the MQTT ones
+    connect to `broker` (host, port)."""
     found = importlib.metadata.entry_points(group="hallctl.simulate")
     if not found:
         raise RuntimeError("--simulate: no simulator is installed (pip install -e . registers sim/)")
-    return [ep.load()(hall, data_dir / "sim") for ep in found]
+    return [ep.load()(hall, data_dir / "sim", broker=broker) for ep in found]
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -267,9 +270,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    hall = load_hall(args.path)
+    config = load_config(args.path)
+    hall = config.hall
     print(f"{args.path}: OK")
-    print(summary(hall))
+    print(summary(config))
     missing = hall.calendar.missing_years(SystemClock(hall.timezone)().date())
     if missing:
         print(f"warning: {_calendar_warning(missing)}", file=sys.stderr)
@@ -312,9 +316,10 @@ def _operator() -> str:
 
 
 def cmd_mqtt_acl(args: argparse.Namespace) -> int:
-    hall = load_hall(args.config)
+    config = load_config(args.config)
+    hall = config.hall
     try:
-        print(mosquitto_acl(hall, args.config), end="")
+        print(mosquitto_acl(hall, config.mqtt, args.config), end="")
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     missing = without_account(hall)

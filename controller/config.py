@@ -24,6 +24,7 @@ from controller import ledger_config
 from controller.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
+from controller.settings import HallConfig, MqttSettings
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
 from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.tomlkeys import (
@@ -37,25 +38,37 @@ from controller.tomlkeys import (
 HOLIDAYS_FILE = "holidays.toml"
 
 
-def load_hall(path: str | Path) -> Hall:
-    """Read and validate the hall config file at `path`. Its opening days follow the
-    working-day calendar: chinesecalendar, with the `holidays.toml` beside the file on top."""
+def load_config(path: str | Path) -> HallConfig:
+    """Read and validate the hall config file at `path`: the hall and its settings. Its
+    opening days follow the working-day calendar: chinesecalendar, with the `holidays.toml`
+    beside the file on top."""
     from controller.workdays_data import hall_calendar
 
     source = str(path)
     data = read_toml(path)
     holidays = Path(path).parent / HOLIDAYS_FILE
-    return parse_hall(data, source, hall_calendar(holidays if holidays.exists() else None))
+    return parse_config(data, source, hall_calendar(holidays if holidays.exists() else None))
+
+
+def load_hall(path: str | Path) -> Hall:
+    """The hall the config file at `path` describes (`load_config` for its settings too)."""
+    return load_config(path).hall
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>",
+                 workdays: WorkCalendar | None = None) -> HallConfig:
+    """Validate a parsed TOML document and build the hall and settings it describes; without
+    `workdays`, its dates open by their weekday's hours alone."""
+    try:
+        return _config(Table(data, "", _TOP_KEYS), workdays)
+    except ConfigError as e:
+        raise ConfigError(e.key, e.reason, source) from None
 
 
 def parse_hall(data: dict[str, Any], source: str = "<config>",
                workdays: WorkCalendar | None = None) -> Hall:
-    """Validate a parsed TOML document and build the `Hall` it describes; without
-    `workdays`, its dates open by their weekday's hours alone."""
-    try:
-        return _hall(Table(data, "", _TOP_KEYS), workdays)
-    except ConfigError as e:
-        raise ConfigError(e.key, e.reason, source) from None
+    """The `Hall` a parsed TOML document describes (`parse_config` for its settings too)."""
+    return parse_config(data, source, workdays).hall
 
 
 # --- the sections ------------------------------------------------------------
@@ -67,7 +80,7 @@ _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
 
-def _hall(top: Table, workdays: WorkCalendar | None = None) -> Hall:
+def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     head = top.table("hall", ("name", "region_code", "timezone"), required=True)
     name = head.text("name")
     region = head.get("region_code", 'a quoted string of 6 digits, e.g. "500101"', matches("[0-9]{6}"))
@@ -81,10 +94,11 @@ def _hall(top: Table, workdays: WorkCalendar | None = None) -> Hall:
     staff = _staff(top, windows)
     devices = _devices(top, windows)
     mqtt = _mqtt(top, demo=any(s.demo for s in staff.values()))
-    _check_device_accounts(top, devices, mqtt.get("mqtt_username"))
-    return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **mqtt, **_voice(top), **_export(top), **_display(top),
+    _check_device_accounts(top, devices, mqtt.username)
+    hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
+                **_voice(top), **_export(top), **_display(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
+    return HallConfig(hall, mqtt)
 
 
 def _timezone(head: Table) -> str:
@@ -496,7 +510,7 @@ def _is_loopback(host: str) -> bool:
         return False  # a name or an address on the network
 
 
-def _mqtt(top: Table, demo: bool) -> dict[str, Any]:
+def _mqtt(top: Table, demo: bool) -> MqttSettings:
     """Broker settings; no host means the controller runs its own embedded broker.
 
     With `username` the controller logs in to the broker; its password is `password_env`, the
@@ -549,7 +563,8 @@ def _mqtt(top: Table, demo: bool) -> dict[str, Any]:
                "controller and each MQTT device an account (username, password_env, "
                "options.username; see `hallctl mqtt-acl` and `hallctl mqtt-passwd`), or, on a "
                "closed network on purpose, set allow_anonymous = true")
-    return {name: value for name, value in values.items() if value is not None}
+    return MqttSettings(**{name.removeprefix("mqtt_"): value for name, value in values.items()
+                           if value is not None})
 
 
 def _check_device_accounts(top: Table, devices: tuple[Device, ...], controller: str | None) -> None:
@@ -575,17 +590,18 @@ def _check_device_accounts(top: Table, devices: tuple[Device, ...], controller: 
 # --- summary -----------------------------------------------------------------
 
 
-def summary(hall: Hall) -> str:
+def summary(config: HallConfig) -> str:
     """A few lines for a person checking that the right file was loaded."""
+    hall, mqtt = config.hall, config.mqtt
     kinds = Counter(w.kind for w in hall.windows.values())
     by_kind = ", ".join(f"{kinds[k]} {k.value}" for k in WindowKind if kinds[k])
     demo = sum(1 for s in hall.staff.values() if s.demo)
-    broker = f"embedded on {hall.mqtt_embedded_listen}"
-    if hall.mqtt_host:
-        broker = f"external {hall.mqtt_host}:{hall.mqtt_port}"
-    if hall.mqtt_username:
+    broker = f"embedded on {mqtt.embedded_listen}"
+    if mqtt.host:
+        broker = f"external {mqtt.host}:{mqtt.port}"
+    if mqtt.username:
         accounts = sum(1 for d in hall.devices if "username" in dict(d.options))
-        broker += f", logged in as {hall.mqtt_username} ({accounts} device accounts)"
+        broker += f", logged in as {mqtt.username} ({accounts} device accounts)"
     else:
         broker += ", anonymous (no [mqtt] username)"
     demo_line = f"yes ({demo}, PIN {DEMO_PIN}; not for a live hall)" if demo else "no"
