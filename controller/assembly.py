@@ -34,7 +34,7 @@ from controller.device_check import DeviceCheck
 from controller.devices import DeviceAddress, Floor, attach_devices
 from controller.hallcontroller import HallController
 from controller.privacy import IdentitySealer, load_secret
-from controller.settings import MqttSettings
+from controller.settings import MqttSettings, VoiceSettings
 from controller.store.hallstore import HallStore
 from controller.store.sessions import SessionStore
 from controller.workdays_data import hall_calendar
@@ -68,14 +68,16 @@ def hall_mqtt(ctrl: HallController, settings: MqttSettings) -> MqttLink:
 
 def attach_floor(ctrl: HallController, data_dir: Path, status_url: str | None,
                  substitutes: dict[str, DeviceAddress] | None = None,
-                 mqtt: MqttLink | None = None) -> tuple[Floor, CallingFloor]:
+                 mqtt: MqttLink | None = None,
+                 voice: VoiceSettings | None = None) -> tuple[Floor, CallingFloor]:
     """Start a driver for every device of the hall: the kiosks' (printers, readers,
     scanners; a printed ticket's QR code points at `status_url`) and the calling path's
     (keypads, pads, window bars, the hall display over `mqtt`, the voice). A device in
-    `substitutes` is reached where a simulator offers it instead of where the config says."""
+    `substitutes` is reached where a simulator offers it instead of where the config says.
+    With `voice` on, the calls are spoken (WAV files under `data_dir`/voice, and its device)."""
     substitutes = substitutes or {}
     floor = attach_devices(ctrl, status_url, substitutes)
-    calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
+    calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt, voice).start()
     return floor, calling
 
 
@@ -145,7 +147,7 @@ class AssembledHall:
 def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
              substitutes: dict[str, DeviceAddress] | None = None,
              mqtt: MqttLink | str | None = None, broker: bool = False,
-             mqtt_settings: MqttSettings | None = None,
+             mqtt_settings: MqttSettings | None = None, voice: VoiceSettings | None = None,
              workdays: WorkCalendar | None = None, routers: Iterable[Any] = (),
              stop_with_app: bool = True, durable: bool = True,
              opened: tuple[HallController, SessionStore] | None = None) -> AssembledHall:
@@ -158,6 +160,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     devices, no hall board).
     `broker`: run the embedded MQTT broker for the app's life.
     `mqtt_settings`: the hall's [mqtt] (controller.settings), for `HALL_BROKER` and `broker`.
+    `voice`: the hall's [voice] (controller.settings); None: the calls are not spoken.
     `workdays`: the case desk's working-day calendar (default: the hall's).
     `routers`: more routes for the app (a simulator's control panel).
     `stop_with_app`: the app's shutdown stops the devices (`hallctl run`); otherwise the
@@ -170,7 +173,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     settings = mqtt_settings or MqttSettings()
     link = hall_mqtt(ctrl, settings) if mqtt == HALL_BROKER else mqtt
     assert link is None or isinstance(link, MqttLink)
-    floor, calling = attach_floor(ctrl, data_dir, status_url, substitutes, link)
+    floor, calling = attach_floor(ctrl, data_dir, status_url, substitutes, link, voice)
     desk = open_case_desk(ctrl, workdays)
     device_check = DeviceCheck(ctrl, floor, calling)
     stops: list[Callable[[], Any]] = [desk.stop, calling.close, floor.close]

@@ -22,7 +22,7 @@ from controller.devices import DeviceAddress, Floor
 from controller.hallcontroller import HallController
 from controller.keypads import grade_given, key_pressed
 from controller.mqtt_security import controller_credentials, controller_status_topic
-from controller.settings import MqttSettings
+from controller.settings import MqttSettings, VoiceSettings
 from drivers.announcer import Announcer, EspeakSynthesizer
 from drivers.caller_display import CODECS, WindowBar
 from drivers.caller_display.mqtt import MqttBar
@@ -71,8 +71,9 @@ def controller_mqtt(hall: Hall, mqtt: MqttSettings,
 
 def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
                    substitutes: dict[str, DeviceAddress] | None = None,
-                   mqtt: MqttLink | None = None) -> CallingFloor:
-    """Start the calling path's drivers and the floor that keeps them showing the hall."""
+                   mqtt: MqttLink | None = None, voice: VoiceSettings | None = None) -> CallingFloor:
+    """Start the calling path's drivers and the floor that keeps them showing the hall; with
+    `voice` on, the calls are spoken too."""
     hall = ctrl.hall
     substitutes = substitutes or {}
 
@@ -151,12 +152,12 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
                 DeviceHealth(name, Health.ONLINE if payload == b"online" else Health.OFFLINE)))
     board_topic = next((d.topic for d in hall.devices
                         if station(d) is Station.HALL and d.topic), None)
-    voice = None
-    if hall.voice_enabled:
-        voice = Announcer(EspeakSynthesizer(), data_dir / "voice", hall.voice_device,
-                          repeats=hall.voice_repeats, clock=ctrl.clock,
-                          on_error=lambda _a, e: report(DeviceHealth("voice", Health.FAULT, str(e))))
-    calling = CallingFloor(ctrl, dict(bars), mqtt, board_topic, voice, dict(pad_list))
+    announcer = None
+    if voice is not None and voice.enabled:
+        announcer = Announcer(EspeakSynthesizer(), data_dir / "voice", voice.device,
+                              repeats=voice.repeats, clock=ctrl.clock,
+                              on_error=lambda _a, e: report(DeviceHealth("voice", Health.FAULT, str(e))))
+    calling = CallingFloor(ctrl, dict(bars), mqtt, board_topic, announcer, dict(pad_list))
     return calling
 
 

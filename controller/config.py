@@ -24,7 +24,7 @@ from controller import ledger_config
 from controller.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
-from controller.settings import HallConfig, MqttSettings
+from controller.settings import HallConfig, MqttSettings, VoiceSettings
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
 from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.tomlkeys import (
@@ -96,9 +96,9 @@ def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     mqtt = _mqtt(top, demo=any(s.demo for s in staff.values()))
     _check_device_accounts(top, devices, mqtt.username)
     hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **_voice(top), **_export(top), **_display(top),
+                **_export(top), **_display(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
-    return HallConfig(hall, mqtt)
+    return HallConfig(hall, mqtt, _voice(top))
 
 
 def _timezone(head: Table) -> str:
@@ -451,15 +451,11 @@ def _devices(top: Table, windows: dict[int, Window]) -> tuple[Device, ...]:
     return tuple(devices)
 
 
-def _voice(top: Table) -> dict[str, Any]:
+def _voice(top: Table) -> VoiceSettings:
     """Voice announcements: on or off, the ALSA device (none: WAV files only), repeats."""
     t = top.table("voice", ("enabled", "device", "repeats"))
-    values = {
-        "voice_enabled": t.flag("enabled", True),
-        "voice_device": t.text("device", None),
-        "voice_repeats": t.integer("repeats", 1, 5, 1),
-    }
-    return {name: value for name, value in values.items() if value is not None}
+    return VoiceSettings(t.flag("enabled", True), t.text("device", None),
+                         t.integer("repeats", 1, 5, 1))
 
 
 def _display(top: Table) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The hall's infrastructure settings: where its MQTT broker is and how the controller logs in.
+"""The hall's infrastructure settings: where its MQTT broker is and how the controller logs in,
+and which sound device speaks the calls.
 
 They are how this controller is installed, not the hall's rules, so they live beside the
 core's `Hall` rather than in it: the config reads both from one file (`HallConfig`), the
@@ -41,9 +42,20 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class VoiceSettings:
+    """[voice] 语音播报: on or off, the ALSA device (none: the WAV files are only written), and
+    how often each call is said."""
+
+    enabled: bool = True
+    device: str | None = None
+    repeats: int = 1
+
+
+@dataclass(frozen=True)
 class HallConfig:
     """What a hall config file describes: the hall (the core's rules and floor) and how this
     controller is installed for it."""
 
     hall: Hall
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)

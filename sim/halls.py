@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from controller.pins import DEMO_PIN, hash_pin
 from controller.privacy import IdentitySealer
+from controller.settings import VoiceSettings
 from controller.core.hall import (
     DayHours, Device, Hall, Rules, Service, Staff, StaffRole, TimeSpan, Window, WindowKind,
 )
@@ -58,7 +59,6 @@ def small_hall(windows: dict[int, tuple[str, ...]] | None = None, **rules) -> Ha
         windows={n: Window(n, f"{n}号窗口", WindowKind.GENERAL, tuple(s)) for n, s in windows.items()},
         staff=staff,
         rules=dataclasses.replace(Rules(), **rules),
-        voice_enabled=False,  # the calling tests switch it on
     )
 
 
@@ -71,12 +71,17 @@ def kiosk_hall(**rules) -> Hall:
     ))
 
 
+# the calling hall's voice: on, no sound device (the WAV files are written)
+CALLING_VOICE = VoiceSettings()
+
+
 def calling_hall(**rules) -> Hall:
     """Three windows serving A. Window 1 and 3 keypads, pads and bars on RS-485 (window 1's bar
-    an Onbon), window 2 a tablet keypad and an MQTT bar; the main display on MQTT; voice on."""
+    an Onbon), window 2 a tablet keypad and an MQTT bar; the main display on MQTT. Its calls
+    are spoken when it runs with `CALLING_VOICE`."""
     hall = small_hall({1: ("A",), 2: ("A",), 3: ("A",)}, **rules)
     bus, bars = "/dev/ttyUSB1", "/dev/ttyUSB2"
-    return dataclasses.replace(hall, voice_enabled=True, devices=(
+    return dataclasses.replace(hall, devices=(
         Device("keypad-1", "counter_keypad", "serial", port=bus, window=1, options=(("address", "1"),)),
         Device("keypad-3", "counter_keypad", "serial", port=bus, window=3, options=(("address", "3"),)),
         Device("pad-3", "evaluator_pad", "serial", port=bus, window=3, options=(("address", "13"),)),

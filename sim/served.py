@@ -17,6 +17,7 @@ from controller.assembly import assemble
 from controller.core.hall import Hall
 from controller.devices import DeviceAddress, Floor
 from controller.hallcontroller import HallController
+from controller.settings import VoiceSettings
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.web.kiosk_api import KIOSK_HEADER
 from controller.workdays_data import hall_calendar
@@ -72,10 +73,11 @@ class RunningHall:
 
 @contextmanager
 def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
-                 mqtt: tuple[str, int] | None = None) -> Iterator[RunningHall]:
+                 mqtt: tuple[str, int] | None = None,
+                 voice: VoiceSettings | None = None) -> Iterator[RunningHall]:
     """A controller serving `hall` on a free port; with `simulate`, its serial devices are
     simulators on ptys, driven by the real drivers; with `mqtt` (host, port), its MQTT
-    devices and the hall display use that broker."""
+    devices and the hall display use that broker; with `voice` on, the calls are spoken."""
     port = free_port()
     # a test that wants MQTT devices starts its own, on the broker it chose
     sim = attach(hall, data_dir / "sim", mqtt_devices=False) if simulate else None
@@ -84,7 +86,7 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
         link = MqttLink("hall-controller", mqtt[0], mqtt[1], "hall/controller/status").start()
     assembled = assemble(hall, data_dir, clock, status_url=f"http://127.0.0.1:{port}/api/v1/tickets",
                          substitutes={d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {},
-                         mqtt=link, workdays=hall_calendar(None),
+                         mqtt=link, voice=voice, workdays=hall_calendar(None),
                          routers=[sim.router] if sim else [], stop_with_app=False)
     ctrl, floor, app = assembled.ctrl, assembled.floor, assembled.app
     credentials = KioskCredentials(ctrl.store)

@@ -2,6 +2,6 @@
 use too (nothing outside tests imports `tests`)."""
 
 from sim.halls import (  # noqa: F401
-    MONDAY, PIN_HASH, SEALER, TZ, WEEKDAY_HOURS, access_hall, at, calling_hall, kiosk_hall,
+    CALLING_VOICE, MONDAY, PIN_HASH, SEALER, TZ, WEEKDAY_HOURS, access_hall, at, calling_hall, kiosk_hall,
     many_windows, small_hall, span,
 )

@@ -416,8 +416,8 @@ def test_non_string_hash_is_false() -> None:
 def test_voice_settings() -> None:
     data = minimal_hall_dict()
     data["voice"] = {"enabled": False, "device": "plughw:0,0", "repeats": 2}
-    hall = parse_hall(data)
-    assert (hall.voice_enabled, hall.voice_device, hall.voice_repeats) == (False, "plughw:0,0", 2)
+    voice = parse_config(data).voice
+    assert (voice.enabled, voice.device, voice.repeats) == (False, "plughw:0,0", 2)
     data["voice"] = {"repeats": 9}
     with pytest.raises(ConfigError) as e:
         parse_hall(data)

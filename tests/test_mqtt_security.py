@@ -61,7 +61,7 @@ def secured(request, tmp_path, monkeypatch, capsys, make_mosquitto, make_embedde
     secured_demo_toml(toml)
     config = load_config(toml)
     mqtt = config.mqtt
-    hall = dataclasses.replace(config.hall, voice_enabled=False,
+    hall = dataclasses.replace(config.hall,
                                devices=tuple(d for d in config.hall.devices if d.transport == "mqtt"))
     accounts = ["hall-controller", "keypad-05", "keypad-06"]
     monkeypatch.setenv(PASSWORD_ENV, CONTROLLER_PASSWORD)

@@ -301,10 +301,7 @@ class Hall:
     rules: Rules = field(default_factory=Rules)
     # (the MQTT broker and the controller's login to it are installation settings, not the
     # hall's rules: controller.settings.MqttSettings)
-    # 语音播报: off, or through an ALSA device; without a device the WAVs are only written
-    voice_enabled: bool = True
-    voice_device: str | None = None
-    voice_repeats: int = 1
+    # (the voice, 语音播报, is an installation setting too: controller.settings.VoiceSettings)
     # the provincial upload's code for each evaluation channel ([export] channel_codes)
     export_channel_codes: tuple[tuple[str, str], ...] = (
         ("pad", "1"), ("tablet", "2"), ("system_default", "9"))
