@@ -20,19 +20,18 @@ import time
 from pathlib import Path
 
 from bench.core import DOCS, Result, Run, machine, percentile, section, write_docs
-from controller.calling_devices import attach_calling
+from controller.assembly import attach_floor, open_hall
 from controller.clock import ShiftedClock
-from controller.cli import open_hall
 from controller.core import commands as c
 from controller.core.hall import Device
-from controller.devices import DeviceAddress, Floor
+from controller.devices import DeviceAddress
 from drivers.caller_display import (
     Calling, DisplayProtocolError, bar_colour, bar_lines, generic_codec,
 )
 from drivers.counter_keypad.codec import BusFrame, CALL_NEXT, encode_frame
 from sim.counter_bus import SimulatedCounterBus
 from sim.pty_device import PtyDevice
-from tests.halls import at, many_windows, small_hall
+from sim.halls import at, many_windows, small_hall
 
 START, END = "<!-- bench-calling:start -->", "<!-- bench-calling:end -->"
 COMMAND = "make bench-calling"
@@ -78,8 +77,7 @@ def run_calls(windows: int, calls: int, rate: float) -> tuple[list[float], dict[
         substitutes[d.id] = DeviceAddress("serial", (keypads if d.kind == "counter_keypad"
                                                     else bar_buses)[bus].path)
     ctrl, _ = open_hall(hall, tmp / "data", ShiftedClock("Asia/Shanghai", at("09:00")))
-    floor = Floor()
-    calling = attach_calling(ctrl, floor, tmp / "data", substitutes).start()
+    floor, calling = attach_floor(ctrl, tmp / "data", None, substitutes)
     written: dict[int, list[float]] = {}
     lock = threading.Lock()
     # where a bar frame is written to its line: (line, bus address) -> window

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.cli import open_hall
+from controller.assembly import bare_api, open_hall
 from controller.clock import ShiftedClock
 from controller.core import commands as c
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.web.kiosk_api import KIOSK_HEADER
-from tests.halls import at, many_windows, small_hall
+from sim.halls import at, many_windows, small_hall
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -211,8 +211,6 @@ def serve(windows: int, data_dir: Path) -> None:
     """Run a controller on a free loopback port and write the port to `data_dir`/port."""
     import uvicorn
 
-    from controller.web.app import create_app
-
     # eight clients on one address flood on purpose: the ticket flood limit is off here
     no_flood_limit = {"address_tickets_per_minute": 0}
     hall = (small_hall(many_windows(windows), **no_flood_limit) if windows
@@ -227,7 +225,7 @@ def serve(windows: int, data_dir: Path) -> None:
     sock.bind(("127.0.0.1", 0))
     (data_dir / "port.tmp").write_text(str(sock.getsockname()[1]))
     (data_dir / "port.tmp").rename(data_dir / "port")
-    config = uvicorn.Config(create_app(ctrl, sessions), log_level="warning", access_log=False,
+    config = uvicorn.Config(bare_api(ctrl, sessions), log_level="warning", access_log=False,
                             timeout_keep_alive=120, backlog=1024)
     try:
         uvicorn.Server(config).run(sockets=[sock])

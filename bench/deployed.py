@@ -152,12 +152,12 @@ def seed(config: Path, data_dir: Path, tickets: int) -> None:
     """Tickets waiting for the calls, issued through the engine before the controller starts
     (over HTTP they would take most of the run); `hallctl run --clock-start` goes on from the
     last of them, as a restarted demo does."""
-    from controller.cli import _clock, open_hall
+    from controller.assembly import hall_clock, open_hall
     from controller.config import load_hall
     from controller.core import commands as c
 
     hall = load_hall(config)
-    ctrl, _ = open_hall(hall, data_dir, _clock(hall, "09:00", data_dir))
+    ctrl, _ = open_hall(hall, data_dir, hall_clock(hall, "09:00", data_dir))
     try:
         for i in range(tickets):
             ctrl.execute(c.IssueTicket(SERVICES[i % 3]), "kiosk")
@@ -655,7 +655,7 @@ def bench_deployed(run: Run, scale: Scale, profile_to: Path | None) -> dict[str,
 
         ctl.settle()
         elapsed, flat = call_next(ctl.port, tokens, w, scale.flat, 4, None, seed=4)
-        run.add(Result(f"call-next p99, four clients flat out", percentile(flat, 99), "ms",
+        run.add(Result("call-next p99, four clients flat out", percentile(flat, 99), "ms",
                        FLAT_OUT_P99_MS, higher_is_better=False,
                        detail=f"{len(flat)} calls, {len(flat) / elapsed:,.0f} calls/s; p50 "
                        f"{percentile(flat, 50):.2f} ms, max {max(flat):.1f} ms"))

@@ -1,6 +1,6 @@
 """/health while slow clients flood the controller: `hallctl run` for the demo hall limited to
-256 open files, 400 half-sent requests from 127.0.0.1 held open (tests/attacks/test_slow_clients.py
-makes the same attack and checks the answers; this measures them).
+256 open files, 400 half-sent requests from 127.0.0.1 held open (sim/process.py; tests/attacks/
+test_slow_clients.py makes the same attack and checks the answers; this measures them).
 
     python -m bench.slow_clients
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.attacks.test_slow_clients import FLOOD, OPEN_FILES, LimitedHall, half_sent
+from sim.process import FLOOD, OPEN_FILES, LimitedHall, half_sent
 
 SAMPLES = 20
 

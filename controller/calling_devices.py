@@ -9,99 +9,71 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from controller.calling import CallingFloor
 from controller.core import commands as c
 from controller.core.hall import Device, Hall
+from controller.device_kinds import DeviceKind, Station, device_kinds, register_device_kind
 from controller.devices import DeviceAddress, Floor
 from controller.hallcontroller import HallController
 from controller.keypads import grade_given, key_pressed
 from controller.mqtt_security import controller_credentials, controller_status_topic
+from controller.settings import MqttSettings, VoiceSettings
 from drivers.announcer import Announcer, EspeakSynthesizer
-from drivers.caller_display import WindowBar, bar_lines, state_text
-from drivers.counter_keypad import (
-    BusProtocolError, CounterBus, RepeatFilter, pad_blank, pad_prompt, pad_thanks, parse_key_json,
-    show_text,
-)
-from drivers.evaluator_pad import PAD_GRADES, PadProtocolError, pad_state_json, parse_grade_json
+from drivers.caller_display import CODECS, WindowBar
+from drivers.caller_display.mqtt import MqttBar
+from drivers.counter_keypad import CounterBus, RepeatFilter, show_text
+from drivers.counter_keypad.mqtt import MqttKeypad
+from drivers.evaluator_pad import PAD_GRADES
+from drivers.evaluator_pad.bus import BusPad
+from drivers.evaluator_pad.mqtt import MqttPad
 from drivers.mqtt import MqttLink
 from drivers.transport import Backoff, DeviceHealth, DeviceLink, Health, transport_for
 
 log = logging.getLogger(__name__)
 
 
-class MqttBar:
-    """A window bar or pause-service sign that is an MQTT display (ESP32 matrix, tablet)."""
+class CounterRole(Enum):
+    """What a counter device does at its window, on the bus or on MQTT."""
 
-    in_sync = True  # the MQTT link re-publishes retained states after every reconnect
-
-    def __init__(self, mqtt: MqttLink, topic: str) -> None:
-        self.mqtt, self.topic = mqtt, topic
-
-    def show(self, state: Any) -> bool:
-        self.mqtt.publish_state(self.topic, {"lines": bar_lines(state, 16), "text": state_text(state),
-                                             "kind": type(state).__name__.lower()})
-        return True
+    KEYPAD = "keypad"  # the staff's presses: polled on the bus, or heard on MQTT
+    PAD = "pad"  # the citizen's grades: polled on the bus, or heard on MQTT; prompted, blanked
+    DISPLAY = "display"  # the window bar, which is also the pause-service sign
 
 
-class BusPad:
-    """An evaluation pad on the counter bus. Blanked while its window is paused or closed
-    (DB50/T 1603-2024 4.2.2: switch the service devices off when staff leave)."""
-
-    def __init__(self, bus: CounterBus, address: int) -> None:
-        self.bus, self.address = bus, address
-
-    def _send(self, frame) -> None:
-        try:
-            self.bus.send(frame)
-        except Exception as e:  # the bus link reports the fault; the hall goes on
-            log.info("pad %s: %s", self.address, e)
-
-    def prompt(self, window: int, staff: str | None, ticket: str) -> None:
-        self._send(pad_prompt(self.address, window, staff or ""))
-
-    def thanks(self) -> None:
-        self._send(pad_thanks(self.address))
-
-    def blank(self) -> None:
-        self._send(pad_blank(self.address))
+def _display_options(options: Mapping[str, str]) -> tuple[str, str] | None:
+    codec = options.get("codec", "generic")
+    if codec not in CODECS:
+        return "codec", f"{codec!r} is no display codec this controller knows; known: {', '.join(CODECS)}"
+    return None
 
 
-class MqttPad:
-    """A tablet evaluation pad: its state, retained, on `<topic>/state`."""
-
-    def __init__(self, mqtt: MqttLink, topic: str) -> None:
-        self.mqtt, self.topic = mqtt, topic
-
-    def prompt(self, window: int, staff: str | None, ticket: str) -> None:
-        self.mqtt.publish_state(f"{self.topic}/state", pad_state_json("prompt", window, staff, ticket))
-
-    def thanks(self) -> None:
-        self.mqtt.publish_state(f"{self.topic}/state", pad_state_json("thanks"))
-
-    def blank(self) -> None:
-        self.mqtt.publish_state(f"{self.topic}/state", pad_state_json("blank"))
+register_device_kind(DeviceKind("counter_keypad", Station.COUNTER, role=CounterRole.KEYPAD))
+register_device_kind(DeviceKind("evaluator_pad", Station.COUNTER, role=CounterRole.PAD))
+register_device_kind(DeviceKind("caller_display", Station.COUNTER, _display_options,
+                                role=CounterRole.DISPLAY))
+register_device_kind(DeviceKind("hall_display", Station.HALL))
 
 
-def controller_mqtt(hall: Hall, on_health: Callable[[DeviceHealth], None]) -> MqttLink:
+def controller_mqtt(hall: Hall, mqtt: MqttSettings,
+                    on_health: Callable[[DeviceHealth], None]) -> MqttLink:
     """The controller's own MQTT connection: the hall's broker, or the embedded one, logged in
     with `[mqtt] username` when the hall gives one (ConfigError if its password is not set)."""
-    if hall.mqtt_host:
-        host, port = hall.mqtt_host, hall.mqtt_port
-    else:
-        host, _, p = hall.mqtt_embedded_listen.rpartition(":")
-        port = int(p)
-    username, password = controller_credentials(hall)
+    host, port = mqtt.address()
+    username, password = controller_credentials(mqtt)
     return MqttLink("hall-controller", host, port, controller_status_topic(hall),
                     on_health=on_health, username=username, password=password)
 
 
 def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
                    substitutes: dict[str, DeviceAddress] | None = None,
-                   mqtt: MqttLink | None = None) -> CallingFloor:
-    """Start the calling path's drivers and the floor that keeps them showing the hall."""
+                   mqtt: MqttLink | None = None, voice: VoiceSettings | None = None) -> CallingFloor:
+    """Start the calling path's drivers and the floor that keeps them showing the hall; with
+    `voice` on, the calls are spoken too."""
     hall = ctrl.hall
     substitutes = substitutes or {}
 
@@ -109,26 +81,36 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
         for device in devices or [health.device]:
             ctrl.execute(c.ReportDevice(device, health.state.value, health.detail), "system")
 
+    kinds = device_kinds()
+
+    def role(d: Device) -> CounterRole | None:
+        kind = kinds.get(d.kind)
+        return kind.role if kind else None
+
+    def station(d: Device) -> Station | None:
+        kind = kinds.get(d.kind)
+        return kind.station if kind else None
+
     bars: dict[int, list] = defaultdict(list)
     pad_list: dict[int, list] = defaultdict(list)
     by_port: dict[tuple[str, str], list[Device]] = defaultdict(list)
     for d in hall.devices:
         where = substitutes.get(d.id) or DeviceAddress(d.transport, d.port, d.address)
-        if d.kind in ("counter_keypad", "evaluator_pad", "caller_display") and where.transport != "mqtt":
+        if station(d) is Station.COUNTER and where.transport != "mqtt":
             by_port[(where.transport, where.port or where.address or "")].append(d)
 
     for (kind, port), devices in by_port.items():
         first = devices[0]
         where = substitutes.get(first.id) or DeviceAddress(first.transport, first.port, first.address)
         names = [d.id for d in devices]
-        displays = [d for d in devices if d.kind == "caller_display"]
+        displays = [d for d in devices if role(d) is CounterRole.DISPLAY]
         bar_list: list[WindowBar] = []
         link = DeviceLink(f"bus:{port}", transport_for(where.transport, where.port, where.address,
                                                        dict(first.options)),
                           lambda h, names=names, bar_list=bar_list: _bus_health(h, names, report, bar_list),
                           Backoff(0.2, 1.0))
         floor.links.append(link)
-        polled = any(d.kind in ("counter_keypad", "evaluator_pad") for d in devices)
+        polled = any(role(d) in (CounterRole.KEYPAD, CounterRole.PAD) for d in devices)
         bar_list += [WindowBar(d.id, link, int(dict(d.options).get("address", d.window)),
                                dict(d.options).get("codec", "generic"), idle_check=not polled,
                                charset=dict(d.options).get("charset"))
@@ -136,8 +118,8 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
         for d, bar in zip(displays, bar_list):
             bars[d.window].append(bar)
         inputs = {int(dict(d.options).get("address", d.window)): d.window for d in devices
-                  if d.kind == "counter_keypad"}
-        pads = [d for d in devices if d.kind == "evaluator_pad"]
+                  if role(d) is CounterRole.KEYPAD}
+        pads = [d for d in devices if role(d) is CounterRole.PAD]
         if inputs or pads:
             # a pad's grade comes from its own bus address, answered for its window
             grades_from = {int(dict(d.options).get("address", d.window)): d.window for d in pads}
@@ -155,25 +137,27 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
         for d in hall.devices:
             if d.transport != "mqtt" or d.id in substitutes:
                 continue
-            if d.kind == "caller_display":
+            if role(d) is CounterRole.DISPLAY:
                 bars[d.window].append(MqttBar(mqtt, d.topic))
-            elif d.kind == "evaluator_pad":
-                pad_list[d.window].append(MqttPad(mqtt, d.topic))
-                mqtt.subscribe(f"{d.topic}/grade", lambda topic, payload, w=d.window: _tablet_grade(
-                    ctrl, w, payload, repeats))
-            elif d.kind == "counter_keypad":
-                mqtt.subscribe(f"{d.topic}/press", lambda topic, payload, w=d.window: _tablet_key(
-                    ctrl, w, payload, repeats))
+            elif role(d) is CounterRole.PAD:
+                pad = MqttPad(mqtt, d.topic)
+                pad_list[d.window].append(pad)
+                pad.listen(lambda grade, w=d.window: grade_given(ctrl, w, grade.grade, "tablet", grade.tags),
+                           repeats)
+            elif role(d) is CounterRole.KEYPAD:
+                MqttKeypad(mqtt, d.topic, d.window).listen(
+                    lambda window, press: key_pressed(ctrl, window, press), repeats)
             # every MQTT device, the main hall display too, says online/offline (its will)
             mqtt.subscribe(f"{d.topic}/status", lambda topic, payload, name=d.id: report(
                 DeviceHealth(name, Health.ONLINE if payload == b"online" else Health.OFFLINE)))
-    board_topic = next((d.topic for d in hall.devices if d.kind == "hall_display" and d.topic), None)
-    voice = None
-    if hall.voice_enabled:
-        voice = Announcer(EspeakSynthesizer(), data_dir / "voice", hall.voice_device,
-                          repeats=hall.voice_repeats, clock=ctrl.clock,
-                          on_error=lambda _a, e: report(DeviceHealth("voice", Health.FAULT, str(e))))
-    calling = CallingFloor(ctrl, dict(bars), mqtt, board_topic, voice, dict(pad_list))
+    board_topic = next((d.topic for d in hall.devices
+                        if station(d) is Station.HALL and d.topic), None)
+    announcer = None
+    if voice is not None and voice.enabled:
+        announcer = Announcer(EspeakSynthesizer(), data_dir / "voice", voice.device,
+                              repeats=voice.repeats, clock=ctrl.clock,
+                              on_error=lambda _a, e: report(DeviceHealth("voice", Health.FAULT, str(e))))
+    calling = CallingFloor(ctrl, dict(bars), mqtt, board_topic, announcer, dict(pad_list))
     return calling
 
 
@@ -191,23 +175,3 @@ def _tell(bus: CounterBus, inputs: dict[int, int], window: int, message: str) ->
                 bus.send(show_text(address, message[:16]))
             except Exception as e:  # the keypad's screen is a courtesy, never a failure
                 log.info("window %s: cannot show %r: %s", window, message, e)
-
-
-def _tablet_grade(ctrl: HallController, window: int, payload: bytes, repeats: RepeatFilter) -> None:
-    try:
-        grade = parse_grade_json(payload)
-    except PadProtocolError as e:
-        log.warning("window %s: tablet pad sent %s", window, e)
-        return
-    if repeats.first_time(grade.id):
-        grade_given(ctrl, window, grade.grade, "tablet", grade.tags)
-
-
-def _tablet_key(ctrl: HallController, window: int, payload: bytes, repeats: RepeatFilter) -> None:
-    try:
-        message = parse_key_json(payload, window)
-    except BusProtocolError as e:
-        log.warning("window %s: tablet keypad sent %s", window, e)
-        return
-    if repeats.first_time(message.id):
-        key_pressed(ctrl, window, message.press)

@@ -17,74 +17,21 @@ import urllib.request
 from pathlib import Path
 
 from controller import pins
-from controller.clock import ShiftedClock, SystemClock
-from controller.config import ConfigError, load_hall, summary
+from controller.clock import SystemClock
+from controller.config import ConfigError, load_config, load_hall, summary
 from controller.core.hall import Hall
-from controller.calling_devices import attach_calling, controller_mqtt
-from controller.cases import CaseDesk
-from controller.core.callbacks import CaseRules
-from controller.workdays_data import hall_calendar
-from controller.core.commands import ReportDevice
-from controller.devices import KIOSK_KINDS, DeviceAddress, attach_devices, kiosk_of
-from controller.device_check import DeviceCheck
+from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
+from controller.devices import DeviceAddress, kiosk_kinds, kiosk_of
 from controller.hallcontroller import HallController
 from controller.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
 from controller.data_lock import hold_data_dir
-from controller.mqtt_security import (
-    amqtt_acl, check_at_start, mosquitto_acl, set_password, without_account,
-)
+from controller.mqtt_security import check_at_start, mosquitto_acl, set_password, without_account
 from controller.personal_data import purge, rotate_key
-from controller.privacy import IdentitySealer, load_secret
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
-from controller.store.reading import last_command_at
-from controller.store.sessions import SessionStore
 
-DB_NAME = "hall.sqlite3"
 SHUTDOWN_GRACE_SECONDS = 2
-
-
-def open_hall(hall: Hall, data_dir: Path, clock,
-              durable: bool = True) -> tuple[HallController, SessionStore]:
-    """The hall's controller and login sessions on the database in `data_dir`
-    (`durable=False` only for a simulated day's throw-away database)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = HallStore(data_dir / DB_NAME, durable)
-    ctrl = HallController(hall, store, clock, IdentitySealer(load_secret(data_dir)))
-    # One connection, one lock: a login never lands inside another command's transaction.
-    return ctrl, SessionStore(store.db, store.lock)
-
-
-def _last_recorded(data_dir: Path) -> dt.datetime | None:
-    """When the hall's database last recorded a command, if it has one."""
-    return last_command_at(data_dir / DB_NAME)
-
-
-def _clock(hall: Hall, start: str | None, data_dir: Path | None = None):
-    if not start:
-        return SystemClock(hall.timezone)
-    real = SystemClock(hall.timezone)()
-    try:
-        if len(start) == 5:  # HH:MM on the next day the hall opens (today, if it does)
-            day = real.date()
-            if not hall.opening_on(day).open:
-                # by the calendar: past a holiday to the next working day, a 调休 Saturday included
-                following = hall.next_open_day(day)
-                day = following.day if following else day
-            when = dt.datetime.combine(day, dt.time.fromisoformat(start), real.tzinfo)
-        else:
-            when = dt.datetime.fromisoformat(start)
-    except ValueError:
-        raise RuntimeError(f"--clock-start {start!r}: give HH:MM or an ISO time such as "
-                           "2026-12-07T09:00 (the hall's time zone when none is given)") from None
-    if when.tzinfo is None:  # a time without a zone is the hall's local time
-        when = when.replace(tzinfo=real.tzinfo)
-    # A restarted demo goes on from where its hall stopped: its clock never runs backwards.
-    last = _last_recorded(data_dir) if data_dir is not None else None
-    if last is not None and when < last <= when + dt.timedelta(days=1):
-        when = last
-    return ShiftedClock(hall.timezone, when)
 
 
 def _check_free(host: str, port: int, what: str, key: str) -> None:
@@ -119,7 +66,7 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
     read-only database opens fine and would fail every ticket after), a full disk."""
     try:
         held = hold_data_dir(data_dir, "run the controller")
-        ctrl, sessions = open_hall(hall, data_dir, _clock(hall, clock_start, data_dir))
+        ctrl, sessions = open_hall(hall, data_dir, hall_clock(hall, clock_start, data_dir))
         fault = ctrl.store.probe(ctrl.clock())
     except (OSError, sqlite3.Error, StorageUnavailable) as e:
         if not is_storage_error(e):
@@ -134,13 +81,12 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from controller.broker import start_embedded_broker
     from controller.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
-    from controller.web.app import create_app
 
-    hall = load_hall(args.config)
+    config = load_config(args.config)
+    hall, mqtt = config.hall, config.mqtt
     try:
-        check_at_start(hall)
+        check_at_start(mqtt)
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _warn_demo_accounts(hall, args.simulate)
@@ -148,35 +94,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     cap = connection_cap(args.max_connections, len(hall.devices))
     logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
                                       cap, args.request_timeout)
-    if hall.mqtt_host is None:
-        host, _, port = hall.mqtt_embedded_listen.rpartition(":")
-        _check_free(host, int(port), "the embedded MQTT broker", "[mqtt] embedded_listen")
+    if mqtt.embedded:
+        host, port = mqtt.address()
+        _check_free(host, port, "the embedded MQTT broker", "[mqtt] embedded_listen")
     data_dir = Path(args.data_dir)
     held, ctrl, sessions = _open_for_run(hall, data_dir, args.clock_start)  # noqa: F841
-    background = []
-    if hall.mqtt_host is None:
-        acl = amqtt_acl(hall) if hall.mqtt_password_file else None
-        background.append(lambda: start_embedded_broker(hall.mqtt_embedded_listen,
-                                                        hall.mqtt_password_file, acl))
-    simulations = _simulations(hall, data_dir) if args.simulate else []
+    simulations = _simulations(hall, data_dir, mqtt.address()) if args.simulate else []
     substitutes = {device: DeviceAddress(*where) for s in simulations
                    for device, where in s.substitutes.items()}
     public = args.public_url or f"http://{args.host}:{args.port}"
-    floor = attach_devices(ctrl, f"{public}/api/v1/tickets", substitutes)
-    mqtt = controller_mqtt(hall, lambda h: ctrl.execute(
-        ReportDevice(h.device, h.state.value, h.detail), "system")).start()
-    calling = attach_calling(ctrl, floor, data_dir, substitutes, mqtt).start()
+    running = assemble(hall, data_dir, ctrl.clock, status_url=f"{public}/api/v1/tickets",
+                       substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
+                       mqtt_settings=mqtt, voice=config.voice,
+                       routers=[s.router for s in simulations if s.router is not None],
+                       opened=(ctrl, sessions))
+    floor, app = running.floor, running.app
     _note_missing_calendar(ctrl)
-    # deadlines count the working days the hall opens on: one calendar (load_hall reads it)
-    desk = CaseDesk(ctrl, hall.calendar.workdays or hall_calendar(None),
-                    CaseRules.from_rules(hall.rules))
-    desk.start()
-    app = create_app(ctrl, sessions, background, floor.kiosks, desk,
-                     before_stop=[desk.stop, calling.close, floor.close, mqtt.stop],
-                     device_check=DeviceCheck(ctrl, floor, calling))
-    for s in simulations:
-        if s.router is not None:
-            app.include_router(s.router)
     print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
           flush=True)
     if args.simulate:
@@ -238,7 +171,7 @@ def cmd_kiosk_credential(args: argparse.Namespace) -> int:
     if not (data_dir / DB_NAME).exists():
         raise RuntimeError(f"no hall database in {data_dir} (start the controller once first)")
     if args.config:
-        known = {kiosk_of(d) for d in load_hall(args.config).devices if d.kind in KIOSK_KINDS}
+        known = {kiosk_of(d) for d in load_hall(args.config).devices if d.kind in kiosk_kinds()}
         if args.kiosk not in known:
             print(f"hallctl: note: {args.kiosk} is no kiosk of the hall's devices "
                   f"({', '.join(sorted(known)) or 'none'}); its key takes tickets through "
@@ -278,13 +211,14 @@ def _note_missing_calendar(ctrl: HallController) -> list[int]:
     return missing
 
 
-def _simulations(hall: Hall, data_dir: Path) -> list:
+def _simulations(hall: Hall, data_dir: Path, broker: tuple[str, int]) -> list:
     """Simulated devices, found through the `hallctl.simulate` entry point (the `sim` package
-    registers one), so production code never imports the simulator itself."""
+    registers one), so production code never imports the simulator itself; the MQTT ones
+    connect to `broker` (host, port)."""
     found = importlib.metadata.entry_points(group="hallctl.simulate")
     if not found:
         raise RuntimeError("--simulate: no simulator is installed (pip install -e . registers sim/)")
-    return [ep.load()(hall, data_dir / "sim") for ep in found]
+    return [ep.load()(hall, data_dir / "sim", broker=broker) for ep in found]
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -297,9 +231,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    hall = load_hall(args.path)
+    config = load_config(args.path)
+    hall = config.hall
     print(f"{args.path}: OK")
-    print(summary(hall))
+    print(summary(config))
     missing = hall.calendar.missing_years(SystemClock(hall.timezone)().date())
     if missing:
         print(f"warning: {_calendar_warning(missing)}", file=sys.stderr)
@@ -342,9 +277,10 @@ def _operator() -> str:
 
 
 def cmd_mqtt_acl(args: argparse.Namespace) -> int:
-    hall = load_hall(args.config)
+    config = load_config(args.config)
+    hall = config.hall
     try:
-        print(mosquitto_acl(hall, args.config), end="")
+        print(mosquitto_acl(hall, config.mqtt, args.config), end="")
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     missing = without_account(hall)

@@ -21,43 +21,54 @@ from controller.core.hall import (
     WindowKind,
 )
 from controller import ledger_config
+from controller.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
+from controller.settings import HallConfig, MqttSettings, VoiceSettings
+from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
+from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.tomlkeys import (
-    Check, ConfigError, Table, check, claim, found, is_int, is_text, matches, read_toml,
+    ConfigError, Table, check, claim, found, is_int, is_text, matches, read_toml,
 )
 
-DEVICE_KINDS = (
-    "ticket_printer", "id_reader", "code_scanner", "counter_keypad", "evaluator_pad",
-    "caller_display", "hall_display",
-)
-# Devices that sit at one counter window and so must name it.
-WINDOW_DEVICE_KINDS = ("counter_keypad", "evaluator_pad", "caller_display")
-DEVICE_TRANSPORTS = ("serial", "usb", "tcp", "mqtt", "file")
+# Device kinds and transports are registries (controller.device_kinds, drivers.transport):
+# the config accepts what is registered and asks each for its checks.
 
 
 HOLIDAYS_FILE = "holidays.toml"
 
 
-def load_hall(path: str | Path) -> Hall:
-    """Read and validate the hall config file at `path`. Its opening days follow the
-    working-day calendar: chinesecalendar, with the `holidays.toml` beside the file on top."""
+def load_config(path: str | Path) -> HallConfig:
+    """Read and validate the hall config file at `path`: the hall and its settings. Its
+    opening days follow the working-day calendar: chinesecalendar, with the `holidays.toml`
+    beside the file on top."""
     from controller.workdays_data import hall_calendar
 
     source = str(path)
     data = read_toml(path)
     holidays = Path(path).parent / HOLIDAYS_FILE
-    return parse_hall(data, source, hall_calendar(holidays if holidays.exists() else None))
+    return parse_config(data, source, hall_calendar(holidays if holidays.exists() else None))
+
+
+def load_hall(path: str | Path) -> Hall:
+    """The hall the config file at `path` describes (`load_config` for its settings too)."""
+    return load_config(path).hall
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>",
+                 workdays: WorkCalendar | None = None) -> HallConfig:
+    """Validate a parsed TOML document and build the hall and settings it describes; without
+    `workdays`, its dates open by their weekday's hours alone."""
+    try:
+        return _config(Table(data, "", _TOP_KEYS), workdays)
+    except ConfigError as e:
+        raise ConfigError(e.key, e.reason, source) from None
 
 
 def parse_hall(data: dict[str, Any], source: str = "<config>",
                workdays: WorkCalendar | None = None) -> Hall:
-    """Validate a parsed TOML document and build the `Hall` it describes; without
-    `workdays`, its dates open by their weekday's hours alone."""
-    try:
-        return _hall(Table(data, "", _TOP_KEYS), workdays)
-    except ConfigError as e:
-        raise ConfigError(e.key, e.reason, source) from None
+    """The `Hall` a parsed TOML document describes (`parse_config` for its settings too)."""
+    return parse_config(data, source, workdays).hall
 
 
 # --- the sections ------------------------------------------------------------
@@ -69,7 +80,7 @@ _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
 
-def _hall(top: Table, workdays: WorkCalendar | None = None) -> Hall:
+def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     head = top.table("hall", ("name", "region_code", "timezone"), required=True)
     name = head.text("name")
     region = head.get("region_code", 'a quoted string of 6 digits, e.g. "500101"', matches("[0-9]{6}"))
@@ -83,10 +94,11 @@ def _hall(top: Table, workdays: WorkCalendar | None = None) -> Hall:
     staff = _staff(top, windows)
     devices = _devices(top, windows)
     mqtt = _mqtt(top, demo=any(s.demo for s in staff.values()))
-    _check_device_accounts(top, devices, mqtt.get("mqtt_username"))
-    return Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **mqtt, **_voice(top), **_export(top), **_display(top),
+    _check_device_accounts(top, devices, mqtt.username)
+    hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
+                **_export(top), **_display(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
+    return HallConfig(hall, mqtt, _voice(top))
 
 
 def _timezone(head: Table) -> str:
@@ -388,35 +400,22 @@ def _host_port(value: object) -> bool:
     return matches(r"[^\s:]\S*:[0-9]{1,5}")(value) and 1 <= int(str(value).rpartition(":")[2]) <= 65535
 
 
-def _is_topic(value: object) -> bool:
-    return is_text(value) and not set("+#") & set(str(value))
-
-
-_HOST_PORT = '"host:port" with a port from 1 to 65535, e.g. "127.0.0.1:18830"'
-_USB_ID = 'a USB "vid:pid" in hex such as "0416:5011"'
-# For each transport: the key that says where the device is, what it looks like, and its check.
-# A new transport needs a line here as well as its name in DEVICE_TRANSPORTS.
-_DEVICE_LINKS: dict[str, tuple[str, str, Check]] = {
-    "serial": ("port", 'a device path such as "/dev/ttyUSB1"', is_text),
-    "file": ("port", "a file path", is_text),
-    "tcp": ("address", _HOST_PORT, _host_port),
-    "usb": ("address", _USB_ID, matches("[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")),
-    "mqtt": ("topic", 'an MQTT topic without wildcards such as "hall/window/5/keypad"', _is_topic),
-}
+_HOST_PORT = HOST_PORT
 
 
 def _device_link(t: Table, transport: str) -> dict[str, str]:
-    field, expected, ok = _DEVICE_LINKS[transport]
+    """The key that says where the device is, as its transport (drivers.transport) names it."""
+    kind = TRANSPORTS[transport]
     for other in ("port", "address", "topic"):
-        if other != field and other in t.data:
-            t.fail(other, f"not used by transport {transport!r}, which takes {field!r}")
-    return {field: t.get(field, expected, ok)}
+        if other != kind.where and other in t.data:
+            t.fail(other, f"not used by transport {transport!r}, which takes {kind.where!r}")
+    return {kind.where: t.get(kind.where, kind.expected, kind.check)}
 
 
 def _device_window(t: Table, kind: str, windows: dict[int, Window]) -> int | None:
     if "window" in t.data:
         return _window_number(t.key("window"), t.data["window"], windows)
-    if kind in WINDOW_DEVICE_KINDS:
+    if device_kinds()[kind].at_window:
         t.fail("window", f"missing; every {kind} belongs to one counter window: give its window number")
     return None
 
@@ -440,22 +439,23 @@ def _devices(top: Table, windows: dict[int, Window]) -> tuple[Device, ...]:
     for t in top.tables("devices", keys, False, hint):
         did = t.get("id", _ID_EXPECTED, _is_id)
         claim(seen, did, t.key("id"), "device id")
-        kind, transport = t.choice("kind", DEVICE_KINDS), t.choice("transport", DEVICE_TRANSPORTS)
+        kind, transport = t.choice("kind", tuple(device_kinds())), t.choice("transport", tuple(TRANSPORTS))
         link = _device_link(t, transport)
         window = _device_window(t, kind, windows)
-        devices.append(Device(did, kind, transport, window=window, options=_options(t), **link))
+        options = _options(t)
+        wrong = device_kinds()[kind].check(dict(options))
+        if wrong is not None:
+            option, reason = wrong
+            raise ConfigError(f"{t.key('options')}.{option}", reason)
+        devices.append(Device(did, kind, transport, window=window, options=options, **link))
     return tuple(devices)
 
 
-def _voice(top: Table) -> dict[str, Any]:
+def _voice(top: Table) -> VoiceSettings:
     """Voice announcements: on or off, the ALSA device (none: WAV files only), repeats."""
     t = top.table("voice", ("enabled", "device", "repeats"))
-    values = {
-        "voice_enabled": t.flag("enabled", True),
-        "voice_device": t.text("device", None),
-        "voice_repeats": t.integer("repeats", 1, 5, 1),
-    }
-    return {name: value for name, value in values.items() if value is not None}
+    return VoiceSettings(t.flag("enabled", True), t.text("device", None),
+                         t.integer("repeats", 1, 5, 1))
 
 
 def _display(top: Table) -> dict[str, Any]:
@@ -506,7 +506,7 @@ def _is_loopback(host: str) -> bool:
         return False  # a name or an address on the network
 
 
-def _mqtt(top: Table, demo: bool) -> dict[str, Any]:
+def _mqtt(top: Table, demo: bool) -> MqttSettings:
     """Broker settings; no host means the controller runs its own embedded broker.
 
     With `username` the controller logs in to the broker; its password is `password_env`, the
@@ -559,7 +559,8 @@ def _mqtt(top: Table, demo: bool) -> dict[str, Any]:
                "controller and each MQTT device an account (username, password_env, "
                "options.username; see `hallctl mqtt-acl` and `hallctl mqtt-passwd`), or, on a "
                "closed network on purpose, set allow_anonymous = true")
-    return {name: value for name, value in values.items() if value is not None}
+    return MqttSettings(**{name.removeprefix("mqtt_"): value for name, value in values.items()
+                           if value is not None})
 
 
 def _check_device_accounts(top: Table, devices: tuple[Device, ...], controller: str | None) -> None:
@@ -585,17 +586,18 @@ def _check_device_accounts(top: Table, devices: tuple[Device, ...], controller: 
 # --- summary -----------------------------------------------------------------
 
 
-def summary(hall: Hall) -> str:
+def summary(config: HallConfig) -> str:
     """A few lines for a person checking that the right file was loaded."""
+    hall, mqtt = config.hall, config.mqtt
     kinds = Counter(w.kind for w in hall.windows.values())
     by_kind = ", ".join(f"{kinds[k]} {k.value}" for k in WindowKind if kinds[k])
     demo = sum(1 for s in hall.staff.values() if s.demo)
-    broker = f"embedded on {hall.mqtt_embedded_listen}"
-    if hall.mqtt_host:
-        broker = f"external {hall.mqtt_host}:{hall.mqtt_port}"
-    if hall.mqtt_username:
+    broker = f"embedded on {mqtt.embedded_listen}"
+    if mqtt.host:
+        broker = f"external {mqtt.host}:{mqtt.port}"
+    if mqtt.username:
         accounts = sum(1 for d in hall.devices if "username" in dict(d.options))
-        broker += f", logged in as {hall.mqtt_username} ({accounts} device accounts)"
+        broker += f", logged in as {mqtt.username} ({accounts} device accounts)"
     else:
         broker += ", anonymous (no [mqtt] username)"
     demo_line = f"yes ({demo}, PIN {DEMO_PIN}; not for a live hall)" if demo else "no"

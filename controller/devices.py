@@ -18,6 +18,7 @@ from controller.hallcontroller import HallController
 from controller.kiosk import Kiosk
 from controller.core import identity
 from controller.core.errors import HallError
+from controller.device_kinds import DeviceKind, Station, device_kinds, register_device_kind
 from drivers.code_scanner import CodeScanner
 from drivers.id_reader import Card, CardType, IdCardReader
 from drivers.ticket_printer import PrinterUnavailable, TicketPrinter
@@ -29,7 +30,6 @@ DEFAULT_KIOSK = "entrance"
 # How often an idle printer's paper sensor is asked: the kiosk page learns of an empty
 # roll before a citizen presses a button, and of a new roll soon after it goes in.
 PRINTER_POLL_SECONDS = 3.0
-KIOSK_KINDS = ("ticket_printer", "id_reader", "code_scanner")
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,48 @@ def kiosk_of(device: Device) -> str:
     return dict(device.options).get("kiosk", DEFAULT_KIOSK)
 
 
+def _attach_printer(kiosk: Kiosk, device: Device, link: DeviceLink, floor: Floor) -> None:
+    kiosk.printer = TicketPrinter(device.id, link)
+    link.ensure_open()  # an absent printer is reported at once, not at the first ticket
+    if kiosk.printer.can_answer:
+        floor.run(lambda stop, p=kiosk.printer: _watch_printer(p, stop), device.id)
+
+
+def _attach_reader(kiosk: Kiosk, device: Device, link: DeviceLink, floor: Floor) -> None:
+    kiosk.reader_id = device.id
+    reader = IdCardReader(
+        device.id, link,
+        on_card=lambda card, k=kiosk: _card_read(k, card),
+        on_error=lambda status, message, k=kiosk: k.reader_message(message),
+        on_card_gone=kiosk.card_gone)
+    floor.run(reader.run, device.id)
+
+
+def _attach_scanner(kiosk: Kiosk, device: Device, link: DeviceLink, floor: Floor) -> None:
+    scanner = CodeScanner(device.id, link, on_scan=lambda scan, k=kiosk: _scanned(k, scan.text))
+    floor.run(scanner.run, device.id)
+
+
+register_device_kind(DeviceKind("ticket_printer", Station.KIOSK, attach=_attach_printer))
+register_device_kind(DeviceKind("id_reader", Station.KIOSK, attach=_attach_reader))
+register_device_kind(DeviceKind("code_scanner", Station.KIOSK, attach=_attach_scanner))
+
+
+def kiosk_kinds() -> tuple[str, ...]:
+    """The registered kinds that stand at a kiosk."""
+    return tuple(k.name for k in device_kinds().values() if k.station is Station.KIOSK)
+
+
 def attach_devices(ctrl: HallController, status_url: str | None = None,
                    substitutes: dict[str, DeviceAddress] | None = None) -> Floor:
     """Start a driver for every kiosk device of the hall (the calling path adds its own)."""
     floor = Floor()
     substitutes = substitutes or {}
     appointments = Appointments(ctrl)
+    kinds = device_kinds()
     for device in ctrl.hall.devices:
-        if device.kind not in KIOSK_KINDS:
+        kind = kinds.get(device.kind)
+        if kind is None or kind.station is not Station.KIOSK or kind.attach is None:
             continue
         kiosk = floor.kiosks.setdefault(kiosk_of(device), Kiosk(
             kiosk_of(device), ctrl, status_url=status_url, appointments=appointments))
@@ -133,20 +167,5 @@ def attach_devices(ctrl: HallController, status_url: str | None = None,
             continue
         link = DeviceLink(device.id, transport, kiosk.device_health, Backoff(0.5, 10))
         floor.links.append(link)
-        if device.kind == "ticket_printer":
-            kiosk.printer = TicketPrinter(device.id, link)
-            link.ensure_open()  # an absent printer is reported at once, not at the first ticket
-            if kiosk.printer.can_answer:
-                floor.run(lambda stop, p=kiosk.printer: _watch_printer(p, stop), device.id)
-        elif device.kind == "id_reader":
-            kiosk.reader_id = device.id
-            reader = IdCardReader(
-                device.id, link,
-                on_card=lambda card, k=kiosk: _card_read(k, card),
-                on_error=lambda status, message, k=kiosk: k.reader_message(message),
-                on_card_gone=kiosk.card_gone)
-            floor.run(reader.run, device.id)
-        else:
-            scanner = CodeScanner(device.id, link, on_scan=lambda scan, k=kiosk: _scanned(k, scan.text))
-            floor.run(scanner.run, device.id)
+        kind.attach(kiosk, device, link, floor)
     return floor

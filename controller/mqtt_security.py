@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.core.hall import Device, Hall
+from controller.settings import MqttSettings
 from controller.tomlkeys import ConfigError
 
 
@@ -58,10 +59,10 @@ def device_account(hall: Hall, d: Device) -> Account | None:
     return Account(user, f"{d.id}: {d.kind} of {where}", (status,), (d.topic,))
 
 
-def controller_account(hall: Hall) -> Account:
+def controller_account(hall: Hall, mqtt: MqttSettings) -> Account:
     """What the controller writes (displays, pads' states, its status) and reads (presses,
     grades, every device's status)."""
-    if hall.mqtt_username is None:
+    if mqtt.username is None:
         raise ConfigError("mqtt.username", "missing; the ACL gives the controller an account of "
                                            "its own: set username and password_env")
     write, read = [controller_status_topic(hall)], []
@@ -76,12 +77,12 @@ def controller_account(hall: Hall) -> Account:
         elif d.kind == "counter_keypad":
             read.append(f"{d.topic}/press")
         read.append(f"{d.topic}/status")
-    return Account(hall.mqtt_username, "the hall controller", tuple(write), tuple(read))
+    return Account(mqtt.username, "the hall controller", tuple(write), tuple(read))
 
 
-def accounts(hall: Hall) -> list[Account]:
+def accounts(hall: Hall, mqtt: MqttSettings) -> list[Account]:
     """The controller's account, then one per MQTT device, in config order."""
-    found = [controller_account(hall)]
+    found = [controller_account(hall, mqtt)]
     found += [a for d in hall.devices if (a := device_account(hall, d)) is not None]
     return found
 
@@ -90,10 +91,10 @@ def without_account(hall: Hall) -> list[str]:
     return [d.id for d in hall.devices if d.transport == "mqtt" and device_account(hall, d) is None]
 
 
-def mosquitto_acl(hall: Hall, config_path: str = "hall.toml") -> str:
+def mosquitto_acl(hall: Hall, mqtt: MqttSettings, config_path: str = "hall.toml") -> str:
     """Mosquitto's `acl_file` for the hall, with the recipe for the password file and
     mosquitto.conf as comments at its head."""
-    users = accounts(hall)
+    users = accounts(hall, mqtt)
     lines = [
         f"# Mosquitto acl_file for {hall.name}, made by `hallctl mqtt-acl --config {config_path}`.",
         "# Remake it whenever a device is added or moved, then reload Mosquitto (SIGHUP).",
@@ -111,7 +112,7 @@ def mosquitto_acl(hall: Hall, config_path: str = "hall.toml") -> str:
     for i, a in enumerate(users):
         lines.append(f"#   mosquitto_passwd {'-c ' if i == 0 else ''}/etc/mosquitto/hall.passwd {a.username}")
     lines += ["#", "# The controller's password goes in the environment variable named by",
-              f"# [mqtt] password_env ({hall.mqtt_password_env or 'not set'}); each device's into the device."]
+              f"# [mqtt] password_env ({mqtt.password_env or 'not set'}); each device's into the device."]
     missing = without_account(hall)
     if missing:
         lines += ["#", "# NOT ALLOWED ANYTHING (no options.username): " + ", ".join(missing)]
@@ -122,37 +123,37 @@ def mosquitto_acl(hall: Hall, config_path: str = "hall.toml") -> str:
     return "\n".join(lines) + "\n"
 
 
-def amqtt_acl(hall: Hall) -> dict[str, dict[str, list[str]]]:
+def amqtt_acl(hall: Hall, mqtt: MqttSettings) -> dict[str, dict[str, list[str]]]:
     """The embedded broker's TopicAccessControlListPlugin settings: publish and subscribe
     tables per user name."""
-    users = accounts(hall)
+    users = accounts(hall, mqtt)
     return {"publish_acl": {a.username: list(a.write) for a in users},
             "acl": {a.username: list(a.read) for a in users}}
 
 
-def controller_credentials(hall: Hall) -> tuple[str | None, str | None]:
+def controller_credentials(mqtt: MqttSettings) -> tuple[str | None, str | None]:
     """The controller's (username, password); (None, None) for a broker without accounts.
 
     A `password_env` that is not set is a ConfigError naming the key, raised at start."""
-    if hall.mqtt_username is None:
+    if mqtt.username is None:
         return None, None
-    if hall.mqtt_password_env is not None:
-        password = os.environ.get(hall.mqtt_password_env)
+    if mqtt.password_env is not None:
+        password = os.environ.get(mqtt.password_env)
         if not password:
             raise ConfigError("mqtt.password_env", f"the environment variable "
-                              f"{hall.mqtt_password_env} is not set; set it to the controller's "
+                              f"{mqtt.password_env} is not set; set it to the controller's "
                               "broker password where the controller runs")
-        return hall.mqtt_username, password
-    return hall.mqtt_username, hall.mqtt_password
+        return mqtt.username, password
+    return mqtt.username, mqtt.password
 
 
-def check_at_start(hall: Hall) -> None:
+def check_at_start(mqtt: MqttSettings) -> None:
     """Fail before anything starts when the broker login cannot work: the password's variable is
     unset, or the embedded broker's password file is missing or lacks the controller."""
-    user, _ = controller_credentials(hall)
-    if hall.mqtt_password_file is None or hall.mqtt_host is not None:
+    user, _ = controller_credentials(mqtt)
+    if mqtt.password_file is None or mqtt.host is not None:
         return
-    path = Path(hall.mqtt_password_file)
+    path = Path(mqtt.password_file)
     try:
         names = {line.split(":", 1)[0] for line in path.read_text(encoding="utf-8").splitlines()
                  if line.strip() and not line.startswith("#")}

@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from drivers import text as device_text
-from drivers.transport import DeviceHealth, Health, HealthListener
+from drivers.transport import DeviceHealth, Health, HealthListener, TransportKind, register_transport
 
 log = logging.getLogger(__name__)
 RECONNECT_MAX_SECONDS = 0.5
@@ -37,6 +37,16 @@ ONLINE = "online"
 OFFLINE = "offline"
 
 MessageCallback = Callable[[str, bytes], None]
+
+
+def is_topic(value: object) -> bool:
+    """A topic a device publishes or subscribes under: no wildcards."""
+    return isinstance(value, str) and value.strip() != "" and not set("+#") & set(value)
+
+
+# MQTT devices are driven through the controller's one MQTT link, not a byte transport
+register_transport(TransportKind(
+    "mqtt", "topic", 'an MQTT topic without wildcards such as "hall/window/5/keypad"', is_topic))
 
 
 def encode(payload: dict) -> bytes:

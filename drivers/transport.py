@@ -9,6 +9,7 @@ fault) so the supervisor sees a pulled cable the moment a driver does.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -470,19 +471,82 @@ class DeviceLink:
             self.transport.close()
 
 
+# --- the transports a hall config can name ---------------------------------------------------
+#
+# Like python-can's bus interfaces, each transport registers itself under the name the hall
+# config uses (`transport = "serial"`): the device key that says where the device is, what that
+# looks like and its check (for the config's error message), and how to open it. A new transport
+# is one `register_transport` call beside its class; the config check and `transport_for` find it.
+
+
+@dataclass(frozen=True)
+class TransportKind:
+    """One transport a device may be reached by.
+
+    `where`: the device key naming where the device is ("port", "address" or "topic");
+    `expected`: what that value looks like, for a config error; `check`: True when it does;
+    `open(where, options)`: the byte transport (None for a transport that carries messages,
+    not bytes: MQTT devices are driven through the controller's MQTT link)."""
+
+    name: str
+    where: str
+    expected: str
+    check: Callable[[object], bool]
+    open: Callable[[str, dict[str, str]], Transport] | None = None
+
+
+TRANSPORTS: dict[str, TransportKind] = {}
+
+
+def register_transport(kind: TransportKind) -> TransportKind:
+    """Make `kind` known to the hall config and to `transport_for` (a later one of the same
+    name replaces the earlier)."""
+    TRANSPORTS[kind.name] = kind
+    return kind
+
+
+def _is_path(value: object) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_host_port(value: object) -> bool:
+    if not isinstance(value, str) or not re.fullmatch(r"[^\s:]\S*:[0-9]{1,5}", value):
+        return False
+    return 1 <= int(value.rpartition(":")[2]) <= 65535
+
+
+HOST_PORT = '"host:port" with a port from 1 to 65535, e.g. "127.0.0.1:18830"'
+
+
+def _tcp(address: str, options: dict[str, str]) -> Transport:
+    host, _, p = address.rpartition(":")
+    return TcpTransport(host, int(p))
+
+
+def _usb(address: str, options: dict[str, str]) -> Transport:
+    vid, _, pid = address.partition(":")
+    return UsbTransport(int(vid, 16), int(pid, 16), int(options.get("in_ep", "0x82"), 0),
+                        int(options.get("out_ep", "0x01"), 0))
+
+
+register_transport(TransportKind(
+    "serial", "port", 'a device path such as "/dev/ttyUSB1"', _is_path,
+    lambda port, options: SerialTransport(port, int(options.get("baud", 9600)))))
+register_transport(TransportKind("file", "port", "a file path", _is_path,
+                                 lambda port, options: FileTransport(port)))
+register_transport(TransportKind("tcp", "address", HOST_PORT, _is_host_port, _tcp))
+register_transport(TransportKind(
+    "usb", "address", 'a USB "vid:pid" in hex such as "0416:5011"',
+    lambda v: isinstance(v, str) and bool(re.fullmatch("[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", v)), _usb))
+
+
 def transport_for(kind: str, port: str | None = None, address: str | None = None,
                   options: dict[str, str] | None = None) -> Transport:
-    """The transport a device config names (`serial`, `tcp`, `usb`, `file`)."""
-    options = options or {}
-    if kind == "serial" and port:
-        return SerialTransport(port, int(options.get("baud", 9600)))
-    if kind == "tcp" and address:
-        host, _, p = address.rpartition(":")
-        return TcpTransport(host, int(p))
-    if kind == "usb" and address:
-        vid, _, pid = address.partition(":")
-        return UsbTransport(int(vid, 16), int(pid, 16), int(options.get("in_ep", "0x82"), 0),
-                            int(options.get("out_ep", "0x01"), 0))
-    if kind == "file" and port:
-        return FileTransport(port)
-    raise ValueError(f"no byte transport for {kind!r} (port={port!r}, address={address!r})")
+    """The byte transport a device config names (`serial`, `tcp`, `usb`, `file`, or any
+    registered one), at its `port` or `address`."""
+    found = TRANSPORTS.get(kind)
+    where = (port if found.where == "port" else address if found.where == "address" else None
+             ) if found else None
+    if found is None or found.open is None or not where:
+        raise ValueError(f"no byte transport for {kind!r} (port={port!r}, address={address!r})")
+    return found.open(where, options or {})

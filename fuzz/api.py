@@ -3,7 +3,7 @@
     python -m fuzz.api [--examples N] [--seed N] [--timeout S] [--docs]
 
 The controller is the one the API tests run (tests/server.py `running_hall`,
-the access hall of tests/halls.py: staff s1-s3 at windows 1-3, supervisor
+the access hall of sim/halls.py: staff s1-s3 at windows 1-3, supervisor
 `boss`, admin `admin`), on a manual clock at 09:00 on a Monday, with a few
 tickets taken and one called so that the lookups find something. Every
 operation in /openapi.json is called with schema-valid (positive) and

@@ -1,4 +1,4 @@
-"""The controller the API fuzzing runs against: the API tests' own, on a loopback port."""
+"""The controller the API fuzzing runs against: the API tests' own (sim.served), on a loopback port."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Callable, Iterator
 import httpx
 
 from controller.clock import ManualClock
-from tests.halls import access_hall, at
-from tests.server import RunningHall, running_hall
+from sim.halls import access_hall, at
+from sim.served import RunningHall, running_hall
 
 
 @contextmanager

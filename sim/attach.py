@@ -81,10 +81,12 @@ class Simulation:
             device.stop()
 
 
-def attach(hall: Hall, workdir: Path, mqtt_devices: bool = True) -> Simulation:
+def attach(hall: Hall, workdir: Path, mqtt_devices: bool = True,
+           broker: tuple[str, int] = ("127.0.0.1", 1883)) -> Simulation:
     """Start a simulator for each serial device the hall configures (ticket printers, ID-card
     readers, scanners, keypads, pads, window bars) and, with `mqtt_devices`, for each MQTT
-    device on the hall's broker (the embedded one unless [mqtt] names another)."""
+    device on the hall's broker at `broker` (host, port: the embedded one unless [mqtt]
+    names another)."""
     workdir.mkdir(parents=True, exist_ok=True)
     sim = Simulation()
     for device in hall.devices:
@@ -114,19 +116,15 @@ def attach(hall: Hall, workdir: Path, mqtt_devices: bool = True) -> Simulation:
             continue
         sim.substitutes[device.id] = ("serial", path, None)
     if mqtt_devices:
-        _attach_mqtt(hall, sim)
+        _attach_mqtt(hall, sim, broker)
     sim.router = _routes(sim)
     return sim
 
 
-def _attach_mqtt(hall: Hall, sim: Simulation) -> None:
+def _attach_mqtt(hall: Hall, sim: Simulation, broker: tuple[str, int]) -> None:
     """Tablet keypads and pads, MQTT bars and the main hall display as real MQTT clients.
     They connect (and reconnect) by themselves: the embedded broker starts after them."""
-    if hall.mqtt_host is not None:
-        host, port = hall.mqtt_host, hall.mqtt_port
-    else:
-        host, _, listen_port = hall.mqtt_embedded_listen.rpartition(":")
-        port = int(listen_port)
+    host, port = broker
     kinds = {"counter_keypad": SimulatedTabletKeypad, "evaluator_pad": SimulatedTabletPad,
              "caller_display": SimulatedMqttDisplay, "hall_display": SimulatedMqttDisplay}
     for device in hall.devices:

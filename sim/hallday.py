@@ -29,7 +29,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from controller.cases import CaseDesk
-from controller.cli import open_hall
+from controller.assembly import open_hall
 from controller.clock import ManualClock
 from controller.core import commands as c
 from controller.core import events as ev

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from controller.cli import DB_NAME, open_hall
+from controller.assembly import DB_NAME, open_hall
 from controller.clock import ManualClock
 from controller.core import commands as c
 from controller.core.errors import HallError

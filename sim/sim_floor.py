@@ -40,7 +40,7 @@ from collections import deque
 from typing import Callable
 
 from controller.calling import CallingFloor
-from controller.calling_devices import BusPad
+from drivers.evaluator_pad.bus import BusPad
 from controller.core import commands as c
 from controller.core.events import Event
 from controller.core.identity import birth_date

@@ -12,14 +12,14 @@ from controller.clock import ManualClock
 from controller.core import commands as c
 from drivers.counter_keypad.codec import PAD_BLANK
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad
-from tests.halls import at, calling_hall
+from tests.halls import CALLING_VOICE, at, calling_hall
 from tests.server import running_hall, wait_for
 
 
 @pytest.fixture
 def hall(tmp_path, mosquitto):
     clock = ManualClock(at("09:00"))
-    with running_hall(calling_hall(), tmp_path, clock, simulate=True,
+    with running_hall(calling_hall(), tmp_path, clock, simulate=True, voice=CALLING_VOICE,
                       mqtt=(mosquitto.host, mosquitto.port)) as h:
         h.clock, h.broker = clock, mosquitto
         h.bus = next(iter(h.sim.buses.values()))

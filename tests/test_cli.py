@@ -81,7 +81,7 @@ def test_run_says_which_port_is_taken(tmp_path, capsys):
 def test_a_restarted_demo_clock_goes_on_from_where_the_hall_stopped(tmp_path):
     """`--clock-start 09:00` on a hall that already worked until 10:15 starts at 10:15:
     a clock running backwards would put new calls before old ones."""
-    from controller.cli import _clock, open_hall
+    from controller.assembly import hall_clock as _clock, open_hall
     from controller.core import commands as c
 
     hall = small_hall()

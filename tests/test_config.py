@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import ConfigError, load_hall, parse_hall, summary
+from controller.config import ConfigError, load_config, load_hall, parse_config, parse_hall, summary
 from controller.core.hall import Deadline, NoShowPolicy, Rules, TransferPosition, WindowKind
 from controller.pins import DEMO_PIN, hash_pin, is_valid_pin_hash, verify_pin
 
@@ -102,7 +102,8 @@ def test_demo_hall_loads_with_a_full_floor() -> None:
     assert sum(w.tidal for w in hall.windows.values()) == 2
     for kind in (WindowKind.COMPLAINTS, WindowKind.ASSISTED, WindowKind.CROSS_REGION, WindowKind.TIDAL):
         assert any(w.kind is kind for w in hall.windows.values()), kind
-    assert hall.mqtt_host is None and hall.mqtt_embedded_listen == "127.0.0.1:18830"
+    mqtt = load_config(DEMO_HALL).mqtt
+    assert mqtt.host is None and mqtt.embedded_listen == "127.0.0.1:18830"
 
 
 def test_demo_hall_opening_hours_follow_wanzhou_attendance_rules() -> None:
@@ -136,7 +137,7 @@ def test_demo_hall_devices() -> None:
 
 
 def test_summary_tells_what_was_loaded() -> None:
-    text = summary(load_hall(DEMO_HALL))
+    text = summary(load_config(DEMO_HALL))
     assert "万州区政务服务中心" in text and "500101" in text
     assert "windows: 20" in text and "潮汐服务" in text
     assert "demo accounts: yes" in text
@@ -154,8 +155,9 @@ def test_minimal_hall_takes_the_defaults() -> None:
     assert hall.services["A"].mean_minutes == 8.0 and hall.services["A"].priority_first is True
     assert hall.windows[1].services == ("A", "B")
     assert hall.devices[0].options == (("address", "11"), ("baud", "9600"))
-    assert hall.mqtt_port == 1883 and hall.mqtt_host is None
-    assert "demo accounts: yes (1" in summary(hall)
+    config = parse_config(minimal_hall_dict())
+    assert config.mqtt.port == 1883 and config.mqtt.host is None
+    assert "demo accounts: yes (1" in summary(config)
 
 
 def test_every_rule_can_be_set() -> None:
@@ -414,8 +416,8 @@ def test_non_string_hash_is_false() -> None:
 def test_voice_settings() -> None:
     data = minimal_hall_dict()
     data["voice"] = {"enabled": False, "device": "plughw:0,0", "repeats": 2}
-    hall = parse_hall(data)
-    assert (hall.voice_enabled, hall.voice_device, hall.voice_repeats) == (False, "plughw:0,0", 2)
+    voice = parse_config(data).voice
+    assert (voice.enabled, voice.device, voice.repeats) == (False, "plughw:0,0", 2)
     data["voice"] = {"repeats": 9}
     with pytest.raises(ConfigError) as e:
         parse_hall(data)

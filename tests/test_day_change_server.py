@@ -23,7 +23,7 @@ from drivers.counter_keypad.codec import PAD_BLANK, PAD_PROMPT
 from sim.mqtt_devices import SimulatedMqttDisplay
 from tests import server
 from tests.browser import DESK, log_in
-from tests.halls import MONDAY, at, calling_hall, small_hall
+from tests.halls import CALLING_VOICE, MONDAY, at, calling_hall, small_hall
 from tests.server import HallProcess, running_hall, wait_for
 
 PIN = "1234"
@@ -286,7 +286,7 @@ def test_at_midnight_the_pad_stops_asking_and_the_board_forgets_yesterday(tmp_pa
     about the last visit; at midnight the pad is blanked, the bar shows the window closed, the
     main display lists no call, and no pad asks about anything the next morning."""
     clock = ManualClock(at("16:50"))
-    with running_hall(calling_hall(), tmp_path, clock, simulate=True,
+    with running_hall(calling_hall(), tmp_path, clock, simulate=True, voice=CALLING_VOICE,
                       mqtt=(mosquitto.host, mosquitto.port)) as hall:
         main = SimulatedMqttDisplay("sim-main", mosquitto.host, mosquitto.port,
                                     "hall/display/main").start()

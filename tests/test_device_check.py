@@ -14,7 +14,7 @@ from controller.core.hall import Staff, StaffRole
 from drivers.caller_display import bar_lines
 from drivers.counter_keypad.codec import PAD_BLANK, PAD_PROMPT
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad, SimulatedTabletPad
-from tests.halls import PIN_HASH, at, calling_hall, kiosk_hall
+from tests.halls import CALLING_VOICE, PIN_HASH, at, calling_hall, kiosk_hall
 from tests.server import running_hall, wait_for
 
 CHECK = "/api/v1/admin/device-check"
@@ -33,7 +33,7 @@ def check_hall():
 @pytest.fixture
 def hall(tmp_path, mosquitto):
     with running_hall(check_hall(), tmp_path, ManualClock(at("08:50")), simulate=True,
-                      mqtt=(mosquitto.host, mosquitto.port)) as h:
+                      voice=CALLING_VOICE, mqtt=(mosquitto.host, mosquitto.port)) as h:
         h.device_check.flash_seconds = FLASH
         h.printer = h.sim.printers["printer-1"]
         h.bus = next(iter(h.sim.buses.values()))

@@ -28,7 +28,7 @@ from drivers.counter_keypad.codec import PAD_PROMPT
 from drivers.mqtt import STATE_TEXT_CHARS
 from drivers.transport import DeviceLink, SerialTransport
 from sim.mqtt_devices import SimulatedMqttDisplay
-from tests.halls import at, calling_hall
+from tests.halls import CALLING_VOICE, at, calling_hall
 from tests.server import HallProcess, running_hall, wait_for
 
 HOSTILE = "\x1b@堃\x1dV喆\x10\x04\x00"  # printer reset, cut, status query, NUL, two rare Hanzi
@@ -104,7 +104,7 @@ def hall(tmp_path, mosquitto):
     staff["s3"] = dataclasses.replace(staff["s3"], name="\x1b陈\x00堃\x1dV")
     clock = ManualClock(at("09:00"))
     with running_hall(dataclasses.replace(base, devices=devices, staff=staff), tmp_path, clock,
-                      simulate=True, mqtt=(mosquitto.host, mosquitto.port)) as h:
+                      voice=CALLING_VOICE, simulate=True, mqtt=(mosquitto.host, mosquitto.port)) as h:
         h.bus = next(iter(h.sim.buses.values()))
         h.main = SimulatedMqttDisplay("sim-main", mosquitto.host, mosquitto.port,
                                       "hall/display/main").start()

@@ -141,7 +141,7 @@ def fault_hall():
     the main display on MQTT) with the entrance kiosk's printer, reader and scanner. No voice:
     it is not a device under test here, and synthesising every call only slows the run."""
     hall = calling_hall()
-    return dataclasses.replace(hall, voice_enabled=False, devices=hall.devices + kiosk_hall().devices)
+    return dataclasses.replace(hall, devices=hall.devices + kiosk_hall().devices)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import json
 import logging
 import zipfile
 
-import pytest
 
 from controller.clock import ManualClock
 from controller.core.hall import Device, Staff, StaffRole

@@ -17,7 +17,7 @@ import pytest
 from controller.calling_devices import attach_calling, controller_mqtt
 from controller.cli import main, open_hall
 from controller.clock import ManualClock
-from controller.config import load_hall, parse_hall
+from controller.config import load_config, parse_hall
 from controller.core import commands as c
 from controller.core.hall import Device
 from controller.devices import attach_devices
@@ -54,14 +54,15 @@ def password(account: str) -> str:
 
 @pytest.fixture(params=["mosquitto", "amqtt"])
 def secured(request, tmp_path, monkeypatch, capsys, make_mosquitto, make_embedded_amqtt):
-    """(hall, broker): the secured demo hall, its MQTT devices only, on a broker that refuses
+    """(hall, its [mqtt] settings, broker): the secured demo hall, its MQTT devices only, on a broker that refuses
     anonymous clients and applies the hall's ACL; accounts for the controller and windows 5
     and 6's keypads."""
     toml = tmp_path / "hall.toml"
     secured_demo_toml(toml)
-    hall = load_hall(toml)
-    hall = dataclasses.replace(hall, voice_enabled=False,
-                               devices=tuple(d for d in hall.devices if d.transport == "mqtt"))
+    config = load_config(toml)
+    mqtt = config.mqtt
+    hall = dataclasses.replace(config.hall,
+                               devices=tuple(d for d in config.hall.devices if d.transport == "mqtt"))
     accounts = ["hall-controller", "keypad-05", "keypad-06"]
     monkeypatch.setenv(PASSWORD_ENV, CONTROLLER_PASSWORD)
     if request.param == "mosquitto":
@@ -75,25 +76,25 @@ def secured(request, tmp_path, monkeypatch, capsys, make_mosquitto, make_embedde
                            check=True)
         broker = make_mosquitto(f"allow_anonymous false\npassword_file {passwd}\n"
                                 f"acl_file {acl}\nuse_username_as_clientid true\n")
-        hall = dataclasses.replace(hall, mqtt_port=broker.port)
+        mqtt = dataclasses.replace(mqtt, port=broker.port)
     else:
         passwd = tmp_path / "embedded.passwd"
         for i, account in enumerate(accounts):
             assert main(["mqtt-passwd", str(passwd), account, "--password",
                          CONTROLLER_PASSWORD if i == 0 else password(account)]) == 0
-        broker = make_embedded_amqtt(str(passwd), amqtt_acl(hall))
-        hall = dataclasses.replace(hall, mqtt_host=None, mqtt_password_file=str(passwd),
-                                   mqtt_embedded_listen=f"{broker.host}:{broker.port}")
-    return hall, broker
+        broker = make_embedded_amqtt(str(passwd), amqtt_acl(hall, mqtt))
+        mqtt = dataclasses.replace(mqtt, host=None, password_file=str(passwd),
+                                   embedded_listen=f"{broker.host}:{broker.port}")
+    return hall, mqtt, broker
 
 
 class Floor:
     """The controller with its calling path on the secured broker, windows 5 and 6 staffed."""
 
-    def __init__(self, hall, broker, data_dir) -> None:
+    def __init__(self, hall, settings, broker, data_dir) -> None:
         self.ctrl, _ = open_hall(hall, data_dir, ManualClock(at("09:00")))
         self.health: list = []
-        self.mqtt = controller_mqtt(hall, self.health.append).start()
+        self.mqtt = controller_mqtt(hall, settings, self.health.append).start()
         self.floor = attach_devices(self.ctrl, None, {})
         self.calling = attach_calling(self.ctrl, self.floor, data_dir, {}, self.mqtt).start()
         self.ctrl.execute(c.Login(5, "zhaomin"), "staff:zhaomin")
@@ -132,8 +133,8 @@ class Floor:
 
 @pytest.fixture
 def floor(secured, tmp_path):
-    hall, broker = secured
-    f = Floor(hall, broker, tmp_path / "data")
+    hall, settings, broker = secured
+    f = Floor(hall, settings, broker, tmp_path / "data")
     try:
         yield f
     finally:
@@ -241,26 +242,30 @@ def test_each_device_account_writes_its_own_topics_only(tmp_path):
     bar = device_account(hall, by_id["display-06"])
     assert (bar.write, bar.read) == (("hall/window/6/display/status",), ("hall/window/6/display",))
     assert device_account(hall, by_id["keypad-01"]) is None  # RS-485, no broker account
-    ctrl = controller_account(hall)
+    ctrl = controller_account(hall, load_config_from(tmp_path).mqtt)
     assert "hall/window/6/keypad/press" in ctrl.read and "hall/window/6/display" in ctrl.write
     assert not set(ctrl.write) & {"hall/window/6/keypad/press", "hall/window/6/evaluator/grade"}
 
 
-def load_hall_from(tmp_path):
+def load_config_from(tmp_path):
     toml = tmp_path / "hall.toml"
     secured_demo_toml(toml)
-    return load_hall(toml)
+    return load_config(toml)
+
+
+def load_hall_from(tmp_path):
+    return load_config_from(tmp_path).hall
 
 
 def test_the_controllers_password_comes_from_its_environment_variable(tmp_path, monkeypatch):
-    hall = load_hall_from(tmp_path)
-    assert "controller-secret" not in repr(hall)
+    config = load_config_from(tmp_path)
+    assert "controller-secret" not in repr(config)
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     with pytest.raises(ConfigError) as e:
-        controller_credentials(hall)
+        controller_credentials(config.mqtt)
     assert e.value.key == "mqtt.password_env" and PASSWORD_ENV in e.value.reason
     monkeypatch.setenv(PASSWORD_ENV, "s3cret-value")
-    assert controller_credentials(hall) == ("hall-controller", "s3cret-value")
+    assert controller_credentials(config.mqtt) == ("hall-controller", "s3cret-value")
 
 
 def test_hallctl_run_refuses_to_start_without_the_password(tmp_path, monkeypatch, capsys):

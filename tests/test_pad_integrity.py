@@ -13,7 +13,7 @@ import pytest
 
 from controller.clock import ManualClock
 from drivers.counter_keypad.codec import GRADE, PAD_BLANK, PAD_PROMPT, PAD_THANKS, BusFrame
-from tests.halls import at, calling_hall
+from tests.halls import CALLING_VOICE, at, calling_hall
 from tests.server import running_hall, wait_for
 
 PAD, KEYPAD = 13, 3
@@ -23,7 +23,7 @@ DAY = "2026-11-23"
 @pytest.fixture
 def hall(tmp_path):
     clock = ManualClock(at("09:00"))
-    with running_hall(calling_hall(), tmp_path, clock, simulate=True) as h:
+    with running_hall(calling_hall(), tmp_path, clock, simulate=True, voice=CALLING_VOICE) as h:
         h.bus = next(iter(h.sim.buses.values()))
         h.staff3 = h.login("s3", 3)
         yield h

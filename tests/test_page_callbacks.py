@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 from playwright.sync_api import expect
 
 from controller.cli import DB_NAME

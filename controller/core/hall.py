@@ -300,20 +300,9 @@ class Hall:
     staff: dict[str, Staff]
     devices: tuple[Device, ...] = ()
     rules: Rules = field(default_factory=Rules)
-    mqtt_host: str | None = None
-    mqtt_port: int = 1883
-    mqtt_embedded_listen: str = "127.0.0.1:1883"
-    # the controller's broker account; the password is given in the file or, better, named
-    # by an environment variable (controller.mqtt_security.controller_credentials)
-    mqtt_username: str | None = None
-    mqtt_password: str | None = field(default=None, repr=False)  # never in a log line
-    mqtt_password_env: str | None = None
-    # the embedded broker's password file (amqtt format, `hallctl mqtt-passwd`)
-    mqtt_password_file: str | None = None
-    # 语音播报: off, or through an ALSA device; without a device the WAVs are only written
-    voice_enabled: bool = True
-    voice_device: str | None = None
-    voice_repeats: int = 1
+    # (the MQTT broker and the controller's login to it are installation settings, not the
+    # hall's rules: controller.settings.MqttSettings)
+    # (the voice, 语音播报, is an installation setting too: controller.settings.VoiceSettings)
     # the provincial upload's code for each evaluation channel ([export] channel_codes)
     export_channel_codes: tuple[tuple[str, str], ...] = (
         ("pad", "1"), ("tablet", "2"), ("system_default", "9"))

@@ -16,7 +16,6 @@ import json
 import time
 import logging
 import sqlite3
-import time
 from typing import Any, AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI, HTTPException as FastAPIHTTPException, Request, Response

@@ -6,10 +6,10 @@ pause-service sign (暂停服务牌), and the main hall display (综合屏).
 display's MQTT JSON. `generic_codec` (our own documented RS-485 frame) and
 `onbon_codec` (Onbon BX-5/BX-6 dynamic text area) turn lines into bytes.
 `WindowBar` joins one codec to one DeviceLink and re-shows its state after a
-reconnect. A new vendor is one codec module and one entry in `CODECS`.
+reconnect. A new vendor is one codec module and its `register_codec` call.
 """
 
-from drivers.caller_display.driver import CODECS, BarCodec, WindowBar
+from drivers.caller_display.driver import CODECS, BarCodec, WindowBar, register_codec
 from drivers.caller_display.state import (
     Calling, Closed, Colour, DisplayProtocolError, HallBoard, Idle, PauseSign, WindowBarState,
     bar_colour, bar_lines, board_json, call_text, display_width, state_text,
@@ -18,5 +18,5 @@ from drivers.caller_display.state import (
 __all__ = [
     "CODECS", "BarCodec", "Calling", "Closed", "Colour", "DisplayProtocolError", "HallBoard", "Idle",
     "PauseSign", "WindowBar", "WindowBarState", "bar_colour", "bar_lines", "board_json", "call_text",
-    "display_width", "state_text",
+    "display_width", "register_codec", "state_text",
 ]

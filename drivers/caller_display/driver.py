@@ -36,12 +36,20 @@ def _codec(module: ModuleType) -> BarCodec:
     return cast(BarCodec, module)
 
 
-# A new vendor's bar is a new codec module with `encode_bar` and `ack_waiter`, plus one line here;
-# the hall config names it in the device's options (`codec = "onbon"`).
-CODECS: dict[str, BarCodec] = {
-    "generic": _codec(generic_codec),
-    "onbon": _codec(onbon_codec),
-}
+# A new vendor's bar is a new codec module with `encode_bar` and `ack_waiter`, and its
+# `register_codec` call; the hall config names it in the device's options (`codec = "onbon"`),
+# and the config check knows it from here.
+CODECS: dict[str, BarCodec] = {}
+
+
+def register_codec(name: str, codec: ModuleType | BarCodec) -> BarCodec:
+    """Make a bar codec known by the name a hall config gives in `options.codec`."""
+    CODECS[name] = _codec(codec) if isinstance(codec, ModuleType) else codec
+    return CODECS[name]
+
+
+register_codec("generic", generic_codec)
+register_codec("onbon", onbon_codec)
 
 
 class WindowBar:

@@ -23,7 +23,7 @@ import pytest
 
 import tests.server
 from controller.cli import main
-from controller.config import load_hall
+from controller.config import load_config
 from controller.mqtt_security import mosquitto_acl
 from tests.server import DEMO_CONFIG, HallProcess, wait_for
 
@@ -71,7 +71,8 @@ def hall(request, tmp_path, monkeypatch, make_mosquitto):
         external.write_text(re.sub(r'embedded_listen = "[^"]+"', 'host = "127.0.0.1"',
                                    config.read_text(encoding="utf-8")), encoding="utf-8")
         acl = tmp_path / "hall.acl"
-        acl.write_text(mosquitto_acl(load_hall(external)))
+        as_run = load_config(external)
+        acl.write_text(mosquitto_acl(as_run.hall, as_run.mqtt))
         passwd = tmp_path / "hall.passwd"
         subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "hall-controller",
                         CONTROLLER_PASSWORD], check=True)

@@ -12,35 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-from unittest import mock
 
 import httpx
 import pytest
 
 import tests.server
-from tests.server import HallProcess
-
-OPEN_FILES = 256
-FLOOD = 400  # more half-sent requests than the server has file descriptors
-HALF_SENT = b"GET /api/v1/health HTTP/1.1\r\nHost: hall\r\nX-Slow: "  # no blank line: never ends
-
-
-class LimitedHall(HallProcess):
-    """`hallctl run` for the demo hall with at most `open_files` file descriptors."""
-
-    def __init__(self, tmp_path, open_files: int, *extra_args: str) -> None:
-        super().__init__(tmp_path, *extra_args)
-        self.open_files = open_files
-
-    def start(self, same_port: bool = False) -> None:
-        popen = subprocess.Popen
-
-        def limited(*args, **kw):
-            return popen(*args, preexec_fn=lambda: resource.setrlimit(
-                resource.RLIMIT_NOFILE, (self.open_files, self.open_files)), **kw)
-
-        with mock.patch.object(tests.server.subprocess, "Popen", limited):
-            super().start(same_port)
+# the limited child hall and the flood are the benchmark's too (bench/slow_clients.py)
+from sim.process import FLOOD, HALF_SENT, OPEN_FILES, LimitedHall, half_sent
 
 
 @pytest.fixture
@@ -51,17 +29,6 @@ def hall(tmp_path):
         yield process
     finally:
         process.stop()
-
-
-def half_sent(port: int, n: int, within: float) -> list[socket.socket]:
-    """`n` connections to the controller, each with a request whose headers never end."""
-    held, deadline = [], time.monotonic() + within
-    for _ in range(n):
-        assert time.monotonic() < deadline, f"only {len(held)} connections in {within} s"
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
-        s.sendall(HALF_SENT)
-        held.append(s)
-    return held
 
 
 def event_stream(port: int) -> socket.socket:

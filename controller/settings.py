@@ -1,0 +1,61 @@
+"""The hall's infrastructure settings: where its MQTT broker is and how the controller logs in,
+and which sound device speaks the calls.
+
+They are how this controller is installed, not the hall's rules, so they live beside the
+core's `Hall` rather than in it: the config reads both from one file (`HallConfig`), the
+assembly and the MQTT security tools use the settings, and the core never sees a password.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.core.hall import Hall
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """[mqtt]: the hall's broker (`host`), or the embedded one listening on `embedded_listen`."""
+
+    host: str | None = None
+    port: int = 1883
+    embedded_listen: str = "127.0.0.1:1883"
+    # the controller's broker account; the password is given in the file or, better, named
+    # by an environment variable (controller.mqtt_security.controller_credentials)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
+    password_env: str | None = None
+    # the embedded broker's password file (amqtt format, `hallctl mqtt-passwd`)
+    password_file: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """The controller runs the broker itself (no [mqtt] host)."""
+        return self.host is None
+
+    def address(self) -> tuple[str, int]:
+        """(host, port) where the hall's MQTT clients connect."""
+        if self.host is not None:
+            return self.host, self.port
+        host, _, port = self.embedded_listen.rpartition(":")
+        return host, int(port)
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """[voice] 语音播报: on or off, the ALSA device (none: the WAV files are only written), and
+    how often each call is said."""
+
+    enabled: bool = True
+    device: str | None = None
+    repeats: int = 1
+
+
+@dataclass(frozen=True)
+class HallConfig:
+    """What a hall config file describes: the hall (the core's rules and floor) and how this
+    controller is installed for it."""
+
+    hall: Hall
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
