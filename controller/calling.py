@@ -86,6 +86,7 @@ class CallingFloor:
         # shows the closing screen (only the worker thread reads and writes it)
         self.closed_on: dt.date | None = None
         self._work: queue.Queue[Event | Task | None] = queue.Queue()
+        self._board_due = False  # the worker thread owes the board a publish (_board_changed)
         self._thread = threading.Thread(target=self._run, daemon=True, name="calling")
         self._unsubscribe = None
         self._timers: set[threading.Timer] = set()
@@ -294,6 +295,9 @@ class CallingFloor:
                     self.handle(event)
                 else:
                     event()
+                if self._board_due and self._work.empty():
+                    self._board_due = False
+                    self._publish_board()
             except Exception:
                 log.exception("calling devices: %s failed", getattr(event, "kind", event))
 
@@ -323,12 +327,22 @@ class CallingFloor:
         self._drive_pads(event)
         if kind == ev.DAY_STARTED:
             self.calls.clear()  # the board starts the day empty: yesterday's calls are over
-            self._publish_board()
+            self._board_changed()
         if window is not None and kind in (
                 ev.TICKET_CALLED, ev.TICKET_RECALLED, ev.TICKET_FINISHED, ev.TICKET_MISSED,
                 ev.TICKET_TRANSFERRED, ev.WINDOW_OPENED, ev.WINDOW_CLOSED, ev.WINDOW_PAUSED,
                 ev.WINDOW_RESUMED):
             self._show_bar(window)
+            self._board_changed()
+
+    def _board_changed(self) -> None:
+        """On the worker thread, the board is published once the events waiting are handled:
+        a burst of calls (a call-next is two events, and a rush many at once) rebuilds and
+        sends the whole board once, not once per event (the board was seven tenths of the
+        controller's time at 300 windows and 100 calls a second). Elsewhere, at once."""
+        if threading.current_thread() is self._thread:
+            self._board_due = True
+        else:
             self._publish_board()
 
     def _drive_pads(self, event: Event) -> None:

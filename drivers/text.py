@@ -24,6 +24,7 @@ Pure: no I/O. The result encodes in `charset` without error.
 from __future__ import annotations
 
 import codecs
+import functools
 import unicodedata
 from typing import Any, Callable
 
@@ -52,6 +53,13 @@ def fit(text: str, charset: str | None = None, max_bytes: int | None = None,
     encoded and `max_chars` characters long; see the module docstring."""
     if not isinstance(text, str):
         raise TypeError(f"device text must be str, not {type(text).__name__}")
+    if len(text) > _REMEMBERED_CHARS:
+        return _fit(text, charset, max_bytes, max_chars, stand_in)
+    return _fit_remembered(text, charset, max_bytes, max_chars, stand_in)
+
+
+def _fit(text: str, charset: str | None, max_bytes: int | None, max_chars: int | None,
+         stand_in: str) -> str:
     size = _encoded_size(charset)
     stand_size = size(stand_in)
     if stand_size is None:  # a charset without □ (ASCII) shows "?"
@@ -90,6 +98,13 @@ def fit(text: str, charset: str | None = None, max_bytes: int | None = None,
         if fits_bytes and fits_chars:
             out.append(ellipsis)
     return "".join(out)
+
+
+# The same few hundred texts (window names, staff names, states) reach the devices again and
+# again: the hall board sends every window's row on every change. A short text's fitting is
+# remembered; a long one (a notice) is fitted each time, so the memory stays small.
+_REMEMBERED_CHARS = 64
+_fit_remembered = functools.lru_cache(maxsize=4096)(_fit)
 
 
 def encode(text: str, charset: str, max_bytes: int, stand_in: str = STAND_IN) -> bytes:
