@@ -15,6 +15,7 @@ from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.server import REPO, HallProcess
 
@@ -103,10 +104,17 @@ def cjk_fonts(page: Page, selector: str) -> dict[str, int]:
     try:
         cdp.send("DOM.enable")
         cdp.send("CSS.enable")
-        root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
-        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
-        assert node, f"no element {selector}"
-        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        for attempt in range(5):
+            root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+            node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+            assert node, f"no element {selector}"
+            try:
+                fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+                break
+            except PlaywrightError as e:
+                # the page redrew the element between the two calls (a live update): look again
+                if "Could not find node" not in str(e) or attempt == 4:
+                    raise
     finally:
         cdp.detach()
     return {f["familyName"]: f["glyphCount"] for f in fonts}

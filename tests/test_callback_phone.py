@@ -4,6 +4,8 @@ a kiosk's duplicate requests against `hallctl run` itself give one ticket and on
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
@@ -69,7 +71,7 @@ def test_the_counter_adds_and_corrects_the_phone_of_its_visit(hall, tmp_path):
     assert hall.ctrl.sealer.open(stored.phone_sealed) == ("023-68861234", None)
     logged = hall.ctrl.store.query("SELECT args, result FROM commands WHERE name = 'set_phone'")
     assert [r["result"] for r in logged] == ["ok", "ok"]
-    assert '"phone_masked": "138****1234"' in logged[0]["args"]
+    assert json.loads(logged[0]["args"])["phone_masked"] == "138****1234"
     events = hall.ctrl.store.ticket_history(visit)
     assert [e["data"]["corrected"] for e in events if e["kind"] == "ticket_phone_set"] == [False, True]
     hall.ctrl.store.checkpoint()
@@ -104,7 +106,7 @@ def test_a_bad_review_without_a_phone_is_flagged_and_counted(hall):
         assert (figures["bad_reviews"], figures["bad_reviews_reachable"],
                 figures["bad_reviews_no_contact"]) == (2, 1, 1)
     opened = hall.ctrl.store.query("SELECT args FROM commands WHERE name = 'case_open' ORDER BY id")
-    assert ['"no_contact": false' in r["args"] for r in opened] == [True, False]
+    assert [json.loads(r["args"])["no_contact"] for r in opened] == [False, True]
 
 
 def test_duplicate_requests_at_once_against_hallctl_run_give_one_ticket_and_one_slip(tmp_path):

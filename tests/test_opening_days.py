@@ -19,8 +19,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from controller import cli
+from controller import assembly, cli
 from controller import hall_reports as hr
+from controller.assembly import hall_clock
 from controller.clock import ManualClock
 from controller.config import ConfigError, load_hall, parse_hall
 from controller.core import commands as c
@@ -160,13 +161,13 @@ def test_demo_clock_start_skips_the_holiday_to_the_next_open_day(monkeypatch):
         def __call__(self):
             return dt.datetime(2026, 10, 2, 20, 0, tzinfo=TZ)
 
-    monkeypatch.setattr(cli, "SystemClock", Holiday)
+    monkeypatch.setattr(assembly, "SystemClock", Holiday)
     hall = calendar_hall()
-    started = cli._clock(hall, "09:00")()
+    started = hall_clock(hall, "09:00")()
     assert at("09:00", dt.date(2026, 10, 8)) <= started < at("09:01", dt.date(2026, 10, 8))
     # on the 调休 Saturday itself it is today
     monkeypatch.setattr(Holiday, "__call__", lambda self: dt.datetime(2026, 10, 10, 7, 0, tzinfo=TZ))
-    assert cli._clock(hall, "09:00")().date() == MAKE_UP_SATURDAY
+    assert hall_clock(hall, "09:00")().date() == MAKE_UP_SATURDAY
 
 
 def test_check_config_warns_of_a_year_the_calendar_lacks_before_it_comes(tmp_path, monkeypatch,
