@@ -48,21 +48,16 @@ def small_disk(path: Path, size: str):
 
 
 def fill(path: Path) -> Path:
-    """Write a file into `path` until its filesystem is full; the file, to delete later."""
+    """Write a file into `path` until its filesystem is full; the file, to delete later.
+
+    Unbuffered: a buffered file keeps what the full disk refused and tries it again when it
+    is closed, which raised ENOSPC out of the `with` (whether it did hung on how the free
+    space fell against the chunk size, so on the database's size)."""
     filler = path / "filler.bin"
-    chunk = b"\0" * 65536
-    with filler.open("wb") as f:
-        try:
+    for size in (65536, 512):  # then the last partial block, too
+        with contextlib.suppress(OSError), filler.open("ab", buffering=0) as f:
             while True:
-                f.write(chunk)
-                f.flush()
-        except OSError:
-            pass
-    with contextlib.suppress(OSError):  # the last partial block, too
-        with filler.open("ab") as f:
-            while True:
-                f.write(b"\0" * 512)
-                f.flush()
+                f.write(b"\0" * size)
     return filler
 
 
