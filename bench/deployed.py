@@ -47,6 +47,7 @@ from bench.core import (
     DOCS, Client, Result, Run, in_threads, machine, percentile, section, write_docs,
 )
 from controller import pins
+from sim.served import free_port
 from controller.web.kiosk_api import KIOSK_HEADER
 
 START, END = "<!-- bench-deployed:start -->", "<!-- bench-deployed:end -->"
@@ -140,12 +141,6 @@ repeats = 1
         out.append(f'[[devices]]\nid = "bar-{n}"\nkind = "caller_display"\ntransport = "mqtt"\n'
                    f'topic = "hall/window/{n}/display"\nwindow = {n}\n')
     return "\n".join(out)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(config: Path, data_dir: Path, tickets: int) -> None:
@@ -294,6 +289,24 @@ class LagWatch:
         return max(inside, default=float("nan"))
 
 
+def timed_post(client: Any, latencies: list[float], path: str, body: Any, expect: int,
+               what: str, **kw: Any) -> Any:
+    """POST `body` to `path`, its milliseconds appended to `latencies`; the answer's body, or
+    the run stops when the status is not `expect`."""
+    t0 = time.perf_counter()
+    status, answer = client.post(path, body, **kw)
+    latencies.append((time.perf_counter() - t0) * 1000)
+    if status != expect:
+        raise SystemExit(f"bench: {what} answered {status}: {answer}")
+    return answer
+
+
+def gathered(clients: int, work: Any) -> tuple[float, list[float]]:
+    """`work(i)` in `clients` threads: the elapsed seconds and every thread's latencies."""
+    elapsed, results = in_threads(clients, work)
+    return elapsed, [x for r in results for x in r]
+
+
 def call_next(port: int, tokens: dict[int, str], windows: int, count: int, clients: int,
               rate: float | None, seed: int) -> tuple[float, list[float]]:
     """`count` POST /windows/N/call (random N) from `clients` threads: open-loop at `rate`
@@ -311,17 +324,15 @@ def call_next(port: int, tokens: dict[int, str], windows: int, count: int, clien
                 if rate:
                     due += rng.expovariate(rate / clients)
                     time.sleep(max(0.0, due - time.perf_counter()))
-                t0 = time.perf_counter()
-                status, body = client.post(f"/api/v1/windows/{n}/call", token=tokens[n])
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if status != 200 or body["ticket"] is None:
-                    raise SystemExit(f"bench: call at window {n} answered {status}: {body}")
+                body = timed_post(client, latencies, f"/api/v1/windows/{n}/call", None, 200,
+                                  f"call at window {n}", token=tokens[n])
+                if body["ticket"] is None:
+                    raise SystemExit(f"bench: call at window {n} called nobody: {body}")
         finally:
             client.close()
         return latencies
 
-    elapsed, results = in_threads(clients, work)
-    return elapsed, [x for r in results for x in r]
+    return gathered(clients, work)
 
 
 def issue(ctl: Controller, clients: int, per_client: int) -> tuple[float, list[float]]:
@@ -330,17 +341,13 @@ def issue(ctl: Controller, clients: int, per_client: int) -> tuple[float, list[f
         latencies = []
         try:
             for k in range(per_client):
-                t0 = time.perf_counter()
-                status, body = client.post("/api/v1/tickets", {"service": SERVICES[(i + k) % 3]})
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if status != 201:
-                    raise SystemExit(f"bench: ticket issue answered {status}: {body}")
+                timed_post(client, latencies, "/api/v1/tickets", {"service": SERVICES[(i + k) % 3]},
+                           201, "ticket issue")
         finally:
             client.close()
         return latencies
 
-    elapsed, results = in_threads(clients, work)
-    return elapsed, [x for r in results for x in r]
+    return gathered(clients, work)
 
 
 def login(port: int, windows: int) -> tuple[dict[int, str], str]:
