@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser).
 DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk
 
-.PHONY: demo test test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
+.PHONY: demo test lint test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ deps-debian:
 demo: $(STAMP) deps-debian
 	$(VENV)/bin/hallctl run --config config/demo-hall.toml --data-dir var/demo --simulate --clock-start 09:00
 
-test: $(STAMP) deps-debian
+test: lint $(STAMP) deps-debian
 	$(PY) -m pytest -q
+
+# the gates: ruff (with a complexity limit) and mypy, configured in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 # MQTT accounts and ACL, key rotation, retention, masking (docs/reliability.md)
 test-privacy: $(STAMP) deps-debian
