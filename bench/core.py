@@ -129,7 +129,7 @@ def bench_engine(run: Run, issues: int, rounds: int = 5) -> None:
             ctrl.execute(c.IssueTicket("A"), "kiosk")  # the day starts; not timed
 
             rates = []
-            for r in range(rounds):
+            for _ in range(rounds):
                 t0 = time.perf_counter()
                 for i in range(per_round):
                     ctrl.execute(c.IssueTicket(SERVICES[i % 3]), "kiosk")
@@ -142,7 +142,7 @@ def bench_engine(run: Run, issues: int, rounds: int = 5) -> None:
             for n in windows:
                 ctrl.execute(c.Login(n, f"s{n}"), f"staff:s{n}")
             rates, pairs, i = [], 0, 0
-            for r in range(rounds):
+            for _ in range(rounds):
                 t0 = time.perf_counter()
                 for _ in range(per_round):
                     w = windows[i % len(windows)]
@@ -165,7 +165,8 @@ def bench_engine(run: Run, issues: int, rounds: int = 5) -> None:
     run.notes.append(f"engine+store: the controller's own connection reports "
                      f"journal_mode={journal}, synchronous=FULL; every command is one "
                      f"transaction committed before `execute` returns. Hall: "
-                     f"`small_hall(many_windows(3))` (3 windows, each serving A, B and C); {pairs} finished tickets checked on disk.")
+                     f"`small_hall(many_windows(3))` (3 windows, each serving A, B and C); {pairs} finished "
+                     f"tickets checked on disk.")
 
 
 def median(values: list[float]) -> float:

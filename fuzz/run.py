@@ -91,7 +91,7 @@ def quiet_codec_logs() -> Iterator[None]:
     try:
         yield
     finally:
-        for logger, (handlers, propagate, level) in zip(loggers, saved):
+        for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
             logger.handlers[:], logger.propagate = handlers, propagate
             logger.setLevel(level)
 

@@ -366,7 +366,7 @@ def _bus_text(data: bytes) -> tuple[int, int]:
     got = decoder.feed(b"".join(bus.encode_frame(f) for f in frames))
     if got != frames:
         raise FuzzFailure("text changed the bus frames", f"sent {frames!r:.200}, read {got!r:.200}")
-    for frame, bound in zip(frames, (bus.SCREEN_TEXT_BYTES, bus.NAME_BYTES + 1)):
+    for frame, bound in zip(frames, (bus.SCREEN_TEXT_BYTES, bus.NAME_BYTES + 1), strict=True):
         _no_control_bytes("bus text", frame.data[1:] if frame.function == bus.PAD_PROMPT else frame.data)
         _bounded("bus text bytes", len(frame.data), bound)
         _no_controls("keypad or pad screen", bus.parse_display(frame).text or "")

@@ -139,16 +139,20 @@ def _attach_mqtt(hall: Hall, sim: Simulation, broker: tuple[str, int]) -> None:
 
 def _routes(sim: Simulation) -> APIRouter:
     r = APIRouter(prefix="/sim", tags=["simulator"])
+    _kiosk_routes(r, sim)
+    _window_routes(r, sim)
+    _display_and_printer_routes(r, sim)
+    return r
+
+
+def _kiosk_routes(r: APIRouter, sim: Simulation) -> None:
+    """The devices list, and the citizen's side of the kiosk: a card on the reader, a code
+    shown to the scanner."""
 
     def reader(device: str) -> SimulatedIdCardReader:
         if device not in sim.readers:
             raise HTTPException(404, f"no simulated ID-card reader {device}")
         return sim.readers[device]
-
-    def printer(device: str) -> PtyPrinter:
-        if device not in sim.printers:
-            raise HTTPException(404, f"no simulated printer {device}")
-        return sim.printers[device]
 
     @r.get("", summary="The simulated devices and the cards in the drawer")
     async def overview() -> dict[str, Any]:
@@ -176,6 +180,10 @@ def _routes(sim: Simulation) -> APIRouter:
         sim.scanners[device].scan(body.code)
         return {"ok": True}
 
+
+def _window_routes(r: APIRouter, sim: Simulation) -> None:
+    """A member of staff at the keypad, a citizen at the evaluation pad."""
+
     @r.post("/keypads/{window}/press", summary="Press a key on a window's keypad")
     async def press(window: int, body: _Key) -> dict[str, Any]:
         data = {k: v for k, v in body.model_dump().items() if k != "key" and v is not None}
@@ -201,6 +209,15 @@ def _routes(sim: Simulation) -> APIRouter:
         bus.grade(address, body.grade)
         return {"ok": True}
 
+
+def _display_and_printer_routes(r: APIRouter, sim: Simulation) -> None:
+    """What the displays show and the printers printed, and the paper in a printer."""
+
+    def printer(device: str) -> PtyPrinter:
+        if device not in sim.printers:
+            raise HTTPException(404, f"no simulated printer {device}")
+        return sim.printers[device]
+
     @r.get("/displays", summary="What every simulated display shows: a serial bar its lines, an "
                                  "MQTT bar or the main display the last JSON it was sent")
     async def displays() -> dict[str, Any]:
@@ -219,5 +236,3 @@ def _routes(sim: Simulation) -> APIRouter:
     @r.get("/printers/{device}/tickets", summary="What the printer printed, decoded")
     async def printed(device: str, last: int = 10) -> list[dict[str, Any]]:
         return [{"lines": t.lines, "qr": t.qr} for t in printer(device).tickets[-last:]]
-
-    return r

@@ -35,7 +35,7 @@ def _accuracy(rows: list[TicketRecord]) -> dict[str, Any]:
     waits = [_minutes(t) for t in rows]
 
     def mae(pred) -> float:
-        return round(sum(abs(w - pred(t)) for w, t in zip(waits, rows)) / n, 2)
+        return round(sum(abs(w - pred(t)) for w, t in zip(waits, rows, strict=True)) / n, 2)
 
     return {
         "tickets": n,
@@ -43,10 +43,10 @@ def _accuracy(rows: list[TicketRecord]) -> dict[str, Any]:
         "ours_mae": mae(lambda t: t.eta[1]),
         "queue_length_mae": mae(lambda t: t.queue_length_eta),
         "last_entered_mae": mae(lambda t: t.last_entered_eta),
-        "ours_bias": round(sum(w - t.eta[1] for w, t in zip(waits, rows)) / n, 2),
-        "inside_p10_p90": round(sum(1 for w, t in zip(waits, rows) if t.eta[0] <= w <= t.eta[2]) / n, 3),
-        "below_p10": round(sum(1 for w, t in zip(waits, rows) if w < t.eta[0]) / n, 3),
-        "ours_max_error": round(max(abs(w - t.eta[1]) for w, t in zip(waits, rows)), 1),
+        "ours_bias": round(sum(w - t.eta[1] for w, t in zip(waits, rows, strict=True)) / n, 2),
+        "inside_p10_p90": round(sum(1 for w, t in zip(waits, rows, strict=True) if t.eta[0] <= w <= t.eta[2]) / n, 3),
+        "below_p10": round(sum(1 for w, t in zip(waits, rows, strict=True) if w < t.eta[0]) / n, 3),
+        "ours_max_error": round(max(abs(w - t.eta[1]) for w, t in zip(waits, rows, strict=True)), 1),
     }
 
 
@@ -275,7 +275,7 @@ def _bars(items: list[tuple[str, list[float]]], series: list[str], colours: list
                        f'{html.escape(series[k])}: {v:g}{unit}</title></rect>')
         out.append(f'<text x="{x0 + gw * 0.4:.1f}" y="{height + 14}" text-anchor="middle" '
                    f'font-size="10">{html.escape(label)}</text>')
-    legend = " ".join(f'<tspan fill="{c}">■</tspan> {html.escape(s)}' for s, c in zip(series, colours))
+    legend = " ".join(f'<tspan fill="{c}">■</tspan> {html.escape(s)}' for s, c in zip(series, colours, strict=True))
     out.append(f'<text x="{left}" y="{height + bottom - 2}" font-size="11">{legend}</text></g></svg>')
     return "".join(out)
 
@@ -289,7 +289,8 @@ def _scatter(points: list[tuple[float, float]], width: int = 360, height: int = 
            f'xmlns="http://www.w3.org/2000/svg" role="img">',
            f'<line x1="30" y1="{height - 20}" x2="{width}" y2="{height - 20 - (height - 20) * (width - 30) / width}" '
            f'stroke="#999" stroke-dasharray="4"/>',
-           f'<text x="{width - 4}" y="{height - 4}" text-anchor="end" font-size="10">printed P50 (max {top:.0f} min)</text>',
+           f'<text x="{width - 4}" y="{height - 4}" text-anchor="end" font-size="10">'
+           f'printed P50 (max {top:.0f} min)</text>',
            '<text x="2" y="10" font-size="10">actual wait</text>']
     step = max(1, len(points) // 1500)
     for x, y in points[::step]:

@@ -226,12 +226,8 @@ class HallRun:
                 scenario = replace(self.scenario, day=day)
                 draws = f"{self.seed}:{day.isoformat()}"
                 if issuing_spans(scenario.hall, day):
-                    progress = None
-                    if self.progress:
-                        progress = (lambda f, clock, i=i, day=day: self.progress(
-                            (i + max(0.0, f)) / len(self.scenario.days), f"{day:%m-%d} {clock}"))
                     hd = WatchedDay(scenario, seed=self.seed, draws=draws, data_dir=data_dir,
-                                    displays=self.displays, progress=progress)
+                                    displays=self.displays, progress=self._day_progress(i, day))
                     rec = hd.run()
                     watched[day] = hd
                     days.append(RunDay(day, record=rec, problems=hd.problems, crashes=hd.crashes,
@@ -249,6 +245,16 @@ class HallRun:
                 commands = db.execute("SELECT COUNT(*) FROM commands").fetchone()[0]
         return RunRecord(self.scenario, self.seed, days, invariants, commands)
 
+    def _day_progress(self, i: int, day: dt.date) -> Callable[[float, str], None] | None:
+        """The run's progress bar, moved on by the i-th day's own progress."""
+        run_progress = self.progress
+        if not run_progress:
+            return None
+
+        def progress(f: float, clock: str) -> None:
+            run_progress((i + max(0.0, f)) / len(self.scenario.days), f"{day:%m-%d} {clock}")
+        return progress
+
     def _morning_after(self, data_dir: Path) -> None:
         """The controller starts once more the morning after the last day: its first command
         begins the next day, which ends whatever the last day left open."""
@@ -263,58 +269,21 @@ class HallRun:
 
     def _check(self, db: sqlite3.Connection, days: list[RunDay],
                watched: dict[dt.date, WatchedDay]) -> dict[str, list[str]]:
-        hall = self.scenario.hall
         usable, clock, closed_issued, closed_told, unfinished = [], [], [], [], []
         crashes = []
         for d in days:
             usable += [f"{d.day} {p}" for p in d.problems]
             crashes += [f"{d.day} {p}" for p in d.crashes]
             if d.closed is not None:
-                rows = db.execute("SELECT id FROM tickets WHERE day = ? OR substr(issued_at, 1, 10) = ?",
-                                  [d.day.isoformat()] * 2).fetchall()
-                closed_issued += [f"{d.day} ticket {r['id']}" for r in rows]
-                closed_issued += [f"{d.day} window {n} opened" for n in d.closed.opened_windows]
-                for code, n in d.closed.refused.items():
-                    if code != "hall_closed":
-                        closed_told.append(f"{d.day}: {n} refused with {code}")
-                for m in d.closed.messages:
-                    if d.closed.reason and d.closed.reason not in m:
-                        closed_told.append(f"{d.day}: told {m!r}")
+                closed_issued += _issued_on_closed_day(db, d.day, d.closed)
+                closed_told += _not_told_why(d.day, d.closed)
                 continue
-            rec = d.record
-            assert rec is not None
-            day = d.day.isoformat()
-            # the day's statuses after the day change: a visit left at a window has ended by now
-            final = {r["id"]: r["status"] for r in db.execute(
-                "SELECT id, status FROM tickets WHERE day = ?", [day])}
-            rec.statuses = final
-            if ENDS_CHECK in rec.invariants:
-                rec.invariants[ENDS_CHECK] = sorted(t for t, s in final.items() if s not in ENDED)
-            last_end = max(s.end for s in hall.hours_on(d.day).sessions)
-            closing_at = dt.datetime.combine(d.day, last_end, ZoneInfo(hall.timezone))
-            for r in db.execute("SELECT id, finished_at FROM tickets WHERE day = ? AND status = "
-                                "'finished' AND finished_at IS NOT NULL", [day]):
-                if dt.datetime.fromisoformat(r["finished_at"]) > closing_at:
-                    d.past_closing += 1
-            ended = {r["ticket_id"] for r in db.execute(
-                "SELECT ticket_id FROM events WHERE kind = 'ticket_finished' AND "
-                "json_extract(data, '$.reason') = 'day_end' AND ticket_id IN "
-                "(SELECT id FROM tickets WHERE day = ?)", [day])}
-            d.ended_at_day_change = len(ended)
-            unfinished += [f"{d.day} {t}" for t in d.forgotten if t not in ended]
-            for first, last in watched[d.day].behind_events:
-                for r in db.execute("SELECT ticket_id, at FROM events WHERE kind = 'ticket_cancelled' "
-                                    "AND id > ? AND id <= ?", [first, last]):
-                    clock.append(f"{r['ticket_id']} cancelled at {r['at']} while the clock was behind")
+            unfinished += self._after_the_day_change(db, d)
+            clock += _cancelled_while_behind(db, watched[d.day].behind_events)
             d.clock_faults = db.execute(
                 "SELECT COUNT(*) FROM events WHERE kind = 'clock_fault' AND id > ? AND id <= ?",
                 list(d.events)).fetchone()[0]
-        # a day's waiting tickets are cancelled only when a later day begins
-        for r in db.execute("SELECT e.ticket_id, e.at, t.day FROM events e JOIN tickets t "
-                            "ON t.id = e.ticket_id WHERE e.kind = 'ticket_cancelled' AND "
-                            "json_extract(e.data, '$.reason') = 'day_end'"):
-            if dt.datetime.fromisoformat(r["at"]).date() <= dt.date.fromisoformat(r["day"]):
-                clock.append(f"{r['ticket_id']} cancelled day_end at {r['at']}, on its own day")
+        clock += _cancelled_on_their_own_day(db)
         return {
             "every window usable every morning": usable,
             "no request fails with an error that is not the hall's (a 500)": crashes,
@@ -324,6 +293,63 @@ class HallRun:
             "every visit left unfinished ends at the next day change (served past closing)": unfinished,
         }
 
+    def _after_the_day_change(self, db: sqlite3.Connection, d: RunDay) -> list[str]:
+        """An open day as the database holds it once the next day has begun: its final
+        statuses, the visits finished past closing or ended by the day change, and the
+        forgotten visits the day change did not end."""
+        hall = self.scenario.hall
+        rec = d.record
+        assert rec is not None
+        day = d.day.isoformat()
+        # the day's statuses after the day change: a visit left at a window has ended by now
+        final = {r["id"]: r["status"] for r in db.execute(
+            "SELECT id, status FROM tickets WHERE day = ?", [day])}
+        rec.statuses = final
+        if ENDS_CHECK in rec.invariants:
+            rec.invariants[ENDS_CHECK] = sorted(t for t, s in final.items() if s not in ENDED)
+        last_end = max(s.end for s in hall.hours_on(d.day).sessions)
+        closing_at = dt.datetime.combine(d.day, last_end, ZoneInfo(hall.timezone))
+        for r in db.execute("SELECT id, finished_at FROM tickets WHERE day = ? AND status = "
+                            "'finished' AND finished_at IS NOT NULL", [day]):
+            if dt.datetime.fromisoformat(r["finished_at"]) > closing_at:
+                d.past_closing += 1
+        ended = {r["ticket_id"] for r in db.execute(
+            "SELECT ticket_id FROM events WHERE kind = 'ticket_finished' AND "
+            "json_extract(data, '$.reason') = 'day_end' AND ticket_id IN "
+            "(SELECT id FROM tickets WHERE day = ?)", [day])}
+        d.ended_at_day_change = len(ended)
+        return [f"{d.day} {t}" for t in d.forgotten if t not in ended]
+
+
+def _issued_on_closed_day(db: sqlite3.Connection, day: dt.date, closed: ClosedDay) -> list[str]:
+    rows = db.execute("SELECT id FROM tickets WHERE day = ? OR substr(issued_at, 1, 10) = ?",
+                      [day.isoformat()] * 2).fetchall()
+    return ([f"{day} ticket {r['id']}" for r in rows]
+            + [f"{day} window {n} opened" for n in closed.opened_windows])
+
+
+def _not_told_why(day: dt.date, closed: ClosedDay) -> list[str]:
+    """A citizen on a closed day refused for another reason, or told something without the
+    day's reason in it."""
+    told = [f"{day}: {n} refused with {code}" for code, n in closed.refused.items() if code != "hall_closed"]
+    told += [f"{day}: told {m!r}" for m in closed.messages if closed.reason and closed.reason not in m]
+    return told
+
+
+def _cancelled_while_behind(db: sqlite3.Connection, behind_events: list[tuple[int, int]]) -> list[str]:
+    return [f"{r['ticket_id']} cancelled at {r['at']} while the clock was behind"
+            for first, last in behind_events
+            for r in db.execute("SELECT ticket_id, at FROM events WHERE kind = 'ticket_cancelled' "
+                                "AND id > ? AND id <= ?", [first, last])]
+
+
+def _cancelled_on_their_own_day(db: sqlite3.Connection) -> list[str]:
+    """A day's waiting tickets are cancelled only when a later day begins."""
+    return [f"{r['ticket_id']} cancelled day_end at {r['at']}, on its own day"
+            for r in db.execute("SELECT e.ticket_id, e.at, t.day FROM events e JOIN tickets t "
+                                "ON t.id = e.ticket_id WHERE e.kind = 'ticket_cancelled' AND "
+                                "json_extract(e.data, '$.reason') = 'day_end'")
+            if dt.datetime.fromisoformat(r["at"]).date() <= dt.date.fromisoformat(r["day"])]
 
 def closed_day(scenario: Scenario, draws: str, data_dir: Path,
                displays: bool | None = None) -> ClosedDay:

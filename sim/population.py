@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import random
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from controller.core.hall import StaffRole
 from controller.core.identity import check_digit
@@ -92,7 +93,7 @@ def arrival_times(rng: random.Random, load: ServiceLoad,
                   profile: tuple[tuple[dt.time, float], ...]) -> list[float]:
     """A non-homogeneous Poisson process: the expected `load.tickets` spread by the profile's
     piecewise-constant rates."""
-    pieces = [(seconds(a), seconds(b), rate) for (a, rate), (b, _) in zip(profile, profile[1:])]
+    pieces = [(seconds(a), seconds(b), rate) for (a, rate), (b, _) in pairwise(profile)]
     weight = sum((b - a) * rate for a, b, rate in pieces)
     times = []
     for a, b, rate in pieces:

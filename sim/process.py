@@ -157,7 +157,7 @@ class HallProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-            raise AssertionError(f"the controller ignored SIGTERM:\n{self.output()}")
+            raise AssertionError(f"the controller ignored SIGTERM:\n{self.output()}") from None
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-5000:]

@@ -180,7 +180,7 @@ def test_announcements_are_played_one_after_another_in_order(tmp_path: Path) -> 
     assert [args.split()[-1].rsplit("-", 2)[-2:] for _, _, args in heard] == [
         ["A001", "w3.wav"], ["A002", "w4.wav"], ["B001", "w12.wav"]]
     assert all(args.startswith("-q -D plughw:1,0 ") for _, _, args in heard)
-    for (_, end, _), (next_start, _, _) in zip(heard, heard[1:]):
+    for (_, end, _), (next_start, _, _) in zip(heard, heard[1:], strict=False):
         assert end <= next_start
 
 

@@ -146,7 +146,7 @@ bar_text = st.text(st.characters(exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
 @given(st.integers(0, 254), st.lists(bar_text, min_size=1, max_size=2), st.sampled_from(Colour),

@@ -196,7 +196,7 @@ def test_any_chunking_decodes_the_same(texts, prefix, suffix, terminator, data):
     stream = b"".join(encode_scan(t, prefix, suffix, terminator) for t in texts)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=30)))
     decoder, out = ScanDecoder(prefix, suffix), []
-    for start, end in zip([0] + cuts, cuts + [len(stream)]):
+    for start, end in zip([0] + cuts, cuts + [len(stream)], strict=True):
         out += decoder.feed(stream[start:end])
     assert out == [Scan(t) for t in texts] and decoder.pending == 0
 

@@ -205,7 +205,7 @@ def test_any_chunking_of_a_stream_of_frames_gives_the_same_frames(sent, data):
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
     decoder = FrameDecoder()
     got = []
-    for start, end in zip([0] + cuts, cuts + [len(stream)]):
+    for start, end in zip([0] + cuts, cuts + [len(stream)], strict=True):
         got += decoder.feed(stream[start:end])
     assert got == sent
     assert decoder.pending == 0 and decoder.rejected == 0 and decoder.skipped == 0

@@ -166,7 +166,7 @@ def test_grade_export_codes_grades_as_the_provincial_interfaces_do_unless_asked_
     national = er.grade_export(ctrl.store.db, *BOTH_MONTHS)  # the default table
     reversed_ = er.grade_export(ctrl.store.db, *BOTH_MONTHS, "reversed")
     assert len(national) == len(reversed_) == 9  # every graded visit, the default included
-    for a, b in zip(national, reversed_):
+    for a, b in zip(national, reversed_, strict=True):
         assert a["grade_code"] + b["grade_code"] == 6
     codes = {r["grade"]: r["grade_code"] for r in national}
     assert codes == {"非常满意": 5, "满意": 4, "基本满意": 3, "不满意": 2, "非常不满意": 1}

@@ -36,7 +36,7 @@ def test_every_event_of_a_busy_morning_reads_back_as_the_same_typed_event(tmp_pa
     ctrl.store.close()
 
     assert len(rows) == len(emitted) > 20
-    for row, event in zip(rows, emitted):
+    for row, event in zip(rows, emitted, strict=True):
         back = ev.from_row(row["kind"], row["at"], row["window"], row["ticket_id"],
                            json.loads(row["data"]))
         assert type(back) is type(event) and back == event

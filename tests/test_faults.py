@@ -85,7 +85,7 @@ def table(kinds: dict[str, Kind]) -> str:
               for name, k in kinds.items())]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))) for row in rows)
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows)
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def test_the_report_shows_the_estimate_beside_both_baselines(demo_day):
         assert e[key] is not None and e[key] >= 0
     waits = [(t.first_called - t.issued) / 60 for t in day.tickets.values() if t.first_called]
     mae = sum(abs(w - t.eta[1]) for w, t in zip(waits, [t for t in day.tickets.values()
-                                                           if t.first_called])) / len(waits)
+                                                           if t.first_called], strict=True)) / len(waits)
     assert e["ours_mae"] == pytest.approx(mae, abs=0.01)
     report = text(f)
     assert "queue-length" in report and "last-to-enter-service" in report

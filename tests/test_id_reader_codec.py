@@ -168,7 +168,7 @@ def test_any_chunking_decodes_the_same(batch, data):
     stream = b"".join(encode_reply(r.sw3, r.data, r.sw1, r.sw2) for r in batch)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=20)))
     decoder, out = ReplyDecoder(), []
-    for start, end in zip([0] + cuts, cuts + [len(stream)]):
+    for start, end in zip([0] + cuts, cuts + [len(stream)], strict=True):
         out += decoder.feed(stream[start:end])
     assert out == batch and decoder.needed() == 7
 

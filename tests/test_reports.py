@@ -21,8 +21,8 @@ def test_estimate_accuracy_from_the_stored_tickets(tmp_path):
         t = ctrl.execute(c.CallNext(1), "staff:s1").ticket
         waits.append((clock.now - t.issued_at).total_seconds() / 60)
     report = estimate_accuracy(ctrl.store.db, MONDAY)
-    expected_mae = sum(abs(w - t.eta_p50) for w, t in zip(waits, issued)) / 3
-    inside = sum(1 for w, t in zip(waits, issued) if t.eta_p10 <= w <= t.eta_p90) / 3
+    expected_mae = sum(abs(w - t.eta_p50) for w, t in zip(waits, issued, strict=True)) / 3
+    inside = sum(1 for w, t in zip(waits, issued, strict=True) if t.eta_p10 <= w <= t.eta_p90) / 3
     assert report["tickets"] == 3
     assert report["p50_mean_abs_error_minutes"] == round(expected_mae, 2)
     assert report["inside_p10_p90"] == round(inside, 3)

@@ -243,7 +243,7 @@ def test_the_roll_up_downloads_with_chinese_headers(november):
     assert header[:3] == ["月份", "工号", "姓名"]
     assert {"迟到次数", "早退次数", "脱岗分钟", "延时服务分钟", "经核实差评", "经核实投诉",
             "不按顺序叫号", "合计扣分", "满意度得分"} <= set(header)
-    book = {line[1]: dict(zip(header, line)) for line in lines}
+    book = {line[1]: dict(zip(header, line, strict=True)) for line in lines}
     for s in STAFF:
         f, p = story(s), points(story(s))
         assert int(table[s]["迟到次数"]) == book[s]["迟到次数"] == len(f["late"])
