@@ -267,18 +267,32 @@ class HallDay(StaffRules):
             self._desk(citizen)
             self.issuing = None
             return
-        kiosk = self.floor.kiosk
+        self._at_the_reader(citizen)
+        self._took(citizen, self._tap_for_ticket(citizen))
+        if citizen.card_left:
+            self.habits["cards_left"] += 1
+        elif citizen.id_number:
+            self.floor.lift_card()
+        self._handle()
+        self.issuing = None
+
+    def _at_the_reader(self, citizen: Citizen) -> None:
+        """A citizen with an ID card puts it on the kiosk's reader (and gives a phone number)."""
         if citizen.id_number:
             # a card someone left on the reader goes to the guidance desk; theirs goes on it
             self.floor.lift_card()
             self.floor.place_card(citizen.id_number, citizen.name)
             try:
                 if citizen.phone:
-                    kiosk.hold_phone(citizen.phone)
+                    self.floor.kiosk.hold_phone(citizen.phone)
             except HallError:
                 pass  # the card was refused: the kiosk shows why, and the ticket is anonymous
         elif self.floor.card_on_reader:
             self.habits["taps_beside_a_left_card"] += 1
+
+    def _tap_for_ticket(self, citizen: Citizen) -> list[KioskTicket | HallError]:
+        """The kiosk's answer to each tap of the service's button (two for a double tap)."""
+        kiosk = self.floor.kiosk
         # the page sends one request key per tap of a button, the same for a tap repeated
         key = f"sim-{self.draws}-{citizen.index}"  # a key of its own each day
         taps: list[KioskTicket | HallError] = []
@@ -289,6 +303,11 @@ class HallDay(StaffRules):
             except HallError as e:
                 taps.append(e)
             self._handle()
+        return taps
+
+    def _took(self, citizen: Citizen, taps: list[KioskTicket | HallError]) -> None:
+        """A refused ticket goes to the guidance desk (no paper) or is counted; a second tap
+        should give the same ticket again."""
         first = taps[0]
         if isinstance(first, HallError):
             if first.code in ("paper_out", "printer_unavailable"):
@@ -300,12 +319,6 @@ class HallDay(StaffRules):
             again = taps[1]
             self.habits["second_tap_same_ticket"] += (
                 isinstance(again, KioskTicket) and again.outcome.ticket.id == first.outcome.ticket.id)
-        if citizen.card_left:
-            self.habits["cards_left"] += 1
-        elif citizen.id_number:
-            self.floor.lift_card()
-        self._handle()
-        self.issuing = None
 
     def _desk(self, citizen: Citizen) -> None:
         who = (self.ctrl.citizen(citizen.id_number, citizen.name, citizen.phone)

@@ -86,59 +86,79 @@ def _hour_of(issued: float, scenario: Scenario) -> int:
     return int(issued // 3600)
 
 
+class _Trials:
+    """Simulated days for a staffing (windows open per hour), run once for every seed and
+    remembered: the P90 wait and the tickets of each hour."""
+
+    def __init__(self, scenario: Scenario, seeds: tuple[int, ...], hours: list[int]) -> None:
+        self.scenario, self.seeds, self.hours = scenario, seeds, hours
+        self.runs = 0
+        self.cache: dict[tuple[int, ...], dict[int, tuple[int, float | None]]] = {}
+
+    def p90s(self, counts: dict[int, int]) -> dict[int, tuple[int, float | None]]:
+        key = tuple(counts[h] for h in self.hours)
+        if key in self.cache:
+            return self.cache[key]
+        staffing = tuple((dt.time(h), counts[h]) for h in self.hours)
+        waits: dict[int, list[float]] = {h: [] for h in self.hours}
+        for seed in self.seeds:
+            day = HallDay(self.scenario, seed=seed, staffing=staffing, displays=False).run()
+            self.runs += 1
+            for t in day.tickets.values():
+                if t.first_called is not None:
+                    waits.setdefault(_hour_of(t.issued, self.scenario), []).append((t.first_called - t.issued) / 60)
+        out = {h: (len(w), percentile(sorted(w), 0.9) if w else None) for h, w in waits.items()}
+        self.cache[key] = out
+        return out
+
+
+def _within(result: dict[int, tuple[int, float | None]], h: int, target: float) -> bool:
+    p = result.get(h, (0, None))[1]
+    return p is None or p <= target
+
+
+def _fewest_windows(trials: _Trials, counts: dict[int, int], h: int, n_all: int, target: float) -> int:
+    """The fewest windows open in hour `h` that keep its P90 wait within the target, found by
+    halving; every window when even every window is not enough."""
+    lo, hi = 1, n_all
+    if not _within(trials.p90s(counts), h, target):
+        lo = n_all  # every window is not enough: keep them all
+    while lo < hi:
+        mid = (lo + hi) // 2
+        trial = {**counts, h: mid}
+        if _within(trials.p90s(trial), h, target):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _add_where_still_over(trials: _Trials, counts: dict[int, int], hours: list[int], n_all: int,
+                          target: float) -> None:
+    """The whole plan run again, windows added to any hour still over the target."""
+    for _ in range(len(hours) * 4):
+        result = trials.p90s(counts)
+        over = [h for h in hours if not _within(result, h, target) and counts[h] < n_all]
+        if not over:
+            break
+        for h in over:
+            counts[h] = min(n_all, counts[h] + max(1, n_all // 20))
+
+
 def make_plan(scenario: Scenario, target: float, seeds: tuple[int, ...] = (1,),
               progress: Callable[[str], None] | None = None) -> Plan:
     order = staffing_order(scenario)
     n_all = len(order)
     hours = _hours(scenario)
-    runs = 0
-    cache: dict[tuple[int, ...], dict[int, tuple[int, float | None]]] = {}
-
-    def p90s(counts: dict[int, int]) -> dict[int, tuple[int, float | None]]:
-        nonlocal runs
-        key = tuple(counts[h] for h in hours)
-        if key in cache:
-            return cache[key]
-        staffing = tuple((dt.time(h), counts[h]) for h in hours)
-        waits: dict[int, list[float]] = {h: [] for h in hours}
-        for seed in seeds:
-            day = HallDay(scenario, seed=seed, staffing=staffing, displays=False).run()
-            runs += 1
-            for t in day.tickets.values():
-                if t.first_called is not None:
-                    waits.setdefault(_hour_of(t.issued, scenario), []).append((t.first_called - t.issued) / 60)
-        out = {h: (len(w), percentile(sorted(w), 0.9) if w else None) for h, w in waits.items()}
-        cache[key] = out
-        return out
-
-    def ok(result: dict[int, tuple[int, float | None]], h: int) -> bool:
-        p = result.get(h, (0, None))[1]
-        return p is None or p <= target
-
+    trials = _Trials(scenario, seeds, hours)
     counts = {h: n_all for h in hours}
-    full = {h: v[1] for h, v in p90s(counts).items()}
+    full = {h: v[1] for h, v in trials.p90s(counts).items()}
     for h in hours:
-        lo, hi = 1, n_all
-        if not ok(p90s(counts), h):
-            lo = n_all  # every window is not enough: keep them all
-        while lo < hi:
-            mid = (lo + hi) // 2
-            trial = {**counts, h: mid}
-            if ok(p90s(trial), h):
-                hi = mid
-            else:
-                lo = mid + 1
-        counts[h] = lo
+        counts[h] = _fewest_windows(trials, counts, h, n_all, target)
         if progress:
-            progress(f"{h:02d}:00 -> {lo} windows ({runs} runs)")
-    for _ in range(len(hours) * 4):
-        result = p90s(counts)
-        over = [h for h in hours if not ok(result, h) and counts[h] < n_all]
-        if not over:
-            break
-        for h in over:
-            counts[h] = min(n_all, counts[h] + max(1, n_all // 20))
-    result = p90s(counts)
+            progress(f"{h:02d}:00 -> {counts[h]} windows ({trials.runs} runs)")
+    _add_where_still_over(trials, counts, hours, n_all, target)
+    result = trials.p90s(counts)
     return Plan(scenario.name, target, seeds,
                 [HourPlan(h, counts[h], result.get(h, (0, None))[0], result.get(h, (0, None))[1])
-                 for h in hours], order, runs, full)
+                 for h in hours], order, trials.runs, full)

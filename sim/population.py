@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from controller.core.hall import StaffRole
+from controller.core.hall import StaffRole, TimeSpan
 from controller.core.identity import check_digit
 from sim.scenario import Scenario, ServiceLoad, StaffBehaviour
 
@@ -168,10 +168,7 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
     open_seconds = sum(b - a for a, b in sessions)
     plans: dict[int, StaffPlan] = {}
     for number in sorted(hall.windows):
-        plan = StaffPlan()
-        for k in range(len(sessions)):
-            if rng.random() < behaviour.late_login_share:
-                plan.late[k] = rng.uniform(*behaviour.late_login_minutes) * 60
+        plan = StaffPlan(late=_late_logins(rng, behaviour, len(sessions)))
         for _ in range(_poisson(rng, behaviour.pauses_per_day)):
             x = rng.uniform(0, open_seconds)
             for a, b in sessions:
@@ -181,11 +178,7 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
                 x -= b - a
             length = lognormal(rng, behaviour.pause_minutes, behaviour.pause_spread) * 60
             plan.pauses.append((due, length, rng.choice((1, 1, 2, 3))))
-        for brk in hours.breaks:
-            if rng.random() < behaviour.break_share:
-                start = rng.uniform(seconds(brk.start), max(seconds(brk.start),
-                                                            seconds(brk.end) - behaviour.break_minutes * 60))
-                plan.pauses.append((start, behaviour.break_minutes * 60, 5))
+        plan.pauses += _breaks_taken(rng, behaviour, hours.breaks)
         if sessions and rng.random() < behaviour.absence_share:
             a, b = sessions[-1]
             start = rng.uniform(a + 600, a + (b - a) * 0.6)
@@ -201,6 +194,27 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
         for number in sorted(plans):
             plans[number].forgets = forget.random() < behaviour.forget_finish_share
     return plans
+
+
+def _late_logins(rng: random.Random, behaviour: StaffBehaviour, sessions: int) -> dict[int, float]:
+    """Session index -> seconds late logging in."""
+    late: dict[int, float] = {}
+    for k in range(sessions):
+        if rng.random() < behaviour.late_login_share:
+            late[k] = rng.uniform(*behaviour.late_login_minutes) * 60
+    return late
+
+
+def _breaks_taken(rng: random.Random, behaviour: StaffBehaviour,
+                  breaks: tuple[TimeSpan, ...]) -> list[tuple[float, float, int]]:
+    """The hall's breaks this window's staff take: (start, seconds, reason 5)."""
+    taken: list[tuple[float, float, int]] = []
+    for brk in breaks:
+        if rng.random() < behaviour.break_share:
+            start = rng.uniform(seconds(brk.start), max(seconds(brk.start),
+                                                        seconds(brk.end) - behaviour.break_minutes * 60))
+            taken.append((start, behaviour.break_minutes * 60, 5))
+    return taken
 
 
 MOST_VISITS = 400  # a window's visits in a day, far above any hall's
