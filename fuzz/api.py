@@ -73,56 +73,78 @@ def fuzz_api(url: str, identities: dict[str, Identity], examples: int = 20, run_
     http = requests.Session()
     started = time.perf_counter()
     for who, login in identities.items():
-        headers = login()
+        caller = _Caller(who, login, login(), url, http, report, examples, run_seed, timeout)
         for op in operations:
             for mode in MODES:
                 if report.stopped:
                     break
-                @seed(zlib.crc32(f"{run_seed}:{who}:{op.label}:{mode}".encode()))  # each its own draws
-                @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-                          suppress_health_check=list(HealthCheck))
-                @given(case=op.as_strategy(generation_mode=mode))
-                def one(case: schemathesis.Case) -> None:
-                    nonlocal headers
-                    if report.stopped:
-                        return
-                    report.cases += 1
-                    key = (op.label, who)
-                    try:
-                        response = case.call(base_url=url, session=http, headers=headers, timeout=timeout)
-                    except requests.Timeout:
-                        _note(report, Failure(*key, "timeout", None, case.as_curl_command(headers, base_url=url),
-                                              f"no answer in {timeout} s"))
-                        # the server goes on with it, and what follows would time out behind it
-                        report.stopped = f"stopped after a timeout on {op.label} as {who}"
-                        return
-                    except requests.RequestException as e:  # the server closed the connection, say
-                        _note(report, Failure(*key, "no answer", None, case.as_curl_command(headers, base_url=url),
-                                              f"{type(e).__name__}: {e}"[:2000]))
-                        return
-                    report.statuses[f"{response.status_code // 100}xx"] += 1
-                    try:
-                        case.validate_response(response, checks=CHECKS, headers=headers)
-                    except (AssertionError, BaseExceptionGroup) as e:  # failed checks: noted, the run goes on
-                        for problem in getattr(e, "exceptions", (e,)):
-                            kind = ("not_a_server_error" if isinstance(problem, ServerError)
-                                    else "response_schema_conformance")
-                            _note(report, Failure(*key, kind, response.status_code,
-                                                  case.as_curl_command(headers, base_url=url),
-                                                  f"{type(problem).__name__}: {problem}"[:2000]))
-                    if op.path.endswith("/auth/logout") and headers:
-                        try:
-                            headers = login()  # the token was just revoked
-                        except Exception as e:  # the rest of this identity's run goes on without a token
-                            _note(report, Failure(*key, "login again", None, "", f"{type(e).__name__}: {e}"))
-                            headers = {}
-
-                try:
-                    one()
-                except Unsatisfiable:
-                    pass  # no request breaks a schema with nothing to break (no parameters, no body)
+                caller.try_operation(op, mode)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class _Caller:
+    """One identity's requests: its headers (a token, got again after a logout revoked it) and
+    the report its failures go to."""
+
+    who: str
+    login: Identity
+    headers: dict[str, str]
+    url: str
+    http: requests.Session
+    report: Report
+    examples: int
+    run_seed: int
+    timeout: float
+
+    def try_operation(self, op: schemathesis.APIOperation, mode: schemathesis.GenerationMode) -> None:
+        """`examples` requests of one generation mode to one operation, each its own draws."""
+        @seed(zlib.crc32(f"{self.run_seed}:{self.who}:{op.label}:{mode}".encode()))
+        @settings(max_examples=self.examples, deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy(generation_mode=mode))
+        def one(case: schemathesis.Case) -> None:
+            if not self.report.stopped:
+                self._send(op, case)
+
+        try:
+            one()
+        except Unsatisfiable:
+            pass  # no request breaks a schema with nothing to break (no parameters, no body)
+
+    def _send(self, op: schemathesis.APIOperation, case: schemathesis.Case) -> None:
+        report, url, timeout = self.report, self.url, self.timeout
+        report.cases += 1
+        key = (op.label, self.who)
+        try:
+            response = case.call(base_url=url, session=self.http, headers=self.headers, timeout=timeout)
+        except requests.Timeout:
+            _note(report, Failure(*key, "timeout", None, case.as_curl_command(self.headers, base_url=url),
+                                  f"no answer in {timeout} s"))
+            # the server goes on with it, and what follows would time out behind it
+            report.stopped = f"stopped after a timeout on {op.label} as {self.who}"
+            return
+        except requests.RequestException as e:  # the server closed the connection, say
+            _note(report, Failure(*key, "no answer", None, case.as_curl_command(self.headers, base_url=url),
+                                  f"{type(e).__name__}: {e}"[:2000]))
+            return
+        report.statuses[f"{response.status_code // 100}xx"] += 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=self.headers)
+        except (AssertionError, BaseExceptionGroup) as e:  # failed checks: noted, the run goes on
+            for problem in getattr(e, "exceptions", (e,)):
+                kind = ("not_a_server_error" if isinstance(problem, ServerError)
+                        else "response_schema_conformance")
+                _note(report, Failure(*key, kind, response.status_code,
+                                      case.as_curl_command(self.headers, base_url=url),
+                                      f"{type(problem).__name__}: {problem}"[:2000]))
+        if op.path.endswith("/auth/logout") and self.headers:
+            try:
+                self.headers = self.login()  # the token was just revoked
+            except Exception as e:  # the rest of this identity's run goes on without a token
+                _note(report, Failure(*key, "login again", None, "", f"{type(e).__name__}: {e}"))
+                self.headers = {}
 
 
 def _note(report: Report, failure: Failure) -> None:

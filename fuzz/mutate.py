@@ -73,6 +73,16 @@ class Mutator:
     def _mutate_once(self, data: bytearray, seed: Seed) -> bytearray:
         rng = self.rng
         op = rng.randrange(12)
+        changed = self._edit_bytes(op, data) if op < 6 else self._edit_frames(op, data, seed)
+        if changed is None:  # the op did not fit this input: a random byte appended
+            data.append(rng.randrange(256))
+            return data
+        return changed
+
+    def _edit_bytes(self, op: int, data: bytearray) -> bytearray | None:
+        """Ops 0 to 5: bits and bytes changed, inserted, deleted or repeated; None when the op
+        does not fit the input (nothing to change in an empty one)."""
+        rng = self.rng
         n = len(data)
         if op == 0 and n:  # flip one to eight bits
             for _ in range(rng.randint(1, 8)):
@@ -92,7 +102,16 @@ class Mutator:
             at = rng.randrange(n)
             chunk = data[at:at + rng.randint(1, 8)]
             data[at:at] = chunk * rng.choice((2, 2, 16, 16, 256, 2048))
-        elif op == 6:  # splice: the head of this frame, the tail of another
+        else:
+            return None
+        return data
+
+    def _edit_frames(self, op: int, data: bytearray, seed: Seed) -> bytearray | None:
+        """Ops 6 to 11: other frames spliced or glued on, protocol tokens and extreme lengths
+        dropped in, chunks swapped; None when the op does not fit the input."""
+        rng = self.rng
+        n = len(data)
+        if op == 6:  # splice: the head of this frame, the tail of another
             other = rng.choice(self.seeds).data
             data = data[:rng.randint(0, n)] + other[rng.randint(0, len(other)):]
         elif op == 7:  # frames back to back, with or without noise between them
@@ -114,6 +133,6 @@ class Mutator:
             a, b = sorted((rng.randrange(n), rng.randrange(n)))
             size = rng.randint(1, 8)
             data[a:a + size], data[b:b + size] = data[b:b + size], data[a:a + size]
-        else:  # the op did not fit this input: a random byte appended
-            data.append(rng.randrange(256))
+        else:
+            return None
         return data
