@@ -1,4 +1,5 @@
-"""The hall's voice (语音播报): what it says, that espeak-ng really says it, and that calls never talk over each other."""
+"""The hall's voice (语音播报): what it says, that espeak-ng really says it, and that calls never talk over
+each other."""
 
 from __future__ import annotations
 

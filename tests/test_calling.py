@@ -148,7 +148,8 @@ def test_the_pause_sign_tells_where_staff_went(hall):
                      json={"reason": "会商", "minutes": 15, "whereabouts": "二楼审批科 电话 8021"})
         assert r.status_code == 200, r.text
         # on the window's own sign and for staff; not for a screen without a login
-        assert api.get("/api/v1/hall", headers=staff).json()["windows"][2]["pause"]["whereabouts"] == "二楼审批科 电话 8021"
+        pause = api.get("/api/v1/hall", headers=staff).json()["windows"][2]["pause"]
+        assert pause["whereabouts"] == "二楼审批科 电话 8021"
         assert "whereabouts" not in api.get("/api/v1/hall").json()["windows"][2]["pause"]
     bar = hall.sim.bars["bar-3"]
     assert bar.wait_until(lambda b: "二楼审批科" in " ".join(b.showing), 2)

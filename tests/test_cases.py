@@ -259,7 +259,7 @@ def test_a_case_is_walked_to_closed_and_the_callback_rate_reaches_100(make_hall)
     with pytest.raises(CaseError) as refused:
         h.desk.act(second.id, Close(), "staff:officer1")
     assert refused.value.code == "illegal_transition"
-    for cmd, state in WALK:
+    for cmd, _ in WALK:
         h.desk.act(second.id, cmd, "staff:officer1")
     figures = h.desk.figures(day, day)
     assert (figures["bad_reviews"], figures["bad_reviews_closed"], figures["callback_rate"]) == (2, 2, 1.0)

@@ -217,7 +217,7 @@ def check_database(ledger: Ledger, tickets: dict[str, dict], windows: dict[int, 
     acked = Counter((w, EVENT_OF[action], tid) for w, action, tid in ledger.acts)
     lost = acked - logged
     assert not lost, f"acknowledged but not in the event log: {dict(lost)}"
-    for w, action, tid in ledger.acts:
+    for _, action, tid in ledger.acts:
         t = tickets[tid]
         if action == "finish":
             assert t["status"] == "finished", (action, t)

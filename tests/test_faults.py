@@ -491,7 +491,7 @@ def test_mqtt_broker_restarted(hall, figures):
         started = time.monotonic()
         hall.broker.start()
         within = BACK_WITHIN["default"]
-        assert hall.bar2.wait_until(lambda s: s["text"] == number, within)
+        assert hall.bar2.wait_until(lambda s, number=number: s["text"] == number, within)
         assert hall.main.wait_until(lambda s: s == board_json(hall.calling.board_state()), within)
         kind.recover.append(time.monotonic() - started)
         seen_by_supervisor(hall, ("hall-controller",), "online", started, within)
@@ -502,7 +502,7 @@ def test_mqtt_broker_restarted(hall, figures):
         kind.recovered += 1
         controller_is_whole(hall)
     for device in ("bar-2", "tablet-2", "pad-2", "main"):
-        wait_for(lambda: device_states(hall)[device] == "online", BACK_WITHIN["default"])
+        wait_for(lambda device=device: device_states(hall)[device] == "online", BACK_WITHIN["default"])
     hall_consistent(hall)
 
 
@@ -519,7 +519,7 @@ def test_printer_out_of_paper_mid_ticket(hall, figures):
         message = r.json()["message"]
         assert "导办台" in message
         label = re.search(r"（(\S+) 已作废）", message)[1]
-        spoilt = hall.ctrl.ask(lambda state: next(
+        spoilt = hall.ctrl.ask(lambda state, label=label: next(
             t for t in state.tickets.values() if t.label == label))
         kind.detect.append(seen_by_supervisor(hall, ("printer-1",), "fault", started, DETECT_WITHIN))
         with hall.client() as api:

@@ -47,7 +47,7 @@ def test_at_nine_the_kiosk_button_its_screen_and_the_slip_tell_the_same_short_wa
         button.click()
         expect(kiosk.locator("#ticket-body")).to_contain_text(f"前面还有 {ahead} 人等候")
         expect(kiosk.locator("#ticket-wait")).to_have_text(f"预计等候{said[0]}")
-        slip = wait_for(lambda: printed_since(url, before), 10)
+        slip = wait_for(lambda before=before: printed_since(url, before), 10)
         assert said[0] in slip[0], (said[0], slip[0])
         kiosk.click("#ticket-close")
     assert kiosk.errors == []

@@ -69,7 +69,13 @@ spread = 0.5
 
 [evaluation]
 share = 0.9
-grades = { very_satisfied = 0.5, satisfied = 0.2, basically_satisfied = 0.1, dissatisfied = 0.1, very_dissatisfied = 0.1 }
+
+[evaluation.grades]
+very_satisfied = 0.5
+satisfied = 0.2
+basically_satisfied = 0.1
+dissatisfied = 0.1
+very_dissatisfied = 0.1
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.exceptions import InvalidTag
 
 from controller.clock import ManualClock
 from controller.cli import open_hall
@@ -21,7 +22,7 @@ def test_seal_opens_only_with_the_same_secret():
     sealed = sealer.seal(ELDER, "张三")
     assert sealer.open(sealed) == (ELDER, "张三")
     assert sealer.seal(ELDER, "张三") != sealed  # a fresh nonce each time
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidTag):  # AES-GCM: sealed with another key
         IdentitySealer(b"t" * 32).open(sealed)
 
 

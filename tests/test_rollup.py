@@ -60,6 +60,103 @@ def hm(day: dt.date, hhmm: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.fromisoformat(hhmm), TZ)
 
 
+Step = tuple[str, c.Command, str]  # at (HH:MM), the command, the actor
+
+
+def attendance(n: int) -> list[Step]:
+    """Day `n`'s logins and logouts: on time, late, early, or on leave."""
+    plan: list[Step] = []
+    for i, s in enumerate(STAFF, 1):
+        if (s, n) in ON_LEAVE:
+            continue
+        plan.append((LATE.get((s, n), "08:55"), c.Login(i, s), f"staff:{s}"))
+        plan.append((EARLY.get((s, n), "17:30"), c.Logout(i), f"staff:{s}"))
+    return plan
+
+
+def pauses(n: int) -> list[Step]:
+    plan: list[Step] = []
+    for s, d, start, end in PAUSES:
+        if d == n:
+            i = int(s[1])
+            plan += [(start, c.Pause(i, "取档案", 15), f"staff:{s}"),
+                     (end, c.Resume(i), f"staff:{s}")]
+    return plan
+
+
+def gaps(n: int) -> list[Step]:
+    """Logged out mid-session and back, someone else at the window meanwhile or not."""
+    plan: list[Step] = []
+    for s, d, out, back, cover in GAPS:
+        if d == n:
+            i = int(s[1])
+            plan.append((out, c.Logout(i), f"staff:{s}"))
+            if cover:
+                who, start, end = cover
+                plan += [(start, c.Login(i, who), f"staff:{who}"),
+                         (end, c.Logout(i), f"staff:{who}")]
+            plan.append((back, c.Login(i, s), f"staff:{s}"))
+    return plan
+
+
+def out_of_order(n: int) -> list[Step]:
+    plan: list[Step] = []
+    for s, i, d, service in OUT_OF_ORDER:
+        if d == n:
+            plan += [("10:30", c.IssueTicket(service), "kiosk"),
+                     ("10:30:10", c.IssueTicket(service), "kiosk"),
+                     ("10:35", c.CallNumber(i, f"{service}002", "过号返回"), f"staff:{s}"),
+                     ("10:40", c.Finish(i), f"staff:{s}"),
+                     ("10:41", c.CallNext(i), f"staff:{s}"),
+                     ("10:45", c.Finish(i), f"staff:{s}")]
+    return plan
+
+
+def with_overtime(plan: list[Step], n: int) -> list[Step]:
+    """The day's plan with its visits served past closing, the staff's logout after them."""
+    for s, i, d, service, called, finished in OVERTIME:
+        if d == n:
+            plan += [("16:50", c.IssueTicket(service), "kiosk"),
+                     (called, c.CallNext(i), f"staff:{s}"),
+                     (finished, c.Finish(i), f"staff:{s}")]
+            # the logout waits for the visit: staff leave when it is done
+            plan = [(("17:55" if p[1] == c.Logout(i) and p[0] == "17:30" else p[0]), *p[1:])
+                    for p in plan]
+    return plan
+
+
+def graded_visits(ctrl) -> list[Step]:
+    """Day 16's visits, each graded on the pad."""
+    plan: list[Step] = []
+    for k, (s, i, service, grade, by_name) in enumerate(GRADES):
+        citizen = ctrl.citizen(ID, "张三") if by_name else None
+        plan += [(f"10:{k * 2:02d}:00", c.IssueTicket(service, citizen=citizen), "kiosk"),
+                 (f"10:{k * 2:02d}:10", c.CallNext(i), f"staff:{s}"),
+                 (f"10:{k * 2 + 1:02d}:00", c.Finish(i), f"staff:{s}"),
+                 (f"10:{k * 2 + 1:02d}:10", c.Evaluate(i, grade), f"pad:{i}")]
+    return plan
+
+
+def call_back_and_verify_bad_reviews(h) -> None:
+    """Day 16, 17:40: every bad review's case is called back and verified as justified."""
+    desk = h.desk
+    desk.catch_up()
+    for case in desk.list():
+        for cmd in (cb.Assign("officer"), cb.RecordCallback(True, "已回访"),
+                    cb.Verify(True, "态度生硬属实")):
+            desk.act(case.id, cmd, "staff:officer")
+
+
+def complain_about_s2(h) -> None:
+    """Day 20, 11:30: two complaints by phone, one found justified."""
+    for s, justified in COMPLAINTS:
+        case = h.desk.open_complaint("phone", "窗口人员态度差", "staff:boss",
+                                     window=int(s[1]), staff_id=s)
+        for cmd in (cb.Assign("officer"), cb.RecordCallback(True, "已联系"),
+                    cb.Verify(justified, "核实")):
+            h.desk.act(case.id, cmd, "staff:officer")
+
+
 @pytest.fixture(scope="module")
 def november(tmp_path_factory):
     clock = ManualClock(hm(NOV[0], "08:00"))
@@ -72,69 +169,19 @@ def november(tmp_path_factory):
 
         for day in NOV:
             n = day.day
-            plan: list[tuple[str, c.Command, str]] = []
-            for i, s in enumerate(STAFF, 1):
-                if (s, n) in ON_LEAVE:
-                    continue
-                plan.append((LATE.get((s, n), "08:55"), c.Login(i, s), f"staff:{s}"))
-                plan.append((EARLY.get((s, n), "17:30"), c.Logout(i), f"staff:{s}"))
-            for s, d, start, end in PAUSES:
-                if d == n:
-                    i = int(s[1])
-                    plan += [(start, c.Pause(i, "取档案", 15), f"staff:{s}"),
-                             (end, c.Resume(i), f"staff:{s}")]
-            for s, d, out, back, cover in GAPS:
-                if d == n:
-                    i = int(s[1])
-                    plan.append((out, c.Logout(i), f"staff:{s}"))
-                    if cover:
-                        who, start, end = cover
-                        plan += [(start, c.Login(i, who), f"staff:{who}"),
-                                 (end, c.Logout(i), f"staff:{who}")]
-                    plan.append((back, c.Login(i, s), f"staff:{s}"))
-            for s, i, d, service in OUT_OF_ORDER:
-                if d == n:
-                    plan += [("10:30", c.IssueTicket(service), "kiosk"),
-                             ("10:30:10", c.IssueTicket(service), "kiosk"),
-                             ("10:35", c.CallNumber(i, f"{service}002", "过号返回"), f"staff:{s}"),
-                             ("10:40", c.Finish(i), f"staff:{s}"),
-                             ("10:41", c.CallNext(i), f"staff:{s}"),
-                             ("10:45", c.Finish(i), f"staff:{s}")]
-            for s, i, d, service, called, finished in OVERTIME:
-                if d == n:
-                    plan += [("16:50", c.IssueTicket(service), "kiosk"),
-                             (called, c.CallNext(i), f"staff:{s}"),
-                             (finished, c.Finish(i), f"staff:{s}")]
-                    # the logout waits for the visit: staff leave when it is done
-                    plan = [(("17:55" if p[1] == c.Logout(i) and p[0] == "17:30" else p[0]), *p[1:])
-                            for p in plan]
+            plan = with_overtime(attendance(n) + pauses(n) + gaps(n) + out_of_order(n), n)
             if n == 16:
-                for k, (s, i, service, grade, by_name) in enumerate(GRADES):
-                    citizen = ctrl.citizen(ID, "张三") if by_name else None
-                    plan += [(f"10:{k * 2:02d}:00", c.IssueTicket(service, citizen=citizen), "kiosk"),
-                             (f"10:{k * 2:02d}:10", c.CallNext(i), f"staff:{s}"),
-                             (f"10:{k * 2 + 1:02d}:00", c.Finish(i), f"staff:{s}"),
-                             (f"10:{k * 2 + 1:02d}:10", c.Evaluate(i, grade), f"pad:{i}")]
+                plan += graded_visits(ctrl)
             # stable sort: at one minute, the table's order (the cover leaves, then s2 returns)
             plan.sort(key=lambda p: p[0])
             for hhmm, cmd, actor in plan:
                 do(day, hhmm, cmd, actor)
             if n == 16:
                 clock.now = hm(day, "17:40")
-                desk = h.desk
-                desk.catch_up()
-                for case in desk.list():
-                    for cmd in (cb.Assign("officer"), cb.RecordCallback(True, "已回访"),
-                                cb.Verify(True, "态度生硬属实")):
-                        desk.act(case.id, cmd, "staff:officer")
+                call_back_and_verify_bad_reviews(h)
             if n == 20:
                 clock.now = hm(day, "11:30")
-                for s, justified in COMPLAINTS:
-                    case = h.desk.open_complaint("phone", "窗口人员态度差", "staff:boss",
-                                                 window=int(s[1]), staff_id=s)
-                    for cmd in (cb.Assign("officer"), cb.RecordCallback(True, "已联系"),
-                                cb.Verify(justified, "核实")):
-                        h.desk.act(case.id, cmd, "staff:officer")
+                complain_about_s2(h)
         # 1 December: s1 late again, which is December's, not November's
         do(DEC_1, "09:30", c.Login(1, "s1"), "staff:s1")
         clock.now = hm(DEC_1, "10:00")

@@ -68,7 +68,7 @@ def test_a_known_and_an_unknown_id_answer_in_the_same_time(unlimited_hall):
     main answered a known id in 16 ms and an unknown one in 1.6 ms: that 10x fails here."""
     known, unknown = [], []
     with unlimited_hall.client() as api:
-        for i in range(3):  # warm up the connection and the server
+        for _ in range(3):  # warm up the connection and the server
             login(api, STAFF, WRONG)
         for i in range(30):
             for staff, into in (((STAFF, known), (f"nosuch{i:02d}", unknown)) if i % 2 else

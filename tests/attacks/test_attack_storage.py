@@ -139,7 +139,7 @@ def start_refused(ctl: HallProcess, *prefix: str, data_dir: Path | None = None,
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"the controller started and served on a store it cannot use:\n{err[-3000:]}")
+        raise AssertionError(f"the controller started and served on a store it cannot use:\n{err[-3000:]}") from None
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
