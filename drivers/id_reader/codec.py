@@ -72,10 +72,7 @@ class ReaderStatus(IntEnum):
     @classmethod
     def of(cls, code: int) -> "ReaderStatus":
         """The status for a SW3 byte; codes the vendor never documented count as unknown errors."""
-        try:
-            return cls(code)
-        except ValueError:
-            return cls.UNKNOWN_ERROR
+        return next((status for status in cls if status.value == code), cls.UNKNOWN_ERROR)
 
     @property
     def sam_failure(self) -> bool:
