@@ -93,7 +93,8 @@ class MqttLink:
         c.will_set(status_topic, OFFLINE, qos=1, retain=True)
         # At most half a second between tries: a hall's broker is on the LAN (often inside the
         # controller), and after a restart every display must show the hall within 2 s.
-        c.reconnect_delay_set(min_delay=0.2, max_delay=RECONNECT_MAX_SECONDS)
+        # paho annotates the delays as int, but only adds them to the clock: 0.2 s works
+        c.reconnect_delay_set(min_delay=0.2, max_delay=RECONNECT_MAX_SECONDS)  # type: ignore[arg-type]
         c.on_connect = self._on_connect
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
@@ -169,7 +170,7 @@ class MqttLink:
 
         def deliver(client, userdata, message: mqtt.MQTTMessage) -> None:
             try:
-                callback(message.topic, message.payload)
+                callback(message.topic, bytes(message.payload))
             except Exception:
                 # an exception escaping a paho callback would end its network thread
                 log.exception("%s: handler for %s failed", self.client_id, message.topic)

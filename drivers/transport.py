@@ -8,6 +8,7 @@ fault) so the supervisor sees a pulled cable the moment a driver does.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import socket
@@ -236,7 +237,7 @@ class FileTransport(Transport):
     def __init__(self, path: str) -> None:
         self.path = path
         self.name = f"file:{path}"
-        self._f = None
+        self._f: io.FileIO | None = None
 
     def open(self) -> None:
         try:

@@ -308,7 +308,7 @@ def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
         if is_anonymous(cmd):
             return None, [ev.AnonymousBadReview(
                 at=now, case=None, case_kind=str(kind), window=cmd.window, ticket=cmd.ticket_id,
-                staff=cmd.staff_id, grade=cmd.grade, service=cmd.service)]
+                staff=cmd.staff_id, grade=grade.label, service=cmd.service)]
     elif cmd.grade is not None and cmd.grade not in EVALUATION_GRADES:
         raise CaseError("invalid_grade")
     case = Case(
@@ -347,64 +347,95 @@ def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadlin
     if current not in allowed:
         raise _illegal(cmd, current)
 
-    changes: dict[str, Any] = {}
+    step = _step(case, cmd, actor, to)
+    to = step.to
+    assert to is not None
+    transition = Transition(now, actor, current, to, step.note)
+    new = dataclasses.replace(case, state=to, history=[*case.history, transition], **step.changes)
+    return new, [_EVENTS[type(cmd)](
+        at=now, case=new.id, case_kind=str(new.kind), window=new.window, ticket=new.ticket_id,
+        staff=new.staff_id, from_state=str(current), to_state=str(to), **step.note)]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What one command does to a case: the note its transition records, the state it
+    leads to and the case's fields it changes."""
+
     note: dict[str, Any]
+    to: CaseState | None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+def _step(case: Case, cmd: Command, actor: str, to: CaseState | None) -> _Step:
+    """`cmd`'s own checks and changes; `to` is where the transition table says it leads."""
     match cmd:
-        case Assign(officer=officer):
-            note = {"officer": _text(officer, "承办人")}
-            if note["officer"] == case.staff_id:  # nobody handles the case against them
-                raise CaseError("assignee_is_staff")
-            changes["assignee"] = note["officer"]
+        case Assign():
+            return _assign(case, cmd, to)
         case RecordCallback(reached=reached, summary=summary):
-            note = {"reached": bool(reached), "summary": _text(summary, "回访情况")}
-            if not reached:
-                to = current  # called again later; the attempt still goes on record
+            # not reached: called again later; the attempt still goes on record
+            return _Step({"reached": bool(reached), "summary": _text(summary, "回访情况")},
+                         to if reached else case.state)
         case Verify(justified=justified, finding=finding):
-            note = {"justified": bool(justified), "finding": _text(finding, "核实情况")}
-            changes["justified"] = bool(justified)
-        case Rectify(change=change):
-            if not case.justified:
-                raise CaseError("nothing_to_rectify")
-            note = {"change": _text(change, "整改措施")}
+            return _Step({"justified": bool(justified), "finding": _text(finding, "核实情况")}, to,
+                         {"justified": bool(justified)})
+        case Rectify():
+            return _rectify(case, cmd, to)
         case GiveFeedback(summary=summary):
-            if current is _S.VERIFIED and case.justified:
+            if case.state is _S.VERIFIED and case.justified:
                 raise CaseError("rectify_first")
-            note = {"summary": _text(summary, "反馈内容")}
-        case FollowUp(grade=grade):
-            if grade not in EVALUATION_GRADES:
-                raise CaseError("invalid_grade")
-            note = {"grade": grade}
-            changes["follow_up_grade"] = grade
+            return _Step({"summary": _text(summary, "反馈内容")}, to)
+        case FollowUp():
+            return _follow_up(cmd, to)
         case Close():
-            note = {}
-        case Appeal(reason=reason):
-            if not case.justified:
-                raise CaseError("appeal_not_allowed")
-            if case.appeal_upheld is not None:
-                raise CaseError("already_appealed")
-            if case.staff_id is None or actor != case.staff_id:
-                raise CaseError("not_case_staff")
-            note = {"reason": _text(reason, "申诉理由")}
-            changes["appeal_from"] = current
-        case DecideAppeal(upheld=upheld, reviewer=reviewer, reason=reason):
-            if reviewer == case.staff_id:
-                raise CaseError("reviewer_is_staff")
-            note = {"upheld": bool(upheld), "reviewer": _text(reviewer, "复核人"),
-                    "reason": _text(reason, "复核意见")}
-            to = case.appeal_from
-            changes["appeal_upheld"] = bool(upheld)
-            changes["appeal_from"] = None
-            if upheld:
-                changes["justified"] = False
+            return _Step({}, to)
+        case Appeal():
+            return _appeal(case, cmd, actor, to)
+        case DecideAppeal():
+            return _decide_appeal(case, cmd)
         case _:  # pragma: no cover - the table above names every command
             raise TypeError(f"not a case command: {cmd!r}")
 
-    assert to is not None
-    transition = Transition(now, actor, current, to, note)
-    new = dataclasses.replace(case, state=to, history=[*case.history, transition], **changes)
-    return new, [_EVENTS[type(cmd)](
-        at=now, case=new.id, case_kind=str(new.kind), window=new.window, ticket=new.ticket_id,
-        staff=new.staff_id, from_state=str(current), to_state=str(to), **note)]
+
+def _assign(case: Case, cmd: Assign, to: CaseState | None) -> _Step:
+    officer = _text(cmd.officer, "承办人")
+    if officer == case.staff_id:  # nobody handles the case against them
+        raise CaseError("assignee_is_staff")
+    return _Step({"officer": officer}, to, {"assignee": officer})
+
+
+def _rectify(case: Case, cmd: Rectify, to: CaseState | None) -> _Step:
+    if not case.justified:
+        raise CaseError("nothing_to_rectify")
+    return _Step({"change": _text(cmd.change, "整改措施")}, to)
+
+
+def _follow_up(cmd: FollowUp, to: CaseState | None) -> _Step:
+    if cmd.grade not in EVALUATION_GRADES:
+        raise CaseError("invalid_grade")
+    return _Step({"grade": cmd.grade}, to, {"follow_up_grade": cmd.grade})
+
+
+def _appeal(case: Case, cmd: Appeal, actor: str, to: CaseState | None) -> _Step:
+    if not case.justified:
+        raise CaseError("appeal_not_allowed")
+    if case.appeal_upheld is not None:
+        raise CaseError("already_appealed")
+    if case.staff_id is None or actor != case.staff_id:
+        raise CaseError("not_case_staff")
+    return _Step({"reason": _text(cmd.reason, "申诉理由")}, to, {"appeal_from": case.state})
+
+
+def _decide_appeal(case: Case, cmd: DecideAppeal) -> _Step:
+    """复核: back to the state the case was appealed from, upheld or not."""
+    if cmd.reviewer == case.staff_id:
+        raise CaseError("reviewer_is_staff")
+    note = {"upheld": bool(cmd.upheld), "reviewer": _text(cmd.reviewer, "复核人"),
+            "reason": _text(cmd.reason, "复核意见")}
+    changes: dict[str, Any] = {"appeal_upheld": bool(cmd.upheld), "appeal_from": None}
+    if cmd.upheld:
+        changes["justified"] = False
+    return _Step(note, case.appeal_from, changes)
 
 
 def open_bad_review(case_id: str, now: dt.datetime, deadline: DeadlineFn, rules: CaseRules, *,

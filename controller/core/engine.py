@@ -30,7 +30,7 @@ from controller.core.lookups import priority_first
 from controller.core.model import (
     OPEN_STATUSES, HallState, QueueIndex, Ticket, TicketStatus, WindowState, WindowStatus,
 )
-from controller.core.outcome import Outcome
+from controller.core.outcome import Outcome as Outcome  # re-exported: the controller takes it from here
 from controller.core import routing
 from controller.core.routing import record_call
 from controller.core.tickets import finish_at_day_end, learn_service_time
@@ -90,11 +90,12 @@ class Engine:
                 state.queues.add(t, priority_first(self.hall, t.service))
             if t.citizen_key is not None:
                 state.by_citizen.setdefault(t.citizen_key, []).append(t.id)
-        for t in sorted((t for t in tickets if t.finished_at and t.called_at),
-                        key=lambda t: t.finished_at):
+        finished = [(t.finished_at, t) for t in tickets if t.finished_at and t.called_at]
+        for _, t in sorted(finished, key=lambda pair: pair[0]):
             learn_service_time(self.hall, state, t)
-        for t in sorted((t for t in tickets if t.called_at), key=lambda t: t.called_at):
-            record_call(state, t.service, t.called_at)
+        called = [(t.called_at, t) for t in tickets if t.called_at]
+        for called_at, t in sorted(called, key=lambda pair: pair[0]):
+            record_call(state, t.service, called_at)
         return state
 
     def needs_new_day(self, state: HallState, now: dt.datetime) -> bool:

@@ -107,9 +107,10 @@ def end_stale_prompts(ctx: Context) -> None:
 
 def last_finished(state: HallState, window: int) -> Ticket | None:
     """The visit `window` finished last today (None before its first)."""
-    finished = [t for t in state.tickets.values()
+    finished = [(t.finished_at, t) for t in state.tickets.values()
                 if t.window == window and t.status is TicketStatus.FINISHED and t.finished_at]
-    return max(finished, key=lambda t: t.finished_at, default=None)
+    latest = max(finished, key=lambda pair: pair[0], default=None)
+    return latest[1] if latest else None
 
 
 def default_grade(t: Ticket, grade: str, now: dt.datetime) -> ev.TicketEvaluated:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from vocabulary import is_bad_review
 
@@ -315,6 +315,19 @@ class PatrolDue(Event):
     day: str
 
 
+class WindowSnapshot(TypedDict):
+    """在岗情况: who was at one window when a patrol was recorded."""
+
+    window: int
+    name: str
+    status: str
+    staff: str | None
+    staff_name: str | None
+    post: str | None
+    pause_reason: str | None
+    serving: str | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class PatrolRecorded(Event):
     kind = PATROL_RECORDED
@@ -325,7 +338,7 @@ class PatrolRecorded(Event):
     findings: str | None
     signer: str
     signer_name: str
-    windows: list[dict[str, Any]]  # who was at each window (patrol.window_snapshot)
+    windows: list[WindowSnapshot]  # who was at each window (patrol.window_snapshot)
 
 
 # -- evaluation ---------------------------------------------------------------------
@@ -493,7 +506,7 @@ KINDS: dict[str, type[Event]] = {
 }
 _COMMON = {"at", "window", "ticket", "extra", "absent"}
 _CASE_COMMON = {"case", "case_kind", "staff"}
-_FIELDS: dict[type[Event], tuple[dataclasses.Field, ...]] = {
+_FIELDS: dict[type[Event], tuple[dataclasses.Field[Any], ...]] = {
     cls: tuple(f for f in dataclasses.fields(cls) if f.name not in _COMMON
                and not (issubclass(cls, CaseEvent) and f.name in _CASE_COMMON))
     for cls in (*KINDS.values(), UnknownEvent)

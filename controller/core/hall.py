@@ -325,7 +325,7 @@ class Hall:
     def opening_on(self, day: dt.date) -> OpeningDay:
         """`day` as the hall opens it: its hours, or why it is closed."""
         # asked at every call and estimate; the hall is frozen, so each date is worked out once
-        days = self.__dict__.get("_opening")
+        days: dict[dt.date, OpeningDay] | None = self.__dict__.get("_opening")
         if days is None:
             days = {}
             object.__setattr__(self, "_opening", days)

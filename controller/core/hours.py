@@ -37,12 +37,12 @@ def check_issuing(hall: Hall, now: dt.datetime) -> None:
                         f"本时段取号已于 {ended[-1]:%H:%M} 截止，{later[0]:%H:%M} 起取号")
     if later:
         raise HallError("before_opening", f"还未到取号时间，{later[0]:%H:%M} 起取号")
-    ended = f"今日取号已于 {spans[-1][1]:%H:%M} 截止"
+    closed = f"今日取号已于 {spans[-1][1]:%H:%M} 截止"
     following = hall.next_open_day(now.date())
     if following is None or following.day == now.date() + dt.timedelta(days=1):
-        raise HallError("after_cutoff", f"{ended}，请明天再来")
+        raise HallError("after_cutoff", f"{closed}，请明天再来")
     # not tomorrow: a weekend or a holiday comes first
-    raise HallError("after_cutoff", f"{ended}。{_opens_again(following)}")
+    raise HallError("after_cutoff", f"{closed}。{_opens_again(following)}")
 
 
 def closed_message(hall: Hall, day: dt.date) -> str:
@@ -62,7 +62,7 @@ def _opens_again(following: OpeningDay) -> str:
 def session_end(hall: Hall, now: dt.datetime) -> dt.time | None:
     """When the session a ticket taken at `now` belongs to ends (12:00 for a morning ticket)."""
     for session, (start, end) in zip(hall.hours_on(now.date()).sessions,
-                                     issuing_spans(hall, now.date())):
+                                     issuing_spans(hall, now.date()), strict=True):
         if start <= now.time() < end:
             return session.end
     return None

@@ -190,8 +190,9 @@ def citizen(id_number: str, name: str | None, seal: Callable[[str, str | None], 
     """
     n = normalise(id_number)
     kind = kind_of(n) if kind is None else IdKind(kind)
-    if not is_valid(n, kind, today):
+    born = birth_date(n)
+    if born is None or not is_valid(n, kind, today):
         raise HallError("invalid_id_number", WRONG_NUMBER[kind])
     name = name.strip() if name else None
     return Citizen(key=key(n), sealed=seal(n, name), id_masked=mask_id(n),
-                   name_masked=mask_name(name) if name else None, birth_date=birth_date(n))
+                   name_masked=mask_name(name) if name else None, birth_date=born)

@@ -20,9 +20,9 @@ MAX_AREA_CHARS = 50
 DEFAULT_AREA = "大厅"
 
 
-def window_snapshot(hall: Hall, state: HallState) -> list[dict]:
+def window_snapshot(hall: Hall, state: HallState) -> list[ev.WindowSnapshot]:
     """Who is at each window now (在岗情况), in the hall's words."""
-    out = []
+    out: list[ev.WindowSnapshot] = []
     for number in sorted(state.windows):
         w = state.windows[number]
         staff = hall.staff.get(w.staff_id) if w.staff_id else None

@@ -8,7 +8,7 @@ import datetime as dt
 import bisect
 
 from controller.core.estimate import WaitEstimate, call_rate, estimate_wait, rate_window
-from controller.core.hall import Hall, Staff
+from controller.core.hall import Hall, Staff, Window
 from controller.core.lookups import priority_first
 from controller.core.model import HallState, Ticket, WindowStatus
 
@@ -71,7 +71,7 @@ def estimate(hall: Hall, state: HallState, prefix: str, ahead: int,
     return estimate_wait(ahead, len(serving), idle, mean, rate=rate, delay_minutes=delay)
 
 
-def _capacity(state: HallState, prefix: str, serving: list) -> float:
+def _capacity(state: HallState, prefix: str, serving: list[Window]) -> float:
     """How many windows' worth of service `prefix` gets now: a window gives itself to its
     first service with a queue, so one busy with an earlier service gives little."""
     total = 0.0

@@ -5,6 +5,8 @@ command's `Context`."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import Enum
+from typing import TypeVar
 
 from controller.core import commands as c
 from controller.core import events as ev
@@ -267,12 +269,17 @@ def transfer(ctx: Context, cmd: c.Transfer) -> None:
 
 
 def learn_service_time(hall: Hall, state: HallState, t: Ticket) -> None:
+    if t.finished_at is None or t.called_at is None:
+        raise ValueError(f"ticket {t.id}: a service time needs its call and its finish")
     minutes = (t.finished_at - t.called_at).total_seconds() / 60
     prior = state.service_minutes.get(t.service, hall.services[t.service].mean_minutes)
     state.service_minutes[t.service] = (1 - EWMA_WEIGHT) * prior + EWMA_WEIGHT * minutes
 
 
-def _enum(kind, value, code: str, message: str | None = None):
+E = TypeVar("E", bound=Enum)
+
+
+def _enum(kind: type[E], value: object, code: str, message: str | None = None) -> E:
     try:
         return kind(value)
     except ValueError:

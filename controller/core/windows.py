@@ -144,7 +144,7 @@ def requeue_current(hall: Hall, state: HallState, w: WindowState, now: dt.dateti
                     out: Outcome) -> None:
     """The visit at `w` was not finished by its staff: the ticket waits again in the place
     it had in its queue (at its head, by now), to be called at another window; not a 过号."""
-    t = state.tickets.get(w.current)
+    t = state.tickets.get(w.current) if w.current is not None else None
     w.current = None
     out.touch(w)
     if t is None or t.status is not TicketStatus.CALLED:
@@ -189,57 +189,78 @@ def watch_posts(ctx: Context) -> None:
       than `idle_alert_seconds` while a ticket it could call waits, counted from the later
       of its last visit (or login, or resume), that ticket's arrival and the opening.
     """
-    hall, state, now, out = ctx.hall, ctx.state, ctx.now, ctx.out
-    rules = hall.rules
-    session = session_on(hall, now)
-    limit = dt.timedelta(minutes=rules.pause_limit_minutes)
-    idle_limit = dt.timedelta(seconds=rules.idle_alert_seconds)
-    grace = dt.timedelta(minutes=rules.staff_expected_minutes)
+    state, now = ctx.state, ctx.now
+    session = session_on(ctx.hall, now)
     at_work = {w.staff_id for w in state.windows.values() if w.status is WindowStatus.OPEN}
     standing: set[tuple[str, int]] = set()
     for n, w in state.windows.items():
-        cfg = hall.windows[n]
-        a_staff = a_posts(hall, n)
+        closed_since = None
         if w.status is WindowStatus.CLOSED:
-            since = state.closed_since.setdefault(n, now)
+            closed_since = state.closed_since.setdefault(n, now)
         else:
             state.closed_since.pop(n, None)
         if w.status is not WindowStatus.OPEN or w.current is not None:
             state.idle_since.pop(n, None)
         if session is None:
             continue
-        start = session
-        if (w.status is WindowStatus.CLOSED and a_staff and not cfg.tidal
-                and now - max(since, start) > limit):
-            standing.add((ev.WINDOW_UNCOVERED, n))
-            if (ev.WINDOW_UNCOVERED, n) not in state.alerted:
-                out.emit(ev.WindowUncovered(
-                    at=now, window=n, staff=[s.id for s in a_staff],
-                    names=[s.name for s in a_staff], since=max(since, start).isoformat(),
-                    closed_seconds=int((now - max(since, start)).total_seconds())))
-        b_staff = b_posts(hall, n)
-        if (a_staff and b_staff and not cfg.tidal and w.status is not WindowStatus.OPEN
-                and now - start >= grace
-                and not any(s.id in at_work for s in (*a_staff, *b_staff))):
-            standing.add((ev.POSTS_AWAY, n))
-            if (ev.POSTS_AWAY, n) not in state.alerted:
-                out.emit(ev.PostsAway(
-                    at=now, window=n, staff=[s.id for s in a_staff],
-                    names=[s.name for s in a_staff], b_posts=[s.id for s in b_staff],
-                    b_names=[s.name for s in b_staff]))
-        if w.status is WindowStatus.OPEN and w.current is None:
-            idle = state.idle_since.setdefault(n, now)
-            nxt = next_for(hall, state, n, now)
-            # staff in early call from the opening: the tickets taken before it wait till then
-            since = max(idle, nxt.queued_at, start) if nxt is not None else now
-            if now - since > idle_limit:
-                standing.add((ev.WINDOW_IDLE, n))
-                if (ev.WINDOW_IDLE, n) not in state.alerted:
-                    waiting = sum(state.queues.waiting(p) for p in cfg.services)
-                    out.emit(ev.WindowIdle(at=now, window=n, staff=w.staff_id,
-                                           idle_seconds=int((now - since).total_seconds()),
-                                           service=nxt.service, waiting=waiting))
+        alerts = (_uncovered(ctx, n, max(closed_since, session)) if closed_since is not None else None,
+                  _posts_away(ctx, n, at_work, session),
+                  _idle(ctx, n, session))
+        for alert in alerts:
+            if alert is None:
+                continue
+            standing.add((alert.kind, n))
+            if (alert.kind, n) not in state.alerted:
+                ctx.out.emit(alert)
     state.alerted = standing
+
+
+def _uncovered(ctx: Context, n: int, closed_since: dt.datetime) -> ev.WindowUncovered | None:
+    """An A-post window (not tidal) closed past the pause limit, counted from the logout or
+    the session's start."""
+    hall, now = ctx.hall, ctx.now
+    a_staff = a_posts(hall, n)
+    limit = dt.timedelta(minutes=hall.rules.pause_limit_minutes)
+    if not a_staff or hall.windows[n].tidal or now - closed_since <= limit:
+        return None
+    return ev.WindowUncovered(
+        at=now, window=n, staff=[s.id for s in a_staff], names=[s.name for s in a_staff],
+        since=closed_since.isoformat(), closed_seconds=int((now - closed_since).total_seconds()))
+
+
+def _posts_away(ctx: Context, n: int, at_work: set[str | None], session: dt.datetime) -> ev.PostsAway | None:
+    """A window's A posts and B posts all away once the session is `staff_expected_minutes` old."""
+    hall, now = ctx.hall, ctx.now
+    a_staff, b_staff = a_posts(hall, n), b_posts(hall, n)
+    grace = dt.timedelta(minutes=hall.rules.staff_expected_minutes)
+    if (not a_staff or not b_staff or hall.windows[n].tidal
+            or ctx.state.windows[n].status is WindowStatus.OPEN or now - session < grace
+            or any(s.id in at_work for s in (*a_staff, *b_staff))):
+        return None
+    return ev.PostsAway(
+        at=now, window=n, staff=[s.id for s in a_staff], names=[s.name for s in a_staff],
+        b_posts=[s.id for s in b_staff], b_names=[s.name for s in b_staff])
+
+
+def _idle(ctx: Context, n: int, session: dt.datetime) -> ev.WindowIdle | None:
+    """An open window with nothing called past `idle_alert_seconds` while a ticket it could
+    call waits, counted from the later of its last visit, that ticket's arrival and the opening."""
+    hall, state, now = ctx.hall, ctx.state, ctx.now
+    w = state.windows[n]
+    if w.status is not WindowStatus.OPEN or w.current is not None:
+        return None
+    idle = state.idle_since.setdefault(n, now)
+    nxt = next_for(hall, state, n, now)
+    if nxt is None:
+        return None
+    # staff in early call from the opening: the tickets taken before it wait till then
+    since = max(idle, nxt.queued_at, session)
+    if now - since <= dt.timedelta(seconds=hall.rules.idle_alert_seconds):
+        return None
+    waiting = sum(state.queues.waiting(p) for p in hall.windows[n].services)
+    return ev.WindowIdle(at=now, window=n, staff=w.staff_id,
+                         idle_seconds=int((now - since).total_seconds()),
+                         service=nxt.service, waiting=waiting)
 
 
 def note_window_changes(state: HallState, out: Outcome, now: dt.datetime) -> None:

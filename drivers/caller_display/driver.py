@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from types import ModuleType
-from typing import Callable, Protocol, Sequence, cast
+from typing import Callable, Protocol, Sequence
 
 from drivers.caller_display import generic_codec, onbon_codec
 from drivers.caller_display.state import (
@@ -32,20 +31,17 @@ class BarCodec(Protocol):
     def ack_waiter(self, address: int) -> Callable[[bytes], bool] | None: ...
 
 
-def _codec(module: ModuleType) -> BarCodec:
-    return cast(BarCodec, module)
-
-
 # A new vendor's bar is a new codec module with `encode_bar` and `ack_waiter`, and its
 # `register_codec` call; the hall config names it in the device's options (`codec = "onbon"`),
 # and the config check knows it from here.
 CODECS: dict[str, BarCodec] = {}
 
 
-def register_codec(name: str, codec: ModuleType | BarCodec) -> BarCodec:
-    """Make a bar codec known by the name a hall config gives in `options.codec`."""
-    CODECS[name] = _codec(codec) if isinstance(codec, ModuleType) else codec
-    return CODECS[name]
+def register_codec(name: str, codec: BarCodec) -> BarCodec:
+    """Make a bar codec (a module with the two functions, or any object that has them) known
+    by the name a hall config gives in `options.codec`."""
+    CODECS[name] = codec
+    return codec
 
 
 register_codec("generic", generic_codec)

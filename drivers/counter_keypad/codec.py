@@ -55,6 +55,7 @@ import logging
 import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import TypeGuard
 
 import vocabulary
 from drivers import text as device_text
@@ -115,29 +116,35 @@ DISPLAY_FUNCTIONS = frozenset({SHOW_TEXT, PAD_PROMPT, PAD_BLANK, PAD_THANKS})
 class PauseReason(IntEnum):
     """Why a window pauses: the code a keypad sends and the words the hall records."""
 
-    label: str
+    AWAY = 1
+    MATERIALS = 2
+    CONSULT = 3
+    MEAL = 4
+    OTHER = 5
 
-    def __new__(cls, code: int, label: str) -> "PauseReason":
-        member = int.__new__(cls, code)
-        member._value_ = code
-        member.label = label
-        return member
-
-    AWAY = 1, "临时离开"
-    MATERIALS = 2, "取材料/复印"
-    CONSULT = 3, "会商/请示"
-    MEAL = 4, "就餐"
-    OTHER = 5, "其他"
+    @property
+    def label(self) -> str:
+        """The words the hall records for the pause."""
+        return _PAUSE_LABELS[self]
 
 
-def _is_int(value: object) -> bool:
+_PAUSE_LABELS = {
+    PauseReason.AWAY: "临时离开",
+    PauseReason.MATERIALS: "取材料/复印",
+    PauseReason.CONSULT: "会商/请示",
+    PauseReason.MEAL: "就餐",
+    PauseReason.OTHER: "其他",
+}
+
+
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _byte(value: object, what: str, lowest: int = 0) -> int:
-    if not _is_int(value) or not lowest <= value <= 0xFF:  # type: ignore[operator]
-        raise BusProtocolError(f"{what} must be a whole number {lowest}-255, not {value!r}")
-    return value  # type: ignore[return-value]
+    if _is_int(value) and lowest <= value <= 0xFF:
+        return value
+    raise BusProtocolError(f"{what} must be a whole number {lowest}-255, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,21 @@ class FrameDecoder:
             self.rejected += 1
             log.warning("counter bus: skipped a frame: %s", reason)
 
+    def _whole_frame(self, run: bytearray, quiet: bool) -> BusFrame | None:
+        """The frame in `run`, a frame's length of bytes from its first 68; None (reported) when
+        its SUM or its 16 is wrong."""
+        body = bytes(run[HEADER_SIZE:-2])
+        total, last = run[-2], run[-1]
+        if total != checksum(body):
+            self._reject(quiet, f"SUM {total:02X}, expected {checksum(body):02X} "
+                         f"(address {body[0]}, function {body[1]:02X})")
+        elif last != END:
+            self._reject(quiet, f"ends with {last:02X}, not 16 "
+                                f"(address {body[0]}, function {body[1]:02X})")
+        else:
+            return BusFrame(body[0], body[1], body[2:])
+        return None
+
     def _decode(self, final: bool) -> list[BusFrame]:
         buf = self._buf
         out: list[BusFrame] = []
@@ -242,17 +264,10 @@ class FrameDecoder:
                 self._reject(quiet, f"cut off after {len(buf) - pos} of {end - pos} bytes")
                 extent = len(buf)
             else:
-                body = bytes(buf[pos + HEADER_SIZE:end - 2])
-                total, last = buf[end - 2], buf[end - 1]
                 extent = end
-                if total != checksum(body):
-                    self._reject(quiet, f"SUM {total:02X}, expected {checksum(body):02X} "
-                                 f"(address {body[0]}, function {body[1]:02X})")
-                elif last != END:
-                    self._reject(quiet, f"ends with {last:02X}, not 16 "
-                                        f"(address {body[0]}, function {body[1]:02X})")
-                else:
-                    out.append(BusFrame(body[0], body[1], body[2:]))
+                frame = self._whole_frame(buf[pos:end], quiet)
+                if frame is not None:
+                    out.append(frame)
                     pos = end
                     continue
             rejected_until = max(rejected_until, extent)
@@ -353,7 +368,7 @@ def encode_press(message: KeyPress | GradePress) -> BusFrame:
         digit, letter = message.service_digit, message.service_letter
         data = bytes((digit,)) if digit else str(letter).encode("ascii")
     elif message.key is Key.CALL_NUMBER:
-        data = message.number.encode("ascii")  # type: ignore[union-attr]
+        data = str(message.number).encode("ascii")
     return BusFrame(message.address, KEY_FUNCTIONS[message.key], data)
 
 
@@ -367,27 +382,42 @@ def parse(frame: BusFrame) -> KeyPress | GradePress | Unknown:
     key = _KEYS.get(function)
     if key is None:
         return Unknown(address, function, data)
-    fields: dict[str, object] = {}
     if key is Key.PAUSE:
-        if len(data) > 2:
-            raise BusProtocolError(f"address {address}: pause data is at most 2 bytes, not {len(data)}")
-        reason, minutes = (tuple(data) + (0, 0))[:2]
-        if reason and reason not in set(PauseReason):
-            raise BusProtocolError(f"address {address}: pause reason {reason} is not 1-5")
-        fields = dict(reason=PauseReason(reason) if reason else None, minutes=minutes or None)
-    elif key is Key.TRANSFER:
-        if len(data) != 1 or not (1 <= data[0] <= 9 or 0x41 <= data[0] <= 0x5A):
-            raise BusProtocolError(f"address {address}: a transfer target is one byte 01-09 or A-Z, "
-                                   f"not {data.hex(' ')!r}")
-        fields = dict(service_digit=data[0]) if data[0] <= 9 else dict(service_letter=chr(data[0]))
-    elif key is Key.CALL_NUMBER:
-        number = data.decode("ascii", "replace")
-        if not NUMBER.fullmatch(number):
-            raise BusProtocolError(f"address {address}: {number!r} is not a ticket number")
-        fields = dict(number=number)
-    elif data:
+        return _pause(address, data)
+    if key is Key.TRANSFER:
+        return _transfer(address, data)
+    if key is Key.CALL_NUMBER:
+        return _call_number(address, data)
+    if data:
         raise BusProtocolError(f"address {address}: {key} carries no data, got {data.hex(' ')!r}")
-    return KeyPress(address, key, **fields)  # type: ignore[arg-type]
+    return KeyPress(address, key)
+
+
+def _pause(address: int, data: bytes) -> KeyPress:
+    """Pause: [reason byte [minutes byte]], 0 where not given."""
+    if len(data) > 2:
+        raise BusProtocolError(f"address {address}: pause data is at most 2 bytes, not {len(data)}")
+    reason, minutes = (tuple(data) + (0, 0))[:2]
+    if reason and reason not in set(PauseReason):
+        raise BusProtocolError(f"address {address}: pause reason {reason} is not 1-5")
+    return KeyPress(address, Key.PAUSE, reason=PauseReason(reason) if reason else None, minutes=minutes or None)
+
+
+def _transfer(address: int, data: bytes) -> KeyPress:
+    """Transfer: one byte, the service's place in the hall's list (01-09) or its prefix (A-Z)."""
+    if len(data) != 1 or not (1 <= data[0] <= 9 or 0x41 <= data[0] <= 0x5A):
+        raise BusProtocolError(f"address {address}: a transfer target is one byte 01-09 or A-Z, "
+                               f"not {data.hex(' ')!r}")
+    if data[0] <= 9:
+        return KeyPress(address, Key.TRANSFER, service_digit=data[0])
+    return KeyPress(address, Key.TRANSFER, service_letter=chr(data[0]))
+
+
+def _call_number(address: int, data: bytes) -> KeyPress:
+    number = data.decode("ascii", "replace")
+    if not NUMBER.fullmatch(number):
+        raise BusProtocolError(f"address {address}: {number!r} is not a ticket number")
+    return KeyPress(address, Key.CALL_NUMBER, number=number)
 
 
 def _text(text: str, what: str, max_bytes: int) -> bytes:

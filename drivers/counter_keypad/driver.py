@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 from drivers.counter_keypad.codec import (
     DISPLAY_FUNCTIONS, GRADE, BusFrame, BusProtocolError, FrameDecoder, GradePress, KeyPress, Unknown,
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 KeyListener = Callable[[int, KeyPress], None]
 GradeListener = Callable[[int, GradePress], None]
+_Press = TypeVar("_Press", KeyPress, GradePress)
 
 
 class CounterBus:
@@ -122,16 +123,18 @@ class CounterBus:
             self.link.write(encode_frame(frame))
             return None
         message = self._parse(window, frame)
-        if message is None:  # no grade to record: heard, and said so, so the pad stops sending it
+        # a GRADE frame parses as a grade or as None: no grade to record, heard and said so,
+        # so the pad stops sending it
+        if not isinstance(message, GradePress):
             self.link.write(encode_frame(frame))
             return None
         if not self._hand_over(window, message):
             log.warning("%s: window %d: grade %d not recorded; not acknowledged, the pad will send "
-                        "it again", self.device_id, window, message.grade)  # type: ignore[union-attr]
+                        "it again", self.device_id, window, message.grade)
             return None
         self._last[frame.address] = (frame, now)
         self.link.write(encode_frame(frame))
-        return message  # type: ignore[return-value]
+        return message
 
     def _repeat(self, window: int, frame: BusFrame, now: float) -> bool:
         last = self._last.get(frame.address)
@@ -156,12 +159,16 @@ class CounterBus:
 
     def _hand_over(self, window: int, message: KeyPress | GradePress) -> bool:
         """Give `message` to its listener; False when there is none or it failed."""
-        listener = self.on_key if isinstance(message, KeyPress) else self.on_grade
+        if isinstance(message, KeyPress):
+            return self._deliver(window, message, self.on_key)
+        return self._deliver(window, message, self.on_grade)
+
+    def _deliver(self, window: int, message: _Press, listener: Callable[[int, _Press], None] | None) -> bool:
         if listener is None:
             log.warning("%s: window %d: a grade, but nobody listens for grades", self.device_id, window)
             return False
         try:
-            listener(window, message)  # type: ignore[arg-type]
+            listener(window, message)
         except Exception:
             log.exception("%s: window %d: listener failed", self.device_id, window)
             return False

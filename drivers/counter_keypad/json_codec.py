@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.counter_keypad.codec import BusProtocolError, Key, KeyPress, PauseReason, _is_int, check_press
 
@@ -53,15 +54,39 @@ def parse_key_json(payload: bytes | str, window: int) -> KeyMessage:
     """The key press in `payload`, received on window `window`'s keypad topic."""
     if not _is_int(window) or not 1 <= window <= 255:
         raise _fail(f"window must be 1-255, not {window!r}")
+    doc = _document(_text(payload))
+    message_id = doc.get("id")
+    if not isinstance(message_id, str) or not 1 <= len(message_id) <= MAX_ID:
+        raise _fail(f"id must be text of 1-{MAX_ID} characters, not {message_id!r}")
+    key = _key(doc)
+    # the service is a digit (its place in the list) or, anything else, taken as the prefix
+    service = doc.get("service")
+    digit = int(service) if isinstance(service, str) and len(service) == 1 and service in "123456789" else None
+    # a field's JSON value as sent: check_press says what is wrong with it
+    press = KeyPress(window, key, reason=_reason(doc), minutes=doc.get("minutes"), service_digit=digit,
+                     service_letter=service if digit is None else None, number=doc.get("number"))
+    try:
+        check_press(press)
+    except BusProtocolError as e:
+        raise _fail(str(e)) from None
+    return KeyMessage(message_id, window, press)
+
+
+def _text(payload: bytes | str) -> str:
     if isinstance(payload, bytes | bytearray):
         try:
-            payload = bytes(payload).decode("utf-8")
+            return bytes(payload).decode("utf-8")
         except UnicodeDecodeError as e:
             raise _fail(f"not UTF-8 at byte {e.start}") from None
     if not isinstance(payload, str):
         raise _fail(f"payload must be bytes or text, not {type(payload).__name__}")
+    return payload
+
+
+def _document(text: str) -> dict[str, Any]:
+    """The JSON object in `text`, with no field the message does not have."""
     try:
-        doc = json.loads(payload)
+        doc = json.loads(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, or an integer of thousands of digits
         raise _fail(f"not JSON ({e})") from None
     if not isinstance(doc, dict):
@@ -69,40 +94,33 @@ def parse_key_json(payload: bytes | str, window: int) -> KeyMessage:
     unknown = sorted(set(doc) - set(FIELDS))
     if unknown:
         raise _fail(f"unknown field {', '.join(map(repr, unknown))}; fields are {', '.join(FIELDS)}")
-    message_id = doc.get("id")
-    if not isinstance(message_id, str) or not 1 <= len(message_id) <= MAX_ID:
-        raise _fail(f"id must be text of 1-{MAX_ID} characters, not {message_id!r}")
+    return doc
+
+
+def _key(doc: dict[str, Any]) -> Key:
+    """The key pressed, when `doc` has the fields it takes and needs."""
+    value = doc.get("key")
     try:
-        key = Key(doc.get("key"))
+        if not isinstance(value, str):
+            raise ValueError(value)
+        key = Key(value)
     except ValueError:
-        raise _fail(f"key must be one of {', '.join(Key)}, not {doc.get('key')!r}") from None
+        raise _fail(f"key must be one of {', '.join(Key)}, not {value!r}") from None
     extra = sorted(set(doc) - {"id", "key"} - _TAKES.get(key, set()))
     if extra:
         raise _fail(f"{key} takes no {', '.join(extra)}")
     if key in _NEEDS and _NEEDS[key] not in doc:
         raise _fail(f"{key} needs {_NEEDS[key]}")
-    fields: dict[str, object] = {}
-    if "reason" in doc:
-        reason = doc["reason"]
-        if not isinstance(reason, str) or reason not in _REASONS:
-            raise _fail(f"reason must be one of {', '.join(_REASONS)}, not {reason!r}")
-        fields["reason"] = _REASONS[reason]
-    if "minutes" in doc:
-        fields["minutes"] = doc["minutes"]
-    if "service" in doc:
-        service = doc["service"]
-        if isinstance(service, str) and len(service) == 1 and service in "123456789":
-            fields["service_digit"] = int(service)
-        else:
-            fields["service_letter"] = service
-    if "number" in doc:
-        fields["number"] = doc["number"]
-    press = KeyPress(window, key, **fields)  # type: ignore[arg-type]
-    try:
-        check_press(press)
-    except BusProtocolError as e:
-        raise _fail(str(e)) from None
-    return KeyMessage(message_id, window, press)
+    return key
+
+
+def _reason(doc: dict[str, Any]) -> PauseReason | None:
+    if "reason" not in doc:
+        return None
+    reason = doc["reason"]
+    if not isinstance(reason, str) or reason not in _REASONS:
+        raise _fail(f"reason must be one of {', '.join(_REASONS)}, not {reason!r}")
+    return _REASONS[reason]
 
 
 def encode_key_json(message: KeyMessage) -> bytes:

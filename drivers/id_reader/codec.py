@@ -72,10 +72,7 @@ class ReaderStatus(IntEnum):
     @classmethod
     def of(cls, code: int) -> "ReaderStatus":
         """The status for a SW3 byte; codes the vendor never documented count as unknown errors."""
-        try:
-            return cls(code)
-        except ValueError:
-            return cls.UNKNOWN_ERROR
+        return next((status for status in cls if status.value == code), cls.UNKNOWN_ERROR)
 
     @property
     def sam_failure(self) -> bool:
@@ -267,7 +264,7 @@ def parse_read_data(data: bytes, fingerprint: bool = False) -> CardBlocks:
         raise ReaderProtocolError(f"read reply blocks {sizes} do not fill its {len(data)} bytes",
                                   ReaderStatus.LENGTH_ERROR)
     ends = [2 * count + sum(sizes[:i + 1]) for i in range(count)]
-    blocks = [data[end - size:end] for size, end in zip(sizes, ends)]
+    blocks = [data[end - size:end] for size, end in zip(sizes, ends, strict=True)]
     return CardBlocks(blocks[0], blocks[1], blocks[2] if fingerprint else None)
 
 
@@ -359,9 +356,9 @@ def parse_card(text: bytes, photo: bytes = b"", fingerprint: bytes | None = None
         at += size
     if _ENGLISH_MORE in raw:  # join before stripping: the first part may end in a real space
         raw["english_name"] += raw.pop(_ENGLISH_MORE)
-    fields: dict[str, object] = {k: v.strip(_PAD) for k, v in raw.items()}
-    fields[_BIRTH] = _date(str(fields[_BIRTH]))
-    return Card(card_type=card_type, photo=photo, fingerprint=fingerprint, **fields)  # type: ignore[arg-type]
+    fields = {k: v.strip(_PAD) for k, v in raw.items()}
+    born = _date(fields.pop(_BIRTH))
+    return Card(card_type=card_type, birth_date=born, photo=photo, fingerprint=fingerprint, **fields)
 
 
 def _ucs2(value: str, size: int, field: str) -> bytes:

@@ -146,7 +146,7 @@ def render_ticket(t: TicketPrint) -> bytes:
     for text in t.footer:
         line(text)
     p.cut()
-    return p.output
+    return bytes(p.output)
 
 
 # --- reading the stream back -------------------------------------------------
@@ -319,10 +319,6 @@ class PrintoutDecoder:
     def _measure(self, buf: bytearray, i: int) -> tuple[int, int] | None:
         """(command length, payload bytes to skip after it), or None until more bytes arrive."""
         p, c, left = buf[i], buf[i + 1], len(buf) - i
-
-        def word(at: int) -> int:
-            return buf[i + at] + 256 * buf[i + at + 1]
-
         if (p, c) in _FIXED:
             n = 2 + _FIXED[p, c]
         elif p == GS and c == ord("V"):
@@ -331,26 +327,32 @@ class PrintoutDecoder:
             if left < 5:
                 return None
             if buf[i + 2] != ord("k"):
-                return 5, word(3)
-            n = 5 + word(3)
-        elif p == ESC and c == ord("*"):  # bit image: m nL nH, then n or 3n bytes
-            return None if left < 5 else (5, word(3) * (3 if buf[i + 2] in (32, 33) else 1))
-        elif p == GS and c == ord("v"):  # GS v 0 m xL xH yL yH raster image
-            return None if left < 8 else (8, word(4) * word(6))
-        elif p == GS and c == ord("8"):  # GS 8 L p1..p4 graphics
+                return 5, _word(buf, i + 3)
+            n = 5 + _word(buf, i + 3)
+        else:
+            return self._measure_skipped(buf, i)
+        return (n, 0) if n <= left else None
+
+    def _measure_skipped(self, buf: bytearray, i: int) -> tuple[int, int] | None:
+        """`_measure` for the commands read only to be passed over (images, barcodes, tab
+        stops) and for unknown ones."""
+        p, c, left = buf[i], buf[i + 1], len(buf) - i
+        if p == ESC and c == ord("*"):  # bit image: m nL nH, then n or 3n bytes
+            return None if left < 5 else (5, _word(buf, i + 3) * (3 if buf[i + 2] in (32, 33) else 1))
+        if p == GS and c == ord("v"):  # GS v 0 m xL xH yL yH raster image
+            return None if left < 8 else (8, _word(buf, i + 4) * _word(buf, i + 6))
+        if p == GS and c == ord("8"):  # GS 8 L p1..p4 graphics
             return None if left < 7 else (7, int.from_bytes(buf[i + 3:i + 7], "little"))
-        elif p == GS and c == ord("k"):  # barcode: m, then NUL-ended data or n + data
+        if p == GS and c == ord("k"):  # barcode: m, then NUL-ended data or n + data
             if left < 4:
                 return None
             if buf[i + 2] >= 65:
                 return 4, buf[i + 3]
             return self._until_nul(buf, i, 3, 256)
-        elif p == ESC and c == ord("D"):  # tab stops, NUL-ended
+        if p == ESC and c == ord("D"):  # tab stops, NUL-ended
             return self._until_nul(buf, i, 2, 33)
-        else:
-            self._drop(f"unknown command {bytes(buf[i:i + 2]).hex(' ')}")
-            return 2, 0
-        return (n, 0) if n <= left else None
+        self._drop(f"unknown command {bytes(buf[i:i + 2]).hex(' ')}")
+        return 2, 0
 
     def _until_nul(self, buf: bytearray, i: int, start: int, most: int) -> tuple[int, int] | None:
         end = buf.find(b"\x00", i + start, i + start + most)
@@ -363,27 +365,8 @@ class PrintoutDecoder:
 
     def _apply(self, p: int, c: int, args: bytes, out: list[Printout]) -> None:
         arg = args[0] if args else 0
-        s = self.style
         if p == ESC:
-            if c == ord("@"):
-                self._flush(out)
-                self._size(1, 1, out)
-                self.style = _Style()
-            elif c == ord("a"):
-                self._flush(out)
-                s.align = _ALIGN.get(arg % 48, "left")
-            elif c == ord("E"):
-                s.bold = bool(arg & 1)
-            elif c == ord("!"):
-                s.bold = bool(arg & 0x08)
-                self._size(2 if arg & 0x20 else 1, 2 if arg & 0x10 else 1, out)
-            elif c == ord("t"):
-                self._settle()
-                s.code_table = arg
-            elif c in b"dJ":
-                self._flush(out)
-            elif c in b"im":  # older cut commands
-                self._cut(1 if c == ord("m") else 0, out)
+            self._apply_esc(c, arg, out)
         elif p == GS:
             if c == ord("!"):
                 self._size(((arg >> 4) & 7) + 1, (arg & 7) + 1, out)
@@ -393,9 +376,31 @@ class PrintoutDecoder:
                 self._two_d_code(args[3:], out)
         elif p == FS and c in b"&.":
             self._settle()
-            s.chinese = c == ord("&")
+            self.style.chinese = c == ord("&")
         elif p == DLE and c == 0x04:
             out.append(StatusQuery(arg))
+
+    def _apply_esc(self, c: int, arg: int, out: list[Printout]) -> None:
+        s = self.style
+        if c == ord("@"):
+            self._flush(out)
+            self._size(1, 1, out)
+            self.style = _Style()
+        elif c == ord("a"):
+            self._flush(out)
+            s.align = _ALIGN.get(arg % 48, "left")
+        elif c == ord("E"):
+            s.bold = bool(arg & 1)
+        elif c == ord("!"):
+            s.bold = bool(arg & 0x08)
+            self._size(2 if arg & 0x20 else 1, 2 if arg & 0x10 else 1, out)
+        elif c == ord("t"):
+            self._settle()
+            s.code_table = arg
+        elif c in b"dJ":
+            self._flush(out)
+        elif c in b"im":  # older cut commands
+            self._cut(1 if c == ord("m") else 0, out)
 
     def _cut(self, m: int, out: list[Printout]) -> None:
         if m in (0, 1, 48, 49) or m in _CUT_WITH_FEED:
@@ -414,6 +419,11 @@ class PrintoutDecoder:
             out.append(QrCode(self._qr_data.decode("utf-8", errors="replace")))
         elif payload[1:2] == b"Q":
             self._drop("QR print with nothing stored")
+
+
+def _word(buf: bytearray, at: int) -> int:
+    """A little-endian two-byte count at `buf[at]`."""
+    return buf[at] + 256 * buf[at + 1]
 
 
 def decode_printout(data: bytes) -> list[Printout]:
