@@ -169,13 +169,9 @@ def staff_plans(scenario: Scenario, seed: int) -> dict[int, StaffPlan]:
     plans: dict[int, StaffPlan] = {}
     for number in sorted(hall.windows):
         plan = StaffPlan(late=_late_logins(rng, behaviour, len(sessions)))
-        for _ in range(_poisson(rng, behaviour.pauses_per_day)):
-            x = rng.uniform(0, open_seconds)
-            for a, b in sessions:
-                if x < b - a:
-                    due = a + x
-                    break
-                x -= b - a
+        pauses = _poisson(rng, behaviour.pauses_per_day)
+        for _ in range(pauses if sessions else 0):  # a day with no session has no pause
+            due = _moment_in(sessions, rng.uniform(0, open_seconds))
             length = lognormal(rng, behaviour.pause_minutes, behaviour.pause_spread) * 60
             plan.pauses.append((due, length, rng.choice((1, 1, 2, 3))))
         plan.pauses += _breaks_taken(rng, behaviour, hours.breaks)
@@ -203,6 +199,16 @@ def _late_logins(rng: random.Random, behaviour: StaffBehaviour, sessions: int) -
         if rng.random() < behaviour.late_login_share:
             late[k] = rng.uniform(*behaviour.late_login_minutes) * 60
     return late
+
+
+def _moment_in(sessions: list[tuple[float, float]], x: float) -> float:
+    """The moment `x` seconds into the day's open time (its sessions laid end to end); a draw
+    at the very end of the open time is the last session's end."""
+    for a, b in sessions:
+        if x < b - a:
+            return a + x
+        x -= b - a
+    return sessions[-1][1]
 
 
 def _breaks_taken(rng: random.Random, behaviour: StaffBehaviour,
