@@ -1,5 +1,9 @@
-// What every page shares: the API client, the live event stream, Chinese/English text.
-// Served by the controller itself; no page loads anything from outside the hall.
+// What every page shares: its head and top bar, the API client, the live event stream,
+// tables, toasts, the hall's clock, Chinese/English text. Served by the controller itself;
+// no page loads anything from outside the hall.
+//
+// A page's head is its charset, title, /static/hall.css and this script; its own script
+// runs at the end of its body and starts with Hall.words({...}) and Hall.page({...}).
 "use strict";
 
 const Hall = (() => {
@@ -13,6 +17,8 @@ const Hall = (() => {
       "state.closed": "未开放", "post.A": "A岗", "post.B": "B岗顶岗",
       "close": "关闭", "cancel": "取消", "confirm": "确定", "print": "打印",
       "loading": "加载中…", "none": "无",
+      "role.staff": "窗口人员", "role.supervisor": "现场管理", "role.callback_officer": "回访专员",
+      "role.admin": "系统管理员",
     },
     en: {
       "lang.switch": "中文", "home": "Home", "logout": "Log out", "login": "Log in",
@@ -24,6 +30,8 @@ const Hall = (() => {
       "state.closed": "Closed", "post.A": "A post", "post.B": "B cover",
       "close": "Close", "cancel": "Cancel", "confirm": "OK", "print": "Print",
       "loading": "Loading…", "none": "None",
+      "role.staff": "Counter staff", "role.supervisor": "Supervisor", "role.callback_officer": "Callback officer",
+      "role.admin": "Administrator",
     },
   };
 
@@ -163,7 +171,7 @@ const Hall = (() => {
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") node.className = v;
+      if (k === "class") { if (v) node.className = v; }
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
       else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
     }
@@ -201,6 +209,146 @@ const Hall = (() => {
     location.href = "/login?next=" + encodeURIComponent(location.pathname);
   }
 
+  // -- the page's frame -----------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+
+  // Shows a failed request's message (the controller's Chinese one): for .catch(toastError).
+  function toastError(e) { toast(e.message); }
+
+  // The staff member's name and role, for the top bar.
+  function nameAndRole(me) { return `${me.staff.name} · ${t("role." + me.staff.role)}`; }
+
+  // What every page does once its body is there: the language button (into #lang; onLang
+  // re-renders what the page drew itself) and the words in the chosen language.
+  // A staff page (staff: true) also gets its top bar, in front of everything else: its title
+  // (the page's word `title`), the live badge #live (live: true), who is logged in (#who:
+  // who(me), the name unless the page says otherwise; who: null leaves it to the page),
+  // `extra` elements, the language button and 退出登录. It returns {me}: the promise of
+  // /api/v1/auth/me (without a session, api() leads to the login page).
+  function page({ staff = false, title = "title", live = false, who = (me) => me.staff.name, extra = [],
+    onLang } = {}) {
+    let me = null;
+    const showWho = () => { if (me && who) $("who").textContent = who(me); };
+    if (staff) {
+      document.body.prepend(el("header", { class: "bar" },
+        el("h1", { id: "title", "data-i18n": title }),
+        live ? el("span", { id: "live", class: "live", "data-i18n": "live.online" }) : null,
+        el("span", { class: "who", id: "who" }),
+        extra,
+        el("span", { id: "lang" }),
+        el("button", { type: "button", class: "secondary", id: "logout", "data-i18n": "logout",
+          onclick: () => logout() })));
+    }
+    $("lang").append(langButton(() => { showWho(); if (onLang) onLang(); }));
+    applyWords();
+    if (!staff) return { me: null };
+    const got = api("GET", "/api/v1/auth/me");
+    got.then((m) => { me = m; showWho(); }, toastError);
+    return { me: got };
+  }
+
+  // -- tables -----------------------------------------------------------------------
+
+  // A table of a list of objects, one row each. columns: [{key, label: the word over it,
+  // value: row => text or element, num: a figure (right-aligned by the page's CSS), class:
+  // the cell's class (the key unless given)}]. `into` is the <table>, or its <tbody> where
+  // the page keeps an id. Options: rowAttrs(row) gives a row's attributes; empty, the word
+  // shown in a single row when there are no rows; total, one more object drawn last as the
+  // "total" row; head: false keeps the page's own header row (or none).
+  function table(into, columns, rows, { rowAttrs, empty, total, head = true } = {}) {
+    const node = into.closest("table");
+    const body = into.tagName === "TBODY" ? into : node.tBodies[0] || node.createTBody();
+    if (head) {
+      (node.tHead || node.createTHead()).replaceChildren(el("tr", {}, columns.map((c) =>
+        el("th", { class: c.num ? "num" : null, "data-col": c.key }, t(c.label)))));
+    }
+    const line = (row, attrs) => el("tr", attrs, columns.map((c) =>
+      el("td", { class: [c.num ? "num" : "", c.class ?? c.key].join(" ").trim() }, c.value(row))));
+    if (!rows.length && empty) {
+      body.replaceChildren(el("tr", { class: "empty-row" },
+        el("td", { colspan: columns.length, class: "empty" }, t(empty))));
+    } else {
+      body.replaceChildren(...rows.map((r) => line(r, rowAttrs ? rowAttrs(r) : {})),
+        ...(total && rows.length ? [line(total, { class: "total" })] : []));
+    }
+    return node;
+  }
+
+  // A device's kind in the page's words (kind.<kind>), else in the controller's.
+  function deviceKind(d) {
+    const key = `kind.${d.kind}`;
+    const word = t(key);
+    return word === key ? (d.kind_name || d.kind) : word;
+  }
+
+  // The devices' health (supervisor, admin), in the page's words: col.device, col.kind,
+  // col.window, col.state over the columns, deviceKind and device.<state>. Offline and
+  // faulty devices are alert rows.
+  function deviceTable(into, devices) {
+    const badge = { offline: "red", fault: "red", online: "green", warning: "amber" };
+    return table(into, [
+      { key: "device", label: "col.device", value: (d) => d.device },
+      { key: "kind", label: "col.kind", value: deviceKind },
+      { key: "window", label: "col.window", value: (d) => d.window ?? "" },
+      { key: "state", label: "col.state", value: (d) => [
+        el("span", { class: `badge ${badge[d.state] || "grey"}` }, t(`device.${d.state}`)),
+        d.detail ? ` ${d.detail}` : ""] },
+    ], devices, { rowAttrs: (d) => ({ class: badge[d.state] === "red" ? "alert" : null,
+      "data-device": d.device, "data-state": d.state }) });
+  }
+
+  // A figure tile: a big number over its word (tone: good, bad).
+  function tile(key, value, tone, attrs = {}) {
+    return el("div", { class: tone ? `tile ${tone}` : "tile", ...attrs }, el("b", {}, value), t(key));
+  }
+
+  // -- the hall -------------------------------------------------------------------
+
+  // What the hall shows of a window: closed, paused, serving (someone called) or open.
+  function windowState(w) {
+    if (w.state === "closed") return "closed";
+    if (w.state === "paused") return "paused";
+    return w.current ? "serving" : "open";
+  }
+
+  // The hall's clock, which may differ from this PC's (a demo hall may run a shifted one):
+  // set from any /api/v1/hall answer by syncClock.
+  const clock = { offset: 0, timezone: undefined };
+  function syncClock(hall) {
+    clock.offset = Date.parse(hall.now) - Date.now();
+    clock.timezone = hall.hall.timezone;
+  }
+  function hallNow() { return new Date(Date.now() + clock.offset); }
+  // "09:05" in the hall's time zone.
+  function hallTime(date = hallNow()) {
+    return date.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", hour12: false,
+      timeZone: clock.timezone });
+  }
+
+  // One run of fn at a time: a call while it runs asks for one more run after it (however
+  // many calls came). The promise returned settles when the runs asked for so far are done.
+  function serially(fn) {
+    let running = null, again = false;
+    return function run() {
+      if (running) { again = true; return running; }
+      running = (async () => {
+        try {
+          do { again = false; await fn(); } while (again);
+        } finally { running = null; }
+      })();
+      return running;
+    };
+  }
+
+  // The head every page leaves out: a page that set its own viewport (the hall display's
+  // 1920) keeps it; the empty icon spares the controller a /favicon.ico request.
+  if (!document.head.querySelector("meta[name=viewport]")) {
+    document.head.append(el("meta", { name: "viewport", content: "width=device-width, initial-scale=1" }));
+  }
+  if (!document.head.querySelector("link[rel=icon]")) document.head.append(el("link", { rel: "icon", href: "data:," }));
+
   return { words, t, applyWords, langButton, api, ApiError, live, liveBadge, debounce, el, time,
-    minutesSince, toast, logout, get lang() { return lang; } };
+    minutesSince, toast, toastError, logout, $, page, nameAndRole, table, deviceKind, deviceTable, tile, windowState,
+    syncClock, hallNow, hallTime, serially, get lang() { return lang; } };
 })();

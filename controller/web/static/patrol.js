@@ -19,7 +19,7 @@ const Patrol = (() => {
       "patrol.clean": "nothing found", "patrol.round": "{time} · {area} · by {signer} · {result}",
     },
   });
-  const $ = (id) => document.getElementById(id);
+  const $ = Hall.$;
   let due = null, rounds = [];
 
   function render() {
@@ -33,7 +33,7 @@ const Patrol = (() => {
   }
 
   async function load() {
-    try { rounds = await Hall.api("GET", "/api/v1/patrols"); render(); } catch (e) { Hall.toast(e.message); }
+    try { rounds = await Hall.api("GET", "/api/v1/patrols"); render(); } catch (e) { Hall.toastError(e); }
   }
 
   function onEvent(event) {
@@ -50,9 +50,9 @@ const Patrol = (() => {
       $("patrol-findings").value = "";
       $("patrol-ok").checked = false;
       due = null;
-      Hall.toast(Hall.t("patrol.recorded"), "ok");
+      Hall.toast(Hall.t("patrol.recorded"), "info");
       load();
-    } catch (e) { Hall.toast(e.message); }
+    } catch (e) { Hall.toastError(e); }
   }
 
   $("patrol-record").onclick = record;
