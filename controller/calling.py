@@ -22,13 +22,13 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol
 
 from controller.core import events as ev
 from controller.core.events import Event
 from controller.core.model import HallState, WindowStatus
 from controller.hallcontroller import HallController
-from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, board_json
+from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, WindowBar, board_json
 from drivers.caller_display.state import CLOSED_TEXT
 from vocabulary import SYSTEM_DEFAULT
 
@@ -51,17 +51,6 @@ class Bar(Protocol):
     """A window's LED bar or pause-service sign, on whatever transport."""
 
     def show(self, state: Any) -> bool: ...
-
-
-@runtime_checkable
-class WiredBar(Protocol):
-    """A bar on a line of its own (RS-485, TCP), whose line the worker watches: one that
-    lost it is shown its state again, an idle one has its line checked."""
-
-    in_sync: bool
-
-    def resync(self) -> bool: ...
-    def check_line(self) -> bool: ...
 
 
 class Board(Protocol):
@@ -319,8 +308,8 @@ class CallingFloor:
         idle bar's line is checked, so a cable pulled while nothing is called is seen too."""
         for bars in self.bars.values():
             for bar in bars:
-                if not isinstance(bar, WiredBar):
-                    continue  # an MQTT bar: the link re-publishes its retained state
+                if not isinstance(bar, WindowBar):
+                    continue  # an MQTT bar: the link re-publishes its retained states
                 try:
                     if not bar.in_sync:
                         bar.resync()
