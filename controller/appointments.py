@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.core import commands as c
-from controller.core.engine import Outcome
 from controller.core.errors import HallError
-from controller.hallcontroller import HallController
+from controller.core.outcome import Outcome
+from controller.hallcontroller import HallController, issued_ticket
 from controller.store import appointment_book
 
 CODE_PREFIX = "APT-"
@@ -113,11 +113,11 @@ class Appointments:
         sealed = appointment_book.sealed_identity(self.db, appt.code)
         citizen = None
         if sealed:
-            id_number, name = self.ctrl.sealer.open(sealed)
+            id_number, name = self.ctrl.identity_sealer().open(sealed)
             citizen = self.ctrl.citizen(id_number, name)
         out = self.ctrl.execute(c.IssueTicket(appt.service, "appointment", citizen,
                                               appointment_at=appt.slot), actor)
-        ticket_id = out.ticket.id
+        ticket_id = issued_ticket(out).id
         # in the ticket's own transaction: the ticket row is written there, and no check-in
         # is recorded for a ticket that never reached the disk
         self.ctrl.also_write(lambda conn: appointment_book.checked_in(conn, appt.code, ticket_id))

@@ -42,6 +42,7 @@ from controller.store.reading import last_command_at
 from controller.store.sessions import SessionStore
 from controller.workdays_data import hall_calendar
 from drivers.mqtt import MqttLink
+from drivers.transport import DeviceHealth
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ def open_hall(hall: Hall, data_dir: Path, clock,
 def hall_mqtt(ctrl: HallController, settings: MqttSettings) -> MqttLink:
     """The controller's own connection to the hall's broker ([mqtt]), started; the link's
     health is the controller's, reported as any device's."""
-    return controller_mqtt(ctrl.hall, settings, lambda h: ctrl.execute(
-        ReportDevice(h.device, h.state.value, h.detail), "system")).start()
+    def report(health: DeviceHealth) -> None:
+        ctrl.execute(ReportDevice(health.device, health.state.value, health.detail), "system")
+
+    return controller_mqtt(ctrl.hall, settings, report).start()
 
 
 def attach_floor(ctrl: HallController, data_dir: Path, status_url: str | None,

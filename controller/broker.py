@@ -5,14 +5,15 @@ A newcomer's hall works without installing Mosquitto; a production hall points
 
 Without `[mqtt] password_file` it takes anyone who reaches its port: keep it on a closed
 LAN (or loopback, as the demo does); a live hall listening beyond loopback without accounts
-fails check-config unless `[mqtt] allow_anonymous = true` says so. With one, it runs amqtt's own plugins: every client logs
-in from that file (Argon2 hashes, `hallctl mqtt-passwd`) and the topic ACL of
-`controller.mqtt_security` keeps each device to its own window's topics, as Mosquitto's
-acl_file does. amqtt 0.12 publishes a client's Will without asking its topic plugins, so
-`WillTopicCheck` refuses at CONNECT a login whose Will names a topic its account may not write
-(Mosquitto checks a Will against the ACL when it publishes it). What amqtt 0.12 cannot do: tie a client id to its account, so a logged-in
-device could still take over another client's session by reusing its client id (Mosquitto's
-`use_username_as_clientid` prevents that). A hall that needs that guarantee uses Mosquitto.
+fails check-config unless `[mqtt] allow_anonymous = true` says so. With one, it runs amqtt's
+own plugins: every client logs in from that file (Argon2 hashes, `hallctl mqtt-passwd`) and
+the topic ACL of `controller.mqtt_security` keeps each device to its own window's topics, as
+Mosquitto's acl_file does. amqtt 0.12 publishes a client's Will without asking its topic
+plugins, so `WillTopicCheck` refuses at CONNECT a login whose Will names a topic its account
+may not write (Mosquitto checks a Will against the ACL when it publishes it). What amqtt 0.12
+cannot do: tie a client id to its account, so a logged-in device could still take over
+another client's session by reusing its client id (Mosquitto's `use_username_as_clientid`
+prevents that). A hall that needs that guarantee uses Mosquitto.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class _SnapshotDict(dict):
     def __iter__(self):
         return iter(list(dict.keys(self)))
 
-    def items(self):  # type: ignore[override]
+    def items(self):
         return list(dict.items(self))
 
 

@@ -28,7 +28,7 @@ from controller.core import events as ev
 from controller.core.events import Event
 from controller.core.model import HallState, WindowStatus
 from controller.hallcontroller import HallController
-from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, board_json
+from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, WindowBar, board_json
 from drivers.caller_display.state import CLOSED_TEXT
 from vocabulary import SYSTEM_DEFAULT
 
@@ -66,7 +66,10 @@ class Pad(Protocol):
 
 
 class Voice(Protocol):
-    def announce(self, number: str, window: int, recall: bool = False) -> None: ...
+    """The voice that speaks the calls; what `announce` returns (the announcer's queued
+    announcement) is not used here."""
+
+    def announce(self, number: str, window: int, recall: bool = False) -> object: ...
 
 
 class CallingFloor:
@@ -88,7 +91,7 @@ class CallingFloor:
         self._work: queue.Queue[Event | Task | None] = queue.Queue()
         self._board_due = False  # the worker thread owes the board a publish (_board_changed)
         self._thread = threading.Thread(target=self._run, daemon=True, name="calling")
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._timers: set[threading.Timer] = set()
         self._timers_lock = threading.Lock()
 
@@ -254,11 +257,10 @@ class CallingFloor:
             t = state.tickets.get(w.evaluating) if w and w.evaluating else None
             return (t.label if t else None), (w.staff_id if t is not None and w else None)
         label, staff_id = self.ctrl.ask(asking)
-        t = label is not None
-        staff = self.ctrl.hall.staff.get(staff_id or "") if t else None
+        staff = self.ctrl.hall.staff.get(staff_id or "") if label is not None else None
         for pad in self.pads.get(window, []):
             try:
-                if t:
+                if label is not None:
                     pad.prompt(window, staff.name if staff else None, label)
                 else:
                     pad.blank()
@@ -269,10 +271,10 @@ class CallingFloor:
 
     def _seed_calls(self) -> None:
         """After a restart, the board lists the tickets being served, newest call first."""
-        current = [t for t in self.ctrl.state.tickets.values()
+        current = [(t.called_at, t.label, t.window) for t in self.ctrl.state.tickets.values()
                    if t.status.value == "called" and t.called_at and t.window]
-        for t in sorted(current, key=lambda t: t.called_at):
-            self.calls.appendleft((t.label, t.window))
+        for _called_at, label, window in sorted(current, key=lambda call: call[0]):
+            self.calls.appendleft((label, window))
 
     def _run(self) -> None:
         # Lines are checked every RESYNC_SECONDS however busy the hall is: a steady stream of
@@ -306,10 +308,12 @@ class CallingFloor:
         idle bar's line is checked, so a cable pulled while nothing is called is seen too."""
         for bars in self.bars.values():
             for bar in bars:
+                if not isinstance(bar, WindowBar):
+                    continue  # an MQTT bar: the link re-publishes its retained states
                 try:
-                    if not getattr(bar, "in_sync", True):
+                    if not bar.in_sync:
                         bar.resync()
-                    elif hasattr(bar, "check_line"):
+                    else:
                         bar.check_line()
                 except Exception:
                     log.exception("resync failed")
@@ -318,11 +322,11 @@ class CallingFloor:
         kind, window = event.kind, event.window
         if kind == ev.WINDOW_OPENED:
             self.closed_on = None  # a new working day, or staff back after 下班关机
-        if isinstance(event, ev.TicketCalled):
+        if isinstance(event, ev.TicketCalled) and window is not None:  # a call is always at a window
             self.calls.appendleft((event.label, window))
             if self.voice:
                 self.voice.announce(event.label, window)
-        elif isinstance(event, ev.TicketRecalled) and self.voice:
+        elif isinstance(event, ev.TicketRecalled) and window is not None and self.voice:
             self.voice.announce(event.label, window, recall=True)
         self._drive_pads(event)
         if kind == ev.DAY_STARTED:
@@ -346,29 +350,30 @@ class CallingFloor:
             self._publish_board()
 
     def _drive_pads(self, event: Event) -> None:
-        pads = self.pads.get(event.window) if event.window is not None else None
-        if not pads:
+        window = event.window
+        pads = self.pads.get(window) if window is not None else None
+        if window is None or not pads:
             return
         kind = event.kind
         for pad in pads:
             try:
                 if isinstance(event, ev.EvaluationPrompted):
                     staff = self.ctrl.hall.staff.get(event.staff or "")
-                    pad.prompt(event.window, staff.name if staff else None, event.label)
+                    pad.prompt(window, staff.name if staff else None, event.label)
                 elif isinstance(event, ev.TicketEvaluated) and event.channel != SYSTEM_DEFAULT:
                     pad.thanks()
                 elif kind == ev.EVALUATION_ENDED:
                     pad.blank()
-                elif kind in (ev.WINDOW_PAUSED, ev.WINDOW_CLOSED) and not self._asking(event.window):
+                elif kind in (ev.WINDOW_PAUSED, ev.WINDOW_CLOSED) and not self._asking(window):
                     # a finished visit's prompt outlives the pause or logout (国办发〔2019〕51号):
                     # the pad blanks when it is graded or times out
                     pad.blank()
             except Exception:
-                log.exception("pad at window %s", event.window)
+                log.exception("pad at window %s", window)
         if (isinstance(event, ev.TicketEvaluated) and event.channel != SYSTEM_DEFAULT
-                and self._away(event.window)):
+                and self._away(window)):
             # graded after staff left: the thanks, then the pad blanks like the window
-            self._later(FLASH_SECONDS, lambda: self._show_pads(event.window))
+            self._later(FLASH_SECONDS, lambda: self._show_pads(window))
 
     def _asking(self, window: int) -> bool:
         def asking(state: HallState) -> bool:

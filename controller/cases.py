@@ -20,6 +20,7 @@ shown, masked; the unmasked view is the only way to read them.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import logging
@@ -161,16 +162,18 @@ class CaseDesk:
     def bad_review(self, event: TicketEvaluated) -> Case | None:
         """A `ticket_evaluated` event: a callback case for a real-name bad review, a counted
         anonymous row for an anonymous one, nothing for any other grade."""
-        grade, channel = event.grade, event.channel
+        grade, channel, ticket_id = event.grade, event.channel, event.ticket
         if not self._is_bad(event):
             return None
-        return self.ctrl.run(lambda: self._open_bad_review(event, grade, channel))
+        if ticket_id is None:
+            raise ValueError("a ticket_evaluated event names no ticket")
+        return self.ctrl.run(lambda: self._open_bad_review(event, ticket_id, grade, channel))
 
-    def _open_bad_review(self, event: TicketEvaluated, grade: int | str,
-                         channel: str | None) -> Case | None:
-        if casebook.bad_review_seen(self.db, event.ticket):
+    def _open_bad_review(self, event: TicketEvaluated, ticket_id: str, grade: str,
+                         channel: str) -> Case | None:
+        if casebook.bad_review_seen(self.db, ticket_id):
             return None
-        ticket = self.ctrl.state.tickets.get(event.ticket) or self.ctrl.store.ticket(event.ticket)
+        ticket = self.ctrl.state.tickets.get(ticket_id) or self.ctrl.store.ticket(ticket_id)
         sealed = ticket.identity_sealed if ticket else None
         # an evaluation logged before the pads asked (no real_name) was by the ticket's name
         if event.real_name is not None and not event.real_name:
@@ -180,16 +183,16 @@ class CaseDesk:
         service = event.service or (ticket.service if ticket else None)
         if sealed is None:
             casebook.count_anonymous(self.db, {
-                "ticket_id": event.ticket, "at": event.at.isoformat(),
+                "ticket_id": ticket_id, "at": event.at.isoformat(),
                 "day": event.at.date().isoformat(), "grade": grade, "channel": channel,
                 "window": window, "staff_id": staff, "service": service})
             self.ctrl.note(SYSTEM, "anonymous_bad_review",
-                           {"ticket": event.ticket, "grade": grade, "window": window})
+                           {"ticket": ticket_id, "grade": grade, "window": window})
             return None
         case_id = self._next_id(CaseKind.BAD_REVIEW, event.at)
         deadline, missing = self._deadline_fn()
         case, _ = open_bad_review(
-            case_id, event.at, deadline, self.rules, grade=grade, ticket_id=event.ticket,
+            case_id, event.at, deadline, self.rules, grade=grade, ticket_id=ticket_id,
             window=window, staff_id=staff, service=service,
             citizen_key=ticket.citizen_key if ticket else None, identity_sealed=sealed,
             phone_sealed=ticket.phone_sealed if ticket else None, source=CaseSource.PAD,
@@ -286,7 +289,7 @@ class CaseDesk:
 
         return sorted(cases, key=order)
 
-    def sweep(self, now: dt.datetime) -> list[tuple[str, str]]:
+    def sweep(self, now: dt.datetime) -> builtins.list[tuple[str, str]]:  # (`list` is a method here)
         """Audit rows `case_overdue`, once per case and deadline, for deadlines now passed.
         Call it periodically (the ticker); returns the (case, deadline) newly alerted."""
         def sweep() -> list[tuple[str, str]]:

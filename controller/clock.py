@@ -112,7 +112,9 @@ class HallTime:
             latest = self._latest
             if self._anchor is not None:
                 at, mono = self._anchor
-                held = max(at + dt.timedelta(seconds=max(time.monotonic() - mono, 0.0)), latest)
+                held = at + dt.timedelta(seconds=max(time.monotonic() - mono, 0.0))
+                if latest is not None:  # always, while behind: the anchor was the latest then
+                    held = max(held, latest)
                 if raw < held - limit:
                     self._latest = held
                     return held

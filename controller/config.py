@@ -397,7 +397,7 @@ def _staff(top: Table, windows: dict[int, Window]) -> dict[str, Staff]:
 
 
 def _host_port(value: object) -> bool:
-    return matches(r"[^\s:]\S*:[0-9]{1,5}")(value) and 1 <= int(str(value).rpartition(":")[2]) <= 65535
+    return bool(matches(r"[^\s:]\S*:[0-9]{1,5}")(value)) and 1 <= int(str(value).rpartition(":")[2]) <= 65535
 
 
 _HOST_PORT = HOST_PORT
@@ -487,7 +487,7 @@ def _export(top: Table) -> dict[str, Any]:
     codes = t.table("channel_codes", ("pad", "tablet", "system_default", "staff"))
     for channel, code in codes.data.items():
         check(codes.key(channel), code, "a code as a quoted string, e.g. \"1\"", is_text)
-    merged = dict(Hall.__dataclass_fields__["export_channel_codes"].default) | codes.data
+    merged = dict(Hall.export_channel_codes) | codes.data  # the class attribute is the field's default
     out["export_channel_codes"] = tuple(sorted(merged.items()))
     return out
 

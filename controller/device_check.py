@@ -15,6 +15,7 @@ window has logged out.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -103,7 +104,7 @@ class DeviceCheck:
         finally:
             self._running.release()
         failed = [r["device"] for r in rows if not r["ok"]]
-        result = {
+        result: dict[str, Any] = {
             "checked_at": now.isoformat(),
             "actor": actor,
             "seconds": round(time.monotonic() - started, 2),
@@ -127,20 +128,23 @@ class DeviceCheck:
         the main display; everything else is judged by its health."""
         jobs: list[tuple[list[Device], str, Callable[[], dict[str, Answer]]]] = []
         by_window: dict[tuple[str, int], list[Device]] = {}
+        # the devices checked one by one: how, and what the check does
+        one_by_one: dict[str, tuple[str, Callable[[Device], Answer]]] = {
+            "ticket_printer": (PRINT_TEST, lambda d: self._check_printer(d, now)),
+            "id_reader": (QUERY, self._check_reader),
+            "hall_display": (FLASH, self._check_board),
+        }
         for d in self.ctrl.hall.devices:
-            if d.kind == "ticket_printer":
-                jobs.append(([d], PRINT_TEST, lambda d=d: {d.id: self._check_printer(d, now)}))
-            elif d.kind == "id_reader":
-                jobs.append(([d], QUERY, lambda d=d: {d.id: self._check_reader(d)}))
-            elif d.kind == "hall_display":
-                jobs.append(([d], FLASH, lambda d=d: {d.id: self._check_board(d)}))
+            if d.kind in one_by_one:
+                action, check = one_by_one[d.kind]
+                jobs.append(([d], action, functools.partial(_answer_of, check, d)))
             elif d.kind in ("caller_display", "evaluator_pad") and d.window is not None:
                 by_window.setdefault((d.kind, d.window), []).append(d)
         for (kind, window), devices in by_window.items():
             if kind == "caller_display":
-                jobs.append((devices, FLASH, lambda w=window, ds=devices: self._flash_bars(w, ds)))
+                jobs.append((devices, FLASH, functools.partial(self._flash_bars, window, devices)))
             else:
-                jobs.append((devices, PAD_TEST, lambda w=window, ds=devices: self._test_pads(w, ds)))
+                jobs.append((devices, PAD_TEST, functools.partial(self._test_pads, window, devices)))
         return jobs
 
     def _collect(self, devices: list[Device], action: str, f: Future) -> dict[str, Answer]:
@@ -243,8 +247,9 @@ class DeviceCheck:
             bar, took = next(((b, ok) for b, ok in shown if _drives(b, d)), (None, False))
             if bar is None:
                 continue
-            if getattr(bar, "mqtt", None) is not None:
-                answers[d.id] = self._mqtt_answer(d, bar.mqtt, FLASH, self._health(d)[0])
+            mqtt = getattr(bar, "mqtt", None)  # an MQTT bar answers through its link
+            if mqtt is not None:
+                answers[d.id] = self._mqtt_answer(d, mqtt, FLASH, self._health(d)[0])
             elif took:
                 answers[d.id] = Answer(True, FLASH)
             else:
@@ -263,8 +268,9 @@ class DeviceCheck:
             # a pad is a listener: the prompt went out, and whether it can arrive is the line's health
             action = PAD_TEST if prompted else f"{QUERY}（窗口正在请群众评价，未发测试提示）"
             state, detail = self._health(d)
-            if getattr(pad, "mqtt", None) is not None:
-                answers[d.id] = self._mqtt_answer(d, pad.mqtt, action, state)
+            mqtt = getattr(pad, "mqtt", None)
+            if mqtt is not None:
+                answers[d.id] = self._mqtt_answer(d, mqtt, action, state)
             elif state == "online":
                 answers[d.id] = Answer(True, action)
             else:
@@ -344,8 +350,14 @@ def _drives(driver: Any, d: Device) -> bool:
     if topic is not None:
         return d.transport == "mqtt" and topic == d.topic
     address = getattr(driver, "address", None)
-    return (address is not None and d.transport != "mqtt"
-            and address == int(dict(d.options).get("address", d.window)))
+    if address is None or d.transport == "mqtt":
+        return False
+    option = dict(d.options).get("address")  # its bus address: the option, else its window's
+    return address == (int(option) if option is not None else d.window)
+
+
+def _answer_of(check: Callable[[Device], Answer], d: Device) -> dict[str, Answer]:
+    return {d.id: check(d)}
 
 
 def _spawn(job: Callable[[], dict[str, Answer]]) -> Future:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.appointments import Appointments
 from controller.core.hall import Device
-from controller.hallcontroller import HallController
+from controller.hallcontroller import HallController, issued_ticket
 from controller.kiosk import Kiosk
 from controller.core import identity
 from controller.core.errors import HallError
@@ -50,7 +51,7 @@ class Floor:
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, loop, device: str) -> None:
+    def run(self, loop: Callable[[threading.Event], object], device: str) -> None:
         """Run a driver's polling loop in a thread of its own until `close()`."""
         t = threading.Thread(target=loop, args=(self.stop,), daemon=True, name=f"driver:{device}")
         t.start()
@@ -97,7 +98,7 @@ def _scanned(kiosk: Kiosk, code: str) -> None:
         kiosk.reader_message(e.message)
         return
     if got is not None:
-        kiosk.reader_message(f"预约已签到：{got.outcome.ticket.label}")
+        kiosk.reader_message(f"预约已签到：{issued_ticket(got.outcome).label}")
 
 
 def _watch_printer(printer: TicketPrinter, stop: threading.Event) -> None:
@@ -113,24 +114,24 @@ def kiosk_of(device: Device) -> str:
 
 
 def _attach_printer(kiosk: Kiosk, device: Device, link: DeviceLink, floor: Floor) -> None:
-    kiosk.printer = TicketPrinter(device.id, link)
+    printer = kiosk.printer = TicketPrinter(device.id, link)
     link.ensure_open()  # an absent printer is reported at once, not at the first ticket
-    if kiosk.printer.can_answer:
-        floor.run(lambda stop, p=kiosk.printer: _watch_printer(p, stop), device.id)
+    if printer.can_answer:
+        floor.run(lambda stop: _watch_printer(printer, stop), device.id)
 
 
 def _attach_reader(kiosk: Kiosk, device: Device, link: DeviceLink, floor: Floor) -> None:
     kiosk.reader_id = device.id
     reader = IdCardReader(
         device.id, link,
-        on_card=lambda card, k=kiosk: _card_read(k, card),
-        on_error=lambda status, message, k=kiosk: k.reader_message(message),
+        on_card=lambda card: _card_read(kiosk, card),
+        on_error=lambda status, message: kiosk.reader_message(message),
         on_card_gone=kiosk.card_gone)
     floor.run(reader.run, device.id)
 
 
 def _attach_scanner(kiosk: Kiosk, device: Device, link: DeviceLink, floor: Floor) -> None:
-    scanner = CodeScanner(device.id, link, on_scan=lambda scan, k=kiosk: _scanned(k, scan.text))
+    scanner = CodeScanner(device.id, link, on_scan=lambda scan: _scanned(kiosk, scan.text))
     floor.run(scanner.run, device.id)
 
 

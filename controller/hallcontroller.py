@@ -32,13 +32,14 @@ from zoneinfo import ZoneInfo
 
 from controller.clock import ClockChange, HallTime
 from controller.core import commands as c
-from controller.core.engine import Engine, Outcome
-from controller.core.evaluation import default_grade
+from controller.core.engine import Engine
 from controller.core.errors import HallError
+from controller.core.evaluation import default_grade
 from controller.core.events import CLOCK_FAULT, CLOCK_RESTORED, ClockFault, ClockRestored, Event
 from controller.core.hall import Hall
 from controller.core.identity import Citizen
 from controller.core.model import HallState, Ticket, WindowState
+from controller.core.outcome import Outcome
 from controller.personal_data import Purged, purge
 from controller.privacy import IdentitySealer
 from controller.store.faults import StorageUnavailable
@@ -55,6 +56,13 @@ GROUP_LIMIT = 64
 # The hall thread looks this often, while idle, whether its store was closed without it.
 IDLE_SECONDS = 1.0
 CLOCK_FAULT_TEXT = "系统时钟慢于大厅已记录的时间，大厅按已记录的营业日继续服务，请检查并校准时钟"
+
+
+def issued_ticket(out: Outcome) -> Ticket:
+    """The ticket an issue (at a kiosk, a desk, an appointment's check-in) answered with."""
+    if out.ticket is None:
+        raise RuntimeError("an issued ticket's outcome names no ticket")
+    return out.ticket
 
 
 def _clock_event(change: ClockChange, now: dt.datetime, state: HallState) -> Event:
@@ -400,13 +408,15 @@ class HallController:
                 and self.store.standing_clock_fault() is not None):
             changes = [ClockChange(CLOCK_RESTORED, now, self.clock.wall(), 0)]
         for change in changes:
-            out = Outcome()
-            out.emit(_clock_event(change, now, self.state))
-            self._commit(now, SYSTEM, change.kind, {"behind_seconds": change.behind_seconds},
-                         lambda: out)
-            if change.kind == CLOCK_FAULT:
-                log.error("the clock is %s s behind the hall's time (%s): serving on %s",
-                          change.behind_seconds, change.wall_clock.isoformat(), self.state.day)
+            self._record_clock_change(now, change)
+
+    def _record_clock_change(self, now: dt.datetime, change: ClockChange) -> None:
+        out = Outcome()
+        out.emit(_clock_event(change, now, self.state))
+        self._commit(now, SYSTEM, change.kind, {"behind_seconds": change.behind_seconds}, lambda: out)
+        if change.kind == CLOCK_FAULT:
+            log.error("the clock is %s s behind the hall's time (%s): serving on %s",
+                      change.behind_seconds, change.wall_clock.isoformat(), self.state.day)
 
     def _close_stale_windows(self, now: dt.datetime) -> None:
         """A window left pointing at an earlier day's ticket is closed as the day change closes
@@ -450,11 +460,16 @@ class HallController:
 
     # -- fan-out -----------------------------------------------------------
 
-    def citizen(self, id_number: str, name: str | None = None, phone: str | None = None) -> Citizen:
-        """The sealed citizen of a real-name ticket; HallError for a wrong number."""
+    def identity_sealer(self) -> IdentitySealer:
+        """What seals the ID numbers and phones of real-name tickets; RuntimeError where the
+        hall has none (real-name tickets are off)."""
         if self.sealer is None:
             raise RuntimeError("this hall has no identity sealer: real-name tickets are off")
-        return self.sealer.citizen(id_number, name, phone, today=self.clock().date())
+        return self.sealer
+
+    def citizen(self, id_number: str, name: str | None = None, phone: str | None = None) -> Citizen:
+        """The sealed citizen of a real-name ticket; HallError for a wrong number."""
+        return self.identity_sealer().citizen(id_number, name, phone, today=self.clock().date())
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(event_id, event)` on the hall thread after every committed event; returns

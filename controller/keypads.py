@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 # A pause from a keypad without a duration: the hall's short absence.
 DEFAULT_PAUSE_MINUTES = 10
+# The words the hall records for a keypad's pause code (the codec lets only these codes through).
+_PAUSE_LABELS = {reason.value: reason.label for reason in PauseReason}
 
 
 def command_for(ctrl: HallController, window: int, press: KeyPress) -> c.Command | None:
@@ -32,7 +34,7 @@ def command_for(ctrl: HallController, window: int, press: KeyPress) -> c.Command
     if key is Key.RESUME:
         return c.Resume(window)
     if key is Key.PAUSE:
-        reason = PauseReason(press.reason).label if press.reason else PauseReason.OTHER.label
+        reason = _PAUSE_LABELS[press.reason] if press.reason else PauseReason.OTHER.label
         return c.Pause(window, reason, press.minutes or DEFAULT_PAUSE_MINUTES)
     if key is Key.TRANSFER:
         return c.Transfer(window, _service(ctrl, press))

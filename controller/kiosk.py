@@ -28,17 +28,16 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from controller.core import commands as c, identity
-from controller.core.engine import Outcome
-from controller.core.estimate import WaitEstimate
 from controller.core.errors import HallError
-from controller.core.estimate import wait_range
+from controller.core.estimate import WaitEstimate, wait_range
 from controller.core.identity import Citizen
 from controller.core.model import HallState, Ticket, TicketStatus, WindowStatus
+from controller.core.outcome import Outcome
 from controller.appointments import Appointments
-from controller.hallcontroller import HallController
+from controller.hallcontroller import HallController, issued_ticket
 from drivers.code_scanner import ScanKind, classify
 from drivers.ticket_printer import (
     PaperOut, PaperStatus, PrinterUnavailable, TicketPrint, TicketPrinter,
@@ -138,11 +137,14 @@ class Kiosk:
                 pending = self._pending()
                 if pending is None:
                     raise HallError("no_identity_waiting")
-                citizen = self.ctrl.sealer.with_phone(pending.citizen, phone)
+                citizen = self.ctrl.identity_sealer().with_phone(pending.citizen, phone)
+                checked = identity.normalise_phone(phone)
+                if checked is None:  # an empty phone, which with_phone passes over
+                    raise HallError("invalid_phone")
             except HallError as e:
                 self.ctrl.refuse(self.actor, "phone_held", {}, e)
                 raise
-            masked = identity.mask_phone(identity.normalise_phone(phone))
+            masked = identity.mask_phone(checked)
             self.pending = PendingIdentity(citizen, pending.source, self.ctrl.clock(), masked)
         self.ctrl.note(self.actor, "phone_held", {"phone_masked": masked})
 
@@ -200,10 +202,10 @@ class Kiosk:
         if status is PaperStatus.OUT:
             raise HallError("paper_out")
 
-    def _print(self, t: Ticket, out: Outcome, reprint: bool = False) -> bool:
+    def _print(self, printer: TicketPrinter, t: Ticket, out: Outcome, reprint: bool = False) -> bool:
         """Print `t`; True when it printed and the roll is running out."""
-        result = self.printer.print_ticket(self.ticket_print(t, out, reprint))
-        device = self.printer.device_id
+        result = printer.print_ticket(self.ticket_print(t, out, reprint))
+        device = printer.device_id
         was = self.ctrl.devices().get(device, ("", ""))[0]
         if result.near_end:
             self.ctrl.execute(c.ReportDevice(device, "warning", NEAR_END), "system")
@@ -232,7 +234,7 @@ class Kiosk:
                     if id_number:
                         citizen = self.ctrl.citizen(id_number, name, phone)
                     elif pending is not None:
-                        citizen = self.ctrl.sealer.with_phone(pending.citizen, phone)
+                        citizen = self.ctrl.identity_sealer().with_phone(pending.citizen, phone)
                     else:
                         citizen = None
                     if phone and citizen is None:
@@ -281,7 +283,7 @@ class Kiosk:
             # taken back (its slip did not print, or withdrawn at the desk): never handed out again
             raise HallError("ticket_not_waiting", f"号票 {t.label} 已作废，请到导办台取号")
         eta = (WaitEstimate(t.eta_p10, t.eta_p50, t.eta_p90)
-               if t.eta_p50 is not None else None)
+               if t.eta_p10 is not None and t.eta_p50 is not None and t.eta_p90 is not None else None)
         return KioskTicket(Outcome(ticket=t, people_ahead=t.ahead_at_issue, estimate=eta),
                            printed=self.printer is not None, repeated=True)
 
@@ -293,20 +295,21 @@ class Kiosk:
         if kind is ScanKind.ID_NUMBER:
             self.hold(code, None, "scanned")
             return None
-        if kind is ScanKind.APPOINTMENT and self.appointments is not None:
+        appointments = self.appointments
+        if kind is ScanKind.APPOINTMENT and appointments is not None:
             with self.lock:
                 try:
                     return self._issue_and_print(
-                        lambda: self.appointments.check_in(code, self.actor), {"code": code})
+                        lambda: appointments.check_in(code, self.actor), {"code": code})
                 except HallError as e:
                     if e.code in ("paper_out", "printer_unavailable"):
-                        self.appointments.release(code)  # the booking stays good for the desk
+                        appointments.release(code)  # the booking stays good for the desk
                     raise
         err = HallError("unknown_code")
         self.ctrl.refuse(self.actor, "scan", {"code_length": len(code)}, err)
         raise err
 
-    def _issue_and_print(self, issue, args: dict[str, Any]) -> KioskTicket:
+    def _issue_and_print(self, issue: Callable[[], Outcome], args: dict[str, Any]) -> KioskTicket:
         """Paper first, then the durable ticket, then the slip; a slip that fails cancels it."""
         with self.lock:
             try:
@@ -317,14 +320,15 @@ class Kiosk:
             out = issue()
             if self.printer is None:
                 return KioskTicket(out, printed=False)
+            ticket = issued_ticket(out)
             try:
-                near_end = self._print(out.ticket, out)
+                near_end = self._print(self.printer, ticket, out)
             except PrinterUnavailable as e:
                 # The ticket is on disk but not on paper: take it out of the queue.
-                self.ctrl.execute(c.CancelTicket(out.ticket.id, "not_printed"), self.actor)
+                self.ctrl.execute(c.CancelTicket(ticket.id, "not_printed"), self.actor)
                 code = "paper_out" if isinstance(e, PaperOut) else "printer_unavailable"
-                err = HallError(code, f"小票未能打印（{out.ticket.label} 已作废），请到导办台取号")
-                err.ticket_issued = out.ticket.id  # type: ignore[attr-defined]  # it counts
+                err = HallError(code, f"小票未能打印（{ticket.label} 已作废），请到导办台取号")
+                err.ticket_issued = ticket.id  # type: ignore[attr-defined]  # it counts
                 raise err from e
             return KioskTicket(out, printed=True, paper_near_end=near_end)
 
@@ -343,11 +347,11 @@ class Kiosk:
                 raise HallError("unknown_ticket")
             if self.printer is None:
                 raise HallError("printer_unavailable")
-            if t.status is not TicketStatus.WAITING:
+            if t.status is not TicketStatus.WAITING or out is None:
                 raise HallError("ticket_not_waiting")
             self._check_printer()
             try:
-                self._print(t, out, reprint=True)
+                self._print(self.printer, t, out, reprint=True)
             except PrinterUnavailable as e:
                 raise HallError("paper_out" if isinstance(e, PaperOut) else "printer_unavailable") from e
             self.ctrl.note(actor, "reprint", {"ticket": ticket_id, "kiosk": self.id})

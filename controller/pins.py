@@ -67,7 +67,7 @@ def trivial(pin: str) -> str | None:
     it holds for a PIN hashed before the length rule too."""
     if len(set(pin)) <= 2:
         return "只有一两个不同的数字"
-    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
+    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:], strict=False)}
     if len(steps) == 1 and steps <= {1, 9}:
         return "是连续的数字"
     for k in range(1, len(pin) // 2 + 1):

@@ -16,7 +16,7 @@ def exists(db: sqlite_utils.Database, code: str) -> bool:
 
 
 def book(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
-    db["appointments"].insert({**row, "status": "booked"})
+    db.table("appointments").insert({**row, "status": "booked"})
 
 
 def get(db: sqlite_utils.Database, code: str) -> dict[str, Any] | None:

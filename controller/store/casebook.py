@@ -25,7 +25,7 @@ def seen_until(db: sqlite_utils.Database) -> int:
 
 
 def mark_seen(db: sqlite_utils.Database, event_id: int) -> None:
-    db["meta"].upsert({"key": SEEN_KEY, "value": str(event_id)}, pk="key")
+    db.table("meta").upsert({"key": SEEN_KEY, "value": str(event_id)}, pk="key")
 
 
 def last_event_id(db: sqlite_utils.Database) -> int:
@@ -49,7 +49,7 @@ def bad_review_seen(db: sqlite_utils.Database, ticket_id: str) -> bool:
 
 def count_anonymous(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     """An anonymous bad review, counted once per ticket."""
-    db["anonymous_bad_reviews"].insert(row, ignore=True)
+    db.table("anonymous_bad_reviews").insert(row, ignore=True)
 
 
 def last_case_id(db: sqlite_utils.Database, prefix: str) -> str | None:
@@ -88,8 +88,8 @@ def alerts_done(db: sqlite_utils.Database) -> set[tuple[str, str]]:
 
 def record_alert(db: sqlite_utils.Database, case_id: str, deadline: str, due: dt.datetime,
                  at: dt.datetime) -> None:
-    db["case_alerts"].insert({"case_id": case_id, "deadline": deadline, "due": due.isoformat(),
-                              "alerted_at": at.isoformat()})
+    db.table("case_alerts").insert({"case_id": case_id, "deadline": deadline, "due": due.isoformat(),
+                                    "alerted_at": at.isoformat()})
 
 
 def figures_rows(db: sqlite_utils.Database, day_from: dt.date,

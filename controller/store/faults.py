@@ -80,15 +80,18 @@ def is_storage_error(e: BaseException) -> bool:
                                                   errno.EPERM, errno.EIO, errno.EDQUOT)
 
 
+_OS_ERRORS = {errno.ENOSPC: "no space left", errno.EDQUOT: "no space left",
+              errno.EROFS: "read-only", errno.EACCES: "permission denied",
+              errno.EPERM: "permission denied", errno.EIO: "input/output error"}
+
+
 def describe(e: BaseException, path: str | Path, at: dt.datetime | None = None) -> StorageFault:
     if isinstance(e, StorageUnavailable):
         return e.fault
     name = getattr(e, "sqlite_errorname", "") or ""
     if isinstance(e, OSError):
         detail = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
-        name = {errno.ENOSPC: "no space left", errno.EDQUOT: "no space left",
-                errno.EROFS: "read-only", errno.EACCES: "permission denied",
-                errno.EPERM: "permission denied", errno.EIO: "input/output error"}.get(e.errno, "")
+        name = _OS_ERRORS.get(e.errno, "") if e.errno is not None else ""
     else:
         detail = f"{e}" + (f" [{name}]" if name else "")
     text = f"{detail} {name}".lower()

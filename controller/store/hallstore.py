@@ -21,7 +21,8 @@ from typing import Any, Callable, Sequence
 
 import sqlite_utils
 
-from controller.core.engine import Engine, Outcome
+from controller.core.engine import Engine
+from controller.core.outcome import Outcome
 from controller.core.events import (
     DAY_STARTED, PATROL_DUE, ClockFault, ClockRestored, DayStarted, Event, PatrolRecorded, kind_of,
     payload,
@@ -69,6 +70,13 @@ def _from_sql(name: str, v: Any, types: dict[str, type]) -> Any:
     if name.endswith("_at"):
         return dt.datetime.fromisoformat(v)
     return v
+
+
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just wrote."""
+    if cur.lastrowid is None:
+        raise RuntimeError("an INSERT wrote no row")
+    return cur.lastrowid
 
 
 def _upsert_sql(table: str, fields: list[str], pk: str) -> str:
@@ -308,13 +316,14 @@ class HallStore:
                          [_to_sql(getattr(t, f)) for f in _TICKET_FIELDS])
         conn.executemany(_WINDOW_UPSERT, [[_to_sql(getattr(w, f)) for f in _WINDOW_FIELDS]
                                           for w in outcome.windows.values()])
-        written = []
+        written: list[tuple[int, Event]] = []
         for e in outcome.events:
             cur = conn.execute(
                 "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (command_id, e.at.isoformat(), kind_of(e), e.window, e.ticket, log_json(payload(e))))
-            written.append((cur.lastrowid, e))
+            event_id = _inserted_id(cur)
+            written.append((event_id, e))
             if isinstance(e, DayStarted):
                 conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -326,7 +335,7 @@ class HallStore:
             elif isinstance(e, ClockRestored):
                 conn.execute("DELETE FROM meta WHERE key = 'clock_fault'")
             elif isinstance(e, PatrolRecorded):
-                self._insert_patrol(cur.lastrowid, e)
+                self._insert_patrol(event_id, e)
         return written
 
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
@@ -334,7 +343,7 @@ class HallStore:
         cur = self.db.conn.execute(
             "INSERT INTO commands (at, actor, name, args, result, message) VALUES (?, ?, ?, ?, ?, ?)",
             (at.isoformat(), actor, name, log_json(args, default=str), result, message))
-        return cur.lastrowid
+        return _inserted_id(cur)
 
     def _insert_patrol(self, event_id: int, e: PatrolRecorded) -> None:
         self.db.conn.execute(
