@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -100,7 +100,7 @@ class _Stream:
             self.revoked = True
         return not self.revoked
 
-    async def replay(self, upto: int) -> AsyncIterator[bytes]:
+    async def replay(self, upto: int) -> AsyncGenerator[bytes, None]:
         """What the client missed, page by page, read and formatted off the event loop;
         what happens meanwhile waits in the queue."""
         loop = asyncio.get_running_loop()
@@ -115,7 +115,7 @@ class _Stream:
             if chunk:
                 yield chunk
 
-    async def follow(self) -> AsyncIterator[bytes]:
+    async def follow(self) -> AsyncGenerator[bytes, None]:
         """The live events, passing over ids the replay already sent; a heartbeat when quiet.
         Ends when the client goes, falls too far behind, or its session is revoked."""
         checked = time.monotonic()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +22,7 @@ from controller.core.errors import HallError
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session, SessionStore
+from controller.web.auth import SessionDependency
 
 API = "/api/v1"
 
@@ -32,7 +33,7 @@ class DisableRequest(BaseModel):
 
 
 def staff_routes(ctrl: HallController, sessions: SessionStore,
-                 session: Callable[..., Session]) -> APIRouter:
+                 session: SessionDependency) -> APIRouter:
     r = APIRouter()
 
     async def admin(s: Session, name: str, staff_id: str) -> str:
