@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException as FastAPIHTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.cases import CaseDesk
 from controller.core.errors import Category, HallError
@@ -138,10 +139,10 @@ class LimitBody:
     controller's CPU per ticket issue (`make bench-core`, docs/benchmarks.md).
     """
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -155,7 +156,7 @@ class LimitBody:
             return
         read = 0
 
-        async def counted():
+        async def counted() -> Message:
             nonlocal read
             message = await receive()
             if message["type"] == "http.request":
