@@ -27,7 +27,7 @@ Rows = list[dict[str, Any]]
 Computation = Callable[[], tuple[Rows, str]]
 # A FastAPI dependency taking the report's URL parameters; it only builds the computation
 # (`async def`: a plain one would cost a thread hop), the routes run it in a thread.
-Query = Callable[..., Awaitable[Computation]]
+ReportQuery = Callable[..., Awaitable[Computation]]
 
 
 def download(body: bytes, media_type: str, filename: str) -> Response:
@@ -44,7 +44,7 @@ async def as_file(rows: Rows, name: str, fmt: str, sheet: str) -> Response:
 
 
 def report_route(r: APIRouter, session: SessionDependency, *, path: str, name: str, summary: str,
-                 file_summary: str, query: Query, readers: tuple[StaffRole, ...], sheet: str,
+                 file_summary: str, query: ReportQuery, readers: tuple[StaffRole, ...], sheet: str,
                  for_file: Callable[[Rows], Rows] | None = None) -> None:
     """GET `path` (JSON rows), `path`.csv and `path`.xlsx on `r`.
 
