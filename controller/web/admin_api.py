@@ -6,7 +6,7 @@ print until the day ends.
 """
 
 import asyncio
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends
 
@@ -15,11 +15,12 @@ from controller.core.hall import StaffRole
 from controller.device_check import DeviceCheck
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session
+from controller.web.auth import SessionDependency
 
 API = "/api/v1"
 
 
-def admin_routes(ctrl: HallController, check: DeviceCheck, session: Callable[..., Session]) -> APIRouter:
+def admin_routes(ctrl: HallController, check: DeviceCheck, session: SessionDependency) -> APIRouter:
     r = APIRouter()
 
     async def admin(s: Session, name: str) -> str:

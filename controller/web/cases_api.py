@@ -18,10 +18,13 @@ from controller.core.errors import HallError
 from controller.core.hall import StaffRole, WindowKind
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session
+from controller.web.auth import SessionDependency
 
 API = "/api/v1"
 _WORKERS = (StaffRole.CALLBACK_OFFICER, StaffRole.SUPERVISOR)
 _READERS = (*_WORKERS, StaffRole.ADMIN)
+
+Endpoint = Callable[..., Any]
 
 
 class _Body(BaseModel):
@@ -76,96 +79,130 @@ class ComplaintRequest(_Body):
     phone: str | None = Field(default=None, max_length=32)
 
 
-def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Session]) -> APIRouter:
+def case_routes(ctrl: HallController, desk: CaseDesk, session: SessionDependency) -> APIRouter:
     r = APIRouter()
+    _reading_routes(r, ctrl, desk, session)
+    _work_routes(r, desk, session)
+    _appeal_routes(r, ctrl, desk, session)
+    _complaint_routes(r, ctrl, desk, session)
+    return r
 
-    def actor(s: Session) -> str:
-        return f"staff:{s.staff_id}"
 
-    async def refused(s: Session, name: str, case_id: str | None) -> HallError:
-        err = HallError("forbidden_role")
-        await ctrl.arefuse(actor(s), name, {"case": case_id}, err)
-        return err
+def _actor(s: Session) -> str:
+    return f"staff:{s.staff_id}"
 
+
+async def _refused(ctrl: HallController, s: Session, name: str, case_id: str | None) -> HallError:
+    err = HallError("forbidden_role")
+    await ctrl.arefuse(_actor(s), name, {"case": case_id}, err)
+    return err
+
+
+async def _acted(desk: CaseDesk, case_id: str, make: Callable[[], cb.Command],
+                 s: Session) -> dict[str, Any]:
+    """The case after the command (the desk's lock and audit: off the event loop), masked."""
+    return await asyncio.to_thread(
+        lambda: desk.view(desk.act(case_id, make(), _actor(s)), False, _actor(s)))
+
+
+def _reading_routes(r: APIRouter, ctrl: HallController, desk: CaseDesk,
+                    session: SessionDependency) -> None:
     @r.get(f"{API}/cases", tags=["cases"],
            summary="Cases, overdue first then by deadline (callback officer, supervisor, admin)")
     async def list_cases(state: str | None = None, kind: str | None = None, overdue: bool = False,
                          s: Session = Depends(session)) -> list[dict[str, Any]]:
         s.require(*_READERS)
         return await asyncio.to_thread(
-            lambda: [desk.view(c, False, actor(s)) for c in desk.list(state, overdue, kind)])
+            lambda: [desk.view(c, False, _actor(s)) for c in desk.list(state, overdue, kind)])
 
     @r.get(f"{API}/cases/{{case_id}}", tags=["cases"], summary="One case, personal data masked")
     async def get_case(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*_READERS)
-        return await asyncio.to_thread(lambda: desk.view(desk.get(case_id), False, actor(s)))
+        return await asyncio.to_thread(lambda: desk.view(desk.get(case_id), False, _actor(s)))
 
     @r.get(f"{API}/cases/{{case_id}}/personal-data", tags=["cases"],
            summary="The citizen's ID number, name and phone for the call (callback officer; audited)")
     async def personal_data(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         if s.role != StaffRole.CALLBACK_OFFICER:
-            raise await refused(s, "case_personal_data_viewed", case_id)
-        return await asyncio.to_thread(lambda: desk.view(desk.get(case_id), True, actor(s)))
+            raise await _refused(ctrl, s, "case_personal_data_viewed", case_id)
+        return await asyncio.to_thread(lambda: desk.view(desk.get(case_id), True, _actor(s)))
 
-    def work(path: str, summary: str, make: Callable[[Any], cb.Command],
-             body_model: type[_Body] | None) -> None:
-        if body_model is None:
-            async def endpoint(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
-                s.require(*_WORKERS)
-                return await asyncio.to_thread(
-                    lambda: desk.view(desk.act(case_id, make(None), actor(s)), False, actor(s)))
-        else:
-            async def endpoint(case_id: str, body: body_model,  # type: ignore[valid-type]
-                               s: Session = Depends(session)) -> dict[str, Any]:
-                s.require(*_WORKERS)
-                return await asyncio.to_thread(
-                    lambda: desk.view(desk.act(case_id, make(body), actor(s)), False, actor(s)))
-        r.post(f"{API}/cases/{{case_id}}/{path}", tags=["cases"], summary=summary,
-               name=f"case_{path.replace('-', '_')}")(endpoint)
 
-    work("assign", "问题交办: hand the case to a callback officer",
-         lambda b: cb.Assign(b.officer), AssignRequest)
-    work("callback", "回访: record a call to the citizen",
-         lambda b: cb.RecordCallback(b.reached, b.summary), CallbackRequest)
-    work("verify", "调查核实: justified or not", lambda b: cb.Verify(b.justified, b.finding),
-         VerifyRequest)
-    work("rectify", "整改: what changed", lambda b: cb.Rectify(b.change), RectifyRequest)
-    work("feedback", "反馈: report back to the citizen", lambda b: cb.GiveFeedback(b.summary),
-         FeedbackRequest)
-    work("follow-up", "追评: the citizen's second grade", lambda b: cb.FollowUp(b.grade),
-         FollowUpRequest)
-    work("close", "办结: close the case", lambda b: cb.Close(), None)
+def _work_routes(r: APIRouter, desk: CaseDesk, session: SessionDependency) -> None:
+    """POST /cases/{case_id}/<step>: the callback officer's (or supervisor's) steps of a case."""
 
+    def step(path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
+        return r.post(f"{API}/cases/{{case_id}}/{path}", tags=["cases"], summary=summary,
+                      name=f"case_{path.replace('-', '_')}")
+
+    async def work(case_id: str, s: Session, make: Callable[[], cb.Command]) -> dict[str, Any]:
+        s.require(*_WORKERS)  # before the body's command is made
+        return await _acted(desk, case_id, make, s)
+
+    @step("assign", "问题交办: hand the case to a callback officer")
+    async def assign(case_id: str, body: AssignRequest, s: Session = Depends(session)) -> dict[str, Any]:
+        return await work(case_id, s, lambda: cb.Assign(body.officer))
+
+    @step("callback", "回访: record a call to the citizen")
+    async def callback(case_id: str, body: CallbackRequest,
+                       s: Session = Depends(session)) -> dict[str, Any]:
+        return await work(case_id, s, lambda: cb.RecordCallback(body.reached, body.summary))
+
+    @step("verify", "调查核实: justified or not")
+    async def verify(case_id: str, body: VerifyRequest, s: Session = Depends(session)) -> dict[str, Any]:
+        return await work(case_id, s, lambda: cb.Verify(body.justified, body.finding))
+
+    @step("rectify", "整改: what changed")
+    async def rectify(case_id: str, body: RectifyRequest,
+                      s: Session = Depends(session)) -> dict[str, Any]:
+        return await work(case_id, s, lambda: cb.Rectify(body.change))
+
+    @step("feedback", "反馈: report back to the citizen")
+    async def feedback(case_id: str, body: FeedbackRequest,
+                       s: Session = Depends(session)) -> dict[str, Any]:
+        return await work(case_id, s, lambda: cb.GiveFeedback(body.summary))
+
+    @step("follow-up", "追评: the citizen's second grade")
+    async def follow_up(case_id: str, body: FollowUpRequest,
+                        s: Session = Depends(session)) -> dict[str, Any]:
+        return await work(case_id, s, lambda: cb.FollowUp(body.grade))
+
+    @step("close", "办结: close the case")
+    async def close(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
+        return await work(case_id, s, cb.Close)
+
+
+def _appeal_routes(r: APIRouter, ctrl: HallController, desk: CaseDesk,
+                   session: SessionDependency) -> None:
     @r.post(f"{API}/cases/{{case_id}}/appeal", tags=["cases"],
             summary="申诉: the staff member on the case contests it")
     async def appeal(case_id: str, body: AppealRequest, s: Session = Depends(session)) -> dict[str, Any]:
         # the workflow refuses anyone but the case's staff member (not_case_staff)
-        return await asyncio.to_thread(
-            lambda: desk.view(desk.act(case_id, cb.Appeal(body.reason), actor(s)), False, actor(s)))
+        return await _acted(desk, case_id, lambda: cb.Appeal(body.reason), s)
 
     @r.post(f"{API}/cases/{{case_id}}/appeal-decision", tags=["cases"],
             summary="复核: a supervisor decides the appeal")
     async def appeal_decision(case_id: str, body: AppealDecisionRequest,
                               s: Session = Depends(session)) -> dict[str, Any]:
         if s.role != StaffRole.SUPERVISOR:
-            raise await refused(s, "case_appeal_decision", case_id)
+            raise await _refused(ctrl, s, "case_appeal_decision", case_id)
         if body.reviewer is not None and body.reviewer != s.staff_id:
             raise DeskError("reviewer_not_you")
         cmd = cb.DecideAppeal(body.upheld, s.staff_id, body.reason)
-        return await asyncio.to_thread(
-            lambda: desk.view(desk.act(case_id, cmd, actor(s)), False, actor(s)))
+        return await _acted(desk, case_id, lambda: cmd, s)
 
+
+def _complaint_routes(r: APIRouter, ctrl: HallController, desk: CaseDesk,
+                      session: SessionDependency) -> None:
     @r.post(f"{API}/complaints", status_code=201, tags=["cases"],
             summary="投诉: file a complaint (办不成事 window staff, supervisor, callback officer)")
     async def complaint(body: ComplaintRequest, s: Session = Depends(session)) -> dict[str, Any]:
-        if s.role not in _WORKERS:
-            window = ctrl.hall.windows.get(s.window) if s.window is not None else None
-            if s.role != StaffRole.STAFF or window is None or window.kind != WindowKind.COMPLAINTS:
-                raise await refused(s, "case_open", None)
+        if s.role not in _WORKERS and not _at_complaints_window(ctrl, s):
+            raise await _refused(ctrl, s, "case_open", None)
         case = await asyncio.to_thread(
-            desk.open_complaint, body.source, body.description, actor(s), body.window,
+            desk.open_complaint, body.source, body.description, _actor(s), body.window,
             body.staff_id, body.service, body.id_number, body.name, body.phone)
-        return await asyncio.to_thread(lambda: desk.view(case, False, actor(s)))
+        return await asyncio.to_thread(lambda: desk.view(case, False, _actor(s)))
 
     @r.get(f"{API}/cases-figures", tags=["cases"],
            summary="Callback rate, anonymous bad reviews, complaints and overdue cases")
@@ -174,4 +211,9 @@ def case_routes(ctrl: HallController, desk: CaseDesk, session: Callable[..., Ses
         s.require(*_READERS)
         today = ctrl.clock().date()
         return await asyncio.to_thread(desk.figures, from_ or today.replace(day=1), to or today)
-    return r
+
+
+def _at_complaints_window(ctrl: HallController, s: Session) -> bool:
+    """Staff logged in at the 办不成事 window, who file complaints there."""
+    window = ctrl.hall.windows.get(s.window) if s.window is not None else None
+    return s.role == StaffRole.STAFF and window is not None and window.kind == WindowKind.COMPLAINTS

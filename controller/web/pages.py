@@ -25,7 +25,7 @@ from controller.kiosk import Kiosk
 from controller.store.sessions import SessionStore
 
 COOKIE = "hall_session"
-# Sent by the pages' own scripts on every change (see controller.web.app.session_of).
+# Sent by the pages' own scripts on every change (see controller.web.auth.session_of).
 PAGE_HEADER = "x-hall-page"
 HERE = Path(__file__).parent
 STATIC = HERE / "static"

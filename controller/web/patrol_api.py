@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
@@ -21,6 +21,7 @@ from controller.core.hall import StaffRole
 from controller.core.patrol import MAX_AREA_CHARS, MAX_FINDINGS_CHARS
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session
+from controller.web.auth import SessionDependency
 from controller.web.schemas import Strict
 
 API = "/api/v1"
@@ -34,7 +35,7 @@ class PatrolRequest(Strict):
     area: str = Field("", max_length=MAX_AREA_CHARS, description="地点: where (default 大厅)")
 
 
-def patrol_routes(ctrl: HallController, session: Callable[..., Session]) -> APIRouter:
+def patrol_routes(ctrl: HallController, session: SessionDependency) -> APIRouter:
     r = APIRouter()
 
     @r.post(f"{API}/patrols", status_code=201, tags=["patrols"],

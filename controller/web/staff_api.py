@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +22,7 @@ from controller.core.errors import HallError
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session, SessionStore
+from controller.web.auth import SessionDependency
 
 API = "/api/v1"
 
@@ -32,7 +33,7 @@ class DisableRequest(BaseModel):
 
 
 def staff_routes(ctrl: HallController, sessions: SessionStore,
-                 session: Callable[..., Session]) -> APIRouter:
+                 session: SessionDependency) -> APIRouter:
     r = APIRouter()
 
     async def admin(s: Session, name: str, staff_id: str) -> str:
@@ -70,23 +71,8 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
             raise err
         reason = (body.reason.strip() or None) if body and body.reason else None
         revoked = await asyncio.to_thread(sessions.disable, staff_id, actor, reason, ctrl.clock())
-
-        def close_windows() -> list[int]:  # on the hall thread: whichever it holds now
-            ctrl.note(actor, "staff_disable", {"staff": staff_id, "reason": reason,
-                                               "tokens_revoked": revoked})
-            held = sorted(n for n, w in ctrl.state.windows.items() if w.staff_id == staff_id)
-            closed = []
-            for number in held:
-                # closed even while serving: its keypad and pad act for whoever is logged in
-                # there, so an open window would go on calling for the account; the visit being
-                # served goes back to the head of its queue for another window (not a 过号)
-                try:
-                    ctrl.execute(c.Logout(number, requeue_current=True), actor)
-                    closed.append(number)
-                except HallError:  # refused and audited by the engine (closed meanwhile)
-                    pass
-            return closed
-        closed = await ctrl.arun(close_windows)
+        # on the hall thread: whichever windows it holds now
+        closed = await ctrl.arun(lambda: _close_windows(ctrl, actor, staff_id, reason, revoked))
         return {"staff": staff_id, "disabled": True, "tokens_revoked": revoked,
                 "windows_closed": closed}
 
@@ -99,3 +85,23 @@ def staff_routes(ctrl: HallController, sessions: SessionStore,
         return {"staff": staff_id, "disabled": False, "changed": was}
 
     return r
+
+
+def _close_windows(ctrl: HallController, actor: str, staff_id: str, reason: str | None,
+                   revoked: int) -> list[int]:
+    """On the hall thread: the disabling noted, and whichever windows the account holds now
+    closed."""
+    ctrl.note(actor, "staff_disable", {"staff": staff_id, "reason": reason,
+                                       "tokens_revoked": revoked})
+    held = sorted(n for n, w in ctrl.state.windows.items() if w.staff_id == staff_id)
+    closed = []
+    for number in held:
+        # closed even while serving: its keypad and pad act for whoever is logged in
+        # there, so an open window would go on calling for the account; the visit being
+        # served goes back to the head of its queue for another window (not a 过号)
+        try:
+            ctrl.execute(c.Logout(number, requeue_current=True), actor)
+            closed.append(number)
+        except HallError:  # refused and audited by the engine (closed meanwhile)
+            pass
+    return closed

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from controller.core.engine import Engine, Outcome
+from controller.core.engine import Engine
 from controller.core.estimate import wait_range
 from controller.core.hall import Hall
 from controller.core.hours import closed_message
 from controller.core.model import HallState, Ticket, TicketStatus, WindowStatus
+from controller.core.outcome import Outcome
 
 
 def _iso(v: dt.datetime | dt.date | None) -> str | None:
@@ -48,9 +49,18 @@ def ticket_json(engine: Engine, state: HallState | None, t: Ticket,
     return out
 
 
+def issued_ticket(out: Outcome) -> Ticket:
+    """The ticket an IssueTicket (or a check-in) answered with."""
+    if out.ticket is None:
+        raise ValueError("not the outcome of issuing a ticket: it has no ticket")
+    return out.ticket
+
+
 def issued_json(hall: Hall, out: Outcome) -> dict[str, Any]:
     """The answer to taking a ticket: what the ticket slip shows."""
-    t = out.ticket
+    t = issued_ticket(out)
+    if out.estimate is None:
+        raise ValueError("not the outcome of issuing a ticket: it has no estimate")
     return {"id": t.id, "number": t.label, "service": t.service,
             "service_name": hall.services[t.service].name, "people_ahead": out.people_ahead,
             "eta": out.estimate.to_json(), "wait_minutes": list(wait_range(out.estimate)),
@@ -64,12 +74,12 @@ RECENT_CALLS = 10  # the hall display lists this many calls, newest first
 
 def recent_calls(engine: Engine, state: HallState, limit: int = RECENT_CALLS) -> list[dict[str, Any]]:
     """The day's latest calls (a recall counts as a new call), newest first."""
-    called = sorted((t for t in state.tickets.values() if t.called_at and t.window),
-                    key=lambda t: t.called_at, reverse=True)[:limit]
+    called = sorted(((t.called_at, t) for t in state.tickets.values() if t.called_at and t.window),
+                    key=lambda call: call[0], reverse=True)[:limit]
     return [{"number": t.label, "window": t.window, "service": t.service,
              "service_name": engine.hall.services[t.service].name if t.service in engine.hall.services
              else None, "called_at": _iso(t.called_at), "recalls": t.recalls,
-             "status": t.status.value} for t in called]
+             "status": t.status.value} for _, t in called]
 
 
 def hall_json(engine: Engine, state: HallState, now: dt.datetime) -> dict[str, Any]:
@@ -134,9 +144,9 @@ def window_json(engine: Engine, state: HallState, number: int, now: dt.datetime)
     the last visit it finished."""
     full = hall_json(engine, state, now)
     window = next(w for w in full["windows"] if w["number"] == number)
-    finished = [t for t in state.tickets.values()
+    finished = [(t.finished_at, t) for t in state.tickets.values()
                 if t.window == number and t.status is TicketStatus.FINISHED and t.finished_at]
-    last = max(finished, key=lambda t: t.finished_at, default=None)
+    last = max(finished, key=lambda visit: visit[0], default=(None, None))[1]
     window["last_visit"] = ({"number": last.label, "finished_at": _iso(last.finished_at),
                              "grade": last.grade, "grade_channel": last.grade_channel}
                             if last else None)
@@ -214,7 +224,9 @@ def anonymous_event(event: dict[str, Any]) -> dict[str, Any] | None:
     keep = ANONYMOUS_EVENT_DATA.get(kind)
     if keep is None:
         return None
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    data = event.get("data")
+    if not isinstance(data, dict):
+        data = {}
     return {"id": event.get("id"), "kind": kind, "at": event.get("at"),
             "window": event.get("window"), "ticket": event.get("ticket"),
             "data": {k: data[k] for k in keep if k in data}}
