@@ -154,7 +154,7 @@ class HallStore:
         self._checkpointer: sqlite3.Connection | None = None
         # the standing storage fault, from the failed write until a write succeeds again
         self.fault: StorageFault | None = None
-        self.probed_at = 0.0  # time.monotonic() of the last probe (controller.web.app)
+        self.probed_at = 0.0  # time.monotonic() of the last probe (controller.web.hall_api)
         self.closed = False
         # reports and histories read beside the writer: `with store.reads.snapshot() as db`
         self.reads = ReadOnly(self)

@@ -15,9 +15,8 @@ from controller.core.hall import StaffRole
 from controller.device_check import DeviceCheck
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session
-from controller.web.auth import SessionDependency
+from controller.web.auth import API, SessionDependency
 
-API = "/api/v1"
 
 
 def admin_routes(ctrl: HallController, check: DeviceCheck, session: SessionDependency) -> APIRouter:

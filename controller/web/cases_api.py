@@ -18,9 +18,8 @@ from controller.core.errors import HallError
 from controller.core.hall import StaffRole, WindowKind
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session
-from controller.web.auth import SessionDependency
+from controller.web.auth import API, SessionDependency
 
-API = "/api/v1"
 _WORKERS = (StaffRole.CALLBACK_OFFICER, StaffRole.SUPERVISOR)
 _READERS = (*_WORKERS, StaffRole.ADMIN)
 

@@ -15,11 +15,10 @@ from controller.kiosk import REQUEST_KEY_MINUTES, Kiosk, KioskTicket
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.sessions import Session
 from controller.web import schemas, views
-from controller.web.auth import SessionDependency
 from controller.web.limits import Limits, Reservation, client_address
 from controller.web.pages import PAGE_HEADER
+from controller.web.auth import API, SessionDependency
 
-API = "/api/v1"
 
 
 # Bookings and figures are for the hall's supervisors and admins.

@@ -21,10 +21,9 @@ from controller.core.hall import StaffRole
 from controller.core.patrol import MAX_AREA_CHARS, MAX_FINDINGS_CHARS
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session
-from controller.web.auth import SessionDependency
 from controller.web.schemas import Strict
+from controller.web.auth import API, SessionDependency
 
-API = "/api/v1"
 MAX_DAYS = 366
 
 

@@ -22,9 +22,8 @@ from controller.core.errors import HallError
 from controller.core.hall import StaffRole
 from controller.hallcontroller import HallController
 from controller.store.sessions import Session, SessionStore
-from controller.web.auth import SessionDependency
+from controller.web.auth import API, SessionDependency
 
-API = "/api/v1"
 
 
 class DisableRequest(BaseModel):
