@@ -240,6 +240,44 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     """,
+    # 13: day summaries (controller.day_figures): a closed day's figures per service, staff,
+    # window and the whole day, kept once computed, since a past day rarely changes. When one
+    # does (a late grade, a purge, a ticket of a closed day touched at all), the triggers count
+    # the change in day_changes and drop that day's summary, which is computed again when next
+    # read; a summary is kept only if no change was counted while it was computed.
+    """
+    CREATE TABLE day_summaries (
+        day TEXT PRIMARY KEY,
+        changes INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE day_figures (
+        day TEXT NOT NULL,
+        grouping TEXT NOT NULL,
+        key TEXT NOT NULL,
+        counts TEXT NOT NULL,
+        waits BLOB NOT NULL,
+        service BLOB NOT NULL,
+        PRIMARY KEY (day, grouping, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE day_changes (
+        day TEXT PRIMARY KEY,
+        n INTEGER NOT NULL
+    ) WITHOUT ROWID;
+""" + "".join(f"""
+    CREATE TRIGGER {name} AFTER {action} ON {table}
+        WHEN {day} < (SELECT value FROM meta WHERE key = 'day') OR {day} IN (SELECT day FROM day_summaries)
+        BEGIN
+            INSERT OR IGNORE INTO day_changes (day, n) VALUES ({day}, 0);
+            UPDATE day_changes SET n = n + 1 WHERE day = {day};
+            DELETE FROM day_figures WHERE day = {day};
+            DELETE FROM day_summaries WHERE day = {day};
+        END;
+    """ for name, action, table, day in (
+        ("tickets_closed_day_i", "INSERT", "tickets", "NEW.day"),
+        ("tickets_closed_day_u", "UPDATE", "tickets", "OLD.day"),
+        ("tickets_closed_day_d", "DELETE", "tickets", "OLD.day"),
+        ("events_closed_day", "INSERT", "events", "(SELECT day FROM tickets WHERE id = NEW.ticket_id)"),
+    )),
 ]
 
 
