@@ -72,39 +72,41 @@ def minutes(later: dt.datetime, earlier: dt.datetime) -> float:
     return (later - earlier).total_seconds() / 60
 
 
-def _count_ticket(f: Figures, t: dict[str, Any], tz: dt.tzinfo) -> None:
-    f.count("issued")
-    if t["status"] == NO_SHOW:
-        f.count("no_show")
-    elif t["status"] == CANCELLED:
-        f.count("cancelled")
+def _ticket_counts(t: dict[str, Any], cut: bool) -> list[str]:
+    """What a ticket adds to its groups' counts: issued and how it ended, and as a finished
+    visit what the evaluation report counts of it."""
+    names = ["issued"]
+    status = t["status"]
+    if status == NO_SHOW:
+        names.append("no_show")
+    elif status == CANCELLED:
+        names.append("cancelled")
     if t["transfers"]:
-        f.count("transferred")
-    if t["called_at"]:
-        called = at_hall_time(t["called_at"], tz)
-        f.waits.append(minutes(called, at_hall_time(t["issued_at"], tz)))
-        if t["status"] == FINISHED and t["finished_at"]:
-            f.count("served")
-            f.service.append(minutes(at_hall_time(t["finished_at"], tz), called))
+        names.append("transferred")
+    if t["called_at"] and status == FINISHED and t["finished_at"]:
+        names.append("served")
+    if status == FINISHED:
+        names += _visit_counts(t, cut)
+    return names
 
 
-def _count_visit(f: Figures, t: dict[str, Any], cut: bool) -> None:
-    """A finished visit, as the evaluation report counts it."""
-    f.count("visits")
+def _visit_counts(t: dict[str, Any], cut: bool) -> list[str]:
+    names = ["visits"]
     grade, channel = t["grade"], t["grade_channel"]
     if grade is None:
-        f.count("ungraded")
+        names.append("ungraded")
     if channel == SYSTEM_DEFAULT:
-        f.count("default_graded")
+        names.append("default_graded")
     if grade is not None and channel != SYSTEM_DEFAULT:  # a real evaluation, the citizen's
-        f.count("evaluated")
-        f.count(grade)
+        names += ["evaluated", grade]
         if grade in SATISFIED:
-            f.count("satisfied")
+            names.append("satisfied")
         if grade in BAD_GRADES:
-            f.count("bad_reviews_real_name" if t["id_masked"] is not None else "bad_reviews_anonymous")
+            names.append("bad_reviews_real_name" if t["id_masked"] is not None
+                         else "bad_reviews_anonymous")
     if cut:
-        f.count("prompts_cut_short")
+        names.append("prompts_cut_short")
+    return names
 
 
 def count_day(db: sqlite_utils.Database, day: str, tz: dt.tzinfo) -> Day:
@@ -118,16 +120,28 @@ def count_day(db: sqlite_utils.Database, day: str, tz: dt.tzinfo) -> Day:
     cut = {ticket for ticket, reason in history.evaluation_ends(db, span) if cut_short(reason)}
     out: Day = {g: {} for g in GROUPINGS}
     for t in history.tickets_of_day(db, day):
+        names = _ticket_counts(t, t["id"] in cut)
+        wait = service = None
+        if t["called_at"]:
+            called = at_hall_time(t["called_at"], tz)
+            wait = minutes(called, at_hall_time(t["issued_at"], tz))
+            if "served" in names:
+                service = minutes(at_hall_time(t["finished_at"], tz), called)
         window = t["window"] if t["window"] is not None else missed.get(t["id"])
         for grouping, key in (("service", t["service"]), ("staff", t["staff_id"]),
                               ("window", window), ("day", day)):
-            f = out[grouping].setdefault(key, Figures())
-            _count_ticket(f, t, tz)
-            if t["status"] == FINISHED:
-                _count_visit(f, t, t["id"] in cut)
-    for data in history.calls_of_days(db, span):
-        if data.get("out_of_order"):
-            out["staff"].setdefault(data.get("staff"), Figures()).count("out_of_order_calls")
+            f = out[grouping].get(key)
+            if f is None:
+                f = out[grouping][key] = Figures()
+            counts = f.counts
+            for name in names:
+                counts[name] = counts.get(name, 0) + 1
+            if wait is not None:
+                f.waits.append(wait)
+            if service is not None:
+                f.service.append(service)
+    for data in history.out_of_order_calls_of_days(db, span):
+        out["staff"].setdefault(data.get("staff"), Figures()).count("out_of_order_calls")
     return out
 
 

@@ -76,6 +76,16 @@ def calls_of_days(db: sqlite_utils.Database, span: list[str]) -> Iterator[dict[s
         yield json.loads(r["data"]) if r["data"] else {}
 
 
+def out_of_order_calls_of_days(db: sqlite_utils.Database, span: list[str]) -> Iterator[dict[str, Any]]:
+    """The data of every call of those days' tickets made out of order, in order."""
+    for r in db.query("SELECT data FROM events WHERE kind = 'ticket_called' AND ticket_id IN "
+                      "(SELECT id FROM tickets WHERE day BETWEEN ? AND ?) "
+                      "AND data LIKE '%out_of_order%' ORDER BY id", span):
+        data = json.loads(r["data"]) if r["data"] else {}
+        if data.get("out_of_order"):
+            yield data
+
+
 def out_of_order_calls(db: sqlite_utils.Database, lo: str, hi: str) -> Rows:
     """Calls between `lo` and `hi` (moments) whose data may say out_of_order."""
     return db.query("SELECT at, window, data FROM events WHERE kind = 'ticket_called' "
