@@ -138,10 +138,14 @@ def bad_review_cases(db: sqlite_utils.Database, span: list[str]) -> list[dict[st
 def bad_review_cases_by(db: sqlite_utils.Database, column: str,
                         span: list[str]) -> Iterator[tuple[Any, dict[str, Any]]]:
     """(key, body) of the bad-review cases of those days' finished visits, `column` of the
-    visit's ticket (a column of tickets as `t`, or an expression over it) as the key."""
-    for r in db.query(f"SELECT {column} AS key, c.body AS body FROM cases c JOIN tickets t "
-                      "ON t.id = c.ticket_id WHERE c.kind = 'bad_review' AND t.status = 'finished' "
-                      "AND t.day BETWEEN ? AND ? ORDER BY t.id", span):
+    visit's ticket (a column of tickets as `t`, or an expression over it) as the key.
+
+    From the cases to their tickets, not over every ticket of the span: a bad review is opened
+    on the day of its grade, never before its visit's day."""
+    for r in db.query(f"SELECT {column} AS key, c.body AS body FROM cases c CROSS JOIN tickets t "
+                      "ON t.id = c.ticket_id WHERE c.kind = 'bad_review' AND c.day >= ? "
+                      "AND t.status = 'finished' AND t.day BETWEEN ? AND ? ORDER BY t.id",
+                      [span[0], *span]):
         yield r["key"], json.loads(r["body"])
 
 
