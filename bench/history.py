@@ -92,7 +92,7 @@ def generate(data_dir: Path, tickets: int = TICKETS, per_day: int = PER_DAY, see
     windows = {n: w.services for n, w in hall.windows.items()}
     staff = {s.a_post[0]: s.id for s in hall.staff.values() if s.a_post}
     services = sorted({s for serves in windows.values() for s in serves})
-    grades, weights = zip(*GRADES)
+    grades, weights = zip(*GRADES, strict=True)
     days = working_days(hall, first, -(-tickets // per_day))
     left = tickets
     for day in days[:TEMPLATE_DAYS]:
@@ -145,7 +145,7 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
         a, b = src.isoformat(), day.isoformat()
         a8, b8 = f"{src:%Y%m%d}", f"{day:%Y%m%d}"
 
-        def moved(v):
+        def moved(v, a=a, b=b, a8=a8, b8=b8):
             return v.replace(a, b).replace(a8, b8) if isinstance(v, str) else v
 
         (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM commands WHERE at LIKE ?", [a + "%"])
@@ -162,7 +162,7 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
             args = [a] if shift is None else ([c0, c1] if shift == "commands" else [e0, e1])
             rows = []
             for r in conn.execute(f"SELECT * FROM {table} WHERE {where}", args).fetchall():
-                row = dict(zip(cols, r))
+                row = dict(zip(cols, r, strict=True))
                 if shift == "commands":
                     row["id"] += nc
                 elif shift == "events":

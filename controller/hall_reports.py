@@ -50,9 +50,9 @@ def _spread(name: str, values: list[float]) -> dict[str, float | None]:
 
 
 def _name(hall: Hall, by: str, key: Any) -> str | None:
-    table: dict[Any, Any] = {"service": hall.services, "window": hall.windows,
-                             "staff": hall.staff}.get(by, {})
-    item = table.get(key)
+    tables: dict[str, dict[Any, Any]] = {"service": hall.services, "window": hall.windows,
+                                         "staff": hall.staff}
+    item = tables.get(by, {}).get(key)
     return item.name if item is not None else None
 
 
