@@ -170,3 +170,30 @@ def test_a_summary_read_while_its_day_changed_is_not_kept(tmp_path):
     with ctrl.store.reads.snapshot() as db:
         assert kept_days(db) == []
     ctrl.store.close()
+
+
+def test_an_older_database_gets_the_summaries_and_leaner_indexes(tmp_path):
+    """A hall's database of schema 12 opens on this controller with its tickets, the day
+    summaries' tables and triggers, and without the index that repeated another."""
+    from controller.store.db import MIGRATIONS, open_db, schema_version
+
+    path = tmp_path / "hall.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    for i, step in enumerate(MIGRATIONS[:12]):
+        old.executescript("BEGIN;\n" + step + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
+    old.execute("INSERT INTO tickets (id, day, prefix, number, label, service, channel, issued_at, "
+                "queued_at, queue_seq, status) VALUES ('20261123-A001', '2026-11-23', 'A', 1, "
+                "'A001', 'A', 'kiosk', '2026-11-23T09:00:00+08:00', '2026-11-23T09:00:00+08:00', "
+                "1, 'cancelled')")
+    old.close()
+
+    db = open_db(path)
+    assert schema_version(db) == len(MIGRATIONS)
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert {"day_summaries", "day_figures", "day_changes", "tickets_closed_day_u",
+            "events_closed_day"} <= names
+    assert "tickets_day" not in names
+    plan = db.execute("EXPLAIN QUERY PLAN SELECT * FROM tickets WHERE day = '2026-11-23'").fetchall()
+    assert "INDEX" in str(plan)
+    assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 1
+    db.conn.close()

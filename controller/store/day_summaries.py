@@ -2,11 +2,11 @@
 migration 13; controller.day_figures says what they hold).
 
 Reading is done on the report's own snapshot. Keeping a summary needs a write, which a
-report's read-only connection cannot make: `keep` opens a connection of its own for one short
-transaction, and keeps a day only if the hall is still on the same day and no change to that
-day was counted (day_changes, by the triggers) since the report's snapshot read it. A keep that
-would wait for the hall (its writer busy longer than `WAIT_SECONDS`) gives up: the day is
-computed again by the next report, and the floor never waits for a report.
+report's read-only connection cannot make: `keep` opens a connection of its own, a short
+transaction a day, and keeps a day only if the hall is still on the same day and no change
+to that day was counted (day_changes, by the triggers) since the report's snapshot read it.
+A keep that would wait for the hall (its writer busy longer than `WAIT_SECONDS`) gives up:
+the day is computed again by the next report, and the floor never waits for a report.
 """
 
 from __future__ import annotations
@@ -91,33 +91,40 @@ def writable_path(db: sqlite_utils.Database) -> str | None:
 
 
 def keep(path: str, today: str, days: dict[str, tuple[int, list[FigureRow]]]) -> int:
-    """Store the summaries of `days` (day: (the changes counted to it when read, its rows)) in
-    one transaction, those still valid; how many days were kept."""
+    """Store the summaries of `days` (day: (the changes counted to it when read, its rows)),
+    those still valid, a day a transaction so that the hall's writer never waits for more
+    than one day's rows; how many days were kept."""
     kept = 0
     try:
         with contextlib.closing(sqlite3.connect(path, timeout=WAIT_SECONDS,
                                                 isolation_level=None)) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if (conn.execute("SELECT value FROM meta WHERE key = 'day'").fetchone()
-                        or [None])[0] != today:
-                    return 0  # the day changed meanwhile: the report's closed days may not be
-                for day, (seen, rows) in days.items():
-                    counted = conn.execute("SELECT n FROM day_changes WHERE day = ?", [day]).fetchone()
-                    if (counted[0] if counted else 0) != seen or conn.execute(
-                            "SELECT 1 FROM day_summaries WHERE day = ?", [day]).fetchone():
-                        continue
-                    conn.execute("INSERT INTO day_summaries (day, changes) VALUES (?, ?)", [day, seen])
-                    conn.executemany(
-                        "INSERT INTO day_figures (day, grouping, key, counts, waits, service) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        [(r.day, r.grouping, r.key, r.counts, r.waits, r.service) for r in rows])
-                    kept += 1
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            for day, (seen, rows) in days.items():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if _still_valid(conn, today, day, seen):
+                        _insert(conn, day, seen, rows)
+                        kept += 1
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
     except sqlite3.Error as e:  # busy, read-only or full: the next report computes it again
         log.info("day summaries not kept (%s): computed again when next read", e)
-        return 0
     return kept
+
+
+def _still_valid(conn: sqlite3.Connection, today: str, day: str, seen: int) -> bool:
+    """Whether the hall is still on `today`, no change to `day` was counted since the report
+    read it (`seen` changes then), and nobody kept it meanwhile."""
+    hall_day = conn.execute("SELECT value FROM meta WHERE key = 'day'").fetchone()
+    counted = conn.execute("SELECT n FROM day_changes WHERE day = ?", [day]).fetchone()
+    done = conn.execute("SELECT 1 FROM day_summaries WHERE day = ?", [day]).fetchone()
+    return (hall_day is not None and hall_day[0] == today
+            and (counted[0] if counted else 0) == seen and done is None)
+
+
+def _insert(conn: sqlite3.Connection, day: str, seen: int, rows: list[FigureRow]) -> None:
+    conn.execute("INSERT INTO day_summaries (day, changes) VALUES (?, ?)", [day, seen])
+    conn.executemany("INSERT INTO day_figures (day, grouping, key, counts, waits, service) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     [(r.day, r.grouping, r.key, r.counts, r.waits, r.service) for r in rows])
