@@ -245,8 +245,10 @@ MIGRATIONS: list[str] = [
     # does (a late grade, a purge, a ticket of a closed day touched at all), the triggers count
     # the change in day_changes and drop that day's summary, which is computed again when next
     # read; a summary is kept only if no change was counted while it was computed. Like 12, it
-    # can run again over its own result. day_figures has rowids: its rows of a few KB then fit
-    # their leaf pages (WITHOUT ROWID would put all past 1 KB in overflow pages, half empty).
+    # can run again over its own result. No INSERT OR IGNORE in the triggers: the statement
+    # that fires them, the store's upsert, would impose its own conflict handling on it.
+    # day_figures has rowids: its rows of a few KB then fit their leaf pages (WITHOUT ROWID
+    # would put all past 1 KB of a row in overflow pages, half empty).
     """
     CREATE TABLE IF NOT EXISTS day_summaries (
         day TEXT PRIMARY KEY,
@@ -269,7 +271,8 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER IF NOT EXISTS {name} AFTER {action} ON {table}
         WHEN {day} < (SELECT value FROM meta WHERE key = 'day') OR {day} IN (SELECT day FROM day_summaries)
         BEGIN
-            INSERT OR IGNORE INTO day_changes (day, n) VALUES ({day}, 0);
+            INSERT INTO day_changes (day, n) SELECT {day}, 0
+                WHERE NOT EXISTS (SELECT 1 FROM day_changes WHERE day = {day});
             UPDATE day_changes SET n = n + 1 WHERE day = {day};
             DELETE FROM day_figures WHERE day = {day};
             DELETE FROM day_summaries WHERE day = {day};
