@@ -37,18 +37,22 @@ from typing import Any, Iterable
 import sqlite_utils
 
 from controller.case_records import case_from_json
-from controller.core.callbacks import BAD_GRADES, STATE_ORDER, Case, CaseState
+from controller import day_figures
+from controller.core.callbacks import STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
-from controller.core.evaluation import cut_short
 from controller.core.hall import EVALUATION_GRADES
-from vocabulary import SYSTEM_DEFAULT
+from controller.day_figures import Figures, span_figures
 from controller.store import history
+from vocabulary import SYSTEM_DEFAULT
 
-SATISFIED = EVALUATION_GRADES[:3]  # 非常满意, 满意, 基本满意
+SATISFIED = day_figures.SATISFIED  # 非常满意, 满意, 基本满意
 GROUPINGS = ("window", "staff", "service", "day", "month")
 # the column (or expression) each grouping is on; tickets and cases name them alike
 _KEY = {"window": "window", "staff": "staff_id", "service": "service", "day": "day",
         "month": "substr(day, 1, 7)"}
+# the same of a visit's ticket, `t`, beside its case
+_CASE_KEY = {"window": "t.window", "staff": "t.staff_id", "service": "t.service", "day": "t.day",
+             "month": "substr(t.day, 1, 7)"}
 
 # 好差评 grade codes of the upload interfaces: the one table of them. The five grades are those
 # of GB/T 39734-2020 (政务服务"一次一评""一事一评"工作规范, 7.3) and GB/T 39735-2020 (政务服务
@@ -89,60 +93,65 @@ def _rectified(case: Case) -> bool:
 
 
 
+def _in_key_order(key: Any) -> tuple[int, Any]:
+    """SQLite's order of the keys: none first, then numbers, then text."""
+    if key is None:
+        return (0, 0)
+    return (1, key) if isinstance(key, int | float) else (2, key)
+
+
 def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date, by: str,
-                      now: dt.datetime | None = None) -> list[dict[str, Any]]:
+                      now: dt.datetime | None = None,
+                      figures: dict[Any, Figures] | None = None) -> list[dict[str, Any]]:
     """One row per group of the finished visits from `day_from` to `day_to` (inclusive).
 
     `by` is window, staff, service, day or month; the row's first key is that name. Overdue
     cases are those past a deadline at `now` (the hall's clock; the wall clock if left out).
+    The visits are counted from the days' figures (controller.day_figures): `figures` when the
+    caller has them already (the hall report), else read here; the cases as they are now.
     """
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     span = [day_from.isoformat(), day_to.isoformat()]
-    visits = list(history.visits_by(db, _KEY[by], span))
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for v in visits:
-        groups.setdefault(v["key"], []).append(v)
-
-    cut = {ticket for ticket, reason in history.evaluation_ends(db, span) if cut_short(reason)}
+    if figures is None:
+        figures = span_figures(db, None, day_from, day_to, by)
+    groups = {k: f for k, f in figures.items() if f["visits"]}
 
     has_cases = history.has_cases(db)
-    cases_by_ticket: dict[str, Case] = {}
+    bad_cases: dict[Any, list[Case]] = {}
     complaints: dict[Any, list[Case]] = {}
     if has_cases:
         now = now or dt.datetime.now(dt.timezone.utc)
-        for case in map(case_from_json, history.bad_review_cases(db, span)):
-            cases_by_ticket[case.ticket_id] = case  # type: ignore[index]
+        for key, body in history.bad_review_cases_by(db, _CASE_KEY[by], span):
+            bad_cases.setdefault(key, []).append(case_from_json(body))
         for key, body in history.complaints_by(db, _KEY[by], span):
             complaints.setdefault(key, []).append(case_from_json(body))
     month = day_to.strftime("%Y-%m")
 
     rows: list[dict[str, Any]] = []
-    for key, group in groups.items():
-        real = [v for v in group if v["grade"] is not None and v["grade_channel"] != SYSTEM_DEFAULT]
-        bad = [v for v in real if v["grade"] in BAD_GRADES]
-        satisfied = sum(1 for v in real if v["grade"] in SATISFIED)
+    for key in sorted(groups, key=_in_key_order):
+        f = groups[key]
         row: dict[str, Any] = {
             by: key,
-            "visits": len(group),
-            **{g: sum(1 for v in real if v["grade"] == g) for g in EVALUATION_GRADES},
-            "evaluated": len(real),
-            "default_graded": sum(1 for v in group if v["grade_channel"] == SYSTEM_DEFAULT),
-            "ungraded": sum(1 for v in group if v["grade"] is None),
-            "evaluation_rate": _ratio(len(real), len(group)),
-            "satisfaction_rate": _ratio(satisfied, len(real)),
-            "bad_reviews_real_name": sum(1 for v in bad if v["id_masked"] is not None),
-            "bad_reviews_anonymous": sum(1 for v in bad if v["id_masked"] is None),
-            "prompts_cut_short": sum(1 for v in group if v["id"] in cut),
+            "visits": f["visits"],
+            **{g: f[g] for g in EVALUATION_GRADES},
+            "evaluated": f["evaluated"],
+            "default_graded": f["default_graded"],
+            "ungraded": f["ungraded"],
+            "evaluation_rate": _ratio(f["evaluated"], f["visits"]),
+            "satisfaction_rate": _ratio(f["satisfied"], f["evaluated"]),
+            "bad_reviews_real_name": f["bad_reviews_real_name"],
+            "bad_reviews_anonymous": f["bad_reviews_anonymous"],
+            "prompts_cut_short": f["prompts_cut_short"],
         }
         if has_cases:
-            bad_cases = [cases_by_ticket[v["id"]] for v in group if v["id"] in cases_by_ticket]
-            closed, total, rate = callback_rate(bad_cases)
-            theirs = bad_cases + complaints.get(key, [])
+            mine = bad_cases.get(key, [])
+            closed, total, rate = callback_rate(mine)
+            theirs = mine + complaints.get(key, [])
             row.update({
                 "bad_review_cases": total,
                 "callback_rate": round(rate, 4) if rate is not None else None,
-                "rectification_rate": _ratio(sum(1 for c in bad_cases if _rectified(c)), len(bad_cases)),
+                "rectification_rate": _ratio(sum(1 for c in mine if _rectified(c)), len(mine)),
                 "overdue_cases": sorted({c.id for c, _ in overdue(theirs, now)}),  # type: ignore[arg-type]
             })
             if by == "staff":
@@ -150,7 +159,7 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
                 row["assessment_points"] = assessment_points(
                     [case_from_json(b) for b in history.cases_of_staff(db, key)], key, month)
         if by == "staff":
-            row["satisfaction_points"] = satisfaction_points(satisfied, len(real))
+            row["satisfaction_points"] = satisfaction_points(f["satisfied"], f["evaluated"])
         rows.append(row)
     return rows
 

@@ -19,25 +19,15 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from controller import day_figures
 from controller import evaluation_reports as er
+from controller.day_figures import at_hall_time as _at, minutes as _minutes
 from controller.core.hall import Hall, TimeSpan
 from controller.core.hours import closing_time
 from controller.core.workdays import WorkCalendar
 from controller.store import history
 
 GROUPINGS = ("service", "day", "month", "staff", "window")
-NO_SHOW, CANCELLED, FINISHED = "no_show", "cancelled", "finished"
-
-
-def _at(text: str, tz: ZoneInfo) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
-
-
-def _minutes(later: dt.datetime, earlier: dt.datetime) -> float:
-    return (later - earlier).total_seconds() / 60
-
-
 def percentile(values: list[float], q: float) -> float | None:
     """The `q` quantile (0..1), linear between the nearest ranks: what a spreadsheet's
     PERCENTILE (PERCENTILE.INC) gives, so a supervisor can check a figure by hand.
@@ -59,25 +49,10 @@ def _spread(name: str, values: list[float]) -> dict[str, float | None]:
             f"{name}_p90": r(percentile(values, 0.9))}
 
 
-def _missed_at(db: sqlite_utils.Database, span: list[str]) -> dict[str, int]:
-    """The window that marked each final 过号: the ticket itself forgets it."""
-    return history.missed_at(db, span)
-
-
-def _out_of_order_calls(db: sqlite_utils.Database, span: list[str]) -> dict[str, int]:
-    """Numbers each member of staff called out of order (叫指定号, 004 行为规范 3), by the
-    call's own record: the ticket keeps only its last call."""
-    counts: dict[str, int] = {}
-    for data in history.calls_of_days(db, span):
-        if data.get("out_of_order"):
-            counts[data.get("staff")] = counts.get(data.get("staff"), 0) + 1
-    return counts
-
-
 def _name(hall: Hall, by: str, key: Any) -> str | None:
-    table: dict[Any, Any] = {"service": hall.services, "window": hall.windows,
-                             "staff": hall.staff}.get(by, {})
-    item = table.get(key)
+    tables: dict[str, dict[Any, Any]] = {"service": hall.services, "window": hall.windows,
+                                         "staff": hall.staff}
+    item = tables.get(by, {}).get(key)
     return item.name if item is not None else None
 
 
@@ -105,44 +80,28 @@ def hall_figures(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_t
     """
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
-    span = [day_from.isoformat(), day_to.isoformat()]
-    tz = ZoneInfo(hall.timezone)
-    missed = _missed_at(db, span) if by == "window" else {}
-
-    def key(t: dict[str, Any]) -> Any:
-        if by == "month":
-            return t["day"][:7]
-        if by == "window":
-            return t["window"] if t["window"] is not None else missed.get(t["id"])
-        return t["staff_id" if by == "staff" else by]
-
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for t in history.tickets_of_days(db, span):
-        groups.setdefault(key(t), []).append(t)
-    out_of_order = _out_of_order_calls(db, span) if by == "staff" else {}
-    for k in out_of_order:  # a call counts against its caller, who may hold no ticket now
-        groups.setdefault(k, [])
-    graded = {r[by]: r for r in er.evaluation_report(db, day_from, day_to, by, now)}
+    figures = day_figures.span_figures(db, ZoneInfo(hall.timezone), day_from, day_to, by)
+    # a group counts if it has tickets, or by staff a call out of order: a call counts
+    # against its caller, who may hold no ticket now
+    groups = {k: f for k, f in figures.items() if f["issued"] or f["out_of_order_calls"]}
+    graded = {r[by]: r for r in er.evaluation_report(db, day_from, day_to, by, now,
+                                                     figures=figures)}
 
     rows: list[dict[str, Any]] = []
     for k in sorted(groups, key=lambda k: (k is None, k if k is not None else 0)):
-        group = groups[k]
-        called = [t for t in group if t["called_at"]]
-        served = [t for t in called if t["status"] == FINISHED and t["finished_at"]]
+        f = groups[k]
         grades = graded.get(k, {})
         row: dict[str, Any] = {by: k}
         if by in ("service", "window", "staff"):
             row["name"] = _name(hall, by, k)
         row.update({
-            "issued": len(group),
-            "served": len(served),
-            "no_show": sum(1 for t in group if t["status"] == NO_SHOW),
-            "cancelled": sum(1 for t in group if t["status"] == CANCELLED),
-            "transferred": sum(1 for t in group if t["transfers"]),
-            **_spread("wait_minutes", [_minutes(_at(t["called_at"], tz), _at(t["issued_at"], tz))
-                                       for t in called]),
-            **_spread("service_minutes", [_minutes(_at(t["finished_at"], tz),
-                                                   _at(t["called_at"], tz)) for t in served]),
+            "issued": f["issued"],
+            "served": f["served"],
+            "no_show": f["no_show"],
+            "cancelled": f["cancelled"],
+            "transferred": f["transferred"],
+            **_spread("wait_minutes", f.waits),
+            **_spread("service_minutes", f.service),
             "evaluated": grades.get("evaluated", 0),
             "evaluation_rate": grades.get("evaluation_rate"),
             "satisfaction_rate": grades.get("satisfaction_rate"),
@@ -150,7 +109,7 @@ def hall_figures(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_t
                             + grades.get("bad_reviews_anonymous", 0)),
         })
         if by == "staff":
-            row["out_of_order_calls"] = out_of_order.get(k, 0)
+            row["out_of_order_calls"] = f["out_of_order_calls"]
             row["satisfaction_points"] = grades.get("satisfaction_points")
             if "assessment_points" in grades:
                 row["assessment_points"] = grades["assessment_points"]

@@ -7,10 +7,11 @@
   login are counted apart and not scored (the controller does not know who was on leave);
 - **absence from the post** (脱岗), from the window events, so it works whichever way a pause
   ends: a pause ends when the window resumes, closes, calls a ticket, or someone covers it
-  (B-post login, any `*cover*` event at the window, or any event there naming other staff). A pause is an absence when its minutes
-  in opening hours pass the pause limit (001 4.2.2: 15 minutes); a window logged out and left
-  closed without cover until its staff member logs in again within the same session is an
-  absence of the uncovered minutes. Leaving for the rest of a session is early leave instead.
+  (B-post login, any `*cover*` event at the window, or any event there naming other staff).
+  A pause is an absence when its minutes in opening hours pass the pause limit (001 4.2.2:
+  15 minutes); a window logged out and left closed without cover until its staff member logs
+  in again within the same session is an absence of the uncovered minutes. Leaving for the
+  rest of a session is early leave instead.
 - **overtime** (延时服务) as the overtime register counts it;
 - **verified bad reviews and complaints** (经核实: cases judged justified), by the month the
   case was opened; **out-of-order calls** (`ticket_called` with `out_of_order`), by the staff
@@ -92,16 +93,19 @@ def _in_hours(hall: Hall, tz: ZoneInfo, start: dt.datetime, end: dt.datetime) ->
     return sum(_overlap(start, end, s0, s1) for s0, s1 in _sessions(hall, day, tz))
 
 
-def absences(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to: dt.date,
-             now: dt.datetime) -> list[Absence]:
-    """Every absence from the post (see the module's docstring) that began on those days."""
-    tz = ZoneInfo(hall.timezone)
-    limit = hall.rules.pause_limit_minutes
+Pause = tuple[str, int, dt.datetime, dt.datetime]  # staff, window, start, end
+Logout = tuple[str, int, dt.datetime]  # staff, window, when
+
+
+def _pauses_and_logouts(db: sqlite_utils.Database, tz: ZoneInfo, day_from: dt.date,
+                        day_to: dt.date, now: dt.datetime) -> tuple[list[Pause], list[Logout]]:
+    """Every pause at a window with when it ended (`now` for one still on), and every logout
+    that was a member of staff's (not the controller's at the day's end), from the window
+    events around those days."""
     lo, hi = day_from - dt.timedelta(days=1), day_to + dt.timedelta(days=2)
-    logins = hr._logins(db, tz, day_from, day_to)
     paused: dict[int, tuple[str, dt.datetime]] = {}
-    pauses: list[tuple[str, int, dt.datetime, dt.datetime]] = []
-    logouts: list[tuple[str, int, dt.datetime]] = []
+    pauses: list[Pause] = []
+    logouts: list[Logout] = []
     for e in history.window_events(db, lo.isoformat(), hi.isoformat()):
         at = hr._at(e["at"], tz)
         data = json.loads(e["data"])
@@ -115,6 +119,16 @@ def absences(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to: d
             logouts.append((data.get("staff"), e["window"], at))
     for window, (staff, start) in paused.items():  # still paused: away until now
         pauses.append((staff, window, start, now))
+    return pauses, logouts
+
+
+def absences(db: sqlite_utils.Database, hall: Hall, day_from: dt.date, day_to: dt.date,
+             now: dt.datetime) -> list[Absence]:
+    """Every absence from the post (see the module's docstring) that began on those days."""
+    tz = ZoneInfo(hall.timezone)
+    limit = hall.rules.pause_limit_minutes
+    logins = hr._logins(db, tz, day_from, day_to)
+    pauses, logouts = _pauses_and_logouts(db, tz, day_from, day_to, now)
 
     out: list[Absence] = []
     for staff, window, start, end in pauses:

@@ -240,6 +240,57 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     """,
+    # 13: day summaries (controller.day_figures): a closed day's figures per service, staff,
+    # window and the whole day, kept once computed, since a past day rarely changes. When one
+    # does (a late grade, a purge, a ticket of a closed day touched at all), the triggers count
+    # the change in day_changes and drop that day's summary, which is computed again when next
+    # read; a summary is kept only if no change was counted while it was computed. Like 12, it
+    # can run again over its own result. No INSERT OR IGNORE in the triggers: the statement
+    # that fires them, the store's upsert, would impose its own conflict handling on it.
+    # day_figures has rowids: its rows of a few KB then fit their leaf pages (WITHOUT ROWID
+    # would put all past 1 KB of a row in overflow pages, half empty).
+    """
+    CREATE TABLE IF NOT EXISTS day_summaries (
+        day TEXT PRIMARY KEY,
+        changes INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS day_figures (
+        day TEXT NOT NULL,
+        grouping TEXT NOT NULL,
+        key TEXT NOT NULL,
+        counts TEXT NOT NULL,
+        waits BLOB NOT NULL,
+        service BLOB NOT NULL,
+        PRIMARY KEY (day, grouping, key)
+    );
+    CREATE TABLE IF NOT EXISTS day_changes (
+        day TEXT PRIMARY KEY,
+        n INTEGER NOT NULL
+    ) WITHOUT ROWID;
+""" + "".join(f"""
+    CREATE TRIGGER IF NOT EXISTS {name} AFTER {action} ON {table}
+        WHEN {day} < (SELECT value FROM meta WHERE key = 'day') OR {day} IN (SELECT day FROM day_summaries)
+        BEGIN
+            INSERT INTO day_changes (day, n) SELECT {day}, 0
+                WHERE NOT EXISTS (SELECT 1 FROM day_changes WHERE day = {day});
+            UPDATE day_changes SET n = n + 1 WHERE day = {day};
+            DELETE FROM day_figures WHERE day = {day};
+            DELETE FROM day_summaries WHERE day = {day};
+        END;
+    """ for name, action, table, day in (
+        ("tickets_closed_day_i", "INSERT", "tickets", "NEW.day"),
+        ("tickets_closed_day_u", "UPDATE", "tickets", "OLD.day"),
+        ("tickets_closed_day_d", "DELETE", "tickets", "OLD.day"),
+        ("events_closed_day", "INSERT", "events", "(SELECT day FROM tickets WHERE id = NEW.ticket_id)"),
+    )),
+    # 14: indexes that cost bytes and bought nothing: tickets_day repeats the first column of
+    # the (day, prefix, number) index, which serves every lookup by day; citizen_key is empty
+    # on most tickets (no ID card read), so its index holds only the tickets that have one.
+    """
+    DROP INDEX IF EXISTS tickets_day;
+    DROP INDEX IF EXISTS tickets_citizen;
+    CREATE INDEX tickets_citizen ON tickets (citizen_key) WHERE citizen_key IS NOT NULL;
+    """,
 ]
 
 

@@ -25,6 +25,13 @@ def tickets_of_days(db: sqlite_utils.Database, span: list[str]) -> Rows:
                     "ORDER BY day, id", span)
 
 
+def tickets_of_day(db: sqlite_utils.Database, day: str) -> Rows:
+    """A day's tickets by id, with what its figures count (controller.day_figures)."""
+    return db.query("SELECT id, service, window, staff_id, status, transfers, issued_at, called_at, "
+                    "finished_at, grade, grade_channel, id_masked FROM tickets WHERE day = ? "
+                    "ORDER BY id", [day])
+
+
 def finished_tickets(db: sqlite_utils.Database, span: list[str]) -> Rows:
     """Visits finished on those days, by day and finishing time (the overtime register)."""
     return db.query("SELECT id, label, day, window, staff_id, finished_at FROM tickets "
@@ -67,6 +74,16 @@ def calls_of_days(db: sqlite_utils.Database, span: list[str]) -> Iterator[dict[s
     for r in db.query("SELECT data FROM events WHERE kind = 'ticket_called' AND ticket_id IN "
                       "(SELECT id FROM tickets WHERE day BETWEEN ? AND ?) ORDER BY id", span):
         yield json.loads(r["data"]) if r["data"] else {}
+
+
+def out_of_order_calls_of_days(db: sqlite_utils.Database, span: list[str]) -> Iterator[dict[str, Any]]:
+    """The data of every call of those days' tickets made out of order, in order."""
+    for r in db.query("SELECT data FROM events WHERE kind = 'ticket_called' AND ticket_id IN "
+                      "(SELECT id FROM tickets WHERE day BETWEEN ? AND ?) "
+                      "AND data LIKE '%out_of_order%' ORDER BY id", span):
+        data = json.loads(r["data"]) if r["data"] else {}
+        if data.get("out_of_order"):
+            yield data
 
 
 def out_of_order_calls(db: sqlite_utils.Database, lo: str, hi: str) -> Rows:
@@ -116,6 +133,20 @@ def bad_review_cases(db: sqlite_utils.Database, span: list[str]) -> list[dict[st
     return [json.loads(r["body"]) for r in db.query(
         "SELECT body FROM cases WHERE kind = 'bad_review' AND ticket_id IN "
         "(SELECT id FROM tickets WHERE status = 'finished' AND day BETWEEN ? AND ?)", span)]
+
+
+def bad_review_cases_by(db: sqlite_utils.Database, column: str,
+                        span: list[str]) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(key, body) of the bad-review cases of those days' finished visits, `column` of the
+    visit's ticket (a column of tickets as `t`, or an expression over it) as the key.
+
+    From the cases to their tickets, not over every ticket of the span: a bad review is opened
+    on the day of its grade, never before its visit's day."""
+    for r in db.query(f"SELECT {column} AS key, c.body AS body FROM cases c CROSS JOIN tickets t "
+                      "ON t.id = c.ticket_id WHERE c.kind = 'bad_review' AND c.day >= ? "
+                      "AND t.status = 'finished' AND t.day BETWEEN ? AND ? ORDER BY t.id",
+                      [span[0], *span]):
+        yield r["key"], json.loads(r["body"])
 
 
 def complaints_by(db: sqlite_utils.Database, column: str,
