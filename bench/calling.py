@@ -21,10 +21,10 @@ from pathlib import Path
 
 from bench.core import DOCS, Result, Run, machine, percentile, section, write_docs
 from controller.assembly import attach_floor, open_hall
-from controller.clock import ShiftedClock
+from controller.runtime.clock import ShiftedClock
 from controller.core import commands as c
 from controller.core.hall import Device
-from controller.devices import DeviceAddress
+from controller.floor.devices import DeviceAddress
 from drivers.caller_display import (
     Calling, DisplayProtocolError, bar_colour, bar_lines, generic_codec,
 )

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.assembly import bare_api, open_hall
-from controller.clock import ShiftedClock
+from controller.runtime.clock import ShiftedClock
 from controller.core import commands as c
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.web.kiosk_api import KIOSK_HEADER

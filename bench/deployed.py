@@ -46,7 +46,7 @@ from typing import Any
 from bench.core import (
     DOCS, Client, Result, Run, in_threads, machine, percentile, section, write_docs,
 )
-from controller import pins
+from controller.security import pins
 from sim.served import free_port
 from controller.web.kiosk_api import KIOSK_HEADER
 
@@ -148,7 +148,7 @@ def seed(config: Path, data_dir: Path, tickets: int) -> None:
     (over HTTP they would take most of the run); `hallctl run --clock-start` goes on from the
     last of them, as a restarted demo does."""
     from controller.assembly import hall_clock, open_hall
-    from controller.config import load_hall
+    from controller.config.hall import load_hall
     from controller.core import commands as c
 
     hall = load_hall(config)

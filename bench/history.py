@@ -30,17 +30,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bench.core import DOCS, ROOT, Result, Run, machine, section, write_docs
-from controller import hall_reports as hr
-from controller.cases import CaseDesk
+from controller.backoffice import hall_reports as hr
+from controller.backoffice.cases import CaseDesk
 from controller.cli import DB_NAME, open_hall
-from controller.clock import ManualClock
-from controller.config import load_hall
+from controller.runtime.clock import ManualClock
+from controller.config.hall import load_hall
 from controller.core import commands as c
 from controller.core.callbacks import CaseRules
 from controller.core.errors import HallError
 from controller.core.hall import Hall
 from controller.core.hours import issuing_spans
-from controller.workdays_data import hall_calendar
+from controller.config.workdays import hall_calendar
 
 START, END = "<!-- bench-history:start -->", "<!-- bench-history:end -->"
 COMMAND = "make bench-history"
@@ -229,7 +229,7 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
     n = f"{tickets:,} tickets"
     run.notes.append(f"The first whole-range report after the history was written took "
                      f"{first_ms:,.0f} ms: it summarised every closed day and kept the summaries "
-                     "(controller.day_figures); a hall pays that once, then one day at a time.")
+                     "(controller.backoffice.day_figures); a hall pays that once, then one day at a time.")
     run.add(Result("the month's hall report, by service", month_ms, "ms", TARGETS["month"], False,
                    f"hall_reports.hall_figures from {month} to {last}, {n} of history; best of 3"))
     run.add(Result("the whole range's hall report, by service", range_ms, "ms", TARGETS["range"],

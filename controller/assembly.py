@@ -24,23 +24,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.calling import CallingFloor
-from controller.calling_devices import attach_calling, controller_mqtt
-from controller.cases import CaseDesk
-from controller.clock import ShiftedClock, SystemClock
+from controller.counters.calling import CallingFloor
+from controller.counters.calling_devices import attach_calling, controller_mqtt
+from controller.backoffice.cases import CaseDesk
+from controller.runtime.clock import ShiftedClock, SystemClock
 from controller.core.callbacks import CaseRules
 from controller.core.commands import ReportDevice
 from controller.core.hall import Hall
 from controller.core.workdays import WorkCalendar
-from controller.device_check import DeviceCheck
-from controller.devices import DeviceAddress, Floor, attach_devices
-from controller.hallcontroller import HallController
-from controller.privacy import IdentitySealer, load_secret
-from controller.settings import MqttSettings, VoiceSettings
+from controller.backoffice.device_check import DeviceCheck
+from controller.floor.devices import DeviceAddress, Floor, attach_devices
+from controller.runtime.hallcontroller import HallController
+from controller.security.privacy import IdentitySealer, load_secret
+from controller.config.settings import MqttSettings, VoiceSettings
 from controller.store.hallstore import HallStore
 from controller.store.reading import last_command_at
 from controller.store.sessions import SessionStore
-from controller.workdays_data import hall_calendar
+from controller.config.workdays import hall_calendar
 from drivers.mqtt import MqttLink
 from drivers.transport import DeviceHealth
 
@@ -100,8 +100,8 @@ def open_case_desk(ctrl: HallController, workdays: WorkCalendar | None = None) -
 def embedded_broker(hall: Hall, settings: MqttSettings) -> Callable[[], Any]:
     """The embedded MQTT broker's async start, for the app's background (the hall has no
     [mqtt] host); with a password file it checks accounts and the hall's ACL."""
-    from controller.broker import start_embedded_broker
-    from controller.mqtt_security import amqtt_acl
+    from controller.mqtt.broker import start_embedded_broker
+    from controller.mqtt.accounts import amqtt_acl
 
     acl = amqtt_acl(hall, settings) if settings.password_file else None
     return lambda: start_embedded_broker(settings.embedded_listen, settings.password_file, acl)
@@ -165,8 +165,8 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     names, a started `MqttLink` of the caller's (stopped with the hall), or None (no MQTT
     devices, no hall board).
     `broker`: run the embedded MQTT broker for the app's life.
-    `mqtt_settings`: the hall's [mqtt] (controller.settings), for `HALL_BROKER` and `broker`.
-    `voice`: the hall's [voice] (controller.settings); None: the calls are not spoken.
+    `mqtt_settings`: the hall's [mqtt] (controller.config.settings), for `HALL_BROKER` and `broker`.
+    `voice`: the hall's [voice] (controller.config.settings); None: the calls are not spoken.
     `workdays`: the case desk's working-day calendar (default: the hall's).
     `routers`: more routes for the app (a simulator's control panel).
     `stop_with_app`: the app's shutdown stops the devices (`hallctl run`); otherwise the

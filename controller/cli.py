@@ -16,17 +16,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from controller import pins
-from controller.clock import SystemClock
-from controller.config import ConfigError, load_config, load_hall, summary
+from controller.security import pins
+from controller.runtime.clock import SystemClock
+from controller.config.hall import ConfigError, load_config, load_hall, summary
 from controller.core.hall import Hall
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
-from controller.devices import DeviceAddress, kiosk_kinds, kiosk_of
-from controller.hallcontroller import HallController
-from controller.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
-from controller.data_lock import hold_data_dir
-from controller.mqtt_security import check_at_start, mosquitto_acl, set_password, without_account
-from controller.personal_data import purge, rotate_key
+from controller.floor.devices import DeviceAddress, kiosk_kinds, kiosk_of
+from controller.runtime.hallcontroller import HallController
+from controller.security.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
+from controller.runtime.data_lock import hold_data_dir
+from controller.mqtt.accounts import check_at_start, mosquitto_acl, set_password, without_account
+from controller.security.personal_data import purge, rotate_key
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
@@ -81,7 +81,7 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from controller.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
+    from controller.security.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
 
     config = load_config(args.config)
     hall, mqtt = config.hall, config.mqtt
@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # Open event streams (every hall display and dashboard holds one) would keep a
         # graceful shutdown waiting for ever; they reconnect to the next controller anyway.
-        # Slow clients (controller/http_limits.py): a request must arrive within
+        # Slow clients (controller/security/http_limits.py): a request must arrive within
         # --request-timeout, at most `cap` connections are kept (the longest-waiting one gives
         # way), and the backlog is what the cap leaves spare. uvicorn's limit_concurrency is not
         # used: it answers 503 to everyone once a flood holds the connections.

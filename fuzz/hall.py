@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import httpx
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from sim.halls import access_hall, at
 from sim.served import RunningHall, running_hall
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from controller.hall_reports import percentile
+from controller.backoffice.hall_reports import percentile
 from sim.hallday import DayRecord, TicketRecord
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from controller.cases import CaseDesk
+from controller.backoffice.cases import CaseDesk
 from controller.assembly import open_hall
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core import events as ev
 from controller.core.callbacks import CaseRules
@@ -38,8 +38,8 @@ from controller.core.errors import HallError
 from controller.core.hall import StaffRole
 from controller.core.identity import normalise
 from controller.core.model import WindowStatus
-from controller.kiosk import KioskTicket
-from controller.workdays_data import hall_calendar
+from controller.entrance.kiosk import KioskTicket
+from controller.config.workdays import hall_calendar
 from drivers.counter_keypad import Key
 from drivers.evaluator_pad import PAD_GRADES
 from sim.population import Citizen, a_post_staff, citizens, seconds, staff_plans
@@ -431,7 +431,7 @@ class HallDay(StaffRules):
     # -- the record ---------------------------------------------------------------------------
 
     def _record(self) -> DayRecord:
-        from controller.evaluation_reports import evaluation_report
+        from controller.backoffice.evaluation_reports import evaluation_report
         db = self.ctrl.store.db
         day = self.scenario.day.isoformat()
         statuses = {r["id"]: r["status"] for r in db.query(

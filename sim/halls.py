@@ -7,16 +7,16 @@ import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from controller.pins import DEMO_PIN, hash_pin
-from controller.privacy import IdentitySealer
-from controller.settings import VoiceSettings
+from controller.security.pins import DEMO_PIN, hash_pin
+from controller.security.privacy import IdentitySealer
+from controller.config.settings import VoiceSettings
 from controller.core.hall import (
     DayHours, Device, Hall, Rules, Service, Staff, StaffRole, TimeSpan, Window, WindowKind,
 )
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONDAY = dt.date(2026, 11, 23)
-# One fixed secret for tests; a hall's own is made on first run (controller.privacy).
+# One fixed secret for tests; a hall's own is made on first run (controller.security.privacy).
 SEALER = IdentitySealer(b"k" * 32)
 # Every test account's PIN is 1234; few iterations keep logins fast in tests.
 PIN_HASH = hash_pin(DEMO_PIN, iterations=1000)

@@ -31,7 +31,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from controller.assembly import DB_NAME, open_hall
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hours import issuing_spans

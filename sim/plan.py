@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable
 
-from controller.hall_reports import percentile
+from controller.backoffice.hall_reports import percentile
 from sim.hallday import HallDay, staffing_order
 from sim.population import seconds
 from sim.scenario import Scenario

@@ -8,7 +8,7 @@ The hall is either a hall config file (`[scenario] hall = "../../config/demo-hal
 relative to the scenario) or generated from a compact `[generate]` table: window
 groups, one A-post member of staff per window, B-post cover by neighbours and a
 few floaters. The generated hall goes through the same validation as a hall
-config file (`controller.config.parse_hall`).
+config file (`controller.config.hall.parse_hall`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.config import parse_hall, load_hall
+from controller.config.hall import parse_hall, load_hall
 from controller.core.hall import Hall
 from controller.core.hours import issuing_spans
-from controller.pins import DEMO_PIN, hash_pin
-from controller.workdays_data import hall_calendar
-from controller.tomlkeys import ConfigError, Table, check, claim, found, is_int, matches, read_toml
+from controller.security.pins import DEMO_PIN, hash_pin
+from controller.config.workdays import hall_calendar
+from controller.config.tomlkeys import ConfigError, Table, check, claim, found, is_int, matches, read_toml
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 HOLIDAYS = Path(__file__).resolve().parent.parent / "config" / "holidays.toml"

@@ -15,12 +15,12 @@ import uvicorn
 
 from controller.assembly import assemble
 from controller.core.hall import Hall
-from controller.devices import DeviceAddress, Floor
-from controller.hallcontroller import HallController
-from controller.settings import VoiceSettings
+from controller.floor.devices import DeviceAddress, Floor
+from controller.runtime.hallcontroller import HallController
+from controller.config.settings import VoiceSettings
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.web.kiosk_api import KIOSK_HEADER
-from controller.workdays_data import hall_calendar
+from controller.config.workdays import hall_calendar
 from drivers.mqtt import MqttLink
 from sim.attach import Simulation, attach
 

@@ -5,7 +5,7 @@ of the same codecs, as on the ptys of `hallctl run --simulate`, but nothing runs
 in a thread and a device answers inside the driver's write, so a seed replays the
 day byte for byte:
 
-- the entrance kiosk (`controller.kiosk.Kiosk`) prints through the real
+- the entrance kiosk (`controller.entrance.kiosk.Kiosk`) prints through the real
   `TicketPrinter` (ESC/POS, DLE EOT paper checks) to a `SimulatedPrinter`, and
   reads ID cards through the real `IdCardReader` driver from a
   `SimulatedIdCardReader`: a card stays on the reader until someone lifts it,
@@ -13,7 +13,7 @@ day byte for byte:
 - every window's keypad and evaluation pad sit on a simulated RS-485 counter bus
   (up to 100 windows a bus: keypad address = the window's place on the bus, pad
   = 100 + it), read by the real `CounterBus` driver, whose presses become
-  commands through `controller.keypads` exactly as on the floor. Halls whose own
+  commands through `controller.counters.keypads` exactly as on the floor. Halls whose own
   keypads are MQTT tablets are put on buses too: the tablets' JSON carries the
   same presses and is tested in tests/test_calling.py. Windows above 255 have
   tablet pads (`TabletPad`, the tablets' JSON handed over in-process): the
@@ -39,15 +39,15 @@ import logging
 from collections import deque
 from typing import Callable
 
-from controller.calling import CallingFloor
+from controller.counters.calling import CallingFloor
 from drivers.evaluator_pad.bus import BusPad
 from controller.core import commands as c
 from controller.core.events import Event
 from controller.core.identity import birth_date
-from controller.devices import _card_read  # the kiosk's own card handler: each kind checked as its own
-from controller.hallcontroller import HallController
-from controller.keypads import grade_given, key_pressed
-from controller.kiosk import Kiosk
+from controller.floor.devices import _card_read  # the kiosk's own card handler: each kind checked as its own
+from controller.runtime.hallcontroller import HallController
+from controller.counters.keypads import grade_given, key_pressed
+from controller.entrance.kiosk import Kiosk
 from drivers.caller_display import WindowBar, bar_lines
 from drivers.counter_keypad import (
     CounterBus, Display, FrameDecoder, GradePress, Key, KeyPress, RepeatFilter, encode_frame,

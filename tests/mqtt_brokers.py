@@ -98,7 +98,7 @@ class Mosquitto:
 
 
 class EmbeddedAmqtt:
-    """The controller's own broker (controller.broker), in an event loop on a background thread."""
+    """The controller's own broker (controller.mqtt.broker), in an event loop on a background thread."""
 
     name = "amqtt"
 
@@ -115,7 +115,7 @@ class EmbeddedAmqtt:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def start(self) -> None:
-        from controller.broker import start_embedded_broker
+        from controller.mqtt.broker import start_embedded_broker
 
         # returns once listening; probing the port would only make amqtt log errors
         self._shutdown = self._run(start_embedded_broker(f"{HOST}:{self.port}", self.password_file,

@@ -43,7 +43,7 @@ except ImportError:
     def iter_route_contexts(routes):
         return routes
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import callbacks as cb
 from controller.core import commands as c
 from tests.halls import access_hall, at

@@ -8,7 +8,7 @@ import threading
 import httpx
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.web.views import ANONYMOUS_EVENT_DATA
 from tests.halls import at, small_hall
 from tests.server import running_hall

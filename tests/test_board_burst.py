@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 
-from controller.calling import CallingFloor
-from controller.clock import ManualClock
+from controller.counters.calling import CallingFloor
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.hallstore import HallStore
 from tests.halls import at, small_hall
 from tests.server import wait_for

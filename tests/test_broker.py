@@ -10,7 +10,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.broker import start_embedded_broker
+from controller.mqtt.broker import start_embedded_broker
 from tests.server import free_port
 
 

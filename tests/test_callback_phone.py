@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from tests.halls import at, kiosk_hall
 from controller.web.kiosk_api import KIOSK_HEADER

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from drivers.counter_keypad.codec import PAD_BLANK
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad

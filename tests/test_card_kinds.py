@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import identity
 from controller.core.errors import HallError
 from controller.core.identity import IdKind

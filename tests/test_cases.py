@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from controller.cases import CaseDesk, normalise_phone
+from controller.backoffice.cases import CaseDesk, normalise_phone
 from controller.core.identity import mask_phone
 from controller.cli import open_hall
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.callbacks import (
     Appeal, Assign, CaseError, CaseRules, CaseState, Close, DecideAppeal, FollowUp, GiveFeedback,
@@ -23,7 +23,7 @@ from controller.core.callbacks import (
 from controller.core.hall import Staff, StaffRole, WindowKind
 from controller.store import casebook
 from controller.web.app import create_app
-from controller.workdays_data import hall_calendar
+from controller.config.workdays import hall_calendar
 from tests.halls import PIN_HASH, TZ, at, small_hall
 
 ID = "11010119500307097X"

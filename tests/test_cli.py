@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from controller import pins
+from controller.security import pins
 from controller.cli import main
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from tests.halls import at, small_hall
 from tests.server import running_hall
 

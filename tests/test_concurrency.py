@@ -11,7 +11,7 @@ import random
 import threading
 from collections import Counter, defaultdict
 
-from controller.clock import ShiftedClock
+from controller.runtime.clock import ShiftedClock
 from tests.halls import at, many_windows, small_hall
 from tests.server import RunningHall, running_hall
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from controller.config import ConfigError, load_config, load_hall, parse_config, parse_hall, summary
+from controller.config.hall import ConfigError, load_config, load_hall, parse_config, parse_hall, summary
 from controller.core.hall import Deadline, NoShowPolicy, Rules, TransferPosition, WindowKind
-from controller.pins import DEMO_PIN, hash_pin, is_valid_pin_hash, verify_pin
+from controller.security.pins import DEMO_PIN, hash_pin, is_valid_pin_hash, verify_pin
 
 DEMO_HALL = Path(__file__).resolve().parent.parent / "config" / "demo-hall.toml"
 

@@ -12,12 +12,12 @@ import json
 
 import pytest
 
-from controller import hall_reports as hr
-from controller.clock import CLOCK_FAULT_SECONDS, HallTime, ManualClock
+from controller.backoffice import hall_reports as hr
+from controller.runtime.clock import CLOCK_FAULT_SECONDS, HallTime, ManualClock
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.model import TicketStatus, WindowStatus
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.hallstore import HallStore
 from tests.halls import MONDAY, at, small_hall
 from tests.story import Story

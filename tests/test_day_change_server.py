@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from drivers.counter_keypad.codec import PAD_BLANK, PAD_PROMPT
 from sim.mqtt_devices import SimulatedMqttDisplay
 from tests import server

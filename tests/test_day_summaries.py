@@ -15,11 +15,11 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from controller import day_figures
-from controller import evaluation_reports as er
-from controller import hall_reports as hr
+from controller.backoffice import day_figures
+from controller.backoffice import evaluation_reports as er
+from controller.backoffice import hall_reports as hr
 from controller.cli import open_hall
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import NoShowPolicy

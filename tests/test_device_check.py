@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core.hall import Staff, StaffRole
 from drivers.caller_display import bar_lines
 from drivers.counter_keypad.codec import PAD_BLANK, PAD_PROMPT

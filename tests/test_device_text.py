@@ -19,7 +19,7 @@ import unicodedata
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from drivers import text as device_text
 from drivers.announcer import EspeakSynthesizer
 from drivers.announcer.speech import SPEECH_MAX_CHARS, speakable

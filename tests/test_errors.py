@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.cases import DeskError
+from controller.backoffice.cases import DeskError
 from controller.core.callbacks import CaseError
 from controller.core.errors import Category, HallError
 from drivers.caller_display.state import DisplayProtocolError

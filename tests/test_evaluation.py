@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.cli import open_hall
 from controller.core import commands as c
 from controller.core.errors import HallError

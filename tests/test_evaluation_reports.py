@@ -16,17 +16,17 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from controller import evaluation_reports as er
-from controller.cases import CaseDesk
+from controller.backoffice import evaluation_reports as er
+from controller.backoffice.cases import CaseDesk
 from controller.cli import open_hall
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.callbacks import Assign, CaseRules, RecordCallback, Rectify, Verify
 from controller.core.errors import HallError
 from controller.core.hall import Staff, StaffRole
 from controller.store.sessions import Session
 from controller.web.reports_api import report_routes
-from controller.workdays_data import hall_calendar
+from controller.config.workdays import hall_calendar
 from tests.halls import MONDAY, PIN_HASH, at, small_hall
 
 ID = "11010119500307097X"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core import events as ev
 from tests.halls import at

@@ -27,10 +27,10 @@ from typing import Callable
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.hall import Rules
-from controller.kiosk import READER_DOWN
+from controller.entrance.kiosk import READER_DOWN
 from drivers.caller_display import WindowBar, bar_lines, board_json, state_text
 from drivers.mqtt import MqttLink
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad, SimulatedTabletPad
@@ -42,7 +42,7 @@ ROUNDS = int(os.environ.get("FAULT_ROUNDS", "2"))
 SUMMARY = REPO / "var" / "faults" / "summary.json"
 
 # Bounds the test asserts, kept generous: the figures are measured and reported. The printer's
-# paper sensor is asked every 3 s (controller.devices.PRINTER_POLL_SECONDS), so a printer's
+# paper sensor is asked every 3 s (controller.floor.devices.PRINTER_POLL_SECONDS), so a printer's
 # unplug and return are seen at its next poll; every other line is read all the time. The
 # hall's own requirement for bars and MQTT displays is "back within 2 s" (README).
 DETECT_WITHIN = 10.0

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from tests.browser import DESK, KIOSK, log_in, open_page
-from controller.hall_reports import attendance
+from controller.backoffice.hall_reports import attendance
 from tests.halls import MONDAY, at
 from tests.server import running_hall, wait_for
 from tests.test_floor import floor_hall

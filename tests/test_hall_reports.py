@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from controller import hall_reports as hr
+from controller.backoffice import hall_reports as hr
 from controller.cli import open_hall
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import NoShowPolicy

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.events import TicketIssued
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.hallstore import HallStore
 from tests.halls import at, small_hall
 from tests.server import running_hall

@@ -16,9 +16,9 @@ from controller.cli import main
 from controller.core import commands as c
 from controller.core.engine import HANDLERS
 from controller.core.evaluation import end_prompt
-from controller.kiosk import Kiosk
-from controller.hall_reports import percentile
-from controller.tomlkeys import ConfigError
+from controller.entrance.kiosk import Kiosk
+from controller.backoffice.hall_reports import percentile
+from controller.config.tomlkeys import ConfigError
 from sim.day_report import figures, page, text
 from sim.hallday import HallDay
 from sim.plan import make_plan

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from tests.halls import at, kiosk_hall
 from tests.server import HallProcess, running_hall, wait_for
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from tests.halls import at, kiosk_hall, small_hall
 from tests.server import running_hall
 

@@ -12,9 +12,9 @@ import threading
 import httpx
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core.hall import Rules
-from controller.kiosk import REQUEST_KEY_MINUTES
+from controller.entrance.kiosk import REQUEST_KEY_MINUTES
 from tests.halls import at, kiosk_hall
 from tests.server import running_hall, wait_for
 

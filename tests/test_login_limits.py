@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from tests.halls import access_hall, at
 from tests.server import running_hall
 

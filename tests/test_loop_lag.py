@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from controller.clock import ShiftedClock
+from controller.runtime.clock import ShiftedClock
 from controller.web.loop_lag import LoopLag
 from tests.halls import at, small_hall
 from tests.server import running_hall

@@ -15,7 +15,7 @@ import logging
 import zipfile
 
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core.hall import Device, Staff, StaffRole
 from sim.mqtt_devices import SimulatedTabletPad
 from tests.halls import PIN_HASH, at, small_hall

@@ -14,17 +14,17 @@ import uuid
 
 import pytest
 
-from controller.calling_devices import attach_calling, controller_mqtt
+from controller.counters.calling_devices import attach_calling, controller_mqtt
 from controller.cli import main, open_hall
-from controller.clock import ManualClock
-from controller.config import load_config, parse_hall
+from controller.runtime.clock import ManualClock
+from controller.config.hall import load_config, parse_hall
 from controller.core import commands as c
 from controller.core.hall import Device
-from controller.devices import attach_devices
-from controller.mqtt_security import (
+from controller.floor.devices import attach_devices
+from controller.mqtt.accounts import (
     amqtt_acl, controller_account, controller_credentials, device_account, set_password,
 )
-from controller.tomlkeys import ConfigError, read_toml
+from controller.config.tomlkeys import ConfigError, read_toml
 from drivers.mqtt import MqttLink
 from tests.halls import at, small_hall
 from tests.server import DEMO_CONFIG, wait_for
@@ -184,7 +184,7 @@ def test_a_client_without_valid_credentials_cannot_connect(floor, who):
 
 @pytest.mark.parametrize("secured", ["mosquitto"], indirect=True)
 def test_a_device_cannot_take_over_the_controllers_session_on_mosquitto(floor):
-    """amqtt 0.12 cannot tie a client id to its account (controller/broker.py says so)."""
+    """amqtt 0.12 cannot tie a client id to its account (controller/mqtt/broker.py says so)."""
     assert floor.mqtt.wait_connected(5)
     intruder = floor.device("keypad-05", "hall/window/5/keypad/status", client_id="hall-controller")
     assert intruder.wait_connected(5)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import DB_NAME, main
-from controller.tomlkeys import ConfigError
+from controller.config.tomlkeys import ConfigError
 from sim.day_report import run_figures, run_text
 from sim.multiday import HallRun
 from sim.scenario import SCENARIO_DIR, load_scenario
@@ -173,7 +173,7 @@ def test_the_morning_check_fails_if_the_day_change_leaves_yesterdays_visit_at_th
 
 
 def test_the_clock_check_fails_if_a_clock_set_back_starts_an_earlier_day(monkeypatch):
-    from controller.clock import HallTime
+    from controller.runtime.clock import HallTime
     from controller.core.engine import Engine
 
     monkeypatch.setattr(HallTime, "__call__", lambda self: self.wall())

@@ -20,15 +20,15 @@ import pytest
 from playwright.sync_api import expect
 
 from controller import assembly, cli
-from controller import hall_reports as hr
+from controller.backoffice import hall_reports as hr
 from controller.assembly import hall_clock
-from controller.clock import ManualClock
-from controller.config import ConfigError, load_hall, parse_hall
+from controller.runtime.clock import ManualClock
+from controller.config.hall import ConfigError, load_hall, parse_hall
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import DayHours, Hall, OpenDay, OpeningCalendar
 from controller.web.views import opening_json
-from controller.workdays_data import from_chinesecalendar
+from controller.config.workdays import from_chinesecalendar
 from tests.browser import DESK, KIOSK, TV, log_in, open_page
 from tests.halls import TZ, WEEKDAY_HOURS, at, small_hall, span
 from tests.server import DEMO_CONFIG, HallProcess

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from drivers.counter_keypad.codec import GRADE, PAD_BLANK, PAD_PROMPT, PAD_THANKS, BusFrame
 from tests.halls import CALLING_VOICE, at, calling_hall
 from tests.server import running_hall, wait_for

@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from controller.clock import ManualClock
-from controller.config import parse_hall
+from controller.runtime.clock import ManualClock
+from controller.config.hall import parse_hall
 from controller.core import commands as c
 from controller.core.engine import Engine
-from controller.tomlkeys import ConfigError
+from controller.config.tomlkeys import ConfigError
 from controller.web import views
 from tests.halls import MONDAY, access_hall, at, small_hall
 from tests.server import running_hall

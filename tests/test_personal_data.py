@@ -12,25 +12,25 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from controller import evaluation_reports as er
-from controller import hall_reports as hr
-from controller.appointments import Appointments
-from controller.cases import CaseDesk
+from controller.backoffice import evaluation_reports as er
+from controller.backoffice import hall_reports as hr
+from controller.entrance.appointments import Appointments
+from controller.backoffice.cases import CaseDesk
 from controller.cli import main, open_hall
-from controller.clock import ManualClock
-from controller.config import parse_hall
+from controller.runtime.clock import ManualClock
+from controller.config.hall import parse_hall
 from controller.core import commands as c
 from controller.core.callbacks import (
     Assign, CaseRules, Close, GiveFeedback, RecordCallback, Rectify, Verify,
 )
 from controller.core.errors import HallError
-from controller.data_lock import hold_data_dir
-from controller import personal_data
-from controller.privacy import (
+from controller.runtime.data_lock import hold_data_dir
+from controller.security import personal_data
+from controller.security.privacy import (
     ENV_KEY, PURGED, PURGED_ID_MASK, PURGED_NAME_MASK, IdentitySealer, read_secret,
 )
-from controller.tomlkeys import ConfigError, read_toml
-from controller.workdays_data import hall_calendar
+from controller.config.tomlkeys import ConfigError, read_toml
+from controller.config.workdays import hall_calendar
 from tests.halls import at, small_hall
 from tests.server import DEMO_CONFIG
 

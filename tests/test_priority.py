@@ -24,14 +24,14 @@ import threading
 import httpx
 import pytest
 
-from controller import hall_reports as hr
-from controller.clock import ManualClock
-from controller.config import ConfigError, parse_hall
+from controller.backoffice import hall_reports as hr
+from controller.runtime.clock import ManualClock
+from controller.config.hall import ConfigError, parse_hall
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import Staff, StaffRole
 from controller.core.priority import CALL_REASONS
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.hallstore import HallStore
 from playwright.sync_api import expect
 

@@ -7,11 +7,11 @@ import os
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.cli import open_hall
 from controller.core import commands as c
 from controller.core.errors import HallError
-from controller.privacy import ENV_KEY, IdentitySealer, load_secret
+from controller.security.privacy import ENV_KEY, IdentitySealer, load_secret
 from tests.halls import at, small_hall
 
 ELDER = "11010119500307097X"

@@ -15,8 +15,8 @@ import threading
 import httpx
 import pytest
 
-from controller import evaluation_reports as er
-from controller.clock import ManualClock
+from controller.backoffice import evaluation_reports as er
+from controller.runtime.clock import ManualClock
 from controller.store.replay import EventReader
 from tests.halls import at, small_hall
 from tests.server import running_hall

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from controller.assembly import assemble
-from controller.calling_devices import CounterRole
-from controller.clock import ManualClock
-from controller.config import ConfigError, parse_hall
+from controller.counters.calling_devices import CounterRole
+from controller.runtime.clock import ManualClock
+from controller.config.hall import ConfigError, parse_hall
 from controller.core import commands as c
-from controller.device_kinds import DeviceKind, Station, device_kinds
-from controller.workdays_data import hall_calendar
+from controller.floor.device_kinds import DeviceKind, Station, device_kinds
+from controller.config.workdays import hall_calendar
 from drivers.caller_display import CODECS, register_codec
 from drivers.transport import TRANSPORTS, TransportKind, memory_pair
 from sim.halls import at

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.cli import open_hall
 from controller.core import commands as c
-from controller.reports import estimate_accuracy
+from controller.backoffice.reports import estimate_accuracy
 from tests.halls import MONDAY, at, small_hall
 
 

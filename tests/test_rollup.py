@@ -16,12 +16,12 @@ import io
 import pytest
 from openpyxl import load_workbook
 
-from controller import rollup
-from controller.clock import ManualClock
-from controller.config import parse_hall
+from controller.backoffice import rollup
+from controller.runtime.clock import ManualClock
+from controller.config.hall import parse_hall
 from controller.core import callbacks as cb
 from controller.core import commands as c
-from controller.tomlkeys import ConfigError
+from controller.config.tomlkeys import ConfigError
 from tests.halls import TZ, access_hall
 from tests.server import running_hall
 from tests.test_config import minimal_hall_dict

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from tests.halls import access_hall, at
 from tests.server import running_hall
 

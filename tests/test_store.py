@@ -9,10 +9,10 @@ import sqlite3
 
 import pytest
 
-from controller.clock import ManualClock
+from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core.errors import HallError
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.db import MIGRATIONS, schema_version
 from controller.store.hallstore import HallStore
 from tests.halls import SEALER, at, small_hall

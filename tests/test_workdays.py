@@ -10,8 +10,8 @@ import chinese_calendar
 import pytest
 
 from controller.core.workdays import WorkCalendar, merge
-from controller.tomlkeys import ConfigError
-from controller.workdays_data import from_chinesecalendar, hall_calendar, load_overrides
+from controller.config.tomlkeys import ConfigError
+from controller.config.workdays import from_chinesecalendar, hall_calendar, load_overrides
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "holidays.toml"

@@ -1,7 +1,7 @@
 """好差评: the five grades of GB/T 39734-2020 (7.3), best first, and which are bad reviews.
 
 `code` is the pads' key (1 非常满意 … 5 非常不满意), the order the keypads and the tablets
-send; an upload's code table is another matter (controller.evaluation_reports.GRADE_CODES).
+send; an upload's code table is another matter (controller.backoffice.evaluation_reports.GRADE_CODES).
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ class Engine:
 
     def needs_new_day(self, state: HallState, now: dt.datetime) -> bool:
         """Only a later day starts a day: a clock set back never takes the hall to an earlier
-        one (the runtime's `controller.clock.HallTime` keeps it from trying)."""
+        one (the runtime's `controller.runtime.clock.HallTime` keeps it from trying)."""
         return state.day is None or now.date() > state.day
 
     def start_day(self, state: HallState, now: dt.datetime) -> Outcome:

@@ -1,7 +1,7 @@
 """Errors a person can cause: a stable code, a Chinese message, and a category.
 
 One tree: `HallError` is the root, and each area that refuses with codes of its own (the
-case workflow, `controller.core.callbacks.CaseError`; the case desk, `controller.cases.
+case workflow, `controller.core.callbacks.CaseError`; the case desk, `controller.backoffice.cases.
 DeskError`) subclasses it with its table of codes. The web layer maps the category to an
 HTTP status and `retry_after` to a Retry-After header; programming errors stay ordinary
 exceptions.

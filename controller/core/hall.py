@@ -1,7 +1,7 @@
 """The hall as configured: services, windows, staff, opening hours and rules.
 
 Plain frozen data. Reading and validating the TOML file that describes a hall
-is `controller.config`'s job; the core only ever sees these values.
+is `controller.config.hall`'s job; the core only ever sees these values.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class OpeningCalendar:
 
     000 考勤管理办法 第三条: the weekday hours "除国家法定节假日外". The working days are
     the same calendar as the callback deadlines (`workdays`: chinesecalendar with the hall's
-    holidays.toml on top, read by `controller.workdays_data`): a statutory holiday is
+    holidays.toml on top, read by `controller.config.workdays`): a statutory holiday is
     closed, a 调休 make-up working day opens with the hours of `make_up_day_hours`. On top,
     the hall config's dated `open_days` (extra sessions) and `closed_days` (date: reason),
     a closure winning. Without `workdays` (a hall built in a test) every date follows its
@@ -301,13 +301,13 @@ class Hall:
     devices: tuple[Device, ...] = ()
     rules: Rules = field(default_factory=Rules)
     # (the MQTT broker and the controller's login to it are installation settings, not the
-    # hall's rules: controller.settings.MqttSettings)
-    # (the voice, 语音播报, is an installation setting too: controller.settings.VoiceSettings)
+    # hall's rules: controller.config.settings.MqttSettings)
+    # (the voice, 语音播报, is an installation setting too: controller.config.settings.VoiceSettings)
     # the provincial upload's code for each evaluation channel ([export] channel_codes)
     export_channel_codes: tuple[tuple[str, str], ...] = (
         ("pad", "1"), ("tablet", "2"), ("system_default", "9"))
     # the grade code table of the 好差评 export by default ([export] grade_codes; the tables are
-    # controller.evaluation_reports.GRADE_CODES): national, 非常满意 = 5 … 非常不满意 = 1
+    # controller.backoffice.evaluation_reports.GRADE_CODES): national, 非常满意 = 5 … 非常不满意 = 1
     export_grade_codes: str = "national"
     # 滚动通知: the lines that scroll along the foot of the hall display ([display] notices)
     display_notices: tuple[str, ...] = (

@@ -5,7 +5,7 @@ sets the public holidays and the 调休 make-up working days, Saturdays or
 Sundays worked in exchange for a longer holiday (hall-rules.md, "Bad reviews
 and callbacks"). A `WorkCalendar` is that notice as plain data, for the years
 it covers. Reading it from the `chinesecalendar` package and the hall's
-`config/holidays.toml` is `controller.workdays_data`'s job.
+`config/holidays.toml` is `controller.config.workdays`'s job.
 
 For a year the calendar does not cover, Monday to Friday are working days.
 That is a fallback, not an answer: callers ask `missing_years` and raise an

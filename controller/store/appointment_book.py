@@ -1,4 +1,4 @@
-"""Appointments booked elsewhere (the provincial booking system), as controller.appointments
+"""Appointments booked elsewhere (the provincial booking system), as controller.entrance.appointments
 keeps them. The caller is the hall thread. A booking is a sqlite-utils insert; the
 check-in's release is plain SQL, conditional on the ticket, which sqlite-utils cannot say.
 """

@@ -1,4 +1,4 @@
-"""The case desk's records (controller.cases): callback and complaint cases, anonymous bad
+"""The case desk's records (controller.backoffice.cases): callback and complaint cases, anonymous bad
 reviews, overdue alerts, and how far into the event log the desk has looked.
 
 The caller holds the hall's lock around writes (see HallStore). Inserts go through

@@ -1,5 +1,5 @@
 """Where the closed days' summaries live (the day_summaries and day_figures tables of
-migration 13; controller.day_figures says what they hold).
+migration 13; controller.backoffice.day_figures says what they hold).
 
 Reading is done on the report's own snapshot. Keeping a summary needs a write, which a
 report's read-only connection cannot make: `keep` opens a connection of its own, a short

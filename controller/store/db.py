@@ -133,7 +133,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE windows ADD COLUMN prompted_at TEXT;
     CREATE INDEX tickets_ungraded ON tickets (finished_at) WHERE grade IS NULL;
     """,
-    # 6: callback and complaint cases (controller.cases): indexed columns for listing, the
+    # 6: callback and complaint cases (controller.backoffice.cases): indexed columns for listing, the
     # whole case (sealed identity and phone, history) in `body`; anonymous bad reviews
     # counted without a case; overdue alerts, once per case and deadline.
     """
@@ -240,7 +240,7 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     """,
-    # 13: day summaries (controller.day_figures): a closed day's figures per service, staff,
+    # 13: day summaries (controller.backoffice.day_figures): a closed day's figures per service, staff,
     # window and the whole day, kept once computed, since a past day rarely changes. When one
     # does (a late grade, a purge, a ticket of a closed day touched at all), the triggers count
     # the change in day_changes and drop that day's summary, which is computed again when next

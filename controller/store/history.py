@@ -26,7 +26,7 @@ def tickets_of_days(db: sqlite_utils.Database, span: list[str]) -> Rows:
 
 
 def tickets_of_day(db: sqlite_utils.Database, day: str) -> Rows:
-    """A day's tickets by id, with what its figures count (controller.day_figures)."""
+    """A day's tickets by id, with what its figures count (controller.backoffice.day_figures)."""
     return db.query("SELECT id, service, window, staff_id, status, transfers, issued_at, called_at, "
                     "finished_at, grade, grade_channel, id_masked FROM tickets WHERE day = ? "
                     "ORDER BY id", [day])

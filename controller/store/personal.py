@@ -1,5 +1,5 @@
 """The personal data in the hall database, as the purge and the key rotation rewrite it
-(controller.personal_data decides what goes; this module knows where it lies).
+(controller.security.personal_data decides what goes; this module knows where it lies).
 
 Plain sqlite3 on purpose: both rewrites run in one BEGIN IMMEDIATE transaction with
 `secure_delete` on, so that freed bytes are zeroed, and sqlite-utils has neither.

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends
 
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.device_check import DeviceCheck
-from controller.hallcontroller import HallController
+from controller.backoffice.device_check import DeviceCheck
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session
 from controller.web.auth import API, SessionDependency
 

@@ -22,11 +22,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.cases import CaseDesk
+from controller.backoffice.cases import CaseDesk
 from controller.core.errors import Category, HallError
-from controller.device_check import DeviceCheck
-from controller.hallcontroller import HallController
-from controller.kiosk import Kiosk
+from controller.backoffice.device_check import DeviceCheck
+from controller.runtime.hallcontroller import HallController
+from controller.entrance.kiosk import Kiosk
 from controller.store.faults import StorageUnavailable, is_storage_error
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.replay import EventReader

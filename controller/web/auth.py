@@ -14,7 +14,7 @@ from fastapi import Request
 
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session, SessionStore
 from controller.web.pages import COOKIE, PAGE_HEADER
 

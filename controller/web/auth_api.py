@@ -12,12 +12,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from controller import pins
+from controller.security import pins
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import Staff, StaffRole
 from controller.core.model import HallState
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session, SessionStore
 from controller.web import schemas
 from controller.web.auth import API, SessionDependency, token_of

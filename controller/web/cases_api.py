@@ -12,11 +12,11 @@ from typing import Any, Callable
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.cases import CaseDesk, DeskError
+from controller.backoffice.cases import CaseDesk, DeskError
 from controller.core import callbacks as cb
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole, WindowKind
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session
 from controller.web.auth import API, SessionDependency
 

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from controller import evaluation_reports as er
+from controller.backoffice import evaluation_reports as er
 from controller.core.hall import StaffRole
 from controller.store.sessions import Session
 from controller.web.auth import API, SessionDependency

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from controller.core.events import Event, to_json as event_json
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.replay import EventReader
 from controller.store.sessions import Session, SessionStore
 from controller.web import views

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.faults import StorageFault, StorageUnavailable
 from controller.store.sessions import Session
 from controller.web import views

@@ -6,12 +6,12 @@ from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from controller import reports
-from controller.appointments import Appointments
+from controller.backoffice import reports
+from controller.entrance.appointments import Appointments
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.hallcontroller import HallController
-from controller.kiosk import REQUEST_KEY_MINUTES, Kiosk, KioskTicket
+from controller.runtime.hallcontroller import HallController
+from controller.entrance.kiosk import REQUEST_KEY_MINUTES, Kiosk, KioskTicket
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.sessions import Session
 from controller.web import schemas, views

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import Request
 
 from controller.core.errors import HallError
-from controller.hallcontroller import HallController
-from controller.ratelimit import RateLimit, wait_text
+from controller.runtime.hallcontroller import HallController
+from controller.security.ratelimit import RateLimit, wait_text
 
 MINUTE = dt.timedelta(minutes=1)
 

@@ -20,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.hallcontroller import HallController
-from controller.kiosk import Kiosk
+from controller.runtime.hallcontroller import HallController
+from controller.entrance.kiosk import Kiosk
 from controller.store.sessions import SessionStore
 
 COOKIE = "hall_session"

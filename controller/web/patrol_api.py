@@ -19,7 +19,7 @@ from controller.core.errors import HallError
 from controller.core.events import payload
 from controller.core.hall import StaffRole
 from controller.core.patrol import MAX_AREA_CHARS, MAX_FINDINGS_CHARS
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session
 from controller.web.schemas import Strict
 from controller.web.auth import API, SessionDependency

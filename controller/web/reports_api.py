@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from controller import evaluation_reports as er
-from controller import hall_reports as hr
+from controller.backoffice import evaluation_reports as er
+from controller.backoffice import hall_reports as hr
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session
 from controller.web.auth import API, SessionDependency
 from controller.web.downloads import Computation, Rows, as_file, report_route

@@ -7,10 +7,10 @@ import re
 
 from fastapi import APIRouter, Query
 
-from controller import rollup
+from controller.backoffice import rollup
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.web.auth import SessionDependency
 from controller.web.downloads import Computation, Rows, report_route
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session, SessionStore
 from controller.web.auth import API, SessionDependency
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from controller.core import commands as c
 from controller.core.errors import HallError
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.sessions import Session
 from controller.web import schemas, views

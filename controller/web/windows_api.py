@@ -15,7 +15,7 @@ from controller.core import commands as c, identity
 from controller.core.errors import HallError
 from controller.core.hall import StaffRole
 from controller.core.model import Ticket
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from controller.store.sessions import Session
 from controller.web import schemas, views
 from controller.web.auth import API, SessionDependency

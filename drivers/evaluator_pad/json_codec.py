@@ -7,7 +7,7 @@ The controller publishes the pad's state, retained, on `<topic>/state`:
 The pad publishes a grade (QoS 1, not retained) on `<topic>/grade`:
     {"id": "<unique>", "grade": "非常满意" | 1..5, "tags": ["态度", ...]}
 A number is the pad's key: 1 非常满意 … 5 非常不满意 (`PAD_GRADES`, the pads' own order,
-not an upload's code table: those are controller.evaluation_reports.GRADE_CODES). The id
+not an upload's code table: those are controller.backoffice.evaluation_reports.GRADE_CODES). The id
 makes a repeated delivery harmless.
 """
 

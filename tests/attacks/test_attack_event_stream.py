@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from controller.cli import open_hall
-from controller.clock import ManualClock
-from controller.config import load_hall
+from controller.runtime.clock import ManualClock
+from controller.config.hall import load_hall
 from controller.core import commands as c
 from tests.server import DEMO_CONFIG, HallProcess
 

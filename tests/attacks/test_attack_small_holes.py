@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from controller import pins
+from controller.security import pins
 from controller.core.identity import check_digit
 from tests import server
 from tests.server import HallProcess

@@ -23,8 +23,8 @@ import pytest
 
 import tests.server
 from controller.cli import main
-from controller.config import load_config
-from controller.mqtt_security import mosquitto_acl
+from controller.config.hall import load_config
+from controller.mqtt.accounts import mosquitto_acl
 from tests.server import DEMO_CONFIG, HallProcess, wait_for
 
 PASSWORD_ENV = "HALL_MQTT_PASSWORD"

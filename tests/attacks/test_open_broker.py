@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from controller.pins import hash_pin
+from controller.security.pins import hash_pin
 from tests.server import DEMO_CONFIG, REPO
 
 REAL_HASH = hash_pin("80731", iterations=1000)

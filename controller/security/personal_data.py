@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core.model import OPEN_STATUSES
-from controller.privacy import (
+from controller.security.privacy import (
     KEY_FILE, NEW_KEY_FILE, PURGED, PURGED_ID_MASK, PURGED_NAME_MASK, IdentitySealer, new_secret,
     read_secret, write_secret,
 )

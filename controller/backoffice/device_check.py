@@ -23,14 +23,14 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout, wait
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from controller.calling import FLASH_SECONDS, CallingFloor
+from controller.counters.calling import FLASH_SECONDS, CallingFloor
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.hall import Device
 from controller.core.model import WindowStatus
-from controller.devices import Floor
-from controller.hallcontroller import HallController
-from controller.kiosk import NEAR_END
+from controller.floor.devices import Floor
+from controller.runtime.hallcontroller import HallController
+from controller.entrance.kiosk import NEAR_END
 from drivers.id_reader import IdCardReader, ReaderStatus
 from drivers.ticket_printer import PaperOut, PaperStatus, PrinterUnavailable, TicketPrint, TicketPrinter
 

@@ -1,5 +1,5 @@
 """The web API's HTTP protocol: uvicorn's (httptools) with the request deadline and the
-connection cap that `controller.http_limits` explains. Imports uvicorn: only `hallctl run`
+connection cap that `controller.security.http_limits` explains. Imports uvicorn: only `hallctl run`
 loads this module (`http_limits.bounded_protocol`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-log = logging.getLogger("controller.http_limits")
+log = logging.getLogger("controller.security.http_limits")
 
 
 class BoundedHttp(HttpToolsProtocol):

@@ -30,7 +30,7 @@ import threading
 from typing import Any, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
-from controller.clock import ClockChange, HallTime
+from controller.runtime.clock import ClockChange, HallTime
 from controller.core import commands as c
 from controller.core.engine import Engine
 from controller.core.errors import HallError
@@ -40,8 +40,8 @@ from controller.core.hall import Hall
 from controller.core.identity import Citizen
 from controller.core.model import HallState, Ticket, WindowState
 from controller.core.outcome import Outcome
-from controller.personal_data import Purged, purge
-from controller.privacy import IdentitySealer
+from controller.security.personal_data import Purged, purge
+from controller.security.privacy import IdentitySealer
 from controller.store.faults import StorageUnavailable
 from controller.store.hallstore import AlsoWrite, CommandRow, HallStore
 from vocabulary import SYSTEM
@@ -351,7 +351,7 @@ class HallController:
 
     def purge_personal_data(self) -> Purged | None:
         """Once a day, at its first tick: the personal data of visits older than the hall keeps
-        it (`[rules] personal_data_days`) is removed, the figures stay (controller.personal_data)."""
+        it (`[rules] personal_data_days`) is removed, the figures stay (controller.security.personal_data)."""
         def purge_once() -> Purged | None:
             now = self.clock()
             if self._purged_on == now.date():

@@ -1,4 +1,4 @@
-"""The hall config's `[patrol]` and `[assessment]` sections (read by `controller.config`).
+"""The hall config's `[patrol]` and `[assessment]` sections (read by `controller.config.hall`).
 
     [patrol]
     times = ["09:30", "13:40"]          # 000 巡查制度 第三条
@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from controller.core.assessment import AssessmentTable
-from controller.tomlkeys import ConfigError, Table, found, is_int
+from controller.config.tomlkeys import ConfigError, Table, found, is_int
 
 _TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 

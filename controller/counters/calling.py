@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol
 from controller.core import events as ev
 from controller.core.events import Event
 from controller.core.model import HallState, WindowStatus
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from drivers.caller_display import Calling, Closed, HallBoard, Idle, PauseSign, WindowBar, board_json
 from drivers.caller_display.state import CLOSED_TEXT
 from vocabulary import SYSTEM_DEFAULT

@@ -20,18 +20,18 @@ from controller.core.hall import (
     OpeningCalendar, Rules, Service, Staff, StaffRole, TimeSpan, TransferPosition, Window,
     WindowKind,
 )
-from controller import ledger_config
-from controller.device_kinds import device_kinds
+from controller.config import ledger as ledger_config
+from controller.floor.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
-from controller.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
-from controller.settings import HallConfig, MqttSettings, VoiceSettings
+from controller.security.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
+from controller.config.settings import HallConfig, MqttSettings, VoiceSettings
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
 from drivers.transport import HOST_PORT, TRANSPORTS
-from controller.tomlkeys import (
+from controller.config.tomlkeys import (
     ConfigError, Table, check, claim, found, is_int, is_text, matches, read_toml,
 )
 
-# Device kinds and transports are registries (controller.device_kinds, drivers.transport):
+# Device kinds and transports are registries (controller.floor.device_kinds, drivers.transport):
 # the config accepts what is registered and asks each for its checks.
 
 
@@ -42,7 +42,7 @@ def load_config(path: str | Path) -> HallConfig:
     """Read and validate the hall config file at `path`: the hall and its settings. Its
     opening days follow the working-day calendar: chinesecalendar, with the `holidays.toml`
     beside the file on top."""
-    from controller.workdays_data import hall_calendar
+    from controller.config.workdays import hall_calendar
 
     source = str(path)
     data = read_toml(path)
@@ -470,7 +470,7 @@ def _display(top: Table) -> dict[str, Any]:
     return {"display_notices": tuple(text.strip() for _, text in notices)}
 
 
-GRADE_CODE_TABLES = ("national", "reversed")  # controller.evaluation_reports.GRADE_CODES
+GRADE_CODE_TABLES = ("national", "reversed")  # controller.backoffice.evaluation_reports.GRADE_CODES
 
 
 def _export(top: Table) -> dict[str, Any]:

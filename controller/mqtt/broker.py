@@ -7,7 +7,7 @@ Without `[mqtt] password_file` it takes anyone who reaches its port: keep it on 
 LAN (or loopback, as the demo does); a live hall listening beyond loopback without accounts
 fails check-config unless `[mqtt] allow_anonymous = true` says so. With one, it runs amqtt's
 own plugins: every client logs in from that file (Argon2 hashes, `hallctl mqtt-passwd`) and
-the topic ACL of `controller.mqtt_security` keeps each device to its own window's topics, as
+the topic ACL of `controller.mqtt.accounts` keeps each device to its own window's topics, as
 Mosquitto's acl_file does. amqtt 0.12 publishes a client's Will without asking its topic
 plugins, so `WillTopicCheck` refuses at CONNECT a login whose Will names a topic its account
 may not write (Mosquitto checks a Will against the ACL when it publishes it). What amqtt 0.12
@@ -98,7 +98,7 @@ async def start_embedded_broker(listen: str, password_file: str | None = None,
     """Start an amqtt broker on `listen` ("host:port"); returns the coroutine function that stops it.
 
     With `password_file`, only its accounts may connect, each within `acl`
-    (`controller.mqtt_security.amqtt_acl`)."""
+    (`controller.mqtt.accounts.amqtt_acl`)."""
     from amqtt.broker import Broker  # imported here: only halls without Mosquitto need it
 
     with warnings.catch_warnings():

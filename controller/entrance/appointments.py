@@ -16,7 +16,7 @@ from typing import Any
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.outcome import Outcome
-from controller.hallcontroller import HallController, issued_ticket
+from controller.runtime.hallcontroller import HallController, issued_ticket
 from controller.store import appointment_book
 
 CODE_PREFIX = "APT-"

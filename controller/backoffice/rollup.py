@@ -32,9 +32,9 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from controller import evaluation_reports as er
-from controller import hall_reports as hr
-from controller.case_records import case_from_json
+from controller.backoffice import evaluation_reports as er
+from controller.backoffice import hall_reports as hr
+from controller.backoffice.case_records import case_from_json
 from controller.core.assessment import MonthFigures, score
 from controller.core.callbacks import CaseKind
 from controller.core.hall import Hall, StaffRole

@@ -2,8 +2,8 @@
 how it attaches to the hall, as python-can registers its bus interfaces.
 
 A kind registers itself (`register_device_kind`) beside the code that drives it: the kiosk
-devices in `controller.devices`, the counter devices and the hall display in
-`controller.calling_devices`. The hall config (`controller.config`) accepts the registered
+devices in `controller.floor.devices`, the counter devices and the hall display in
+`controller.counters.calling_devices`. The hall config (`controller.config.hall`) accepts the registered
 kinds, asks each to check its device's options, and the assembly starts each by its station.
 Transports register the same way in `drivers.transport`.
 """
@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 # The modules that register the hall's own kinds; imported on the first look-up.
-BUILTIN = ("controller.devices", "controller.calling_devices")
+BUILTIN = ("controller.floor.devices", "controller.counters.calling_devices")
 
 
 class Station(StrEnum):
@@ -38,9 +38,9 @@ def no_check(options: Mapping[str, str]) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class DeviceKind:
-    """One kind of device. `attach` starts a kiosk device's driver (`controller.devices`:
+    """One kind of device. `attach` starts a kiosk device's driver (`controller.floor.devices`:
     `attach(kiosk, device, link, floor)`); counter devices join their window's bus or the
-    hall's MQTT link by `role` (`controller.calling_devices`)."""
+    hall's MQTT link by `role` (`controller.counters.calling_devices`)."""
 
     name: str
     station: Station

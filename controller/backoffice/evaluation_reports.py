@@ -16,7 +16,7 @@ Over the finished visits (tickets with status `finished`) whose `day` lies in th
   window's next visit finished first; in older logs, a pause or logout), for the supervisor:
   evaluation is the citizen's, and nobody may influence it (国办发〔2019〕51号).
 
-Where the database has the case desk's `cases` table (controller.cases), for the group's
+Where the database has the case desk's `cases` table (controller.backoffice.cases), for the group's
 bad-review cases (those opened for the group's visits): **callback rate** = closed / cases
 (case_supervision.callback_rate, the 100% of 001 6.5.2.1) and **rectification rate** = cases
 rectified or beyond (整改, 反馈, 追评, 办结; an appealed case by the state it was appealed from) /
@@ -36,12 +36,12 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
-from controller.case_records import case_from_json
-from controller import day_figures
+from controller.backoffice.case_records import case_from_json
+from controller.backoffice import day_figures
 from controller.core.callbacks import STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
 from controller.core.hall import EVALUATION_GRADES
-from controller.day_figures import Figures, span_figures
+from controller.backoffice.day_figures import Figures, span_figures
 from controller.store import history
 from vocabulary import SYSTEM_DEFAULT
 
@@ -107,7 +107,7 @@ def evaluation_report(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.d
 
     `by` is window, staff, service, day or month; the row's first key is that name. Overdue
     cases are those past a deadline at `now` (the hall's clock; the wall clock if left out).
-    The visits are counted from the days' figures (controller.day_figures): `figures` when the
+    The visits are counted from the days' figures (controller.backoffice.day_figures): `figures` when the
     caller has them already (the hall report), else read here; the cases as they are now.
     """
     if by not in GROUPINGS:

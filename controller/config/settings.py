@@ -21,7 +21,7 @@ class MqttSettings:
     port: int = 1883
     embedded_listen: str = "127.0.0.1:1883"
     # the controller's broker account; the password is given in the file or, better, named
-    # by an environment variable (controller.mqtt_security.controller_credentials)
+    # by an environment variable (controller.mqtt.accounts.controller_credentials)
     username: str | None = None
     password: str | None = field(default=None, repr=False)  # never in a log line
     password_env: str | None = None

@@ -13,13 +13,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.appointments import Appointments
+from controller.entrance.appointments import Appointments
 from controller.core.hall import Device
-from controller.hallcontroller import HallController, issued_ticket
-from controller.kiosk import Kiosk
+from controller.runtime.hallcontroller import HallController, issued_ticket
+from controller.entrance.kiosk import Kiosk
 from controller.core import identity
 from controller.core.errors import HallError
-from controller.device_kinds import DeviceKind, Station, device_kinds, register_device_kind
+from controller.floor.device_kinds import DeviceKind, Station, device_kinds, register_device_kind
 from drivers.code_scanner import CodeScanner
 from drivers.id_reader import Card, CardType, IdCardReader
 from drivers.ticket_printer import PrinterUnavailable, TicketPrinter

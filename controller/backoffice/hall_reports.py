@@ -1,7 +1,7 @@
 """The reports page's figures: tickets and waits per service, day, month, staff member or
 window; the overtime register (延时服务); and attendance from window logins (考勤).
 
-Read-only queries over the hall database, like `controller.evaluation_reports`, whose
+Read-only queries over the hall database, like `controller.backoffice.evaluation_reports`, whose
 `to_csv` and `to_xlsx` write these rows to files too (English keys as the headers, as there).
 Times are the hall's: stored times carry their offset and are compared as such; the
 opening hours of a day are the hall's for that date (`Hall.hours_on`: its weekday's hours, by
@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from controller import day_figures
-from controller import evaluation_reports as er
-from controller.day_figures import at_hall_time as _at, minutes as _minutes
+from controller.backoffice import day_figures
+from controller.backoffice import evaluation_reports as er
+from controller.backoffice.day_figures import at_hall_time as _at, minutes as _minutes
 from controller.core.hall import Hall, TimeSpan
 from controller.core.hours import closing_time
 from controller.core.workdays import WorkCalendar

@@ -9,7 +9,7 @@ from typing import Callable
 from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.core.priority import KEYPAD_CALL_REASON
-from controller.hallcontroller import HallController
+from controller.runtime.hallcontroller import HallController
 from drivers.counter_keypad import Key, KeyPress, PauseReason
 
 log = logging.getLogger(__name__)

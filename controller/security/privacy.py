@@ -4,7 +4,7 @@ The hall's secret lives in `secret.key` beside the database (created on first
 run, readable by the controller's user only) or in the environment variable
 HALL_SECRET_KEY. A copied database without the key shows masked data only.
 
-`hallctl rotate-key` re-seals everything with a new key (controller.personal_data); while it
+`hallctl rotate-key` re-seals everything with a new key (controller.security.personal_data); while it
 runs the new key waits in `secret.key.new`, and a hall that finds that file does not start
 until the rotation is finished.
 """
@@ -29,7 +29,7 @@ from controller.core.errors import HallError
 KEY_FILE = "secret.key"
 NEW_KEY_FILE = "secret.key.new"
 ENV_KEY = "HALL_SECRET_KEY"
-# What a purge (controller.personal_data) leaves of a visit older than the hall keeps personal
+# What a purge (controller.security.personal_data) leaves of a visit older than the hall keeps personal
 # data: a masked form that says "a real-name visit" and no more, and, in a case, a sealed
 # field that says "there was one" (the figures count real-name bad reviews).
 PURGED_ID_MASK = "*" * 18

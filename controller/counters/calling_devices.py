@@ -13,15 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from controller.calling import Bar, CallingFloor, Pad
+from controller.counters.calling import Bar, CallingFloor, Pad
 from controller.core import commands as c
 from controller.core.hall import Device, Hall
-from controller.device_kinds import DeviceKind, Station, device_kinds, register_device_kind
-from controller.devices import DeviceAddress, Floor
-from controller.hallcontroller import HallController
-from controller.keypads import grade_given, key_pressed
-from controller.mqtt_security import controller_credentials, controller_status_topic
-from controller.settings import MqttSettings, VoiceSettings
+from controller.floor.device_kinds import DeviceKind, Station, device_kinds, register_device_kind
+from controller.floor.devices import DeviceAddress, Floor
+from controller.runtime.hallcontroller import HallController
+from controller.counters.keypads import grade_given, key_pressed
+from controller.mqtt.accounts import controller_credentials, controller_status_topic
+from controller.config.settings import MqttSettings, VoiceSettings
 from drivers.announcer import Announcer, EspeakSynthesizer
 from drivers.caller_display import CODECS, WindowBar
 from drivers.caller_display.mqtt import MqttBar

@@ -36,8 +36,8 @@ from controller.core.estimate import WaitEstimate, wait_range
 from controller.core.identity import Citizen
 from controller.core.model import HallState, Ticket, TicketStatus, WindowStatus
 from controller.core.outcome import Outcome
-from controller.appointments import Appointments
-from controller.hallcontroller import HallController, issued_ticket
+from controller.entrance.appointments import Appointments
+from controller.runtime.hallcontroller import HallController, issued_ticket
 from drivers.code_scanner import ScanKind, classify
 from drivers.ticket_printer import (
     PaperOut, PaperStatus, PrinterUnavailable, TicketPrint, TicketPrinter,

@@ -27,7 +27,7 @@ import logging
 from typing import Any
 
 from controller.core import identity
-from controller.case_records import FAR_FUTURE, case_from_json, case_to_json, next_due, plain
+from controller.backoffice.case_records import FAR_FUTURE, case_from_json, case_to_json, next_due, plain
 from controller.core.callbacks import (
     STATE_LABELS, Appeal, Assign, Case, CaseError, CaseKind, CaseRules, CaseSource,
     CaseState, Close, Command, DecideAppeal, FollowUp, GiveFeedback, OpenCase, RecordCallback,
@@ -38,8 +38,8 @@ from controller.core.errors import Category, HallError
 from controller.core.events import TICKET_EVALUATED, Event, TicketEvaluated, from_row
 from controller.core.hall import Deadline
 from controller.core.workdays import WorkCalendar
-from controller.hallcontroller import HallController
-from controller.privacy import PURGED
+from controller.runtime.hallcontroller import HallController
+from controller.security.privacy import PURGED
 from controller.store import casebook
 from vocabulary import SYSTEM
 

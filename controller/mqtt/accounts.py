@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.core.hall import Device, Hall
-from controller.settings import MqttSettings
-from controller.tomlkeys import ConfigError
+from controller.config.settings import MqttSettings
+from controller.config.tomlkeys import ConfigError
 
 
 @dataclass(frozen=True)

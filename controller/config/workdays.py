@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core.workdays import WorkCalendar, merge
-from controller.tomlkeys import ConfigError, Table, claim, read_toml
+from controller.config.tomlkeys import ConfigError, Table, claim, read_toml
 
 _YEAR = re.compile(r"\d{4}")
 

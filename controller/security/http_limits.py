@@ -49,7 +49,7 @@ def connection_cap(max_connections: int, devices: int, backlog: int = BACKLOG) -
 
 def bounded_protocol(request_seconds: float, cap: int) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol (httptools) with the request deadline and the connection cap."""
-    from controller.bounded_http import BoundedHttp  # uvicorn: only `hallctl run`
+    from controller.security.bounded_http import BoundedHttp  # uvicorn: only `hallctl run`
 
     class Bounded(BoundedHttp):
         """This server's bounds."""

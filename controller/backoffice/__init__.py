@@ -1,0 +1,1 @@
+"""The back office: evaluation cases and callbacks, reports, roll-ups, the device check."""

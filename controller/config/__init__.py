@@ -1,0 +1,1 @@
+"""The hall's configuration: the hall description (TOML), settings, holidays and ledgers."""

@@ -1,0 +1,1 @@
+"""The hall's MQTT: the embedded broker and its device accounts."""

@@ -1,0 +1,1 @@
+"""Security and privacy: PINs, sealed identities, personal-data retention, request limits."""
