@@ -174,7 +174,7 @@ def test_yesterdays_token_acts_for_nobody_today(night_hall):
     """chenjing's tablet keeps its token overnight (延时服务 till just before midnight), and
     a supervisor's page stays open. When the hall's clock passes midnight both tokens end,
     the open stream closes, and after a restart in the morning they are still refused."""
-    night_hall.extra_args = ("--clock-start", f"{THURSDAY}T23:59:30+08:00")
+    night_hall.extra_args = ("--clock-start", f"{THURSDAY}T23:59:44+08:00")
     night_hall.start()
     with night_hall.client() as api:
         staff, boss = login(api, STAFF, 1), login(api, SUPERVISOR, None)
