@@ -176,31 +176,29 @@ def test_an_old_database_upgrades_to_the_compact_log_and_reads_back(tmp_path):
     """A hall's database from before the compact log (schema 11, JSON written with spaces)
     opens on this controller: the same state, the same events, in fewer bytes, and still
     append-only."""
-    path = tmp_path / "hall.sqlite3"
-    old = sqlite3.connect(path, isolation_level=None)
-    for i, step in enumerate(MIGRATIONS[:11]):
-        old.executescript("BEGIN;\n" + step + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
-    old.close()
+    now = tmp_path / "now"
+    now.mkdir()
     clock = ManualClock(at("09:00"))
-    ctrl = controller(tmp_path, clock)
+    ctrl = controller(now, clock)
     busy_morning(ctrl, clock)
     before_state = snapshot(ctrl)
     history = ctrl.store.events_after(0, 10_000)
     audit = ctrl.store.query("SELECT id, actor, name, args, result FROM commands ORDER BY id")
     ctrl.store.close()
-    # what the controller of schema 11 wrote: json.dumps with its default separators
-    old = sqlite3.connect(path, isolation_level=None)
-    old.executescript("DROP TRIGGER events_append_only_u; DROP TRIGGER commands_append_only_u;")
-    for table, column in (("events", "data"), ("commands", "args")):
-        for rowid, text in old.execute(f"SELECT id, {column} FROM {table}").fetchall():
-            spaced = json.dumps(json.loads(text), ensure_ascii=False)
-            old.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (spaced, rowid))
+    # what the controller of schema 11 wrote: the same rows, its JSON with json.dumps's default
+    # separators
+    old = sqlite3.connect(tmp_path / "hall.sqlite3", isolation_level=None)
+    for i, step in enumerate(MIGRATIONS[:11]):
+        old.executescript("BEGIN;\n" + step + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
+    old.execute("ATTACH ? AS now", [str(now / "hall.sqlite3")])
+    old.create_function("spaced", 1, lambda text: json.dumps(json.loads(text), ensure_ascii=False))
     old.executescript("""
-        CREATE TRIGGER commands_append_only_u BEFORE UPDATE ON commands
-            BEGIN SELECT RAISE(ABORT, 'commands are append-only'); END;
-        CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
-            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-        PRAGMA user_version = 11;""")
+        INSERT INTO meta SELECT * FROM now.meta;
+        INSERT INTO tickets SELECT * FROM now.tickets;
+        INSERT INTO windows SELECT * FROM now.windows;
+        INSERT INTO commands SELECT id, at, actor, name, spaced(args), result, message FROM now.commands;
+        INSERT INTO events SELECT id, command_id, at, kind, window, ticket_id, spaced(data) FROM now.events;
+        DETACH now;""")
     spaced_bytes = old.execute("SELECT SUM(LENGTH(CAST(data AS BLOB))) FROM events").fetchone()[0]
     assert '": "' in old.execute("SELECT data FROM events LIMIT 1").fetchone()[0]
     old.close()
