@@ -14,6 +14,7 @@ from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.runtime.hallcontroller import HallController
 from controller.store.db import MIGRATIONS, schema_version
+from controller.store.faults import StorageUnavailable
 from controller.store.hallstore import HallStore
 from tests.halls import SEALER, at, small_hall
 
@@ -236,3 +237,39 @@ def test_a_report_reads_one_snapshot_beside_the_hall_and_cannot_write(tmp_path):
     with ctrl.store.reads.snapshot() as db:
         assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 2
     ctrl.store.close()
+
+
+def test_the_log_keeps_each_name_once_and_an_event_takes_its_commands_moment(tmp_path):
+    """Migration 15: event kinds, command names and actors are stored once, in log_names; an
+    event at its command's moment stores no time of its own; the views read as the logs always did."""
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    busy_morning(ctrl, clock)
+    db = ctrl.store.db
+    names = [r[0] for r in db.execute("SELECT name FROM log_names").fetchall()]
+    assert len(names) == len(set(names)) and {"ticket_called", "call_next", "staff:test"} <= set(names)
+    assert db.execute("SELECT COUNT(*) FROM event_log WHERE at IS NOT NULL").fetchone()[0] == 0
+    [(kind, when, actor)] = db.execute(
+        "SELECT e.kind, e.at, c.actor FROM events e JOIN commands c ON c.id = e.command_id "
+        "ORDER BY e.id DESC LIMIT 1").fetchall()
+    assert (kind, when, actor) == ("ticket_called", clock().isoformat(), "staff:test")
+    ctrl.store.close()
+    again = controller(tmp_path, clock)  # the codes found again after a restart, not added twice
+    again.execute(c.CallNext(2), "staff:test")
+    assert db is not again.store.db and again.store.db.execute(
+        "SELECT COUNT(*) FROM log_names").fetchone()[0] == len(names)
+
+
+def test_a_name_first_written_in_a_failed_write_is_written_again(tmp_path, monkeypatch):
+    """A new actor's code added in a write that rolled back is not taken as known after."""
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(ctrl.store, "_write_outcome", disk_full)
+    with pytest.raises(StorageUnavailable):
+        ctrl.execute(c.IssueTicket("A"), "kiosk:new")
+    monkeypatch.undo()
+    assert ctrl.execute(c.IssueTicket("A"), "kiosk:new").ticket.label == "A001"
+    assert [r["actor"] for r in ctrl.store.query("SELECT actor FROM commands")][-1] == "kiosk:new"
