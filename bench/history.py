@@ -148,16 +148,17 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
         def moved(v, a=a, b=b, a8=a8, b8=b8):
             return v.replace(a, b).replace(a8, b8) if isinstance(v, str) else v
 
-        (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM commands WHERE at LIKE ?", [a + "%"])
-        (e0, e1), = conn.execute("SELECT MIN(id), MAX(id) FROM events WHERE command_id BETWEEN ? AND ?",
+        # the logs' own tables (migration 15: `commands` and `events` are views of them)
+        (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM command_log WHERE at LIKE ?", [a + "%"])
+        (e0, e1), = conn.execute("SELECT MIN(id), MAX(id) FROM event_log WHERE command_id BETWEEN ? AND ?",
                                  [c0, c1])
-        nc = conn.execute("SELECT MAX(id) FROM commands").fetchone()[0] + 1 - c0
-        ne = conn.execute("SELECT MAX(id) FROM events").fetchone()[0] + 1 - e0
+        nc = conn.execute("SELECT MAX(id) FROM command_log").fetchone()[0] + 1 - c0
+        ne = conn.execute("SELECT MAX(id) FROM event_log").fetchone()[0] + 1 - e0
         for table, where, shift in (
                 ("tickets", "day = ?", None), ("cases", "day = ?", None),
                 ("anonymous_bad_reviews", "day = ?", None),
-                ("commands", "id BETWEEN ? AND ?", "commands"),
-                ("events", "id BETWEEN ? AND ?", "events")):
+                ("command_log", "id BETWEEN ? AND ?", "commands"),
+                ("event_log", "id BETWEEN ? AND ?", "events")):
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
             args = [a] if shift is None else ([c0, c1] if shift == "commands" else [e0, e1])
             rows = []
@@ -175,7 +176,7 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
     if last is not None:  # the hall's day is the last day it lived
         conn.execute("UPDATE meta SET value = ? WHERE key = 'day'", [last])
     conn.execute("INSERT INTO meta (key, value) VALUES ('cases_seen_event', "
-                 "(SELECT MAX(id) FROM events)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                 "(SELECT MAX(id) FROM event_log)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     conn.execute("COMMIT")
     conn.close()
 

@@ -14,6 +14,7 @@ from controller.core import commands as c
 from controller.core.errors import HallError
 from controller.runtime.hallcontroller import HallController
 from controller.store.db import MIGRATIONS, schema_version
+from controller.store.faults import StorageUnavailable
 from controller.store.hallstore import HallStore
 from tests.halls import SEALER, at, small_hall
 
@@ -176,31 +177,29 @@ def test_an_old_database_upgrades_to_the_compact_log_and_reads_back(tmp_path):
     """A hall's database from before the compact log (schema 11, JSON written with spaces)
     opens on this controller: the same state, the same events, in fewer bytes, and still
     append-only."""
-    path = tmp_path / "hall.sqlite3"
-    old = sqlite3.connect(path, isolation_level=None)
-    for i, step in enumerate(MIGRATIONS[:11]):
-        old.executescript("BEGIN;\n" + step + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
-    old.close()
+    now = tmp_path / "now"
+    now.mkdir()
     clock = ManualClock(at("09:00"))
-    ctrl = controller(tmp_path, clock)
+    ctrl = controller(now, clock)
     busy_morning(ctrl, clock)
     before_state = snapshot(ctrl)
     history = ctrl.store.events_after(0, 10_000)
     audit = ctrl.store.query("SELECT id, actor, name, args, result FROM commands ORDER BY id")
     ctrl.store.close()
-    # what the controller of schema 11 wrote: json.dumps with its default separators
-    old = sqlite3.connect(path, isolation_level=None)
-    old.executescript("DROP TRIGGER events_append_only_u; DROP TRIGGER commands_append_only_u;")
-    for table, column in (("events", "data"), ("commands", "args")):
-        for rowid, text in old.execute(f"SELECT id, {column} FROM {table}").fetchall():
-            spaced = json.dumps(json.loads(text), ensure_ascii=False)
-            old.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (spaced, rowid))
+    # what the controller of schema 11 wrote: the same rows, its JSON with json.dumps's default
+    # separators
+    old = sqlite3.connect(tmp_path / "hall.sqlite3", isolation_level=None)
+    for i, step in enumerate(MIGRATIONS[:11]):
+        old.executescript("BEGIN;\n" + step + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
+    old.execute("ATTACH ? AS now", [str(now / "hall.sqlite3")])
+    old.create_function("spaced", 1, lambda text: json.dumps(json.loads(text), ensure_ascii=False))
     old.executescript("""
-        CREATE TRIGGER commands_append_only_u BEFORE UPDATE ON commands
-            BEGIN SELECT RAISE(ABORT, 'commands are append-only'); END;
-        CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
-            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-        PRAGMA user_version = 11;""")
+        INSERT INTO meta SELECT * FROM now.meta;
+        INSERT INTO tickets SELECT * FROM now.tickets;
+        INSERT INTO windows SELECT * FROM now.windows;
+        INSERT INTO commands SELECT id, at, actor, name, spaced(args), result, message FROM now.commands;
+        INSERT INTO events SELECT id, command_id, at, kind, window, ticket_id, spaced(data) FROM now.events;
+        DETACH now;""")
     spaced_bytes = old.execute("SELECT SUM(LENGTH(CAST(data AS BLOB))) FROM events").fetchone()[0]
     assert '": "' in old.execute("SELECT data FROM events LIMIT 1").fetchone()[0]
     old.close()
@@ -238,3 +237,39 @@ def test_a_report_reads_one_snapshot_beside_the_hall_and_cannot_write(tmp_path):
     with ctrl.store.reads.snapshot() as db:
         assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 2
     ctrl.store.close()
+
+
+def test_the_log_keeps_each_name_once_and_an_event_takes_its_commands_moment(tmp_path):
+    """Migration 15: event kinds, command names and actors are stored once, in log_names; an
+    event at its command's moment stores no time of its own; the views read as the logs always did."""
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+    busy_morning(ctrl, clock)
+    db = ctrl.store.db
+    names = [r[0] for r in db.execute("SELECT name FROM log_names").fetchall()]
+    assert len(names) == len(set(names)) and {"ticket_called", "call_next", "staff:test"} <= set(names)
+    assert db.execute("SELECT COUNT(*) FROM event_log WHERE at IS NOT NULL").fetchone()[0] == 0
+    [(kind, when, actor)] = db.execute(
+        "SELECT e.kind, e.at, c.actor FROM events e JOIN commands c ON c.id = e.command_id "
+        "ORDER BY e.id DESC LIMIT 1").fetchall()
+    assert (kind, when, actor) == ("ticket_called", clock().isoformat(), "staff:test")
+    ctrl.store.close()
+    again = controller(tmp_path, clock)  # the codes found again after a restart, not added twice
+    again.execute(c.CallNext(2), "staff:test")
+    assert db is not again.store.db and again.store.db.execute(
+        "SELECT COUNT(*) FROM log_names").fetchone()[0] == len(names)
+
+
+def test_a_name_first_written_in_a_failed_write_is_written_again(tmp_path, monkeypatch):
+    """A new actor's code added in a write that rolled back is not taken as known after."""
+    clock = ManualClock(at("09:00"))
+    ctrl = controller(tmp_path, clock)
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(ctrl.store, "_write_outcome", disk_full)
+    with pytest.raises(StorageUnavailable):
+        ctrl.execute(c.IssueTicket("A"), "kiosk:new")
+    monkeypatch.undo()
+    assert ctrl.execute(c.IssueTicket("A"), "kiosk:new").ticket.label == "A001"
+    assert [r["actor"] for r in ctrl.store.query("SELECT actor FROM commands")][-1] == "kiosk:new"

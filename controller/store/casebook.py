@@ -29,7 +29,7 @@ def mark_seen(db: sqlite_utils.Database, event_id: int) -> None:
 
 
 def last_event_id(db: sqlite_utils.Database) -> int:
-    return db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+    return db.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0]
 
 
 def events_of_kind_after(db: sqlite_utils.Database, kind: str,

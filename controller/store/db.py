@@ -11,6 +11,25 @@ from pathlib import Path
 
 import sqlite_utils
 
+
+def _closed_day_trigger(name: str, action: str, table: str, day: str) -> str:
+    """A trigger that counts a change to a ticket of a closed (or summarised) day and drops
+    that day's summary (migration 13)."""
+    return f"""
+    CREATE TRIGGER IF NOT EXISTS {name} AFTER {action} ON {table}
+        WHEN {day} < (SELECT value FROM meta WHERE key = 'day') OR {day} IN (SELECT day FROM day_summaries)
+        BEGIN
+            INSERT INTO day_changes (day, n) SELECT {day}, 0
+                WHERE NOT EXISTS (SELECT 1 FROM day_changes WHERE day = {day});
+            UPDATE day_changes SET n = n + 1 WHERE day = {day};
+            DELETE FROM day_figures WHERE day = {day};
+            DELETE FROM day_summaries WHERE day = {day};
+        END;
+    """
+
+
+_EVENT_DAY = "(SELECT day FROM tickets WHERE id = NEW.ticket_id)"
+
 # Each entry migrates the schema from version i to i + 1. Never edit a shipped
 # entry: add a new one.
 MIGRATIONS: list[str] = [
@@ -267,21 +286,11 @@ MIGRATIONS: list[str] = [
         day TEXT PRIMARY KEY,
         n INTEGER NOT NULL
     ) WITHOUT ROWID;
-""" + "".join(f"""
-    CREATE TRIGGER IF NOT EXISTS {name} AFTER {action} ON {table}
-        WHEN {day} < (SELECT value FROM meta WHERE key = 'day') OR {day} IN (SELECT day FROM day_summaries)
-        BEGIN
-            INSERT INTO day_changes (day, n) SELECT {day}, 0
-                WHERE NOT EXISTS (SELECT 1 FROM day_changes WHERE day = {day});
-            UPDATE day_changes SET n = n + 1 WHERE day = {day};
-            DELETE FROM day_figures WHERE day = {day};
-            DELETE FROM day_summaries WHERE day = {day};
-        END;
-    """ for name, action, table, day in (
+""" + "".join(_closed_day_trigger(name, action, table, day) for name, action, table, day in (
         ("tickets_closed_day_i", "INSERT", "tickets", "NEW.day"),
         ("tickets_closed_day_u", "UPDATE", "tickets", "OLD.day"),
         ("tickets_closed_day_d", "DELETE", "tickets", "OLD.day"),
-        ("events_closed_day", "INSERT", "events", "(SELECT day FROM tickets WHERE id = NEW.ticket_id)"),
+        ("events_closed_day", "INSERT", "events", _EVENT_DAY),
     )),
     # 14: indexes that cost bytes and bought nothing: tickets_day repeats the first column of
     # the (day, prefix, number) index, which serves every lookup by day; citizen_key is empty
@@ -291,6 +300,97 @@ MIGRATIONS: list[str] = [
     DROP INDEX IF EXISTS tickets_citizen;
     CREATE INDEX tickets_citizen ON tickets (citizen_key) WHERE citizen_key IS NOT NULL;
     """,
+    # 15: the logs lean (issue 15: a ticket's bytes on disk). The names the logs repeat on
+    # every row (event kinds, command names, actors) are kept once in log_names and the rows
+    # hold their codes; an event at the moment of its command (nearly all) leaves its `at`
+    # NULL. The rows live in event_log and command_log; `events` and `commands` are views
+    # with the columns and values they always had, so every reader reads as before, and
+    # writes through them are refused as before (append-only) or encoded (an INSERT).
+    # patrol_rounds is made again to refer to event_log. Runs once, in one transaction.
+    """
+    CREATE TABLE log_names (code INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    INSERT INTO log_names (name) SELECT kind FROM events UNION SELECT name FROM commands
+        UNION SELECT actor FROM commands;
+    CREATE TABLE command_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor INTEGER NOT NULL REFERENCES log_names (code),
+        name INTEGER NOT NULL REFERENCES log_names (code),
+        args TEXT NOT NULL,
+        result TEXT NOT NULL,
+        message TEXT
+    );
+    INSERT INTO command_log (id, at, actor, name, args, result, message)
+        SELECT c.id, c.at, a.code, n.code, c.args, c.result, c.message FROM commands c
+        JOIN log_names a ON a.name = c.actor JOIN log_names n ON n.name = c.name ORDER BY c.id;
+    CREATE TABLE event_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        command_id INTEGER NOT NULL REFERENCES command_log (id),
+        at TEXT,
+        kind INTEGER NOT NULL REFERENCES log_names (code),
+        window INTEGER,
+        ticket_id TEXT,
+        data TEXT NOT NULL
+    );
+    INSERT INTO event_log (id, command_id, at, kind, window, ticket_id, data)
+        SELECT e.id, e.command_id, NULLIF(e.at, c.at), k.code, e.window, e.ticket_id, e.data
+        FROM events e JOIN commands c ON c.id = e.command_id JOIN log_names k ON k.name = e.kind
+        ORDER BY e.id;
+    CREATE TABLE patrol_rounds_15 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id INTEGER NOT NULL UNIQUE REFERENCES event_log (id),
+        at TEXT NOT NULL,
+        day TEXT NOT NULL,
+        scheduled TEXT,
+        area TEXT NOT NULL,
+        no_problems INTEGER NOT NULL,
+        findings TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        windows TEXT NOT NULL
+    );
+    INSERT INTO patrol_rounds_15 SELECT * FROM patrol_rounds ORDER BY id;
+    DROP TABLE patrol_rounds;
+    ALTER TABLE patrol_rounds_15 RENAME TO patrol_rounds;
+    CREATE INDEX patrol_rounds_day ON patrol_rounds (day);
+    DROP TRIGGER events_append_only_u;
+    DROP TRIGGER events_append_only_d;
+    DROP TRIGGER commands_append_only_u;
+    DROP TRIGGER commands_append_only_d;
+    DROP TRIGGER events_closed_day;
+    DROP TABLE events;
+    DROP TABLE commands;
+    CREATE INDEX events_ticket ON event_log (ticket_id);
+    CREATE VIEW commands AS
+        SELECT c.id AS id, c.at AS at, a.name AS actor, n.name AS name, c.args AS args,
+               c.result AS result, c.message AS message
+        FROM command_log c JOIN log_names a ON a.code = c.actor JOIN log_names n ON n.code = c.name;
+    CREATE VIEW events AS
+        SELECT e.id AS id, e.command_id AS command_id, COALESCE(e.at, c.at) AS at, k.name AS kind,
+               e.window AS window, e.ticket_id AS ticket_id, e.data AS data
+        FROM event_log e JOIN command_log c ON c.id = e.command_id JOIN log_names k ON k.code = e.kind;
+    CREATE TRIGGER commands_insert INSTEAD OF INSERT ON commands BEGIN
+        INSERT INTO log_names (name) SELECT NEW.actor WHERE NOT EXISTS
+            (SELECT 1 FROM log_names WHERE name = NEW.actor);
+        INSERT INTO log_names (name) SELECT NEW.name WHERE NOT EXISTS
+            (SELECT 1 FROM log_names WHERE name = NEW.name);
+        INSERT INTO command_log (id, at, actor, name, args, result, message) VALUES (NEW.id, NEW.at,
+            (SELECT code FROM log_names WHERE name = NEW.actor),
+            (SELECT code FROM log_names WHERE name = NEW.name), NEW.args, NEW.result, NEW.message);
+    END;
+    CREATE TRIGGER events_insert INSTEAD OF INSERT ON events BEGIN
+        INSERT INTO log_names (name) SELECT NEW.kind WHERE NOT EXISTS
+            (SELECT 1 FROM log_names WHERE name = NEW.kind);
+        INSERT INTO event_log (id, command_id, at, kind, window, ticket_id, data) VALUES (NEW.id,
+            NEW.command_id, NULLIF(NEW.at, (SELECT at FROM command_log WHERE id = NEW.command_id)),
+            (SELECT code FROM log_names WHERE name = NEW.kind), NEW.window, NEW.ticket_id, NEW.data);
+    END;
+""" + "".join(f"""
+    CREATE TRIGGER {log}_append_only_{verb[0].lower()} BEFORE {verb} ON {table}
+        BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
+    CREATE TRIGGER {log}_view_append_only_{verb[0].lower()} INSTEAD OF {verb} ON {log}
+        BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
+    """ for log, table in (("commands", "command_log"), ("events", "event_log"))
+        for verb in ("UPDATE", "DELETE")) + _closed_day_trigger("events_closed_day", "INSERT", "event_log", _EVENT_DAY),
 ]
 
 

@@ -158,6 +158,9 @@ class HallStore:
         self.closed = False
         # reports and histories read beside the writer: `with store.reads.snapshot() as db`
         self.reads = ReadOnly(self)
+        # log_names' codes (migration 15): those committed, and those the open write added
+        self._codes: dict[str, int] = {}
+        self._new_codes: dict[str, int] = {}
 
     # -- storage faults ----------------------------------------------------
 
@@ -203,6 +206,7 @@ class HallStore:
         """Undo an open transaction. SQLite has already rolled back after SQLITE_FULL or an I/O
         error, and a second ROLLBACK's "cannot rollback" would hide the real error."""
         conn = self.db.conn
+        self._new_codes.clear()
         if conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
@@ -288,8 +292,10 @@ class HallStore:
                 command_id = self._log_command(row.at, row.actor, row.name, row.args,
                                                row.result, row.message)
                 if row.outcome is not None:
-                    written += self._write_outcome(command_id, row.outcome)
+                    written += self._write_outcome(command_id, row.at, row.outcome)
             conn.execute("COMMIT")
+            self._codes.update(self._new_codes)
+            self._new_codes.clear()
         except BaseException as e:
             self._rollback()
             if is_storage_error(e):
@@ -309,7 +315,8 @@ class HallStore:
         or an act outside the engine such as a supervisor's login."""
         self.write([CommandRow(at, actor, name, args, result, message)])
 
-    def _write_outcome(self, command_id: int, outcome: Outcome) -> list[tuple[int, Event]]:
+    def _write_outcome(self, command_id: int, command_at: dt.datetime,
+                       outcome: Outcome) -> list[tuple[int, Event]]:
         conn = self.db.conn
         for t in outcome.tickets.values():
             conn.execute(_TICKET_INSERT if t.id in outcome.created else _TICKET_UPSERT,
@@ -318,10 +325,12 @@ class HallStore:
                                           for w in outcome.windows.values()])
         written: list[tuple[int, Event]] = []
         for e in outcome.events:
+            # an event at its command's moment leaves `at` to the command (the `events` view)
+            at = None if e.at.isoformat() == command_at.isoformat() else e.at.isoformat()
             cur = conn.execute(
-                "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
+                "INSERT INTO event_log (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (command_id, e.at.isoformat(), kind_of(e), e.window, e.ticket, log_json(payload(e))))
+                (command_id, at, self._code(kind_of(e)), e.window, e.ticket, log_json(payload(e))))
             event_id = _inserted_id(cur)
             written.append((event_id, e))
             if isinstance(e, DayStarted):
@@ -341,9 +350,22 @@ class HallStore:
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                      result: str, message: str | None) -> int:
         cur = self.db.conn.execute(
-            "INSERT INTO commands (at, actor, name, args, result, message) VALUES (?, ?, ?, ?, ?, ?)",
-            (at.isoformat(), actor, name, log_json(args, default=str), result, message))
+            "INSERT INTO command_log (at, actor, name, args, result, message) VALUES (?, ?, ?, ?, ?, ?)",
+            (at.isoformat(), self._code(actor), self._code(name), log_json(args, default=str), result,
+             message))
         return _inserted_id(cur)
+
+    def _code(self, name: str) -> int:
+        """The code log_names keeps for `name` (an event kind, a command name, an actor), added
+        the first time the logs write it; a code added counts as known once its write commits."""
+        code = self._codes.get(name) or self._new_codes.get(name)
+        if code is None:
+            conn = self.db.conn
+            row = conn.execute("SELECT code FROM log_names WHERE name = ?", (name,)).fetchone()
+            code = row[0] if row else _inserted_id(
+                conn.execute("INSERT INTO log_names (name) VALUES (?)", (name,)))
+            self._new_codes[name] = code
+        return code
 
     def _insert_patrol(self, event_id: int, e: PatrolRecorded) -> None:
         self.db.conn.execute(
@@ -400,7 +422,7 @@ class HallStore:
 
     @_locked
     def last_event_id(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0]
 
 
 def _event_row(r: dict[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class EventReader:
         with self._connection() as conn:
             if conn is None:
                 return self.store.last_event_id()
-            return conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            return conn.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0]
 
     def before_day(self, day: dt.date, start: dt.datetime) -> int:
         """The id of the last event before the hall's day `day` began at `start` (its midnight,

@@ -131,9 +131,11 @@ def seed_a_busy_day(proc: HallProcess, when: dt.datetime) -> int:
     try:
         db = ctrl.store.db.conn
         with ctrl.store.lock:
-            command = db.execute("INSERT INTO commands (at, actor, name, args, result) VALUES "
-                                 "(?, 'kiosk', 'issue_ticket', '{}', 'ok')",
-                                 [(when - dt.timedelta(days=EARLIER_DAYS)).isoformat()]).lastrowid
+            db.execute("INSERT INTO commands (at, actor, name, args, result) VALUES "
+                       "(?, 'kiosk', 'issue_ticket', '{}', 'ok')",
+                       [(when - dt.timedelta(days=EARLIER_DAYS)).isoformat()])
+            # `commands` is a view (migration 15): the row's id is the log's last, not lastrowid
+            command = db.execute("SELECT MAX(id) FROM commands").fetchone()[0]
             db.executemany(
                 "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, 'ticket_issued', NULL, ?, ?)",
