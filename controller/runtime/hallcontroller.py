@@ -13,8 +13,8 @@ Callers: `execute` (any thread; blocks until durable), `submit` (the event loop;
 awaits), `run`/`arun` (a compound act done atomically on the hall thread), and
 the read side (`ask`/`aask` and the named reads below), which return plain
 copies and run once their group is written (what they read of memory is on disk).
-Nothing outside the hall thread touches `state`. Event subscribers run on the hall thread after the commit; one that has
-slow work to do hands it to a thread of its own.
+Nothing outside the hall thread touches `state`. Event subscribers run on the hall
+thread after the commit; one that has slow work to do hands it to a thread of its own.
 """
 
 from __future__ import annotations
