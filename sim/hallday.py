@@ -99,6 +99,12 @@ class DayRecord:
 class HallDay(StaffRules):
     """One day of one scenario; `run()` returns its `DayRecord`."""
 
+    # The day reads `self.ctrl.state` directly (here, in sim.staff and in sim.multiday), not
+    # through `ctrl.ask`: this thread is the only one that gives the controller work, each
+    # command returns only once the hall thread has applied, written and fanned it out, and
+    # the floor's calling devices are driven from here (its worker thread never starts), so
+    # between two commands the hall thread is idle and the state holds still.
+
     def __init__(self, scenario: Scenario, seed: int | None = None,
                  staffing: tuple[tuple[dt.time, int], ...] | None = None,
                  displays: bool | None = None, speed: float | None = None,

@@ -210,8 +210,8 @@ def test_a_bad_review_given_just_before_a_crash_gets_its_case_after_restart(make
     assert sorted(c.ticket_id for c in h.desk.list()) == sorted([first, lost])
     assert len(h.notes("case_open")) == 2  # the first case was not opened twice
     # the next start reads only what came after this one: the mark is at the log's end
-    with h.ctrl.lock:
-        assert casebook.seen_until(h.ctrl.store.db) == h.ctrl.store.last_event_id()
+    with h.ctrl.store.reads.snapshot() as db:
+        assert casebook.seen_until(db) == casebook.last_event_id(db)
 
 
 def test_the_desk_remembers_how_far_it_has_read_as_bad_reviews_come_in(make_hall):
@@ -220,8 +220,8 @@ def test_the_desk_remembers_how_far_it_has_read_as_bad_reviews_come_in(make_hall
     h.bad_review(at("10:00", day))
     evaluated = h.ctrl.store.query(
         "SELECT MAX(id) AS id FROM events WHERE kind = 'ticket_evaluated'")[0]["id"]
-    with h.ctrl.lock:
-        assert casebook.seen_until(h.ctrl.store.db) == evaluated
+    with h.ctrl.store.reads.snapshot() as db:
+        assert casebook.seen_until(db) == evaluated
 
 
 def test_good_and_system_default_grades_open_nothing(make_hall):

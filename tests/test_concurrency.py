@@ -1,13 +1,16 @@
 """Many hands at once: kiosks issuing and windows calling together through the real API.
 
 Acceptance: 100 threads calling across 20 windows never make a ticket current at
-two windows or serve it twice; 8 kiosks issuing at once never get the same number.
+two windows or serve it twice; 8 kiosks issuing at once never get the same number;
+counters reading their window and its tickets while all that goes on see one moment of
+the hall in every answer.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 from collections import Counter, defaultdict
 
@@ -235,3 +238,138 @@ def test_kiosks_and_100_callers_at_20_windows_never_share_a_ticket_or_a_number(t
     assert all(q["waiting"] == 0 for q in final["queues"])
     print(f"{len(issued)} tickets, {len(answers)} answers, {len(events)} ticket events, "
           f"{len(no_show)} 过号")
+
+
+VIEW_WINDOWS = 4
+VIEW_KIOSKS = 2
+VIEW_TICKETS_PER_KIOSK = 120
+READERS_PER_WINDOW = 2
+SWITCH_SECONDS = 1e-5
+
+
+def counter_reads(hall: RunningHall, window: int, headers: dict[str, str], stop: threading.Event,
+                  seen: list[str], reads: Counter) -> None:
+    """A counter page reading its window and the tickets it serves, over and over: every answer
+    a 200 and one moment of the hall. The window it was told serves a ticket is the window the
+    ticket says, or the ticket has moved on since; it never goes back to waiting."""
+    moved_on = ("called", "finished", "no_show")
+    try:
+        with hall.client(headers=headers) as client:
+            while not stop.is_set():
+                r = client.get(f"/api/v1/windows/{window}")
+                if r.status_code != 200:
+                    seen.append(f"window {window}: {r.status_code} {r.text[:200]}")
+                    return
+                body = r.json()
+                reads["window"] += 1
+                current, last = body["current"], body["last_visit"]
+                if current is not None:
+                    if body["state"] != "open" or current["called_at"] is None:
+                        seen.append(f"window {window} serves {current['number']} while {body['state']}")
+                    if last is not None and last["number"] == current["number"]:
+                        seen.append(f"window {window}: {current['number']} current and finished")
+                ids = [current["id"]] if current else []
+                for ticket_id in ids + [q for q in [body["evaluating"]] if q]:
+                    r = client.get(f"/api/v1/tickets/{ticket_id}")
+                    if r.status_code != 200:
+                        seen.append(f"ticket {ticket_id}: {r.status_code} {r.text[:200]}")
+                        return
+                    t = r.json()
+                    reads["ticket"] += 1
+                    problem = ticket_problem(t)
+                    if problem:
+                        seen.append(f"ticket {t['number']}: {problem}")
+                    if ticket_id in ids and (t["status"] not in moved_on or t["window"] != window):
+                        seen.append(f"window {window} served {t['number']}, now {t['status']} "
+                                    f"at window {t['window']}")
+    except Exception as e:  # noqa: BLE001 - reported through `seen`
+        seen.append(f"reader at window {window}: {type(e).__name__}: {e}")
+
+
+def ticket_problem(t: dict) -> str | None:
+    """What one ticket's answer says that no moment of the hall has."""
+    status = t["status"]
+    if status == "waiting" and not (isinstance(t.get("people_ahead"), int) and t["people_ahead"] >= 0):
+        return f"waiting with {t.get('people_ahead')!r} ahead"
+    if status == "called" and (t["window"] is None or t["called_at"] is None or t["finished_at"]):
+        return f"called at {t['window']} {t['called_at']}, finished {t['finished_at']}"
+    if status == "finished" and (t["window"] is None or t["finished_at"] is None):
+        return f"finished at {t['window']} {t['finished_at']}"
+    # the history is the store's: every command that moved the ticket in memory is on disk
+    kinds = [e["kind"] for e in t["history"]]
+    written = {"waiting": "ticket_issued", "called": "ticket_called", "finished": "ticket_finished"}
+    if status in written and written[status] not in kinds:
+        return f"{status}, but its history is {kinds}"
+    return None
+
+
+def test_counters_reading_while_windows_call_and_kiosks_issue_see_one_moment_of_the_hall(tmp_path):
+    """Given kiosks issuing and four windows calling and finishing, when each window's counter
+    reads its window and the ticket it serves from two threads at once, then every answer is a
+    200 and whole: the hall's state is read on the hall thread only (issue 15), never while a
+    command is half applied or a dict of tickets grows under the reader; and a ticket's status
+    and its history (read from the store) agree, though the read came in one group with the
+    command that moved the ticket."""
+    hall = small_hall(many_windows(VIEW_WINDOWS), address_tickets_per_minute=0)
+    clock = ShiftedClock("Asia/Shanghai", at("09:00"))
+    with running_hall(hall, tmp_path, clock) as running:
+        headers = {w: running.login(f"s{w}", w) for w in range(1, VIEW_WINDOWS + 1)}
+        issuing, stop = threading.Event(), threading.Event()
+        seen: list[str] = []
+        reads: Counter = Counter()
+        failures: list[str] = []
+
+        def kiosk(k: int) -> None:
+            with running.client() as client:
+                for i in range(VIEW_TICKETS_PER_KIOSK):
+                    r = client.post("/api/v1/tickets", json={"service": SERVICES[(k + i) % len(SERVICES)]})
+                    assert r.status_code == 201, r.text
+
+        def window(w: int) -> None:
+            base = f"/api/v1/windows/{w}"
+            with running.client(headers=headers[w]) as client:
+                while True:
+                    r = client.post(f"{base}/call")
+                    assert r.status_code == 200, r.text
+                    if r.json()["ticket"] is None:
+                        if not issuing.is_set():
+                            return
+                        continue
+                    r = client.post(f"{base}/finish")
+                    assert r.status_code == 200, r.text
+
+        # threads switch far more often than the default 5 ms: a reader off the hall thread
+        # would be caught mid-read by a command, as on a busy hall over a day
+        switching = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_SECONDS)
+        readers = [threading.Thread(target=counter_reads, name=f"reader-{w}-{n}",
+                                    args=(running, w, headers[w], stop, seen, reads))
+                   for w in range(1, VIEW_WINDOWS + 1) for n in range(READERS_PER_WINDOW)]
+        try:
+            for t in readers:
+                t.start()
+            issuing.set()
+
+            def kiosks_issue_then_stop() -> None:
+                try:
+                    run_all({f"kiosk-{k}": (kiosk, k) for k in range(VIEW_KIOSKS)}, failures)
+                finally:
+                    issuing.clear()  # the windows empty the queues, then stop
+            kiosks = threading.Thread(target=kiosks_issue_then_stop, name="kiosks")
+            kiosks.start()
+            run_all({f"window-{w}": (window, w) for w in range(1, VIEW_WINDOWS + 1)}, failures, 120)
+            kiosks.join(60)
+        finally:
+            stop.set()
+            for t in readers:
+                if t.is_alive():
+                    t.join(10)
+            sys.setswitchinterval(switching)
+        with running.client() as client:
+            final = client.get("/api/v1/hall").json()
+
+    assert not failures, failures[:5]
+    assert not seen, seen[:5]
+    assert reads["window"] > 50 and reads["ticket"] > 20, reads
+    print(f"{reads['window']} window reads, {reads['ticket']} ticket reads")
+    assert all(q["waiting"] == 0 for q in final["queues"])

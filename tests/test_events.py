@@ -20,8 +20,7 @@ DAY = dt.date(2025, 9, 30)
 
 
 def stored(ctrl) -> list[dict]:
-    with ctrl.lock:
-        return ctrl.store.query("SELECT kind, at, window, ticket_id, data FROM events ORDER BY id")
+    return ctrl.store.query("SELECT kind, at, window, ticket_id, data FROM events ORDER BY id")
 
 
 def test_every_event_of_a_busy_morning_reads_back_as_the_same_typed_event(tmp_path):

@@ -137,8 +137,8 @@ def test_a_pause_past_the_limit_reaches_the_supervisor_and_b_takes_the_window_ov
                     ("window_opened", "wang", None)]
     assert hall.ctrl.ticket(called["id"]).staff_id == "wang"
     # attendance per person: her login ended when he took over, his runs on at her window
-    with hall.ctrl.lock:
-        rows = {r["staff"]: r for r in attendance(hall.ctrl.store.db, hall.ctrl.hall, MONDAY, MONDAY,
+    with hall.ctrl.store.reads.snapshot() as db:
+        rows = {r["staff"]: r for r in attendance(db, hall.ctrl.hall, MONDAY, MONDAY,
                                                   now=hall.clock()) if r["session"] == "morning"}
     assert (rows["li"]["windows"], rows["li"]["first_login"], rows["li"]["last_logout"]) == (
         [1], "2026-11-23T09:00:00+08:00", "2026-11-23T09:16:00+08:00")

@@ -180,9 +180,9 @@ def test_a_subscriber_that_acts_does_not_deadlock_the_hall(tmp_path):
     assert ctrl.store.query("SELECT name FROM commands WHERE name = 'report_device'")
 
 
-def test_waiting_for_the_hall_while_holding_its_lock_is_refused_not_a_deadlock(tmp_path):
+def test_waiting_for_the_hall_while_holding_its_stores_lock_is_refused_not_a_deadlock(tmp_path):
     ctrl = controller(tmp_path, ManualClock(at("09:00")))
-    with ctrl.lock:
+    with ctrl.store.lock:  # the hall thread takes it for every group
         with pytest.raises(RuntimeError, match="deadlock"):
             ctrl.execute(c.IssueTicket("A"), "kiosk")
 

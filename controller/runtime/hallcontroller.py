@@ -12,8 +12,9 @@ pay for one fsync, not eight.
 Callers: `execute` (any thread; blocks until durable), `submit` (the event loop;
 awaits), `run`/`arun` (a compound act done atomically on the hall thread), and
 the read side (`ask`/`aask` and the named reads below), which return plain
-copies. Event subscribers run on the hall thread after the commit; one that has
-slow work to do hands it to a thread of its own.
+copies and run once their group is written (what they read of memory is on disk).
+Nothing outside the hall thread touches `state`. Event subscribers run on the hall
+thread after the commit; one that has slow work to do hands it to a thread of its own.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def issued_ticket(out: Outcome) -> Ticket:
     return out.ticket
 
 
+def _answer(job: _Job) -> tuple[_Job, bool, Any]:
+    """A job run: (job, True, its result) or (job, False, what it raised)."""
+    try:
+        return job, True, job.fn()
+    except BaseException as e:
+        return job, False, e
+
+
 def _clock_event(change: ClockChange, now: dt.datetime, state: HallState) -> Event:
     kind = ClockFault if change.kind == CLOCK_FAULT else ClockRestored
     return kind(at=now, hall_time=change.hall_time.isoformat(),
@@ -93,6 +102,9 @@ class HallSnapshot:
 class _Job:
     fn: Callable[[], Any]
     future: concurrent.futures.Future
+    # a read (`ask`): run once its group is written, so what it reads of the state and of the
+    # store agree (a ticket finished in memory has its ticket_finished event on disk)
+    read: bool = False
 
 
 class HallController:
@@ -103,11 +115,8 @@ class HallController:
         # seals personal data before it reaches the engine, the logs or the disk
         self.sealer = sealer
         self.engine = Engine(hall)
-        # INTERNAL, for the transition only (issue 15): the store's lock, which the hall thread
-        # holds while it mutates the state and writes. The report modules still take it around
-        # their reads of the write connection until they read through connections of their own;
-        # nothing else may. Holding it while waiting for the hall thread is a deadlock, refused.
-        self.lock = store.lock
+        # The hall thread's own: it mutates `state` and nothing outside the hall thread reads it.
+        # Other threads read through the read side below (`ask`/`aask` and the named reads).
         self.state: HallState = store.load(self.engine)
         # Everyone reads the hall's time, never the bare clock: a clock set back is held at
         # what the database last recorded, so no day earlier than the stored one begins.
@@ -121,7 +130,7 @@ class HallController:
         self.published = Published(self.state.day)
         # the constructing thread is the hall thread until the hall thread starts
         self._hall_ident: int | None = threading.get_ident()
-        with self.lock:
+        with self.store.lock:
             now = self.clock()
             self._record_clock(now, starting=True)
             self._close_stale_windows(now)
@@ -164,29 +173,28 @@ class HallController:
 
     def _run_group(self, group: list[_Job]) -> None:
         """Apply each job in memory, write all of them in one transaction, fan out, answer."""
-        with self.lock:
+        # the store's lock, held while the state changes and is written: the store's own
+        # readers that share its connection (`store.query`, reports where they cannot have a
+        # connection of their own) never see a group half-written
+        with self.store.lock:
             self._batch = []
             answers: list[tuple[_Job, bool, Any]] = []
+            started = [job for job in group if job.future.set_running_or_notify_cancel()]
             try:
-                for job in group:
-                    if not job.future.set_running_or_notify_cancel():
-                        continue
-                    try:
-                        answers.append((job, True, job.fn()))
-                    except BaseException as e:
-                        answers.append((job, False, e))
+                answers += [_answer(job) for job in started if not job.read]
             finally:
                 rows, self._batch = self._batch, None
             try:
                 written = self._write(rows) if rows else []
             except BaseException as e:
-                for job, _, _ in answers:
+                for job in started:
                     job.future.set_exception(e)
                 return
             # the events go out before the callers hear back: as when a command ran on the
             # caller's thread, whoever gets an answer finds every subscriber has seen its
             # events (a bad review has its case); subscribers are quick, so this costs little
             self._fan_out(written)
+            answers += [_answer(job) for job in started if job.read]
         for job, ok, value in answers:
             if ok:
                 job.future.set_result(value)
@@ -221,13 +229,15 @@ class HallController:
                 except Exception:
                     log.exception("event subscriber failed")
 
-    def _enqueue(self, fn: Callable[[], T]) -> concurrent.futures.Future:
+    def _enqueue(self, fn: Callable[[], T], read: bool = False) -> concurrent.futures.Future:
         if self._stopping or not self._thread.is_alive():
             raise RuntimeError("the hall thread has stopped")
-        if self.lock._is_owned():  # type: ignore[attr-defined]
-            raise RuntimeError("waiting for the hall thread while holding ctrl.lock: a deadlock")
+        # the hall thread takes the store's lock for every group: waiting for it while holding
+        # that lock would never end
+        if self.store.lock._is_owned():  # type: ignore[attr-defined]  # RLock's, untyped in typeshed
+            raise RuntimeError("waiting for the hall thread while holding the store's lock: a deadlock")
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._jobs.put(_Job(fn, future))
+        self._jobs.put(_Job(fn, future, read))
         return future
 
     def run(self, fn: Callable[[], T]) -> T:
@@ -254,12 +264,18 @@ class HallController:
         return await self.arun(lambda: self._execute(cmd, actor))
 
     def ask(self, fn: Callable[[HallState], T]) -> T:
-        """`fn(state)` on the hall thread; `fn` must return plain data it copied, never parts
-        of the state (they change under the reader once it returns)."""
-        return self.run(lambda: fn(self.state))
+        """`fn(state)` on the hall thread, once the commands queued with it are written, so
+        the state and the store it reads agree. `fn` only reads, and returns plain data it
+        copied, never parts of the state (they change under the reader once it returns)."""
+        if self.on_hall_thread():
+            return fn(self.state)
+        return self._enqueue(lambda: fn(self.state), read=True).result()
 
     async def aask(self, fn: Callable[[HallState], T]) -> T:
-        return await self.arun(lambda: fn(self.state))
+        """`ask` for the event loop: awaits, never blocks the loop."""
+        if self.on_hall_thread():
+            return fn(self.state)
+        return await asyncio.wrap_future(self._enqueue(lambda: fn(self.state), read=True))
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Stop the hall thread after what is queued is done. The store stays open."""
@@ -454,7 +470,7 @@ class HallController:
         if self._batch is not None:
             self._batch.append(row)
             return
-        with self.lock:
+        with self.store.lock:
             written = self._write([row])
         self._fan_out(written)
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from controller.core import commands as c
 from controller.core.errors import HallError
+from controller.core.model import HallState
 from controller.runtime.hallcontroller import HallController
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.sessions import Session
@@ -42,7 +43,7 @@ def ticket_routes(ctrl: HallController, optional_session: OptionalSessionDepende
            summary="A ticket with its status history")
     async def get_ticket(ticket_id: str,
                          s: Session | None = Depends(optional_session)) -> dict[str, Any]:
-        body = await ctrl.arun(lambda: _ticket_with_history(ctrl, ticket_id))
+        body = await ctrl.aask(lambda state: _ticket_with_history(ctrl, state, ticket_id))
         # the slip's QR code leads here, and ticket ids are guessable: no login, no names
         if s is None:
             return views.anonymous_ticket(body)
@@ -69,10 +70,11 @@ async def _issue(ctrl: HallController, body: schemas.TicketRequest, s: Session |
     return views.issued_json(ctrl.hall, out)
 
 
-def _ticket_with_history(ctrl: HallController, ticket_id: str) -> dict[str, Any]:
-    """On the hall thread: today's ticket as it stands, or an earlier day's from the store."""
-    t = ctrl.state.tickets.get(ticket_id)
-    body = views.ticket_json(ctrl.engine, ctrl.state, t, ctrl.clock()) if t else None
+def _ticket_with_history(ctrl: HallController, state: HallState, ticket_id: str) -> dict[str, Any]:
+    """On the hall thread (`ask`: the store has every command applied to `state`): today's
+    ticket as it stands, or an earlier day's from the store, with its history."""
+    t = state.tickets.get(ticket_id)
+    body = views.ticket_json(ctrl.engine, state, t, ctrl.clock()) if t else None
     if body is None:
         old = ctrl.store.ticket(ticket_id)
         if old is None:
