@@ -24,7 +24,7 @@ import builtins
 import datetime as dt
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from controller.core import identity
 from controller.backoffice.case_records import FAR_FUTURE, case_from_json, case_to_json, next_due, plain
@@ -39,7 +39,7 @@ from controller.core.events import TICKET_EVALUATED, Event, TicketEvaluated, fro
 from controller.core.hall import Deadline
 from controller.core.workdays import WorkCalendar
 from controller.runtime.hallcontroller import HallController
-from controller.security.privacy import PURGED
+from controller.security.privacy import PURGED, IdentitySealer
 from controller.store import casebook
 from vocabulary import SYSTEM
 
@@ -377,12 +377,12 @@ class CaseDesk:
 
     # -- inside ----------------------------------------------------------------------
 
-    def _sealer(self):
+    def _sealer(self) -> IdentitySealer:
         if self.ctrl.sealer is None:
             raise RuntimeError("this hall has no identity sealer: cases need one for personal data")
         return self.ctrl.sealer
 
-    def _deadline_fn(self):
+    def _deadline_fn(self) -> tuple[Callable[[dt.datetime, Deadline], dt.datetime], dict[int, None]]:
         """The deadline function for the pure workflow, and the years it found missing."""
         missing: dict[int, None] = {}
 
