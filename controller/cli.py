@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     public = args.public_url or f"http://{args.host}:{args.port}"
     running = assemble(hall, data_dir, ctrl.clock, status_url=f"{public}/api/v1/tickets",
                        substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
-                       mqtt_settings=mqtt, voice=config.voice,
+                       mqtt_settings=mqtt, voice=config.voice, display=config.display,
                        routers=[s.router for s in simulations if s.router is not None],
                        opened=(ctrl, sessions))
     floor, app = running.floor, running.app

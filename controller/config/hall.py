@@ -24,7 +24,7 @@ from controller.config import ledger as ledger_config
 from controller.floor.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.security.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
-from controller.config.settings import HallConfig, MqttSettings, VoiceSettings
+from controller.config.settings import DisplaySettings, HallConfig, MqttSettings, VoiceSettings
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
 from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.config.tomlkeys import (
@@ -96,9 +96,9 @@ def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     mqtt = _mqtt(top, demo=any(s.demo for s in staff.values()))
     _check_device_accounts(top, devices, mqtt.username)
     hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
-                **_export(top), **_display(top),
+                **_export(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
-    return HallConfig(hall, mqtt, _voice(top))
+    return HallConfig(hall, mqtt, _voice(top), _display(top))
 
 
 def _timezone(head: Table) -> str:
@@ -458,16 +458,16 @@ def _voice(top: Table) -> VoiceSettings:
                          t.integer("repeats", 1, 5, 1))
 
 
-def _display(top: Table) -> dict[str, Any]:
+def _display(top: Table) -> DisplaySettings:
     """The hall display page: the notices scrolling along its foot."""
     t = top.table("display", ("notices",))
     if "notices" not in t.data:
-        return {}
+        return DisplaySettings()
     notices = t.items("notices", expected="an array of texts, e.g. [\"请留意叫号\"]")
     for key, text in notices:
         check(key, text, "a text of 1-200 characters",
               lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 200)
-    return {"display_notices": tuple(text.strip() for _, text in notices)}
+    return DisplaySettings(tuple(text.strip() for _, text in notices))
 
 
 GRADE_CODE_TABLES = ("national", "reversed")  # controller.backoffice.evaluation_reports.GRADE_CODES

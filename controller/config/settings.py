@@ -1,5 +1,5 @@
 """The hall's infrastructure settings: where its MQTT broker is and how the controller logs in,
-and which sound device speaks the calls.
+which sound device speaks the calls, and what the hall display's foot scrolls.
 
 They are how this controller is installed, not the hall's rules, so they live beside the
 core's `Hall` rather than in it: the config reads both from one file (`HallConfig`), the
@@ -52,6 +52,17 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True)
+class DisplaySettings:
+    """[display] the hall display page: 滚动通知, the lines that scroll along its foot."""
+
+    notices: tuple[str, ...] = (
+        "请留意叫号，过号可重新取号排队一次",
+        "老、弱、病、残、孕请到绿色通道窗口优先办理",
+        "办事遇到困难，请到“办不成事”窗口反映",
+        "请对我们的服务作出评价，您的意见是我们改进的动力")
+
+
+@dataclass(frozen=True)
 class HallConfig:
     """What a hall config file describes: the hall (the core's rules and floor) and how this
     controller is installed for it."""
@@ -59,3 +70,4 @@ class HallConfig:
     hall: Hall
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)

@@ -309,12 +309,8 @@ class Hall:
     # the grade code table of the 好差评 export by default ([export] grade_codes; the tables are
     # controller.backoffice.evaluation_reports.GRADE_CODES): national, 非常满意 = 5 … 非常不满意 = 1
     export_grade_codes: str = "national"
-    # 滚动通知: the lines that scroll along the foot of the hall display ([display] notices)
-    display_notices: tuple[str, ...] = (
-        "请留意叫号，过号可重新取号排队一次",
-        "老、弱、病、残、孕请到绿色通道窗口优先办理",
-        "办事遇到困难，请到“办不成事”窗口反映",
-        "请对我们的服务作出评价，您的意见是我们改进的动力")
+    # (the display's scrolling notices are a setting of the page, not a rule:
+    # controller.config.settings.DisplaySettings)
     # 巡查: the fixed patrol times, reminded once a day each (000 巡查制度 第三条; [patrol] times)
     patrol_times: tuple[dt.time, ...] = (dt.time(9, 30), dt.time(13, 40))
     # 月度考核: the monthly roll-up's scoring table ([assessment])

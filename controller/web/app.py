@@ -31,6 +31,7 @@ from controller.store.faults import StorageUnavailable, is_storage_error
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.replay import EventReader
 from controller.store.sessions import SessionStore
+from controller.config.settings import DisplaySettings
 from controller.web.admin_api import admin_routes
 from controller.web.auth import session_dependencies
 from controller.web.auth_api import auth_routes
@@ -68,10 +69,12 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                kiosks: dict[str, Kiosk] | None = None,
                desk: CaseDesk | None = None,
                before_stop: list[Callable[[], Any]] | None = None,
-               device_check: DeviceCheck | None = None) -> FastAPI:
+               device_check: DeviceCheck | None = None,
+               display: DisplaySettings | None = None) -> FastAPI:
     """The API for one running hall. `background` are async startables run for the app's life;
     `before_stop` are plain callables run first at shutdown (devices, the MQTT client), so
-    the embedded broker has no client left when it stops."""
+    the embedded broker has no client left when it stops. `display`: the hall display page's
+    [display] settings (its notices)."""
     kiosks = kiosks or {}
     limits = Limits(ctrl)
     kiosk_credentials = KioskCredentials(ctrl.store)
@@ -108,7 +111,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
         app.include_router(admin_routes(ctrl, device_check, session))
     app.include_router(device_routes(ctrl, session))
     app.include_router(window_routes(ctrl, session))
-    app.include_router(hall_routes(ctrl, optional_session, lag))
+    app.include_router(hall_routes(ctrl, optional_session, lag, display))
     app.include_router(event_routes(ctrl, sessions, optional_session, EventReader(ctrl.store)))
     app.include_router(auth_routes(ctrl, sessions, session, limits))
     install_pages(app, ctrl, sessions, kiosks)

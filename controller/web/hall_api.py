@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from controller.config.settings import DisplaySettings
 from controller.runtime.hallcontroller import HallController
 from controller.store.faults import StorageFault, StorageUnavailable
 from controller.store.sessions import Session
@@ -37,12 +38,15 @@ def device_routes(ctrl: HallController, session: SessionDependency) -> APIRouter
 
 
 def hall_routes(ctrl: HallController, optional_session: OptionalSessionDependency,
-                lag: LoopLag) -> APIRouter:
+                lag: LoopLag, display: DisplaySettings | None = None) -> APIRouter:
+    """`display`: the hall display page's settings ([display] notices; the defaults if None)."""
     r = APIRouter()
+    notices = list((display or DisplaySettings()).notices)
 
     @r.get(f"{API}/hall", tags=["hall"], summary="Windows and queues now")
     async def get_hall(s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         body = await ctrl.aask(lambda state: views.hall_json(ctrl.engine, state, ctrl.clock()))
+        body["notices"] = notices
         # displays, kiosks and the login page read it without a login: no 工号 to guess PINs for
         return body if s is not None else views.anonymous_hall(body)
 

@@ -112,7 +112,6 @@ def hall_json(engine: Engine, state: HallState, now: dt.datetime) -> dict[str, A
         "queues": services_json(engine, state, now),
         "calls": recent_calls(engine, state),
         "tidal": [{"window": n, "proposal": p} for n, p in sorted(state.tidal.items())],
-        "notices": list(hall.display_notices),
         "today": opening_json(hall, now.date()),
     }
 
