@@ -259,7 +259,7 @@ def test_the_api_serves_json_and_files(hall, role):
     assert got.headers["content-disposition"] == \
         'attachment; filename="hall-service-20261123-20261123.csv"'
     read = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
-    assert [(r["service"], r["issued"]) for r in read] == [("A", "6"), ("B", "1"), ("C", "3")]
+    assert [(r["业务"], r["取号"]) for r in read] == [("A", "6"), ("B", "1"), ("C", "3")]
 
     got = client.get("/api/v1/reports/overtime.xlsx", params=MONDAY_ONLY, headers=h)
     assert got.headers["content-disposition"].endswith('overtime-20261123-20261123.xlsx"')
@@ -267,23 +267,23 @@ def test_the_api_serves_json_and_files(hall, role):
     values = list(sheet.iter_rows(values_only=True))
     header = list(values[0])
     assert len(values) == 3  # header, s3, s1
-    assert {r[header.index("staff")]: r[header.index("tickets")] for r in values[1:]} == {
+    assert {r[header.index("工号")]: r[header.index("号码")] for r in values[1:]} == {
         "s1": "A006", "s3": "C002"}
 
     got = client.get("/api/v1/reports/attendance.xlsx", params=MONDAY_ONLY, headers=h)
     values = list(load_workbook(io.BytesIO(got.content))["考勤"].iter_rows(values_only=True))
     header = list(values[0])
     assert len(values) == 7
-    late = {(r[header.index("staff")], r[header.index("session")]) for r in values[1:]
-            if r[header.index("late")] is True}
-    assert late == {("s2", "morning")}
+    late = {(r[header.index("工号")], r[header.index("时段")]) for r in values[1:]
+            if r[header.index("迟到")] == "是"}
+    assert late == {("s2", "上午")}
 
     got = client.get("/api/v1/reports/attendance.csv", params={**MONDAY_ONLY, "tolerance": 2},
                      headers=h)
     read = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
     # with 2 minutes, 09:03 and 13:35 are late too; 13:31 is not
-    assert {(r["staff"], r["session"]) for r in read if r["late"] == "True"} == {
-        ("s1", "morning"), ("s2", "morning"), ("s3", "afternoon")}
+    assert {(r["工号"], r["时段"]) for r in read if r["迟到"] == "是"} == {
+        ("s1", "上午"), ("s2", "上午"), ("s3", "下午")}
     got = client.get("/api/v1/reports/attendance", params=MONDAY_ONLY, headers=h)
     assert sum(r["absent"] for r in got.json()) == 2
 
