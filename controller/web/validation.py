@@ -20,6 +20,7 @@ FIELDS: dict[str, str] = {
     "key": "密钥", "from": "开始日期", "to": "结束日期", "month": "月份", "by": "分组",
     "mapping": "评价代码表", "format": "文件格式", "tolerance": "容差分钟数",
     "officer": "承办人", "grade": "评价", "description": "内容",
+    "no": "窗口号",  # /windows/{no}/…
 }
 
 # where a field came from: not part of its name
