@@ -286,3 +286,12 @@ def test_calling_a_number_out_of_order_is_audited_and_streamed(hall):
         bad = api.post("/api/v1/windows/1/call-number", headers=staff,
                        json={"number": "A003", "reason": "过号返回"})
         assert (bad.status_code, bad.json()["error"]) == (409, "not_callable")
+
+
+def test_an_error_type_without_words_still_names_its_field():
+    from controller.web import validation
+
+    assert validation.problem({"type": "url_parsing", "loc": ("body", "phone")}) == "联系电话（phone）不正确"
+    assert validation.problem({"type": "greater_than_equal", "loc": ("query", "x"), "ctx": {}}) == "“x”不正确"
+    many = [{"type": "missing", "loc": ("body", f"f{i}")} for i in range(7)]
+    assert validation.message(many).endswith("“f4”未填写（另有 2 项）")
