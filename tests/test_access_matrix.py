@@ -53,6 +53,8 @@ NONE, PAGE, KIOSK, HERE, OTHER, SUP, OFFICER, ADMIN = (
     "none", "page", "kiosk", "here", "other", "supervisor", "officer", "admin")
 ROLES = (NONE, PAGE, KIOSK, HERE, OTHER, SUP, OFFICER, ADMIN)
 LOGGED_IN = frozenset({HERE, OTHER, SUP, OFFICER, ADMIN})
+# what the 403 page calls each account's role (the pages' own words, hall.js role.*)
+ROLE_WORDS = {HERE: "窗口人员", OTHER: "窗口人员", SUP: "现场管理", OFFICER: "回访专员", ADMIN: "系统管理员"}
 ANYONE = frozenset(ROLES)
 ACCOUNTS = {HERE: ("s1", 1), OTHER: ("s2", 2), SUP: ("boss", None), OFFICER: ("officer", None),
             ADMIN: ("admin", None)}
@@ -317,6 +319,7 @@ def test_access(hall, probe: Probe, role: str):
             assert status == 200, text
         elif logged_in:
             assert status == 403 and "无权访问" in text
+            assert f"您当前登录的身份（{ROLE_WORDS[role]}）" in text  # the role in the hall's words
         else:
             assert status == 303 and r.headers["location"].startswith("/login?next=")
         return

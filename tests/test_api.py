@@ -130,6 +130,42 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(hall, method, path, body
     assert [w["current"] for w in after["windows"]] == [w["current"] for w in before["windows"]]
 
 
+REFUSED_FIELDS = [
+    # (method, path, json body or query, what the message says of the field)
+    ("post", "/api/v1/windows/1/pause", {"reason": "开会", "minutes": 0}, "分钟数（minutes）应大于或等于 1"),
+    ("post", "/api/v1/windows/1/pause", {"reason": "开会", "minutes": 9999},
+     "分钟数（minutes）应小于或等于 240"),
+    ("post", "/api/v1/windows/1/pause", {"minutes": 5}, "原因（reason）未填写"),
+    ("post", "/api/v1/windows/1/pause", {"reason": "开会", "minutes": "5"}, "分钟数（minutes）应为整数"),
+    ("post", "/api/v1/windows/1/pause", {"reason": "会" * 51, "minutes": 5}, "原因（reason）最多 50 个字"),
+    ("post", "/api/v1/tickets", {"service": ""}, "业务（service）至少 1 个字"),
+    ("post", "/api/v1/tickets", {"service": "A", "colour": "red"}, "“colour”不是本接口的字段"),
+    ("post", "/api/v1/tickets", [1, 2], "请求内容应为 JSON 对象"),
+    ("get", "/api/v1/reports/hall", {"by": "floor"},
+     "分组（by）应为以下之一：service、day、month、staff、window"),
+    ("get", "/api/v1/reports/hall", {"from": "2026-13-01"}, "开始日期（from）应为日期，格式如 2026-12-03"),
+    ("get", "/api/v1/reports/attendance", {"tolerance": 61}, "容差分钟数（tolerance）应小于或等于 60"),
+    ("get", "/api/v1/windows/abc", None, "窗口号（no）应为整数"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,said", REFUSED_FIELDS, ids=[r[3] for r in REFUSED_FIELDS])
+def test_a_refused_field_is_named_in_chinese(hall, method, path, body, said):
+    """The person at the counter or the desk reads which field is wrong and why, in Chinese;
+    the code stays the one machines match on."""
+    headers = hall.login("s1", 1) if "/windows/" in path else hall.login("boss", None)
+    with hall.client() as api:
+        if method == "get":
+            r = api.get(path, params=body or {}, headers=headers)
+        else:
+            r = api.post(path, json=body, headers=headers)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_request"), r.text
+    message = r.json()["message"]
+    assert message.startswith("请求内容不正确：") and said in message, message
+    assert not {"Input", "should", "Field required", "Extra inputs"} & set(message.split()), message
+    assert set(r.json()) == {"error", "message"}
+
+
 def test_a_huge_body_is_refused(hall):
     with hall.client() as api:
         r = api.post("/api/v1/tickets", content=b"x" * (1024 * 1024),
@@ -250,3 +286,12 @@ def test_calling_a_number_out_of_order_is_audited_and_streamed(hall):
         bad = api.post("/api/v1/windows/1/call-number", headers=staff,
                        json={"number": "A003", "reason": "过号返回"})
         assert (bad.status_code, bad.json()["error"]) == (409, "not_callable")
+
+
+def test_an_error_type_without_words_still_names_its_field():
+    from controller.web import validation
+
+    assert validation.problem({"type": "url_parsing", "loc": ("body", "phone")}) == "联系电话（phone）不正确"
+    assert validation.problem({"type": "greater_than_equal", "loc": ("query", "x"), "ctx": {}}) == "“x”不正确"
+    many = [{"type": "missing", "loc": ("body", f"f{i}")} for i in range(7)]
+    assert validation.message(many).endswith("“f4”未填写（另有 2 项）")

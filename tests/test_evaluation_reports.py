@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import re
 
 import pytest
 from fastapi import FastAPI, Header, Request
@@ -18,6 +19,7 @@ from openpyxl import load_workbook
 
 from controller.backoffice import evaluation_reports as er
 from controller.backoffice.cases import CaseDesk
+from controller.backoffice.export_words import file_rows
 from controller.cli import open_hall
 from controller.runtime.clock import ManualClock
 from controller.core import commands as c
@@ -190,21 +192,78 @@ def test_grade_export_codes_grades_as_the_provincial_interfaces_do_unless_asked_
 def test_csv_and_xlsx_open_with_the_rows_and_no_id_number(hall):
     ctrl, *_ = hall
     rows = er.grade_export(ctrl.store.db, *BOTH_MONTHS)
-    data = er.to_csv(rows)
+    table = file_rows(rows, "评价明细")
+    data = er.to_csv(table)
     assert data.startswith(b"\xef\xbb\xbf")
     read = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert len(read) == len(rows) and read[0]["grade"] in er.SATISFIED + ("不满意", "非常不满意")
+    assert len(read) == len(rows) and read[0]["评价"] in er.SATISFIED + ("不满意", "非常不满意")
     assert ID not in data.decode("utf-8-sig")
-    book = load_workbook(io.BytesIO(er.to_xlsx(rows, "评价明细")))
+    book = load_workbook(io.BytesIO(er.to_xlsx(table, "评价明细")))
     sheet = book["评价明细"]
     values = list(sheet.iter_rows(values_only=True))
-    assert list(values[0]) == list(rows[0])
+    assert list(values[0]) == list(table[0])
     assert len(values) == len(rows) + 1
     assert ID not in json.dumps([list(v) for v in values], ensure_ascii=False, default=str)
     report = er.evaluation_report(ctrl.store.db, *NOV, "window")
-    sheet = load_workbook(io.BytesIO(er.to_xlsx(report, "好差评"))).active
+    sheet = load_workbook(io.BytesIO(er.to_xlsx(file_rows(report, "好差评"), "好差评"))).active
     header = [c.value for c in sheet[1]]
-    assert header[:2] == ["window", "visits"] and "非常满意" in header
+    assert header[:2] == ["窗口", "办件数"] and "非常满意" in header
+
+
+def test_the_grade_export_file_is_in_chinese_with_the_upload_codes_as_numbers(hall):
+    """The file for leadership: Chinese headers, the channel and yes/no in words, times as a
+    clock shows them; the platform's grade and channel codes as they are."""
+    ctrl, *_ = hall
+    client = _client(ctrl)
+    boss = {"X-Role": "supervisor"}
+    span = {"from": "2026-11-23", "to": "2026-11-23"}
+    rows = client.get("/api/v1/exports/grades", headers=boss, params=span).json()
+    first = rows[0]  # the JSON as it was: English keys, ISO times, codes
+    assert (first["grade"], first["channel"], first["system_default"]) == ("非常满意", "pad", False)
+    got = client.get("/api/v1/exports/grades", headers=boss, params={**span, "format": "csv"})
+    assert got.content.startswith(b"\xef\xbb\xbf")
+    header, line, *_ = csv.reader(io.StringIO(got.content.decode("utf-8-sig")))
+    assert header == ["票号", "日期", "业务", "窗口", "工号", "办结时间", "评价时间", "评价", "评价代码",
+                      "评价渠道", "渠道代码", "是否系统默认评价", "身份证号（脱敏）", "姓名（脱敏）"]
+    finished = dt.datetime.fromisoformat(first["finished_at"])
+    assert line[:10] == [first["ticket"], "2026-11-23", "A", "1", "s1", f"{finished:%Y-%m-%d %H:%M}",
+                         f"{dt.datetime.fromisoformat(first['graded_at']):%Y-%m-%d %H:%M}",
+                         "非常满意", "5", "评价器"]
+    assert line[10:12] == ["1", "否"]
+    got = client.get("/api/v1/exports/grades", headers=boss, params={**span, "format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(got.content))["评价明细"]
+    values = list(sheet.iter_rows(values_only=True))
+    assert list(values[0]) == header
+    assert values[1][5] == f"{finished:%Y-%m-%d %H:%M}" and values[1][8] == 5
+    by_channel = {v[9]: v for v in values[1:]}
+    assert set(by_channel) == {"评价器", "平板评价器", "系统默认"}
+    assert by_channel["平板评价器"][10:12] == ("2", "否")  # the hall's codes are text: kept so
+    assert by_channel["系统默认"][7:12] == ("基本满意", 3, "系统默认", "9", "是")
+
+
+@pytest.mark.parametrize("by", er.GROUPINGS)
+def test_every_column_of_the_evaluation_file_has_a_chinese_header(hall, by):
+    got = _client(hall[0]).get("/api/v1/reports/evaluations.csv", headers={"X-Role": "admin"},
+                               params={"from": "2026-11-23", "to": "2026-12-01", "by": by})
+    header = next(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert "回访率" in header  # the case desk's columns too
+    assert [h for h in header if not re.search("[\u4e00-\u9fff]", h)] == []
+
+
+def test_the_evaluation_file_shows_rates_as_percentages(hall):
+    ctrl, *_ = hall
+    client = _client(ctrl)
+    params = {"from": "2026-11-23", "to": "2026-11-30", "by": "window"}
+    rates = {r["window"]: r["satisfaction_rate"] for r in client.get(
+        "/api/v1/reports/evaluations", params=params, headers={"X-Role": "supervisor"}).json()}
+    got = client.get("/api/v1/reports/evaluations.csv", params=params, headers={"X-Role": "supervisor"})
+    read = {r["窗口"]: r for r in csv.DictReader(io.StringIO(got.content.decode("utf-8-sig")))}
+    assert read["1"]["满意率"] == f"{rates[1]:.1%}"
+    got = client.get("/api/v1/reports/evaluations.xlsx", params=params, headers={"X-Role": "supervisor"})
+    sheet = load_workbook(io.BytesIO(got.content)).active
+    header = [c.value for c in sheet[1]]
+    cell = sheet.cell(row=2, column=header.index("满意率") + 1)
+    assert (cell.value, cell.number_format) == (pytest.approx(rates[1]), "0.0%")
 
 
 def _client(ctrl) -> TestClient:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 import pytest
 from fastapi import FastAPI, Header, Request
@@ -259,7 +260,7 @@ def test_the_api_serves_json_and_files(hall, role):
     assert got.headers["content-disposition"] == \
         'attachment; filename="hall-service-20261123-20261123.csv"'
     read = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
-    assert [(r["service"], r["issued"]) for r in read] == [("A", "6"), ("B", "1"), ("C", "3")]
+    assert [(r["业务"], r["取号"]) for r in read] == [("A", "6"), ("B", "1"), ("C", "3")]
 
     got = client.get("/api/v1/reports/overtime.xlsx", params=MONDAY_ONLY, headers=h)
     assert got.headers["content-disposition"].endswith('overtime-20261123-20261123.xlsx"')
@@ -267,25 +268,76 @@ def test_the_api_serves_json_and_files(hall, role):
     values = list(sheet.iter_rows(values_only=True))
     header = list(values[0])
     assert len(values) == 3  # header, s3, s1
-    assert {r[header.index("staff")]: r[header.index("tickets")] for r in values[1:]} == {
+    assert {r[header.index("工号")]: r[header.index("号码")] for r in values[1:]} == {
         "s1": "A006", "s3": "C002"}
 
     got = client.get("/api/v1/reports/attendance.xlsx", params=MONDAY_ONLY, headers=h)
     values = list(load_workbook(io.BytesIO(got.content))["考勤"].iter_rows(values_only=True))
     header = list(values[0])
     assert len(values) == 7
-    late = {(r[header.index("staff")], r[header.index("session")]) for r in values[1:]
-            if r[header.index("late")] is True}
-    assert late == {("s2", "morning")}
+    late = {(r[header.index("工号")], r[header.index("时段")]) for r in values[1:]
+            if r[header.index("迟到")] == "是"}
+    assert late == {("s2", "上午")}
 
     got = client.get("/api/v1/reports/attendance.csv", params={**MONDAY_ONLY, "tolerance": 2},
                      headers=h)
     read = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
     # with 2 minutes, 09:03 and 13:35 are late too; 13:31 is not
-    assert {(r["staff"], r["session"]) for r in read if r["late"] == "True"} == {
-        ("s1", "morning"), ("s2", "morning"), ("s3", "afternoon")}
+    assert {(r["工号"], r["时段"]) for r in read if r["迟到"] == "是"} == {
+        ("s1", "上午"), ("s2", "上午"), ("s3", "下午")}
     got = client.get("/api/v1/reports/attendance", params=MONDAY_ONLY, headers=h)
     assert sum(r["absent"] for r in got.json()) == 2
+
+
+def test_the_files_for_leadership_are_in_chinese_with_plain_times(hall):
+    """The same attendance and overtime as the JSON, in the hall's words: Chinese headers,
+    是/否, 上午/下午 and the attendance page's statuses, times to the minute; the JSON keeps
+    its keys and ISO times for the machines that read it."""
+    client = _client(hall)
+    h = {"X-Role": "supervisor"}
+    got = client.get("/api/v1/reports/attendance.csv", params=MONDAY_ONLY, headers=h)
+    assert got.content.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 only with it
+    header, *lines = csv.reader(io.StringIO(got.content.decode("utf-8-sig")))
+    assert header == ["日期", "时段", "时段开始", "时段结束", "工号", "姓名", "A岗窗口", "窗口",
+                      "首次登录", "最后退出", "迟到", "早退", "未登录", "考勤"]
+    rows = {(line[4], line[1]): line for line in lines}
+    assert rows["s2", "上午"] == ["2026-11-23", "上午", "09:00", "12:00", "s2", "员工2", "2", "2",
+                                  "2026-11-23 09:07", "2026-11-23 11:50", "是", "是", "否", "迟到、早退"]
+    assert rows["s3", "上午"][8:] == ["", "", "否", "否", "是", "未登录"]
+    assert rows["s3", "下午"][8:10] == ["2026-11-23 13:35", ""]  # never logged out
+
+    got = client.get("/api/v1/reports/attendance.xlsx", params=MONDAY_ONLY, headers=h)
+    values = list(load_workbook(io.BytesIO(got.content))["考勤"].iter_rows(values_only=True))
+    assert list(values[0]) == header
+    [s2] = [v for v in values[1:] if v[4] == "s2" and v[1] == "上午"]
+    assert s2[8:] == ("2026-11-23 09:07", "2026-11-23 11:50", "是", "是", "否", "迟到、早退")
+
+    got = client.get("/api/v1/reports/overtime.csv", params=MONDAY_ONLY, headers=h)
+    header, *lines = csv.reader(io.StringIO(got.content.decode("utf-8-sig")))
+    assert header == ["日期", "工号", "姓名", "窗口", "下班时间", "延时办件", "号码", "最后办结",
+                      "延时（分钟）", "跨日自动办结"]
+    assert {line[1]: line[6:9] for line in lines} == {
+        "s1": ["A006", "2026-11-23 17:42", "12.0"], "s3": ["C002", "2026-11-23 17:31", "1.0"]}
+
+    got = client.get("/api/v1/reports/hall.csv", params={**MONDAY_ONLY, "by": "window"}, headers=h)
+    header, first, *_ = csv.reader(io.StringIO(got.content.decode("utf-8-sig")))
+    assert header[:8] == ["窗口", "窗口名称", "取号", "办结", "过号", "取消", "转办", "等候均值（分钟）"]
+    # waits 2, 5, 10, 20, 20, 25: 13.7 minutes on average, one decimal; 4 of 6 graded
+    assert (first[7], first[header.index("评价率")]) == ("13.7", "66.7%")
+
+    json_row = client.get("/api/v1/reports/attendance", params=MONDAY_ONLY, headers=h).json()[1]
+    assert (json_row["session"], json_row["late"], json_row["status"]) == ("morning", True,
+                                                                          "late_and_early_leave")
+    assert dt.datetime.fromisoformat(json_row["first_login"]) == at("09:07")
+
+
+@pytest.mark.parametrize("path, params", [
+    *[("hall.xlsx", {"by": by}) for by in hr.GROUPINGS], ("overtime.xlsx", {}), ("attendance.xlsx", {})])
+def test_every_column_of_every_file_has_a_chinese_header(hall, path, params):
+    got = _client(hall).get(f"/api/v1/reports/{path}", params={**MONDAY_ONLY, **params},
+                            headers={"X-Role": "admin"})
+    header = next(load_workbook(io.BytesIO(got.content)).active.iter_rows(values_only=True))
+    assert header and [h for h in header if not re.search("[\u4e00-\u9fff]", h)] == []
 
 
 def test_the_api_refuses_staff_and_keeps_personnel_records_from_callback_officers(hall):

@@ -129,7 +129,7 @@ def test_a_prompt_cut_short_by_the_next_visit_is_counted_for_the_supervisor(hall
         csv = api.get(f"/api/v1/reports/evaluations.csv?from={DAY}&to={DAY}&by=staff", headers=boss)
     [row] = [r for r in rows if r["staff"] == "s3"]
     assert (row["visits"], row["evaluated"], row["prompts_cut_short"]) == (2, 1, 1)
-    assert "prompts_cut_short" in csv.content.decode("utf-8-sig").splitlines()[0]
+    assert "评价被中断" in csv.content.decode("utf-8-sig").splitlines()[0]  # prompts cut short
 
 
 # -- a grade acknowledged on the bus is on disk -------------------------------------------------

@@ -80,7 +80,7 @@ def test_supervisor_sees_the_day(browser, demo_hall, activity):
     download = got.value
     assert download.suggested_filename.endswith(".csv")
     text = open(download.path(), encoding="utf-8-sig").read()
-    assert text.splitlines()[0].startswith("service,name,issued,served")
+    assert text.splitlines()[0].startswith("业务,业务名称,取号,办结")
     assert any(line.startswith(f"A,社保医保,{api_rows['A']['issued']},{api_rows['A']['served']},")
                for line in text.splitlines())
     xlsx = page.request.get(base + page.get_attribute("#sec-attendance .downloads a[data-format='xlsx']", "href"))

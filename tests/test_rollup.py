@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -288,6 +289,7 @@ def test_the_roll_up_downloads_with_chinese_headers(november):
     assert sheet.title == "月度考核"
     header, *lines = [list(line) for line in sheet.iter_rows(values_only=True)]
     assert header[:3] == ["月份", "工号", "姓名"]
+    assert [h for h in header if not re.search("[\u4e00-\u9fff]", h)] == []  # no English left
     assert {"迟到次数", "早退次数", "脱岗分钟", "延时服务分钟", "经核实差评", "经核实投诉",
             "不按顺序叫号", "合计扣分", "满意度得分"} <= set(header)
     book = {line[1]: dict(zip(header, line, strict=True)) for line in lines}

@@ -38,6 +38,7 @@ import sqlite_utils
 
 from controller.backoffice.case_records import case_from_json
 from controller.backoffice import day_figures
+from controller.backoffice.export_words import Percent
 from controller.core.callbacks import STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
 from controller.core.hall import EVALUATION_GRADES
@@ -208,18 +209,21 @@ def _cell(value: Any) -> Any:
 
 
 def to_csv(rows: list[dict[str, Any]]) -> bytes:
-    """CSV in UTF-8 with a BOM: without it Excel reads the Chinese as GBK and garbles it."""
+    """CSV in UTF-8 with a BOM: without it Excel reads the Chinese as GBK and garbles it.
+    The rows as given: a file for people has them from `export_words.file_rows`."""
     out = io.StringIO()
     columns = _columns(rows)
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(columns)
     for row in rows:
-        w.writerow([_cell(row.get(c)) for c in columns])
+        w.writerow([str(v) if isinstance(v, Percent) else _cell(v)
+                    for v in (row.get(c) for c in columns)])
     return out.getvalue().encode("utf-8-sig")
 
 
 def to_xlsx(rows: list[dict[str, Any]], sheet: str = "Sheet1") -> bytes:
-    """An Excel workbook with one sheet: a header row, then the rows."""
+    """An Excel workbook with one sheet: a header row, then the rows (a `Percent` a number
+    Excel shows as 93.3%)."""
     from openpyxl import Workbook  # only the downloads need it
 
     wb = Workbook()
@@ -227,12 +231,14 @@ def to_xlsx(rows: list[dict[str, Any]], sheet: str = "Sheet1") -> bytes:
     ws.title = sheet[:31]  # Excel's limit on sheet names
     columns = _columns(rows)
     for values in [columns, *([_cell(row.get(c)) for c in columns] for row in rows)]:
-        ws.append(values)
-        for cell in ws[ws.max_row]:
+        ws.append([float(v) if isinstance(v, Percent) else v for v in values])
+        for cell, value in zip(ws[ws.max_row], values, strict=False):  # no columns: no cells
             # openpyxl makes every string starting with "=" a formula: a name such as
             # =HYPERLINK(...) would run in the supervisor's Excel. Text stays text.
             if cell.data_type == "f":
                 cell.data_type = "s"
+            if isinstance(value, Percent):
+                cell.number_format = "0.0%"
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

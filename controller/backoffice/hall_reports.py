@@ -2,7 +2,7 @@
 window; the overtime register (延时服务); and attendance from window logins (考勤).
 
 Read-only queries over the hall database, like `controller.backoffice.evaluation_reports`, whose
-`to_csv` and `to_xlsx` write these rows to files too (English keys as the headers, as there).
+`to_csv` and `to_xlsx` write these rows to files too, in the words of `export_words`.
 Times are the hall's: stored times carry their offset and are compared as such; the
 opening hours of a day are the hall's for that date (`Hall.hours_on`: its weekday's hours, by
 the holiday calendar, with the config's dated changes).

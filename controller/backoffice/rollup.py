@@ -17,8 +17,8 @@
   case was opened; **out-of-order calls** (`ticket_called` with `out_of_order`), by the staff
   member logged in at the calling window; **satisfaction** over the month's real evaluations.
 
-Scoring is `controller.core.assessment.score`. JSON keys are English; `chinese_rows` gives the
-same rows with the Chinese headers the CSV and Excel files carry.
+Scoring is `controller.core.assessment.score`. JSON keys are English; the CSV and Excel files
+carry the same rows with Chinese headers (controller.backoffice.export_words).
 """
 
 from __future__ import annotations
@@ -43,20 +43,6 @@ from controller.store import history
 
 # the kinds of window event that end a pause: staff are back, or someone covers the window
 _PAUSE_ENDS = ("window_resumed", "window_closed", "window_opened", "ticket_called")
-
-HEADERS = {
-    "month": "月份", "staff": "工号", "name": "姓名",
-    "late": "迟到次数", "late_minutes": "迟到分钟", "early_leave": "早退次数",
-    "early_minutes": "早退分钟", "sessions_without_login": "未登录时段数",
-    "absences": "脱岗次数", "absence_minutes": "脱岗分钟",
-    "overtime_days": "延时服务天数", "overtime_minutes": "延时服务分钟",
-    "bad_reviews": "经核实差评", "complaints": "经核实投诉", "out_of_order_calls": "不按顺序叫号",
-    "evaluated": "评价数", "satisfaction_rate": "满意率",
-    "late_early_points": "迟到早退扣分", "absence_points": "脱岗扣分",
-    "half_day_absences": "计旷工半天次数", "half_day_points": "旷工扣分",
-    "case_points": "差评投诉扣分", "out_of_order_points": "不按顺序叫号扣分",
-    "points_deducted": "合计扣分", "satisfaction_points": "满意度得分",
-}
 
 
 @dataclass(frozen=True)
@@ -250,7 +236,3 @@ def monthly_rollup(db: sqlite_utils.Database, hall: Hall, month: str, now: dt.da
         })
     return rows
 
-
-def chinese_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same rows keyed by their Chinese headers, for the CSV and Excel files."""
-    return [{HEADERS.get(k, k): v for k, v in row.items()} for row in rows]

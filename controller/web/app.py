@@ -47,6 +47,7 @@ from controller.web.reports_api import report_routes
 from controller.web.rollup_api import rollup_routes
 from controller.web.staff_api import staff_routes
 from controller.web.tickets_api import ticket_routes
+from controller.web import validation
 from controller.web.windows_api import window_routes
 
 log = logging.getLogger(__name__)
@@ -226,10 +227,7 @@ def _install_error_handlers(app: FastAPI, ctrl: HallController) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'] if p != 'body') or 'body'}: {err['msg']}"
-            for err in e.errors()[:5])
-        return error(422, "invalid_request", f"请求内容不正确 ({problems})")
+        return error(422, "invalid_request", validation.message(e.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:

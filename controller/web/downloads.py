@@ -3,18 +3,21 @@
 A report is a query (its URL parameters, a FastAPI dependency answering the computation
 to run) and the roles that may read it. The three routes take the same parameters and
 compute the same rows off the event loop; the files carry them as a sheet with the file
-name the computation gives.
+name the computation gives, in the words of `export_words` (Chinese headers and values,
+plain times: the files go to the hall's leadership), while the JSON keeps them as computed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any, Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from controller.backoffice import evaluation_reports as er
+from controller.backoffice.export_words import file_rows
 from controller.core.hall import StaffRole
 from controller.store.sessions import Session
 from controller.web.auth import API, SessionDependency
@@ -36,20 +39,23 @@ def download(body: bytes, media_type: str, filename: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-async def as_file(rows: Rows, name: str, fmt: str, sheet: str) -> Response:
-    """`rows` as `name`.csv, or as `name`.xlsx with one sheet (built off the event loop)."""
+async def as_file(rows: Rows, name: str, fmt: str, sheet: str, zone: dt.tzinfo) -> Response:
+    """`rows` in the files' words as `name`.csv, or as `name`.xlsx with one sheet (built off
+    the event loop); times shown in `zone`, the hall's."""
+    table = file_rows(rows, sheet, zone)
     if fmt == "csv":
-        return download(er.to_csv(rows), CSV, f"{name}.csv")
-    return download(await asyncio.to_thread(er.to_xlsx, rows, sheet), XLSX, f"{name}.xlsx")
+        return download(er.to_csv(table), CSV, f"{name}.csv")
+    return download(await asyncio.to_thread(er.to_xlsx, table, sheet), XLSX, f"{name}.xlsx")
 
 
 def report_route(r: APIRouter, session: SessionDependency, *, path: str, name: str, summary: str,
                  file_summary: str, query: ReportQuery, readers: tuple[StaffRole, ...], sheet: str,
-                 for_file: Callable[[Rows], Rows] | None = None) -> None:
+                 zone: dt.tzinfo) -> None:
     """GET `path` (JSON rows), `path`.csv and `path`.xlsx on `r`.
 
-    `file_summary` is the files' summary with {} for CSV or Excel; `for_file` turns the rows
-    into the file's table (Chinese headers), the JSON keeps them as computed."""
+    `file_summary` is the files' summary with {} for CSV or Excel; `sheet` the Excel sheet's
+    name, which also picks the words a sheet names apart (`export_words.IN_SHEET`); `zone`
+    the hall's, for the files' times."""
 
     @r.get(f"{API}/{path}", tags=["reports"], summary=summary, name=name)
     async def as_json(computation: Computation = Depends(query),
@@ -66,6 +72,5 @@ def report_route(r: APIRouter, session: SessionDependency, *, path: str, name: s
                           s: Session = Depends(session)) -> Response:
         s.require(*readers)
         rows, filename = await asyncio.to_thread(computation)
-        table = for_file(rows) if for_file else rows
         # one handler serves both paths: the extension picks the file
-        return await as_file(table, filename, request.url.path.rsplit(".", 1)[1], sheet)
+        return await as_file(rows, filename, request.url.path.rsplit(".", 1)[1], sheet, zone)

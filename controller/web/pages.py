@@ -53,11 +53,25 @@ PAGES: dict[str, Page] = {
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _forbidden(title: str, role: str) -> HTMLResponse:
+# the roles as the pages name them (hall.js role.*)
+ROLE_NAMES: dict[str, str] = {
+    StaffRole.STAFF: "窗口人员", StaffRole.SUPERVISOR: "现场管理",
+    StaffRole.CALLBACK_OFFICER: "回访专员", StaffRole.ADMIN: "系统管理员",
+}
+
+
+def role_name(role: str) -> str:
+    """The role in the hall's words; a role this table does not know, as it is."""
+    return ROLE_NAMES.get(role, role)
+
+
+def _forbidden(page: Page, role: str) -> HTMLResponse:
+    who = html.escape(role_name(role))
+    allowed = "、".join(html.escape(role_name(r)) for r in page.roles or ())
     body = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <title>无权访问</title><link rel="stylesheet" href="/static/hall.css"></head>
 <body class="page-message"><main><h1>无权访问 · Not allowed</h1>
-<p>您当前登录的身份（{html.escape(role)}）不能打开“{html.escape(title)}”页面。</p>
+<p>您当前登录的身份（{who}）不能打开“{html.escape(page.title)}”页面，该页面供{allowed}使用。</p>
 <p>Your role ({html.escape(role)}) may not open this page.</p>
 <p><a class="button" href="/login">换一个账号登录 · Log in as someone else</a>
 <a class="button" href="/">返回首页 · Home</a></p></main></body></html>"""
@@ -86,7 +100,7 @@ def page_routes(ctrl: HallController, sessions: SessionStore,
             if s.role not in spec.roles:
                 await ctrl.arefuse(f"staff:{s.staff_id}", "page_opened", {"page": name},
                                    HallError("forbidden_role"))
-                return _forbidden(spec.title, s.role)
+                return _forbidden(spec, s.role)
         return FileResponse(STATIC / spec.file, headers=NO_STORE)
 
     @r.get("/", response_class=HTMLResponse, include_in_schema=False)

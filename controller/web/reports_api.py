@@ -1,5 +1,6 @@
 """The 好差评 figures and grade exports, and the reports page's hall figures, overtime
-register (延时服务) and attendance (考勤): JSON, or a CSV / Excel download.
+register (延时服务) and attendance (考勤): JSON, or a CSV / Excel download in Chinese
+(controller.backoffice.export_words; the upload's grade and channel codes stay numbers).
 
 Supervisors, admins and callback officers only (overtime and attendance: supervisors and
 admins); an export carries masked identity only.
@@ -8,6 +9,7 @@ admins); an export carries masked identity only.
 import asyncio
 import datetime as dt
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 
@@ -87,6 +89,7 @@ class Reports:
 def report_routes(ctrl: HallController, session: SessionDependency) -> APIRouter:
     r = APIRouter()
     reports = Reports(ctrl)
+    zone = ZoneInfo(ctrl.hall.timezone)
 
     # The reports' URL parameters; each answers the computation the routes run in a thread.
 
@@ -108,18 +111,18 @@ def report_routes(ctrl: HallController, session: SessionDependency) -> APIRouter
 
     report_route(r, session, path="reports/evaluations", name="evaluations", query=evaluations,
                  summary="好差评 figures per window, staff member, service, day or month",
-                 file_summary="The same figures as {}", readers=_READERS, sheet="好差评")
+                 file_summary="The same figures as {}", readers=_READERS, sheet="好差评", zone=zone)
     _grade_export(r, reports, session)
     report_route(r, session, path="reports/hall", name="hall", query=hall,
                  summary="Tickets, waits, service times and evaluation per service, day, month, "
                          "staff member or window",
-                 file_summary="The same figures as {}", readers=_READERS, sheet="大厅统计")
+                 file_summary="The same figures as {}", readers=_READERS, sheet="大厅统计", zone=zone)
     report_route(r, session, path="reports/overtime", name="overtime", query=overtime,
                  summary="延时服务: visits finished past closing, per staff member and day",
-                 file_summary="The same register as {}", readers=_MANAGERS, sheet="延时服务")
+                 file_summary="The same register as {}", readers=_MANAGERS, sheet="延时服务", zone=zone)
     report_route(r, session, path="reports/attendance", name="attendance", query=attendance,
                  summary="考勤 from window logins: late, early leave, absent per staff and session",
-                 file_summary="The same attendance as {}", readers=_MANAGERS, sheet="考勤")
+                 file_summary="The same attendance as {}", readers=_MANAGERS, sheet="考勤", zone=zone)
     return r
 
 
@@ -139,4 +142,6 @@ def _grade_export(r: APIRouter, reports: Reports, session: SessionDependency) ->
         table = mapping or reports.ctrl.hall.export_grade_codes
         rows = await asyncio.to_thread(reports.grades, day_from, day_to, table)
         name = f"grades-{table}-{day_from:%Y%m%d}-{day_to:%Y%m%d}"
-        return rows if format == "json" else await as_file(rows, name, format, "评价明细")
+        if format == "json":
+            return rows
+        return await as_file(rows, name, format, "评价明细", ZoneInfo(reports.ctrl.hall.timezone))

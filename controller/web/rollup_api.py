@@ -4,6 +4,7 @@ Chinese headers. Personnel records: supervisors and admins only."""
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
@@ -41,5 +42,5 @@ def rollup_routes(ctrl: HallController, session: SessionDependency) -> APIRouter
                          "points per staff member",
                  file_summary="The same roll-up as {}, Chinese headers",
                  readers=(StaffRole.SUPERVISOR, StaffRole.ADMIN), sheet="月度考核",
-                 for_file=rollup.chinese_rows)
+                 zone=ZoneInfo(ctrl.hall.timezone))
     return r
