@@ -82,6 +82,14 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl+C before the web API ran, or a second one while it stops
+        print("hallctl: stopped", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     hall, mqtt = config.hall, config.mqtt
     try:
@@ -478,9 +486,6 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as e:
         print(f"hallctl: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # Ctrl+C before the web API ran, or a second one while it stops
-        print("hallctl: stopped", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
