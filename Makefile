@@ -25,9 +25,13 @@ deps-debian:
 	fi
 
 # The demo hall on http://127.0.0.1:8000 with simulated devices. Its clock starts
-# at 09:00 of the next open weekday so tickets can be taken at any hour.
+# at 09:00 of the next open weekday so tickets can be taken at any hour. Another port,
+# data directory or hall file: `make demo PORT=8080 DATA=/tmp/hall CONFIG=my-hall.toml`.
+PORT ?= 8000
+DATA ?= var/demo
+CONFIG ?= config/demo-hall.toml
 demo: $(STAMP) deps-debian
-	$(VENV)/bin/hallctl run --config config/demo-hall.toml --data-dir var/demo --simulate --clock-start 09:00
+	$(VENV)/bin/hallctl run --config $(CONFIG) --data-dir $(DATA) --port $(PORT) --simulate --clock-start 09:00
 
 test: lint $(STAMP) deps-debian
 	$(PY) -m pytest -q

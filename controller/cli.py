@@ -9,12 +9,14 @@ import getpass
 import importlib.metadata
 import json
 import logging
+import signal
 import socket
 import sqlite3
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import FrameType
 
 from controller.security import pins
 from controller.runtime.clock import SystemClock
@@ -23,13 +25,14 @@ from controller.core.hall import Hall
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
 from controller.floor.devices import DeviceAddress, kiosk_kinds, kiosk_of
 from controller.runtime.hallcontroller import HallController
-from controller.security.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS
+from controller.security.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS, connection_cap
 from controller.runtime.data_lock import hold_data_dir
 from controller.mqtt.accounts import check_at_start, mosquitto_acl, set_password, without_account
 from controller.security.personal_data import purge, rotate_key
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
+from controller.web.pages import PAGES
 
 SHUTDOWN_GRACE_SECONDS = 2
 
@@ -79,10 +82,14 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl+C before the web API ran, or a second one while it stops
+        print("hallctl: stopped", file=sys.stderr)
+        return 130
 
-    from controller.security.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol, connection_cap
 
+def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     hall, mqtt = config.hall, config.mqtt
     try:
@@ -108,34 +115,72 @@ def cmd_run(args: argparse.Namespace) -> int:
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
                        routers=[s.router for s in simulations if s.router is not None],
                        opened=(ctrl, sessions))
-    floor, app = running.floor, running.app
+    # the simulated devices stop with the hall's own, while the embedded broker still answers
+    # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
+    running.stops.extend(s.close for s in simulations)
     _note_missing_calendar(ctrl)
-    print(f"{hall.name}: http://{args.host}:{args.port}/docs  (data in {args.data_dir})",
-          flush=True)
+    print(banner(hall.name, f"http://{args.host}:{args.port}", args.data_dir,
+                 {path: title for s in simulations for path, title in s.pages.items()}), flush=True)
     if args.simulate:
-        _provision_demo_kiosks(ctrl, list(floor.kiosks), public)
+        _provision_demo_kiosks(ctrl, list(running.floor.kiosks), public)
     try:
-        # Open event streams (every hall display and dashboard holds one) would keep a
-        # graceful shutdown waiting for ever; they reconnect to the next controller anyway.
-        # Slow clients (controller/security/http_limits.py): a request must arrive within
-        # --request-timeout, at most `cap` connections are kept (the longest-waiting one gives
-        # way), and the backlog is what the cap leaves spare. uvicorn's limit_concurrency is not
-        # used: it answers 503 to everyone once a flood holds the connections.
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                    access_log=args.log_level == "debug",
-                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-                    http=bounded_protocol(args.request_timeout, cap), backlog=BACKLOG,
-                    timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                    # X-Forwarded-For names the client only when a proxy of the hall's sent it
-                    # (uvicorn trusts it from 127.0.0.1 by default: anyone on the box, or a
-                    # kiosk flood through any local relay, could pick its address)
-                    proxy_headers=bool(args.trusted_proxy),
-                    forwarded_allow_ips=",".join(args.trusted_proxy) or None)
+        _serve(running.app, args, cap)
     finally:
         for s in simulations:
             s.close()
         ctrl.close()  # what the hall thread still holds is written before the process ends
     return 0
+
+
+def banner(hall_name: str, base: str, data_dir: str, more_pages: dict[str, str]) -> str:
+    """What `hallctl run` prints when it starts: the hall's start page, then every page by name
+    (`more_pages`: path -> title, such as a simulator's)."""
+    pages = {f"/{name}": page.title for name, page in PAGES.items()}
+    pages.update(more_pages)
+    pages["/docs"] = "接口文档 (API)"
+    listed = "\n".join(f"  {title}  {base}{path}" for path, title in pages.items())
+    return f"{hall_name}: {base}/  (data in {data_dir})\n{listed}"
+
+
+def _serve(app, args: argparse.Namespace, cap: int) -> None:
+    """The web API until Ctrl+C or SIGTERM. Once told to stop, the pages' event streams end at
+    once (controller/web/shutdown.py), so the stop takes about a second, not the grace time."""
+    import uvicorn
+
+    from controller.security.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol
+
+    class HallServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.shutdown.begin()
+            super().handle_exit(sig, frame)
+
+    # Slow clients (controller/security/http_limits.py): a request must arrive within
+    # --request-timeout, at most `cap` connections are kept (the longest-waiting one gives
+    # way), and the backlog is what the cap leaves spare. uvicorn's limit_concurrency is not
+    # used: it answers 503 to everyone once a flood holds the connections.
+    server = HallServer(uvicorn.Config(
+        app, host=args.host, port=args.port, log_level=args.log_level,
+        access_log=args.log_level == "debug", timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        http=bounded_protocol(args.request_timeout, cap), backlog=BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # X-Forwarded-For names the client only when a proxy of the hall's sent it
+        # (uvicorn trusts it from 127.0.0.1 by default: anyone on the box, or a
+        # kiosk flood through any local relay, could pick its address)
+        proxy_headers=bool(args.trusted_proxy),
+        forwarded_allow_ips=",".join(args.trusted_proxy) or None))
+    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again for the
+    # handler it found: both end here as KeyboardInterrupt, and the caller closes the hall
+    # (SIGTERM's own handler would end the process before the database is closed)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stopped = False
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        stopped = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not server.started and not stopped:
+        raise RuntimeError("the web API did not start (the reason is in the log above)")
 
 
 def kiosk_url(base: str, key: str) -> str:

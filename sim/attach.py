@@ -5,16 +5,19 @@ of the protocol with the driver's own codec; the controller's drivers are
 simply pointed at the pty instead of the configured port. The simulators are
 worked from `/sim/...` on the controller's web API (place a card, run the
 printer out of paper, read what it printed), which only exists with
---simulate. Registered as the `hallctl.simulate` entry point.
+--simulate; the page /sim has a button for each. Registered as the `hallctl.simulate`
+entry point.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
 from controller.core.hall import Hall
@@ -24,6 +27,10 @@ from sim.counter_bus import SimulatedCounterBus
 from sim.id_card_reader import SimulatedIdCardReader
 from sim.mqtt_devices import SimulatedMqttDisplay, SimulatedTabletKeypad, SimulatedTabletPad
 from sim.ticket_printer import PtyPrinter, SimulatedPrinter
+
+
+PANEL = Path(__file__).with_name("panel.html")
+PAGES = {"/sim": "设备模拟（演示）"}  # path -> title, for `hallctl run`'s banner
 
 
 class _Card(BaseModel):
@@ -72,13 +79,26 @@ class Simulation:
     tablet_keypads: dict[int, SimulatedTabletKeypad] = field(default_factory=dict)  # window ->
     tablet_pads: dict[int, SimulatedTabletPad] = field(default_factory=dict)  # window ->
     router: APIRouter | None = None
+    pages: dict[str, str] = field(default_factory=lambda: dict(PAGES))  # path -> title
+    closed: bool = False
 
     def close(self) -> None:
+        """Unplug the serial devices and stop the MQTT ones (once; later calls do nothing)."""
+        if self.closed:
+            return
+        self.closed = True
         for device in (*self.readers.values(), *self.printers.values(), *self.scanners.values(),
                        *self.buses.values(), *self.bars.values()):
             device.unplug()
-        for device in self.mqtt_devices.values():
-            device.stop()
+        # Side by side: a device whose broker has gone waits out its reconnect delay (up to half
+        # a second) before it notices the stop, and one after the other the demo's devices kept
+        # Ctrl+C waiting 15 s.
+        stopping = [threading.Thread(target=device.stop, name=f"stop-{name}")
+                    for name, device in self.mqtt_devices.items()]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
 
 
 def attach(hall: Hall, workdir: Path, mqtt_devices: bool = True,
@@ -139,26 +159,39 @@ def _attach_mqtt(hall: Hall, sim: Simulation, broker: tuple[str, int]) -> None:
 
 def _routes(sim: Simulation) -> APIRouter:
     r = APIRouter(prefix="/sim", tags=["simulator"])
+    _panel_routes(r, sim)
     _kiosk_routes(r, sim)
     _window_routes(r, sim)
     _display_and_printer_routes(r, sim)
     return r
 
 
+def _panel_routes(r: APIRouter, sim: Simulation) -> None:
+    """The page a demo's visitor works the devices from (设备模拟, sim/panel.html: buttons for
+    the routes below), and what it lists: every simulated device and the cards in the drawer."""
+
+    @r.get("", include_in_schema=False)
+    async def panel() -> FileResponse:
+        return FileResponse(PANEL, headers={"Cache-Control": "no-store"})
+
+    @r.get("/devices", summary="The simulated devices and the cards in the drawer")
+    async def overview() -> dict[str, Any]:
+        return {"id_readers": {d: [{"card": key, "name": card.card.name, "reply": card.reply}
+                                   for key, card in reader.cards.items()]
+                               for d, reader in sim.readers.items()},
+                "code_scanners": sorted(sim.scanners),
+                "printers": {d: p.paper.name.lower() for d, p in sim.printers.items()},
+                "keypads": sorted({*sim.keypads, *sim.tablet_keypads}),
+                "pads": sorted({*sim.pads, *sim.tablet_pads})}
+
+
 def _kiosk_routes(r: APIRouter, sim: Simulation) -> None:
-    """The devices list, and the citizen's side of the kiosk: a card on the reader, a code
-    shown to the scanner."""
+    """The citizen's side of the kiosk: a card on the reader, a code shown to the scanner."""
 
     def reader(device: str) -> SimulatedIdCardReader:
         if device not in sim.readers:
             raise HTTPException(404, f"no simulated ID-card reader {device}")
         return sim.readers[device]
-
-    @r.get("", summary="The simulated devices and the cards in the drawer")
-    async def overview() -> dict[str, Any]:
-        return {"id_readers": {d: sorted(s.cards) for d, s in sim.readers.items()},
-                "code_scanners": sorted(sim.scanners),
-                "printers": {d: p.paper.name.lower() for d, p in sim.printers.items()}}
 
     @r.post("/id-readers/{device}/place", summary="Put a card on the reader")
     async def place(device: str, body: _Card) -> dict[str, Any]:

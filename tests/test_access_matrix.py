@@ -109,8 +109,8 @@ class Probe:
 
     @property
     def route(self) -> tuple[str, str]:
-        if self.template.startswith("/static/"):
-            return ("MOUNT", "/static")
+        if self.template.startswith("/static/"):  # a file of a mounted directory (/static, /static/docs)
+            return ("MOUNT", self.template.rsplit("/", 1)[0])
         return (self.method, self.template)
 
     def path(self, hall) -> str:
@@ -232,6 +232,7 @@ PROBES: list[Probe] = [
     Probe("GET", "/docs/oauth2-redirect", ANYONE),
     Probe("GET", "/redoc", ANYONE),
     Probe("GET", "/static/hall.css", ANYONE),
+    Probe("GET", "/static/docs/swagger-ui.css", ANYONE),  # /docs's own assets, served offline
     # the pages (controller.web.pages.PAGES)
     page("/", ANYONE),
     page("/login", ANYONE),

@@ -1,4 +1,4 @@
-"""The controller's REST API (FastAPI; OpenAPI at /docs).
+"""The controller's REST API (FastAPI; OpenAPI at /docs, served with no outside assets).
 
 This is the contract kiosks, keypads, displays and the hall's other systems
 integrate against. Every error is `{"error": code, "message": text}` with a
@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, HTTPException as FastAPIHTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,6 +45,7 @@ from controller.web.loop_lag import LoopLag
 from controller.web.pages import install_pages
 from controller.web.patrol_api import patrol_routes
 from controller.web.reports_api import report_routes
+from controller.web.shutdown import EndStreamsAtShutdown, Shutdown
 from controller.web.rollup_api import rollup_routes
 from controller.web.staff_api import staff_routes
 from controller.web.tickets_api import ticket_routes
@@ -52,6 +54,7 @@ from controller.web.windows_api import window_routes
 
 log = logging.getLogger(__name__)
 
+DOCS_ASSETS = "/static/docs"  # Swagger UI's and ReDoc's scripts and styles
 MAX_BODY_BYTES = 64 * 1024
 TOO_LARGE = f"请求体不能超过 {MAX_BODY_BYTES} 字节"
 TICK_SECONDS = 5.0
@@ -93,9 +96,11 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                 t.cancel()
             await _stop(before_stop or [], stops)
 
-    app = FastAPI(title="Hall controller API", version="1",
-                  description="政务服务中心 hall controller: tickets, windows, calling.",
-                  lifespan=lifespan)
+    # /docs and /redoc from the controller itself (fastapi-offline ships Swagger UI and ReDoc):
+    # a hall has no internet, and FastAPI's own pages load their scripts from a CDN
+    app = FastAPIOffline(title="Hall controller API", version="1",
+                         description="政务服务中心 hall controller: tickets, windows, calling.",
+                         lifespan=lifespan, static_url=DOCS_ASSETS)
     _install_error_handlers(app, ctrl)
     session, optional_session = session_dependencies(ctrl, sessions)
 
@@ -116,6 +121,9 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     app.include_router(event_routes(ctrl, sessions, optional_session, EventReader(ctrl.store)))
     app.include_router(auth_routes(ctrl, sessions, session, limits))
     install_pages(app, ctrl, sessions, kiosks)
+    # `hallctl run` calls app.state.shutdown.begin() when told to stop (controller/web/shutdown.py)
+    app.state.shutdown = Shutdown()
+    app.add_middleware(EndStreamsAtShutdown, shutdown=app.state.shutdown)
     app.add_middleware(LimitBody)
     return app
 
