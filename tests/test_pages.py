@@ -189,12 +189,13 @@ def test_each_page_checks_its_role(browser, demo_hall):
 
 
 def test_the_pages_switch_to_english(browser, demo_hall):
-    display = open_page(browser, f"{demo_hall.url}/display", TV)
-    expect(display.locator("#calls-head")).to_have_text("号码")
-    display.click("button.lang")
-    expect(display.locator("#calls-head")).to_have_text("Number")
+    # (the hall display has no language button: tests/test_page_display_readable.py)
+    page = open_page(browser, f"{demo_hall.url}/login", DESK)
+    expect(page.locator("#hall-name")).to_have_text("工作人员登录")
+    page.click("button.lang")
+    expect(page.locator("#hall-name")).to_have_text("Staff login")
     # the choice is kept for the next page opened in this browser
-    display.goto(demo_hall.kiosk_page())  # this browser is the enrolled kiosk
-    expect(display.locator("#card-text")).to_contain_text("Real-name ticket")
-    display.click("button.lang")
-    expect(display.locator("#card-text")).to_contain_text("实名取号")
+    page.goto(demo_hall.kiosk_page())  # this browser is the enrolled kiosk
+    expect(page.locator("#card-text")).to_contain_text("Real-name ticket")
+    page.click("button.lang")
+    expect(page.locator("#card-text")).to_contain_text("实名取号")

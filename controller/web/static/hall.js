@@ -220,14 +220,16 @@ const Hall = (() => {
   function nameAndRole(me) { return `${me.staff.name} · ${t("role." + me.staff.role)}`; }
 
   // What every page does once its body is there: the language button (into #lang; onLang
-  // re-renders what the page drew itself) and the words in the chosen language.
+  // re-renders what the page drew itself) and the words in the chosen language. A screen
+  // nobody touches (the hall display) names its one language (language: "zh") and gets no
+  // button: a choice made elsewhere in its browser does not carry over to it.
   // A staff page (staff: true) also gets its top bar, in front of everything else: its title
   // (the page's word `title`), the live badge #live (live: true), who is logged in (#who:
   // who(me), the name unless the page says otherwise; who: null leaves it to the page),
   // `extra` elements, the language button and 退出登录. It returns {me}: the promise of
   // /api/v1/auth/me (without a session, api() leads to the login page).
   function page({ staff = false, title = "title", live = false, who = (me) => me.staff.name, extra = [],
-    onLang } = {}) {
+    onLang, language } = {}) {
     let me = null;
     const showWho = () => { if (me && who) $("who").textContent = who(me); };
     if (staff) {
@@ -240,7 +242,8 @@ const Hall = (() => {
         el("button", { type: "button", class: "secondary", id: "logout", "data-i18n": "logout",
           onclick: () => logout() })));
     }
-    $("lang").append(langButton(() => { showWho(); if (onLang) onLang(); }));
+    if (language) lang = language;
+    else $("lang").append(langButton(() => { showWho(); if (onLang) onLang(); }));
     applyWords();
     if (!staff) return { me: null };
     const got = api("GET", "/api/v1/auth/me");
