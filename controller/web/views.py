@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from controller.core.priority import CALL_REASONS
 from controller.core.engine import Engine
 from controller.core.estimate import wait_range
 from controller.core.hall import Hall
@@ -152,6 +153,8 @@ def window_json(engine: Engine, state: HallState, number: int, now: dt.datetime)
     window["evaluating"] = state.windows[number].evaluating
     window["queues"] = [q for q in full["queues"] if q["service"] in window["services"]]
     window["transfer_to"] = [{"service": q["service"], "name": q["name"]} for q in full["queues"]]
+    # 叫指定号's reasons as the rules define them, so the page offers no other
+    window["call_reasons"] = list(CALL_REASONS)
     return window
 
 
