@@ -195,7 +195,9 @@ def test_a_slow_job_on_the_hall_thread_does_not_stop_health(tmp_path):
             r = client.get("/api/v1/health")
             took = time.monotonic() - started
         assert r.status_code == 200 and r.json()["ok"]
-        assert took < 1.0, f"/health waited {took:.2f} s behind the hall"
+        # the gate holds the hall thread for up to 10 s: an answer behind it takes that long
+        # (or times out at 5 s); a fresh connection on a loaded machine once took 1.01 s
+        assert took < 3.0, f"/health waited {took:.2f} s behind the hall"
 
 
 def test_the_read_side_gives_copies_that_do_not_move_with_the_hall(tmp_path):
