@@ -24,9 +24,12 @@ from controller.config.hall import ConfigError, load_config, load_hall, summary
 from controller.core.hall import Hall
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
 from controller.floor.devices import DeviceAddress, kiosk_kinds, kiosk_of
+from controller.floor.device_names import unstable_warnings
+from controller.installation import commands as installation_commands
 from controller.runtime.hallcontroller import HallController
 from controller.security.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS, connection_cap
 from controller.runtime.data_lock import hold_data_dir
+from controller.runtime.service_notify import ServiceNotifier
 from controller.mqtt.accounts import check_at_start, mosquitto_acl, set_password, without_account
 from controller.security.personal_data import purge, rotate_key
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
@@ -124,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.simulate:
         _provision_demo_kiosks(ctrl, list(running.floor.kiosks), public)
     try:
-        _serve(running.app, args, cap)
+        _serve(running.app, args, cap, alive=lambda: ctrl.aask(lambda state: None))
     finally:
         for s in simulations:
             s.close()
@@ -142,15 +145,25 @@ def banner(hall_name: str, base: str, data_dir: str, more_pages: dict[str, str])
     return f"{hall_name}: {base}/  (data in {data_dir})\n{listed}"
 
 
-def _serve(app, args: argparse.Namespace, cap: int) -> None:
+def _serve(app, args: argparse.Namespace, cap: int, alive=None) -> None:
     """The web API until Ctrl+C or SIGTERM. Once told to stop, the pages' event streams end at
-    once (controller/web/shutdown.py), so the stop takes about a second, not the grace time."""
+    once (controller/web/shutdown.py), so the stop takes about a second, not the grace time.
+    Under systemd it says READY=1 once listening, then pings the watchdog while `alive()` (a
+    question to the hall thread) answers (controller/runtime/service_notify.py)."""
     import uvicorn
 
     from controller.security.http_limits import BACKLOG, KEEP_ALIVE_SECONDS, bounded_protocol
 
+    service = ServiceNotifier.from_environment()
+
     class HallServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started and alive is not None:
+                service.ready(alive)
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            service.stopping()
             app.state.shutdown.begin()
             super().handle_exit(sig, frame)
 
@@ -283,6 +296,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     missing = hall.calendar.missing_years(SystemClock(hall.timezone)().date())
     if missing:
         print(f"warning: {_calendar_warning(missing)}", file=sys.stderr)
+    for warning in unstable_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -450,6 +465,8 @@ def parser() -> argparse.ArgumentParser:
     pg.add_argument("--data-dir", required=True)
     pg.add_argument("--config", required=True, help="hall description (TOML)")
     pg.set_defaults(func=cmd_purge)
+
+    installation_commands.register(sub)  # install, uninstall, devices, doctor
 
     sim = sub.add_parser("sim", help="simulate a hall day from a scenario (sim/scenarios/*.toml)")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
