@@ -192,16 +192,15 @@ class Named:
     note: str
 
 
-def _resolve(path: str, dev_root: Path) -> str:
-    """The tty name a /dev path stands for now (following by-id and /dev/hall links)."""
+def _resolve(path: str, dev_root: Path) -> str | None:
+    """The device node a /dev path stands for now (following by-id and /dev/hall links):
+    its name, or None when there is nothing there."""
     if not path.startswith("/dev/"):
-        return ""
-    p = dev_root / path.removeprefix("/dev/")
+        return None
     try:
-        target = p.resolve(strict=True)
+        return (dev_root / path.removeprefix("/dev/")).resolve(strict=True).name
     except OSError:
-        return ""
-    return target.name
+        return None
 
 
 def _rule(port: SerialPort, name: str, by_serial: bool, several: bool) -> str:
@@ -235,9 +234,13 @@ def stable_names(config: HallConfig, ports: list[SerialPort],
             name += "-2"
         taken.add(name)
         ids = tuple(d.id for d in devices)
-        port = present.get(_resolve(path, dev_root))
-        if port is None:
-            out.append(Named(name, path, ids, None, "not present now: plug it in and run this again"))
+        node = _resolve(path, dev_root)
+        port = present.get(node or "")
+        if node is None:
+            out.append(Named(name, path, ids, None, "is not there now: plug it in and run this again"))
+        elif port is None:
+            out.append(Named(name, path, ids, None, "is no USB adapter or built-in serial port "
+                             "(a pty?): nothing to name"))
         elif not port.usb:
             out.append(Named(name, path, ids, None, f"{port.dev} is built in ({port.driver}), not "
                              "USB: its name does not move"))

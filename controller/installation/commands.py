@@ -18,8 +18,8 @@ def cmd_install(args: argparse.Namespace) -> int:
     root = Path(args.root)
     for path in written:
         print(f"wrote {path}")
-    print(f"data directory {args.data_dir} (owned by {args.user})")
     if root.resolve() == Path("/"):
+        print(f"data directory {args.data_dir}, owned by {args.user}")
         print(f"enabled {service.SERVICE} and {service.BACKUP_TIMER}; start it now: "
               f"systemctl start {service.SERVICE}; check it: hallctl doctor --config "
               f"{service.CONFIG_DIR / service.CONFIG_NAME} --data-dir {args.data_dir} --user {args.user}")
@@ -32,8 +32,9 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     removed, data_dir = service.uninstall(args.root)
     for path in removed:
         print(f"removed {path}")
-    print(f"the hall's data in {data_dir} is kept (its database and key); delete it yourself "
-          "once it is backed up elsewhere")
+    if (Path(args.root) / data_dir.lstrip("/")).exists():
+        print(f"the hall's data in {data_dir} is kept (its database and key); delete it yourself "
+              "once it is backed up elsewhere")
     return 0
 
 

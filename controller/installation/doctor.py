@@ -351,9 +351,12 @@ _PROBES: dict[str, Callable[[Device, DeviceLink], str]] = {}
 
 
 def _probe_printer(d: Device, link: DeviceLink) -> str:
-    from drivers.ticket_printer import TicketPrinter
+    from drivers.ticket_printer import PaperStatus, TicketPrinter
 
-    return f"paper {TicketPrinter(d.id, link, status_timeout=PROBE_SECONDS).paper_status().value}"
+    paper = TicketPrinter(d.id, link, status_timeout=PROBE_SECONDS).paper_status()
+    if paper is PaperStatus.OUT:
+        raise TransportError("answers, but its paper is out (缺纸)")
+    return "paper near its end (纸将尽)" if paper is PaperStatus.NEAR_END else "paper ok"
 
 
 def _probe_reader(d: Device, link: DeviceLink) -> str:
@@ -377,7 +380,8 @@ def _answers(devices: list[Device]) -> str:
     if not link.ensure_open():
         raise TransportError(link.health.detail if link.health else "does not open")
     try:
-        said = [f"{d.id}: {_PROBES[d.kind](d, link)}" for d in devices if d.kind in _PROBES]
+        said = [(f"{d.id}: " if len(devices) > 1 else "") + _PROBES[d.kind](d, link)
+                for d in devices if d.kind in _PROBES]
     finally:
         link.close()
     return "; ".join(said) or "opens (it cannot be asked; its driver hears it once running)"
