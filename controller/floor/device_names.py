@@ -191,6 +191,9 @@ class Named:
     rule: str | None
     note: str
 
+    def comment(self) -> str:
+        return f"# {', '.join(self.device_ids)} (now {self.configured}: {self.note})"
+
 
 def _resolve(path: str, dev_root: Path) -> str | None:
     """The device node a /dev path stands for now (following by-id and /dev/hall links):
@@ -247,19 +250,38 @@ def stable_names(config: HallConfig, ports: list[SerialPort],
         else:
             unique = bool(port.serial) and serials.count((port.vendor_id, port.product_id, port.serial)) == 1
             several = per_usb.count(port.usb_path) > 1
-            note = (f"{port.dev}, serial {port.serial}" if unique else
-                    f"{port.dev} has no serial number of its own: named by its USB socket "
+            dev = "" if port.dev == path else f"{port.dev}, "
+            note = (f"{dev}serial {port.serial}" if unique else
+                    f"{dev}no serial number of its own: named by its USB socket "
                     f"{port.usb_path}; keep it plugged into that socket")
             out.append(Named(name, path, ids, _rule(port, name, unique, several), note))
     return out
 
 
-def udev_rules(named: list[Named], source: str) -> str:
-    """The rules file (RULES_FILE) for the lines that have a rule."""
+def usb_rules(config: HallConfig, group: str) -> list[str]:
+    """For each `usb` device (a printer spoken to by libusb): its /dev/bus/usb node, which
+    changes at every plug, given to the service's group."""
+    seen: dict[str, str] = {}
+    for d in config.hall.devices:
+        if d.transport == "usb" and d.address:
+            seen.setdefault(d.address.lower(), d.id)
+    out = []
+    for address, device_id in seen.items():
+        vid, _, pid = address.partition(":")
+        out += [f"# {device_id} (USB {address}): usable by the group {group}",
+                f'SUBSYSTEM=="usb", ENV{{DEVTYPE}}=="usb_device", ATTR{{idVendor}}=="{vid}", '
+                f'ATTR{{idProduct}}=="{pid}", GROUP="{group}", MODE="0660"']
+    return out
+
+
+def udev_rules(named: list[Named], source: str, usb: list[str] | None = None) -> str:
+    """The rules file (RULES_FILE) for the lines that have a rule, and the USB devices' rules."""
     lines = [f"# Stable names for the hall's serial devices: `hallctl devices --udev-rules --config {source}`.",
              f"# Install as {RULES_FILE}, then: udevadm control --reload && udevadm trigger",
              "# and set each device's port in the hall file to its /dev/hall/... name."]
     for n in named:
         if n.rule is not None:
-            lines += ["", f"# {', '.join(n.device_ids)} (now {n.configured}: {n.note})", n.rule]
+            lines += ["", n.comment(), n.rule]
+    if usb:
+        lines += ["", *usb]
     return "\n".join(lines) + "\n"
