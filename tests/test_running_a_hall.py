@@ -308,6 +308,58 @@ def test_hallctl_run_tells_systemd_it_is_ready_then_pings_its_watchdog(tmp_path,
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_the_watchdog_goes_quiet_while_the_hall_thread_does_not_answer(tmp_path):
+    """A hall thread stuck on a command: no more pings, so systemd (WatchdogSec) restarts it."""
+    import asyncio
+    import threading
+
+    from controller.assembly import open_hall
+    from controller.runtime.clock import ManualClock
+    from controller.runtime.service_notify import ServiceNotifier
+    from tests.halls import at, small_hall
+
+    ctrl, _ = open_hall(small_hall(), tmp_path / "data", ManualClock(at("09:00")))
+    folder = tempfile.mkdtemp(prefix="notify-", dir="/tmp")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(f"{folder}/notify")
+    stuck, release = threading.Event(), threading.Event()
+    pings = 0
+
+    async def alive() -> None:
+        nonlocal pings
+        pings += 1
+        if pings == 3:  # from the third question on, the hall thread is busy for ever
+            threading.Thread(target=ctrl.run, args=(lambda: (stuck.set(), release.wait()),),
+                             daemon=True).start()
+            await asyncio.to_thread(stuck.wait)
+        await ctrl.aask(lambda state: None)
+
+    async def serve() -> None:
+        service = ServiceNotifier(f"{folder}/notify", watchdog_seconds=0.2)
+        service.ready(alive)
+        while not stuck.is_set():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # five periods: five pings, were it answering
+        service.stopping()
+
+    try:
+        asyncio.run(serve())
+        notify.setblocking(False)
+        said = []
+        while True:
+            try:
+                said.append(notify.recv(4096).decode().split("\n")[0])
+            except BlockingIOError:
+                break
+    finally:
+        release.set()
+        ctrl.close()
+        ctrl.store.close()
+        notify.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert said == ["READY=1", "WATCHDOG=1", "WATCHDOG=1", "STOPPING=1"]
+
+
 def test_without_systemd_hallctl_run_says_nothing_to_anyone():
     from controller.runtime.service_notify import ServiceNotifier
 

@@ -19,6 +19,7 @@ import ctypes.util
 import datetime as dt
 import fcntl
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -260,7 +261,6 @@ def _health(host: str, port: int) -> str | None:
     ask = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
     try:
         with urllib.request.urlopen(f"http://{ask}:{port}/api/v1/health", timeout=3) as r:
-            import json
             return str(json.load(r).get("hall", "?"))
     except (urllib.error.URLError, OSError, ValueError):
         return None
