@@ -260,6 +260,21 @@ def test_the_doctor_names_a_port_another_program_holds(tmp_path):
     line(out, "✗", "端口 web port", f"127.0.0.1:{port}", "taken by another program")
 
 
+def test_the_doctor_faults_a_calendar_without_this_year():
+    import datetime as dt
+
+    from controller.config.hall import load_config
+    from controller.installation.doctor import Mark, calendar_finding
+
+    config = load_config(DEMO)
+    last = max(config.hall.calendar.workdays.years)
+    soon = calendar_finding(config, dt.date(last, 12, 1))
+    assert soon.mark is Mark.WARN and f"[years.{last + 1}]" in soon.detail
+    this_year = calendar_finding(config, dt.date(last + 1, 3, 2))
+    assert this_year.mark is Mark.FAULT and f"this year {last + 1} is missing" in this_year.detail
+    assert calendar_finding(config, dt.date(last, 3, 2)).mark is Mark.OK
+
+
 class PtyHall(HallProcess):
     """`hallctl run` for a hall whose kiosk and counter devices are simulated on ptys."""
 

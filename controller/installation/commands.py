@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import pwd
 import sys
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    if args.user is not None:
+        try:
+            pwd.getpwnam(args.user)
+        except KeyError:
+            print(f"hallctl: no user {args.user!r} on this machine (hallctl install makes it)",
+                  file=sys.stderr)
+            return 2
     findings = doctor.examine(doctor.Patient(Path(args.config), Path(args.data_dir), args.host,
                                              args.port, args.user, not args.no_probe))
     text, status = doctor.report(findings)

@@ -303,9 +303,9 @@ class _Writer:
 
 def _absolute(path: str, what: str) -> PurePosixPath:
     p = PurePosixPath(path)
-    if not p.is_absolute():
-        raise RuntimeError(f"{what} must be an absolute path as the service sees it, e.g. /var/lib/hall "
-                           f"(found {path!r})")
+    if not p.is_absolute() or not re.fullmatch(r"[A-Za-z0-9_@+=:,./-]+", path):
+        raise RuntimeError(f"{what} must be an absolute path as the service sees it, without spaces, "
+                           f"quotes or %, e.g. /var/lib/hall (found {path!r})")
     return p
 
 
@@ -349,7 +349,10 @@ def _make_user(out: _Writer, inst: Installation) -> None:
     """The service's user, owning the data directory; its group may read the hall file."""
     subprocess.run(["systemd-sysusers", str(out.path(SYSUSERS))], check=True)
     entry = pwd.getpwnam(inst.user)
-    os.chown(out.path(inst.data_dir), entry.pw_uid, entry.pw_gid)
+    # a data directory used before (a first run as root) becomes the service's, all of it
+    for folder, _, files in os.walk(out.path(inst.data_dir)):
+        for path in (folder, *(os.path.join(folder, f) for f in files)):
+            os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     for name in (CONFIG_NAME, HOLIDAYS_FILE):
         if out.path(CONFIG_DIR / name).exists():
             os.chown(out.path(CONFIG_DIR / name), 0, grp.getgrnam(inst.user).gr_gid)
