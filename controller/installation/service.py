@@ -187,6 +187,8 @@ def service_unit(inst: Installation) -> str:
         "Environment=PYTHONUNBUFFERED=1",
         "Restart=on-failure",
         "RestartSec=2s",
+        # exit 2: a bad hall file or a missing setting, which no restart mends (the log says which)
+        "RestartPreventExitStatus=2",
         f"WatchdogSec={WATCHDOG_SECONDS}s",
         "TimeoutStartSec=120s",
         "TimeoutStopSec=30s",
