@@ -1,5 +1,6 @@
 """hallctl: run a hall, check its config, see its status, hash a PIN; the MQTT broker's ACL and
-passwords; rotate the key that seals personal data, purge personal data past its retention."""
+passwords; rotate the key that seals personal data, purge personal data past its retention; install the hall
+as a service, name its devices and look it over (controller/installation)."""
 
 from __future__ import annotations
 

@@ -264,7 +264,8 @@ def test_the_doctor_faults_a_calendar_without_this_year():
     import datetime as dt
 
     from controller.config.hall import load_config
-    from controller.installation.doctor import Mark, calendar_finding
+    from controller.installation.doctor import calendar_finding
+    from controller.installation.findings import Mark
 
     config = load_config(DEMO)
     last = max(config.hall.calendar.workdays.years)

@@ -14,68 +14,32 @@ own session).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime as dt
 import fcntl
-import grp
 import json
 import os
 import pwd
 import shutil
 import socket
 import stat
-import subprocess
 import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Callable
 
 from controller.config.hall import load_config
 from controller.config.settings import HallConfig
 from controller.config.tomlkeys import ConfigError
-from controller.core.hall import Device
 from controller.floor import device_names
-from controller.installation.service import device_access
+from controller.installation.clock_sync import clock_sync
+from controller.installation.device_checks import device_findings
+from controller.installation.findings import Finding, Mark, Patient, may_use, who
 from controller.runtime.data_lock import LOCK_FILE
 from controller.security.privacy import ENV_KEY, KEY_FILE, NEW_KEY_FILE
-from drivers.transport import DeviceLink, TransportError, transport_for
 
 DB_NAME = "hall.sqlite3"  # controller.assembly.DB_NAME, without importing the whole assembly
 DISK_FAULT_BYTES = 200 * 1024**2
 DISK_WARN_BYTES = 1024**3
-PROBE_SECONDS = 1.0
-
-
-class Mark(StrEnum):
-    OK = "✓"
-    WARN = "!"
-    FAULT = "✗"
-
-
-@dataclass(frozen=True)
-class Finding:
-    mark: Mark
-    what: str  # 中文 English, short
-    detail: str
-
-    def line(self) -> str:
-        return f"{self.mark} {self.what}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class Patient:
-    """What the doctor looks at: the hall file, its data directory, where it serves, as whom."""
-
-    config_path: Path
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    user: str | None = None  # the service's user; None: whoever runs the doctor
-    probe: bool = True  # ask idle devices whether they answer
 
 
 def examine(p: Patient) -> list[Finding]:
@@ -115,44 +79,6 @@ def report(findings: list[Finding]) -> tuple[str, int]:
     return "\n".join([*(f.line() for f in findings), tail]), 1 if faults else 0
 
 
-# --- who may use a path ------------------------------------------------------------------------
-
-
-def _groups_of(user: str, extra: tuple[str, ...]) -> set[int]:
-    entry = pwd.getpwnam(user)
-    gids = set(os.getgrouplist(user, entry.pw_gid))
-    for name in extra:  # the unit's SupplementaryGroups
-        try:
-            gids.add(grp.getgrnam(name).gr_gid)
-        except KeyError:
-            pass
-    return gids
-
-
-def may_use(path: Path, user: str | None, want: int, groups: tuple[str, ...] = ()) -> bool:
-    """Whether `user` (None: this process) may read and/or write `path` (`want`: os.R_OK |
-    os.W_OK, with os.X_OK for a directory), by its mode bits; root may always."""
-    if user is None:
-        return os.access(path, want)
-    entry = pwd.getpwnam(user)
-    if entry.pw_uid == 0:
-        return True
-    st = path.stat()
-    bits = {os.R_OK: 4, os.W_OK: 2, os.X_OK: 1}
-    need = sum(b for flag, b in bits.items() if want & flag)
-    if st.st_uid == entry.pw_uid:
-        have = (st.st_mode >> 6) & 7
-    elif st.st_gid in _groups_of(user, groups):
-        have = (st.st_mode >> 3) & 7
-    else:
-        have = st.st_mode & 7
-    return have & need == need
-
-
-def _who(user: str | None) -> str:
-    return user or pwd.getpwuid(os.geteuid()).pw_name
-
-
 # --- the data directory and the key ------------------------------------------------------------
 
 
@@ -183,13 +109,13 @@ def data_dir_findings(p: Patient) -> list[Finding]:
     out = []
     wrote = _try_write(d)
     if wrote is not None:
-        out.append(Finding(Mark.FAULT, what, f"cannot write in {d} as {_who(None)}: {wrote}"))
+        out.append(Finding(Mark.FAULT, what, f"cannot write in {d} as {who(None)}: {wrote}"))
     elif p.user is not None and not may_use(d, p.user, os.R_OK | os.W_OK | os.X_OK):
         out.append(Finding(Mark.FAULT, what, f"{p.user} cannot write in {d}: chown {p.user} {d}"))
     else:
         db = d / DB_NAME
         has = "its database" if db.exists() else "no database yet (made at the first start)"
-        out.append(Finding(Mark.OK, what, f"{d} writable by {_who(p.user)}, {has}"))
+        out.append(Finding(Mark.OK, what, f"{d} writable by {who(p.user)}, {has}"))
     free = shutil.disk_usage(d).free
     room = "磁盘空间 disk space"
     if free < DISK_FAULT_BYTES:
@@ -239,7 +165,7 @@ def key_finding(p: Patient) -> Finding:
         return Finding(Mark.FAULT, what, f"{key} belongs to uid {st.st_uid}, not {p.user}: "
                        f"chown {p.user} {key}")
     if p.user is None and not os.access(key, os.R_OK):
-        return Finding(Mark.FAULT, what, f"{key} is not readable by {_who(None)}")
+        return Finding(Mark.FAULT, what, f"{key} is not readable by {who(None)}")
     return Finding(Mark.OK, what, f"{key} {mode:04o}, its owner's only")
 
 
@@ -345,122 +271,6 @@ def mqtt_login(host: str, port: int, username: str | None, password: str | None,
     return result[0]
 
 
-# --- devices -----------------------------------------------------------------------------------
-
-_PROBES: dict[str, Callable[[Device, DeviceLink], str]] = {}
-
-
-def _probe_printer(d: Device, link: DeviceLink) -> str:
-    from drivers.ticket_printer import PaperStatus, TicketPrinter
-
-    paper = TicketPrinter(d.id, link, status_timeout=PROBE_SECONDS).paper_status()
-    if paper is PaperStatus.OUT:
-        raise TransportError("answers, but its paper is out (缺纸)")
-    return "paper near its end (纸将尽)" if paper is PaperStatus.NEAR_END else "paper ok"
-
-
-def _probe_reader(d: Device, link: DeviceLink) -> str:
-    from drivers.id_reader import IdCardReader
-
-    status = IdCardReader(d.id, link, lambda card: None, reply_timeout=PROBE_SECONDS).check_sam()
-    if status.sam_failure:
-        raise TransportError(f"SAM: {status.description}")
-    return f"SAM {status.description}"
-
-
-_PROBES.update(ticket_printer=_probe_printer, id_reader=_probe_reader)
-
-
-def _answers(devices: list[Device]) -> str:
-    """Open the line; a device that can be asked (printer: paper; reader: SAM) is asked. What
-    it said, or TransportError."""
-    first = devices[0]
-    link = DeviceLink(first.id, transport_for(first.transport, first.port, first.address,
-                                              dict(first.options)))
-    if not link.ensure_open():
-        raise TransportError(link.health.detail if link.health else "does not open")
-    try:
-        said = [(f"{d.id}: " if len(devices) > 1 else "") + _PROBES[d.kind](d, link)
-                for d in devices if d.kind in _PROBES]
-    finally:
-        link.close()
-    return "; ".join(said) or "opens (it cannot be asked; its driver hears it once running)"
-
-
-def device_findings(p: Patient, config: HallConfig, running: bool) -> list[Finding]:
-    """One line per line to a device: a serial or file path (a bus of several), a TCP address,
-    a USB device. MQTT devices are reached through the broker (its own line)."""
-    lines: dict[tuple[str, str], list[Device]] = {}
-    for d in config.hall.devices:
-        if d.transport != "mqtt":
-            lines.setdefault((d.transport, d.port or d.address or ""), []).append(d)
-    groups = device_access(config).groups
-    out = []
-    for (transport, where), devices in lines.items():
-        ids = ", ".join(d.id for d in devices)
-        what = f"设备 device {ids}"
-        if transport == "usb":
-            out.append(_usb_finding(what, where, p.user))
-            continue
-        if transport in ("serial", "file"):
-            missing = _path_problem(Path(where), p.user, groups)
-            if missing:
-                out.append(Finding(Mark.FAULT, what, f"{where} {missing}"))
-                continue
-        if running:
-            out.append(Finding(Mark.OK, what, f"{where} present; in use by the running controller "
-                               "(its health: the supervisor page)"))
-            continue
-        if not p.probe:
-            out.append(Finding(Mark.OK, what, f"{where} present"))
-            continue
-        try:
-            out.append(Finding(Mark.OK, what, f"{where} {_answers(devices)}"))
-        except (TransportError, OSError) as e:
-            out.append(Finding(Mark.FAULT, what, f"{where} does not answer: {e}"))
-    return out
-
-
-def _path_problem(path: Path, user: str | None, groups: tuple[str, ...]) -> str | None:
-    if not path.exists():
-        return "is missing (unplugged? see hallctl devices)"
-    if not may_use(path, user, os.R_OK | os.W_OK, groups):
-        st = path.stat()
-        owner = f"{_name(pwd.getpwuid, st.st_uid)}:{_name(grp.getgrgid, st.st_gid)} {stat.S_IMODE(st.st_mode):04o}"
-        return f"is {owner}: {_who(user)} may not read and write it (add the user to its group)"
-    return None
-
-
-def _name(look: Callable, number: int) -> str:
-    try:
-        return str(look(number)[0])
-    except KeyError:
-        return str(number)
-
-
-def _usb_finding(what: str, address: str, user: str | None,
-                 sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev")) -> Finding:
-    vid, _, pid = address.lower().partition(":")
-    for u in device_names.usb_devices(sys_root):
-        if (u.vendor_id, u.product_id) == (vid, pid):
-            node = _usb_node(sys_root, dev_root, u.usb_path)
-            if node is not None and not may_use(node, user, os.R_OK | os.W_OK):
-                return Finding(Mark.FAULT, what, f"USB {address} present, but {_who(user)} may not use "
-                               f"{node} (a udev rule: hallctl devices --udev-rules)")
-            return Finding(Mark.OK, what, f"USB {address} present ({u.manufacturer} {u.product})".strip())
-    return Finding(Mark.FAULT, what, f"USB {address} is not plugged in")
-
-
-def _usb_node(sys_root: Path, dev_root: Path, usb_path: str) -> Path | None:
-    d = sys_root / "bus" / "usb" / "devices" / usb_path
-    try:
-        bus, dev = int((d / "busnum").read_text()), int((d / "devnum").read_text())
-    except (OSError, ValueError):
-        return None
-    node = dev_root / "bus" / "usb" / f"{bus:03d}" / f"{dev:03d}"
-    return node if node.exists() else None
-
-
 # --- the calendar and the clock ----------------------------------------------------------------
 
 
@@ -480,65 +290,6 @@ def calendar_finding(config: HallConfig, today: dt.date | None = None) -> Findin
         return Finding(Mark.WARN, what, f"{covered}; {', '.join(map(str, missing))} soon due is missing: "
                        f"add [years.{missing[0]}] to holidays.toml beside the hall file")
     return Finding(Mark.OK, what, covered)
-
-
-def clock_sync() -> tuple[bool | None, str]:
-    """(synchronised, how it was told); None when nothing here can tell."""
-    for ask in (_timedatectl, _chronyc, _timesyncd, _adjtimex):
-        said = ask()
-        if said is not None:
-            return said
-    return None, "no timedatectl, chronyc or adjtimex answer"
-
-
-def _run(*cmd: str) -> str | None:
-    if shutil.which(cmd[0]) is None:
-        return None
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=3)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout if r.returncode == 0 else None
-
-
-def _timedatectl() -> tuple[bool, str] | None:
-    out = _run("timedatectl", "show", "--property=NTPSynchronized", "--value")
-    if out is None or out.strip() not in ("yes", "no"):
-        return None
-    return out.strip() == "yes", "timedatectl"
-
-
-def _chronyc() -> tuple[bool, str] | None:
-    out = _run("chronyc", "-n", "tracking")
-    if out is None or "Leap status" not in out:
-        return None
-    return "Not synchronised" not in out, "chronyc tracking"
-
-
-def _timesyncd() -> tuple[bool, str] | None:
-    if Path("/run/systemd/timesync/synchronized").exists():
-        return True, "systemd-timesyncd"
-    return None
-
-
-_TIME_ERROR = 5  # adjtimex's answer while the kernel's clock is marked unsynchronised
-
-
-def _adjtimex() -> tuple[bool, str] | None:
-    """The kernel's own view: an NTP daemon (chrony, ntpd, timesyncd) that disciplines the
-    clock clears its 'unsynchronised' status; modes 0 only reads."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        adjtimex = ctypes.CDLL(name, use_errno=True).adjtimex
-    except (OSError, AttributeError):
-        return None
-    timex = ctypes.create_string_buffer(512)  # struct timex, modes = 0 (its first field)
-    state = adjtimex(timex)
-    if state < 0:
-        return None
-    return state != _TIME_ERROR, "the kernel (adjtimex)"
 
 
 def clock_finding() -> Finding:
