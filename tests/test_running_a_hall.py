@@ -216,17 +216,19 @@ def test_the_doctor_names_a_missing_device_a_silent_one_and_a_key_others_can_rea
     key.chmod(0o644)
     bus.unplug()  # its by-id link goes with it
     reader.silent = True
+    printer.paper = "out"
 
     status, out = doctor(config, data)
     assert status == 1, out
     line(out, "✗", "keypad-01", "is missing")
     line(out, "✗", "kiosk-id-reader", "does not answer")
     line(out, "✗", "密钥 key", "0644", "chmod 600")
-    line(out, "✓", "kiosk-printer", "paper ok")
+    line(out, "✗", "kiosk-printer", "paper is out")
 
     key.chmod(0o600)
     bus.plug()
     reader.silent = False
+    printer.paper = "ok"
     status, out = doctor(config, data)
     assert status == 0, out
     line(out, "✓", "密钥 key", "0600")

@@ -22,6 +22,10 @@ from drivers.transport import DeviceLink, TransportError, transport_for
 
 PROBE_SECONDS = 1.0
 
+
+class CannotWork(Exception):
+    """The device answers but cannot do its job (a printer out of paper)."""
+
 _PROBES: dict[str, Callable[[Device, DeviceLink], str]] = {}
 
 
@@ -30,7 +34,7 @@ def _probe_printer(d: Device, link: DeviceLink) -> str:
 
     paper = TicketPrinter(d.id, link, status_timeout=PROBE_SECONDS).paper_status()
     if paper is PaperStatus.OUT:
-        raise TransportError("answers, but its paper is out (缺纸)")
+        raise CannotWork("answers, but its paper is out (缺纸)")
     return "paper near its end (纸将尽)" if paper is PaperStatus.NEAR_END else "paper ok"
 
 
@@ -39,7 +43,7 @@ def _probe_reader(d: Device, link: DeviceLink) -> str:
 
     status = IdCardReader(d.id, link, lambda card: None, reply_timeout=PROBE_SECONDS).check_sam()
     if status.sam_failure:
-        raise TransportError(f"SAM: {status.description}")
+        raise CannotWork(f"answers, but its SAM module fails: {status.description}")
     return f"SAM {status.description}"
 
 
@@ -91,6 +95,8 @@ def device_findings(p: Patient, config: HallConfig, running: bool) -> list[Findi
             continue
         try:
             out.append(Finding(Mark.OK, what, f"{where} {_answers(devices)}"))
+        except CannotWork as e:
+            out.append(Finding(Mark.FAULT, what, f"{where} {e}"))
         except (TransportError, OSError) as e:
             out.append(Finding(Mark.FAULT, what, f"{where} does not answer: {e}"))
     return out
