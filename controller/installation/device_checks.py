@@ -79,9 +79,11 @@ def device_findings(p: Patient, config: HallConfig, running: bool) -> list[Findi
         ids = ", ".join(d.id for d in devices)
         what = f"设备 device {ids}"
         if transport == "usb":
-            out.append(_usb_finding(what, where, p.user))
-            continue
-        if transport in ("serial", "file"):
+            plugged = _usb_finding(what, where, p.user)
+            if plugged.mark is Mark.FAULT or running or not p.probe:
+                out.append(plugged)
+                continue
+        elif transport in ("serial", "file"):
             missing = _path_problem(Path(where), p.user, groups)
             if missing:
                 out.append(Finding(Mark.FAULT, what, f"{where} {missing}"))

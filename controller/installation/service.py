@@ -339,6 +339,7 @@ def install(config_path: str | Path, data_dir: str, root: str | Path = "/", user
     out.write(UNIT_DIR / BACKUP_SERVICE, backup)
     out.write(UNIT_DIR / BACKUP_TIMER, timer)
     out.mkdir(data, 0o750)
+    _write_manifest(out, inst)  # what is written so far can be uninstalled, should the rest fail
     if real:
         _make_user(out, inst)
     _systemctl(root, "enable", SERVICE, BACKUP_TIMER)
