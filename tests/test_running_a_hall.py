@@ -278,6 +278,37 @@ def test_the_doctor_faults_a_calendar_without_this_year():
     assert calendar_finding(config, dt.date(last, 3, 2)).mark is Mark.OK
 
 
+def test_the_doctor_logs_in_to_the_halls_mosquitto_as_the_controller(tmp_path, make_mosquitto, monkeypatch,
+                                                                      capsys):
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "hall-controller", "s3cret-pass"],
+                   check=True, capture_output=True)
+    broker = make_mosquitto(f"allow_anonymous false\npassword_file {passwd}\n")
+    config = hall_file(tmp_path / "hall", "")
+    config.write_text(re.sub(
+        r'embedded_listen = "[^"]+"',
+        f'host = "{broker.host}"\nport = {broker.port}\nusername = "hall-controller"\n'
+        'password_env = "HALL_MQTT_PASSWORD"', config.read_text(encoding="utf-8")), encoding="utf-8")
+    (tmp_path / "data").mkdir()
+
+    def broker_line(password: str | None) -> tuple[int, str]:
+        if password is None:
+            monkeypatch.delenv("HALL_MQTT_PASSWORD", raising=False)
+        else:
+            monkeypatch.setenv("HALL_MQTT_PASSWORD", password)
+        status = main(["doctor", "--config", str(config), "--data-dir", str(tmp_path / "data"),
+                       "--port", str(free_port())])
+        return status, next(x for x in capsys.readouterr().out.splitlines() if "消息服务 broker" in x)
+
+    status, said = broker_line("s3cret-pass")
+    assert status == 0 and said.startswith("✓") and "accepts the controller's account" in said
+    status, said = broker_line("wrong")
+    assert status == 1 and said.startswith("✗") and "login refused" in said
+    # the password lives in /etc/hall/hall.env, which an admin's shell has not read: reachable
+    status, said = broker_line(None)
+    assert status == 0 and said.startswith("✓") and "login not tried" in said
+
+
 class PtyHall(HallProcess):
     """`hallctl run` for a hall whose kiosk and counter devices are simulated on ptys."""
 
