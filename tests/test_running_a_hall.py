@@ -372,23 +372,23 @@ def test_the_watchdog_goes_quiet_while_the_hall_thread_does_not_answer(tmp_path)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(f"{folder}/notify")
     stuck, release = threading.Event(), threading.Event()
-    pings = 0
+    asked = answered = 0
 
     async def alive() -> None:
-        nonlocal pings
-        pings += 1
-        if pings == 3:  # from the third question on, the hall thread is busy for ever
+        nonlocal asked, answered
+        asked += 1
+        if asked == 3:  # from the third question on, the hall thread is busy for ever
             threading.Thread(target=ctrl.run, args=(lambda: (stuck.set(), release.wait()),),
                              daemon=True).start()
             await asyncio.to_thread(stuck.wait)
         await ctrl.aask(lambda state: None)
+        answered += 1
 
     async def serve() -> None:
-        service = ServiceNotifier(f"{folder}/notify", watchdog_seconds=0.2)
+        service = ServiceNotifier(f"{folder}/notify", watchdog_seconds=0.4)
         service.ready(alive)
-        while not stuck.is_set():
+        while asked < 6:  # four questions to the stuck hall thread, none answered
             await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # five periods: five pings, were it answering
         service.stopping()
 
     try:
@@ -406,7 +406,9 @@ def test_the_watchdog_goes_quiet_while_the_hall_thread_does_not_answer(tmp_path)
         ctrl.store.close()
         notify.close()
         shutil.rmtree(folder, ignore_errors=True)
-    assert said == ["READY=1", "WATCHDOG=1", "WATCHDOG=1", "STOPPING=1"]
+    # a ping for each answer (the first two, unless a loaded machine let one time out), none after
+    assert answered <= 2
+    assert said == ["READY=1", *["WATCHDOG=1"] * answered, "STOPPING=1"]
 
 
 def test_without_systemd_hallctl_run_says_nothing_to_anyone():
