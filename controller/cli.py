@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from controller import cli_backup
 from controller.security import pins
 from controller.runtime.clock import SystemClock
 from controller.config.hall import ConfigError, load_config, load_hall, summary
@@ -29,6 +30,7 @@ from controller.security.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS, co
 from controller.runtime.data_lock import hold_data_dir
 from controller.mqtt.accounts import check_at_start, mosquitto_acl, set_password, without_account
 from controller.security.personal_data import purge, rotate_key
+from controller.store.copies import refuse_newer
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
@@ -67,6 +69,7 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
     """Take the data directory and open the hall on it, or refuse with one line naming the path
     and the fix: a directory or key the controller cannot read, a database it cannot write (a
     read-only database opens fine and would fail every ticket after), a full disk."""
+    refuse_newer(data_dir / DB_NAME)  # one line naming the file, before anything opens it
     try:
         held = hold_data_dir(data_dir, "run the controller")
         ctrl, sessions = open_hall(hall, data_dir, hall_clock(hall, clock_start, data_dir))
@@ -450,6 +453,8 @@ def parser() -> argparse.ArgumentParser:
     pg.add_argument("--data-dir", required=True)
     pg.add_argument("--config", required=True, help="hall description (TOML)")
     pg.set_defaults(func=cmd_purge)
+
+    cli_backup.register(sub)
 
     sim = sub.add_parser("sim", help="simulate a hall day from a scenario (sim/scenarios/*.toml)")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
