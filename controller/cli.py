@@ -9,6 +9,7 @@ import getpass
 import importlib.metadata
 import json
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -27,6 +28,7 @@ from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open
 from controller.floor.devices import DeviceAddress, kiosk_kinds, kiosk_of
 from controller.runtime.hallcontroller import HallController
 from controller.security.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS, connection_cap
+from controller.runtime import logs
 from controller.runtime.data_lock import hold_data_dir
 from controller.mqtt.accounts import check_at_start, mosquitto_acl, set_password, without_account
 from controller.security.personal_data import purge, rotate_key
@@ -34,6 +36,7 @@ from controller.store.copies import refuse_newer
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
+from controller.web.metrics import METRICS_TOKEN_ENV
 from controller.web.pages import PAGES
 
 SHUTDOWN_GRACE_SECONDS = 2
@@ -100,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _warn_demo_accounts(hall, args.simulate)
+    if args.log_level == "debug":  # and the hall thread logs each command, with its id
+        logging.getLogger("controller").setLevel(logging.DEBUG)
     _check_free(args.host, args.port, "the web API", "--port")
     cap = connection_cap(args.max_connections, len(hall.devices))
     logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
@@ -121,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     # the simulated devices stop with the hall's own, while the embedded broker still answers
     # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
     running.stops.extend(s.close for s in simulations)
+    running.app.state.metrics_token = os.environ.get(METRICS_TOKEN_ENV) or None  # web/metrics.py
     _note_missing_calendar(ctrl)
     print(banner(hall.name, f"http://{args.host}:{args.port}", args.data_dir,
                  {path: title for s in simulations for path, title in s.pages.items()}), flush=True)
@@ -170,7 +176,9 @@ def _serve(app, args: argparse.Namespace, cap: int) -> None:
         # (uvicorn trusts it from 127.0.0.1 by default: anyone on the box, or a
         # kiosk flood through any local relay, could pick its address)
         proxy_headers=bool(args.trusted_proxy),
-        forwarded_allow_ips=",".join(args.trusted_proxy) or None))
+        forwarded_allow_ips=",".join(args.trusted_proxy) or None,
+        # JSON lines: uvicorn's own records go through the root logger's JSON handler
+        log_config=None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG))
     # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again for the
     # handler it found: both end here as KeyboardInterrupt, and the caller closes the hall
     # (SIGTERM's own handler would end the process before the database is closed)
@@ -401,6 +409,9 @@ def parser() -> argparse.ArgumentParser:
                      help="a reverse proxy whose X-Forwarded-For header names the client "
                           "(repeat for several; by default the header is ignored)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default="text", choices=logs.FORMATS,
+                     help="json: one JSON object per line, with the command id where there is "
+                          "one (for a log collector)")
     run.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="SECONDS",
                      help="close a connection whose request has not fully arrived by then "
                           f"(default {REQUEST_SECONDS:.0f})")
@@ -480,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(getattr(args, "log_format", "text"))
     for noisy in ("amqtt", "transitions"):  # the embedded broker narrates every state change
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
