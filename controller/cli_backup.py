@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from controller.runtime.backups import BACKUP_DIR, KEEP, restore, take_backup
 def cmd_backup(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     name = load_hall(args.config).name if args.config else None
-    done = take_backup(data_dir, Path(args.to) if args.to else None, args.keep,
-                       dt.datetime.now().astimezone(), name)
+    try:
+        done = take_backup(data_dir, Path(args.to) if args.to else None, args.keep,
+                           dt.datetime.now().astimezone(), name)
+    except (OSError, sqlite3.Error) as e:  # one line, no traceback: the nightly timer's log
+        raise RuntimeError(f"backup of {data_dir} failed: {e}") from None
     counts = done.manifest["counts"]
     print(f"{done.path}: {counts['tickets']} tickets, {counts['events']} events, schema version "
           f"{done.manifest['schema_version']}, integrity ok")
@@ -29,7 +33,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     now = dt.datetime.now().astimezone()
     data_dir = Path(args.data_dir)
-    done = restore(Path(args.source), data_dir, Path(args.key) if args.key else None, now)
+    try:
+        done = restore(Path(args.source), data_dir, Path(args.key) if args.key else None, now)
+    except (OSError, sqlite3.Error, ValueError) as e:  # ValueError: a key file that is no key
+        raise RuntimeError(f"restore of {args.source} failed: {e}") from None
     m = done.manifest
     print(f"restored {args.source} into {data_dir}: {m['counts']['tickets']} tickets, "
           f"{m['counts']['events']} events, taken {m['created_at']} (schema version "

@@ -8,6 +8,7 @@ newer than the controller, a running controller's data directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -188,6 +189,10 @@ def test_a_restore_refuses_a_key_that_is_not_the_backups(a_backup, tmp_path):
     assert "is not the key this backup was made with" in line
     assert "no personal-data key" in refusal("restore", "--from", str(backup), "--data-dir",
                                              str(tmp_path / "d"))
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("not a key\n")
+    assert "is no hall key" in refusal("restore", "--from", str(backup), "--data-dir",
+                                       str(tmp_path / "d"), "--key", str(garbage))
     assert not (tmp_path / "d" / "hall.sqlite3").exists()
 
 
@@ -198,7 +203,6 @@ def test_a_restore_refuses_a_schema_newer_than_the_controller(a_backup, tmp_path
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
     manifest = json.loads(newer.with_suffix(".json").read_text(encoding="utf-8"))
-    import hashlib
     manifest["sha256"] = hashlib.sha256(newer.read_bytes()).hexdigest()  # a consistent newer one
     newer.with_suffix(".json").write_text(json.dumps(manifest), encoding="utf-8")
     line = refusal("restore", "--from", str(newer), "--data-dir", str(tmp_path / "d"),

@@ -238,7 +238,7 @@ def check_backup(source: Path, key_file: Path | None, data_dir: Path) -> tuple[d
 def _restore_key(source: Path, manifest: dict[str, Any], key_file: Path | None,
                  data_dir: Path) -> bytes:
     there = hall_key(data_dir)
-    given = read_secret(key_file) if key_file is not None else None
+    given = _key_file(key_file) if key_file is not None else None
     if given is not None and there is not None and given != there:
         raise RuntimeError(f"--key {key_file} is not the key already in {data_dir / KEY_FILE} "
                            f"(or {ENV_KEY}); remove the one that does not belong")
@@ -253,6 +253,17 @@ def _restore_key(source: Path, manifest: dict[str, Any], key_file: Path | None,
                            "rotated out is kept as secret.key.old-<time>")
     if _opens(secret, source) is False:
         raise RuntimeError(f"the key given does not open the sealed data in {source}")
+    return secret
+
+
+def _key_file(path: Path) -> bytes:
+    try:
+        secret = read_secret(path)
+    except (ValueError, UnicodeDecodeError):
+        secret = b""
+    if len(secret) != 32:
+        raise RuntimeError(f"--key {path} is no hall key (32 bytes in URL-safe base64, as "
+                           "secret.key holds it)")
     return secret
 
 
