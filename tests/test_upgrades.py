@@ -12,6 +12,7 @@ one is migrated forward from.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -70,7 +71,20 @@ def test_the_fixtures_cover_every_version_their_script_knows():
         assert done["version"] == version and done["commit"] == make_fixtures.VERSIONS[version]
 
 
-@pytest.mark.parametrize("version", EARLIER, ids=[f"v{v}" for v in EARLIER])
+# Known upgrade bug, found by these fixtures: a database that ran migration 13 at 605e880..726fc5a
+# kept that commit's day-summary triggers, whose INSERT OR IGNORE the store's upsert overrides
+# (fixed in the migration's text by 6459d83, which a database already past 13 never runs
+# again): the first day a closed day's tickets change twice in one write (the default grades a
+# week on), the write fails on UNIQUE day_changes.day. The fix is a migration that makes the
+# triggers again; strict, so this fails once it is there and the mark must go.
+TRIGGERS_OF_605E880 = pytest.mark.xfail(
+    strict=True, raises=sqlite3.IntegrityError,
+    reason="migration 13's triggers as 605e880 made them are never re-made (needs a migration)")
+CASES = [pytest.param(v, id=f"v{v}", marks=[TRIGGERS_OF_605E880] if v in (13, 14) else [])
+         for v in EARLIER]
+
+
+@pytest.mark.parametrize("version", CASES)
 def test_a_database_of_an_earlier_version_migrates_and_keeps_everything(version, tmp_path):
     db, done = database_of(version, tmp_path)
     store = HallStore(db)
@@ -101,8 +115,15 @@ def test_a_database_of_an_earlier_version_migrates_and_keeps_everything(version,
         try:
             issued = ctrl.execute(c.IssueTicket(service="A"), "kiosk").ticket
             assert issued is not None and issued.label == "A004"
-            ctrl.execute(c.CallNext(window=1), "staff:s1")
-            assert ctrl.window(1).current is not None
+            served = [ctrl.execute(c.CallNext(window=w), f"staff:s{w}").ticket for w in (1, 2)]
+            assert [t.label for t in served if t] == ["A004", "B001"]
+            for w in (1, 2):
+                ctrl.execute(c.Finish(window=w), f"staff:s{w}")
+            # a week on, the visits nobody graded get the default grade: a closed day's
+            # tickets change, twice in one transaction (the day summaries' triggers fire)
+            clock.now = at("09:00", MONDAY + dt.timedelta(days=8))
+            ctrl.tick()
+            assert store.ticket(issued.id).grade == hall().rules.evaluation_default_grade
         finally:
             ctrl.close()
         assert len(store.events_after(0, limit=100_000)) > done["events"]
