@@ -58,14 +58,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure(log_format: str = "text", level: int = logging.INFO) -> logging.Handler:
-    """The root logger writes to stderr in `log_format`; the handler it writes with."""
+def configure(log_format: str = "text", level: int = logging.INFO) -> logging.Handler | None:
+    """The root logger writes to stderr in `log_format`; the handler it writes with. Plain text
+    leaves a logging already set up alone, as logging.basicConfig does (a test's capture);
+    JSON replaces a handler that writes to the console (one line, one format)."""
+    root = logging.getLogger()
+    if log_format == "text" and root.handlers:
+        return None
+    for old in list(root.handlers):
+        if type(old) is logging.StreamHandler and old.stream in (sys.stderr, sys.stdout):
+            root.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(CommandIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     return handler
