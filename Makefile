@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Debian packages the tests need; installed only when missing: a real Mosquitto for the
 # MQTT tests, espeak-ng and sox for voice announcements, Chromium and the CJK fonts for
 # the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser),
-# systemd for `systemd-analyze verify` of the units `hallctl install` writes.
-DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk systemd
+# systemd for `systemd-analyze verify` of the units `hallctl install` writes, Prometheus
+# to scrape /metrics in tests/test_monitoring.py.
+DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk systemd prometheus
 
 .PHONY: demo test lint test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
 

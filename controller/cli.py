@@ -10,6 +10,7 @@ import getpass
 import importlib.metadata
 import json
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from controller import cli_backup
 from controller.security import pins
 from controller.runtime.clock import SystemClock
 from controller.config.hall import ConfigError, load_config, load_hall, summary
@@ -29,13 +31,16 @@ from controller.floor.device_names import unstable_warnings
 from controller.installation import commands as installation_commands
 from controller.runtime.hallcontroller import HallController
 from controller.security.http_limits import MAX_CONNECTIONS, REQUEST_SECONDS, connection_cap
+from controller.runtime import logs
 from controller.runtime.data_lock import hold_data_dir
 from controller.runtime.service_notify import ServiceNotifier
 from controller.mqtt.accounts import check_at_start, mosquitto_acl, set_password, without_account
 from controller.security.personal_data import purge, rotate_key
+from controller.store.copies import refuse_newer
 from controller.store.faults import StorageUnavailable, describe, is_storage_error
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
+from controller.web.metrics import METRICS_TOKEN_ENV
 from controller.web.pages import PAGES
 
 SHUTDOWN_GRACE_SECONDS = 2
@@ -71,6 +76,7 @@ def _open_for_run(hall: Hall, data_dir: Path, clock_start: str | None):
     """Take the data directory and open the hall on it, or refuse with one line naming the path
     and the fix: a directory or key the controller cannot read, a database it cannot write (a
     read-only database opens fine and would fail every ticket after), a full disk."""
+    refuse_newer(data_dir / DB_NAME)  # one line naming the file, before anything opens it
     try:
         held = hold_data_dir(data_dir, "run the controller")
         ctrl, sessions = open_hall(hall, data_dir, hall_clock(hall, clock_start, data_dir))
@@ -101,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _warn_demo_accounts(hall, args.simulate)
+    if args.log_level == "debug":  # and the hall thread logs each command, with its id
+        logging.getLogger("controller").setLevel(logging.DEBUG)
     _check_free(args.host, args.port, "the web API", "--port")
     cap = connection_cap(args.max_connections, len(hall.devices))
     logging.getLogger("hallctl").info("web API: at most %d connections, requests within %.0f s",
@@ -122,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     # the simulated devices stop with the hall's own, while the embedded broker still answers
     # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
     running.stops.extend(s.close for s in simulations)
+    running.app.state.metrics_token = os.environ.get(METRICS_TOKEN_ENV) or None  # web/metrics.py
     _note_missing_calendar(ctrl)
     print(banner(hall.name, f"http://{args.host}:{args.port}", args.data_dir,
                  {path: title for s in simulations for path, title in s.pages.items()}), flush=True)
@@ -181,7 +190,9 @@ def _serve(app, args: argparse.Namespace, cap: int, alive=None) -> None:
         # (uvicorn trusts it from 127.0.0.1 by default: anyone on the box, or a
         # kiosk flood through any local relay, could pick its address)
         proxy_headers=bool(args.trusted_proxy),
-        forwarded_allow_ips=",".join(args.trusted_proxy) or None))
+        forwarded_allow_ips=",".join(args.trusted_proxy) or None,
+        # JSON lines: uvicorn's own records go through the root logger's JSON handler
+        log_config=None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG))
     # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again for the
     # handler it found: both end here as KeyboardInterrupt, and the caller closes the hall
     # (SIGTERM's own handler would end the process before the database is closed)
@@ -414,6 +425,9 @@ def parser() -> argparse.ArgumentParser:
                      help="a reverse proxy whose X-Forwarded-For header names the client "
                           "(repeat for several; by default the header is ignored)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default="text", choices=logs.FORMATS,
+                     help="json: one JSON object per line, with the command id where there is "
+                          "one (for a log collector)")
     run.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="SECONDS",
                      help="close a connection whose request has not fully arrived by then "
                           f"(default {REQUEST_SECONDS:.0f})")
@@ -468,6 +482,7 @@ def parser() -> argparse.ArgumentParser:
     pg.set_defaults(func=cmd_purge)
 
     installation_commands.register(sub)  # install, uninstall, devices, doctor
+    cli_backup.register(sub)
 
     sim = sub.add_parser("sim", help="simulate a hall day from a scenario (sim/scenarios/*.toml)")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
@@ -493,7 +508,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(getattr(args, "log_format", "text"))
     for noisy in ("amqtt", "transitions"):  # the embedded broker narrates every state change
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -168,6 +168,9 @@ PROBES: list[Probe] = [
     api("GET", "/services", ANYONE),
     api("GET", "/health", ANYONE),
     api("GET", "/events", ANYONE, stream=True),
+    # the hall's monitoring: loopback clients only (these probes are), or a bearer token set
+    # with HALL_METRICS_TOKEN; tests/test_metrics.py refuses another address and a wrong token
+    Probe("GET", "/metrics", ANYONE),
     api("GET", "/pages", ANYONE),
     api("GET", "/devices", LOGGED_IN),
     # windows: their own staff, or a supervisor

@@ -16,6 +16,7 @@ import zipfile
 
 
 from controller.runtime.clock import ManualClock
+from controller.runtime.logs import CommandIdFilter, JsonFormatter
 from controller.core.hall import Device, Staff, StaffRole
 from sim.mqtt_devices import SimulatedTabletPad
 from tests.halls import PIN_HASH, at, small_hall
@@ -62,6 +63,25 @@ def xlsx_text(body: bytes) -> str:
 
 def test_personal_data_shows_only_in_the_audited_personal_data_view(tmp_path, mosquitto, caplog):
     caplog.set_level(logging.DEBUG)
+    # the log as `hallctl run --log-format json` writes it, beside caplog's records
+    json_log = io.StringIO()
+    as_json = logging.StreamHandler(json_log)
+    as_json.addFilter(CommandIdFilter())
+    as_json.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(as_json)
+    try:
+        a_day_with_real_names(tmp_path, mosquitto)
+    finally:
+        logging.getLogger().removeHandler(as_json)
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert len(caplog.records) > 10  # the logs were captured: the hall did talk
+    assert unmasked_in(logged) == []
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    assert len(lines) > 10 and any("command_id" in line for line in lines)
+    assert unmasked_in(json_log.getvalue()) == []
+
+
+def a_day_with_real_names(tmp_path, mosquitto) -> None:
     clock = ManualClock(at("09:00"))
     with running_hall(hall_with_a_tablet_pad(), tmp_path, clock,
                       mqtt=(mosquitto.host, mosquitto.port)) as hall:
@@ -107,6 +127,7 @@ def test_personal_data_shows_only_in_the_audited_personal_data_view(tmp_path, mo
                 get("/api/v1/windows/2", s2)
                 get("/api/v1/auth/me", s2)
                 get("/api/v1/devices", boss)
+                get("/metrics")  # the hall's monitoring (loopback)
                 get("/api/v1/appointments", boss)
                 for who, headers in (("officer", officer), ("boss", boss), ("admin", admin)):
                     get(f"/api/v1/cases?as={who}", headers)
@@ -157,6 +178,3 @@ def test_personal_data_shows_only_in_the_audited_personal_data_view(tmp_path, mo
                                             ("staff:boss", case.id, False)]  # refused, recorded
         finally:
             pad.stop()
-    logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
-    assert len(caplog.records) > 10  # the logs were captured: the hall did talk
-    assert unmasked_in(logged) == []

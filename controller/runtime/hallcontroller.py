@@ -28,10 +28,12 @@ import logging
 import queue
 import sqlite3
 import threading
-from typing import Any, Callable, TypeVar
+import time
+from typing import Any, Callable, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from controller.runtime.clock import ClockChange, HallTime
+from controller.runtime.logs import COMMAND_ID
 from controller.core import commands as c
 from controller.core.engine import Engine
 from controller.core.errors import HallError
@@ -105,6 +107,17 @@ class _Job:
     # a read (`ask`): run once its group is written, so what it reads of the state and of the
     # store agree (a ticket finished in memory has its ticket_finished event on disk)
     read: bool = False
+    name: str | None = None  # its (first) command's kind: its latency is reported
+    queued: float = 0.0  # time.perf_counter() when it was queued
+
+
+class Timing(Protocol):
+    """Where the hall thread reports how long its work took (controller.web.metrics): a
+    command from being queued to its answer, and a group's commit."""
+
+    def command(self, name: str, seconds: float) -> None: ...
+
+    def commit(self, seconds: float) -> None: ...
 
 
 class HallController:
@@ -128,6 +141,8 @@ class HallController:
         self._batch: list[CommandRow | AlsoWrite] | None = None  # open while a group's jobs run
         self._stopping = False
         self.published = Published(self.state.day)
+        self.timing: Timing | None = None  # set before the first command, if at all
+        self._job: _Job | None = None  # the job the hall thread runs now
         # the constructing thread is the hall thread until the hall thread starts
         self._hall_ident: int | None = threading.get_ident()
         with self.store.lock:
@@ -181,11 +196,12 @@ class HallController:
             answers: list[tuple[_Job, bool, Any]] = []
             started = [job for job in group if job.future.set_running_or_notify_cancel()]
             try:
-                answers += [_answer(job) for job in started if not job.read]
+                answers += [self._answer_job(job) for job in started if not job.read]
             finally:
                 rows, self._batch = self._batch, None
+                self._job = None
             try:
-                written = self._write(rows) if rows else []
+                written = self._timed_write(rows) if rows else []
             except BaseException as e:
                 for job in started:
                     job.future.set_exception(e)
@@ -200,6 +216,23 @@ class HallController:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
+        if self.timing is not None:
+            answered = time.perf_counter()
+            for job in started:
+                if job.name is not None:
+                    self.timing.command(job.name, answered - job.queued)
+
+    def _answer_job(self, job: _Job) -> tuple[_Job, bool, Any]:
+        self._job = job  # named by the first command it executes, if not named already
+        return _answer(job)
+
+    def _timed_write(self, rows: list[CommandRow | AlsoWrite]) -> list[tuple[int, Event]]:
+        if self.timing is None:
+            return self._write(rows)
+        began = time.perf_counter()
+        written = self._write(rows)
+        self.timing.commit(time.perf_counter() - began)
+        return written
 
     def _write(self, rows: list[CommandRow | AlsoWrite]) -> list[tuple[int, Event]]:
         """Make `rows` durable in one transaction; if that fails, memory goes back to the disk."""
@@ -216,20 +249,30 @@ class HallController:
             self._publish()
             raise
         self._publish()
+        if log.isEnabledFor(logging.DEBUG):  # `hallctl run --log-level debug`: each command
+            for command_id, name, result in self.store.commands_written:
+                log.debug("command %s: %s", name, result, extra={"command_id": command_id})
         return written
 
     def _publish(self) -> None:
         self.published = Published(self.state.day, self.published.groups + 1)
 
     def _fan_out(self, written: list[tuple[int, Event]]) -> None:
+        # what the subscribers log carries the command the event came of (controller.runtime.logs)
+        commands = self.store.event_commands
         for event_id, event in written:
-            for fn in self._subscribers:
-                try:
-                    fn(event_id, event)
-                except Exception:
-                    log.exception("event subscriber failed")
+            token = COMMAND_ID.set(commands.get(event_id))
+            try:
+                for fn in self._subscribers:
+                    try:
+                        fn(event_id, event)
+                    except Exception:
+                        log.exception("event subscriber failed")
+            finally:
+                COMMAND_ID.reset(token)
 
-    def _enqueue(self, fn: Callable[[], T], read: bool = False) -> concurrent.futures.Future:
+    def _enqueue(self, fn: Callable[[], T], read: bool = False,
+                 name: str | None = None) -> concurrent.futures.Future:
         if self._stopping or not self._thread.is_alive():
             raise RuntimeError("the hall thread has stopped")
         # the hall thread takes the store's lock for every group: waiting for it while holding
@@ -237,7 +280,7 @@ class HallController:
         if self.store.lock._is_owned():  # type: ignore[attr-defined]  # RLock's, untyped in typeshed
             raise RuntimeError("waiting for the hall thread while holding the store's lock: a deadlock")
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._jobs.put(_Job(fn, future, read))
+        self._jobs.put(_Job(fn, future, read, name, time.perf_counter()))
         return future
 
     def run(self, fn: Callable[[], T]) -> T:
@@ -257,11 +300,16 @@ class HallController:
 
     def execute(self, cmd: c.Command, actor: str) -> Outcome:
         """Apply `cmd` for `actor` and make it durable; raise `HallError` if refused."""
-        return self.run(lambda: self._execute(cmd, actor))
+        if self.on_hall_thread():
+            return self._execute(cmd, actor)
+        return self._enqueue(lambda: self._execute(cmd, actor), name=cmd.kind).result()
 
     async def submit(self, cmd: c.Command, actor: str) -> Outcome:
         """`execute` for the event loop: awaits the commit."""
-        return await self.arun(lambda: self._execute(cmd, actor))
+        if self.on_hall_thread():
+            return self._execute(cmd, actor)
+        return await asyncio.wrap_future(self._enqueue(lambda: self._execute(cmd, actor),
+                                                       name=cmd.kind))
 
     def ask(self, fn: Callable[[HallState], T]) -> T:
         """`fn(state)` on the hall thread, once the commands queued with it are written, so
@@ -348,6 +396,8 @@ class HallController:
         return status
 
     def _execute(self, cmd: c.Command, actor: str) -> Outcome:
+        if self._job is not None and self._job.name is None:
+            self._job.name = cmd.kind  # a compound act (`run`) is timed as its first command
         now = self.clock()
         self._record_clock(now)
         if self.engine.needs_new_day(self.state, now):

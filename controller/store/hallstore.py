@@ -161,6 +161,10 @@ class HallStore:
         # log_names' codes (migration 15): those committed, and those the open write added
         self._codes: dict[str, int] = {}
         self._new_codes: dict[str, int] = {}
+        # the last write's commands (id, name, result) and its events' commands (event id ->
+        # command id), for the logs (controller.runtime.logs); new objects at every write
+        self.commands_written: list[tuple[int, str, str]] = []
+        self.event_commands: dict[int, int] = {}
 
     # -- storage faults ----------------------------------------------------
 
@@ -285,15 +289,19 @@ class HallStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             written: list[tuple[int, Event]] = []
+            commands: list[tuple[int, str, str]] = []
+            self.event_commands = {}
             for row in rows:
                 if isinstance(row, AlsoWrite):
                     row.fn(conn)
                     continue
                 command_id = self._log_command(row.at, row.actor, row.name, row.args,
                                                row.result, row.message)
+                commands.append((command_id, row.name, row.result))
                 if row.outcome is not None:
                     written += self._write_outcome(command_id, row.at, row.outcome)
             conn.execute("COMMIT")
+            self.commands_written = commands
             self._codes.update(self._new_codes)
             self._new_codes.clear()
         except BaseException as e:
@@ -333,6 +341,7 @@ class HallStore:
                 (command_id, at, self._code(kind_of(e)), e.window, e.ticket, log_json(payload(e))))
             event_id = _inserted_id(cur)
             written.append((event_id, e))
+            self.event_commands[event_id] = command_id
             if isinstance(e, DayStarted):
                 conn.execute("INSERT INTO meta (key, value) VALUES ('day', ?) "
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -42,6 +42,7 @@ from controller.web.hall_api import device_routes, hall_routes
 from controller.web.kiosk_api import kiosk_routes
 from controller.web.limits import Limits
 from controller.web.loop_lag import LoopLag
+from controller.web.metrics import HallMetrics, OpenStreams, metrics_routes
 from controller.web.pages import install_pages
 from controller.web.patrol_api import patrol_routes
 from controller.web.reports_api import report_routes
@@ -83,6 +84,9 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     limits = Limits(ctrl)
     kiosk_credentials = KioskCredentials(ctrl.store)
     lag = LoopLag()
+    streams = OpenStreams()
+    metrics = HallMetrics(ctrl, lag, streams)
+    ctrl.timing = metrics  # the hall thread notes each command's latency and each commit
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,7 +122,9 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     app.include_router(device_routes(ctrl, session))
     app.include_router(window_routes(ctrl, session))
     app.include_router(hall_routes(ctrl, optional_session, lag, display))
-    app.include_router(event_routes(ctrl, sessions, optional_session, EventReader(ctrl.store)))
+    app.include_router(event_routes(ctrl, sessions, optional_session, EventReader(ctrl.store),
+                                    streams))
+    app.include_router(metrics_routes(metrics))
     app.include_router(auth_routes(ctrl, sessions, session, limits))
     install_pages(app, ctrl, sessions, kiosks)
     # `hallctl run` calls app.state.shutdown.begin() when told to stop (controller/web/shutdown.py)

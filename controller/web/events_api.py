@@ -24,6 +24,7 @@ from controller.store.replay import EventReader
 from controller.store.sessions import Session, SessionStore
 from controller.web import views
 from controller.web.auth import API, READERS, OptionalSessionDependency, token_of
+from controller.web.metrics import OpenStreams
 
 SSE_HEARTBEAT_SECONDS = 15.0
 SSE_QUEUE_EVENTS = 10_000
@@ -37,7 +38,9 @@ EventView = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 def event_routes(ctrl: HallController, sessions: SessionStore,
-                 optional_session: OptionalSessionDependency, replays: EventReader) -> APIRouter:
+                 optional_session: OptionalSessionDependency, replays: EventReader,
+                 streams: OpenStreams | None = None) -> APIRouter:
+    """`streams`: counts the open streams (/metrics)."""
     r = APIRouter()
 
     @r.get(f"{API}/events", tags=["hall"],
@@ -52,7 +55,7 @@ def event_routes(ctrl: HallController, sessions: SessionStore,
         token = token_of(request) if s is not None else None
         live = ((lambda: sessions.resolve(token, ctrl.clock().date()) is not None)
                 if token else None)
-        return StreamingResponse(_event_stream(ctrl, request, start, view, replays, live),
+        return StreamingResponse(_event_stream(ctrl, request, start, view, replays, live, streams),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -144,7 +147,8 @@ class _Stream:
 
 async def _event_stream(ctrl: HallController, request: Request, after: int | None,
                         view: EventView | None = None, reader: EventReader | None = None,
-                        live: Callable[[], bool] | None = None) -> AsyncIterator[bytes]:
+                        live: Callable[[], bool] | None = None,
+                        streams: OpenStreams | None = None) -> AsyncIterator[bytes]:
     """Every event after `after`, each as `view` shows it (None: in full; a view answering
     None drops the event). With a `view`, the replay goes back no further than today. With
     `live`, the stream ends within SSE_SESSION_CHECK_SECONDS of it answering False (the
@@ -163,6 +167,8 @@ async def _event_stream(ctrl: HallController, request: Request, after: int | Non
         raise
     stream = _Stream(request, live_events, reader, view or _in_full, live,
                      upto if after is None else after)
+    if streams is not None:
+        streams.count += 1
     try:
         if view is not None and stream.sent < upto:
             stream.sent = max(stream.sent, await _start_of_today(ctrl, reader))
@@ -177,6 +183,8 @@ async def _event_stream(ctrl: HallController, request: Request, after: int | Non
                 yield chunk
     finally:
         unsubscribe()
+        if streams is not None:
+            streams.count -= 1
 
 
 def _in_full(body: dict[str, Any]) -> dict[str, Any] | None:
