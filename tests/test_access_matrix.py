@@ -154,6 +154,10 @@ PROBES: list[Probe] = [
     kiosk_route("POST", "/kiosks/{kiosk_id}/identity/touch"),
     kiosk_route("DELETE", "/kiosks/{kiosk_id}/identity"),
     kiosk_route("GET", "/kiosk/me"),
+    # 帮办代办: the kiosk calls the guidance desk; the supervisor sees and answers the calls
+    kiosk_route("POST", "/kiosk/guidance"),
+    api("GET", "/guidance-calls", MANAGERS),
+    api("POST", "/guidance-calls/{kiosk}/answer", roles(SUP), fill={"kiosk": "entrance"}),
     # enrolling: the key in the body is what authorises, whoever sends it
     api("POST", "/kiosk/enrol", ANYONE, entrance_key),
     # the admin sets up and revokes keys (another kiosk's: the probes' own stays good)
