@@ -205,6 +205,7 @@ PROBES: list[Probe] = [
     # only the staff member the case is about (s1) may appeal it
     api("POST", "/cases/{case_id}/appeal", roles(HERE), {"reason": "当时在处理急件"},
         fill=a_justified_case),
+    api("GET", "/my-cases", roles(HERE, OTHER)),  # the cases about oneself, to appeal one
     api("POST", "/cases/{case_id}/appeal-decision", roles(SUP), {"upheld": False, "reason": "维持"},
         fill=a_case),
     # the 办不成事 window's staff may file complaints; window 1 is a general window
@@ -245,6 +246,7 @@ PROBES: list[Probe] = [
     page("/counter", roles(HERE, OTHER, SUP)),
     page("/supervisor", roles(SUP, ADMIN)),
     page("/callbacks", roles(OFFICER, SUP)),
+    page("/appeals", roles(HERE, OTHER)),  # 申诉: the staff member a case is about
     page("/admin", roles(ADMIN)),
     page("/reports", roles(SUP, ADMIN, OFFICER)),
 ]

@@ -67,7 +67,7 @@ def test_admin_page(browser, hall, api, pages):
     # no check yet today; the live health table lists every device
     expect(page.locator("#no-check")).to_contain_text("今日尚未自检")
     expect(page.locator("#print-check")).to_be_disabled()
-    expect(page.locator("#devices tr")).to_have_count(len(devices))
+    expect(page.locator("#devices tr[data-device]")).to_have_count(len(devices))  # under their places
     expect(page.locator(f"#devices tr[data-device='{PRINTER}']")).to_have_attribute("data-state", "online")
 
     # 开始自检: every device answers, the printer prints a test slip

@@ -70,7 +70,8 @@ def test_the_officer_works_a_bad_review_from_the_page(browser, demo_hall):
         expect(row).to_contain_text("差评")
         expect(row).to_contain_text("待交办")
         expect(row).to_contain_text("社保医保")
-        expect(row).to_contain_text("chenjing")
+        expect(row).to_contain_text("陈静")  # the staff member by name, not 工号
+        expect(row).not_to_contain_text("chenjing")
         expect(row).not_to_have_class("alert")  # due tomorrow, not overdue
         expect(page.locator("#fig-bad .n")).to_have_text("1")
         expect(page.locator("#fig-rate .n")).to_have_text("0%")
