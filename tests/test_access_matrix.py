@@ -192,6 +192,7 @@ PROBES: list[Probe] = [
     # callback cases and complaints
     api("GET", "/cases", READERS),
     api("GET", "/cases/{case_id}", READERS, fill=a_case),
+    api("GET", "/case-officers", CASE_WORKERS),
     api("GET", "/cases/{case_id}/personal-data", roles(OFFICER), fill=a_case),
     api("POST", "/cases/{case_id}/assign", CASE_WORKERS, {"officer": "officer"}, fill=a_case),
     api("POST", "/cases/{case_id}/callback", CASE_WORKERS, {"reached": True, "summary": "已回访"},

@@ -100,7 +100,10 @@ def test_the_officer_works_a_bad_review_from_the_page(browser, demo_hall):
         assert audit_rows(demo_hall, "case_personal_data_viewed") == [("staff:yangfan", {"case": case_id})]
 
         # 问题交办 to the officer themself (the form's default), then the callback form appears
-        expect(page.locator("#act-assign input[name=officer]")).to_have_value("yangfan")
+        officer = page.locator("#act-assign select[name=officer]")
+        expect(officer).to_have_value("yangfan")
+        # chosen by name (问题交办 to 杨帆, not to a 工号 typed in)
+        expect(officer.locator("option:checked")).to_have_text("杨帆（回访专员）")
         page.click("#act-assign button[type=submit]")
         expect(page.locator("#detail-state")).to_have_text("已交办")
         expect(page.locator("#cases tr[data-case]")).to_contain_text("已交办")

@@ -114,6 +114,13 @@ def _reading_routes(r: APIRouter, ctrl: HallController, desk: CaseDesk,
         return await asyncio.to_thread(
             lambda: [desk.view(c, False, _actor(s)) for c in desk.list(state, overdue, kind)])
 
+    @r.get(f"{API}/case-officers", tags=["cases"],
+           summary="Whom a case may be handed to (问题交办): callback officers and supervisors, by name")
+    async def case_officers(s: Session = Depends(session)) -> list[dict[str, Any]]:
+        s.require(*_WORKERS)
+        return [{"id": st.id, "name": st.name, "role": str(st.role)}
+                for st in ctrl.hall.staff.values() if st.role in _WORKERS]
+
     @r.get(f"{API}/cases/{{case_id}}", tags=["cases"], summary="One case, personal data masked")
     async def get_case(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*_READERS)
