@@ -240,4 +240,7 @@ def test_help_at_the_kiosk_calls_the_guidance_desk_and_the_supervisor_sees_it(br
     alert.locator("button.guidance-answer").click()
     expect(alert).to_have_count(0)
     assert httpx.get(calls, headers=boss, timeout=5).json() == []
+    # the next call reaches the open page over the live stream, before its 15 s reload
+    kiosk.click("#call-guidance")
+    expect(alert).to_have_count(1, timeout=5000)
     assert kiosk.errors == [] and desk.errors == []
