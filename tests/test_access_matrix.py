@@ -154,6 +154,10 @@ PROBES: list[Probe] = [
     kiosk_route("POST", "/kiosks/{kiosk_id}/identity/touch"),
     kiosk_route("DELETE", "/kiosks/{kiosk_id}/identity"),
     kiosk_route("GET", "/kiosk/me"),
+    # 帮办代办: the kiosk calls the guidance desk; the supervisor sees and answers the calls
+    kiosk_route("POST", "/kiosk/guidance"),
+    api("GET", "/guidance-calls", MANAGERS),
+    api("POST", "/guidance-calls/{kiosk}/answer", roles(SUP), fill={"kiosk": "entrance"}),
     # enrolling: the key in the body is what authorises, whoever sends it
     api("POST", "/kiosk/enrol", ANYONE, entrance_key),
     # the admin sets up and revokes keys (another kiosk's: the probes' own stays good)
@@ -191,6 +195,7 @@ PROBES: list[Probe] = [
     # callback cases and complaints
     api("GET", "/cases", READERS),
     api("GET", "/cases/{case_id}", READERS, fill=a_case),
+    api("GET", "/case-officers", CASE_WORKERS),
     api("GET", "/cases/{case_id}/personal-data", roles(OFFICER), fill=a_case),
     api("POST", "/cases/{case_id}/assign", CASE_WORKERS, {"officer": "officer"}, fill=a_case),
     api("POST", "/cases/{case_id}/callback", CASE_WORKERS, {"reached": True, "summary": "已回访"},
@@ -204,6 +209,7 @@ PROBES: list[Probe] = [
     # only the staff member the case is about (s1) may appeal it
     api("POST", "/cases/{case_id}/appeal", roles(HERE), {"reason": "当时在处理急件"},
         fill=a_justified_case),
+    api("GET", "/my-cases", roles(HERE, OTHER)),  # the cases about oneself, to appeal one
     api("POST", "/cases/{case_id}/appeal-decision", roles(SUP), {"upheld": False, "reason": "维持"},
         fill=a_case),
     # the 办不成事 window's staff may file complaints; window 1 is a general window
@@ -244,6 +250,7 @@ PROBES: list[Probe] = [
     page("/counter", roles(HERE, OTHER, SUP)),
     page("/supervisor", roles(SUP, ADMIN)),
     page("/callbacks", roles(OFFICER, SUP)),
+    page("/appeals", roles(HERE, OTHER)),  # 申诉: the staff member a case is about
     page("/admin", roles(ADMIN)),
     page("/reports", roles(SUP, ADMIN, OFFICER)),
 ]

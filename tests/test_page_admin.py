@@ -67,7 +67,7 @@ def test_admin_page(browser, hall, api, pages):
     # no check yet today; the live health table lists every device
     expect(page.locator("#no-check")).to_contain_text("今日尚未自检")
     expect(page.locator("#print-check")).to_be_disabled()
-    expect(page.locator("#devices tr")).to_have_count(len(devices))
+    expect(page.locator("#devices tr[data-device]")).to_have_count(len(devices))  # under their places
     expect(page.locator(f"#devices tr[data-device='{PRINTER}']")).to_have_attribute("data-state", "online")
 
     # 开始自检: every device answers, the printer prints a test slip
@@ -78,6 +78,9 @@ def test_admin_page(browser, hall, api, pages):
     expect(rows).to_have_count(len(devices))
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.device)") == devices
     expect(page.locator("#check-table tr.alert")).to_have_count(0)
+    # the sheet says where each device is (设备位置), for whoever walks the floor with it
+    expect(page.locator("#check-table tr[data-device='keypad-01'] td.place")).to_have_text("1 号窗口 · 社保医保 1")
+    expect(page.locator(f"#check-table tr[data-device='{PRINTER}'] td.place")).to_have_text("取号机 entrance")
     expect(page.locator("#count-total b")).to_have_text(str(len(devices)))
     expect(page.locator("#count-failed b")).to_have_text("0")
     expect(page.locator("#checked-at")).to_contain_text("蒋文")

@@ -70,7 +70,8 @@ def test_the_officer_works_a_bad_review_from_the_page(browser, demo_hall):
         expect(row).to_contain_text("差评")
         expect(row).to_contain_text("待交办")
         expect(row).to_contain_text("社保医保")
-        expect(row).to_contain_text("chenjing")
+        expect(row).to_contain_text("陈静")  # the staff member by name, not 工号
+        expect(row).not_to_contain_text("chenjing")
         expect(row).not_to_have_class("alert")  # due tomorrow, not overdue
         expect(page.locator("#fig-bad .n")).to_have_text("1")
         expect(page.locator("#fig-rate .n")).to_have_text("0%")
@@ -99,7 +100,10 @@ def test_the_officer_works_a_bad_review_from_the_page(browser, demo_hall):
         assert audit_rows(demo_hall, "case_personal_data_viewed") == [("staff:yangfan", {"case": case_id})]
 
         # 问题交办 to the officer themself (the form's default), then the callback form appears
-        expect(page.locator("#act-assign input[name=officer]")).to_have_value("yangfan")
+        officer = page.locator("#act-assign select[name=officer]")
+        expect(officer).to_have_value("yangfan")
+        # chosen by name (问题交办 to 杨帆, not to a 工号 typed in)
+        expect(officer.locator("option:checked")).to_have_text("杨帆（回访专员）")
         page.click("#act-assign button[type=submit]")
         expect(page.locator("#detail-state")).to_have_text("已交办")
         expect(page.locator("#cases tr[data-case]")).to_contain_text("已交办")

@@ -360,7 +360,9 @@ class CaseDesk:
             "state": str(case.state), "state_label": STATE_LABELS[case.state],
             "opened_at": case.opened_at.isoformat(), "description": case.description,
             "ticket": case.ticket_id, "window": case.window, "staff": case.staff_id,
+            "staff_name": self.staff_name(case.staff_id),
             "service": case.service, "grade": case.grade, "assignee": case.assignee,
+            "assignee_name": self.staff_name(case.assignee),
             "anonymous": case.identity_sealed is None,
             "no_contact": no_contact(case),
             "citizen": citizen,
@@ -369,11 +371,27 @@ class CaseDesk:
             "next_due": plain(due), "overdue": late,
             "justified": case.justified, "follow_up_grade": case.follow_up_grade,
             "appeal_from": plain(case.appeal_from), "appeal_upheld": case.appeal_upheld,
-            "history": case_to_json(case)["history"],
+            "history": [self._named(h) for h in case_to_json(case)["history"]],
             # what the workflow allows next, by the API's action names
             "actions": [path for cmd, path in ACTIONS.items()
                         if case.state in TRANSITIONS[cmd][0]],
         }
+
+    def staff_name(self, staff_id: str | None) -> str | None:
+        """The name of a member of staff by 工号 (None when nobody or not one of the hall's)."""
+        staff = self.ctrl.hall.staff.get(staff_id) if staff_id else None
+        return staff.name if staff else None
+
+    def _named(self, step: dict[str, Any]) -> dict[str, Any]:
+        """A history step with the names of whoever acted, was assigned and reviewed."""
+        actor = step.get("actor") or ""  # a 工号, or "system"
+        out = {**step, "actor_name": self.staff_name(actor.removeprefix("staff:"))}
+        note = step.get("note")
+        if isinstance(note, dict):
+            for key in ("officer", "reviewer"):
+                if isinstance(note.get(key), str):
+                    out[f"{key}_name"] = self.staff_name(note[key])
+        return out
 
     # -- inside ----------------------------------------------------------------------
 

@@ -187,3 +187,19 @@ class RecordPatrol(Command):
     no_problems: bool
     findings: str = ""
     area: str = ""
+
+
+@dataclass(frozen=True)
+class CallGuidance(Command):
+    """帮办代办: a citizen at a kiosk asks for help, and the guidance desk (导办台) is called
+    (001 5.1.6.3: a help request is answered by someone at once)."""
+
+    kiosk: str
+
+
+@dataclass(frozen=True)
+class AnswerGuidance(Command):
+    """The guidance desk (or the supervisor) has gone to the kiosk: its call is answered."""
+
+    kiosk: str
+    staff_id: str

@@ -8,7 +8,7 @@ would make every call-next cost the whole day.
 
 `HANDLERS` says which rule each command goes to: ticket commands are in
 `tickets`, window commands (pause, cover, logins, the tick) in `windows`, the
-pad's in `evaluation`, patrols in `patrol`; which ticket a window calls next is
+pad's in `evaluation`, patrols in `patrol`, the kiosk's 帮办代办 call in `guidance`; which ticket a window calls next is
 in `routing`. Each rule is a function of a `Context` (the hall, its state, the
 moment, the outcome) and its command.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 from controller.core import commands as c
 from controller.core import events as ev
-from controller.core import evaluation, patrol, tickets, windows
+from controller.core import evaluation, guidance, patrol, tickets, windows
 from controller.core.context import Context
 from controller.core.estimate import WaitEstimate
 from controller.core.evaluation import end_prompt
@@ -56,6 +56,8 @@ HANDLERS: dict[type[c.Command], Callable[[Context, Any], None]] = {
     c.StartEvaluation: evaluation.start_evaluation,
     c.Evaluate: evaluation.evaluate,
     c.RecordPatrol: patrol.record_patrol,
+    c.CallGuidance: guidance.call_guidance,
+    c.AnswerGuidance: guidance.answer_guidance,
 }
 
 

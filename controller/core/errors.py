@@ -47,6 +47,7 @@ CODES: dict[str, tuple[Category, str]] = {
     "printer_unavailable": (Category.CONFLICT, "打印机故障，请到导办台取号"),
     "paper_out": (Category.CONFLICT, "打印机缺纸，请到导办台取号"),
     "unknown_kiosk": (Category.NOT_FOUND, "没有这台取号机"),
+    "no_guidance_call": (Category.CONFLICT, "这台取号机没有待处理的帮办代办呼叫（可能已有人处理）"),
     "unknown_appointment": (Category.NOT_FOUND, "没有找到这个预约"),
     "unknown_code": (Category.INVALID, "无法识别这个码，请出示身份证或预约码"),
     "appointment_exists": (Category.CONFLICT, "这个预约码已存在"),

@@ -57,6 +57,9 @@ CLOCK_FAULT = "clock_fault"
 CLOCK_RESTORED = "clock_restored"
 PATROL_DUE = "patrol_due"
 PATROL_RECORDED = "patrol_recorded"
+# 帮办代办: a kiosk called the guidance desk, and the call was answered
+GUIDANCE_CALLED = "guidance_called"
+GUIDANCE_ANSWERED = "guidance_answered"
 
 # a field left out of `data` when it is None: some cases of the event never carried it
 _OPTIONAL = {"optional": True}
@@ -315,6 +318,21 @@ class PatrolDue(Event):
     day: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class GuidanceCalled(Event):
+    kind = GUIDANCE_CALLED
+    kiosk: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuidanceAnswered(Event):
+    kind = GUIDANCE_ANSWERED
+    kiosk: str
+    staff: str
+    staff_name: str
+    waited_seconds: int
+
+
 class WindowSnapshot(TypedDict):
     """在岗情况: who was at one window when a patrol was recorded."""
 
@@ -499,6 +517,7 @@ KINDS: dict[str, type[Event]] = {
         WindowOpened, WindowClosed, WindowPaused, WindowResumed, PauseOverLimit,
         WindowUncovered, PostsAway, WindowIdle, TidalOpenProposed, TidalCloseProposed,
         DayStarted, DeviceHealth, ClockFault, ClockRestored, PatrolDue, PatrolRecorded,
+        GuidanceCalled, GuidanceAnswered,
         EvaluationPrompted, EvaluationEnded, TicketEvaluated,
         AnonymousBadReview, CaseOpened, CaseAssigned, CallbackRecorded, CaseVerified,
         CaseRectified, FeedbackGiven, FollowUpRecorded, CaseClosed, CaseAppealed, AppealDecided,

@@ -218,6 +218,9 @@ class HallState:
     alerted: set[tuple[str, int]] = field(default_factory=set)
     # the patrol times ("09:30") already reminded today (controller.core.patrol)
     patrols_reminded: set[str] = field(default_factory=set)
+    # kiosk -> when its 帮办代办 call was made: the calls the guidance desk has not answered
+    # (controller.core.guidance); rebuilt from today's events after a restart
+    guidance_calls: dict[str, dt.datetime] = field(default_factory=dict)
 
     def current_at(self, window: int) -> Ticket | None:
         cur = self.windows[window].current

@@ -90,6 +90,7 @@ class Kiosk:
         self.lock = threading.RLock()
         self.pending: PendingIdentity | None = None
         self.message: str | None = None
+        self.message_at: dt.datetime | None = None
         # refusals of keyed requests: key -> (when, error), for a repeat to get the same answer
         self._refused: dict[str, tuple[dt.datetime, HallError]] = {}
 
@@ -161,8 +162,17 @@ class Kiosk:
                 self._forget("cleared")
 
     def reader_message(self, message: str) -> None:
+        """What the reader or scanner says to the citizen (读卡失败，请重新放置身份证): shown on
+        the screen for the idle period, so the next citizen does not read it."""
         with self.lock:
             self.message = message
+            self.message_at = self.ctrl.clock()
+
+    def _message(self) -> str | None:
+        if self.message is None or self.message_at is None:
+            return self.message
+        shown = (self.ctrl.clock() - self.message_at).total_seconds()
+        return self.message if shown <= self.ctrl.hall.rules.kiosk_identity_seconds else None
 
     def pending_citizen(self) -> Citizen | None:
         with self.lock:
@@ -396,6 +406,7 @@ class Kiosk:
             pending = self._pending()
             left = (self.ctrl.hall.rules.kiosk_identity_seconds
                     - (self.ctrl.clock() - pending.touched_at).total_seconds()) if pending else 0
+            message = self._message()
         seen = self.ctrl.devices()
         printer = seen.get(self.printer.device_id) if self.printer else None
         reader = seen.get(self.reader_id) if self.reader_id else None
@@ -407,7 +418,7 @@ class Kiosk:
                      "phone_masked": pending.phone_masked, "seconds_left": max(0, round(left))}
             if pending else None,
             "identity_seconds": self.ctrl.hall.rules.kiosk_identity_seconds,
-            "message": READER_DOWN if reader_down else self.message,
+            "message": READER_DOWN if reader_down else message,
             "printer": {"device": self.printer.device_id,
                         "state": printer[0] if printer else "unknown",
                         "detail": printer[1] if printer else ""} if self.printer else None,

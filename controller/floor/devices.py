@@ -113,6 +113,17 @@ def kiosk_of(device: Device) -> str:
     return dict(device.options).get("kiosk", DEFAULT_KIOSK)
 
 
+def place_of(device: Device) -> dict[str, object]:
+    """设备位置: where a device is on the floor, from the hall file: at a window (`window`),
+    at a kiosk (`kiosk`, its id) or for the whole hall (the main display)."""
+    if device.window is not None:
+        return {"place": "window", "window": device.window}
+    kind = device_kinds().get(device.kind)
+    if kind is not None and kind.station is Station.KIOSK:
+        return {"place": "kiosk", "kiosk": kiosk_of(device)}
+    return {"place": "hall"}
+
+
 def _attach_printer(kiosk: Kiosk, device: Device, link: DeviceLink, floor: Floor) -> None:
     printer = kiosk.printer = TicketPrinter(device.id, link)
     link.ensure_open()  # an absent printer is reported at once, not at the first ticket

@@ -24,7 +24,8 @@ import sqlite_utils
 from controller.core.engine import Engine
 from controller.core.outcome import Outcome
 from controller.core.events import (
-    DAY_STARTED, PATROL_DUE, ClockFault, ClockRestored, DayStarted, Event, PatrolRecorded, kind_of,
+    DAY_STARTED, GUIDANCE_ANSWERED, GUIDANCE_CALLED, PATROL_DUE, ClockFault, ClockRestored, DayStarted,
+    Event, PatrolRecorded, kind_of,
     payload,
 )
 from controller.core.model import (
@@ -260,7 +261,22 @@ class HallStore:
                 "SELECT data FROM events WHERE kind = ? AND substr(at, 1, 10) = ? AND id >= "
                 "COALESCE((SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1), 0)",
                 [PATROL_DUE, day.isoformat(), DAY_STARTED])}
+            state.guidance_calls = self._guidance_calls(day)
         return state
+
+    def _guidance_calls(self, day: dt.date) -> dict[str, dt.datetime]:
+        """The kiosks' 帮办代办 calls of `day` still unanswered (controller.core.guidance)."""
+        calls: dict[str, dt.datetime] = {}
+        for r in self.db.query(
+                "SELECT kind, at, data FROM events WHERE kind IN (?, ?) AND substr(at, 1, 10) = ? "
+                "AND id >= COALESCE((SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1), 0) "
+                "ORDER BY id", [GUIDANCE_CALLED, GUIDANCE_ANSWERED, day.isoformat(), DAY_STARTED]):
+            kiosk = json.loads(r["data"])["kiosk"]
+            if r["kind"] == GUIDANCE_CALLED:
+                calls[kiosk] = dt.datetime.fromisoformat(r["at"])
+            else:
+                calls.pop(kiosk, None)
+        return calls
 
     @_locked
     def last_moments(self, events: int = 100) -> list[dt.datetime]:

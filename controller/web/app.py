@@ -39,6 +39,7 @@ from controller.web.auth_api import auth_routes
 from controller.web.cases_api import case_routes
 from controller.web.events_api import event_routes
 from controller.web.hall_api import device_routes, hall_routes
+from controller.web.guidance_api import guidance_routes
 from controller.web.kiosk_api import kiosk_routes
 from controller.web.limits import Limits
 from controller.web.loop_lag import LoopLag
@@ -111,6 +112,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # the order of the routes is the order of /docs
     app.include_router(ticket_routes(ctrl, optional_session, limits, kiosk_credentials))
     app.include_router(kiosk_routes(ctrl, kiosks, session, limits, kiosk_credentials))
+    app.include_router(guidance_routes(ctrl, session, kiosk_credentials))
     app.include_router(staff_routes(ctrl, sessions, session))
     if desk is not None:
         app.include_router(case_routes(ctrl, desk, session))

@@ -114,6 +114,13 @@ def _reading_routes(r: APIRouter, ctrl: HallController, desk: CaseDesk,
         return await asyncio.to_thread(
             lambda: [desk.view(c, False, _actor(s)) for c in desk.list(state, overdue, kind)])
 
+    @r.get(f"{API}/case-officers", tags=["cases"],
+           summary="Whom a case may be handed to (问题交办): callback officers and supervisors, by name")
+    async def case_officers(s: Session = Depends(session)) -> list[dict[str, Any]]:
+        s.require(*_WORKERS)
+        return [{"id": st.id, "name": st.name, "role": str(st.role)}
+                for st in ctrl.hall.staff.values() if st.role in _WORKERS]
+
     @r.get(f"{API}/cases/{{case_id}}", tags=["cases"], summary="One case, personal data masked")
     async def get_case(case_id: str, s: Session = Depends(session)) -> dict[str, Any]:
         s.require(*_READERS)
@@ -171,8 +178,36 @@ def _work_routes(r: APIRouter, desk: CaseDesk, session: SessionDependency) -> No
         return await work(case_id, s, cb.Close)
 
 
+def own_case(desk: CaseDesk, case: cb.Case) -> dict[str, Any]:
+    """A case as the staff member it is about sees it (申诉): what was found and whether it may
+    be appealed; nothing of the citizen."""
+    verified = [h for h in case.history if "justified" in h.note]
+    appealed = [h for h in case.history if h.to_state is cb.CaseState.APPEALED]
+    decided = [h for h in case.history if "upheld" in h.note]
+    return {
+        "id": case.id, "kind": str(case.kind), "state": str(case.state),
+        "state_label": cb.STATE_LABELS[case.state], "opened_at": case.opened_at.isoformat(),
+        "window": case.window, "service": case.service, "grade": case.grade,
+        "description": case.description, "justified": case.justified,
+        "finding": verified[-1].note.get("finding") if verified else None,
+        "appeal_reason": appealed[-1].note.get("reason") if appealed else None,
+        "appeal_upheld": case.appeal_upheld,
+        "decision_reason": decided[-1].note.get("reason") if decided else None,
+        "reviewer_name": desk.staff_name(decided[-1].note.get("reviewer")) if decided else None,
+        "may_appeal": (case.justified is True and case.appeal_upheld is None
+                       and case.state in cb.TRANSITIONS[cb.Appeal][0]),
+    }
+
+
 def _appeal_routes(r: APIRouter, ctrl: HallController, desk: CaseDesk,
                    session: SessionDependency) -> None:
+    @r.get(f"{API}/my-cases", tags=["cases"],
+           summary="申诉: the cases about the staff member logged in, and which may be appealed")
+    async def my_cases(s: Session = Depends(session)) -> list[dict[str, Any]]:
+        s.require(StaffRole.STAFF)
+        return await asyncio.to_thread(lambda: [own_case(desk, c) for c in desk.list()
+                                                if c.staff_id == s.staff_id])
+
     @r.post(f"{API}/cases/{{case_id}}/appeal", tags=["cases"],
             summary="申诉: the staff member on the case contests it")
     async def appeal(case_id: str, body: AppealRequest, s: Session = Depends(session)) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from controller.config.settings import DisplaySettings
+from controller.floor.devices import place_of
 from controller.runtime.hallcontroller import HallController
 from controller.store.faults import StorageFault, StorageUnavailable
 from controller.store.sessions import Session
@@ -30,7 +31,7 @@ def device_routes(ctrl: HallController, session: SessionDependency) -> APIRouter
            summary="Every device's health as last reported (any login)")
     async def devices(s: Session = Depends(session)) -> list[dict[str, Any]]:
         seen = await ctrl.aask(lambda state: dict(state.devices))
-        return [{"device": d.id, "kind": d.kind, "window": d.window,
+        return [{"device": d.id, "kind": d.kind, "window": d.window, "location": place_of(d),
                  "state": seen.get(d.id, ("unknown", ""))[0], "detail": seen.get(d.id, ("", ""))[1]}
                 for d in ctrl.hall.devices]
 

@@ -1,4 +1,5 @@
-"""The hall's web pages (页面): kiosk, counter, hall display, supervisor, callbacks, admin, reports.
+"""The hall's web pages (页面): kiosk, counter, hall display, supervisor, callbacks, appeals, admin,
+reports.
 
 Each page is a static HTML file with its script, served by the controller
 with every asset it needs (no CDN: a hall has no internet). The pages talk
@@ -45,6 +46,7 @@ PAGES: dict[str, Page] = {
     "supervisor": Page("supervisor.html", "现场管理", (StaffRole.SUPERVISOR, StaffRole.ADMIN)),
     "callbacks": Page("callbacks.html", "差评回访",
                       (StaffRole.CALLBACK_OFFICER, StaffRole.SUPERVISOR)),
+    "appeals": Page("appeals.html", "我的申诉", (StaffRole.STAFF,)),
     "admin": Page("admin.html", "系统管理", (StaffRole.ADMIN,)),
     "reports": Page("reports.html", "统计报表",
                     (StaffRole.SUPERVISOR, StaffRole.ADMIN, StaffRole.CALLBACK_OFFICER)),

@@ -122,7 +122,8 @@ const Hall = (() => {
       "window_closed", "window_paused", "window_resumed", "pause_over_limit", "day_started",
       "device_health", "evaluation_prompted", "evaluation_ended", "ticket_evaluated",
       "tidal_open_proposed", "tidal_close_proposed", "clock_fault", "clock_restored",
-      "window_uncovered", "posts_away", "window_idle", "patrol_due", "patrol_recorded"];
+      "window_uncovered", "posts_away", "window_idle", "patrol_due", "patrol_recorded",
+      "guidance_called", "guidance_answered"];
 
     function deliver(m) {
       let event;
@@ -353,5 +354,5 @@ const Hall = (() => {
 
   return { words, t, applyWords, langButton, api, ApiError, live, liveBadge, debounce, el, time,
     minutesSince, toast, toastError, logout, $, page, nameAndRole, table, deviceKind, deviceTable, tile, windowState,
-    syncClock, hallNow, hallTime, serially, get lang() { return lang; } };
+    syncClock, hallNow, hallTime, serially, setLang, get lang() { return lang; } };
 })();
