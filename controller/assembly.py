@@ -36,7 +36,7 @@ from controller.backoffice.device_check import DeviceCheck
 from controller.floor.devices import DeviceAddress, Floor, attach_devices
 from controller.runtime.hallcontroller import HallController
 from controller.security.privacy import IdentitySealer, load_secret
-from controller.config.settings import DisplaySettings, MqttSettings, VoiceSettings
+from controller.config.settings import DisplaySettings, FloorLayout, MqttSettings, VoiceSettings
 from controller.store.hallstore import HallStore
 from controller.store.reading import last_command_at
 from controller.store.sessions import SessionStore
@@ -154,7 +154,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
              substitutes: dict[str, DeviceAddress] | None = None,
              mqtt: MqttLink | str | None = None, broker: bool = False,
              mqtt_settings: MqttSettings | None = None, voice: VoiceSettings | None = None,
-             display: DisplaySettings | None = None,
+             display: DisplaySettings | None = None, layout: FloorLayout | None = None,
              workdays: WorkCalendar | None = None, routers: Iterable[Any] = (),
              stop_with_app: bool = True, durable: bool = True,
              opened: tuple[HallController, SessionStore] | None = None) -> AssembledHall:
@@ -169,6 +169,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     `mqtt_settings`: the hall's [mqtt] (controller.config.settings), for `HALL_BROKER` and `broker`.
     `voice`: the hall's [voice] (controller.config.settings); None: the calls are not spoken.
     `display`: the hall's [display] (its notices; None: the default notices).
+    `layout`: the hall's [layout] for the supervisor's floor (None: the windows in order).
     `workdays`: the case desk's working-day calendar (default: the hall's).
     `routers`: more routes for the app (a simulator's control panel).
     `stop_with_app`: the app's shutdown stops the devices (`hallctl run`); otherwise the
@@ -191,7 +192,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     background = [embedded_broker(hall, settings)] if broker else []
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
                      before_stop=[assembled.stop] if stop_with_app else None,
-                     device_check=device_check, display=display)
+                     device_check=device_check, display=display, layout=layout)
     for router in routers:
         app.include_router(router)
     assembled.app = app

@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     running = assemble(hall, data_dir, ctrl.clock, status_url=f"{public}/api/v1/tickets",
                        substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
+                       layout=config.layout,
                        routers=[s.router for s in simulations if s.router is not None],
                        opened=(ctrl, sessions))
     # the simulated devices stop with the hall's own, while the embedded broker still answers

@@ -177,6 +177,9 @@ PROBES: list[Probe] = [
     Probe("GET", "/metrics", ANYONE),
     api("GET", "/pages", ANYONE),
     api("GET", "/devices", LOGGED_IN),
+    # the supervisor's floor: its layout and the alerts standing (personnel and device matters)
+    api("GET", "/floor", MANAGERS),
+    api("GET", "/alerts", MANAGERS),
     # windows: their own staff, or a supervisor
     api("POST", "/windows/{no}/call", WINDOW),
     api("POST", "/windows/{no}/call-number", WINDOW, {"number": "A999", "reason": "过号返回"}),

@@ -24,7 +24,9 @@ from controller.config import ledger as ledger_config
 from controller.floor.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.security.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
-from controller.config.settings import DisplaySettings, HallConfig, MqttSettings, VoiceSettings
+from controller.config.settings import (
+    DisplaySettings, FloorLayout, FloorZone, HallConfig, MqttSettings, VoiceSettings,
+)
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
 from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.config.tomlkeys import (
@@ -75,7 +77,7 @@ def parse_hall(data: dict[str, Any], source: str = "<config>",
 
 _TOP_KEYS = ("hall", "hours", "calendar", "open_days", "closed_days", "rules", "services",
              "windows", "staff", "devices", "mqtt", "voice", "export", "display", "patrol",
-             "assessment")
+             "assessment", "layout")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -98,7 +100,7 @@ def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
                 **_export(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
-    return HallConfig(hall, mqtt, _voice(top), _display(top))
+    return HallConfig(hall, mqtt, _voice(top), _display(top), _layout(top, windows))
 
 
 def _timezone(head: Table) -> str:
@@ -468,6 +470,49 @@ def _display(top: Table) -> DisplaySettings:
         check(key, text, "a text of 1-200 characters",
               lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 200)
     return DisplaySettings(tuple(text.strip() for _, text in notices))
+
+
+# a row wider than this does not fit the supervisor's screen beside the alerts
+MAX_ROW = 12
+_ZONE_NAME = "a zone name of 1-20 characters, e.g. \"综合受理区\""
+
+
+def _layout(top: Table, windows: dict[int, Window]) -> FloorLayout:
+    """[layout] 现场布局: zones ([[layout.zones]] name, rows), each a list of rows of window
+    numbers as they stand on the floor, 0 for a place with no window. Every window is placed
+    once; without [layout], the windows in number order (FloorLayout.default)."""
+    if "layout" not in top.data:
+        return FloorLayout.default(windows)
+    head = top.table("layout", ("zones",))
+    zones = head.tables("zones", ("name", "rows"), True)
+    placed: dict[object, str] = {}
+    out = []
+    for t in zones:
+        name = t.get("name", _ZONE_NAME, lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 20)
+        rows = t.items("rows", expected="an array of rows, each an array of window numbers, "
+                       "e.g. [[1, 2, 3], [4, 0, 5]] (0: a place with no window)")
+        if not rows:
+            t.fail("rows", "expected at least one row of window numbers, found an empty array")
+        out.append(FloorZone(name.strip(), tuple(_layout_row(key, row, windows, placed)
+                                                 for key, row in rows)))
+    missing = [str(n) for n in windows if n not in placed]
+    if missing:
+        head.fail("zones", f"window(s) {', '.join(missing)} have no place on the floor; "
+                  "add each to a zone's rows (every window appears once)")
+    return FloorLayout(tuple(out))
+
+
+def _layout_row(key: str, row: Any, windows: dict[int, Window],
+                placed: dict[object, str]) -> tuple[int, ...]:
+    check(key, row, f"an array of 1-{MAX_ROW} window numbers (0: a place with no window)",
+          lambda v: isinstance(v, list) and 0 < len(v) <= MAX_ROW)
+    numbers = []
+    for i, value in enumerate(row):
+        place = f"{key}[{i}]"
+        if value != 0 or not is_int(value):
+            claim(placed, _window_number(place, value, windows), place, "window")
+        numbers.append(value)
+    return tuple(numbers)
 
 
 GRADE_CODE_TABLES = ("national", "reversed")  # controller.backoffice.evaluation_reports.GRADE_CODES

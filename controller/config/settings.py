@@ -1,5 +1,6 @@
 """The hall's infrastructure settings: where its MQTT broker is and how the controller logs in,
-which sound device speaks the calls, and what the hall display's foot scrolls.
+which sound device speaks the calls, what the hall display's foot scrolls, and how the
+supervisor's floor view lays the windows out.
 
 They are how this controller is installed, not the hall's rules, so they live beside the
 core's `Hall` rather than in it: the config reads both from one file (`HallConfig`), the
@@ -8,7 +9,9 @@ assembly and the MQTT security tools use the settings, and the core never sees a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from controller.core.hall import Hall
 
@@ -63,6 +66,40 @@ class DisplaySettings:
 
 
 @dataclass(frozen=True)
+class FloorZone:
+    """区: one area of the hall floor, with its windows in rows as they stand; 0 is a place
+    with no window (a pillar, a gap between counters)."""
+
+    name: str
+    rows: tuple[tuple[int, ...], ...]
+
+    def json(self) -> dict[str, Any]:
+        return {"name": self.name, "rows": [list(row) for row in self.rows]}
+
+
+# windows in a row of the default layout (a hall file without [layout])
+DEFAULT_ROW = 8
+
+
+@dataclass(frozen=True)
+class FloorLayout:
+    """[layout] 现场布局: the windows as the hall lays them out, zone by zone, for the
+    supervisor's floor view. Every window has exactly one place."""
+
+    zones: tuple[FloorZone, ...]
+
+    def json(self) -> dict[str, Any]:
+        return {"zones": [z.json() for z in self.zones]}
+
+    @classmethod
+    def default(cls, windows: Iterable[int]) -> FloorLayout:
+        """Without [layout]: one zone, the windows in number order, DEFAULT_ROW to a row."""
+        numbers = sorted(windows)
+        rows = tuple(tuple(numbers[i:i + DEFAULT_ROW]) for i in range(0, len(numbers), DEFAULT_ROW))
+        return cls((FloorZone("服务大厅", rows),))
+
+
+@dataclass(frozen=True)
 class HallConfig:
     """What a hall config file describes: the hall (the core's rules and floor) and how this
     controller is installed for it."""
@@ -71,3 +108,5 @@ class HallConfig:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    # None: the default layout of the hall's windows (FloorLayout.default)
+    layout: FloorLayout | None = None

@@ -138,6 +138,7 @@ class Engine:
                                             reason="day_end"), t)
         fresh = self.restore(now.date(), [], list(state.windows.values()))
         fresh.devices = state.devices
+        fresh.device_since = state.device_since
         state.__dict__.update(fresh.__dict__)
         out.emit(ev.DayStarted(at=now, day=now.date().isoformat()))
         return out

@@ -202,6 +202,8 @@ class HallState:
     service_minutes: dict[str, float] = field(default_factory=dict)
     # device id -> (health, detail) as the drivers last reported it
     devices: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # device id -> when it last changed its health: how long a fault has stood
+    device_since: dict[str, dt.datetime] = field(default_factory=dict)
     # tidal window -> "open" or "close": the proposal standing for it, made once
     tidal: dict[int, str] = field(default_factory=dict)
     # citizen key -> the ids of the day's tickets taken with that identity (the daily limit
@@ -214,8 +216,9 @@ class HallState:
     # they start again from the first tick, so an alert comes late rather than wrongly early
     closed_since: dict[int, dt.datetime] = field(default_factory=dict)
     idle_since: dict[int, dt.datetime] = field(default_factory=dict)
-    # (alert kind, window): the alerts standing now, each raised once until its cause ends
-    alerted: set[tuple[str, int]] = field(default_factory=set)
+    # (alert kind, window) -> when raised: the alerts standing now, each raised once until its
+    # cause ends
+    alerted: dict[tuple[str, int], dt.datetime] = field(default_factory=dict)
     # the patrol times ("09:30") already reminded today (controller.core.patrol)
     patrols_reminded: set[str] = field(default_factory=set)
     # kiosk -> when its 帮办代办 call was made: the calls the guidance desk has not answered

@@ -125,6 +125,8 @@ def report_device(ctx: Context, cmd: c.ReportDevice) -> None:
     report = (cmd.state, cmd.detail)
     if state.devices.get(cmd.device) == report:
         return
+    if state.devices.get(cmd.device, ("",))[0] != cmd.state:
+        state.device_since[cmd.device] = now
     state.devices[cmd.device] = report
     out.emit(ev.DeviceHealth(at=now, device=cmd.device, state=cmd.state, detail=cmd.detail))
 

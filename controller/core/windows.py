@@ -192,7 +192,7 @@ def watch_posts(ctx: Context) -> None:
     state, now = ctx.state, ctx.now
     session = session_on(ctx.hall, now)
     at_work = {w.staff_id for w in state.windows.values() if w.status is WindowStatus.OPEN}
-    standing: set[tuple[str, int]] = set()
+    standing: dict[tuple[str, int], dt.datetime] = {}
     for n, w in state.windows.items():
         closed_since = None
         if w.status is WindowStatus.CLOSED:
@@ -209,8 +209,9 @@ def watch_posts(ctx: Context) -> None:
         for alert in alerts:
             if alert is None:
                 continue
-            standing.add((alert.kind, n))
-            if (alert.kind, n) not in state.alerted:
+            key = (alert.kind, n)
+            standing[key] = state.alerted.get(key, now)
+            if key not in state.alerted:
                 ctx.out.emit(alert)
     state.alerted = standing
 
@@ -271,14 +272,14 @@ def note_window_changes(state: HallState, out: Outcome, now: dt.datetime) -> Non
             state.closed_since.setdefault(n, now)
         else:
             state.closed_since.pop(n, None)
-            state.alerted.discard((ev.WINDOW_UNCOVERED, n))
+            state.alerted.pop((ev.WINDOW_UNCOVERED, n), None)
         if w.status is WindowStatus.OPEN:
-            state.alerted.discard((ev.POSTS_AWAY, n))
+            state.alerted.pop((ev.POSTS_AWAY, n), None)
         if w.status is WindowStatus.OPEN and w.current is None:
             state.idle_since.setdefault(n, now)
         else:
             state.idle_since.pop(n, None)
-            state.alerted.discard((ev.WINDOW_IDLE, n))
+            state.alerted.pop((ev.WINDOW_IDLE, n), None)
 
 
 def session_on(hall: Hall, now: dt.datetime) -> dt.datetime | None:

@@ -32,12 +32,14 @@ from controller.store.faults import StorageUnavailable, is_storage_error
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.replay import EventReader
 from controller.store.sessions import SessionStore
-from controller.config.settings import DisplaySettings
+from controller.backoffice.alerts import FloorAlerts
+from controller.config.settings import DisplaySettings, FloorLayout
 from controller.web.admin_api import admin_routes
 from controller.web.auth import session_dependencies
 from controller.web.auth_api import auth_routes
 from controller.web.cases_api import case_routes
 from controller.web.events_api import event_routes
+from controller.web.floor_api import floor_routes
 from controller.web.hall_api import device_routes, hall_routes
 from controller.web.guidance_api import guidance_routes
 from controller.web.kiosk_api import kiosk_routes
@@ -76,11 +78,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                desk: CaseDesk | None = None,
                before_stop: list[Callable[[], Any]] | None = None,
                device_check: DeviceCheck | None = None,
-               display: DisplaySettings | None = None) -> FastAPI:
+               display: DisplaySettings | None = None,
+               layout: FloorLayout | None = None) -> FastAPI:
     """The API for one running hall. `background` are async startables run for the app's life;
     `before_stop` are plain callables run first at shutdown (devices, the MQTT client), so
     the embedded broker has no client left when it stops. `display`: the hall display page's
-    [display] settings (its notices)."""
+    [display] settings (its notices); `layout`: the supervisor's floor ([layout]; None: the
+    windows in number order)."""
     kiosks = kiosks or {}
     limits = Limits(ctrl)
     kiosk_credentials = KioskCredentials(ctrl.store)
@@ -122,6 +126,8 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     if device_check is not None:
         app.include_router(admin_routes(ctrl, device_check, session))
     app.include_router(device_routes(ctrl, session))
+    app.include_router(floor_routes(FloorAlerts(ctrl), layout or FloorLayout.default(ctrl.hall.windows),
+                                    session))
     app.include_router(window_routes(ctrl, session))
     app.include_router(hall_routes(ctrl, optional_session, lag, display))
     app.include_router(event_routes(ctrl, sessions, optional_session, EventReader(ctrl.store),

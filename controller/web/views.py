@@ -155,6 +155,8 @@ def window_json(engine: Engine, state: HallState, number: int, now: dt.datetime)
     window["transfer_to"] = [{"service": q["service"], "name": q["name"]} for q in full["queues"]]
     # 叫指定号's reasons as the rules define them, so the page offers no other
     window["call_reasons"] = list(CALL_REASONS)
+    # the hall's day: a ticket's id is the day and its number (补打 by number)
+    window["day"] = full["day"]
     return window
 
 
