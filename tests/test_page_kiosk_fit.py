@@ -48,7 +48,9 @@ def big_hall_config() -> str:
                        for p, n in BIG_HALL_SERVICES.items())
     window = ('\n[[windows]]\nnumber = 21\nname = "综合受理 21"\nkind = "综合受理"\nservices = ['
               + ", ".join(f'"{p}"' for p in BIG_HALL_SERVICES) + "]\n")
-    return services + window
+    # every window has its place on the supervisor's floor (the demo hall has a [layout])
+    zone = '\n[[layout.zones]]\nname = "城市综合区"\nrows = [[21]]\n'
+    return services + window + zone
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +237,6 @@ def test_help_at_the_kiosk_calls_the_guidance_desk_and_the_supervisor_sees_it(br
     desk = log_in(browser, kiosk_hall.url, "huangjianguo", None, "/supervisor", DESK)
     alert = desk.locator("#alerts li[data-alert='guidance'][data-kiosk='entrance']")
     expect(alert).to_contain_text("帮办代办")
-    alert.scroll_into_view_if_needed()
     screenshot(desk, "kiosk-fit-supervisor-guidance", "#alerts li[data-alert='guidance']")
     alert.locator("button.guidance-answer").click()
     expect(alert).to_have_count(0)

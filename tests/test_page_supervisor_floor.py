@@ -39,9 +39,15 @@ def token(url: str, staff: str, window: int | None) -> dict[str, str]:
 
 
 def box(page, window: int) -> dict[str, float]:
-    found = page.locator(f"#floor .wtile[data-window='{window}']").bounding_box()
-    assert found is not None, f"window {window} has no tile"
-    return found
+    # the floor is drawn again on every event: a tile measured while it is being replaced has
+    # no box for that moment, so it is measured again (up to 2 s) before it counts as missing
+    tile = page.locator(f"#floor .wtile[data-window='{window}']")
+    for _ in range(20):
+        found = tile.bounding_box()
+        if found is not None:
+            return found
+        page.wait_for_timeout(100)
+    raise AssertionError(f"window {window} has no tile")
 
 
 def test_the_floor_stands_as_the_hall_file_lays_it_out_above_the_fold(browser, demo_hall):
