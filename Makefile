@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Debian packages the tests need; installed only when missing: a real Mosquitto for the
 # MQTT tests, espeak-ng and sox for voice announcements, Chromium and the CJK fonts for
-# the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser).
-DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk
+# the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser), and
+# PostgreSQL's server for the district centre (its tests start a cluster of their own).
+DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk postgresql
 
 .PHONY: demo test lint test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
 

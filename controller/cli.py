@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
                        substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
                        routers=[s.router for s in simulations if s.router is not None],
-                       opened=(ctrl, sessions))
+                       opened=(ctrl, sessions), federation=config.federation)
     # the simulated devices stop with the hall's own, while the embedded broker still answers
     # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
     running.stops.extend(s.close for s in simulations)

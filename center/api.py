@@ -1,0 +1,79 @@
+"""The centre's web API (FastAPI), read from its PostgreSQL.
+
+    GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
+    GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
+
+Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import JSONResponse
+
+from center import floor as floors
+from center import store
+
+# a heartbeat older than this many of the shipper's periods (5 s): the link is silent
+SILENT_SECONDS = 30.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+
+
+def link_state(row: dict[str, Any]) -> str:
+    """online, silent (online last said, but not heard from for SILENT_SECONDS), offline, or
+    unknown (no heartbeat yet)."""
+    state = row["link_state"]
+    since = store.seconds_since(row["link_seen"], row["now"])
+    if state == "online" and since is not None and since > SILENT_SECONDS:
+        return "silent"
+    return state or "unknown"
+
+
+def hall_view(row: dict[str, Any]) -> dict[str, Any]:
+    hall_last = row["hall_last_event"]
+    return {
+        "hall_id": row["hall_id"],
+        # every event up to this one is held (the mark the hall was told)
+        "last_event_id": row["acked"],
+        # events the hall had, by its last heartbeat, that the centre does not hold yet
+        "lag_events": None if hall_last is None else max(0, hall_last - row["acked"]),
+        "last_received_seconds_ago": store.seconds_since(row["received_at"], row["now"]),
+        "link": {"state": link_state(row), "hall_time": row["link_at"],
+                 "heard_seconds_ago": store.seconds_since(row["link_seen"], row["now"]),
+                 "hall_last_event_id": hall_last},
+        **floors.summary(row["floor"]),
+    }
+
+
+def create_app(dsn: str) -> FastAPI:
+    app = FastAPI(title="区县政务服务管理办公室 district centre", version="0.1.0")
+
+    def database() -> Iterator[Any]:
+        with store.connect(dsn) as conn:
+            yield conn
+
+    @app.exception_handler(ApiError)
+    def _error(request, e: ApiError) -> JSONResponse:
+        return JSONResponse({"error": e.code, "message": e.message}, status_code=e.status)
+
+    @app.get("/api/v1/halls")
+    def halls(conn=Depends(database)) -> dict[str, Any]:
+        return {"halls": [hall_view(r) for r in store.halls(conn)]}
+
+    @app.get("/api/v1/halls/{hall_id}/events")
+    def events(hall_id: str, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000),
+               conn=Depends(database)) -> dict[str, Any]:
+        if not store.hall_known(conn, hall_id):
+            raise ApiError(404, "unknown_hall", f"本中心未收到过大厅 {hall_id} 的任何数据")
+        rows = store.events_after(conn, hall_id, after, limit)
+        return {"hall_id": hall_id, "after": after, "events": rows,
+                "next_after": rows[-1]["id"] if rows else after}
+
+    return app

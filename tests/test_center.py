@@ -1,0 +1,302 @@
+"""The district centre (区县政务服务管理办公室): halls ship their event logs over a real Mosquitto
+to a centre writing into a real PostgreSQL (a cluster of the test's own), and the centre ends
+up with every event of every hall exactly once, in order, through a cut link and restarts."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+import uvicorn
+
+from center.api import create_app
+from center.consumer import Consumer
+from controller.assembly import open_hall
+from controller.config.settings import FederationSettings
+from controller.federation.shipper import Shipper
+from controller.runtime.clock import ManualClock
+from controller.store.outbox import Outbox
+from sim.hallday import HallDay
+from sim.scenario import load_scenario
+from tests.halls import at, small_hall
+from tests.server import free_port, running_hall, wait_for
+from vocabulary import SYSTEM_DEFAULT, by_label
+
+# A morning of a small town hall (便民服务中心), as the hall-day simulator's tests use it.
+MORNING = """
+[scenario]
+name = "town-morning"
+day = 2026-11-23
+seed = {seed}
+
+[generate]
+name = "{name}"
+sessions = ["09:00-11:00"]
+rules = {{ ticket_cutoff_minutes = 15 }}
+
+[[generate.windows]]
+count = 2
+services = ["A"]
+[[generate.windows]]
+count = 2
+services = ["B", "A"]
+
+[arrivals]
+real_name_share = 0.5
+priority_share = 0.05
+
+[profiles]
+morning = {{ "08:45" = 1.0, "09:30" = 2.0, "10:15" = 0.5, "10:45" = 0 }}
+
+[[services]]
+prefix = "A"
+tickets = 40
+service_minutes = 5
+spread = 0.5
+no_show_share = 0.05
+transfer_share = 0.05
+transfer_to = ["B"]
+
+[[services]]
+prefix = "B"
+tickets = 20
+service_minutes = 8
+spread = 0.5
+
+[evaluation]
+share = 0.9
+
+[evaluation.grades]
+very_satisfied = 0.5
+satisfied = 0.2
+basically_satisfied = 0.1
+dissatisfied = 0.1
+very_dissatisfied = 0.1
+"""
+
+
+def link(hall_id: str, broker, **kw) -> FederationSettings:
+    """A hall's [federation] for the test's broker; quick heartbeats and resends."""
+    return FederationSettings(hall_id, broker.host, broker.port,
+                              **{"heartbeat_seconds": 0.5, "resend_seconds": 3.0, **kw})
+
+
+@contextmanager
+def centre_api(dsn: str):
+    """The centre's web API on a free loopback port (uvicorn, as `districtctl run` serves it)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(dsn), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 10)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def held(api: httpx.Client, hall_id: str) -> list[dict]:
+    """Every event of the hall the centre holds, through its API, page by page."""
+    out: list[dict] = []
+    after = 0
+    while True:
+        page = api.get(f"/api/v1/halls/{hall_id}/events", params={"after": after, "limit": 200}).json()
+        if not page["events"]:
+            return out
+        out += page["events"]
+        after = page["next_after"]
+
+
+def hall_of(api: httpx.Client, hall_id: str) -> dict:
+    return next((h for h in api.get("/api/v1/halls").json()["halls"] if h["hall_id"] == hall_id), {})
+
+
+def hall_log(db: Path) -> list[dict]:
+    outbox = Outbox(db)
+    try:
+        return outbox.after(0, 10**7)
+    finally:
+        outbox.close()
+
+
+def caught_up(api: httpx.Client, hall_id: str, db: Path) -> bool:
+    last = hall_log(db)[-1]["id"]
+    return hall_of(api, hall_id).get("last_event_id") == last
+
+
+def test_two_town_halls_morning_reaches_the_centre_once_each_and_in_order(tmp_path, mosquitto, postgres):
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
+    halls = {}
+    for n, seed in (("town-1", 7), ("town-2", 11)):
+        scenario_path = tmp_path / f"{n}.toml"
+        scenario_path.write_text(textwrap.dedent(MORNING.format(seed=seed, name=n)), encoding="utf-8")
+        day = HallDay(load_scenario(scenario_path), data_dir=tmp_path / n)
+        ctrl, _ = open_hall(day.hall, tmp_path / n, day.clock, durable=False)  # the hall's database, made
+        ctrl.store.close()
+        # small batches: a morning is many messages, several in flight at once
+        shipper = Shipper(link(n, mosquitto, batch_events=20), tmp_path / n / "hall.sqlite3", tmp_path / n,
+                          day.clock).start()
+        halls[n] = (day, shipper)
+    try:
+        days = [threading.Thread(target=d.run) for d, _ in halls.values()]
+        for t in days:  # both halls' mornings at once, shipped as they happen
+            t.start()
+        for t in days:
+            t.join(120)
+        with centre_api(postgres.dsn) as api:
+            for n in halls:
+                db = tmp_path / n / "hall.sqlite3"
+                wait_for(lambda n=n, db=db: caught_up(api, n, db), 30)
+                own = hall_log(db)
+                assert len(own) > 200  # a real morning: tickets, calls, grades, cases
+                assert held(api, n) == own  # every event, once, in the hall's order, as the hall has it
+                view = hall_of(api, n)
+                wait_for(lambda n=n: hall_of(api, n)["lag_events"] == 0, 5)
+                assert hall_of(api, n)["link"]["state"] == "online"
+                graded = [e for e in own if e["kind"] == "ticket_evaluated" and e["data"]["channel"] != SYSTEM_DEFAULT]
+                satisfied = sum(not by_label(e["data"]["grade"]).is_bad for e in graded)
+                assert view["satisfaction"] == {"evaluated": len(graded), "satisfied": satisfied,
+                                                "rate": round(satisfied / len(graded), 4)}
+                assert view["day"] == "2026-11-23"
+            with psycopg.connect(postgres.dsn) as conn:  # nothing twice, nothing left over
+                assert conn.execute("SELECT count(*) FROM hall_spans").fetchone()[0] == 0
+    finally:
+        for _, shipper in halls.values():
+            shipper.stop()
+        consumer.stop()
+    # the clean stop said so; the hall's events are all there still
+    with centre_api(postgres.dsn) as api:
+        wait_for(lambda: hall_of(api, "town-1")["link"]["state"] == "offline", 5)
+
+
+def serve_a_while(hall, tickets: int, pause: bool = False) -> None:
+    """Citizens take `tickets` tickets; windows 1 and 2 call and finish some; window 2 pauses."""
+    with hall.client() as api:
+        s1, s2 = hall.login("s1", 1), hall.login("s2", 2)
+        for i in range(tickets):
+            r = api.post("/api/v1/tickets", json={"service": "AB"[i % 2]})
+            assert r.status_code == 201, r.text
+            if i % 3 == 2:
+                for staff, window in ((s1, 1), (s2, 2)):
+                    if api.post(f"/api/v1/windows/{window}/call", headers=staff).status_code == 200:
+                        hall.clock.advance(minutes=1)
+                        assert api.post(f"/api/v1/windows/{window}/finish", headers=staff).status_code == 200
+        if pause:
+            assert api.post("/api/v1/windows/2/pause", headers=s2,
+                            json={"reason": "去后台复印", "minutes": 10}).status_code == 200
+
+
+def test_a_cut_link_loses_nothing_and_doubles_nothing_through_broker_and_centre_restarts(
+        tmp_path, mosquitto, postgres):
+    """The district link is cut while two halls serve; when it returns the backlog drains, and
+    the broker (which forgets everything: no persistence) and the centre restart mid-drain."""
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port, max_messages=1).start()
+    clock_1, clock_2 = ManualClock(at("09:00")), ManualClock(at("09:00"))
+    # two events a message and few in flight: the drain takes many round trips
+    settings = {n: link(n, mosquitto, batch_events=2, window_events=10) for n in ("hall-1", "hall-2")}
+    with running_hall(small_hall(), tmp_path / "hall-1", clock_1, federation=settings["hall-1"]) as h1, \
+            running_hall(small_hall(), tmp_path / "hall-2", clock_2, federation=settings["hall-2"]) as h2, \
+            centre_api(postgres.dsn) as api:
+        halls = {"hall-1": h1, "hall-2": h2}
+        dbs = {n: tmp_path / n / "hall.sqlite3" for n in halls}
+        for h in halls.values():
+            serve_a_while(h, 12)
+        for n in halls:
+            wait_for(lambda n=n: caught_up(api, n, dbs[n]), 30)
+        before_cut = {n: hall_of(api, n)["last_event_id"] for n in halls}
+
+        mosquitto.stop()  # the WAN link is down
+        for h in halls.values():
+            h.clock.advance(minutes=30)
+            serve_a_while(h, 90, pause=True)  # the halls serve fully meanwhile
+        backlog = {n: hall_log(dbs[n])[-1]["id"] - before_cut[n] for n in halls}
+        assert min(backlog.values()) > 100
+
+        mosquitto.start()  # back: the backlog drains...
+        wait_for(lambda: all(hall_of(api, n)["last_event_id"] > before_cut[n] for n in halls), 30)
+        mid_drain = {n: hall_of(api, n)["last_event_id"] for n in halls}
+        consumer.stop()  # ...and the centre and the broker restart in the middle of it
+        mosquitto.restart()
+        consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port, name="2", max_messages=1).start()
+        assert any(mid_drain[n] < before_cut[n] + backlog[n] for n in halls), "drained before the restart"
+
+        for n in halls:
+            wait_for(lambda n=n: caught_up(api, n, dbs[n]), 60)
+            assert held(api, n) == hall_log(dbs[n])
+            with halls[n].client() as c:
+                own = c.get("/api/v1/hall", headers=halls[n].login("boss", None)).json()
+            wait_for(lambda n=n: hall_of(api, n)["link"]["state"] == "online", 10)
+            view = hall_of(api, n)
+            # the hall's floor as the centre folded it from the events
+            assert view["queues"] == {q["service"]: q["waiting"] for q in own["queues"] if q["waiting"]}
+            assert view["windows_open"] == [w["number"] for w in own["windows"] if w["state"] == "open"]
+            assert view["windows_paused"] == [w["number"] for w in own["windows"] if w["state"] == "paused"]
+        with psycopg.connect(postgres.dsn) as conn:
+            dupes = conn.execute("SELECT count(*) - count(DISTINCT (hall_id, event_id)) FROM hall_events").fetchone()
+            assert dupes[0] == 0
+    consumer.stop()
+
+
+def test_the_hall_keeps_the_centres_mark_and_resumes_from_it_not_from_the_broker(tmp_path, mosquitto, postgres):
+    """The centre's acknowledgement is the mark: a shipper restarted while the broker forgot its
+    retained ack resumes from the mark it kept, and what the centre holds does not change."""
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
+    clock = ManualClock(at("09:00"))
+    data = tmp_path / "hall-9"
+    settings = link("hall-9", mosquitto)
+    try:
+        with running_hall(small_hall(), data, clock, federation=settings) as h, centre_api(postgres.dsn) as api:
+            serve_a_while(h, 6)
+            wait_for(lambda: caught_up(api, "hall-9", data / "hall.sqlite3"), 30)
+            mark = hall_of(api, "hall-9")["last_event_id"]
+        assert (data / "federation-acked.json").read_text() == f'{{"hall": "hall-9", "acked": {mark}}}'
+        mosquitto.restart()  # forgets the retained ack
+        shipper = Shipper(settings, data / "hall.sqlite3", data).start()
+        try:
+            assert shipper.acked == mark and shipper.sent == mark
+            wait_for(lambda: shipper.connected, 10)
+            with psycopg.connect(postgres.dsn) as conn:
+                assert conn.execute("SELECT count(*) FROM hall_events").fetchone()[0] == mark
+                assert conn.execute("SELECT count(*) FROM hall_spans").fetchone()[0] == 0
+        finally:
+            shipper.stop()
+    finally:
+        consumer.stop()
+
+
+def test_the_centre_drops_a_batch_that_lies_about_its_hall_and_goes_on(tmp_path, mosquitto, postgres):
+    """A message on one hall's topic naming another hall, or not JSON, is dropped; the next
+    real batch is written."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from vocabulary import district
+
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
+    liar = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="liar")
+    liar.connect(mosquitto.host, mosquitto.port)
+    liar.loop_start()
+    try:
+        event = {"id": 1, "kind": "day_started", "at": "2026-11-23T00:00:00+08:00", "window": None,
+                 "ticket": None, "data": {"day": "2026-11-23"}}
+        wait_for(lambda: consumer.client.is_connected(), 10)
+        time.sleep(0.2)  # the consumer's subscription is made on connect
+        liar.publish(district.events_topic("hall-a"), district.Batch("hall-b", 0, 1, (event,)).encode(), qos=1)
+        liar.publish(district.events_topic("hall-a"), b"\xff not json", qos=1)
+        liar.publish(district.events_topic("hall-a"), district.Batch("hall-a", 0, 1, (event,)).encode(), qos=1)
+        with centre_api(postgres.dsn) as api:
+            wait_for(lambda: hall_of(api, "hall-a").get("last_event_id") == 1, 10)
+            assert [h["hall_id"] for h in api.get("/api/v1/halls").json()["halls"]] == ["hall-a"]
+            r = api.get("/api/v1/halls/hall-b/events")
+            assert (r.status_code, r.json()["error"]) == (404, "unknown_hall")
+    finally:
+        liar.loop_stop()
+        consumer.stop()
+
