@@ -42,6 +42,9 @@ def _serve(args: argparse.Namespace, consumers: list[Consumer]) -> int:
 
     print(f"district centre: http://{args.host}:{args.port}/api/v1/halls "
           f"(broker {args.broker[0]}:{args.broker[1]}, {len(consumers)} consumer(s))", flush=True)
+    # uvicorn stops on SIGTERM and raises it again once stopped: end by an exception, so the
+    # consumers (and `local`'s database and broker) are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         uvicorn.run(create_app(args.database), host=args.host, port=args.port, log_level="warning")
     finally:
@@ -75,8 +78,15 @@ def cmd_local(args: argparse.Namespace) -> int:
     pg = LocalPostgres(directory / "pg", port=args.pg_port).start()
     conf = directory / "mosquitto.conf"
     host, port = args.broker
+    kept = directory / "broker"  # the broker's sessions and retained acks, across restarts
+    kept.mkdir(exist_ok=True)
+    if os.geteuid() == 0:  # as root Mosquitto drops to the user mosquitto before writing it
+        import pwd
+
+        user = pwd.getpwnam("mosquitto")
+        os.chown(kept, user.pw_uid, user.pw_gid)
     conf.write_text(f"listener {port} {host}\nallow_anonymous true\npersistence true\n"
-                    f"persistence_location {directory}/\n")
+                    f"persistence_location {kept}/\nlog_type error\nlog_type warning\n")
     broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdin=subprocess.DEVNULL)
     args.database = pg.dsn
     print(f"district database {pg.dsn}, broker {host}:{port} (a hall ships to it with "

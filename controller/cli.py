@@ -22,6 +22,7 @@ from controller.security import pins
 from controller.runtime.clock import SystemClock
 from controller.config.hall import ConfigError, load_config, load_hall, summary
 from controller.core.hall import Hall
+from controller.config.settings import FederationSettings
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
 from controller.floor.devices import DeviceAddress, kiosk_kinds, kiosk_of
 from controller.runtime.hallcontroller import HallController
@@ -33,6 +34,7 @@ from controller.store.faults import StorageUnavailable, describe, is_storage_err
 from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
 from controller.web.pages import PAGES
+from vocabulary import district
 
 SHUTDOWN_GRACE_SECONDS = 2
 
@@ -89,9 +91,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
 
 
+def _district(value: str | None) -> FederationSettings | None:
+    """`--district HALL_ID@HOST:PORT`; ConfigError for anything else."""
+    if value is None:
+        return None
+    hall_id, _, where = value.partition("@")
+    host, _, port = where.rpartition(":")
+    if not district.is_hall_id(hall_id) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("--district", f"expected HALL_ID@HOST:PORT such as demo@127.0.0.1:18840, found {value!r} "
+                          f"({district.HALL_ID_EXPECTED})")
+    return FederationSettings(hall_id, host, int(port))
+
+
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     hall, mqtt = config.hall, config.mqtt
+    federation = _district(args.district) or config.federation
     try:
         check_at_start(mqtt)
     except ConfigError as e:
@@ -114,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
                        substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
                        routers=[s.router for s in simulations if s.router is not None],
-                       opened=(ctrl, sessions), federation=config.federation)
+                       opened=(ctrl, sessions), federation=federation)
     # the simulated devices stop with the hall's own, while the embedded broker still answers
     # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
     running.stops.extend(s.close for s in simulations)
@@ -397,6 +412,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",
                      help="a reverse proxy whose X-Forwarded-For header names the client "
                           "(repeat for several; by default the header is ignored)")
+    run.add_argument("--district", metavar="HALL_ID@HOST:PORT",
+                     help="ship the event log to this district broker (anonymous, no TLS) in place of "
+                          "the hall file's [federation]; `make district` runs one on this machine")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="SECONDS",
                      help="close a connection whose request has not fully arrived by then "

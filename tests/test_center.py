@@ -4,6 +4,7 @@ up with every event of every hall exactly once, in order, through a cut link and
 
 from __future__ import annotations
 
+import socket
 import textwrap
 import threading
 import time
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 import uvicorn
 
+from center import store
 from center.api import create_app
 from center.consumer import Consumer
 from controller.assembly import open_hall
@@ -26,6 +29,7 @@ from sim.scenario import load_scenario
 from tests.halls import at, small_hall
 from tests.server import free_port, running_hall, wait_for
 from vocabulary import SYSTEM_DEFAULT, by_label
+from vocabulary.district import Batch
 
 # A morning of a small town hall (便民服务中心), as the hall-day simulator's tests use it.
 MORNING = """
@@ -132,7 +136,10 @@ def caught_up(api: httpx.Client, hall_id: str, db: Path) -> bool:
 
 
 def test_two_town_halls_morning_reaches_the_centre_once_each_and_in_order(tmp_path, mosquitto, postgres):
-    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
+    """Two halls' mornings, shipped as they happen, into a centre of two consumers sharing the
+    subscription (so batches of one hall land out of order and on both)."""
+    consumers = [Consumer(postgres.dsn, mosquitto.host, mosquitto.port, name=str(i), max_messages=3).start()
+                 for i in (1, 2)]
     halls = {}
     for n, seed in (("town-1", 7), ("town-2", 11)):
         scenario_path = tmp_path / f"{n}.toml"
@@ -167,10 +174,12 @@ def test_two_town_halls_morning_reaches_the_centre_once_each_and_in_order(tmp_pa
                 assert view["day"] == "2026-11-23"
             with psycopg.connect(postgres.dsn) as conn:  # nothing twice, nothing left over
                 assert conn.execute("SELECT count(*) FROM hall_spans").fetchone()[0] == 0
+            assert all(c.committed > 0 for c in consumers)  # both took their share
     finally:
         for _, shipper in halls.values():
             shipper.stop()
-        consumer.stop()
+        for c in consumers:
+            c.stop()
     # the clean stop said so; the hall's events are all there still
     with centre_api(postgres.dsn) as api:
         wait_for(lambda: hall_of(api, "town-1")["link"]["state"] == "offline", 5)
@@ -300,3 +309,66 @@ def test_the_centre_drops_a_batch_that_lies_about_its_hall_and_goes_on(tmp_path,
         liar.loop_stop()
         consumer.stop()
 
+
+
+def test_a_hall_whose_district_link_is_a_black_hole_serves_fully(tmp_path):
+    """The district's address answers nothing (a firewall dropping the link's packets): the
+    shipper waits on its own thread, and the hall takes, calls and finishes tickets as ever."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)  # accepts the connection, never says a word
+    settings = FederationSettings("hall-h", "127.0.0.1", hole.getsockname()[1])
+    try:
+        with running_hall(small_hall(), tmp_path / "h", ManualClock(at("09:00")), federation=settings) as h:
+            serve_a_while(h, 30, pause=True)
+            with h.client() as api:
+                assert api.get("/api/v1/health").status_code == 200
+                view = api.get("/api/v1/hall", headers=h.login("boss", None)).json()
+            assert sum(q["waiting"] for q in view["queues"]) > 0
+            assert not (tmp_path / "h" / "federation-acked.json").exists()  # nothing acknowledged
+    finally:
+        hole.close()
+
+
+def batch(hall: str, after: int, ids: list[int]) -> Batch:
+    return Batch(hall, after, ids[-1] if ids else after, tuple(
+        {"id": i, "kind": "ticket_issued", "at": f"2026-11-23T09:{i:02d}:00+08:00", "window": None,
+         "ticket": f"20261123-A{i:03d}", "data": {"service": "A"}} for i in ids))
+
+
+def test_batches_out_of_order_twice_and_across_a_gap_in_the_ids_move_the_mark_only_over_what_joins(postgres):
+    """The centre acknowledges the highest mark up to which it holds everything: a later batch
+    first holds the mark back, a repeated one changes nothing, and ids the hall's log skipped
+    (a batch says what stretch it covers) do not stop it."""
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        store.migrate(conn)
+        assert store.ingest(conn, [batch("h", 3, [4, 5, 6])], {}) == {"h": 0}
+        assert store.ingest(conn, [batch("h", 3, [4, 5, 6])], {}) == {"h": 0}
+        assert store.ingest(conn, [batch("h", 0, [1, 2, 3]), batch("h", 0, [1, 2, 3])], {}) == {"h": 6}
+        assert store.ingest(conn, [batch("h", 9, [12])], {}) == {"h": 6}
+        assert store.ingest(conn, [batch("h", 6, [7, 9])], {}) == {"h": 12}  # 8, 10, 11: not in the log
+        assert store.ingest(conn, [batch("h", 0, [1, 2, 3])], {}) == {"h": 12}
+        ids = [r[0] for r in conn.execute("SELECT event_id FROM hall_events ORDER BY event_id")]
+        assert ids == [1, 2, 3, 4, 5, 6, 7, 9, 12]
+        floor = conn.execute("SELECT floor FROM halls").fetchone()[0]
+        assert len(floor["waiting"]) == 9
+
+
+def test_a_hall_file_names_its_district():
+    from controller.config.hall import ConfigError, parse_config
+    from tests.test_config import minimal_hall_dict
+
+    data = minimal_hall_dict()
+    assert parse_config(data).federation is None  # no [federation]: the hall stands alone
+    data["federation"] = {"hall_id": "500101-main", "host": "district.example", "username": "hall-500101",
+                          "password_env": "HALL_DISTRICT_PASSWORD", "tls": True}
+    f = parse_config(data).federation
+    assert (f.hall_id, f.host, f.port, f.username, f.tls) == ("500101-main", "district.example", 8883,
+                                                              "hall-500101", True)
+    for bad, key in (({"hall_id": "大厅 1"}, "federation.hall_id"), ({"host": ""}, "federation.host"),
+                     ({"password": "x"}, "federation.password"), ({"ca_file": "ca.pem", "tls": False},
+                                                                    "federation.ca_file")):
+        data["federation"] = {"hall_id": "h1", "host": "d", "username": "u", "password_env": "P", **bad}
+        with pytest.raises(ConfigError) as e:
+            parse_config(data)
+        assert e.value.key == key

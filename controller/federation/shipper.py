@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 MARK_FILE = "federation-acked.json"
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600  # the broker keeps the session (and the ack) a week
 POLL_SECONDS = 0.2  # how often an idle shipper looks for new events in the log
+FAULT_SECONDS = 5.0
 
 
 class Shipper:
@@ -186,8 +187,9 @@ class Shipper:
             try:
                 busy = self._step()
             except Exception:  # a locked or missing database: the hall's problem, not ours to end on
-                log.exception("district shipper")
-                busy = False
+                log.exception("district shipper; trying again in %.0f s", FAULT_SECONDS)
+                self._stopping.wait(FAULT_SECONDS)
+                continue
             if not busy:
                 self._wake.wait(POLL_SECONDS)
                 self._wake.clear()
