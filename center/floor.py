@@ -1,5 +1,6 @@
 """What the centre knows of a hall's floor now, folded from its events in the log's order: the
-windows open and paused, the tickets waiting per service, and the hall day's 好差评 so far.
+windows open and paused, the tickets waiting per service, the devices not online, and the
+hall day's 好差评 so far.
 
 Pure: the store folds each hall's events here once, when its acknowledged mark moves past them
 (so in order, whatever order the batches arrived in). A ticket of an earlier day still waiting
@@ -17,7 +18,8 @@ Floor = dict[str, Any]
 
 
 def empty() -> Floor:
-    return {"day": None, "windows": {}, "waiting": {}, "serving": {}, "evaluated": 0, "satisfied": 0}
+    return {"day": None, "windows": {}, "waiting": {}, "serving": {}, "evaluated": 0, "satisfied": 0,
+            "devices": {}}
 
 
 def _window(floor: Floor, e: dict[str, Any], state: str) -> None:
@@ -78,12 +80,21 @@ _WINDOWS = {ev.WINDOW_OPENED: "open", ev.WINDOW_RESUMED: "open", ev.WINDOW_PAUSE
             ev.WINDOW_CLOSED: "closed"}
 
 
+def _device(floor: Floor, data: dict[str, Any]) -> None:
+    device = data.get("device")
+    if isinstance(device, str):
+        floor["devices"][device] = {"state": data.get("state"), "detail": data.get("detail") or "",
+                                    "since": data.get("at")}
+
+
 def fold(floor: Floor, events: list[dict[str, Any]]) -> Floor:
     """`floor` after `events` (the hall's, in its log's order)."""
     floor = {**empty(), **floor}
     for e in events:
         kind = e["kind"]
-        if kind in _WINDOWS:
+        if kind == ev.DEVICE_HEALTH:
+            _device(floor, {**(e.get("data") or {}), "at": e.get("at")})
+        elif kind in _WINDOWS:
             _window(floor, e, _WINDOWS[kind])
         elif kind in _TICKETS and (e.get("ticket") is not None or kind == ev.DAY_STARTED):
             _TICKETS[kind](floor, e, e.get("data") or {})
@@ -104,6 +115,8 @@ def summary(floor: Floor) -> dict[str, Any]:
         "waiting": len(floor["waiting"]),
         "windows_open": sorted(int(w) for w, s in windows.items() if s == "open"),
         "windows_paused": sorted(int(w) for w, s in windows.items() if s == "paused"),
+        # devices whose last report was not online (offline, or fault: paper out, a SAM failure)
+        "device_faults": [{"device": d, **h} for d, h in sorted(floor["devices"].items()) if h["state"] != "online"],
         # the hall day's 好差评 so far: grades citizens gave (system defaults left out)
         "satisfaction": {"evaluated": evaluated, "satisfied": floor["satisfied"],
                          "rate": round(floor["satisfied"] / evaluated, 4) if evaluated else None},

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from center import store
-from center.api import create_app
+from center.api import create_app, hall_view
 from center.consumer import Consumer
 from controller.assembly import open_hall
 from controller.config.settings import FederationSettings
@@ -352,6 +352,13 @@ def test_batches_out_of_order_twice_and_across_a_gap_in_the_ids_move_the_mark_on
         assert ids == [1, 2, 3, 4, 5, 6, 7, 9, 12]
         floor = conn.execute("SELECT floor FROM halls").fetchone()[0]
         assert len(floor["waiting"]) == 9
+        paper = {"id": 13, "kind": "device_health", "at": "2026-11-23T10:00:00+08:00", "window": None,
+                 "ticket": None, "data": {"device": "kiosk-printer", "state": "fault", "detail": "缺纸"}}
+        store.ingest(conn, [Batch("h", 12, 13, (paper,))], {})
+        view = hall_view(store.halls(conn)[0])
+        assert view["device_faults"] == [{"device": "kiosk-printer", "state": "fault", "detail": "缺纸",
+                                          "since": "2026-11-23T10:00:00+08:00"}]
+        assert (view["last_event_id"], view["queues"], view["link"]["state"]) == (13, {"A": 9}, "unknown")
 
 
 def test_a_hall_file_names_its_district():
