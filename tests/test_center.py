@@ -4,7 +4,10 @@ up with every event of every hall exactly once, in order, through a cut link and
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -27,7 +30,7 @@ from controller.store.outbox import Outbox
 from sim.hallday import HallDay
 from sim.scenario import load_scenario
 from tests.halls import at, small_hall
-from tests.server import free_port, running_hall, wait_for
+from tests.server import REPO, HallProcess, free_port, running_hall, wait_for
 from vocabulary import SYSTEM_DEFAULT, by_label
 from vocabulary.district import Batch
 
@@ -379,3 +382,82 @@ def test_a_hall_file_names_its_district():
         with pytest.raises(ConfigError) as e:
             parse_config(data)
         assert e.value.key == key
+
+
+PHONE = "13800138000"
+
+
+def id_number(n: int) -> str:
+    """A resident ID number (GB 11643, its check digit right) born 1949-12-31, the n-th of the day."""
+    body = f"110105194912310{n:02d}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+@contextmanager
+def districtctl_run(postgres, broker):
+    """`districtctl run` as a child process, as a district runs it; its API's client."""
+    port = free_port()
+    log = open(Path(postgres.directory) / "districtctl.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "center.cli", "run", "--database", postgres.dsn,
+         "--broker", f"{broker.host}:{broker.port}", "--port", str(port)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+            def up() -> bool:
+                assert proc.poll() is None, Path(log.name).read_text()
+                try:
+                    return api.get("/api/v1/halls").status_code == 200
+                except httpx.TransportError:
+                    return False
+            wait_for(up, 30)
+            yield api
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()
+
+
+def test_hallctl_run_ships_to_districtctl_run_across_a_crash_and_no_id_number_or_phone_leaves_the_hall(
+        tmp_path, mosquitto, postgres):
+    """The two commands of a district, as children: the demo hall (`hallctl run`, its hall file
+    with [federation]) and the centre (`districtctl run`). Real-name tickets with a phone reach
+    the centre masked; the hall is killed (SIGKILL), its link shows offline, and after its
+    restart it goes on from the centre's mark."""
+    hall = HallProcess(tmp_path / "hall", "--simulate", extra_config=textwrap.dedent(f"""
+        [federation]
+        hall_id = "demo-1"
+        host = "{mosquitto.host}"
+        port = {mosquitto.port}
+        """))
+    (tmp_path / "hall").mkdir()
+    db = tmp_path / "hall" / "data" / "hall.sqlite3"
+    with districtctl_run(postgres, mosquitto) as centre:
+        hall.start()
+        try:
+            with hall.client() as api:
+                for n in range(3):
+                    r = api.post("/api/v1/kiosks/entrance/tickets",
+                                 json={"service": "K", "id_number": id_number(n), "phone": PHONE})
+                    assert r.status_code == 201, r.text
+            wait_for(lambda: caught_up(centre, "demo-1", db), 30)
+            assert hall_of(centre, "demo-1")["queues"] == {"K": 3}
+            hall.kill()
+            wait_for(lambda: hall_of(centre, "demo-1")["link"]["state"] == "offline", 10)  # its will
+            hall.start(same_port=True)
+            with hall.client() as api:
+                assert api.post("/api/v1/kiosks/entrance/tickets", json={"service": "K"}).status_code == 201
+            wait_for(lambda: caught_up(centre, "demo-1", db), 30)
+            assert held(centre, "demo-1") == hall_log(db)
+            assert hall_of(centre, "demo-1")["link"]["state"] == "online"
+            assert hall_of(centre, "demo-1")["queues"] == {"K": 4}
+        finally:
+            hall.stop()
+    with psycopg.connect(postgres.dsn) as conn:
+        everything = conn.execute("SELECT string_agg(data::text || coalesce(ticket, ''), ' ') FROM hall_events"
+                                  ).fetchone()[0]
+    assert "real_name" in everything  # the tickets are there, and said real-name...
+    for n in range(3):  # ...and whose, not
+        assert id_number(n)[:-1] not in everything
+    assert PHONE not in everything
