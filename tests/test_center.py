@@ -138,11 +138,8 @@ def caught_up(api: httpx.Client, hall_id: str, db: Path) -> bool:
     return hall_of(api, hall_id).get("last_event_id") == last
 
 
-def test_two_town_halls_morning_reaches_the_centre_once_each_and_in_order(tmp_path, mosquitto, postgres):
-    """Two halls' mornings, shipped as they happen, into a centre of two consumers sharing the
-    subscription (so batches of one hall land out of order and on both)."""
-    consumers = [Consumer(postgres.dsn, mosquitto.host, mosquitto.port, name=str(i), max_messages=3).start()
-                 for i in (1, 2)]
+def town_halls(tmp_path: Path, broker, **settings) -> dict[str, tuple[HallDay, Shipper]]:
+    """Two town halls of the hall-day simulator, each with its shipper started."""
     halls = {}
     for n, seed in (("town-1", 7), ("town-2", 11)):
         scenario_path = tmp_path / f"{n}.toml"
@@ -150,16 +147,31 @@ def test_two_town_halls_morning_reaches_the_centre_once_each_and_in_order(tmp_pa
         day = HallDay(load_scenario(scenario_path), data_dir=tmp_path / n)
         ctrl, _ = open_hall(day.hall, tmp_path / n, day.clock, durable=False)  # the hall's database, made
         ctrl.store.close()
-        # small batches: a morning is many messages, several in flight at once
-        shipper = Shipper(link(n, mosquitto, batch_events=20), tmp_path / n / "hall.sqlite3", tmp_path / n,
+        shipper = Shipper(link(n, broker, **settings), tmp_path / n / "hall.sqlite3", tmp_path / n,
                           day.clock).start()
         halls[n] = (day, shipper)
+    return halls
+
+
+def run_mornings(halls: dict[str, tuple[HallDay, Shipper]]) -> None:
+    records = {}
+    days = [threading.Thread(target=lambda n=n, d=d: records.update({n: d.run()})) for n, (d, _) in halls.items()]
+    for t in days:
+        t.start()
+    for t in days:
+        t.join(120)
+    assert records.keys() == halls.keys()  # each morning ran to its end
+
+
+def test_two_town_halls_morning_reaches_the_centre_once_each_and_in_order(tmp_path, mosquitto, postgres):
+    """Two halls' mornings, shipped as they happen, into a centre of two consumers sharing the
+    subscription (so batches of one hall land out of order and on both)."""
+    consumers = [Consumer(postgres.dsn, mosquitto.host, mosquitto.port, name=str(i), max_messages=3).start()
+                 for i in (1, 2)]
+    # small batches: a morning is many messages, several in flight at once
+    halls = town_halls(tmp_path, mosquitto, batch_events=20)
     try:
-        days = [threading.Thread(target=d.run) for d, _ in halls.values()]
-        for t in days:  # both halls' mornings at once, shipped as they happen
-            t.start()
-        for t in days:
-            t.join(120)
+        run_mornings(halls)  # both halls' mornings at once, shipped as they happen
         with centre_api(postgres.dsn) as api:
             for n in halls:
                 db = tmp_path / n / "hall.sqlite3"
@@ -461,3 +473,32 @@ def test_hallctl_run_ships_to_districtctl_run_across_a_crash_and_no_id_number_or
     for n in range(3):  # ...and whose, not
         assert id_number(n)[:-1] not in everything
     assert PHONE not in everything
+
+
+def test_a_whole_morning_without_a_link_drains_through_a_broker_and_centre_restart(tmp_path, mosquitto, postgres):
+    """The district link is down for the halls' whole morning; they serve it all. When it is back
+    the backlog drains, and the broker (forgetting everything) and the centre restart in the
+    middle of the drain: every event arrives, once, in order."""
+    mosquitto.stop()
+    halls = town_halls(tmp_path, mosquitto, batch_events=3, window_events=12)
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port, max_messages=1).start()
+    try:
+        run_mornings(halls)
+        with centre_api(postgres.dsn) as api:
+            assert api.get("/api/v1/halls").json()["halls"] == []  # nothing reached the centre
+            dbs = {n: tmp_path / n / "hall.sqlite3" for n in halls}
+            last = {n: hall_log(db)[-1]["id"] for n, db in dbs.items()}
+            mosquitto.start()
+            wait_for(lambda: all(hall_of(api, n).get("last_event_id", 0) > 0 for n in halls), 30)
+            mid_drain = {n: hall_of(api, n)["last_event_id"] for n in halls}
+            consumer.stop()
+            mosquitto.restart()
+            consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port, name="2", max_messages=1).start()
+            assert any(mid_drain[n] < last[n] for n in halls), "drained before the restart"
+            for n, db in dbs.items():
+                wait_for(lambda db=db, n=n: caught_up(api, n, db), 60)
+                assert held(api, n) == hall_log(db)
+    finally:
+        for _, shipper in halls.values():
+            shipper.stop()
+        consumer.stop()

@@ -105,7 +105,7 @@ class Shipper:
         c.will_set(district.link_topic(self.hall), district.Link(district.OFFLINE).encode(), qos=1, retain=True)
         c.max_inflight_messages_set(20)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(1, 30)
+        c.reconnect_delay_set(1, 10)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.message_callback_add(district.ack_topic(self.hall), self._on_ack)
