@@ -121,7 +121,17 @@ class Consumer:
                     self._conn = store.connect(self.dsn)
                 marks = store.ingest(self._conn, batches, links)
                 break
-            except psycopg.Error as e:
+            except (psycopg.DataError, psycopg.ProgrammingError) as e:
+                # what the database refuses to store (a NUL in a text): the others go on
+                if len(messages) > 1:
+                    for m in messages:
+                        self._write([m])
+                    return
+                log.error("centre database refused the message on %s (its hall stays at its mark): %s",
+                          messages[0].topic, e)
+                marks = {}
+                break
+            except psycopg.Error as e:  # the database away, a deadlock: the same again
                 log.warning("centre database: %s; trying again in %.0f s", e, RETRY_SECONDS)
                 if self._conn is not None and not self._conn.closed and self._conn.broken:
                     self._conn.close()

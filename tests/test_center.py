@@ -296,8 +296,8 @@ def test_the_hall_keeps_the_centres_mark_and_resumes_from_it_not_from_the_broker
 
 
 def test_the_centre_drops_a_batch_that_lies_about_its_hall_and_goes_on(tmp_path, mosquitto, postgres):
-    """A message on one hall's topic naming another hall, or not JSON, is dropped; the next
-    real batch is written."""
+    """A message on one hall's topic naming another hall, not JSON, or holding what PostgreSQL
+    cannot store is dropped; the real batches are written."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -315,8 +315,14 @@ def test_the_centre_drops_a_batch_that_lies_about_its_hall_and_goes_on(tmp_path,
         liar.publish(district.events_topic("hall-a"), district.Batch("hall-b", 0, 1, (event,)).encode(), qos=1)
         liar.publish(district.events_topic("hall-a"), b"\xff not json", qos=1)
         liar.publish(district.events_topic("hall-a"), district.Batch("hall-a", 0, 1, (event,)).encode(), qos=1)
+        nul = {**event, "id": 2, "kind": "patrol_recorded", "data": {"findings": "\u0000"}}
+        liar.publish(district.events_topic("hall-a"), district.Batch("hall-a", 1, 2, (nul,)).encode(), qos=1)
+        later = {**event, "id": 3, "kind": "day_started"}
+        liar.publish(district.events_topic("hall-a"), district.Batch("hall-a", 2, 3, (later,)).encode(), qos=1)
         with centre_api(postgres.dsn) as api:
-            wait_for(lambda: hall_of(api, "hall-a").get("last_event_id") == 1, 10)
+            # a NUL PostgreSQL cannot store: dropped, the hall held at 1, its next batch kept
+            wait_for(lambda: [e["id"] for e in held(api, "hall-a")] == [1, 3], 10)
+            assert hall_of(api, "hall-a").get("last_event_id") == 1
             assert [h["hall_id"] for h in api.get("/api/v1/halls").json()["halls"]] == ["hall-a"]
             r = api.get("/api/v1/halls/hall-b/events")
             assert (r.status_code, r.json()["error"]) == (404, "unknown_hall")
