@@ -4,6 +4,7 @@ up with every event of every hall exactly once, in order, through a cut link and
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -507,4 +508,99 @@ def test_a_whole_morning_without_a_link_drains_through_a_broker_and_centre_resta
     finally:
         for _, shipper in halls.values():
             shipper.stop()
+        consumer.stop()
+
+
+def tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A district CA and the broker's certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("区县 district CA")).issuer_name(name("区县 district CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - dt.timedelta(hours=1))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name("district broker")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = directory / "ca.pem", directory / "broker.pem", directory / "broker.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_a_hall_ships_over_tls_with_its_own_account_and_writes_only_its_own_topics(
+        tmp_path, make_mosquitto, postgres, monkeypatch):
+    """The district broker as a district runs it: TLS for the halls (over the WAN), an account
+    each, an ACL. The hall's shipper logs in with the password from its environment variable,
+    checks the broker's certificate against the district's CA, and is heard; another hall's
+    account cannot write this hall's events."""
+    ca, cert, key = tls_files(tmp_path)
+    passwd, acl = tmp_path / "passwd", tmp_path / "acl"
+    for i, account in enumerate(("hall-t1", "hall-t2", "centre")):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwd), account,
+                        f"pw-{account}"], check=True, capture_output=True)
+    acl.write_text("user hall-t1\ntopic write district/t1/#\ntopic read district/t1/ack\n"
+                   "user hall-t2\ntopic write district/t2/#\ntopic read district/t2/ack\n"
+                   "user centre\ntopic read district/+/events\ntopic read district/+/link\n"
+                   "topic write district/+/ack\n")
+    tls_port = free_port()
+    broker = make_mosquitto(f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+                            f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    consumer = Consumer(postgres.dsn, broker.host, broker.port, username="centre", password="pw-centre").start()
+    monkeypatch.setenv("T1_DISTRICT_PASSWORD", "pw-hall-t1")
+    settings = FederationSettings("t1", "127.0.0.1", tls_port, username="hall-t1",
+                                  password_env="T1_DISTRICT_PASSWORD", tls=True, ca_file=str(ca),
+                                  heartbeat_seconds=0.5)
+    try:
+        with running_hall(small_hall(), tmp_path / "t1", ManualClock(at("09:00")), federation=settings) as h, \
+                centre_api(postgres.dsn) as api:
+            serve_a_while(h, 6)
+            wait_for(lambda: caught_up(api, "t1", tmp_path / "t1" / "hall.sqlite3"), 30)
+            assert held(api, "t1") == hall_log(tmp_path / "t1" / "hall.sqlite3")
+            # hall-t2 writes t1's next event first, a forged 非常满意: the broker drops it (ACL), so the
+            # centre takes t1's own event with that id, not the forgery
+            import paho.mqtt.client as mqtt
+            from paho.mqtt.enums import CallbackAPIVersion
+
+            from vocabulary import district
+
+            forger = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="forger", protocol=mqtt.MQTTv5)
+            forger.username_pw_set("hall-t2", "pw-hall-t2")
+            forger.tls_set(ca_certs=str(ca))
+            forger.connect("127.0.0.1", tls_port)
+            forger.loop_start()
+            try:
+                last = hall_log(tmp_path / "t1" / "hall.sqlite3")[-1]["id"]
+                forged = {"id": last + 1, "kind": "ticket_evaluated", "at": "2026-11-23T09:30:00+08:00",
+                          "window": 1, "ticket": "20261123-A001",
+                          "data": {"grade": "非常满意", "channel": "pad", "real_name": False, "staff": "s1",
+                                   "service": "A", "tags": [], "bad": False}}
+                info = forger.publish(district.events_topic("t1"),
+                                      district.Batch("t1", last, last + 1, (forged,)).encode(), qos=1)
+                info.wait_for_publish(5)
+                time.sleep(0.5)  # the consumer would have had it by now
+                serve_a_while(h, 3)  # t1's own events, its id last + 1 among them
+                wait_for(lambda: caught_up(api, "t1", tmp_path / "t1" / "hall.sqlite3"), 30)
+                assert held(api, "t1") == hall_log(tmp_path / "t1" / "hall.sqlite3")
+                assert held(api, "t1")[last]["kind"] != "ticket_evaluated"
+            finally:
+                forger.loop_stop()
+                forger.disconnect()
+    finally:
         consumer.stop()
