@@ -8,6 +8,7 @@ Errors are {"error": code, "message": text} with a 4xx status, as the hall's API
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,14 +37,30 @@ def link_state(row: dict[str, Any]) -> str:
     return state or "unknown"
 
 
+def behind_seconds(row: dict[str, Any], lag: int | None) -> float | None:
+    """How far the centre is behind the hall at most, by the hall's own clock: from the last
+    event held to the hall's last heartbeat (the events not held yet are all younger)."""
+    if lag == 0:
+        return 0.0
+    if lag is None or not row["acked_at"] or not row["link_at"]:
+        return None
+    try:
+        then, now = dt.datetime.fromisoformat(row["acked_at"]), dt.datetime.fromisoformat(row["link_at"])
+        return max(0.0, round((now - then).total_seconds(), 1))
+    except (TypeError, ValueError):  # a time without a zone, or not a time: not comparable
+        return None
+
+
 def hall_view(row: dict[str, Any]) -> dict[str, Any]:
     hall_last = row["hall_last_event"]
+    lag = None if hall_last is None else max(0, hall_last - row["acked"])
     return {
         "hall_id": row["hall_id"],
         # every event up to this one is held (the mark the hall was told)
         "last_event_id": row["acked"],
         # events the hall had, by its last heartbeat, that the centre does not hold yet
-        "lag_events": None if hall_last is None else max(0, hall_last - row["acked"]),
+        "lag_events": lag,
+        "lag_seconds_at_most": behind_seconds(row, lag),
         "last_received_seconds_ago": store.seconds_since(row["received_at"], row["now"]),
         "link": {"state": link_state(row), "hall_time": row["link_at"],
                  "heard_seconds_ago": store.seconds_since(row["link_seen"], row["now"]),

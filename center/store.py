@@ -2,7 +2,8 @@
 hall. All the centre's SQL lives here.
 
     halls        one row per hall: `acked` (every event up to it is held: the mark the hall
-                 is told), the link as its heartbeat last said, and its floor (center.floor)
+                 is told) and when that event happened, the link as its heartbeat last said,
+                 and its floor (center.floor)
     hall_events  unique on (hall_id, event_id): a batch sent twice inserts nothing twice
     hall_spans   the stretches (after_id, last_id] of a hall's log that batches covered above
                  its mark; `acked` moves over them as they join up, and they are then dropped
@@ -33,6 +34,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE halls (
         hall_id text PRIMARY KEY,
         acked bigint NOT NULL DEFAULT 0,
+        acked_at text,
         first_seen timestamptz NOT NULL DEFAULT now(),
         received_at timestamptz,
         link_state text,
@@ -125,7 +127,8 @@ def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | N
             (hall, acked, mark)).fetchall()
         fields = ("id", "kind", "at", "window", "ticket", "data")
         floor = floors.fold(floor, [dict(zip(fields, e, strict=True)) for e in events])
-        conn.execute("UPDATE halls SET acked = %s, floor = %s WHERE hall_id = %s", (mark, Jsonb(floor), hall))
+        conn.execute("UPDATE halls SET acked = %s, acked_at = %s, floor = %s WHERE hall_id = %s",
+                     (mark, events[-1][2] if events else None, Jsonb(floor), hall))
         conn.execute("DELETE FROM hall_spans WHERE hall_id = %s AND last_id <= %s", (hall, mark))
     if received:
         conn.execute("UPDATE halls SET received_at = now() WHERE hall_id = %s", (hall,))
@@ -141,7 +144,7 @@ def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | N
 def halls(conn: psycopg.Connection) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT hall_id, acked, received_at, link_state, link_at, link_seen, hall_last_event, floor, "
+            "SELECT hall_id, acked, acked_at, received_at, link_state, link_at, link_seen, hall_last_event, floor, "
             "now() AS now FROM halls ORDER BY hall_id").fetchall()
 
 

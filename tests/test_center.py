@@ -253,7 +253,11 @@ def test_a_cut_link_loses_nothing_and_doubles_nothing_through_broker_and_centre_
 
         mosquitto.start()  # back: the backlog drains...
         wait_for(lambda: all(hall_of(api, n)["last_event_id"] > before_cut[n] for n in halls), 30)
-        mid_drain = {n: hall_of(api, n)["last_event_id"] for n in halls}
+        views = {n: hall_of(api, n) for n in halls}
+        mid_drain = {n: v["last_event_id"] for n, v in views.items()}
+        for v in views.values():  # the heartbeat came first: the centre knows how far behind it is
+            assert v["lag_events"] == v["link"]["hall_last_event_id"] - v["last_event_id"]
+            assert v["lag_seconds_at_most"] is not None and v["lag_seconds_at_most"] >= 0
         consumer.stop()  # ...and the centre and the broker restart in the middle of it
         mosquitto.restart()
         consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port, name="2", max_messages=1).start()
@@ -265,7 +269,9 @@ def test_a_cut_link_loses_nothing_and_doubles_nothing_through_broker_and_centre_
             with halls[n].client() as c:
                 own = c.get("/api/v1/hall", headers=halls[n].login("boss", None)).json()
             wait_for(lambda n=n: hall_of(api, n)["link"]["state"] == "online", 10)
+            wait_for(lambda n=n: hall_of(api, n)["lag_events"] == 0, 10)
             view = hall_of(api, n)
+            assert view["lag_seconds_at_most"] == 0
             # the hall's floor as the centre folded it from the events
             assert view["queues"] == {q["service"]: q["waiting"] for q in own["queues"] if q["waiting"]}
             assert view["windows_open"] == [w["number"] for w in own["windows"] if w["state"] == "open"]
