@@ -109,6 +109,9 @@ def _run(args: argparse.Namespace) -> int:
     federation = _district(args.district) or config.federation
     try:
         check_at_start(mqtt)
+        if federation is not None and federation.password_env and federation.credentials()[1] is None:
+            raise ConfigError("federation.password_env", f"the variable {federation.password_env} is not set "
+                              "where the controller runs; the shipper could not log in to the district broker")
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _warn_demo_accounts(hall, args.simulate)

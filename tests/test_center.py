@@ -617,3 +617,25 @@ def test_a_hall_ships_over_tls_with_its_own_account_and_writes_only_its_own_topi
                 forger.disconnect()
     finally:
         consumer.stop()
+
+
+def test_hallctl_run_refuses_to_start_without_the_district_password_or_with_a_bad_district(
+        tmp_path, monkeypatch, capsys):
+    from controller.cli import main
+    from tests.server import DEMO_CONFIG
+
+    toml = tmp_path / "hall.toml"
+    toml.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + textwrap.dedent("""
+        [federation]
+        hall_id = "demo"
+        host = "127.0.0.1"
+        username = "hall-demo"
+        password_env = "DEMO_DISTRICT_PASSWORD"
+        """), encoding="utf-8")
+    monkeypatch.delenv("DEMO_DISTRICT_PASSWORD", raising=False)
+    assert main(["run", "--config", str(toml), "--data-dir", str(tmp_path / "data")]) == 2
+    assert "federation.password_env" in capsys.readouterr().err
+    assert main(["run", "--config", str(DEMO_CONFIG), "--data-dir", str(tmp_path / "data"),
+                 "--district", "大厅@127.0.0.1:1883"]) == 2
+    assert "--district" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # nothing started

@@ -8,6 +8,7 @@ assembly and the MQTT security tools use the settings, and the core never sees a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from controller.core.hall import Hall
@@ -82,9 +83,7 @@ class FederationSettings:
 
     def credentials(self) -> tuple[str | None, str | None]:
         """(username, password) for the district broker; the password read from its
-        environment variable at start."""
-        import os
-
+        environment variable at start (`hallctl run` refuses to start when it is unset)."""
         if self.password_env:
             return self.username, os.environ.get(self.password_env)
         return self.username, self.password
