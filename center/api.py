@@ -3,7 +3,8 @@
     GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
     GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
 
-Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them.
+Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them
+(503 while the centre's database is away).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from center import floor as floors
 from center import store
@@ -70,7 +73,8 @@ def hall_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(dsn: str) -> FastAPI:
-    app = FastAPI(title="区县政务服务管理办公室 district centre", version="0.1.0")
+    # /docs served by the centre itself, as the hall's: a district network may have no internet
+    app = FastAPIOffline(title="区县政务服务管理办公室 district centre", version="0.1.0")
 
     def database() -> Iterator[Any]:
         with store.connect(dsn) as conn:
@@ -79,6 +83,11 @@ def create_app(dsn: str) -> FastAPI:
     @app.exception_handler(ApiError)
     def _error(request, e: ApiError) -> JSONResponse:
         return JSONResponse({"error": e.code, "message": e.message}, status_code=e.status)
+
+    @app.exception_handler(psycopg.OperationalError)
+    def _database_away(request, e: psycopg.OperationalError) -> JSONResponse:
+        return JSONResponse({"error": "database_unavailable", "message": "中心数据库暂不可用，请稍后再试"},
+                            status_code=503)
 
     @app.get("/api/v1/halls")
     def halls(conn=Depends(database)) -> dict[str, Any]:

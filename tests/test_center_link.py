@@ -234,3 +234,24 @@ def test_hallctl_run_refuses_to_start_without_the_district_password_or_with_a_ba
                  "--district", "大厅@127.0.0.1:1883"]) == 2
     assert "--district" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()  # nothing started
+
+
+def test_the_centres_database_away_for_a_while_loses_nothing(tmp_path, mosquitto, postgres):
+    """PostgreSQL stops while a hall serves: the API says so (503), the consumer keeps the
+    batches unacknowledged and tries again; when the database is back, every event is there once."""
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
+    db = tmp_path / "hall-p" / "hall.sqlite3"
+    try:
+        with running_hall(small_hall(), tmp_path / "hall-p", ManualClock(at("09:00")),
+                          federation=link("hall-p", mosquitto)) as h, centre_api(postgres.dsn) as api:
+            serve_a_while(h, 6)
+            wait_for(lambda: caught_up(api, "hall-p", db), 30)
+            postgres.stop()
+            r = api.get("/api/v1/halls")
+            assert (r.status_code, r.json()["error"]) == (503, "database_unavailable")
+            serve_a_while(h, 12, pause=True)
+            postgres.start()
+            wait_for(lambda: caught_up(api, "hall-p", db), 30)
+            assert_same_log(api, "hall-p", db)
+    finally:
+        consumer.stop()
