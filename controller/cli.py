@@ -103,15 +103,25 @@ def _district(value: str | None) -> FederationSettings | None:
     return FederationSettings(hall_id, host, int(port))
 
 
+def _check_federation(federation: FederationSettings | None) -> None:
+    """Fail before anything starts when the shipper could not log in or check the broker."""
+    if federation is None:
+        return
+    if federation.password_env and federation.credentials()[1] is None:
+        raise ConfigError("federation.password_env", f"the variable {federation.password_env} is not set "
+                          "where the controller runs; the shipper could not log in to the district broker")
+    if federation.ca_file and not Path(federation.ca_file).is_file():
+        raise ConfigError("federation.ca_file", f"{federation.ca_file} is not a file; the shipper could not "
+                          "check the district broker's certificate")
+
+
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     hall, mqtt = config.hall, config.mqtt
     federation = _district(args.district) or config.federation
     try:
         check_at_start(mqtt)
-        if federation is not None and federation.password_env and federation.credentials()[1] is None:
-            raise ConfigError("federation.password_env", f"the variable {federation.password_env} is not set "
-                              "where the controller runs; the shipper could not log in to the district broker")
+        _check_federation(federation)
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _warn_demo_accounts(hall, args.simulate)

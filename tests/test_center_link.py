@@ -214,7 +214,7 @@ def test_a_hall_ships_over_tls_with_its_own_account_and_writes_only_its_own_topi
         consumer.stop()
 
 
-def test_hallctl_run_refuses_to_start_without_the_district_password_or_with_a_bad_district(
+def test_hallctl_run_refuses_to_start_without_the_district_password_its_ca_or_with_a_bad_district(
         tmp_path, monkeypatch, capsys):
     from controller.cli import main
     from tests.server import DEMO_CONFIG
@@ -230,6 +230,11 @@ def test_hallctl_run_refuses_to_start_without_the_district_password_or_with_a_ba
     monkeypatch.delenv("DEMO_DISTRICT_PASSWORD", raising=False)
     assert main(["run", "--config", str(toml), "--data-dir", str(tmp_path / "data")]) == 2
     assert "federation.password_env" in capsys.readouterr().err
+    monkeypatch.setenv("DEMO_DISTRICT_PASSWORD", "pw")
+    with toml.open("a", encoding="utf-8") as f:
+        f.write(f'tls = true\nca_file = "{tmp_path / "no-such-ca.pem"}"\n')
+    assert main(["run", "--config", str(toml), "--data-dir", str(tmp_path / "data")]) == 2
+    assert "federation.ca_file" in capsys.readouterr().err
     assert main(["run", "--config", str(DEMO_CONFIG), "--data-dir", str(tmp_path / "data"),
                  "--district", "大厅@127.0.0.1:1883"]) == 2
     assert "--district" in capsys.readouterr().err
