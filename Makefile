@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # MQTT tests, espeak-ng and sox for voice announcements, Chromium and the CJK fonts for
 # the pages' browser tests (Playwright drives Debian's Chromium; it downloads no browser),
 # systemd for `systemd-analyze verify` of the units `hallctl install` writes, Prometheus
-# to scrape /metrics in tests/test_monitoring.py.
-DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk systemd prometheus
+# to scrape /metrics in tests/test_monitoring.py, and PostgreSQL's server for the district
+# centre (its tests start a cluster of their own).
+DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk systemd prometheus postgresql
 
-.PHONY: demo test lint test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
+.PHONY: demo district test lint test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +33,16 @@ deps-debian:
 PORT ?= 8000
 DATA ?= var/demo
 CONFIG ?= config/demo-hall.toml
+# DISTRICT=HOST:PORT ships the demo hall's event log to that district broker (`make district`).
+DISTRICT ?=
 demo: $(STAMP) deps-debian
-	$(VENV)/bin/hallctl run --config $(CONFIG) --data-dir $(DATA) --port $(PORT) --simulate --clock-start 09:00
+	$(VENV)/bin/hallctl run --config $(CONFIG) --data-dir $(DATA) --port $(PORT) --simulate --clock-start 09:00 \
+	  $(if $(DISTRICT),--district demo@$(DISTRICT))
+
+# A district centre on this machine: its own PostgreSQL cluster and Mosquitto (broker on
+# 127.0.0.1:18840) under var/district, and the centre's API on http://127.0.0.1:8100/api/v1/halls.
+district: $(STAMP) deps-debian
+	$(VENV)/bin/districtctl local --dir var/district --port 8100
 
 test: lint $(STAMP) deps-debian
 	$(PY) -m pytest -q

@@ -36,7 +36,9 @@ from controller.backoffice.device_check import DeviceCheck
 from controller.floor.devices import DeviceAddress, Floor, attach_devices
 from controller.runtime.hallcontroller import HallController
 from controller.security.privacy import IdentitySealer, load_secret
-from controller.config.settings import DisplaySettings, FloorLayout, MqttSettings, VoiceSettings
+from controller.config.settings import (
+    DisplaySettings, FederationSettings, FloorLayout, MqttSettings, VoiceSettings,
+)
 from controller.store.hallstore import HallStore
 from controller.store.reading import last_command_at
 from controller.store.sessions import SessionStore
@@ -157,7 +159,8 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
              display: DisplaySettings | None = None, layout: FloorLayout | None = None,
              workdays: WorkCalendar | None = None, routers: Iterable[Any] = (),
              stop_with_app: bool = True, durable: bool = True,
-             opened: tuple[HallController, SessionStore] | None = None) -> AssembledHall:
+             opened: tuple[HallController, SessionStore] | None = None,
+             federation: FederationSettings | None = None) -> AssembledHall:
     """The hall `hallctl run` serves: controller, store, devices, case desk, web app.
 
     `status_url`: where a printed ticket's QR code points (…/api/v1/tickets).
@@ -175,7 +178,9 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     `stop_with_app`: the app's shutdown stops the devices (`hallctl run`); otherwise the
     caller does, with `stop()` or `close()`.
     `opened`: the controller and sessions already opened with `open_hall` (a caller that
-    checks the database first); by default they are opened here."""
+    checks the database first); by default they are opened here.
+    `federation`: the hall's [federation]: its event log is shipped to the district centre
+    (controller.federation); None: the hall stands alone."""
     from controller.web.app import create_app
 
     ctrl, sessions = opened or open_hall(hall, data_dir, clock, durable)
@@ -188,6 +193,10 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     stops: list[Callable[[], Any]] = [desk.stop, calling.close, floor.close]
     if link is not None:
         stops.append(link.stop)
+    if federation is not None:
+        from controller.federation.shipper import start_shipper
+
+        stops.insert(0, start_shipper(federation, ctrl.store.path, data_dir, ctrl.clock).stop)
     assembled = AssembledHall(ctrl, sessions, floor, calling, desk, device_check, None, link, stops)
     background = [embedded_broker(hall, settings)] if broker else []
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,

@@ -25,6 +25,7 @@ from controller.security import pins
 from controller.runtime.clock import SystemClock
 from controller.config.hall import ConfigError, load_config, load_hall, summary
 from controller.core.hall import Hall
+from controller.config.settings import FederationSettings
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
 from controller.floor.devices import DeviceAddress, kiosk_kinds, kiosk_of
 from controller.floor.device_names import unstable_warnings
@@ -42,6 +43,7 @@ from controller.store.hallstore import HallStore
 from controller.store.kiosk_credentials import KIOSK_ID, KioskCredentials
 from controller.web.metrics import METRICS_TOKEN_ENV
 from controller.web.pages import PAGES
+from vocabulary import district
 
 SHUTDOWN_GRACE_SECONDS = 2
 
@@ -99,11 +101,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
 
 
+def _district(value: str | None) -> FederationSettings | None:
+    """`--district HALL_ID@HOST:PORT`; ConfigError for anything else."""
+    if value is None:
+        return None
+    hall_id, _, where = value.partition("@")
+    host, _, port = where.rpartition(":")
+    if not district.is_hall_id(hall_id) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("--district", f"expected HALL_ID@HOST:PORT such as demo@127.0.0.1:18840, found {value!r} "
+                          f"({district.HALL_ID_EXPECTED})")
+    return FederationSettings(hall_id, host, int(port))
+
+
+def _check_federation(federation: FederationSettings | None) -> None:
+    """Fail before anything starts when the shipper could not log in or check the broker."""
+    if federation is None:
+        return
+    if federation.password_env and federation.credentials()[1] is None:
+        raise ConfigError("federation.password_env", f"the variable {federation.password_env} is not set "
+                          "where the controller runs; the shipper could not log in to the district broker")
+    if federation.ca_file and not Path(federation.ca_file).is_file():
+        raise ConfigError("federation.ca_file", f"{federation.ca_file} is not a file; the shipper could not "
+                          "check the district broker's certificate")
+
+
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     hall, mqtt = config.hall, config.mqtt
+    federation = _district(args.district) or config.federation
     try:
         check_at_start(mqtt)
+        _check_federation(federation)
     except ConfigError as e:
         raise ConfigError(e.key, e.reason, args.config) from None
     _warn_demo_accounts(hall, args.simulate)
@@ -127,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
                        layout=config.layout,
                        routers=[s.router for s in simulations if s.router is not None],
-                       opened=(ctrl, sessions))
+                       opened=(ctrl, sessions), federation=federation)
     # the simulated devices stop with the hall's own, while the embedded broker still answers
     # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
     running.stops.extend(s.close for s in simulations)
@@ -425,6 +453,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",
                      help="a reverse proxy whose X-Forwarded-For header names the client "
                           "(repeat for several; by default the header is ignored)")
+    run.add_argument("--district", metavar="HALL_ID@HOST:PORT",
+                     help="ship the event log to this district broker (anonymous, no TLS) in place of "
+                          "the hall file's [federation]; `make district` runs one on this machine")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default="text", choices=logs.FORMATS,
                      help="json: one JSON object per line, with the command id where there is "

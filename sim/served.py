@@ -17,7 +17,7 @@ from controller.assembly import assemble
 from controller.core.hall import Hall
 from controller.floor.devices import DeviceAddress, Floor
 from controller.runtime.hallcontroller import HallController
-from controller.config.settings import FloorLayout, VoiceSettings
+from controller.config.settings import FederationSettings, FloorLayout, VoiceSettings
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.web.kiosk_api import KIOSK_HEADER
 from controller.config.workdays import hall_calendar
@@ -75,11 +75,13 @@ class RunningHall:
 def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
                  mqtt: tuple[str, int] | None = None,
                  voice: VoiceSettings | None = None,
-                 layout: FloorLayout | None = None) -> Iterator[RunningHall]:
+                 layout: FloorLayout | None = None,
+                 federation: FederationSettings | None = None) -> Iterator[RunningHall]:
     """A controller serving `hall` on a free port; with `simulate`, its serial devices are
     simulators on ptys, driven by the real drivers; with `mqtt` (host, port), its MQTT
     devices and the hall display use that broker; with `voice` on, the calls are spoken;
-    `layout`: the supervisor's floor ([layout]; None: the windows in order)."""
+    `layout`: the supervisor's floor ([layout]; None: the windows in order); with
+    `federation`, its event log is shipped to that district broker."""
     port = free_port()
     # a test that wants MQTT devices starts its own, on the broker it chose
     sim = attach(hall, data_dir / "sim", mqtt_devices=False) if simulate else None
@@ -89,7 +91,7 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
     assembled = assemble(hall, data_dir, clock, status_url=f"http://127.0.0.1:{port}/api/v1/tickets",
                          substitutes={d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {},
                          mqtt=link, voice=voice, layout=layout, workdays=hall_calendar(None),
-                         routers=[sim.router] if sim else [], stop_with_app=False)
+                         routers=[sim.router] if sim else [], stop_with_app=False, federation=federation)
     ctrl, floor, app = assembled.ctrl, assembled.floor, assembled.app
     credentials = KioskCredentials(ctrl.store)
     keys = {k: credentials.issue(k, "test:admin", ctrl.clock()).key for k in (floor.kiosks or [PAGE_KIOSK])}

@@ -2,4 +2,4 @@
 mqtt_brokers; the real browser (Playwright driving Debian's Chromium) and the demo hall
 the page tests open live in browser."""
 
-pytest_plugins = ["tests.mqtt_brokers", "tests.browser"]
+pytest_plugins = ["tests.mqtt_brokers", "tests.browser", "tests.postgres"]

@@ -1,5 +1,7 @@
 """Who may import whom: the drivers never import the controller, the pure core never imports the
-drivers, and the shared vocabulary imports neither (the district centre will import it too)."""
+drivers, and the shared vocabulary imports neither; the district centre imports of the hall
+only its shared event types (controller.core.events) and the vocabulary, and the hall never
+imports the centre."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ RULES = [  # (package, the top-level packages it must not import)
     ("vocabulary", {"controller", "drivers", "sim", "tests", "bench"}),
     ("drivers", {"controller", "sim", "tests", "bench"}),
     ("controller/core", {"drivers", "sim", "tests", "bench"}),
+    ("center", {"drivers", "sim", "tests", "bench"}),
+    ("controller", {"center"}),
 ]
 
 
@@ -30,4 +34,26 @@ def imported(path: Path) -> set[str]:
 def test_a_package_imports_only_what_it_may(package, forbidden):
     wrong = {f"{p.relative_to(ROOT)}: {', '.join(sorted(imported(p) & forbidden))}"
              for p in (ROOT / package).rglob("*.py") if imported(p) & forbidden}
+    assert not wrong
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+# what the centre may take from the hall's package: the event types the log is made of (never the
+# runtime, the store, the web or the devices)
+CENTRE_MAY_IMPORT = ("controller.core.events",)
+
+
+def test_the_centre_takes_only_the_shared_event_types_from_the_hall():
+    wrong = {f"{p.relative_to(ROOT)}: {m}" for p in (ROOT / "center").rglob("*.py")
+             for m in imported_modules(p)
+             if m.split(".")[0] == "controller" and m not in CENTRE_MAY_IMPORT}
     assert not wrong

@@ -25,8 +25,10 @@ from controller.floor.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.security.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
 from controller.config.settings import (
-    DisplaySettings, FloorLayout, FloorZone, HallConfig, MqttSettings, VoiceSettings,
+    DisplaySettings, FederationSettings, FloorLayout, FloorZone, HallConfig, MqttSettings,
+    VoiceSettings,
 )
+from vocabulary import district
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
 from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.config.tomlkeys import (
@@ -77,7 +79,7 @@ def parse_hall(data: dict[str, Any], source: str = "<config>",
 
 _TOP_KEYS = ("hall", "hours", "calendar", "open_days", "closed_days", "rules", "services",
              "windows", "staff", "devices", "mqtt", "voice", "export", "display", "patrol",
-             "assessment", "layout")
+             "assessment", "layout", "federation")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -100,7 +102,7 @@ def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
                 **_export(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
-    return HallConfig(hall, mqtt, _voice(top), _display(top), _layout(top, windows))
+    return HallConfig(hall, mqtt, _voice(top), _display(top), _layout(top, windows), _federation(top))
 
 
 def _timezone(head: Table) -> str:
@@ -513,6 +515,32 @@ def _layout_row(key: str, row: Any, windows: dict[int, Window],
             claim(placed, _window_number(place, value, windows), place, "window")
         numbers.append(value)
     return tuple(numbers)
+
+
+def _federation(top: Table) -> FederationSettings | None:
+    """The district centre's link (vocabulary.district); none: the hall stands alone."""
+    if "federation" not in top.data:
+        return None
+    t = top.table("federation", ("hall_id", "host", "port", "username", "password", "password_env",
+                                 "tls", "ca_file", "batch_events"))
+    username = t.get("username", _ACCOUNT, _is_account, None)
+    password = t.text("password", None)
+    env = t.get("password_env", 'an environment variable name such as "HALL_DISTRICT_PASSWORD"',
+                matches(r"[A-Za-z_][A-Za-z0-9_]*"), None)
+    if password is not None and env is not None:
+        t.fail("password", "give password_env (preferred: the secret stays out of this file) "
+               "or password, not both")
+    if username is None and (password is not None or env is not None):
+        t.fail("username", "missing; a password is set, so the shipper logs in as username")
+    tls = t.flag("tls", False)
+    ca_file = t.text("ca_file", None)
+    if ca_file is not None and not tls:
+        t.fail("ca_file", "is for TLS; set tls = true too")
+    return FederationSettings(
+        hall_id=t.get("hall_id", district.HALL_ID_EXPECTED, district.is_hall_id),
+        host=t.text("host"), port=t.integer("port", 1, 65535, 8883 if tls else 1883),
+        username=username, password=password, password_env=env, tls=tls, ca_file=ca_file,
+        batch_events=t.integer("batch_events", 1, 5000, 500))
 
 
 GRADE_CODE_TABLES = ("national", "reversed")  # controller.backoffice.evaluation_reports.GRADE_CODES

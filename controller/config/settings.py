@@ -9,6 +9,7 @@ assembly and the MQTT security tools use the settings, and the core never sees a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,32 @@ class FloorLayout:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    """[federation] the district centre's link: this hall's id there, the district broker, the
+    shipper's account (the password named by an environment variable, or given here) and TLS."""
+
+    hall_id: str
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
+    password_env: str | None = None
+    tls: bool = False
+    ca_file: str | None = None  # TLS: the district's CA (none: the system's)
+    batch_events: int = 500  # events per MQTT message
+    window_events: int = 5000  # events sent and not yet acknowledged, at most
+    heartbeat_seconds: float = 5.0
+    resend_seconds: float = 20.0  # no acknowledgement for this long: send again from the mark
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """(username, password) for the district broker; the password read from its
+        environment variable at start (`hallctl run` refuses to start when it is unset)."""
+        if self.password_env:
+            return self.username, os.environ.get(self.password_env)
+        return self.username, self.password
+
+
+@dataclass(frozen=True)
 class HallConfig:
     """What a hall config file describes: the hall (the core's rules and floor) and how this
     controller is installed for it."""
@@ -110,3 +137,4 @@ class HallConfig:
     display: DisplaySettings = field(default_factory=DisplaySettings)
     # None: the default layout of the hall's windows (FloorLayout.default)
     layout: FloorLayout | None = None
+    federation: FederationSettings | None = None  # no [federation]: the hall stands alone

@@ -1,0 +1,143 @@
+"""`districtctl`: the district centre (区县政务服务管理办公室) from the command line.
+
+    districtctl run --database DSN --broker HOST:PORT    consumers and the web API
+    districtctl consume --database DSN --broker HOST:PORT --name 2   one more consumer
+    districtctl local                                    a district on this machine: its own
+                                                         PostgreSQL and Mosquitto under var/district
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from center.consumer import Consumer
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:1883, found {value!r}")
+    return host, int(port)
+
+
+def _consumers(args: argparse.Namespace, count: int, first: int = 1) -> list[Consumer]:
+    host, port = args.broker
+    password = os.environ.get(args.password_env) if args.password_env else None
+    return [Consumer(args.database, host, port, name=f"{args.name}-{i}" if count > 1 else args.name,
+                     username=args.username, password=password).start()
+            for i in range(first, first + count)]
+
+
+def _serve(args: argparse.Namespace, consumers: list[Consumer]) -> int:
+    import uvicorn
+
+    from center.api import create_app
+
+    print(f"district centre: http://{args.host}:{args.port}/api/v1/halls "
+          f"(broker {args.broker[0]}:{args.broker[1]}, {len(consumers)} consumer(s))", flush=True)
+    # uvicorn stops on SIGTERM and raises it again once stopped: end by an exception, so the
+    # consumers (and `local`'s database and broker) are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        uvicorn.run(create_app(args.database), host=args.host, port=args.port, log_level="warning")
+    finally:
+        for c in consumers:
+            c.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _serve(args, _consumers(args, args.consumers))
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    consumers = _consumers(args, 1)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    for c in consumers:
+        c.stop()
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from center.local import LocalPostgres
+
+    directory = Path(args.dir).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    pg = LocalPostgres(directory / "pg", port=args.pg_port).start()
+    conf = directory / "mosquitto.conf"
+    host, port = args.broker
+    kept = directory / "broker"  # the broker's sessions and retained acks, across restarts
+    kept.mkdir(exist_ok=True)
+    if os.geteuid() == 0:  # as root Mosquitto drops to the user mosquitto before writing it
+        import pwd
+
+        user = pwd.getpwnam("mosquitto")
+        os.chown(kept, user.pw_uid, user.pw_gid)
+    conf.write_text(f"listener {port} {host}\nallow_anonymous true\npersistence true\n"
+                    f"persistence_location {kept}/\nlog_type error\nlog_type warning\n")
+    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdin=subprocess.DEVNULL)
+    args.database = pg.dsn
+    print(f"district database {pg.dsn}, broker {host}:{port} (a hall ships to it with "
+          f"`make demo DISTRICT={host}:{port}`)", flush=True)
+    try:
+        return _serve(args, _consumers(args, args.consumers))
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        pg.stop()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="districtctl", description="区县政务服务管理办公室: the district centre")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(s: argparse.ArgumentParser, database: bool = True) -> None:
+        if database:
+            s.add_argument("--database", required=True, help="PostgreSQL, e.g. postgresql://centre@db/district")
+        s.add_argument("--broker", type=_host_port, default=("127.0.0.1", 1883),
+                       help="the district's MQTT broker, HOST:PORT")
+        s.add_argument("--username", help="the consumer's broker account")
+        s.add_argument("--password-env", help="the environment variable holding its password")
+        s.add_argument("--name", default="1", help="this consumer's name (its MQTT client id is centre-NAME)")
+
+    def web(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--host", default="127.0.0.1")
+        s.add_argument("--port", type=int, default=8100)
+        s.add_argument("--consumers", type=int, default=1, help="consumers in this process")
+
+    run = sub.add_parser("run", help="consumers and the web API")
+    common(run)
+    web(run)
+    run.set_defaults(func=cmd_run)
+    consume = sub.add_parser("consume", help="one more consumer on the shared subscription")
+    common(consume)
+    consume.set_defaults(func=cmd_consume)
+    local = sub.add_parser("local", help="a district on this machine: PostgreSQL and Mosquitto of its own")
+    common(local, database=False)
+    web(local)
+    local.add_argument("--dir", default="var/district")
+    local.add_argument("--pg-port", type=int, default=None)
+    local.set_defaults(func=cmd_local, broker=("127.0.0.1", 18840))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

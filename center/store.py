@@ -1,0 +1,165 @@
+"""The centre's PostgreSQL: every hall's events, once each, and what the centre knows of each
+hall. All the centre's SQL lives here.
+
+    halls        one row per hall: `acked` (every event up to it is held: the mark the hall
+                 is told) and when that event happened, the link as its heartbeat last said,
+                 and its floor (center.floor)
+    hall_events  unique on (hall_id, event_id): a batch sent twice inserts nothing twice
+    hall_spans   the stretches (after_id, last_id] of a hall's log that batches covered above
+                 its mark; `acked` moves over them as they join up, and they are then dropped
+
+Batches may arrive in any order (several consumers share the subscription) and more than
+once: the mark only moves over what is committed and joined, under the hall row's lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from center import floor as floors
+from vocabulary.district import Batch, Link
+
+log = logging.getLogger(__name__)
+
+# Each entry migrates the schema from version i to i + 1; never edit a shipped one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE halls (
+        hall_id text PRIMARY KEY,
+        acked bigint NOT NULL DEFAULT 0,
+        acked_at text,
+        first_seen timestamptz NOT NULL DEFAULT now(),
+        received_at timestamptz,
+        link_state text,
+        link_at text,
+        link_seen timestamptz,
+        hall_last_event bigint,
+        floor jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE hall_events (
+        hall_id text NOT NULL REFERENCES halls (hall_id),
+        event_id bigint NOT NULL,
+        kind text NOT NULL,
+        at text NOT NULL,
+        window_no integer,
+        ticket text,
+        data jsonb NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (hall_id, event_id)
+    );
+    CREATE TABLE hall_spans (
+        hall_id text NOT NULL REFERENCES halls (hall_id),
+        after_id bigint NOT NULL,
+        last_id bigint NOT NULL,
+        PRIMARY KEY (hall_id, after_id, last_id)
+    );
+    """,
+]
+_MIGRATE_LOCK = 160016  # pg_advisory_xact_lock: consumers starting at once migrate one at a time
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True)
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Bring the schema up to date; its version."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS centre_schema (version integer NOT NULL)")
+        row = conn.execute("SELECT version FROM centre_schema").fetchone()
+        version = row[0] if row else 0
+        if row is None:
+            conn.execute("INSERT INTO centre_schema VALUES (0)")
+        for sql in MIGRATIONS[version:]:
+            conn.execute(sql)
+        conn.execute("UPDATE centre_schema SET version = %s", (len(MIGRATIONS),))
+    return len(MIGRATIONS)
+
+
+def joined(acked: int, spans: Iterable[tuple[int, int]]) -> int:
+    """How far the mark `acked` moves over `spans` ((after, last] each) that join up to it."""
+    for after, last in sorted(spans):
+        if after > acked:
+            break
+        acked = max(acked, last)
+    return acked
+
+
+def ingest(conn: psycopg.Connection, batches: Sequence[Batch], links: dict[str, Link]) -> dict[str, int]:
+    """Write `batches` and the halls' latest `links` in one transaction; the mark of every hall
+    they touched, as committed."""
+    halls = sorted({b.hall for b in batches} | links.keys())  # rows locked in one order: no deadlock
+    rows = sorted({(b.hall, e["id"]): e for b in batches for e in b.events}.items())
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO halls (hall_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                            [(h,) for h in halls])
+            cur.executemany(
+                "INSERT INTO hall_events (hall_id, event_id, kind, at, window_no, ticket, data) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(hall, event_id, e["kind"], e["at"], e.get("window"), e.get("ticket"), Jsonb(e.get("data") or {}))
+                 for (hall, event_id), e in rows])
+            cur.executemany(
+                "INSERT INTO hall_spans (hall_id, after_id, last_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                sorted({(b.hall, b.after, b.last) for b in batches}))
+        marks = {hall: _advance(conn, hall, hall in {b.hall for b in batches}, links.get(hall)) for hall in halls}
+    return marks
+
+
+def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | None) -> int:
+    row = conn.execute("SELECT acked, floor FROM halls WHERE hall_id = %s FOR UPDATE", (hall,)).fetchone()
+    assert row is not None  # inserted in this transaction if it was not there
+    acked, floor = row
+    spans = conn.execute("SELECT after_id, last_id FROM hall_spans WHERE hall_id = %s", (hall,)).fetchall()
+    mark = joined(acked, spans)
+    if mark > acked:
+        events = conn.execute(
+            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data FROM hall_events "
+            "WHERE hall_id = %s AND event_id > %s AND event_id <= %s ORDER BY event_id",
+            (hall, acked, mark)).fetchall()
+        fields = ("id", "kind", "at", "window", "ticket", "data")
+        floor = floors.fold(floor, [dict(zip(fields, e, strict=True)) for e in events])
+        conn.execute("UPDATE halls SET acked = %s, acked_at = %s, floor = %s WHERE hall_id = %s",
+                     (mark, events[-1][2] if events else None, Jsonb(floor), hall))
+        conn.execute("DELETE FROM hall_spans WHERE hall_id = %s AND last_id <= %s", (hall, mark))
+    if received:
+        conn.execute("UPDATE halls SET received_at = now() WHERE hall_id = %s", (hall,))
+    if link is not None:
+        conn.execute("UPDATE halls SET link_state = %s, link_at = %s, link_seen = now(), "
+                     "hall_last_event = COALESCE(%s, hall_last_event) WHERE hall_id = %s",
+                     (link.state, link.at, link.last_event, hall))
+    return mark
+
+
+# -- reading (the API) ---------------------------------------------------------------
+
+def halls(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT hall_id, acked, acked_at, received_at, link_state, link_at, link_seen, hall_last_event, floor, "
+            "now() AS now FROM halls ORDER BY hall_id").fetchall()
+
+
+def hall_known(conn: psycopg.Connection, hall: str) -> bool:
+    return conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall,)).fetchone() is not None
+
+
+def events_after(conn: psycopg.Connection, hall: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """The hall's events the centre holds with id > `after`, in the hall's order (a gap the
+    mark has not joined yet included: the caller compares with `acked`)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data FROM hall_events "
+            "WHERE hall_id = %s AND event_id > %s ORDER BY event_id LIMIT %s", (hall, after, limit)).fetchall()
+
+
+def seconds_since(then: dt.datetime | None, now: dt.datetime) -> float | None:
+    return None if then is None else round((now - then).total_seconds(), 1)

@@ -1,0 +1,1 @@
+"""The hall's side of its district centre: the shipper (`shipper.py`)."""

@@ -1,0 +1,174 @@
+"""What a hall and its district centre (区县政务服务管理办公室) say to each other over MQTT.
+
+The hall's shipper (controller.federation) and the centre (center/) both speak these shapes
+and import nothing of each other: this module is their whole contract.
+
+    district/<hall>/events   hall -> centre  a batch of the hall's event log, QoS 1
+    district/<hall>/ack      centre -> hall  the centre's acknowledged mark, retained, QoS 1
+    district/<hall>/link     hall -> centre  the shipper's heartbeat, retained; its will says offline
+
+A batch covers the hall's log from just after `after` up to `last`: every event of the hall
+with an id in (after, last] is in it (the ids of a hall's log only grow, and may skip). The
+centre acknowledges the highest mark up to which it holds every event, after its commit; the
+hall resumes from that mark and from nothing the broker may have kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX = "district"
+# the centre's consumers share one subscription, so more of them split the halls' batches
+SHARE_GROUP = "centre"
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+_HALL_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+HALL_ID_EXPECTED = "a hall id of 1-32 letters, digits, '_' or '-' (e.g. \"500101-main\")"
+
+# Fields an event must never carry out of the hall: sealed personal data and its lookup keys
+# (the log holds none; a field an older version wrote is dropped before shipping all the same).
+SEALED_FIELDS = frozenset({"identity_sealed", "phone_sealed", "citizen_key", "id_number",
+                           "identity", "phone", "name"})
+
+
+def is_hall_id(value: object) -> bool:
+    return isinstance(value, str) and _HALL_ID.fullmatch(value) is not None
+
+
+def events_topic(hall: str) -> str:
+    return f"{PREFIX}/{hall}/events"
+
+
+def ack_topic(hall: str) -> str:
+    return f"{PREFIX}/{hall}/ack"
+
+
+def link_topic(hall: str) -> str:
+    return f"{PREFIX}/{hall}/link"
+
+
+def shared(topic_filter: str) -> str:
+    """The centre's shared subscription to `topic_filter`."""
+    return f"$share/{SHARE_GROUP}/{topic_filter}"
+
+
+EVENTS_FILTER = f"{PREFIX}/+/events"
+LINK_FILTER = f"{PREFIX}/+/link"
+
+
+def hall_of(topic: str) -> str | None:
+    """The hall a district topic is about, None for anything else."""
+    parts = topic.split("/")
+    if len(parts) == 3 and parts[0] == PREFIX and is_hall_id(parts[1]):
+        return parts[1]
+    return None
+
+
+class BadMessage(ValueError):
+    """A message that is not what this contract says: dropped with this reason."""
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _loads(payload: bytes | bytearray) -> dict[str, Any]:
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadMessage(f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise BadMessage("not a JSON object")
+    return value
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadMessage(f"{what}: expected a count, found {value!r}")
+    return value
+
+
+def shippable(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as it leaves the hall: its `data` without any sealed field."""
+    data = event.get("data")
+    if isinstance(data, dict) and SEALED_FIELDS & data.keys():
+        event = {**event, "data": {k: v for k, v in data.items() if k not in SEALED_FIELDS}}
+    return event
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events (after, last] of one hall's log: each {"id", "kind", "at", "window", "ticket",
+    "data"} as the hall's store reads it (controller.core.events.to_json's shape, with its id)."""
+
+    hall: str
+    after: int
+    last: int
+    events: tuple[dict[str, Any], ...]
+
+    def encode(self) -> bytes:
+        return _dumps({"hall": self.hall, "after": self.after, "last": self.last,
+                       "events": [shippable(e) for e in self.events]})
+
+    @staticmethod
+    def decode(topic: str, payload: bytes | bytearray) -> Batch:
+        obj = _loads(payload)
+        hall = obj.get("hall")
+        if not is_hall_id(hall) or hall_of(topic) != hall:
+            raise BadMessage(f"hall {hall!r} does not match the topic {topic!r}")
+        after, last = _count(obj.get("after"), "after"), _count(obj.get("last"), "last")
+        events = obj.get("events")
+        if not isinstance(events, list) or last < after:
+            raise BadMessage("expected events and after <= last")
+        previous = after
+        for e in events:
+            if not isinstance(e, dict) or not isinstance(e.get("kind"), str) or not isinstance(e.get("at"), str):
+                raise BadMessage("an event without kind or at")
+            event_id = _count(e.get("id"), "id")
+            if not previous < event_id <= last:
+                raise BadMessage(f"event {event_id} out of order or outside ({after}, {last}]")
+            previous = event_id
+        return Batch(str(hall), after, last, tuple(events))
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The centre holds every event of the hall up to `acked`."""
+
+    acked: int
+
+    def encode(self) -> bytes:
+        return _dumps({"acked": self.acked})
+
+    @staticmethod
+    def decode(payload: bytes | bytearray) -> Ack:
+        return Ack(_count(_loads(payload).get("acked"), "acked"))
+
+
+@dataclass(frozen=True)
+class Link:
+    """The shipper's heartbeat: online with the hall's last event id and the time it was sent
+    (the hall's clock), or offline (its will, or a clean stop)."""
+
+    state: str
+    at: str | None = None
+    last_event: int | None = None
+
+    def encode(self) -> bytes:
+        return _dumps({"state": self.state, "at": self.at, "last_event": self.last_event})
+
+    @staticmethod
+    def decode(payload: bytes | bytearray) -> Link:
+        obj = _loads(payload)
+        state = obj.get("state")
+        if state not in (ONLINE, OFFLINE):
+            raise BadMessage(f"link state {state!r}")
+        last = obj.get("last_event")
+        at = obj.get("at")
+        return Link(str(state), at if isinstance(at, str) else None,
+                    None if last is None else _count(last, "last_event"))
