@@ -71,17 +71,11 @@ def test_the_fixtures_cover_every_version_their_script_knows():
         assert done["version"] == version and done["commit"] == make_fixtures.VERSIONS[version]
 
 
-# Known upgrade bug, found by these fixtures: a database that ran migration 13 at 605e880..726fc5a
-# kept that commit's day-summary triggers, whose INSERT OR IGNORE the store's upsert overrides
-# (fixed in the migration's text by 6459d83, which a database already past 13 never runs
-# again): the first day a closed day's tickets change twice in one write (the default grades a
-# week on), the write fails on UNIQUE day_changes.day. The fix is a migration that makes the
-# triggers again; strict, so this fails once it is there and the mark must go.
-TRIGGERS_OF_605E880 = pytest.mark.xfail(
-    strict=True, raises=sqlite3.IntegrityError,
-    reason="migration 13's triggers as 605e880 made them are never re-made (needs a migration)")
-CASES = [pytest.param(v, id=f"v{v}", marks=[TRIGGERS_OF_605E880] if v in (13, 14) else [])
-         for v in EARLIER]
+# The fixtures of versions 13 and 14 found an upgrade bug: a database that ran migration 13 at
+# 605e880..726fc5a kept that commit's day-summary triggers, and the first write changing two
+# tickets of a closed day failed on UNIQUE day_changes.day. Migration 16 makes the triggers again;
+# those two cases are the test of it.
+CASES = [pytest.param(v, id=f"v{v}") for v in EARLIER]
 
 
 @pytest.mark.parametrize("version", CASES)

@@ -391,6 +391,17 @@ MIGRATIONS: list[str] = [
         BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
     """ for log, table in (("commands", "command_log"), ("events", "event_log"))
         for verb in ("UPDATE", "DELETE")) + _closed_day_trigger("events_closed_day", "INSERT", "event_log", _EVENT_DAY),
+    # 16: the day-summary triggers made again. A database that ran migration 13 as 605e880
+    # wrote it (until 6459d83 fixed its text) kept triggers whose INSERT OR IGNORE the store's
+    # upsert overrides: the first write that changes two tickets of a closed day failed on
+    # UNIQUE day_changes.day (tests/test_upgrades.py, the fixtures of versions 13 and 14).
+    "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in (
+        "tickets_closed_day_i", "tickets_closed_day_u", "tickets_closed_day_d", "events_closed_day"))
+    + "".join(_closed_day_trigger(name, action, table, day) for name, action, table, day in (
+        ("tickets_closed_day_i", "INSERT", "tickets", "NEW.day"),
+        ("tickets_closed_day_u", "UPDATE", "tickets", "OLD.day"),
+        ("tickets_closed_day_d", "DELETE", "tickets", "OLD.day"),
+        ("events_closed_day", "INSERT", "event_log", _EVENT_DAY))),
 ]
 
 
