@@ -149,7 +149,7 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
             return v.replace(a, b).replace(a8, b8) if isinstance(v, str) else v
 
         # the logs' own tables (migration 15: `commands` and `events` are views of them)
-        (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM command_log WHERE at LIKE ?", [a + "%"])
+        (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM commands WHERE at LIKE ?", [a + "%"])
         (e0, e1), = conn.execute("SELECT MIN(id), MAX(id) FROM event_log WHERE command_id BETWEEN ? AND ?",
                                  [c0, c1])
         nc = conn.execute("SELECT MAX(id) FROM command_log").fetchone()[0] + 1 - c0
@@ -166,6 +166,8 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
                 row = dict(zip(cols, r, strict=True))
                 if shift == "commands":
                     row["id"] += nc
+                    if isinstance(row["at"], int):  # microseconds on the wall clock (migration 16)
+                        row["at"] += (day - src).days * 86_400_000_000
                 elif shift == "events":
                     row["id"] += ne
                     row["command_id"] += nc
