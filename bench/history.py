@@ -137,6 +137,7 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
     lived, rest = days[:TEMPLATE_DAYS], days[TEMPLATE_DAYS:]
     left = tickets - per_day * len(lived)
     conn.execute("BEGIN")
+    ranges = {day: log_ranges(conn, day) for day in lived}
     last = None
     for i, day in enumerate(rest):
         if left <= 0:
@@ -149,9 +150,7 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
             return v.replace(a, b).replace(a8, b8) if isinstance(v, str) else v
 
         # the logs' own tables (migration 15: `commands` and `events` are views of them)
-        (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM commands WHERE at LIKE ?", [a + "%"])
-        (e0, e1), = conn.execute("SELECT MIN(id), MAX(id) FROM event_log WHERE command_id BETWEEN ? AND ?",
-                                 [c0, c1])
+        (c0, c1), (e0, e1) = ranges[src]
         nc = conn.execute("SELECT MAX(id) FROM command_log").fetchone()[0] + 1 - c0
         ne = conn.execute("SELECT MAX(id) FROM event_log").fetchone()[0] + 1 - e0
         for table, where, shift in (
@@ -181,6 +180,17 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
                  "(SELECT MAX(id) FROM event_log)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     conn.execute("COMMIT")
     conn.close()
+
+
+def log_ranges(conn: sqlite3.Connection, day: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The first and last ids of the commands and of the events of a lived `day` (a command's
+    moment is stored as microseconds on the hall's wall clock, migration 16)."""
+    start = (dt.datetime.combine(day, dt.time()) - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+    (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM command_log WHERE at >= ? AND at < ?",
+                             [start, start + 86_400_000_000])
+    (e0, e1), = conn.execute("SELECT MIN(id), MAX(id) FROM event_log WHERE command_id BETWEEN ? AND ?",
+                             [c0, c1])
+    return (c0, c1), (e0, e1)
 
 
 def measure(data_dir: Path, hall: Hall, run: Run) -> None:
@@ -226,6 +236,7 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
     finally:
         desk.stop()
         ctrl.store.close()
+    run.notes.append(where_the_bytes_go(path, tickets))
     size = path.stat().st_size
     wal = path.with_name(path.name + "-wal")
     size += wal.stat().st_size if wal.exists() else 0
@@ -242,6 +253,20 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
     run.add(Result("bytes per ticket on disk", size / tickets, "B", TARGETS["bytes"], False,
                    f"the database and its WAL after a checkpoint, {size / 2**20:.1f} MiB for {n}, "
                    "events and commands included"))
+
+
+def where_the_bytes_go(path: Path, tickets: int) -> str:
+    """Bytes a ticket per table and index, largest first (SQLite's dbstat table, where it is
+    compiled in)."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        try:
+            rows = conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name "
+                                "ORDER BY 2 DESC").fetchall()
+        except sqlite3.Error:
+            return "Where the bytes go: this SQLite has no dbstat table."
+    top = [f"{name} {size / tickets:,.0f} B" for name, size in rows if size / tickets >= 1]
+    return ("Where a ticket's bytes go (`SELECT name, SUM(pgsize) FROM dbstat GROUP BY name`, "
+            "divided by the tickets): " + ", ".join(top) + ".")
 
 
 def main(argv: list[str] | None = None) -> int:
