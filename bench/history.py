@@ -25,6 +25,7 @@ import random
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -41,13 +42,15 @@ from controller.core.errors import HallError
 from controller.core.hall import Hall
 from controller.core.hours import issuing_spans
 from controller.config.workdays import hall_calendar
+from controller.store.replay import EventReader
 
 START, END = "<!-- bench-history:start -->", "<!-- bench-history:end -->"
 COMMAND = "make bench-history"
 DEMO = ROOT / "config" / "demo-hall.toml"
 TICKETS = 200_000
 PER_DAY = 2_000  # a busy 20-window hall: 100 a window a day
-TARGETS = {"month": 100.0, "range": 500.0, "restart": 1000.0, "bytes": 1024.0}
+TARGETS = {"month": 100.0, "range": 500.0, "restart": 1000.0, "bytes": 1024.0, "call": 20.0}
+CALLS, PACE, REPLAYED = 200, 0.01, 5_000  # call-nexts beside the reports, their pace, events replayed
 # the mix of grades given on the pads (非常满意 … 非常不满意), one in a hundred a bad review
 GRADES = [("非常满意", 80), ("满意", 14), ("基本满意", 5), ("不满意", 1)]
 
@@ -242,6 +245,7 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
             return best
 
         month_ms, range_ms = timed(month), timed(first)
+        alone, calls, reports_run = call_next_beside_reports(ctrl, hall, clock, first, last)
     finally:
         desk.stop()
         ctrl.store.close()
@@ -263,9 +267,60 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
                    False, f"the same from {first} to {last}; best of 3"))
     run.add(Result("restart to serving", restart, "ms", TARGETS["restart"], False,
                    f"open_hall (store, state, controller) and the case desk's catch-up, {n}"))
+    run.add(Result("slowest call-next while reports run", calls[-1], "ms", TARGETS["call"], False,
+                   f"{len(calls)} call-nexts through the controller on a durable store (each after a "
+                   f"ticket issued, one every {PACE * 1000:.0f} ms) while a thread ran {reports_run} "
+                   f"whole-range reports and replays of the last {REPLAYED:,} events back to back: "
+                   f"median {calls[len(calls) // 2]:.2f} ms; the same {len(alone)} calls just before, "
+                   f"without the reports: median {alone[len(alone) // 2]:.2f} ms, slowest {alone[-1]:.1f} ms"))
     run.add(Result("bytes per ticket on disk", size / tickets, "B", TARGETS["bytes"], False,
                    f"the database and its WAL after a checkpoint, {size / 2**20:.1f} MiB for {n}, "
                    "events and commands included"))
+
+
+def call_next_beside_reports(ctrl, hall: Hall, clock: ManualClock, first: dt.date,
+                             last: dt.date) -> tuple[list[float], list[float], int]:
+    """Call-next times (ms, each measured around `execute`) on the morning after the history:
+    alone, then while another thread computes whole-range reports and replays the event log's
+    tail without pause, as the web server's worker threads would; and how many reports ran."""
+    tz = ZoneInfo(hall.timezone)
+    morning = working_days(hall, clock().date() + dt.timedelta(days=1), 1)[0]
+    clock.now = dt.datetime.combine(morning, dt.time(9, 30), tz)
+    staff = next(s for s in hall.staff.values() if s.a_post)
+    window = staff.a_post[0]
+    service = hall.windows[window].services[0]
+    ctrl.execute(c.Login(window, staff.id), f"staff:{staff.id}")  # the day changes here
+    stop, ran = threading.Event(), [0]
+    reader = EventReader(ctrl.store)
+
+    def calls() -> list[float]:
+        times = []
+        while len(times) < CALLS:
+            clock.now += dt.timedelta(seconds=30)
+            ctrl.execute(c.IssueTicket(service), "kiosk")
+            t = time.perf_counter()
+            ctrl.execute(c.CallNext(window), f"staff:{staff.id}")
+            times.append((time.perf_counter() - t) * 1000)
+            time.sleep(PACE)
+        return sorted(times)
+
+    def reports() -> None:
+        while not stop.is_set():
+            with ctrl.store.reads.snapshot() as db:
+                hr.hall_figures(db, hall, first, last, "service", clock())
+            upto = reader.last_id()
+            reader.events_after(upto - REPLAYED, upto, REPLAYED)
+            ran[0] += 1
+
+    alone = calls()
+    thread = threading.Thread(target=reports, daemon=True)
+    thread.start()
+    try:
+        beside = calls()
+    finally:
+        stop.set()
+        thread.join()
+    return alone, beside, ran[0]
 
 
 def per_day_note(tickets: int, days: int) -> str:
