@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import sqlite_utils
 
 from controller.backoffice.cases import CaseDesk
 from controller.cli import open_hall
@@ -23,6 +24,7 @@ from controller.core.callbacks import CaseRules
 from controller.core.errors import HallError
 from controller.runtime.clock import ManualClock
 from controller.store.db import MIGRATIONS, open_db
+from controller.store import history
 from controller.store.hallstore import HallStore
 from controller.store.logform import encode_at, encode_payload
 from controller.store.replay import EventReader
@@ -230,3 +232,20 @@ def test_the_stored_form_gives_back_the_text_it_was_given(tmp_path):
         assert (when, event_at, args, data, result) == (
             moment.isoformat(), moment.isoformat(), text, text, "ok")
     conn.close()
+
+
+def test_the_reports_find_a_span_of_events_as_the_view_finds_it(tmp_path):
+    """The reports' reads of the events between two moments compare the stored integers
+    (controller.store.logform.events_by_moment): the same rows as the view's text compares,
+    whatever the bounds (an event's own moment, a bound in another zone, a date)."""
+    live(tmp_path)
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "hall.sqlite3"))
+    moments = [r[0] for r in db.execute("SELECT at FROM events WHERE id % 37 = 1")]
+    bounds = [(lo, hi) for lo in moments[:6] for hi in moments[-3:]] + [
+        (moments[3].replace("+08:00", "+00:00"), moments[-1]), (MONDAY.isoformat(), TUESDAY.isoformat()),
+        (f"{MONDAY}T12:00:00+08:00", f"{TUESDAY}T12:00:00.000001+08:00")]
+    for lo, hi in bounds:
+        by_text = list(db.query("SELECT at, kind, window, data FROM events WHERE window IS NOT NULL "
+                                "AND at >= ? AND at < ? ORDER BY id", [lo, hi]))
+        assert list(history.window_events(db, lo, hi)) == by_text
+    assert by_text and len(bounds) > 20

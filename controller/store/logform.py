@@ -93,3 +93,26 @@ def at_sql(moment: str, zone: str) -> str:
             f"|| CASE WHEN {moment} % 1000000 THEN printf('.%06d', {moment} % 1000000) ELSE '' END "
             f"|| printf('%s%02d:%02d', CASE WHEN {zone} < 0 THEN '-' ELSE '+' END, "
             f"abs({zone}) / 60, abs({zone}) % 60) END")
+
+
+def events_by_moment(columns: str, where: str = "1") -> str:
+    """SQL for `columns` of the events (as the `events` view has them) between the moments
+    :lo and :hi (ISO text, `lo <= at < hi` as text compares, as the view's `at` always did),
+    with `where` besides, in the order of the log; params from `moment_bounds`. The view
+    would format every event's moment to compare it; this compares the stored integers and
+    formats only the rare event with a moment of its own, and the ties."""
+    bounds = ("(moment > :lo_us OR (moment = :lo_us AND at >= :lo) OR (moment IS NULL AND at >= :lo)) "
+              "AND (moment < :hi_us OR (moment = :hi_us AND at < :hi) OR (moment IS NULL AND at < :hi))")
+    return (f"SELECT {columns} FROM (SELECT e.id AS id, COALESCE(e.at, {at_sql('c.at', 'c.zone')}) AS at, "
+            f"s.name AS kind, e.window AS window, e.ticket_id AS ticket_id, "
+            f"{payload_sql('s.template', 'e.data')} AS data, "
+            f"CASE WHEN e.at IS NULL AND c.zone IS NOT NULL THEN c.at END AS moment "
+            f"FROM event_log e JOIN command_log c ON c.id = e.command_id "
+            f"JOIN log_shapes s ON s.code = e.kind) WHERE {bounds} AND ({where}) ORDER BY id")
+
+
+def moment_bounds(lo: str, hi: str) -> dict[str, Any]:
+    """The params of `events_by_moment`: the moments as text and on the wall clock."""
+    def wall(text: str) -> int:
+        return (dt.datetime.fromisoformat(text).replace(tzinfo=None) - _EPOCH) // _US
+    return {"lo": lo, "hi": hi, "lo_us": wall(lo), "hi_us": wall(hi)}
