@@ -18,14 +18,17 @@ own, or none), the embedded broker, and extra routes (a simulator's control pane
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from controller.counters.calling import CallingFloor
 from controller.counters.calling_devices import attach_calling, controller_mqtt
+from controller.backoffice import day_figures
 from controller.backoffice.cases import CaseDesk
 from controller.runtime.clock import ShiftedClock, SystemClock
 from controller.core.callbacks import CaseRules
@@ -61,6 +64,8 @@ def open_hall(hall: Hall, data_dir: Path, clock,
     data_dir.mkdir(parents=True, exist_ok=True)
     store = HallStore(data_dir / DB_NAME, durable)
     ctrl = HallController(hall, store, clock, IdentitySealer(load_secret(data_dir)))
+    # 日汇总: a closed day is summarised as it closes, so the reports never wait for one
+    ctrl.at_day_change(functools.partial(day_figures.keep_closed_days, tz=ZoneInfo(hall.timezone)))
     # One connection, one lock: a login never lands inside another command's transaction.
     return ctrl, SessionStore(store.db, store.lock)
 

@@ -31,7 +31,8 @@ from controller.core.events import (
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
 )
-from controller.store.db import open_db
+from controller.store.db import Shapes, open_db
+from controller.store.logform import encode_at, encode_payload
 from controller.store.faults import StorageFault, StorageUnavailable, describe, is_storage_error
 from controller.store.reading import ReadOnly
 
@@ -42,12 +43,6 @@ _WINDOW_FIELDS = [f.name for f in dataclasses.fields(WindowState)]
 _TICKET_TYPES = {"day": dt.date, "channel": Channel,
                  "status": TicketStatus, "priority": PriorityClass, "requeued": bool}
 _WINDOW_TYPES = {"status": WindowStatus, "pause_alerted": bool}
-
-
-def log_json(value: Any, default: Any = None) -> str:
-    """The command and event logs' stored form: compact JSON (no spaces after "," and ":"),
-    Chinese as it is; most of a busy hall's database is these two logs."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
 
 
 def _to_sql(v: Any) -> Any:
@@ -166,6 +161,7 @@ class HallStore:
         # command id), for the logs (controller.runtime.logs); new objects at every write
         self.commands_written: list[tuple[int, str, str]] = []
         self.event_commands: dict[int, int] = {}
+        self._shapes = Shapes(self.db.conn)  # the payloads' shapes (migration 17)
 
     # -- storage faults ----------------------------------------------------
 
@@ -212,6 +208,7 @@ class HallStore:
         error, and a second ROLLBACK's "cannot rollback" would hide the real error."""
         conn = self.db.conn
         self._new_codes.clear()
+        self._shapes.added.clear()
         if conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
@@ -257,20 +254,21 @@ class HallStore:
         if day:  # a restart does not remind of a patrol twice
             # today's events only: those after the day's start, found from the log's end (the
             # whole log was read here, a second of every restart at 200,000 tickets)
+            # (two queries: within one, SQLite would index the whole log by kind to find the start)
+            start = self.db.execute("SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1",
+                                    [DAY_STARTED]).fetchone()
             state.patrols_reminded = {json.loads(r["data"])["time"] for r in self.db.query(
-                "SELECT data FROM events WHERE kind = ? AND substr(at, 1, 10) = ? AND id >= "
-                "COALESCE((SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1), 0)",
-                [PATROL_DUE, day.isoformat(), DAY_STARTED])}
-            state.guidance_calls = self._guidance_calls(day)
+                "SELECT data FROM events WHERE id >= ? AND kind = ? AND substr(at, 1, 10) = ?",
+                [start[0] if start else 0, PATROL_DUE, day.isoformat()])}
+            state.guidance_calls = self._guidance_calls(start[0] if start else 0)
         return state
 
-    def _guidance_calls(self, day: dt.date) -> dict[str, dt.datetime]:
-        """The kiosks' 帮办代办 calls of `day` still unanswered (controller.core.guidance)."""
+    def _guidance_calls(self, start: int) -> dict[str, dt.datetime]:
+        """The kiosks' 帮办代办 calls still unanswered among today's events (those from the
+        day's start, event `start`) (controller.core.guidance)."""
         calls: dict[str, dt.datetime] = {}
-        for r in self.db.query(
-                "SELECT kind, at, data FROM events WHERE kind IN (?, ?) AND substr(at, 1, 10) = ? "
-                "AND id >= COALESCE((SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1), 0) "
-                "ORDER BY id", [GUIDANCE_CALLED, GUIDANCE_ANSWERED, day.isoformat(), DAY_STARTED]):
+        for r in self.db.query("SELECT kind, at, data FROM events WHERE id >= ? AND kind IN (?, ?) ORDER BY id",
+                               [start, GUIDANCE_CALLED, GUIDANCE_ANSWERED]):
             kiosk = json.loads(r["data"])["kiosk"]
             if r["kind"] == GUIDANCE_CALLED:
                 calls[kiosk] = dt.datetime.fromisoformat(r["at"])
@@ -320,6 +318,7 @@ class HallStore:
             self.commands_written = commands
             self._codes.update(self._new_codes)
             self._new_codes.clear()
+            self._shapes.committed()
         except BaseException as e:
             self._rollback()
             if is_storage_error(e):
@@ -351,10 +350,11 @@ class HallStore:
         for e in outcome.events:
             # an event at its command's moment leaves `at` to the command (the `events` view)
             at = None if e.at.isoformat() == command_at.isoformat() else e.at.isoformat()
+            template, data = encode_payload(payload(e))
             cur = conn.execute(
                 "INSERT INTO event_log (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (command_id, at, self._code(kind_of(e)), e.window, e.ticket, log_json(payload(e))))
+                (command_id, at, self._shapes.code(kind_of(e), template), e.window, e.ticket, data))
             event_id = _inserted_id(cur)
             written.append((event_id, e))
             self.event_commands[event_id] = command_id
@@ -374,14 +374,17 @@ class HallStore:
 
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                      result: str, message: str | None) -> int:
+        moment, zone = encode_at(at)
+        template, stored = encode_payload(args, default=str)
         cur = self.db.conn.execute(
-            "INSERT INTO command_log (at, actor, name, args, result, message) VALUES (?, ?, ?, ?, ?, ?)",
-            (at.isoformat(), self._code(actor), self._code(name), log_json(args, default=str), result,
-             message))
+            "INSERT INTO command_log (at, zone, actor, name, args, result, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (moment, zone, self._code(actor), self._shapes.code(name, template), stored,
+             None if result == "ok" else result, message))
         return _inserted_id(cur)
 
     def _code(self, name: str) -> int:
-        """The code log_names keeps for `name` (an event kind, a command name, an actor), added
+        """The code log_names keeps for `name` (an actor; before migration 17 also kinds and names), added
         the first time the logs write it; a code added counts as known once its write commits."""
         code = self._codes.get(name) or self._new_codes.get(name)
         if code is None:
