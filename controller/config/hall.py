@@ -24,7 +24,9 @@ from controller.config import ledger as ledger_config
 from controller.floor.device_kinds import device_kinds
 from controller.core.workdays import WorkCalendar
 from controller.security.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
-from controller.config.settings import DisplaySettings, HallConfig, MqttSettings, VoiceSettings
+from controller.config.settings import (
+    DisplaySettings, HallConfig, MqttSettings, ReminderSettings, VoiceSettings,
+)
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
 from drivers.transport import HOST_PORT, TRANSPORTS
 from controller.config.tomlkeys import (
@@ -75,7 +77,7 @@ def parse_hall(data: dict[str, Any], source: str = "<config>",
 
 _TOP_KEYS = ("hall", "hours", "calendar", "open_days", "closed_days", "rules", "services",
              "windows", "staff", "devices", "mqtt", "voice", "export", "display", "patrol",
-             "assessment")
+             "assessment", "reminders")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -98,7 +100,7 @@ def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
                 **_export(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
-    return HallConfig(hall, mqtt, _voice(top), _display(top))
+    return HallConfig(hall, mqtt, _voice(top), _display(top), _reminders(top))
 
 
 def _timezone(head: Table) -> str:
@@ -468,6 +470,25 @@ def _display(top: Table) -> DisplaySettings:
         check(key, text, "a text of 1-200 characters",
               lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 200)
     return DisplaySettings(tuple(text.strip() for _, text in notices))
+
+
+def _reminders(top: Table) -> ReminderSettings:
+    """到号提醒 by text message: on when a gateway URL is given (drivers.sms)."""
+    from drivers.sms import GATEWAYS
+
+    t = top.table("reminders", ("enabled", "ahead", "gateway", "url", "token_env",
+                                "timeout_seconds", "attempts"))
+    url = t.get("url", "an http:// or https:// address of the SMS gateway",
+                lambda v: isinstance(v, str) and v.startswith(("http://", "https://")), None)
+    enabled = t.flag("enabled", url is not None)
+    if enabled and url is None:
+        t.fail("url", "reminders are enabled but no SMS gateway url is given")
+    return ReminderSettings(
+        enabled=enabled, ahead=t.integer("ahead", 1, 50, 3),
+        gateway=t.choice("gateway", sorted(GATEWAYS), "http"), url=url,
+        token_env=t.text("token_env", None),
+        timeout_seconds=float(t.integer("timeout_seconds", 1, 60, 5)),
+        attempts=t.integer("attempts", 1, 10, 3))
 
 
 GRADE_CODE_TABLES = ("national", "reversed")  # controller.backoffice.evaluation_reports.GRADE_CODES

@@ -391,6 +391,35 @@ MIGRATIONS: list[str] = [
         BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
     """ for log, table in (("commands", "command_log"), ("events", "event_log"))
         for verb in ("UPDATE", "DELETE")) + _closed_day_trigger("events_closed_day", "INSERT", "event_log", _EVENT_DAY),
+    # 17 (issue 17; numbered 17 while the branch adding 16 is merged beside it): 到号提醒 by
+    # text message (controller.entrance.reminders). A citizen's phone for the reminders, sealed,
+    # kept until the ticket's messages are done (and never past its day); the messages as an
+    # outbox, one row per ticket and trigger (`ahead`, `called`), so a trigger is due once and
+    # a message not yet sent is sent after a restart, under the same id.
+    """
+    CREATE TABLE reminders (
+        ticket_id TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        phone_sealed TEXT,
+        phone_masked TEXT NOT NULL,
+        opted_at TEXT NOT NULL
+    );
+    CREATE TABLE reminder_messages (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL REFERENCES reminders (ticket_id),
+        trigger TEXT NOT NULL,
+        text TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at TEXT,
+        gave_up_at TEXT,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (ticket_id, trigger)
+    );
+    CREATE INDEX reminder_messages_open ON reminder_messages (due_at)
+        WHERE sent_at IS NULL AND gave_up_at IS NULL AND skipped = 0;
+    """,
 ]
 
 
