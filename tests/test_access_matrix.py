@@ -156,6 +156,7 @@ PROBES: list[Probe] = [
     # the citizen's phone: whoever holds the slip's link (tests/test_page_phone.py: nobody else);
     # 到号提醒 signed up by the kiosk or staff (this hall has none: 409 once past who asks)
     api("GET", "/phone/tickets/{ticket_id}", ANYONE, fill=a_ticket_link),
+    api("GET", "/reminders", ANYONE),
     api("POST", "/tickets/{ticket_id}/reminder", roles(KIOSK) | LOGGED_IN, {"phone": "13800131234"},
         fill=a_ticket),
     kiosk_route("POST", "/kiosks/{kiosk_id}/scan", {"code": "APT-NOSUCH1"}),

@@ -93,6 +93,12 @@ def phone_routes(ctrl: HallController, reminders: ReminderDesk | None,
         response.headers.update(PRIVATE)
         return await ctrl.aask(lambda state: phone_view(ctrl, state, ticket_id, reminders))
 
+    @r.get(f"{API}/reminders", tags=["phone"],
+           summary="到号提醒: whether the hall sends them, and at how many people ahead")
+    async def reminder_settings() -> dict[str, Any]:
+        on = reminders is not None and reminders.enabled
+        return {"enabled": on, "ahead": reminders.settings.ahead if reminders and on else None}
+
     @r.post(f"{API}/tickets/{{ticket_id}}/reminder", status_code=201, tags=["phone"],
             summary="到号提醒: text messages for a waiting ticket (a kiosk's key, or a login)")
     async def opt_in(ticket_id: str, body: schemas.PhoneRequest, request: Request,
