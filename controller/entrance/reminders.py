@@ -114,6 +114,18 @@ class ReminderDesk:
             self._thread.join(timeout)
             self._thread = None
 
+    def drain(self, timeout: float) -> bool:
+        """Wait until every message due has been sent or given up (a simulated day's end);
+        False if some are still waiting after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._outbox:
+                    return True
+            self._wake.set()
+            time.sleep(0.01)
+        return False
+
     def _resume(self) -> None:
         """On the hall thread at start: today's reminders watched again, triggers that happened
         meanwhile written, and the outbox read."""
