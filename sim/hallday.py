@@ -253,8 +253,6 @@ class HallDay(StaffRules):
             if self.progress and int((t - first) / span * 100) != shown:
                 shown = int((t - first) / span * 100)
                 self.progress(min(1.0, (t - first) / span), f"{self.clock.now:%H:%M}")
-        if self.texts is not None:  # what is due is sent before the day's figures are read
-            self.texts.drain(timeout=60)
         return self._record()
 
     def _handle(self) -> None:
@@ -468,6 +466,8 @@ class HallDay(StaffRules):
     # -- the record ---------------------------------------------------------------------------
 
     def _record(self) -> DayRecord:
+        if self.texts is not None:  # what is due is sent before the day's figures are read
+            self.texts.drain(timeout=60)
         from controller.backoffice.evaluation_reports import evaluation_report
         db = self.ctrl.store.db
         day = self.scenario.day.isoformat()
@@ -573,7 +573,7 @@ def qr_links_broken(day: HallDay) -> list[str]:
         label = ticket_id.split("-", 1)[-1]
         if (not link or label not in slip.lines or day.ctrl.sealer is None
                 or not day.ctrl.sealer.ticket_secret_ok(ticket_id, secret)
-                or day.ctrl.ask(lambda s: phone_view(day.ctrl, s, ticket_id, day.texts))["number"] != label):
+                or day.ctrl.ask(lambda s, i=ticket_id: phone_view(day.ctrl, s, i, day.texts))["number"] != label):
             broken.append(label or str(slip.lines[:3]))
     return broken
 
