@@ -214,3 +214,57 @@ def test_a_citizen_opts_in_at_the_kiosk_page_and_follows_the_ticket_on_the_phone
         window.close()
     finally:
         hall.stop()
+
+
+# --- the phone as personal data ---------------------------------------------------------------
+
+def test_a_reminders_phone_is_resealed_by_a_key_rotation_and_gone_the_next_day(tmp_path, monkeypatch):
+    """Opted in, never sent (the desk's sender is not started): the sealed phone is rewritten by
+    `hallctl rotate-key` and removed by the next day's purge, the masked form kept."""
+    import datetime as dt
+
+    from controller.cli import main, open_hall
+    from controller.config.settings import ReminderSettings
+    from controller.core import commands as c
+    from controller.entrance.reminders import ReminderDesk
+    from controller.runtime.clock import ManualClock
+    from controller.security.privacy import ENV_KEY, IdentitySealer, read_secret
+    from drivers.sms import HttpGateway
+    from tests.halls import at, small_hall
+
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    data, hall = tmp_path / "data", small_hall({1: ("A",)})
+    day = dt.date(2026, 11, 23)
+    clock = ManualClock(at("09:00", day))
+    settings = ReminderSettings(True, 3, url="http://127.0.0.1:9/sms")
+
+    def phone_sealed() -> str | None:
+        db = sqlite3.connect(data / "hall.sqlite3")
+        try:
+            return db.execute("SELECT phone_sealed FROM reminders").fetchone()[0]
+        finally:
+            db.close()
+
+    ctrl, _ = open_hall(hall, data, clock)
+    ticket = ctrl.execute(c.IssueTicket("A"), "kiosk").ticket
+    assert ReminderDesk(ctrl, settings, HttpGateway(settings.url)).opt_in(
+        ticket.id, PHONE, "kiosk:entrance") == "138****8000"
+    before = phone_sealed()
+    assert ctrl.sealer.open(before)[0] == PHONE
+    ctrl.close()
+    ctrl.store.close()
+
+    assert main(["rotate-key", "--data-dir", str(data)]) == 0
+    after = phone_sealed()
+    assert after != before
+    assert IdentitySealer(read_secret(data / "secret.key")).open(after)[0] == PHONE
+
+    clock.now = at("09:00", day + dt.timedelta(days=1))
+    ctrl, _ = open_hall(hall, data, clock)
+    try:
+        ctrl.tick()  # the first tick of the next day
+        assert phone_sealed() is None
+        assert ctrl.store.query("SELECT phone_masked FROM reminders") == [{"phone_masked": "138****8000"}]
+    finally:
+        ctrl.close()
+        ctrl.store.close()
