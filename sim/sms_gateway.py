@@ -106,3 +106,31 @@ class SmsGatewaySim:
     def to(self, phone: str) -> list[Received]:
         with self._lock:
             return [m for m in self.messages if m.to == phone]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sim.sms_gateway --port 8025`: a recording gateway for a demo hall, printing
+    each message it takes (the hall's `[reminders] url = "http://127.0.0.1:8025/sms"`)."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description="a simulated SMS gateway that prints what it gets")
+    parser.add_argument("--port", type=int, default=8025)
+    args = parser.parse_args(argv)
+    gateway = SmsGatewaySim(port=args.port).start()
+    print(f"SMS gateway at {gateway.url}; Ctrl+C stops it", flush=True)
+    shown = 0
+    try:
+        while True:
+            time.sleep(0.2)
+            for m in gateway.messages[shown:]:
+                print(f"{m.to[:3]}****{m.to[-4:]}  {m.text}", flush=True)
+            shown = len(gateway.messages)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        gateway.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
