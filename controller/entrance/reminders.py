@@ -142,12 +142,21 @@ class ReminderDesk:
     # -- opting in --------------------------------------------------------------------------
 
     def opt_in(self, ticket_id: str, phone: str, actor: str) -> str:
-        """The citizen of `ticket_id` asks for text messages at `phone`; the masked phone."""
-        if not self.enabled:
-            raise ReminderError("reminders_off")
+        """The citizen of `ticket_id` asks for text messages at `phone`; the masked phone.
+        A refusal (HallError) is an audit row too, with the phone masked if it is one."""
         number = mobile(phone)
-        if number is None:
-            raise ReminderError("invalid_mobile")
+        masked = identity.mask_phone(number) if number else None
+        try:
+            if not self.enabled:
+                raise ReminderError("reminders_off")
+            if number is None:
+                raise ReminderError("invalid_mobile")
+            return self._opt_in(ticket_id, number, actor)
+        except HallError as e:
+            self.ctrl.refuse(actor, "reminder_opt_in", {"ticket": ticket_id, "phone": masked}, e)
+            raise
+
+    def _opt_in(self, ticket_id: str, number: str, actor: str) -> str:
         sealed = self.ctrl.identity_sealer().seal(number, None)
         masked = identity.mask_phone(number)
 
@@ -167,11 +176,7 @@ class ReminderDesk:
             self._check(ticket_id)
             return masked
 
-        try:
-            return self.ctrl.run(act)
-        except HallError as e:
-            self.ctrl.refuse(actor, "reminder_opt_in", {"ticket": ticket_id, "phone": masked}, e)
-            raise
+        return self.ctrl.run(act)
 
     # -- triggers, on the hall thread ---------------------------------------------------------
 
@@ -199,14 +204,16 @@ class ReminderDesk:
         elif t.status is not TicketStatus.WAITING:  # cancelled before being called
             self._watching.pop(ticket_id, None)
             self.ctrl.also_write(lambda conn: rows.forget_phone(conn, ticket_id))
-        elif AHEAD in to_come and self.ctrl.engine.people_ahead(self.ctrl.state, t) <= self.settings.ahead:
-            self._due(t, AHEAD)
-            to_come.discard(AHEAD)
+        elif AHEAD in to_come:
+            ahead = self.ctrl.engine.people_ahead(self.ctrl.state, t)
+            if ahead <= self.settings.ahead:
+                self._due(t, AHEAD, ahead=ahead)
+                to_come.discard(AHEAD)
 
-    def _due(self, t: Ticket, trigger: str, skipped: bool = False) -> None:
+    def _due(self, t: Ticket, trigger: str, skipped: bool = False, ahead: int = 0) -> None:
         """The trigger's message into the outbox (and its audit row), in one transaction."""
         now = self.ctrl.clock()
-        text = self.text(t, trigger)
+        text = self.text(t, trigger, ahead)
         message_id = f"{t.id}-{trigger}"
         self.ctrl.run(lambda: self._write_due(t, trigger, text, message_id, now, skipped))
         if not skipped:
@@ -222,14 +229,14 @@ class ReminderDesk:
             with self._lock:
                 self._outbox.append(rows.Outgoing(message_id, t.id, trigger, text, None, 0))
 
-    def text(self, t: Ticket, trigger: str) -> str:
-        """The message, in the hall's words."""
+    def text(self, t: Ticket, trigger: str, ahead: int = 0) -> str:
+        """The message, in the hall's words (`ahead`: the people before the ticket now)."""
         hall = self.ctrl.hall
         service = hall.services[t.service].name
         if trigger == CALLED:
             return f"【{hall.name}】请 {t.label} 号到 {t.window} 号窗口办理{service}。"
-        return (f"【{hall.name}】您的 {t.label} 号（{service}）即将叫到，前面还有不到 "
-                f"{self.settings.ahead + 1} 人，请回到等候区留意叫号。")
+        left = "下一位就是您" if ahead == 0 else f"前面还有 {ahead} 人"
+        return f"【{hall.name}】您的 {t.label} 号（{service}）即将叫到，{left}，请回到等候区留意叫号。"
 
     # -- sending, on a thread of its own --------------------------------------------------
 
@@ -292,7 +299,11 @@ class ReminderDesk:
                     m.id, m.ticket_id, m.trigger, m.text, None, attempts) for x in self._outbox]
 
     def _record(self, m: rows.Outgoing, error: str | None, give_up: bool = False) -> None:
-        """The try's outcome into the outbox and the audit log, on the hall thread."""
+        """The try's outcome into the outbox and the audit log, on the hall thread. Once the
+        desk is stopping nothing is recorded: the message is sent again at the next start,
+        under the same id."""
+        if self._stop.is_set():
+            return
         def act() -> None:
             now = self.ctrl.clock()
             if error is None:
