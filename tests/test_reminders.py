@@ -289,3 +289,59 @@ def test_a_reminders_phone_is_resealed_by_a_key_rotation_and_gone_the_next_day(t
     finally:
         ctrl.close()
         ctrl.store.close()
+
+
+# --- the hall file's [reminders] and the gateway registry -------------------------------------
+
+@pytest.mark.parametrize("reminders,key,says", [
+    ({"url": "ftp://sms.example.cn"}, "reminders.url", "http://"),
+    ({"enabled": True}, "reminders.url", "no SMS gateway url"),
+    ({"url": "http://sms.lan/send", "gateway": "carrier-pigeon"}, "reminders.gateway", '"http"'),
+    ({"url": "http://sms.lan/send", "ahead": 0}, "reminders.ahead", "from 1 to 50"),
+    ({"url": "http://sms.lan/send", "retries": 3}, "reminders.retries", "unknown key"),
+])
+def test_a_bad_reminders_table_names_its_key(reminders, key, says):
+    from controller.config.hall import ConfigError, parse_config
+    from controller.config.tomlkeys import read_toml
+
+    data = read_toml(DEMO_CONFIG)
+    data["reminders"] = reminders
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert e.value.key == key and says in e.value.reason
+
+
+def test_a_gateway_kind_of_the_halls_own_is_one_registration_and_one_line(tmp_path, monkeypatch):
+    """A vendor's SMS API that is no JSON POST: its class, `register_gateway`, and
+    `gateway = "<kind>"` in the hall file; the assembly builds the desk with it."""
+    from controller.assembly import open_hall, open_reminders
+    from controller.config.hall import parse_config
+    from controller.config.tomlkeys import read_toml
+    from controller.runtime.clock import ManualClock
+    from drivers import sms
+    from tests.halls import at
+
+    class VendorGateway:
+        def __init__(self, url: str, timeout: float, token: str | None) -> None:
+            self.url, self.timeout, self.token = url, timeout, token
+
+        def send(self, message) -> None:
+            raise sms.GatewayError("not in this test")
+
+    monkeypatch.setitem(sms.GATEWAYS, "vendor", VendorGateway)
+    monkeypatch.setenv("HALL_SMS_TOKEN", "s3cret")
+    data = read_toml(DEMO_CONFIG)
+    data["reminders"] = {"gateway": "vendor", "url": "https://sms.vendor.cn/api",
+                         "token_env": "HALL_SMS_TOKEN", "timeout_seconds": 4}
+    config = parse_config(data)
+    assert (config.reminders.enabled, config.reminders.ahead) == (True, 3)
+    ctrl, _ = open_hall(config.hall, tmp_path, ManualClock(at("09:00")))
+    desk = open_reminders(ctrl, config.reminders)
+    try:
+        gateway = desk.gateway
+        assert isinstance(gateway, VendorGateway) and desk.enabled
+        assert (gateway.url, gateway.timeout, gateway.token) == ("https://sms.vendor.cn/api", 4.0, "s3cret")
+    finally:
+        desk.stop()
+        ctrl.close()
+        ctrl.store.close()
