@@ -110,6 +110,10 @@ def _run(args: argparse.Namespace) -> int:
     substitutes = {device: DeviceAddress(*where) for s in simulations
                    for device, where in s.substitutes.items()}
     public = args.public_url or f"http://{args.host}:{args.port}"
+    if not args.public_url and args.host in ("0.0.0.0", "::", ""):
+        logging.getLogger("hallctl").warning(
+            "slips' QR codes lead to %s, which no phone can open: give --public-url, the "
+            "address phones on the hall's LAN or Wi-Fi reach this controller at", public)
     running = assemble(hall, data_dir, ctrl.clock, status_url=public,
                        substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
