@@ -136,3 +136,5 @@ def test_an_address_guessing_secrets_is_held_off(demo_hall):
     # held off even with the right secret, until the period is over
     r = httpx.get(api, timeout=5)
     assert r.status_code == 429 and "Retry-After" in r.headers and "再试" in r.json()["message"]
+    page = httpx.get(link, timeout=5)
+    assert page.status_code == 429 and "查询过于频繁" in page.text and ticket["number"] not in page.text

@@ -145,15 +145,20 @@ def phone_view(ctrl: HallController, state: HallState, ticket_id: str,
 
 
 def _message_page(e: HallError) -> HTMLResponse:
-    status = 429 if e.code == "too_many_link_failures" else 404
+    """The page a wrong link (404) or a guessing address (429) gets: plain Chinese, nothing of
+    any ticket."""
+    held_off = e.code == "too_many_link_failures"
+    title = "查询过于频繁" if held_off else "没有找到这张号"
+    says = (html.escape(e.message) if held_off else
+            "请扫描本大厅打印的取号小票上的二维码；链接不完整或有误时无法查看。")
     body = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>没有找到这张号</title><link rel="stylesheet" href="/static/hall.css"></head>
-<body class="page-message"><main id="message"><h1>没有找到这张号</h1>
-<p>{html.escape(e.message)}</p>
-<p>请确认扫描的是本大厅打印的取号小票上的二维码；如有疑问，请到导办台咨询工作人员。</p>
+<title>{title}</title><link rel="stylesheet" href="/static/hall.css"></head>
+<body class="page-message"><main id="message"><h1>{title}</h1>
+<p>{says}</p>
+<p>如有疑问，请到导办台咨询工作人员。</p>
 </main></body></html>"""
     headers = dict(PRIVATE)
     if e.retry_after:
         headers["Retry-After"] = str(e.retry_after)
-    return HTMLResponse(body, status_code=status, headers=headers)
+    return HTMLResponse(body, status_code=429 if held_off else 404, headers=headers)
