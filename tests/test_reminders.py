@@ -345,3 +345,43 @@ def test_a_gateway_kind_of_the_halls_own_is_one_registration_and_one_line(tmp_pa
         desk.stop()
         ctrl.close()
         ctrl.store.close()
+
+
+def test_a_call_made_while_the_desk_was_down_is_texted_when_it_starts_again(tmp_path, gateway):
+    """The controller stopped between committing a call and writing its message (the desk was
+    not listening): at the next start the desk finds the ticket called and texts it, once."""
+    from controller.assembly import open_hall
+    from controller.config.settings import ReminderSettings
+    from controller.core import commands as c
+    from controller.entrance.reminders import ReminderDesk
+    from controller.runtime.clock import ManualClock
+    from drivers.sms import HttpGateway
+    from tests.halls import at, small_hall
+
+    hall = small_hall({1: ("A",)})
+    ctrl, _ = open_hall(hall, tmp_path, ManualClock(at("09:00")))
+    settings = ReminderSettings(True, 3, url=gateway.url)
+    try:
+        first = ctrl.execute(c.IssueTicket("A"), "kiosk").ticket
+        mine = ctrl.execute(c.IssueTicket("A"), "kiosk").ticket
+        desk = ReminderDesk(ctrl, settings, HttpGateway(gateway.url)).start()
+        desk.opt_in(mine.id, PHONE, "kiosk:entrance")  # one ahead: the reminder at once
+        gateway.wait_for(1)
+        desk.stop()
+
+        ctrl.execute(c.Login(1, "s1"), "staff:s1")
+        assert ctrl.execute(c.CallNext(1), "staff:s1").ticket.id == first.id
+        ctrl.execute(c.Finish(1), "staff:s1")
+        assert ctrl.execute(c.CallNext(1), "staff:s1").ticket.id == mine.id
+
+        desk = ReminderDesk(ctrl, settings, HttpGateway(gateway.url)).start()
+        try:
+            messages = gateway.wait_for(2)
+            assert [m.id for m in messages] == [f"{mine.id}-ahead", f"{mine.id}-called"]
+            assert messages[1].text.endswith(f"请 {mine.label} 号到 1 号窗口办理{hall.services['A'].name}。")
+            assert desk.drain(5) and len(gateway.received) == 2
+        finally:
+            desk.stop()
+    finally:
+        ctrl.close()
+        ctrl.store.close()

@@ -127,16 +127,18 @@ class ReminderDesk:
         return False
 
     def _resume(self) -> None:
-        """On the hall thread at start: today's reminders watched again, triggers that happened
-        meanwhile written, and the outbox read."""
-        day = self.ctrl.state.day
-        if day is not None:
-            for ticket_id, due in rows.watched(self.ctrl.store.db.conn, day):
+        """On the hall thread at start: today's outbox read, today's reminders watched again and
+        triggers that happened meanwhile written (they join the outbox). An earlier day's
+        messages are not sent: a call of yesterday is no news."""
+        today = self.ctrl.clock().date()
+        conn = self.ctrl.store.db.conn
+        with self._lock:
+            self._outbox = rows.outgoing(conn, today)
+        if self.ctrl.state.day == today:
+            for ticket_id, due in rows.watched(conn, today):
                 self._watching[ticket_id] = set(TRIGGERS) - set(due)
             for ticket_id in list(self._watching):
                 self._check(ticket_id)
-        with self._lock:
-            self._outbox = rows.outgoing(self.ctrl.store.db.conn)
         self._wake.set()
 
     # -- opting in --------------------------------------------------------------------------

@@ -76,13 +76,13 @@ def has_reminder(conn: sqlite3.Connection, ticket_id: str) -> str | None:
     return row[0] if row else None
 
 
-def outgoing(conn: sqlite3.Connection) -> list[Outgoing]:
-    """Every message due and neither sent nor given up, oldest first."""
+def outgoing(conn: sqlite3.Connection, day: dt.date) -> list[Outgoing]:
+    """`day`'s messages due and neither sent nor given up, oldest first."""
     return [Outgoing(*row) for row in conn.execute(
         "SELECT m.id, m.ticket_id, m.trigger, m.text, r.phone_sealed, m.attempts "
         "FROM reminder_messages m JOIN reminders r ON r.ticket_id = m.ticket_id "
-        "WHERE m.sent_at IS NULL AND m.gave_up_at IS NULL AND m.skipped = 0 "
-        "ORDER BY m.due_at, m.id").fetchall()]
+        "WHERE r.day = ? AND m.sent_at IS NULL AND m.gave_up_at IS NULL AND m.skipped = 0 "
+        "ORDER BY m.due_at, m.id", [day.isoformat()]).fetchall()]
 
 
 def message_counts(conn: sqlite3.Connection) -> dict[str, int]:
