@@ -10,6 +10,7 @@ the restart, not lost and not twice). While the gateway hangs the hall goes on c
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -169,6 +170,14 @@ def test_a_failing_gateway_is_tried_again_and_the_queue_never_waits(tmp_path, ga
         hall.stop()
     failed = [args for name, args in audit(hall) if name == "reminder_send_failed"]
     assert failed and "HTTP 500" in failed[0]
+    # the supervisor saw the gateway fail, and come back
+    db = sqlite3.connect(hall.data / "hall.sqlite3")
+    try:
+        health = [json.loads(d) for (d,) in db.execute(
+            "SELECT data FROM events WHERE kind = 'device_health' AND data LIKE '%sms-gateway%'")]
+    finally:
+        db.close()
+    assert [h["state"] for h in health] == ["fault", "online"] and "HTTP 500" in health[0]["detail"]
 
 
 def test_opting_in_is_checked_and_refused_plainly(tmp_path, gateway):

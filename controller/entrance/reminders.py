@@ -30,6 +30,7 @@ from typing import Callable
 
 from controller.config.settings import ReminderSettings
 from controller.core import identity
+from controller.core.commands import ReportDevice
 from controller.core.errors import Category, HallError
 from controller.core.events import DAY_STARTED, Event
 from controller.core.model import Ticket, TicketStatus
@@ -46,6 +47,9 @@ TRIGGERS = (AHEAD, CALLED)
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 # seconds before the second, third... try of a message that failed
 RETRY_SECONDS = (2.0, 10.0, 30.0, 60.0)
+# the gateway as the supervisor's device list names it: a failed try reports it faulty
+# (device_health), the next message it takes online again
+GATEWAY_DEVICE = "sms-gateway"
 
 
 class ReminderError(HallError):
@@ -85,6 +89,7 @@ class ReminderDesk:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._faulty = False  # the sender's: the last try failed, and was reported
         self._unsubscribe: Callable[[], None] | None = None
 
     @property
@@ -320,6 +325,10 @@ class ReminderDesk:
                                 "attempt": m.attempts + 1, "error": error[:200]})
             if (error is None or give_up) and m.trigger == CALLED:
                 self.ctrl.also_write(lambda conn: rows.forget_phone(conn, m.ticket_id))
+            if error is not None or self._faulty:
+                self.ctrl.execute(ReportDevice(GATEWAY_DEVICE, "fault" if error else "online",
+                                               f"短信网关未能发送：{error}" if error else ""), SYSTEM)
+                self._faulty = error is not None
         try:
             self.ctrl.run(act)
         except Exception:
