@@ -306,11 +306,9 @@ class ReminderDesk:
                     m.id, m.ticket_id, m.trigger, m.text, None, attempts) for x in self._outbox]
 
     def _record(self, m: rows.Outgoing, error: str | None, give_up: bool = False) -> None:
-        """The try's outcome into the outbox and the audit log, on the hall thread. Once the
-        desk is stopping nothing is recorded: the message is sent again at the next start,
-        under the same id."""
-        if self._stop.is_set():
-            return
+        """The try's outcome into the outbox and the audit log, on the hall thread. When the
+        hall has stopped meanwhile nothing is recorded: the message is sent again at the next
+        start, under the same id."""
         def act() -> None:
             now = self.ctrl.clock()
             if error is None:
@@ -331,6 +329,9 @@ class ReminderDesk:
                 self._faulty = error is not None
         try:
             self.ctrl.run(act)
+        except RuntimeError as e:  # the hall thread has stopped
+            log.info("reminder %s: its outcome was not recorded (%s)", m.id, e)
+            return
         except Exception:
             log.exception("reminder %s: its outcome was not recorded", m.id)
             return
