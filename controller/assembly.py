@@ -40,8 +40,9 @@ from controller.floor.devices import DeviceAddress, Floor, attach_devices
 from controller.runtime.hallcontroller import HallController
 from controller.security.privacy import IdentitySealer, load_secret
 from controller.config.settings import (
-    DisplaySettings, FederationSettings, FloorLayout, MqttSettings, VoiceSettings,
+    DisplaySettings, FederationSettings, FloorLayout, MqttSettings, ReminderSettings, VoiceSettings,
 )
+from controller.entrance.reminders import ReminderDesk
 from controller.store.hallstore import HallStore
 from controller.store.reading import last_command_at
 from controller.store.sessions import SessionStore
@@ -94,6 +95,22 @@ def attach_floor(ctrl: HallController, data_dir: Path, status_url: str | None,
     return floor, calling
 
 
+def open_reminders(ctrl: HallController, settings: ReminderSettings | None) -> ReminderDesk:
+    """The 到号提醒 desk, started when the hall's [reminders] names a gateway (off otherwise):
+    its gateway kind from the registry (drivers.sms), the token from the environment."""
+    import os
+
+    from drivers.sms import gateway_from
+
+    settings = settings or ReminderSettings()
+    gateway = None
+    if settings.enabled and settings.url:
+        token = os.environ.get(settings.token_env) if settings.token_env else None
+        gateway = gateway_from(settings.gateway, url=settings.url,
+                               timeout=settings.timeout_seconds, token=token)
+    return ReminderDesk(ctrl, settings, gateway).start()
+
+
 def open_case_desk(ctrl: HallController, workdays: WorkCalendar | None = None) -> CaseDesk:
     """The case desk, started: its deadlines count `workdays` (default: the hall's own
     calendar, else the built-in one without a holidays file)."""
@@ -134,6 +151,7 @@ class AssembledHall:
     device_check: DeviceCheck
     app: Any  # FastAPI
     mqtt: MqttLink | None = None
+    reminders: ReminderDesk | None = None
     # stopped in this order, at the app's shutdown or by `stop()`: devices and the MQTT
     # client first, so the embedded broker has no client left when it stops
     stops: list[Callable[[], Any]] = field(default_factory=list)
@@ -162,13 +180,15 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
              mqtt: MqttLink | str | None = None, broker: bool = False,
              mqtt_settings: MqttSettings | None = None, voice: VoiceSettings | None = None,
              display: DisplaySettings | None = None, layout: FloorLayout | None = None,
+             reminders: ReminderSettings | None = None,
              workdays: WorkCalendar | None = None, routers: Iterable[Any] = (),
              stop_with_app: bool = True, durable: bool = True,
              opened: tuple[HallController, SessionStore] | None = None,
              federation: FederationSettings | None = None) -> AssembledHall:
     """The hall `hallctl run` serves: controller, store, devices, case desk, web app.
 
-    `status_url`: where a printed ticket's QR code points (…/api/v1/tickets).
+    `status_url`: the hall's address as phones reach it; a printed ticket's QR code leads to
+    its phone page there (controller.entrance.kiosk.phone_link).
     `substitutes`: devices a simulator stands in for, by device id.
     `mqtt`: the controller's MQTT connection: `HALL_BROKER` for the one the hall's [mqtt]
     names, a started `MqttLink` of the caller's (stopped with the hall), or None (no MQTT
@@ -178,6 +198,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     `voice`: the hall's [voice] (controller.config.settings); None: the calls are not spoken.
     `display`: the hall's [display] (its notices; None: the default notices).
     `layout`: the hall's [layout] for the supervisor's floor (None: the windows in order).
+    `reminders`: the hall's [reminders] (到号提醒 by text message; None: off).
     `workdays`: the case desk's working-day calendar (default: the hall's).
     `routers`: more routes for the app (a simulator's control panel).
     `stop_with_app`: the app's shutdown stops the devices (`hallctl run`); otherwise the
@@ -195,18 +216,21 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     floor, calling = attach_floor(ctrl, data_dir, status_url, substitutes, link, voice)
     desk = open_case_desk(ctrl, workdays)
     device_check = DeviceCheck(ctrl, floor, calling)
-    stops: list[Callable[[], Any]] = [desk.stop, calling.close, floor.close]
+    texts = open_reminders(ctrl, reminders)
+    stops: list[Callable[[], Any]] = [texts.stop, desk.stop, calling.close, floor.close]
     if link is not None:
         stops.append(link.stop)
     if federation is not None:
         from controller.federation.shipper import start_shipper
 
         stops.insert(0, start_shipper(federation, ctrl.store.path, data_dir, ctrl.clock).stop)
-    assembled = AssembledHall(ctrl, sessions, floor, calling, desk, device_check, None, link, stops)
+    assembled = AssembledHall(ctrl, sessions, floor, calling, desk, device_check, None, link,
+                              reminders=texts, stops=stops)
     background = [embedded_broker(hall, settings)] if broker else []
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
                      before_stop=[assembled.stop] if stop_with_app else None,
-                     device_check=device_check, display=display, layout=layout)
+                     device_check=device_check, display=display, layout=layout,
+                     reminders=texts)
     for router in routers:
         app.include_router(router)
     assembled.app = app

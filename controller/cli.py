@@ -150,10 +150,15 @@ def _run(args: argparse.Namespace) -> int:
     substitutes = {device: DeviceAddress(*where) for s in simulations
                    for device, where in s.substitutes.items()}
     public = args.public_url or f"http://{args.host}:{args.port}"
-    running = assemble(hall, data_dir, ctrl.clock, status_url=f"{public}/api/v1/tickets",
+    if not args.public_url and args.host in ("0.0.0.0", "::", ""):
+        logging.getLogger("hallctl").warning(
+            "slips' QR codes lead to %s, which no phone can open: give --public-url, the "
+            "address phones on the hall's LAN or Wi-Fi reach this controller at", public)
+    running = assemble(hall, data_dir, ctrl.clock, status_url=public,
                        substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
                        layout=config.layout,
+                       reminders=config.reminders,
                        routers=[s.router for s in simulations if s.router is not None],
                        opened=(ctrl, sessions), federation=federation)
     # the simulated devices stop with the hall's own, while the embedded broker still answers
@@ -446,8 +451,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--simulate", action="store_true", help="attach simulated devices")
-    run.add_argument("--public-url", help="the address printed in ticket QR codes "
-                                          "(default http://HOST:PORT)")
+    run.add_argument("--public-url", help="the hall's address as phones on its LAN or "
+                          "Wi-Fi reach it: a slip's QR code leads to its ticket's phone page there "
+                          "(default http://HOST:PORT)")
     run.add_argument("--clock-start", metavar="HH:MM|ISO",
                      help="run the hall clock from this time (demos outside opening hours)")
     run.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",

@@ -127,6 +127,22 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class ReminderSettings:
+    """[reminders] 到号提醒: a text message when `ahead` people are left before a citizen who
+    opted in at the kiosk, and one when called; sent through the SMS gateway `gateway` (a
+    registered kind, drivers.sms) at `url`, each try within `timeout_seconds`, at most
+    `attempts` tries. Off unless the hall names a gateway URL."""
+
+    enabled: bool = False
+    ahead: int = 3
+    gateway: str = "http"
+    url: str | None = None
+    token_env: str | None = None  # the environment variable holding the gateway's token
+    timeout_seconds: float = 5.0
+    attempts: int = 3
+
+
+@dataclass(frozen=True)
 class HallConfig:
     """What a hall config file describes: the hall (the core's rules and floor) and how this
     controller is installed for it."""
@@ -138,3 +154,4 @@ class HallConfig:
     # None: the default layout of the hall's windows (FloorLayout.default)
     layout: FloorLayout | None = None
     federation: FederationSettings | None = None  # no [federation]: the hall stands alone
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)

@@ -411,6 +411,35 @@ MIGRATIONS: list[Migration] = [
         ("events_closed_day", "INSERT", "event_log", _EVENT_DAY))),
     # 17: the logs leaner still (issue 15), see controller.store.logform.
     lambda conn: _lean_logs(conn),
+    # 18 (issue 17): 到号提醒 by
+    # text message (controller.entrance.reminders). A citizen's phone for the reminders, sealed,
+    # kept until the ticket's messages are done (and never past its day); the messages as an
+    # outbox, one row per ticket and trigger (`ahead`, `called`), so a trigger is due once and
+    # a message not yet sent is sent after a restart, under the same id.
+    """
+    CREATE TABLE reminders (
+        ticket_id TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        phone_sealed TEXT,
+        phone_masked TEXT NOT NULL,
+        opted_at TEXT NOT NULL
+    );
+    CREATE TABLE reminder_messages (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL REFERENCES reminders (ticket_id),
+        trigger TEXT NOT NULL,
+        text TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at TEXT,
+        gave_up_at TEXT,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (ticket_id, trigger)
+    );
+    CREATE INDEX reminder_messages_open ON reminder_messages (due_at)
+        WHERE sent_at IS NULL AND gave_up_at IS NULL AND skipped = 0;
+    """,
 ]
 
 
