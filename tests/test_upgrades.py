@@ -22,12 +22,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from controller.backoffice.hall_reports import hall_figures
 from controller.core import commands as c
 from controller.runtime.clock import ManualClock
 from controller.runtime.hallcontroller import HallController
-from controller.store.db import MIGRATIONS, schema_version
+from controller.store.db import MIGRATIONS, migrate, schema_version
 from controller.store.hallstore import HallStore
 from tests.halls import MONDAY, at, small_hall
 from tests.server import DEMO_CONFIG, REPO, free_port
@@ -50,9 +51,7 @@ def database_of(version: int, into: Path) -> tuple[Path, dict]:
     done = json.loads(MADE[made].with_suffix(".json").read_text(encoding="utf-8"))
     with sqlite3.connect(db, isolation_level=None) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == made
-        for i in range(made, version):  # as db.migrate does, stopping at `version`
-            conn.executescript("BEGIN IMMEDIATE;\n" + MIGRATIONS[i]
-                               + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
+        migrate(sqlite_utils.Database(conn), to=version)
     conn.close()
     return db, done
 

@@ -579,12 +579,13 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(db: sqlite_utils.Database) -> None:
+def migrate(db: sqlite_utils.Database, to: int | None = None) -> None:
+    """Bring the schema up to date (or up to version `to`: the upgrade tests stop there)."""
     version = schema_version(db)
     if version > len(MIGRATIONS):
         raise RuntimeError(f"the database has schema version {version}, newer than this "
                            f"controller ({len(MIGRATIONS)}); upgrade the controller")
-    for i in range(version, len(MIGRATIONS)):
+    for i in range(version, len(MIGRATIONS) if to is None else to):
         step = MIGRATIONS[i]
         if isinstance(step, str):
             db.conn.executescript("BEGIN IMMEDIATE;\n" + step
