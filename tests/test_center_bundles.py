@@ -19,7 +19,7 @@ from center.bundles import BundleDesk
 from controller.config.hall import read_toml
 from controller.federation.bundles import BUNDLE_FILE
 from controller.runtime.clock import ManualClock
-from tests.district import centre_api, districtctl_run, link
+from tests.district import centre_api, districtctl_run, hall_log, link
 from tests.halls import at, small_hall
 from tests.server import REPO, HallProcess, running_hall, wait_for
 from vocabulary import district
@@ -90,6 +90,9 @@ def test_a_staff_account_disabled_at_the_centre_is_refused_at_its_hall_within_5_
         assert [t.label for t in hall.ctrl.queue("A")] == ["A001"]  # the visit back at the head
         assert me_status(hall, s2) == 200  # the others serve on
         assert in_use(hall) == 1
+        applied = [e for e in hall_log(tmp_path / "hall-1" / "hall.sqlite3") if e["kind"] == "district_bundle_applied"]
+        assert [e["data"] for e in applied] == [{"version": 1, "created_by": "区县政务办 张科长", "disabled": ["s1"],
+                                                 "enabled": [], "restart_needed": False}]
         wait_for(lambda: (said(api, "hall-1", 1) or {}).get("state") == "applied", 10)
         assert api.get("/api/v1/halls/hall-1/bundles").json()["in_use"] == 1
 

@@ -6,14 +6,17 @@ own to the district broker, takes each version above the one it uses and:
 
 - checks it with the hall file's own checks (controller.config.hall.parse_config): the
   bundle's sections over the hall's document, and `disabled_staff` naming staff the result
-  has. A bundle that fails is refused with the key and the reason, in the event log and to
-  the centre (config-report topic), and changes nothing: the last good one stays in use;
+  has. A bundle that fails is refused with the key and the reason, in the command log (a
+  refusal, `district_bundle`), and to the centre (config-report topic), and changes
+  nothing: the last good one stays in use;
 - keeps it (`district-bundle.json` beside the hall database, written whole and synced) before
   anything takes effect, so a restart without a link uses it;
 - applies the staff disables at once (停用, 001 4.2.4), as the admin's disable does: the
-  account's logins are refused, its tokens revoked (its next request is a 401) and the window
-  it is logged in at closed, the visit being served back at the head of its queue. An account
-  the centre disabled and a later bundle no longer lists may log in again;
+  account's logins are refused, its tokens revoked (its next request is a 401) and, through
+  the hall thread as the command `ApplyDistrictBundle`, the window it is logged in at closed,
+  the visit being served back at the head of its queue, with the event
+  `district_bundle_applied` in the event log (and so shipped to the centre). An account the
+  centre disabled and a later bundle no longer lists may log in again;
 - applies the sections (services, windows, staff, calendar, open and closed days) at the
   hall's next start, which is the safe point: `hallctl run` reads the kept bundle over the
   hall file, so no ticket of a running day meets a service or window that changed under it.
@@ -28,7 +31,6 @@ reconnect, an older one a broker kept): versions never go backwards.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import os
@@ -207,7 +209,7 @@ class ConfigAgent:
 
     def start(self) -> ConfigAgent:
         if self.in_use is not None:  # the kept one's disables hold whatever happened before a crash
-            self._apply_staff(self.in_use)
+            self._apply_staff(self.in_use, starting=True)
         self._thread = threading.Thread(target=self._run, name=f"district-config-{self.hall}", daemon=True)
         self._thread.start()
         self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
@@ -247,12 +249,9 @@ class ConfigAgent:
             return self._refuse(bundle.version, e.key, e.reason)
         _keep(self.data_dir, bundle)
         self.in_use = bundle
-        changes = self._apply_staff(bundle)
         restart = _sections(config.hall) != _sections(self.ctrl.hall)
-        self.ctrl.note(f"district:{bundle.created_by}", "district_bundle_applied",
-                       {"version": bundle.version, "created_at": bundle.created_at, **changes,
-                        "restart_needed": restart})
-        log.info("district bundle v%d applied (%s)%s", bundle.version, changes,
+        disabled, enabled = self._apply_staff(bundle, restart)
+        log.info("district bundle v%d applied (disabled %s, enabled %s)%s", bundle.version, disabled, enabled,
                  "; its sections from the next start" if restart else "")
         self._report(district.ConfigReport(bundle.version, district.APPLIED, bundle.version, self._now()))
         return district.APPLIED
@@ -272,37 +271,29 @@ class ConfigAgent:
     def _now(self) -> str:
         return self.ctrl.clock().isoformat()
 
-    def _apply_staff(self, bundle: district.Bundle) -> dict[str, list[str]]:
-        """The bundle's disabled accounts disabled at once, and the accounts the centre disabled
-        before and no longer lists enabled; which."""
+    def _apply_staff(self, bundle: district.Bundle, restart_needed: bool = False,
+                     starting: bool = False) -> tuple[list[str], list[str]]:
+        """The bundle's disabled accounts disabled at once (logins refused, tokens revoked), the
+        accounts the centre disabled before and no longer lists enabled, then, on the hall
+        thread, the windows of the disabled closed and the bundle's event; which accounts.
+        `starting`: the kept bundle at start, its event only if it still changed something."""
         wanted = set(bundle.content.get(district.DISABLED_STAFF, []))
         current = {r["staff_id"]: r["disabled_by"] for r in self.sessions.disabled()}
-        actor = f"district:{bundle.created_by}"
         disabled, enabled = [], []
         for sid in sorted(wanted - current.keys()):
-            revoked = self.sessions.disable(sid, f"{DISABLED_BY}v{bundle.version}", DISABLE_REASON, self.ctrl.clock())
-            self.ctrl.run(functools.partial(_close_windows, self.ctrl, actor, sid, revoked))
+            self.sessions.disable(sid, f"{DISABLED_BY}v{bundle.version}", DISABLE_REASON, self.ctrl.clock())
             disabled.append(sid)
         for sid, by in sorted(current.items()):
             if sid not in wanted and str(by).startswith(DISABLED_BY):
                 self.sessions.enable(sid)
-                self.ctrl.note(actor, "staff_enable", {"staff": sid, "was_disabled": True})
                 enabled.append(sid)
-        return {"disabled": disabled, "enabled": enabled}
-
-
-def _close_windows(ctrl: HallController, actor: str, staff_id: str, revoked: int) -> list[int]:
-    """On the hall thread: the disabling noted, and the windows the account holds closed, as the
-    admin's disable does (controller.web.staff_api)."""
-    ctrl.note(actor, "staff_disable", {"staff": staff_id, "reason": DISABLE_REASON, "tokens_revoked": revoked})
-    closed = []
-    for number in sorted(n for n, w in ctrl.state.windows.items() if w.staff_id == staff_id):
-        try:
-            ctrl.execute(c.Logout(number, requeue_current=True), actor)
-            closed.append(number)
-        except HallError:  # refused and audited by the engine (closed meanwhile)
-            pass
-    return closed
+        holding = {w.staff_id for w in self.ctrl.windows().values()} & wanted
+        if starting and not (disabled or enabled or holding):
+            return disabled, enabled
+        # every account it disables: a window one still holds (a crash between) closes too
+        self.ctrl.execute(c.ApplyDistrictBundle(bundle.version, bundle.created_by, tuple(sorted(wanted)),
+                                                tuple(enabled), restart_needed), f"district:{bundle.created_by}")
+        return disabled, enabled
 
 
 def _sections(hall: Hall) -> tuple[Any, ...]:
