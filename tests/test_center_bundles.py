@@ -227,6 +227,9 @@ def test_districtctl_publishes_and_disables_and_hallctl_run_takes_the_sections_a
             assert "v1" in done.stdout
             wait_for(lambda: in_use(hall) == 1, 10)
             assert service_names()["A"] == "社保医保"  # the running day keeps its services
+            applied = [e["data"] for e in hall_log(hall.data / "hall.sqlite3")
+                       if e["kind"] == "district_bundle_applied"]
+            assert applied[-1]["version"] == 1 and applied[-1]["restart_needed"] is True
             done = districtctl("disable-staff", "demo-1", "chenjing", "--by", "张科长")
             assert done.returncode == 0, done.stderr
             wait_for(lambda: login_status(hall, "chenjing", 1) == 403, STAFF_DISABLE_SECONDS)
