@@ -13,11 +13,13 @@ import textwrap
 from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from center.bundles import BundleDesk
 from controller.config.hall import read_toml
-from controller.federation.bundles import BUNDLE_FILE
+from controller.config.tomlkeys import ConfigError
+from controller.federation.bundles import BUNDLE_FILE, check, hall_document
 from controller.runtime.clock import ManualClock
 from tests.district import centre_api, districtctl_run, hall_log, link
 from tests.halls import at, small_hall
@@ -246,3 +248,27 @@ def test_districtctl_publishes_and_disables_and_hallctl_run_takes_the_sections_a
         assert login_status(hall, "chenjing", 1) == 403
     finally:
         hall.stop()
+
+
+def test_a_lying_bundle_is_refused_naming_its_key_and_nothing_else_escapes():
+    """What a broken or hostile publisher may put in a bundle, against the hall's checks: each is
+    a ConfigError naming the key, never another exception (which would leave the centre
+    without a report)."""
+    document = hall_document(small_hall())
+    lies = {
+        "disabled_staff[0]": {"disabled_staff": [{"id": "s1"}]},
+        "disabled_staff[1]": {"disabled_staff": ["s1", "nobody"]},
+        "disabled_staff": {"disabled_staff": "s1"},
+        "printers": {"printers": []},
+        "windows[0].services[0]": {"windows": [{"number": 1, "name": "1号窗口", "kind": "general",
+                                                "services": ["Z"]}]},
+        "services[0].prefix": {"services": [{**document["services"][0], "prefix": None}]},
+        "staff[0].a_post[0]": {"staff": [{**document["staff"][0], "a_post": [99]}]},
+    }
+    for key, content in lies.items():
+        with pytest.raises(ConfigError) as refused:
+            check(district.Bundle("hall-1", 1, "2026-11-23T09:00:00+08:00", "x", content), document)
+        assert refused.value.key == key, (key, refused.value)
+    # the hall's own configuration as a bundle passes
+    same = {k: document[k] for k in ("services", "windows", "staff")}
+    assert check(district.Bundle("hall-1", 1, "t", "x", same), document).hall.staff.keys() == small_hall().staff.keys()

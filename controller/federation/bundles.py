@@ -100,7 +100,7 @@ def check(bundle: district.Bundle, document: dict[str, Any],
     if not isinstance(disabled, list):
         raise ConfigError(district.DISABLED_STAFF, f"expected a list of staff ids, found {disabled!r}")
     for i, sid in enumerate(disabled):
-        if sid not in config.hall.staff:
+        if not isinstance(sid, str) or sid not in config.hall.staff:
             raise ConfigError(f"{district.DISABLED_STAFF}[{i}]",
                               f"no staff account {sid!r} in this hall; known: {', '.join(config.hall.staff)}")
     return config
