@@ -2,6 +2,7 @@
 
     GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
     GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
+    /api/v1/halls/{hall_id}/bundles, .../staff/{staff_id}/disable: center.bundles
 
 Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them
 (503 while the centre's database is away).
@@ -20,6 +21,7 @@ from fastapi_offline import FastAPIOffline
 
 from center import floor as floors
 from center import store
+from center.bundles import BundleDesk
 
 # a heartbeat older than this many of the shipper's periods (5 s): the link is silent
 SILENT_SECONDS = 30.0
@@ -72,7 +74,9 @@ def hall_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_app(dsn: str) -> FastAPI:
+def create_app(dsn: str, bundles: BundleDesk | None = None) -> FastAPI:
+    """`bundles`: the desk publishing the halls' configuration bundles (center.bundles); without
+    it the centre only reads."""
     # /docs served by the centre itself, as the hall's: a district network may have no internet
     app = FastAPIOffline(title="区县政务服务管理办公室 district centre", version="0.1.0")
 
@@ -101,5 +105,10 @@ def create_app(dsn: str) -> FastAPI:
         rows = store.events_after(conn, hall_id, after, limit)
         return {"hall_id": hall_id, "after": after, "events": rows,
                 "next_after": rows[-1]["id"] if rows else after}
+
+    if bundles is not None:
+        from center.bundles import add_routes
+
+        add_routes(app, dsn, bundles, ApiError)
 
     return app

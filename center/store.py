@@ -5,6 +5,7 @@ hall. All the centre's SQL lives here.
                  is told) and when that event happened, the link as its heartbeat last said,
                  and its floor (center.floor)
     hall_events  unique on (hall_id, event_id): a batch sent twice inserts nothing twice
+    hall_bundles, hall_bundle_reports   the halls' configuration bundles (their SQL in center.bundles)
     hall_spans   the stretches (after_id, last_id] of a hall's log that batches covered above
                  its mark; `acked` moves over them as they join up, and they are then dropped
 
@@ -59,6 +60,28 @@ MIGRATIONS: list[str] = [
         after_id bigint NOT NULL,
         last_id bigint NOT NULL,
         PRIMARY KEY (hall_id, after_id, last_id)
+    );
+    """,
+    # centre schema 4 (bundles): the halls' configuration bundles and what they said of them
+    """
+    CREATE TABLE hall_bundles (
+        hall_id text NOT NULL,
+        version bigint NOT NULL,
+        content jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        PRIMARY KEY (hall_id, version)
+    );
+    CREATE TABLE hall_bundle_reports (
+        hall_id text NOT NULL,
+        version bigint NOT NULL,
+        state text NOT NULL,
+        in_use bigint NOT NULL,
+        hall_time text NOT NULL,
+        key text,
+        reason text,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (hall_id, version, state)
     );
     """,
 ]

@@ -184,7 +184,8 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
              workdays: WorkCalendar | None = None, routers: Iterable[Any] = (),
              stop_with_app: bool = True, durable: bool = True,
              opened: tuple[HallController, SessionStore] | None = None,
-             federation: FederationSettings | None = None) -> AssembledHall:
+             federation: FederationSettings | None = None,
+             federation_document: dict[str, Any] | None = None) -> AssembledHall:
     """The hall `hallctl run` serves: controller, store, devices, case desk, web app.
 
     `status_url`: the hall's address as phones reach it; a printed ticket's QR code leads to
@@ -206,7 +207,9 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     `opened`: the controller and sessions already opened with `open_hall` (a caller that
     checks the database first); by default they are opened here.
     `federation`: the hall's [federation]: its event log is shipped to the district centre
-    (controller.federation); None: the hall stands alone."""
+    (controller.federation); None: the hall stands alone.
+    `federation_document`: the hall file's document the centre's bundles are checked against
+    (None: one made of `hall`)."""
     from controller.web.app import create_app
 
     ctrl, sessions = opened or open_hall(hall, data_dir, clock, durable)
@@ -220,10 +223,15 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     stops: list[Callable[[], Any]] = [texts.stop, desk.stop, calling.close, floor.close]
     if link is not None:
         stops.append(link.stop)
+    agent = None
     if federation is not None:
+        from controller.federation.bundles import start_config_agent
         from controller.federation.shipper import start_shipper
 
-        stops.insert(0, start_shipper(federation, ctrl.store.path, data_dir, ctrl.clock).stop)
+        # the centre's configuration bundles (配置下发): staff disables at once, the rest at start
+        agent = start_config_agent(federation, ctrl, sessions, data_dir, federation_document)
+        stops.insert(0, agent.stop)
+        stops.insert(0, start_shipper(federation, ctrl.store.path, data_dir, ctrl.clock, agent.version).stop)
     assembled = AssembledHall(ctrl, sessions, floor, calling, desk, device_check, None, link,
                               reminders=texts, stops=stops)
     background = [embedded_broker(hall, settings)] if broker else []
@@ -233,6 +241,8 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
                      reminders=texts)
     for router in routers:
         app.include_router(router)
+    if agent is not None:
+        app.state.district = agent.status  # /api/v1/health: the bundle in use
     assembled.app = app
     return assembled
 

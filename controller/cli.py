@@ -23,7 +23,7 @@ from types import FrameType
 from controller import cli_backup
 from controller.security import pins
 from controller.runtime.clock import SystemClock
-from controller.config.hall import ConfigError, load_config, load_hall, summary
+from controller.config.hall import ConfigError, load_config, load_hall, read_toml, summary
 from controller.core.hall import Hall
 from controller.config.settings import FederationSettings
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
@@ -127,8 +127,13 @@ def _check_federation(federation: FederationSettings | None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    hall, mqtt = config.hall, config.mqtt
     federation = _district(args.district) or config.federation
+    # a district's hall: the centre's last good bundle over the file (its safe point is the start)
+    if federation is not None:
+        from controller.federation.bundles import configured
+
+        config = configured(args.config, config, Path(args.data_dir), federation)
+    hall, mqtt = config.hall, config.mqtt
     try:
         check_at_start(mqtt)
         _check_federation(federation)
@@ -160,7 +165,8 @@ def _run(args: argparse.Namespace) -> int:
                        layout=config.layout,
                        reminders=config.reminders,
                        routers=[s.router for s in simulations if s.router is not None],
-                       opened=(ctrl, sessions), federation=federation)
+                       opened=(ctrl, sessions), federation=federation,
+                       federation_document=read_toml(args.config) if federation else None)
     # the simulated devices stop with the hall's own, while the embedded broker still answers
     # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
     running.stops.extend(s.close for s in simulations)

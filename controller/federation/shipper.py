@@ -52,8 +52,11 @@ class Shipper:
     """Ships the log of the hall database `db_path` as `settings` say; `start()`, `stop()`."""
 
     def __init__(self, settings: FederationSettings, db_path: Path, data_dir: Path,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 bundle_version: Callable[[], int | None] | None = None) -> None:
+        """`bundle_version`: the centre's configuration bundle in use, for the heartbeat."""
         self.settings = settings
+        self.bundle_version = bundle_version or (lambda: None)
         self.hall = settings.hall_id
         self.outbox = Outbox(db_path)
         self.mark_path = data_dir / MARK_FILE
@@ -225,11 +228,12 @@ class Shipper:
 
     def _heartbeat(self) -> None:
         self._last_heartbeat = time.monotonic()
-        link = district.Link(district.ONLINE, self._now(), self.outbox.last_id())
+        link = district.Link(district.ONLINE, self._now(), self.outbox.last_id(), self.bundle_version())
         self.client.publish(district.link_topic(self.hall), link.encode(), qos=1, retain=True)
 
 
 def start_shipper(settings: FederationSettings, db_path: Path, data_dir: Path,
-                  clock: Callable[[], dt.datetime] | None = None) -> Shipper:
+                  clock: Callable[[], dt.datetime] | None = None,
+                  bundle_version: Callable[[], int | None] | None = None) -> Shipper:
     """A shipper for the hall database at `db_path`, started."""
-    return Shipper(settings, db_path, data_dir, clock).start()
+    return Shipper(settings, db_path, data_dir, clock, bundle_version).start()
