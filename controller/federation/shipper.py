@@ -64,6 +64,8 @@ class Shipper:
         self._rewind = True
         self._last_progress = time.monotonic()
         self._last_heartbeat = 0.0
+        self._last_audit: float | None = None  # None: an audit is due (at start, after a reconnect)
+        self.audits = 0  # audits sent, for a test to wait on
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -120,6 +122,7 @@ class Shipper:
             self.connected = True
             self._rewind = True
         self._last_heartbeat = 0.0
+        self._last_audit = None
         log.info("district link up (%s:%s); the centre holds up to event %d",
                  self.settings.host, self.settings.port, self.acked)
         self._wake.set()
@@ -211,6 +214,8 @@ class Shipper:
             after, room = self.sent, self.acked + self.settings.window_events - self.sent
         if now - self._last_heartbeat >= self.settings.heartbeat_seconds:
             self._heartbeat()
+        if self._last_audit is None or now - self._last_audit >= self.settings.audit_seconds:
+            self._audit()
         if room <= 0:
             return False
         events = self.outbox.after(after, min(room, self.settings.batch_events))
@@ -227,6 +232,27 @@ class Shipper:
         self._last_heartbeat = time.monotonic()
         link = district.Link(district.ONLINE, self._now(), self.outbox.last_id())
         self.client.publish(district.link_topic(self.hall), link.encode(), qos=1, retain=True)
+
+
+    def audit_now(self) -> None:
+        """Check the log against its chain and tell the centre at the next step."""
+        self._last_audit = None
+        self._wake.set()
+
+    def _audit(self) -> None:
+        """The whole log checked against its hash chain (controller.store.chainlog.verify), the
+        outcome and checkpoints to the centre, which compares them with the chain it holds: an
+        event rewritten in the hall's database after it was shipped no longer gives the hashes
+        the centre verified, whether or not the stored links were rewritten with it."""
+        self._last_audit = time.monotonic()
+        verdict, checkpoints = self.outbox.verify(district.CHECKPOINT_EVERY)
+        if verdict.first_break is not None:
+            log.error("the event log no longer agrees with its hash chain at event %d (%s); "
+                      "telling the district centre", verdict.first_break, verdict.problem)
+        audit = district.Audit(self.hall, self._now(), verdict.checked, verdict.through, checkpoints,
+                               verdict.first_break, verdict.problem)
+        self.client.publish(district.chain_topic(self.hall), audit.encode(), qos=1)
+        self.audits += 1
 
 
 def start_shipper(settings: FederationSettings, db_path: Path, data_dir: Path,

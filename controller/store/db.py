@@ -391,6 +391,20 @@ MIGRATIONS: list[str] = [
         BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
     """ for log, table in (("commands", "command_log"), ("events", "event_log"))
         for verb in ("UPDATE", "DELETE")) + _closed_day_trigger("events_closed_day", "INSERT", "event_log", _EVENT_DAY),
+    # hall schema 18 (chain): each event's link in the log's hash chain (vocabulary.chain), written
+    # with the event in its transaction (controller.store.chainlog); a side table, so the log's own
+    # layout is free to change. Append-only like the log. The events already in the log get their
+    # links when the store next opens (chainlog.extend), in one transaction.
+    """
+    CREATE TABLE event_chain (
+        event_id INTEGER PRIMARY KEY REFERENCES event_log (id),
+        hash TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TRIGGER event_chain_append_only_u BEFORE UPDATE ON event_chain
+        BEGIN SELECT RAISE(ABORT, 'the event chain is append-only'); END;
+    CREATE TRIGGER event_chain_append_only_d BEFORE DELETE ON event_chain
+        BEGIN SELECT RAISE(ABORT, 'the event chain is append-only'); END;
+    """,
 ]
 
 
