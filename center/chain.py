@@ -5,7 +5,7 @@ finds wrong in `chain_flags` (centre schema 2), with the hall, the event and the
     altered      the event's data does not give the hash the hall wrote with it (changed in
                  the hall before it was shipped)
     reordered    the event gives the hash written for another id of the stretch: moved
-    unlinked     an event came without a hash
+    unlinked     an event came without a hash (the first of a run of them)
     resent       an event sent again differs from what the centre holds (changed after shipping)
     rewritten    the hall's audit: its events now give hashes other than those the centre
                  verified as it ingested them (changed after shipping, stored links rewritten
@@ -74,15 +74,16 @@ def check(after: int, previous: str | None, events: Sequence[dict[str, Any]]) ->
     """Verify `events` (a hall's, in its ids' order, each with the `hash` it came with) following
     the event `after` whose hash is `previous`; the hash at the last of them and the breaks."""
     flags: list[Flag] = []
-    start, last = previous, after
+    start, last, unlinked = previous, after, False
     for i, e in enumerate(events):
         sent = event_hash(e)
         computed = None if previous is None else chain.link(previous, e)
         if sent is None:
-            flags.append(Flag(e["id"], "unlinked", "事件未带哈希"))
+            if not unlinked:  # the first of a run (an old shipper sends none at all)
+                flags.append(Flag(e["id"], "unlinked", "事件未带哈希（此后连续未带哈希的事件不再逐条标记）"))
         elif computed is not None and computed != sent:
             flags.append(_break(events, i, last, start))
-        previous, last = sent or computed, e["id"]
+        previous, last, unlinked = sent or computed, e["id"], sent is None
     return previous, flags
 
 

@@ -231,3 +231,25 @@ def test_the_centre_names_each_kind_of_break_at_its_event(postgres):
         assert flags("intact") == {(5, "resent")}
         store.ingest(conn, [Batch("skips", 0, 10, tuple(skipped))], {})  # the same again: nothing
         assert flags("skips") == set()
+
+
+def test_a_log_from_before_the_chain_is_linked_when_the_hall_next_starts(tmp_path):
+    """A hall database of the schema before the chain (hall schema 18): the controller links its
+    events at its first start, the same links the hall would have written, and goes on from them."""
+    from controller.store.db import MIGRATIONS
+
+    clock = ManualClock(at("09:00"))
+    db = tmp_path / "h" / "hall.sqlite3"
+    with running_hall(small_hall(), tmp_path / "h", clock) as h:
+        serve_a_while(h, 6)
+    written = [(e["id"], e["hash"]) for e in hall_log(db)]
+    conn = sqlite3.connect(db)  # as the version before left it
+    conn.executescript(f"DROP TABLE event_chain; PRAGMA user_version = {len(MIGRATIONS) - 1};")
+    conn.close()
+    assert verify_log(db).returncode == 1  # "unlinked"
+    with running_hall(small_hall(), tmp_path / "h", clock) as h:
+        assert [(e["id"], e["hash"]) for e in hall_log(db)] == written
+        serve_a_while(h, 3)
+    assert len(hall_log(db)) > len(written)
+    checked = verify_log(db)
+    assert checked.returncode == 0, checked.stdout

@@ -17,6 +17,11 @@ The events leave as the log holds them: masked forms, grades, lookup-free (the l
 no name, ID number or phone); any sealed field an older log may carry is dropped
 (`vocabulary.district.shippable`). Contact details for the district's callback officers do
 not travel yet (docs/center.md).
+
+Each event travels with its link in the log's hash chain (vocabulary.chain). At start, after
+every reconnect and every `audit_seconds`, the shipper checks the whole log against its chain
+and sends the outcome with checkpoints (vocabulary.district.Audit), so the centre sees an event
+rewritten in the hall's database after it was shipped (docs/center.md).
 """
 
 from __future__ import annotations
