@@ -3,6 +3,7 @@
     GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
     GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
     /api/v1/halls/{hall_id}/bundles, .../staff/{staff_id}/disable: center.bundles
+    GET /api/v1/halls/{hall_id}/chain           what the centre found wrong in the hall's hash chain
 
 Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them
 (503 while the centre's database is away).
@@ -19,6 +20,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
+from center import chain as chains
 from center import floor as floors
 from center import store
 from center.bundles import BundleDesk
@@ -95,7 +97,8 @@ def create_app(dsn: str, bundles: BundleDesk | None = None) -> FastAPI:
 
     @app.get("/api/v1/halls")
     def halls(conn=Depends(database)) -> dict[str, Any]:
-        return {"halls": [hall_view(r) for r in store.halls(conn)]}
+        chain = chains.summaries(conn)
+        return {"halls": [{**hall_view(r), "chain": chain.get(r["hall_id"])} for r in store.halls(conn)]}
 
     @app.get("/api/v1/halls/{hall_id}/events")
     def events(hall_id: str, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000),
@@ -105,6 +108,12 @@ def create_app(dsn: str, bundles: BundleDesk | None = None) -> FastAPI:
         rows = store.events_after(conn, hall_id, after, limit)
         return {"hall_id": hall_id, "after": after, "events": rows,
                 "next_after": rows[-1]["id"] if rows else after}
+
+    @app.get("/api/v1/halls/{hall_id}/chain")
+    def chain_flags(hall_id: str, conn=Depends(database)) -> dict[str, Any]:
+        if not store.hall_known(conn, hall_id):
+            raise ApiError(404, "unknown_hall", f"本中心未收到过大厅 {hall_id} 的任何数据")
+        return {"hall_id": hall_id, **chains.summaries(conn)[hall_id], "breaks": chains.flags(conn, hall_id)}
 
     if bundles is not None:
         from center.bundles import add_routes

@@ -24,8 +24,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from center import chain as chains
 from center import floor as floors
-from vocabulary.district import Batch, Link
+from vocabulary.district import Batch, Link, event_hash
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (hall_id, version, state)
     );
     """,
+    chains.MIGRATION,  # centre schema 2 (chain)
 ]
 _MIGRATE_LOCK = 160016  # pg_advisory_xact_lock: consumers starting at once migrate one at a time
 
@@ -125,11 +127,12 @@ def ingest(conn: psycopg.Connection, batches: Sequence[Batch], links: dict[str, 
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO halls (hall_id) VALUES (%s) ON CONFLICT DO NOTHING",
                             [(h,) for h in halls])
+            chains.resent(conn, batches)
             cur.executemany(
-                "INSERT INTO hall_events (hall_id, event_id, kind, at, window_no, ticket, data) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(hall, event_id, e["kind"], e["at"], e.get("window"), e.get("ticket"), Jsonb(e.get("data") or {}))
-                 for (hall, event_id), e in rows])
+                "INSERT INTO hall_events (hall_id, event_id, kind, at, window_no, ticket, data, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(hall, event_id, e["kind"], e["at"], e.get("window"), e.get("ticket"), Jsonb(e.get("data") or {}),
+                  event_hash(e)) for (hall, event_id), e in rows])
             cur.executemany(
                 "INSERT INTO hall_spans (hall_id, after_id, last_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 sorted({(b.hall, b.after, b.last) for b in batches}))
@@ -145,11 +148,13 @@ def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | N
     mark = joined(acked, spans)
     if mark > acked:
         events = conn.execute(
-            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data FROM hall_events "
+            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data, hash FROM hall_events "
             "WHERE hall_id = %s AND event_id > %s AND event_id <= %s ORDER BY event_id",
             (hall, acked, mark)).fetchall()
-        fields = ("id", "kind", "at", "window", "ticket", "data")
-        floor = floors.fold(floor, [dict(zip(fields, e, strict=True)) for e in events])
+        fields = ("id", "kind", "at", "window", "ticket", "data", "hash")
+        moved = [dict(zip(fields, e, strict=True)) for e in events]
+        chains.advance(conn, hall, acked, moved)
+        floor = floors.fold(floor, moved)
         conn.execute("UPDATE halls SET acked = %s, acked_at = %s, floor = %s WHERE hall_id = %s",
                      (mark, events[-1][2] if events else None, Jsonb(floor), hall))
         conn.execute("DELETE FROM hall_spans WHERE hall_id = %s AND last_id <= %s", (hall, mark))
@@ -180,7 +185,7 @@ def events_after(conn: psycopg.Connection, hall: str, after: int, limit: int) ->
     mark has not joined yet included: the caller compares with `acked`)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data FROM hall_events "
+            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data, hash FROM hall_events "
             "WHERE hall_id = %s AND event_id > %s ORDER BY event_id LIMIT %s", (hall, after, limit)).fetchall()
 
 

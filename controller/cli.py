@@ -447,6 +447,31 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_log(args: argparse.Namespace) -> int:
+    """The event log checked against its hash chain (vocabulary.chain), read-only: a running
+    controller may go on meanwhile."""
+    from controller.store.outbox import Outbox
+
+    db = Path(args.data_dir) / DB_NAME
+    if not db.exists():
+        raise RuntimeError(f"no hall database in {args.data_dir}")
+    outbox = Outbox(db)
+    try:
+        verdict, _ = outbox.verify(0)
+    finally:
+        outbox.close()
+    if verdict.first_break is None:
+        print(f"event log: {verdict.checked} events up to event {verdict.through} agree with their "
+              f"hash chain (head {verdict.computed[:16]}…)")
+        return 0
+    what = {"altered": "its data is not what was written with its hash",
+            "gap": "events before it are missing",
+            "unlinked": "it has no link in the chain"}.get(verdict.problem or "", verdict.problem)
+    print(f"event log BROKEN at event {verdict.first_break} ({verdict.problem}): {what}; "
+          f"{verdict.checked} events checked up to event {verdict.through}")
+    return 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hallctl", description="Hall controller for 政务服务中心.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -524,6 +549,11 @@ def parser() -> argparse.ArgumentParser:
     pg.add_argument("--data-dir", required=True)
     pg.add_argument("--config", required=True, help="hall description (TOML)")
     pg.set_defaults(func=cmd_purge)
+
+    vl = sub.add_parser("verify-log", help="check the event log against its hash chain "
+                                           "(read-only; exit 1 and the first bad event when it breaks)")
+    vl.add_argument("--data-dir", required=True)
+    vl.set_defaults(func=cmd_verify_log)
 
     installation_commands.register(sub)  # install, uninstall, devices, doctor
     cli_backup.register(sub)

@@ -266,3 +266,71 @@ class ConfigReport:
         return ConfigReport(_count(obj.get("version"), "version"), str(state),
                             _count(obj.get("in_use"), "in_use"), str(obj["at"]),
                             key if isinstance(key, str) else None, reason if isinstance(reason, str) else None)
+
+
+# -- the hash chain (vocabulary.chain): each shipped event carries its link as "hash"; now and
+# then, and after every reconnect, the shipper checks the whole log against its chain and
+# sends the outcome on the hall's chain topic.
+
+CHAIN_FILTER = f"{PREFIX}/+/chain"
+CHECKPOINT_EVERY = 1000  # an audit's checkpoints: the computed hash at every 1000th event id
+
+
+def chain_topic(hall: str) -> str:
+    return f"{PREFIX}/{hall}/chain"
+
+
+def _hash_or_none(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise BadMessage(f"{what}: expected a SHA-256 in hex, found {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The hall's log checked against its chain at `at` (the hall's clock): `checked` events up
+    to `through`; `checkpoints` the hash the events themselves give at every CHECKPOINT_EVERY-th
+    id and at `through`, which the centre compares with the chain it verified as it ingested;
+    `first_break` the first event whose stored link the events no longer give (`problem`:
+    altered, gap, unlinked), None when the hall's log agrees with its chain."""
+
+    hall: str
+    at: str
+    checked: int
+    through: int
+    checkpoints: dict[int, str]
+    first_break: int | None = None
+    problem: str | None = None
+
+    def encode(self) -> bytes:
+        return _dumps({"hall": self.hall, "at": self.at, "checked": self.checked, "through": self.through,
+                       "checkpoints": {str(k): v for k, v in sorted(self.checkpoints.items())},
+                       "first_break": self.first_break, "problem": self.problem})
+
+    @staticmethod
+    def decode(topic: str, payload: bytes | bytearray) -> Audit:
+        obj = _loads(payload)
+        hall = obj.get("hall")
+        if not is_hall_id(hall) or hall_of(topic) != hall:
+            raise BadMessage(f"hall {hall!r} does not match the topic {topic!r}")
+        points = obj.get("checkpoints")
+        if not isinstance(points, dict):
+            raise BadMessage("expected checkpoints")
+        try:
+            checkpoints = {int(k): _hash_or_none(v, "checkpoint") or "" for k, v in points.items()}
+        except ValueError:
+            raise BadMessage("a checkpoint's id is not a number") from None
+        first = obj.get("first_break")
+        problem = obj.get("problem")
+        return Audit(str(hall), str(obj.get("at")), _count(obj.get("checked"), "checked"),
+                     _count(obj.get("through"), "through"), checkpoints,
+                     None if first is None else _count(first, "first_break"),
+                     problem if isinstance(problem, str) else None)
+
+
+def event_hash(event: dict[str, Any]) -> str | None:
+    """The link a shipped event carries (None for none, or for anything not a SHA-256)."""
+    value = event.get("hash")
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None

@@ -117,6 +117,7 @@ class FederationSettings:
     window_events: int = 5000  # events sent and not yet acknowledged, at most
     heartbeat_seconds: float = 5.0
     resend_seconds: float = 20.0  # no acknowledgement for this long: send again from the mark
+    audit_seconds: float = 3600.0  # the log checked against its hash chain, result to the centre
 
     def credentials(self) -> tuple[str | None, str | None]:
         """(username, password) for the district broker; the password read from its

@@ -411,9 +411,8 @@ MIGRATIONS: list[Migration] = [
         ("events_closed_day", "INSERT", "event_log", _EVENT_DAY))),
     # 17: the logs leaner still (issue 15), see controller.store.logform.
     lambda conn: _lean_logs(conn),
-    # 18 (issue 17): 到号提醒 by
-    # text message (controller.entrance.reminders). A citizen's phone for the reminders, sealed,
-    # kept until the ticket's messages are done (and never past its day); the messages as an
+    # 18 (issue 17): 到号提醒 by text message (controller.entrance.reminders). A citizen's phone
+    # for the reminders, sealed, kept until the ticket's messages are done (and never past its day); the messages as an
     # outbox, one row per ticket and trigger (`ahead`, `called`), so a trigger is due once and
     # a message not yet sent is sent after a restart, under the same id.
     """
@@ -439,6 +438,20 @@ MIGRATIONS: list[Migration] = [
     );
     CREATE INDEX reminder_messages_open ON reminder_messages (due_at)
         WHERE sent_at IS NULL AND gave_up_at IS NULL AND skipped = 0;
+    """,
+    # 19 (issue 16, the chain): each event's link in the log's hash chain (vocabulary.chain), written
+    # with the event in its transaction (controller.store.chainlog); a side table, so the log's own
+    # layout is free to change. Append-only like the log. The events already in the log get their
+    # links when the store next opens (chainlog.extend), in one transaction.
+    """
+    CREATE TABLE event_chain (
+        event_id INTEGER PRIMARY KEY REFERENCES event_log (id),
+        hash TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TRIGGER event_chain_append_only_u BEFORE UPDATE ON event_chain
+        BEGIN SELECT RAISE(ABORT, 'the event chain is append-only'); END;
+    CREATE TRIGGER event_chain_append_only_d BEFORE DELETE ON event_chain
+        BEGIN SELECT RAISE(ABORT, 'the event chain is append-only'); END;
     """,
 ]
 

@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 
 import sqlite_utils
 
+from vocabulary import chain
+
 from controller.core.engine import Engine
 from controller.core.outcome import Outcome
 from controller.core.events import (
@@ -31,8 +33,9 @@ from controller.core.events import (
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
 )
+from controller.store import chainlog
 from controller.store.db import Shapes, open_db
-from controller.store.logform import encode_at, encode_payload
+from controller.store.logform import encode_at, encode_payload, log_json
 from controller.store.faults import StorageFault, StorageUnavailable, describe, is_storage_error
 from controller.store.reading import ReadOnly
 
@@ -147,6 +150,9 @@ class HallStore:
         self.durable = durable
         self.db: sqlite_utils.Database = open_db(self.path, durable)
         self.lock = threading.RLock()
+        # the hash chain's head (controller.store.chainlog): committed, and as the open write leaves it
+        self._chain_head = self._linked()
+        self._new_head = self._chain_head
         self._checkpointer: sqlite3.Connection | None = None
         # the standing storage fault, from the failed write until a write succeeds again
         self.fault: StorageFault | None = None
@@ -301,6 +307,7 @@ class HallStore:
             return []
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
+        self._new_head = self._chain_head
         try:
             written: list[tuple[int, Event]] = []
             commands: list[tuple[int, str, str]] = []
@@ -315,6 +322,7 @@ class HallStore:
                 if row.outcome is not None:
                     written += self._write_outcome(command_id, row.at, row.outcome)
             conn.execute("COMMIT")
+            self._chain_head = self._new_head
             self.commands_written = commands
             self._codes.update(self._new_codes)
             self._new_codes.clear()
@@ -350,12 +358,16 @@ class HallStore:
         for e in outcome.events:
             # an event at its command's moment leaves `at` to the command (the `events` view)
             at = None if e.at.isoformat() == command_at.isoformat() else e.at.isoformat()
-            template, data = encode_payload(payload(e))
+            body = payload(e)
+            template, data = encode_payload(body)
             cur = conn.execute(
                 "INSERT INTO event_log (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (command_id, at, self._shapes.code(kind_of(e), template), e.window, e.ticket, data))
             event_id = _inserted_id(cur)
+            # the chain links the event as the `events` view gives it back (its whole payload)
+            self._link(event_id, {"id": event_id, "kind": kind_of(e), "at": e.at.isoformat(), "window": e.window,
+                                  "ticket": e.ticket, "data": json.loads(log_json(body))})
             written.append((event_id, e))
             self.event_commands[event_id] = command_id
             if isinstance(e, DayStarted):
@@ -371,6 +383,27 @@ class HallStore:
             elif isinstance(e, PatrolRecorded):
                 self._insert_patrol(event_id, e)
         return written
+
+    def _link(self, event_id: int, event: dict[str, Any]) -> None:
+        """The event's link in the hash chain, in its transaction (as the `events` view reads it)."""
+        link = chain.link(self._new_head[1], event)
+        chainlog.append(self.db.conn, event_id, link)
+        self._new_head = (event_id, link)
+
+    def _linked(self) -> tuple[int, str]:
+        """Link the events a log from before the chain (hall schema 19) has; the chain's head."""
+        conn = self.db.conn
+        linked = chainlog.head(conn)
+        if conn.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0] == linked[0]:
+            return linked
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            linked = chainlog.extend(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return linked
 
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                      result: str, message: str | None) -> int:
