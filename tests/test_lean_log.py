@@ -96,8 +96,9 @@ def as_schema_15(path: Path) -> None:
         assert isinstance(step, str)
         old.executescript("BEGIN;\n" + step + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
     old.execute("ATTACH ? AS now", [str(path)])
+    # the tables schema 15 has (the later migrations' own tables have nothing to carry here)
     tables = [r[0] for r in old.execute(
-        "SELECT name FROM now.sqlite_master WHERE type = 'table' AND name NOT IN "
+        "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT IN "
         "('command_log', 'event_log', 'log_names', 'log_shapes', 'sqlite_sequence')")]
     # the logs first, then the tickets: the closed-day triggers look at meta and the summaries
     old.execute("BEGIN")
