@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers.announcer.announcer import CACHE_PHRASES
 from drivers.announcer import (
     RECALL_PREFIX, Announcement, Announcer, AnnouncerError, EspeakSynthesizer, SpokenWords,
     announcement_text, call_phrase, chinese_number, spell_ticket, vocabulary,
@@ -344,3 +345,20 @@ def test_vocabulary_holds_every_word_of_the_halls_calls() -> None:
     for number, window in (("A019", 3), ("B287", 20)):
         assert set(call_phrase(number, window).split()) <= said
     assert RECALL_PREFIX in phrases
+
+
+def test_a_phrase_written_over_an_old_phrases_file_holds_only_itself(tmp_path: Path) -> None:
+    """The announcer writes a new phrase over the file of the one it forgets (cheaper for the
+    filesystem than a new file): a short phrase over a long one leaves nothing of the long one."""
+    words = SpokenWords(RecordingSynth(), tmp_path / "words", "v")
+    with Announcer(words, tmp_path / "calls") as hall:
+        for n in range(CACHE_PHRASES):
+            hall.announce(f"A{n:09}", 3)  # long numbers: long phrases
+        hall.announce("B7", 3)
+        assert hall.wait_idle(30)
+    assert len(list((tmp_path / "calls").iterdir())) == CACHE_PHRASES
+    text, said = hall.played[-1]
+    fresh = words.to_wav(text, tmp_path / "fresh.wav")
+    assert said.read_bytes() == fresh.read_bytes()
+    with wave.open(str(said)) as f:
+        assert f.getnframes() * 2 + 44 == said.stat().st_size

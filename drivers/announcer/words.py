@@ -19,6 +19,7 @@ import array
 import hashlib
 import logging
 import os
+import struct
 import sys
 import threading
 import wave
@@ -64,13 +65,21 @@ class SpokenWords:
             return self.synth.to_wav(text, path)
         rate = rates.pop()
         pause = b"\0\0" * round(rate * PAUSE_SECONDS)
+        chunks = [words[0].frames]
+        for w in words[1:]:
+            chunks += [pause, w.frames]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with wave.open(str(path), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            out.writeframes(pause.join(w.frames for w in words))
+        # the header and the words' frames handed to the file as they are (a phrase is some
+        # 200 KB, and joining it in memory first cost more than the writing), over what the
+        # file held (the announcer gives an old phrase's file: its blocks are used again)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            size = 44 + sum(len(c) for c in chunks)
+            _write_all(fd, [_header(rate, size - 44), *chunks])
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
         return path
 
     def word(self, word: str) -> _Word:
@@ -136,6 +145,26 @@ class SpokenWords:
             out.writeframes(said.frames)
         os.replace(part, target)  # a file is whole or absent, whoever reads it
         return said
+
+
+def _header(rate: int, size: int) -> bytes:
+    """A WAV file's header for `size` bytes of 16-bit mono frames at `rate`."""
+    return (b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+            + b"data" + struct.pack("<I", size))
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    while chunks:
+        done = os.writev(fd, chunks[:_IOV_MAX])
+        while chunks and done >= len(chunks[0]):
+            done -= len(chunks[0])
+            chunks = chunks[1:]
+        if chunks and done:
+            chunks = [chunks[0][done:], *chunks[1:]]
+
+
+_IOV_MAX = 1024
 
 
 def _trimmed(frames: bytes, rate: int) -> bytes:
