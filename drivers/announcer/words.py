@@ -172,12 +172,29 @@ def _trimmed(frames: bytes, rate: int) -> bytes:
     samples = array.array("h", frames)
     if sys.byteorder == "big":
         samples.byteswap()  # WAV is little-endian
-    loud = [i for i in range(len(samples)) if abs(samples[i]) > QUIET]
-    if not loud:
+    start, end = _first_loud(samples, range(0, len(samples), _BLOCK)), None
+    if start is None:
         return frames
+    end = _first_loud(samples, range(len(samples) - 1, -1, -_BLOCK), backwards=True)
+    assert end is not None
     edge = round(rate * EDGE_SECONDS)
-    start, end = max(loud[0] - edge, 0), min(loud[-1] + 1 + edge, len(samples))
+    start, end = max(start - edge, 0), min(end + 1 + edge, len(samples))
     return frames[2 * start:2 * end]
+
+
+_BLOCK = 256  # samples looked at together (by max and min, in C) before one by one
+
+
+def _first_loud(samples: array.array, blocks: range, backwards: bool = False) -> int | None:
+    """The index of the first sample louder than QUIET met going through `blocks` (their
+    starts, or going backwards their ends), or None if all are quiet."""
+    for at in blocks:
+        block = samples[max(at - _BLOCK + 1, 0):at + 1] if backwards else samples[at:at + _BLOCK]
+        if max(block) > QUIET or min(block) < -QUIET:
+            offsets = range(len(block) - 1, -1, -1) if backwards else range(len(block))
+            first = next(i for i in offsets if abs(block[i]) > QUIET)
+            return (at - (len(block) - 1) + first) if backwards else at + first
+    return None
 
 
 def _lower_priority() -> None:
