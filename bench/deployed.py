@@ -447,13 +447,13 @@ def report_loop(port: int, token: str) -> None:
 # (part of the controller, marks of its frames); a sample goes to the first part any frame of
 # whose stack shows one of its marks, so the order is from the most specific to the least
 WHERE = (
-    ("the hall board: rebuilt, fitted and published over MQTT on each change",
+    ("the hall board: rebuilt, fitted and published over MQTT (at most every 0.2 s)",
      ("CallingFloor._publish_board",)),
-    ("voice: the announcer (espeak-ng itself runs in child processes)", ("Announcer.", "SpokenWords.")),
+    ("voice: the announcer, each call's WAV written from its words", ("Announcer.", "SpokenWords.")),
     ("window bars and the rest of the calling floor", ("CallingFloor.",)),
-    ("SQLite: the command's commit", ("HallStore.commit", "sqlite3")),
+    ("SQLite: the group's commit", ("HallStore.write", "HallStore.commit", "sqlite3")),
     ("the engine (pure core)", ("controller/core/",)),
-    ("the embedded MQTT broker", ("amqtt/",)),
+    ("the embedded MQTT broker (its own thread)", ("amqtt/", "controller/mqtt/")),
     ("the HTTP request path (uvicorn, FastAPI, handlers, JSON)",
      ("uvicorn/", "fastapi/", "starlette/", "controller/web/", "pydantic", "httptools")),
     ("device drivers and simulated devices", ("drivers/", "sim/", "paho/")),

@@ -45,6 +45,8 @@ FLASH_SECONDS = 3.0
 # it on each call was most of the controller's work. A call on a quiet floor still goes out
 # at once; in a rush the board shows the hall as it stands at most this long later.
 BOARD_SECONDS = 0.2
+# The longest a burst of events keeps the bars it changed waiting for their state.
+BURST_SECONDS = 0.05
 TEST_TEXT = "设备自检"
 CLOSING_TEXT = "今日服务已结束"
 
@@ -97,6 +99,7 @@ class CallingFloor:
         self._board_due = False  # the worker thread owes the board a publish (_board_changed)
         self._board_at = -BOARD_SECONDS  # when the board was last published (time.monotonic)
         self._bars_due: set[int] = set()  # windows whose bars the worker owes their state
+        self._flushed_at = 0.0  # when the worker last showed the bars it owed (time.monotonic)
         self._thread = threading.Thread(target=self._run, daemon=True, name="calling")
         self._unsubscribe: Callable[[], None] | None = None
         self._timers: set[threading.Timer] = set()
@@ -303,7 +306,9 @@ class CallingFloor:
                     self.handle(event)
                 elif event is not _CHECK:
                     event()
-                if self._work.empty():
+                # once the events waiting are handled, or in a steady stream of them at
+                # least every BURST_SECONDS (a bar must not wait for a quiet moment)
+                if self._work.empty() or time.monotonic() >= self._flushed_at + BURST_SECONDS:
                     self._flush()
             except Exception:
                 log.exception("calling devices: %s failed", getattr(event, "kind", event))
@@ -311,6 +316,7 @@ class CallingFloor:
     def _flush(self) -> None:
         """Once the events waiting are handled: each window they changed shows its state on its
         bars (read together, in one look at the hall), and the board goes out if it is due."""
+        self._flushed_at = time.monotonic()
         if self._bars_due:
             windows, self._bars_due = sorted(self._bars_due), set()
             states = self.ctrl.ask(lambda state: [(w, self._bar_state(state, w)) for w in windows])
