@@ -123,12 +123,13 @@ def open_case_desk(ctrl: HallController, workdays: WorkCalendar | None = None) -
 
 def embedded_broker(hall: Hall, settings: MqttSettings) -> Callable[[], Any]:
     """The embedded MQTT broker's async start, for the app's background (the hall has no
-    [mqtt] host); with a password file it checks accounts and the hall's ACL."""
-    from controller.mqtt.broker import start_embedded_broker
+    [mqtt] host), on a thread and event loop of its own beside the web API's; with a
+    password file it checks accounts and the hall's ACL."""
+    from controller.mqtt.broker import start_broker_thread
     from controller.mqtt.accounts import amqtt_acl
 
     acl = amqtt_acl(hall, settings) if settings.password_file else None
-    return lambda: start_embedded_broker(settings.embedded_listen, settings.password_file, acl)
+    return lambda: start_broker_thread(settings.embedded_listen, settings.password_file, acl)
 
 
 def bare_api(ctrl: HallController, sessions: SessionStore) -> Any:

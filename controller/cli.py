@@ -195,6 +195,9 @@ def banner(hall_name: str, base: str, data_dir: str, more_pages: dict[str, str])
     return f"{hall_name}: {base}/  (data in {data_dir})\n{listed}"
 
 
+SWITCH_SECONDS = 0.001
+
+
 def _serve(app, args: argparse.Namespace, cap: int, alive=None) -> None:
     """The web API until Ctrl+C or SIGTERM. Once told to stop, the pages' event streams end at
     once (controller/web/shutdown.py), so the stop takes about a second, not the grace time.
@@ -237,6 +240,11 @@ def _serve(app, args: argparse.Namespace, cap: int, alive=None) -> None:
     # handler it found: both end here as KeyboardInterrupt, and the caller closes the hall
     # (SIGTERM's own handler would end the process before the database is closed)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # The web API's loop shares the interpreter with threads that compute (a report, the
+    # broker, the calling floor): a request ready to go waits until one of them hands the
+    # interpreter over, by default after 5 ms, several times a request. 1 ms keeps a call
+    # within its few milliseconds while a report is computed, for a little more switching.
+    sys.setswitchinterval(SWITCH_SECONDS)
     stopped = False
     try:
         server.run()
