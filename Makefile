@@ -36,8 +36,7 @@ CONFIG ?= config/demo-hall.toml
 # DISTRICT=HOST:PORT ships the demo hall's event log to that district broker (`make district`).
 DISTRICT ?=
 demo: $(STAMP) deps-debian
-	$(VENV)/bin/hallctl run --config $(CONFIG) --data-dir $(DATA) --port $(PORT) --simulate --clock-start 09:00 \
-	  $(if $(DISTRICT),--district demo@$(DISTRICT))
+	$(VENV)/bin/hallctl run --config $(CONFIG) --data-dir $(DATA) --port $(PORT) --simulate --clock-start 09:00 $(if $(DISTRICT),--district demo@$(DISTRICT))
 
 # A district centre on this machine: its own PostgreSQL cluster and Mosquitto (broker on
 # 127.0.0.1:18840) under var/district, and the centre's API on http://127.0.0.1:8100/api/v1/halls.

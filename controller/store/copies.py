@@ -46,7 +46,10 @@ def _read_only(path: Path) -> sqlite3.Connection:
 def schema_version_of(path: Path) -> int | None:
     """The schema version of the database at `path`, read without opening it for the hall
     (no migration, no write); None if there is no file."""
-    if not path.exists():
+    try:
+        if not path.exists():
+            return None
+    except PermissionError:  # a data directory it may not read: the hall's start says so
         return None
     with contextlib.closing(_read_only(path)) as conn:
         return conn.execute("PRAGMA user_version").fetchone()[0]
