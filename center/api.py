@@ -2,6 +2,7 @@
 
     GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
     GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
+    GET /api/v1/cases?hall=&state=&overdue=     the halls' cases with their deadlines (center.cases)
 
 Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them
 (503 while the centre's database is away).
@@ -18,6 +19,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
+from center import cases
 from center import floor as floors
 from center import store
 
@@ -102,4 +104,5 @@ def create_app(dsn: str) -> FastAPI:
         return {"hall_id": hall_id, "after": after, "events": rows,
                 "next_after": rows[-1]["id"] if rows else after}
 
+    app.include_router(cases.router(database, ApiError))
     return app

@@ -23,6 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from center import cases
 from center import floor as floors
 from center import province
 from vocabulary.district import Batch, Link
@@ -62,7 +63,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (hall_id, after_id, last_id)
     );
     """,
-    province.MIGRATION,  # centre schema 3 (province)
+    province.MIGRATION + cases.MIGRATION,  # centre schema 3 (province)
 ]
 _MIGRATE_LOCK = 160016  # pg_advisory_xact_lock: consumers starting at once migrate one at a time
 
@@ -131,6 +132,7 @@ def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | N
         folded = [dict(zip(fields, e, strict=True)) for e in events]
         floor = floors.fold(floor, folded)
         province.enqueue(conn, hall, folded)  # 好差评 for the province, in this transaction
+        cases.fold(conn, hall, folded)
         conn.execute("UPDATE halls SET acked = %s, acked_at = %s, floor = %s WHERE hall_id = %s",
                      (mark, events[-1][2] if events else None, Jsonb(floor), hall))
         conn.execute("DELETE FROM hall_spans WHERE hall_id = %s AND last_id <= %s", (hall, mark))

@@ -186,3 +186,63 @@ def test_a_refused_record_fails_at_once_and_is_queued_again_on_request(postgres)
         assert platform.records["town-1:7"]["record"]["region_code"] == "500101"
     finally:
         platform.stop()
+
+
+def test_the_halls_cases_are_seen_at_the_centre_with_the_halls_deadlines(tmp_path, mosquitto, postgres):
+    """Real-name bad reviews of two mornings open cases at the halls (their desks, their
+    calendars); one is called back at its hall that afternoon. The centre lists every case with
+    the hall's own deadlines and state, and which are overdue by those deadlines."""
+    from controller.backoffice.cases import CaseDesk
+    from controller.config.workdays import hall_calendar
+    from controller.core.callbacks import Assign, CaseRules, RecordCallback
+    from tests.district import caught_up, centre_api
+
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
+    halls = town_halls(tmp_path, mosquitto, batch_events=50)
+    try:
+        run_mornings(halls)
+        day, _ = halls["town-1"]
+        ctrl, _ = open_hall(day.hall, tmp_path / "town-1", ManualClock(day.clock() + dt.timedelta(hours=3)),
+                            durable=False)
+        try:
+            desk = CaseDesk(ctrl, hall_calendar(None), CaseRules.from_rules(day.hall.rules))
+            worked = desk.list()[0]
+            officer = next(iter(day.hall.staff))
+            desk.act(worked.id, Assign(officer), "staff:" + officer)
+            desk.act(worked.id, RecordCallback(True, "已致电说明"), "staff:" + officer)
+            own = desk.list()
+        finally:
+            ctrl.store.close()
+        with centre_api(postgres.dsn) as api:
+            for n in halls:
+                wait_for(lambda n=n: caught_up(api, n, tmp_path / n / "hall.sqlite3"), 30)
+            listed = api.get("/api/v1/cases", params={"hall": "town-1"}).json()["cases"]
+            assert {c["case"] for c in listed} == {c.id for c in own}
+            assert len(listed) > 0 and all(c["kind"] == "bad_review" for c in listed)
+            for c in own:
+                shown = next(s for s in listed if s["case"] == c.id)
+                assert shown["due"] == {"callback_due": c.callback_due.isoformat(),
+                                        "rectify_due": c.rectify_due.isoformat()}
+                assert (shown["state"], shown["ticket"], shown["window"], shown["staff"], shown["grade"]) == (
+                    str(c.state), c.ticket_id, c.window, c.staff_id, c.grade)
+            called = next(s for s in listed if s["case"] == worked.id)
+            assert called["state"] == "called_back" and called["callbacks"]["count"] == 1
+            assert called["callbacks"]["reached"] is True
+            # the day after every callback deadline: the others are overdue for their callback,
+            # the called-back one only once its rectification is due
+            after_callbacks = max(c.callback_due for c in own) + dt.timedelta(minutes=1)
+            late = api.get("/api/v1/cases", params={"hall": "town-1", "overdue": "true",
+                                                    "at": after_callbacks.isoformat()}).json()["cases"]
+            assert {c["case"] for c in late} == {c.id for c in own} - {worked.id}
+            assert all(c["overdue"] == ["callback_due"] for c in late)
+            on_time = api.get("/api/v1/cases", params={"overdue": "false", "at": after_callbacks.isoformat()})
+            assert worked.id in {c["case"] for c in on_time.json()["cases"]}
+            assert api.get("/api/v1/cases", params={"state": "called_back"}).json()["cases"] == [called]
+            # both halls' cases, from both halls' logs
+            assert {c["hall_id"] for c in api.get("/api/v1/cases").json()["cases"]} == set(halls)
+            bad = api.get("/api/v1/cases", params={"at": "yesterday"})
+            assert bad.status_code == 422 and bad.json()["error"] == "invalid_time"
+    finally:
+        for _, shipper in halls.values():
+            shipper.stop()
+        consumer.stop()

@@ -26,7 +26,7 @@ from controller.core.outcome import Outcome
 from controller.core.events import (
     DAY_STARTED, GUIDANCE_ANSWERED, GUIDANCE_CALLED, PATROL_DUE, ClockFault, ClockRestored, DayStarted,
     Event, PatrolRecorded, kind_of,
-    payload,
+    payload, stored,
 )
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
@@ -354,7 +354,7 @@ class HallStore:
             cur = conn.execute(
                 "INSERT INTO event_log (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (command_id, at, self._code(kind_of(e)), e.window, e.ticket, log_json(payload(e))))
+                (command_id, at, self._code(kind_of(e)), e.window, e.ticket, log_json(stored(e))))
             event_id = _inserted_id(cur)
             written.append((event_id, e))
             self.event_commands[event_id] = command_id
