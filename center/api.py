@@ -93,7 +93,8 @@ def create_app(dsn: str) -> FastAPI:
 
     @app.get("/api/v1/halls")
     def halls(conn=Depends(database)) -> dict[str, Any]:
-        return {"halls": [hall_view(r) for r in store.halls(conn)]}
+        late = cases.overdue_counts(conn, dt.datetime.now(dt.timezone.utc))
+        return {"halls": [{**hall_view(r), "overdue_cases": late.get(r["hall_id"], 0)} for r in store.halls(conn)]}
 
     @app.get("/api/v1/halls/{hall_id}/events")
     def events(hall_id: str, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000),

@@ -142,6 +142,17 @@ def listed(conn: psycopg.Connection, hall: str | None, state: str | None) -> lis
             {"hall": hall, "state": state}).fetchall()
 
 
+def overdue_counts(conn: psycopg.Connection, now: dt.datetime) -> dict[str, int]:
+    """Per hall, its cases past a deadline at `now` (closed ones never are)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("SELECT * FROM hall_cases WHERE state <> 'closed'").fetchall()
+    out: dict[str, int] = {}
+    for row in rows:
+        if overdue(row, now):
+            out[row["hall_id"]] = out.get(row["hall_id"], 0) + 1
+    return out
+
+
 def router(database: Callable[[], Iterator[Any]], error: Callable[[int, str, str], Exception]) -> APIRouter:
     r = APIRouter()
 

@@ -195,7 +195,7 @@ def test_the_halls_cases_are_seen_at_the_centre_with_the_halls_deadlines(tmp_pat
     from controller.backoffice.cases import CaseDesk
     from controller.config.workdays import hall_calendar
     from controller.core.callbacks import Assign, CaseRules, RecordCallback
-    from tests.district import caught_up, centre_api
+    from tests.district import caught_up, centre_api, hall_of
 
     consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
     halls = town_halls(tmp_path, mosquitto, batch_events=50)
@@ -228,6 +228,9 @@ def test_the_halls_cases_are_seen_at_the_centre_with_the_halls_deadlines(tmp_pat
             called = next(s for s in listed if s["case"] == worked.id)
             assert called["state"] == "called_back" and called["callbacks"]["count"] == 1
             assert called["callbacks"]["reached"] is True
+            # by the centre's clock (days after these mornings) every deadline of town-1 has passed,
+            # the called-back case's rectification too
+            assert hall_of(api, "town-1")["overdue_cases"] == len(own)
             # the day after every callback deadline: the others are overdue for their callback,
             # the called-back one only once its rectification is due
             after_callbacks = max(c.callback_due for c in own) + dt.timedelta(minutes=1)
