@@ -447,13 +447,13 @@ def report_loop(port: int, token: str) -> None:
 # (part of the controller, marks of its frames); a sample goes to the first part any frame of
 # whose stack shows one of its marks, so the order is from the most specific to the least
 WHERE = (
-    ("the hall board: rebuilt, fitted and published over MQTT on each change",
+    ("the hall board: rebuilt, fitted and published over MQTT (at most every 0.2 s)",
      ("CallingFloor._publish_board",)),
-    ("voice: the announcer (espeak-ng itself runs in child processes)", ("Announcer.",)),
+    ("voice: the announcer, each call's WAV written from its words", ("Announcer.", "SpokenWords.")),
     ("window bars and the rest of the calling floor", ("CallingFloor.",)),
-    ("SQLite: the command's commit", ("HallStore.commit", "sqlite3")),
+    ("SQLite: the group's commit", ("HallStore.write", "HallStore.commit", "sqlite3")),
     ("the engine (pure core)", ("controller/core/",)),
-    ("the embedded MQTT broker", ("amqtt/",)),
+    ("the embedded MQTT broker (its own thread)", ("amqtt/", "controller/mqtt/")),
     ("the HTTP request path (uvicorn, FastAPI, handlers, JSON)",
      ("uvicorn/", "fastapi/", "starlette/", "controller/web/", "pydantic", "httptools")),
     ("device drivers and simulated devices", ("drivers/", "sim/", "paho/")),
@@ -686,7 +686,7 @@ def bench_deployed(run: Run, scale: Scale, profile_to: Path | None) -> dict[str,
         extra["start_seconds"] = ctl.start_seconds
         extra["login_s"] = login_s
         extra["settled_s"] = settled
-        wavs = list((ctl.data_dir).rglob("*.wav"))
+        wavs = list((ctl.data_dir / "voice").glob("*.wav"))  # the calls' phrases, not their words
         extra["wavs"] = len(wavs)
     return extra
 
@@ -741,8 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         f"and C and has a keypad on one of two simulated RS-485 buses and a window bar on "
         f"MQTT; the main hall board is an MQTT display; all on the embedded broker, the "
         f"simulated devices inside the controller's process (as --simulate runs them); voice "
-        f"is on, espeak-ng writing each call's WAV file under the data directory (the "
-        f"announcer keeps the last {extra['wavs']}). {scale.seeded} tickets were issued through "
+        f"is on, each call's WAV file written under the data directory from words espeak-ng "
+        f"said once each (drivers/announcer/words.py; the hall's window names are said in "
+        f"the background from the start), the announcer keeping the last {extra['wavs']}. "
+        f"{scale.seeded} tickets were issued through "
         f"the engine before the start, for the calls. Before each figure the benchmark waits "
         f"until the controller is idle (its calling floor and announcer caught up). The controller started in "
         f"{extra['start_seconds']:.1f} s with {extra['threads']} threads; {scale.windows} "

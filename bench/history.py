@@ -25,6 +25,7 @@ import random
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -41,13 +42,15 @@ from controller.core.errors import HallError
 from controller.core.hall import Hall
 from controller.core.hours import issuing_spans
 from controller.config.workdays import hall_calendar
+from controller.store.replay import EventReader
 
 START, END = "<!-- bench-history:start -->", "<!-- bench-history:end -->"
 COMMAND = "make bench-history"
 DEMO = ROOT / "config" / "demo-hall.toml"
 TICKETS = 200_000
 PER_DAY = 2_000  # a busy 20-window hall: 100 a window a day
-TARGETS = {"month": 100.0, "range": 500.0, "restart": 1000.0, "bytes": 1024.0}
+TARGETS = {"month": 100.0, "range": 500.0, "restart": 1000.0, "bytes": 1024.0, "call": 20.0}
+CALLS, PACE, REPLAYED = 200, 0.01, 5_000  # call-nexts beside the reports, their pace, events replayed
 # the mix of grades given on the pads (非常满意 … 非常不满意), one in a hundred a bad review
 GRADES = [("非常满意", 80), ("满意", 14), ("基本满意", 5), ("不满意", 1)]
 
@@ -130,13 +133,14 @@ TEMPLATE_DAYS = 10  # days lived through the engine; the rest are copies of them
 
 def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tickets: int) -> None:
     """Fill `days` past the lived ones with copies of them: every row of a lived day (tickets,
-    commands, events, cases, anonymous bad reviews) again under a later date, the logs appended
-    in order. Much faster than living each day, and the same rows a day of the hall writes."""
+    commands, events, cases, anonymous bad reviews, its summary) again under a later date, the
+    logs appended in order. Much faster than living each day, and the same rows a day of the hall writes."""
     conn = sqlite3.connect(data_dir / DB_NAME, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     lived, rest = days[:TEMPLATE_DAYS], days[TEMPLATE_DAYS:]
     left = tickets - per_day * len(lived)
     conn.execute("BEGIN")
+    ranges = {day: log_ranges(conn, day) for day in lived}
     last = None
     for i, day in enumerate(rest):
         if left <= 0:
@@ -149,16 +153,16 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
             return v.replace(a, b).replace(a8, b8) if isinstance(v, str) else v
 
         # the logs' own tables (migration 15: `commands` and `events` are views of them)
-        (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM command_log WHERE at LIKE ?", [a + "%"])
-        (e0, e1), = conn.execute("SELECT MIN(id), MAX(id) FROM event_log WHERE command_id BETWEEN ? AND ?",
-                                 [c0, c1])
+        (c0, c1), (e0, e1) = ranges[src]
         nc = conn.execute("SELECT MAX(id) FROM command_log").fetchone()[0] + 1 - c0
         ne = conn.execute("SELECT MAX(id) FROM event_log").fetchone()[0] + 1 - e0
         for table, where, shift in (
                 ("tickets", "day = ?", None), ("cases", "day = ?", None),
                 ("anonymous_bad_reviews", "day = ?", None),
                 ("command_log", "id BETWEEN ? AND ?", "commands"),
-                ("event_log", "id BETWEEN ? AND ?", "events")):
+                ("event_log", "id BETWEEN ? AND ?", "events"),
+                # a day's summary, kept as the day closed (a lived day closed with its summary)
+                ("day_figures", "day = ?", None), ("day_summaries", "day = ?", None)):
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
             args = [a] if shift is None else ([c0, c1] if shift == "commands" else [e0, e1])
             rows = []
@@ -166,6 +170,8 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
                 row = dict(zip(cols, r, strict=True))
                 if shift == "commands":
                     row["id"] += nc
+                    if isinstance(row["at"], int):  # microseconds on the wall clock (migration 17)
+                        row["at"] += (day - src).days * 86_400_000_000
                 elif shift == "events":
                     row["id"] += ne
                     row["command_id"] += nc
@@ -181,6 +187,17 @@ def replicate(data_dir: Path, hall: Hall, days: list[dt.date], per_day: int, tic
     conn.close()
 
 
+def log_ranges(conn: sqlite3.Connection, day: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The first and last ids of the commands and of the events of a lived `day` (a command's
+    moment is stored as microseconds on the hall's wall clock, migration 17)."""
+    start = (dt.datetime.combine(day, dt.time()) - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+    (c0, c1), = conn.execute("SELECT MIN(id), MAX(id) FROM command_log WHERE at >= ? AND at < ?",
+                             [start, start + 86_400_000_000])
+    (e0, e1), = conn.execute("SELECT MIN(id), MAX(id) FROM event_log WHERE command_id BETWEEN ? AND ?",
+                             [c0, c1])
+    return (c0, c1), (e0, e1)
+
+
 def measure(data_dir: Path, hall: Hall, run: Run) -> None:
     path = data_dir / DB_NAME
     clock = ManualClock(dt.datetime.now(ZoneInfo(hall.timezone)))
@@ -194,7 +211,11 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
     desk.start()
     restart = (time.perf_counter() - t0) * 1000
     try:
-        ctrl.tick()  # the next day begins: every day of the history is closed
+        t = time.perf_counter()
+        ctrl.tick()  # the next day begins: every day of the history is closed, the last summarised
+        day_change_ms = (time.perf_counter() - t) * 1000
+        with ctrl.store.reads.snapshot() as db:
+            summarised = db.execute("SELECT COUNT(*) FROM day_summaries").fetchone()[0]
         with ctrl.store.reads.snapshot() as db:
             first, last, tickets = db.execute(
                 "SELECT MIN(day), MAX(day), COUNT(*) FROM tickets").fetchone()
@@ -207,9 +228,12 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
                 hr.hall_figures(db, hall, day_from, last, "service", clock())
             return (time.perf_counter() - t) * 1000
 
-        # the first report summarises every closed day and keeps it (once in a hall's life,
-        # and after that one day at a time); the figures are the reports that follow
+        # the first report summarises the closed days that have no summary yet and keeps them;
+        # the figures are the reports that follow
         first_ms = report(first)
+        with ctrl.store.reads.snapshot() as db:
+            days = db.execute("SELECT COUNT(DISTINCT day) FROM tickets").fetchone()[0]
+            late = db.execute("SELECT COUNT(*) FROM day_summaries").fetchone()[0] - summarised
 
         def timed(day_from: dt.date) -> float:
             best = float("inf")
@@ -221,25 +245,103 @@ def measure(data_dir: Path, hall: Hall, run: Run) -> None:
             return best
 
         month_ms, range_ms = timed(month), timed(first)
+        alone, calls, reports_run = call_next_beside_reports(ctrl, hall, clock, first, last)
     finally:
         desk.stop()
         ctrl.store.close()
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:  # with the call-nexts' own
+        stored = conn.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
+    run.notes.append(where_the_bytes_go(path, stored))
     size = path.stat().st_size
     wal = path.with_name(path.name + "-wal")
     size += wal.stat().st_size if wal.exists() else 0
     n = f"{tickets:,} tickets"
-    run.notes.append(f"The first whole-range report after the history was written took "
-                     f"{first_ms:,.0f} ms: it summarised every closed day and kept the summaries "
-                     "(controller.backoffice.day_figures); a hall pays that once, then one day at a time.")
+    run.notes.append(f"A day is summarised as it closes, on the hall thread with the day change "
+                     f"(controller.backoffice.day_figures.keep_closed_days): the day change after "
+                     f"the timed restart, closing the history's last day ({per_day_note(tickets, days)}) "
+                     f"and summarising it, took {day_change_ms:,.0f} ms. The first whole-range report "
+                     f"took {first_ms:,.0f} ms: it summarised the {late} of {days} days that had no "
+                     "summary (the copies of the lived day that was still open when the history was "
+                     "copied) and kept them.")
     run.add(Result("the month's hall report, by service", month_ms, "ms", TARGETS["month"], False,
                    f"hall_reports.hall_figures from {month} to {last}, {n} of history; best of 3"))
     run.add(Result("the whole range's hall report, by service", range_ms, "ms", TARGETS["range"],
                    False, f"the same from {first} to {last}; best of 3"))
     run.add(Result("restart to serving", restart, "ms", TARGETS["restart"], False,
                    f"open_hall (store, state, controller) and the case desk's catch-up, {n}"))
-    run.add(Result("bytes per ticket on disk", size / tickets, "B", TARGETS["bytes"], False,
-                   f"the database and its WAL after a checkpoint, {size / 2**20:.1f} MiB for {n}, "
+    run.add(Result("slowest call-next while reports run", calls[-1], "ms", TARGETS["call"], False,
+                   f"{len(calls)} call-nexts through the controller on a durable store (each after a "
+                   f"ticket issued, one every {PACE * 1000:.0f} ms) while a thread ran {reports_run} "
+                   f"whole-range reports and replays of the last {REPLAYED:,} events back to back: "
+                   f"median {calls[len(calls) // 2]:.2f} ms; the same {len(alone)} calls just before, "
+                   f"without the reports: median {alone[len(alone) // 2]:.2f} ms, slowest {alone[-1]:.1f} ms"))
+    run.add(Result("bytes per ticket on disk", size / stored, "B", TARGETS["bytes"], False,
+                   f"the database and its WAL after a checkpoint, {size / 2**20:.1f} MiB for "
+                   f"{stored:,} tickets (the history's and the call-nexts'), "
                    "events and commands included"))
+
+
+def call_next_beside_reports(ctrl, hall: Hall, clock: ManualClock, first: dt.date,
+                             last: dt.date) -> tuple[list[float], list[float], int]:
+    """Call-next times (ms, each measured around `execute`) on the morning after the history:
+    alone, then while another thread computes whole-range reports and replays the event log's
+    tail without pause, as the web server's worker threads would; and how many reports ran."""
+    tz = ZoneInfo(hall.timezone)
+    morning = working_days(hall, clock().date() + dt.timedelta(days=1), 1)[0]
+    clock.now = dt.datetime.combine(morning, dt.time(9, 30), tz)
+    staff = next(s for s in hall.staff.values() if s.a_post)
+    window = staff.a_post[0]
+    service = hall.windows[window].services[0]
+    ctrl.execute(c.Login(window, staff.id), f"staff:{staff.id}")  # the day changes here
+    stop, ran = threading.Event(), [0]
+    reader = EventReader(ctrl.store)
+
+    def calls() -> list[float]:
+        times = []
+        while len(times) < CALLS:
+            clock.now += dt.timedelta(seconds=10)
+            ctrl.execute(c.IssueTicket(service), "kiosk")
+            t = time.perf_counter()
+            ctrl.execute(c.CallNext(window), f"staff:{staff.id}")
+            times.append((time.perf_counter() - t) * 1000)
+            time.sleep(PACE)
+        return sorted(times)
+
+    def reports() -> None:
+        while not stop.is_set():
+            with ctrl.store.reads.snapshot() as db:
+                hr.hall_figures(db, hall, first, last, "service", clock())
+            upto = reader.last_id()
+            reader.events_after(upto - REPLAYED, upto, REPLAYED)
+            ran[0] += 1
+
+    alone = calls()
+    thread = threading.Thread(target=reports, daemon=True)
+    thread.start()
+    try:
+        beside = calls()
+    finally:
+        stop.set()
+        thread.join()
+    return alone, beside, ran[0]
+
+
+def per_day_note(tickets: int, days: int) -> str:
+    return f"{tickets // max(days, 1):,} tickets a day"
+
+
+def where_the_bytes_go(path: Path, tickets: int) -> str:
+    """Bytes a ticket per table and index, largest first (SQLite's dbstat table, where it is
+    compiled in)."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        try:
+            rows = conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name "
+                                "ORDER BY 2 DESC").fetchall()
+        except sqlite3.Error:
+            return "Where the bytes go: this SQLite has no dbstat table."
+    top = [f"{name} {size / tickets:,.0f} B" for name, size in rows if size / tickets >= 1]
+    return ("Where a ticket's bytes go (`SELECT name, SUM(pgsize) FROM dbstat GROUP BY name`, "
+            "divided by the tickets): " + ", ".join(top) + ".")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@
     GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
     GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
     GET /api/v1/cases?hall=&state=&overdue=     the halls' cases with their deadlines (center.cases)
+    /api/v1/halls/{hall_id}/bundles, .../staff/{staff_id}/disable: center.bundles
+    GET /api/v1/halls/{hall_id}/chain           what the centre found wrong in the hall's hash chain
 
 Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them
 (503 while the centre's database is away).
@@ -20,8 +22,10 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from center import cases
+from center import chain as chains
 from center import floor as floors
 from center import store
+from center.bundles import BundleDesk
 
 # a heartbeat older than this many of the shipper's periods (5 s): the link is silent
 SILENT_SECONDS = 30.0
@@ -74,7 +78,9 @@ def hall_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_app(dsn: str) -> FastAPI:
+def create_app(dsn: str, bundles: BundleDesk | None = None) -> FastAPI:
+    """`bundles`: the desk publishing the halls' configuration bundles (center.bundles); without
+    it the centre only reads."""
     # /docs served by the centre itself, as the hall's: a district network may have no internet
     app = FastAPIOffline(title="区县政务服务管理办公室 district centre", version="0.1.0")
 
@@ -94,7 +100,9 @@ def create_app(dsn: str) -> FastAPI:
     @app.get("/api/v1/halls")
     def halls(conn=Depends(database)) -> dict[str, Any]:
         late = cases.overdue_counts(conn, dt.datetime.now(dt.timezone.utc))
-        return {"halls": [{**hall_view(r), "overdue_cases": late.get(r["hall_id"], 0)} for r in store.halls(conn)]}
+        chain = chains.summaries(conn)
+        return {"halls": [{**hall_view(r), "overdue_cases": late.get(r["hall_id"], 0), "chain": chain.get(r["hall_id"])}
+                          for r in store.halls(conn)]}
 
     @app.get("/api/v1/halls/{hall_id}/events")
     def events(hall_id: str, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000),
@@ -104,6 +112,17 @@ def create_app(dsn: str) -> FastAPI:
         rows = store.events_after(conn, hall_id, after, limit)
         return {"hall_id": hall_id, "after": after, "events": rows,
                 "next_after": rows[-1]["id"] if rows else after}
+
+    @app.get("/api/v1/halls/{hall_id}/chain")
+    def chain_flags(hall_id: str, conn=Depends(database)) -> dict[str, Any]:
+        if not store.hall_known(conn, hall_id):
+            raise ApiError(404, "unknown_hall", f"本中心未收到过大厅 {hall_id} 的任何数据")
+        return {"hall_id": hall_id, **chains.summaries(conn)[hall_id], "breaks": chains.flags(conn, hall_id)}
+
+    if bundles is not None:
+        from center.bundles import add_routes
+
+        add_routes(app, dsn, bundles, ApiError)
 
     app.include_router(cases.router(database, ApiError))
     return app

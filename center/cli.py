@@ -6,6 +6,9 @@
                                                          好差评 to the provincial platform
     districtctl local                                    a district on this machine: its own
                                                          PostgreSQL and Mosquitto under var/district
+    districtctl bundle HALL FILE.json --by NAME          a new version of the hall's configuration
+    districtctl disable-staff HALL STAFF --by NAME       停用: the account refused at its hall at once
+    (both through a running centre's API, --centre http://127.0.0.1:8100)
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ def _serve(args: argparse.Namespace, consumers: list[Consumer]) -> int:
     import uvicorn
 
     from center.api import create_app
+    from center.bundles import BundleDesk
+
+    host, port = args.broker
+    password = os.environ.get(args.password_env) if args.password_env else None
+    desk = BundleDesk(args.database, host, port, args.name, args.username, password).start()
 
     print(f"district centre: http://{args.host}:{args.port}/api/v1/halls "
           f"(broker {args.broker[0]}:{args.broker[1]}, {len(consumers)} consumer(s))", flush=True)
@@ -48,11 +56,43 @@ def _serve(args: argparse.Namespace, consumers: list[Consumer]) -> int:
     # consumers (and `local`'s database and broker) are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        uvicorn.run(create_app(args.database), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(create_app(args.database, desk), host=args.host, port=args.port, log_level="warning")
     finally:
+        desk.stop()
         for c in consumers:
             c.stop()
     return 0
+
+
+def _centre_post(args: argparse.Namespace, path: str, body: dict) -> int:
+    import httpx
+
+    try:
+        r = httpx.post(f"{args.centre.rstrip('/')}{path}", json=body, timeout=30)
+    except httpx.TransportError as e:
+        print(f"districtctl: the centre at {args.centre} does not answer: {e}", file=sys.stderr)
+        return 2
+    if r.status_code >= 400:
+        print(f"districtctl: {r.json().get('message', r.text)}", file=sys.stderr)
+        return 1
+    bundle = r.json()
+    print(f"hall {bundle['hall']}: bundle v{bundle['version']} published", flush=True)
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        content = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        print(f"districtctl: {args.file}: {e}", file=sys.stderr)
+        return 2
+    return _centre_post(args, f"/api/v1/halls/{args.hall}/bundles", {"content": content, "created_by": args.by})
+
+
+def cmd_disable_staff(args: argparse.Namespace) -> int:
+    return _centre_post(args, f"/api/v1/halls/{args.hall}/staff/{args.staff}/disable", {"created_by": args.by})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -171,6 +211,21 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--dir", default="var/district")
     local.add_argument("--pg-port", type=int, default=None)
     local.set_defaults(func=cmd_local, broker=("127.0.0.1", 18840))
+
+    def through_api(s: argparse.ArgumentParser) -> None:
+        s.add_argument("hall", help="the hall's id in the district, e.g. 500101-main")
+        s.add_argument("--by", required=True, help="who publishes it (kept with the version)")
+        s.add_argument("--centre", default="http://127.0.0.1:8100", help="the running centre's API")
+
+    bundle = sub.add_parser("bundle", help="publish a new version of a hall's configuration bundle")
+    through_api(bundle)
+    bundle.add_argument("file", help="JSON: the hall file's sections (services, windows, staff, calendar, "
+                        "open_days, closed_days) and disabled_staff")
+    bundle.set_defaults(func=cmd_bundle)
+    disable = sub.add_parser("disable-staff", help="停用: a staff account refused at its hall at once")
+    through_api(disable)
+    disable.add_argument("staff", help="the staff id (工号)")
+    disable.set_defaults(func=cmd_disable_staff)
     return p
 
 

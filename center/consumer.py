@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from center import chain as chains
 from center import store
 from vocabulary import district
 
@@ -46,6 +47,7 @@ class Consumer:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
         self.committed = 0  # batches written, for a test to wait on
+        self._audits: list[district.Audit] = []  # the hash-chain audits among the messages taken
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"centre-{name}", protocol=mqtt.MQTTv5,
                         manual_ack=True)
         if username:
@@ -81,7 +83,8 @@ class Consumer:
         if reason_code.is_failure:
             log.warning("district broker refused the consumer: %s", reason_code)
             return
-        client.subscribe([(district.shared(district.EVENTS_FILTER), 1), (district.shared(district.LINK_FILTER), 1)])
+        client.subscribe([(district.shared(district.EVENTS_FILTER), 1), (district.shared(district.LINK_FILTER), 1),
+                          (district.shared(district.CHAIN_FILTER), 1)])
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -100,6 +103,7 @@ class Consumer:
     def _parse(self, messages: list[mqtt.MQTTMessage]) -> tuple[list[district.Batch], dict[str, district.Link]]:
         batches: list[district.Batch] = []
         links: dict[str, district.Link] = {}
+        self._audits = []
         for m in messages:
             hall = district.hall_of(m.topic)
             try:
@@ -107,6 +111,8 @@ class Consumer:
                     raise district.BadMessage("not a hall's topic")
                 if m.topic == district.link_topic(hall):
                     links[hall] = district.Link.decode(m.payload)  # the latest of each hall counts
+                elif m.topic == district.chain_topic(hall):
+                    self._audits.append(district.Audit.decode(m.topic, m.payload))
                 else:
                     batches.append(district.Batch.decode(m.topic, m.payload))
             except district.BadMessage as e:
@@ -120,6 +126,9 @@ class Consumer:
                 if self._conn is None or self._conn.closed:
                     self._conn = store.connect(self.dsn)
                 marks = store.ingest(self._conn, batches, links)
+                for audit in self._audits:  # after the batches they may check (center.chain)
+                    with self._conn.transaction():
+                        chains.audit(self._conn, audit)
                 break
             except (psycopg.DataError, psycopg.ProgrammingError) as e:
                 # what the database refuses to store (a NUL in a text): the others go on

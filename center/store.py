@@ -5,6 +5,7 @@ hall. All the centre's SQL lives here.
                  is told) and when that event happened, the link as its heartbeat last said,
                  and its floor (center.floor)
     hall_events  unique on (hall_id, event_id): a batch sent twice inserts nothing twice
+    hall_bundles, hall_bundle_reports   the halls' configuration bundles (their SQL in center.bundles)
     hall_spans   the stretches (after_id, last_id] of a hall's log that batches covered above
                  its mark; `acked` moves over them as they join up, and they are then dropped
 
@@ -24,9 +25,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from center import cases
+from center import chain as chains
 from center import floor as floors
 from center import province
-from vocabulary.district import Batch, Link
+from vocabulary.district import Batch, Link, event_hash
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,29 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (hall_id, after_id, last_id)
     );
     """,
+    # centre schema 4 (bundles): the halls' configuration bundles and what they said of them
+    """
+    CREATE TABLE hall_bundles (
+        hall_id text NOT NULL,
+        version bigint NOT NULL,
+        content jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        PRIMARY KEY (hall_id, version)
+    );
+    CREATE TABLE hall_bundle_reports (
+        hall_id text NOT NULL,
+        version bigint NOT NULL,
+        state text NOT NULL,
+        in_use bigint NOT NULL,
+        hall_time text NOT NULL,
+        key text,
+        reason text,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (hall_id, version, state)
+    );
+    """,
+    chains.MIGRATION,  # centre schema 2 (chain)
     province.MIGRATION + cases.MIGRATION,  # centre schema 3 (province)
 ]
 _MIGRATE_LOCK = 160016  # pg_advisory_xact_lock: consumers starting at once migrate one at a time
@@ -105,11 +130,12 @@ def ingest(conn: psycopg.Connection, batches: Sequence[Batch], links: dict[str, 
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO halls (hall_id) VALUES (%s) ON CONFLICT DO NOTHING",
                             [(h,) for h in halls])
+            chains.resent(conn, batches)
             cur.executemany(
-                "INSERT INTO hall_events (hall_id, event_id, kind, at, window_no, ticket, data) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(hall, event_id, e["kind"], e["at"], e.get("window"), e.get("ticket"), Jsonb(e.get("data") or {}))
-                 for (hall, event_id), e in rows])
+                "INSERT INTO hall_events (hall_id, event_id, kind, at, window_no, ticket, data, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(hall, event_id, e["kind"], e["at"], e.get("window"), e.get("ticket"), Jsonb(e.get("data") or {}),
+                  event_hash(e)) for (hall, event_id), e in rows])
             cur.executemany(
                 "INSERT INTO hall_spans (hall_id, after_id, last_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 sorted({(b.hall, b.after, b.last) for b in batches}))
@@ -125,14 +151,15 @@ def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | N
     mark = joined(acked, spans)
     if mark > acked:
         events = conn.execute(
-            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data FROM hall_events "
+            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data, hash FROM hall_events "
             "WHERE hall_id = %s AND event_id > %s AND event_id <= %s ORDER BY event_id",
             (hall, acked, mark)).fetchall()
-        fields = ("id", "kind", "at", "window", "ticket", "data")
-        folded = [dict(zip(fields, e, strict=True)) for e in events]
-        floor = floors.fold(floor, folded)
-        province.enqueue(conn, hall, folded)  # 好差评 for the province, in this transaction
-        cases.fold(conn, hall, folded)
+        fields = ("id", "kind", "at", "window", "ticket", "data", "hash")
+        moved = [dict(zip(fields, e, strict=True)) for e in events]
+        chains.advance(conn, hall, acked, moved)
+        floor = floors.fold(floor, moved)
+        province.enqueue(conn, hall, moved)  # 好差评 for the province, in this transaction
+        cases.fold(conn, hall, moved)
         conn.execute("UPDATE halls SET acked = %s, acked_at = %s, floor = %s WHERE hall_id = %s",
                      (mark, events[-1][2] if events else None, Jsonb(floor), hall))
         conn.execute("DELETE FROM hall_spans WHERE hall_id = %s AND last_id <= %s", (hall, mark))
@@ -163,7 +190,7 @@ def events_after(conn: psycopg.Connection, hall: str, after: int, limit: int) ->
     mark has not joined yet included: the caller compares with `acked`)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data FROM hall_events "
+            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data, hash FROM hall_events "
             "WHERE hall_id = %s AND event_id > %s ORDER BY event_id LIMIT %s", (hall, after, limit)).fetchall()
 
 

@@ -18,14 +18,17 @@ own, or none), the embedded broker, and extra routes (a simulator's control pane
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from controller.counters.calling import CallingFloor
 from controller.counters.calling_devices import attach_calling, controller_mqtt
+from controller.backoffice import day_figures
 from controller.backoffice.cases import CaseDesk
 from controller.runtime.clock import ShiftedClock, SystemClock
 from controller.core.callbacks import CaseRules
@@ -37,8 +40,9 @@ from controller.floor.devices import DeviceAddress, Floor, attach_devices
 from controller.runtime.hallcontroller import HallController
 from controller.security.privacy import IdentitySealer, load_secret
 from controller.config.settings import (
-    DisplaySettings, FederationSettings, FloorLayout, MqttSettings, VoiceSettings,
+    DisplaySettings, FederationSettings, FloorLayout, MqttSettings, ReminderSettings, VoiceSettings,
 )
+from controller.entrance.reminders import ReminderDesk
 from controller.store.hallstore import HallStore
 from controller.store.reading import last_command_at
 from controller.store.sessions import SessionStore
@@ -61,6 +65,8 @@ def open_hall(hall: Hall, data_dir: Path, clock,
     data_dir.mkdir(parents=True, exist_ok=True)
     store = HallStore(data_dir / DB_NAME, durable)
     ctrl = HallController(hall, store, clock, IdentitySealer(load_secret(data_dir)))
+    # 日汇总: a closed day is summarised as it closes, so the reports never wait for one
+    ctrl.at_day_change(functools.partial(day_figures.keep_closed_days, tz=ZoneInfo(hall.timezone)))
     # One connection, one lock: a login never lands inside another command's transaction.
     return ctrl, SessionStore(store.db, store.lock)
 
@@ -89,6 +95,22 @@ def attach_floor(ctrl: HallController, data_dir: Path, status_url: str | None,
     return floor, calling
 
 
+def open_reminders(ctrl: HallController, settings: ReminderSettings | None) -> ReminderDesk:
+    """The 到号提醒 desk, started when the hall's [reminders] names a gateway (off otherwise):
+    its gateway kind from the registry (drivers.sms), the token from the environment."""
+    import os
+
+    from drivers.sms import gateway_from
+
+    settings = settings or ReminderSettings()
+    gateway = None
+    if settings.enabled and settings.url:
+        token = os.environ.get(settings.token_env) if settings.token_env else None
+        gateway = gateway_from(settings.gateway, url=settings.url,
+                               timeout=settings.timeout_seconds, token=token)
+    return ReminderDesk(ctrl, settings, gateway).start()
+
+
 def open_case_desk(ctrl: HallController, workdays: WorkCalendar | None = None) -> CaseDesk:
     """The case desk, started: its deadlines count `workdays` (default: the hall's own
     calendar, else the built-in one without a holidays file)."""
@@ -101,12 +123,13 @@ def open_case_desk(ctrl: HallController, workdays: WorkCalendar | None = None) -
 
 def embedded_broker(hall: Hall, settings: MqttSettings) -> Callable[[], Any]:
     """The embedded MQTT broker's async start, for the app's background (the hall has no
-    [mqtt] host); with a password file it checks accounts and the hall's ACL."""
-    from controller.mqtt.broker import start_embedded_broker
+    [mqtt] host), on a thread and event loop of its own beside the web API's; with a
+    password file it checks accounts and the hall's ACL."""
+    from controller.mqtt.broker import start_broker_thread
     from controller.mqtt.accounts import amqtt_acl
 
     acl = amqtt_acl(hall, settings) if settings.password_file else None
-    return lambda: start_embedded_broker(settings.embedded_listen, settings.password_file, acl)
+    return lambda: start_broker_thread(settings.embedded_listen, settings.password_file, acl)
 
 
 def bare_api(ctrl: HallController, sessions: SessionStore) -> Any:
@@ -129,6 +152,7 @@ class AssembledHall:
     device_check: DeviceCheck
     app: Any  # FastAPI
     mqtt: MqttLink | None = None
+    reminders: ReminderDesk | None = None
     # stopped in this order, at the app's shutdown or by `stop()`: devices and the MQTT
     # client first, so the embedded broker has no client left when it stops
     stops: list[Callable[[], Any]] = field(default_factory=list)
@@ -157,13 +181,16 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
              mqtt: MqttLink | str | None = None, broker: bool = False,
              mqtt_settings: MqttSettings | None = None, voice: VoiceSettings | None = None,
              display: DisplaySettings | None = None, layout: FloorLayout | None = None,
+             reminders: ReminderSettings | None = None,
              workdays: WorkCalendar | None = None, routers: Iterable[Any] = (),
              stop_with_app: bool = True, durable: bool = True,
              opened: tuple[HallController, SessionStore] | None = None,
-             federation: FederationSettings | None = None) -> AssembledHall:
+             federation: FederationSettings | None = None,
+             federation_document: dict[str, Any] | None = None) -> AssembledHall:
     """The hall `hallctl run` serves: controller, store, devices, case desk, web app.
 
-    `status_url`: where a printed ticket's QR code points (…/api/v1/tickets).
+    `status_url`: the hall's address as phones reach it; a printed ticket's QR code leads to
+    its phone page there (controller.entrance.kiosk.phone_link).
     `substitutes`: devices a simulator stands in for, by device id.
     `mqtt`: the controller's MQTT connection: `HALL_BROKER` for the one the hall's [mqtt]
     names, a started `MqttLink` of the caller's (stopped with the hall), or None (no MQTT
@@ -173,6 +200,7 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     `voice`: the hall's [voice] (controller.config.settings); None: the calls are not spoken.
     `display`: the hall's [display] (its notices; None: the default notices).
     `layout`: the hall's [layout] for the supervisor's floor (None: the windows in order).
+    `reminders`: the hall's [reminders] (到号提醒 by text message; None: off).
     `workdays`: the case desk's working-day calendar (default: the hall's).
     `routers`: more routes for the app (a simulator's control panel).
     `stop_with_app`: the app's shutdown stops the devices (`hallctl run`); otherwise the
@@ -180,7 +208,9 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     `opened`: the controller and sessions already opened with `open_hall` (a caller that
     checks the database first); by default they are opened here.
     `federation`: the hall's [federation]: its event log is shipped to the district centre
-    (controller.federation); None: the hall stands alone."""
+    (controller.federation); None: the hall stands alone.
+    `federation_document`: the hall file's document the centre's bundles are checked against
+    (None: one made of `hall`)."""
     from controller.web.app import create_app
 
     ctrl, sessions = opened or open_hall(hall, data_dir, clock, durable)
@@ -190,20 +220,30 @@ def assemble(hall: Hall, data_dir: Path, clock, *, status_url: str | None,
     floor, calling = attach_floor(ctrl, data_dir, status_url, substitutes, link, voice)
     desk = open_case_desk(ctrl, workdays)
     device_check = DeviceCheck(ctrl, floor, calling)
-    stops: list[Callable[[], Any]] = [desk.stop, calling.close, floor.close]
+    texts = open_reminders(ctrl, reminders)
+    stops: list[Callable[[], Any]] = [texts.stop, desk.stop, calling.close, floor.close]
     if link is not None:
         stops.append(link.stop)
+    agent = None
     if federation is not None:
+        from controller.federation.bundles import start_config_agent
         from controller.federation.shipper import start_shipper
 
-        stops.insert(0, start_shipper(federation, ctrl.store.path, data_dir, ctrl.clock).stop)
-    assembled = AssembledHall(ctrl, sessions, floor, calling, desk, device_check, None, link, stops)
+        # the centre's configuration bundles (配置下发): staff disables at once, the rest at start
+        agent = start_config_agent(federation, ctrl, sessions, data_dir, federation_document)
+        stops.insert(0, agent.stop)
+        stops.insert(0, start_shipper(federation, ctrl.store.path, data_dir, ctrl.clock, agent.version).stop)
+    assembled = AssembledHall(ctrl, sessions, floor, calling, desk, device_check, None, link,
+                              reminders=texts, stops=stops)
     background = [embedded_broker(hall, settings)] if broker else []
     app = create_app(ctrl, sessions, background, floor.kiosks, desk,
                      before_stop=[assembled.stop] if stop_with_app else None,
-                     device_check=device_check, display=display, layout=layout)
+                     device_check=device_check, display=display, layout=layout,
+                     reminders=texts)
     for router in routers:
         app.include_router(router)
+    if agent is not None:
+        app.state.district = agent.status  # /api/v1/health: the bundle in use
     assembled.app = app
     return assembled
 

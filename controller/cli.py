@@ -23,7 +23,7 @@ from types import FrameType
 from controller import cli_backup
 from controller.security import pins
 from controller.runtime.clock import SystemClock
-from controller.config.hall import ConfigError, load_config, load_hall, summary
+from controller.config.hall import ConfigError, load_config, load_hall, read_toml, summary
 from controller.core.hall import Hall
 from controller.config.settings import FederationSettings
 from controller.assembly import DB_NAME, HALL_BROKER, assemble, hall_clock, open_hall
@@ -127,8 +127,13 @@ def _check_federation(federation: FederationSettings | None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    hall, mqtt = config.hall, config.mqtt
     federation = _district(args.district) or config.federation
+    # a district's hall: the centre's last good bundle over the file (its safe point is the start)
+    if federation is not None:
+        from controller.federation.bundles import configured
+
+        config = configured(args.config, config, Path(args.data_dir), federation)
+    hall, mqtt = config.hall, config.mqtt
     try:
         check_at_start(mqtt)
         _check_federation(federation)
@@ -150,12 +155,18 @@ def _run(args: argparse.Namespace) -> int:
     substitutes = {device: DeviceAddress(*where) for s in simulations
                    for device, where in s.substitutes.items()}
     public = args.public_url or f"http://{args.host}:{args.port}"
-    running = assemble(hall, data_dir, ctrl.clock, status_url=f"{public}/api/v1/tickets",
+    if not args.public_url and args.host in ("0.0.0.0", "::", ""):
+        logging.getLogger("hallctl").warning(
+            "slips' QR codes lead to %s, which no phone can open: give --public-url, the "
+            "address phones on the hall's LAN or Wi-Fi reach this controller at", public)
+    running = assemble(hall, data_dir, ctrl.clock, status_url=public,
                        substitutes=substitutes, mqtt=HALL_BROKER, broker=mqtt.embedded,
                        mqtt_settings=mqtt, voice=config.voice, display=config.display,
                        layout=config.layout,
+                       reminders=config.reminders,
                        routers=[s.router for s in simulations if s.router is not None],
-                       opened=(ctrl, sessions), federation=federation)
+                       opened=(ctrl, sessions), federation=federation,
+                       federation_document=read_toml(args.config) if federation else None)
     # the simulated devices stop with the hall's own, while the embedded broker still answers
     # them (a device whose broker has gone waits out a reconnect delay to notice its stop)
     running.stops.extend(s.close for s in simulations)
@@ -182,6 +193,9 @@ def banner(hall_name: str, base: str, data_dir: str, more_pages: dict[str, str])
     pages["/docs"] = "接口文档 (API)"
     listed = "\n".join(f"  {title}  {base}{path}" for path, title in pages.items())
     return f"{hall_name}: {base}/  (data in {data_dir})\n{listed}"
+
+
+SWITCH_SECONDS = 0.001
 
 
 def _serve(app, args: argparse.Namespace, cap: int, alive=None) -> None:
@@ -226,6 +240,11 @@ def _serve(app, args: argparse.Namespace, cap: int, alive=None) -> None:
     # handler it found: both end here as KeyboardInterrupt, and the caller closes the hall
     # (SIGTERM's own handler would end the process before the database is closed)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # The web API's loop shares the interpreter with threads that compute (a report, the
+    # broker, the calling floor): a request ready to go waits until one of them hands the
+    # interpreter over, by default after 5 ms, several times a request. 1 ms keeps a call
+    # within its few milliseconds while a report is computed, for a little more switching.
+    sys.setswitchinterval(SWITCH_SECONDS)
     stopped = False
     try:
         server.run()
@@ -436,6 +455,31 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_log(args: argparse.Namespace) -> int:
+    """The event log checked against its hash chain (vocabulary.chain), read-only: a running
+    controller may go on meanwhile."""
+    from controller.store.outbox import Outbox
+
+    db = Path(args.data_dir) / DB_NAME
+    if not db.exists():
+        raise RuntimeError(f"no hall database in {args.data_dir}")
+    outbox = Outbox(db)
+    try:
+        verdict, _ = outbox.verify(0)
+    finally:
+        outbox.close()
+    if verdict.first_break is None:
+        print(f"event log: {verdict.checked} events up to event {verdict.through} agree with their "
+              f"hash chain (head {verdict.computed[:16]}…)")
+        return 0
+    what = {"altered": "its data is not what was written with its hash",
+            "gap": "events before it are missing",
+            "unlinked": "it has no link in the chain"}.get(verdict.problem or "", verdict.problem)
+    print(f"event log BROKEN at event {verdict.first_break} ({verdict.problem}): {what}; "
+          f"{verdict.checked} events checked up to event {verdict.through}")
+    return 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hallctl", description="Hall controller for 政务服务中心.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -446,8 +490,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--simulate", action="store_true", help="attach simulated devices")
-    run.add_argument("--public-url", help="the address printed in ticket QR codes "
-                                          "(default http://HOST:PORT)")
+    run.add_argument("--public-url", help="the hall's address as phones on its LAN or "
+                          "Wi-Fi reach it: a slip's QR code leads to its ticket's phone page there "
+                          "(default http://HOST:PORT)")
     run.add_argument("--clock-start", metavar="HH:MM|ISO",
                      help="run the hall clock from this time (demos outside opening hours)")
     run.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",
@@ -512,6 +557,11 @@ def parser() -> argparse.ArgumentParser:
     pg.add_argument("--data-dir", required=True)
     pg.add_argument("--config", required=True, help="hall description (TOML)")
     pg.set_defaults(func=cmd_purge)
+
+    vl = sub.add_parser("verify-log", help="check the event log against its hash chain "
+                                           "(read-only; exit 1 and the first bad event when it breaks)")
+    vl.add_argument("--data-dir", required=True)
+    vl.set_defaults(func=cmd_verify_log)
 
     installation_commands.register(sub)  # install, uninstall, devices, doctor
     cli_backup.register(sub)

@@ -139,6 +139,7 @@ def figures(day: DayRecord) -> dict[str, Any]:
                     for t, d, st, detail in day.devices],
         "commands": day.commands,
         "habits": dict(day.habits),
+        "reminders": dict(day.reminders),
         "invariants": {name: {"holds": not bad, "broken_by": bad[:10], "count": len(bad)}
                        for name, bad in day.invariants.items()},
     }
@@ -195,6 +196,10 @@ def text(f: dict[str, Any]) -> str:
             "anonymous taps beside one); right after 办结 staff paused {pause_after_finish} times and "
             "logged out {logout_after_finish}, {prompt_open_at_step_away} times with the pad still "
             "asking".format(**h)]
+    if r := f.get("reminders"):
+        lines += [
+            "texts     {opted_in} citizens asked for 到号提醒 at the kiosk; the SMS gateway took "
+            "{messages} messages ({ahead} 即将叫到, {called} called) in {posts} posts".format(**r)]
     ev, cb = f["evaluation"], f["callbacks"]
     lines += [
         f"grades    {_f(ev['evaluated'])} of {_f(ev['visits'])} visits graded "

@@ -39,12 +39,16 @@ from controller.core.hall import StaffRole
 from controller.core.identity import normalise
 from controller.core.model import WindowStatus
 from controller.entrance.kiosk import KioskTicket
+from controller.config.settings import ReminderSettings
 from controller.config.workdays import hall_calendar
+from controller.entrance.reminders import ReminderDesk
 from drivers.counter_keypad import Key
 from drivers.evaluator_pad import PAD_GRADES
+from drivers.sms import HttpGateway
 from sim.population import Citizen, a_post_staff, citizens, seconds, staff_plans
 from sim.scenario import Scenario
 from sim.sim_floor import SimFloor
+from sim.sms_gateway import SmsGatewaySim
 from sim.staff import StaffRules, WindowAgent
 
 TICK_SECONDS = 30
@@ -94,6 +98,9 @@ class DayRecord:
     tidal_opened: int = 0
     end: float = 0.0
     habits: dict[str, int] = field(default_factory=dict)  # double taps, cards left, steps away
+    reminders: dict[str, int] = field(default_factory=dict)  # 到号提醒: opted in, messages
+    reminded: dict[str, str] = field(default_factory=dict)  # ticket -> the mobile it gave
+    texts: list[tuple[str, str, str]] = field(default_factory=list)  # (id, to, text) as taken
 
 
 class HallDay(StaffRules):
@@ -160,9 +167,17 @@ class HallDay(StaffRules):
             data_dir = self.data_dir or Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="hallday-", dir=where)))
             self.ctrl, _ = open_hall(self.hall, data_dir, self.clock, durable=False)
+            self.texts = self.gateway = None
             try:
+                if self.scenario.reminder_share > 0:
+                    self.gateway = stack.enter_context(contextlib.closing(SmsGatewaySim().start()))
+                    self.texts = ReminderDesk(self.ctrl, ReminderSettings(
+                        True, self.scenario.reminder_ahead, url=self.gateway.url),
+                        HttpGateway(self.gateway.url, timeout=5.0)).start()
                 return self._run()
             finally:
+                if self.texts is not None:
+                    self.texts.stop()
                 self.ctrl.store.close()
 
     def faults(self) -> list:
@@ -196,6 +211,7 @@ class HallDay(StaffRules):
         self.habits = dict.fromkeys(("double_taps", "second_tap_same_ticket", "cards_left",
                                      "taps_beside_a_left_card", "pause_after_finish",
                                      "logout_after_finish", "prompt_open_at_step_away"), 0)
+        self.reminded: dict[str, str] = {}  # ticket -> the mobile its 到号提醒 go to
         self.forgotten: list[str] = []  # visits staff left unfinished (sim.staff, forget_finish_share)
         own = a_post_staff(scenario)
         plans = staff_plans(scenario, self.draws)
@@ -320,11 +336,24 @@ class HallDay(StaffRules):
                 self._desk(citizen)  # 导办台: staff at the guidance desk issue it by hand
             else:
                 self.refused[first.code] = self.refused.get(first.code, 0) + 1
-        elif len(taps) > 1:
+        else:
+            self._opt_in(citizen, first)
+        if not isinstance(first, HallError) and len(taps) > 1:
             self.habits["double_taps"] += 1
             again = taps[1]
             self.habits["second_tap_same_ticket"] += (
                 isinstance(again, KioskTicket) and again.outcome.ticket.id == first.outcome.ticket.id)
+
+    def _opt_in(self, citizen: Citizen, got: KioskTicket) -> None:
+        """到号提醒: a citizen with a mobile for text messages types it after the ticket."""
+        if citizen.reminder is None or self.texts is None:
+            return
+        try:
+            self.texts.opt_in(got.outcome.ticket.id, citizen.reminder, "kiosk:entrance")
+            self.reminded[got.outcome.ticket.id] = citizen.reminder
+        except HallError as e:
+            self.refused[f"reminder_{e.code}"] = self.refused.get(f"reminder_{e.code}", 0) + 1
+        self._handle()
 
     def _desk(self, citizen: Citizen) -> None:
         who = (self.ctrl.citizen(citizen.id_number, citizen.name, citizen.phone)
@@ -437,6 +466,8 @@ class HallDay(StaffRules):
     # -- the record ---------------------------------------------------------------------------
 
     def _record(self) -> DayRecord:
+        if self.texts is not None:  # what is due is sent before the day's figures are read
+            self.texts.drain(timeout=60)
         from controller.backoffice.evaluation_reports import evaluation_report
         db = self.ctrl.store.db
         day = self.scenario.day.isoformat()
@@ -457,8 +488,20 @@ class HallDay(StaffRules):
             printed=len(self.floor.printer.tickets), finished_twice=twice,
             service_minutes=self.service_minutes, covers=self.covers,
             absences=self.absences, tidal_opened=self.tidal_opened, end=self.now,
-            habits=dict(self.habits))
+            habits=dict(self.habits), reminders=self._reminder_figures(),
+            reminded=dict(self.reminded),
+            texts=[(m.id, m.to, m.text) for m in self.gateway.messages] if self.gateway else [])
         return record
+
+    def _reminder_figures(self) -> dict[str, int]:
+        """到号提醒: citizens who opted in, and the messages the simulated gateway took."""
+        if self.gateway is None:
+            return {}
+        got = self.gateway.messages
+        return {"opted_in": len(self.reminded), "messages": len(got),
+                "ahead": sum(m.id.endswith("-ahead") for m in got),
+                "called": sum(m.id.endswith("-called") for m in got),
+                "posts": len(self.gateway.received)}
 
 
 def invariants(day: HallDay, statuses: dict[str, str], twice: list[str]) -> dict[str, list[str]]:
@@ -484,9 +527,55 @@ def invariants(day: HallDay, statuses: dict[str, str], twice: list[str]) -> dict
         "no duplicate ticket from one tap": duplicates(day, statuses),
         "no visit that lost a grade to a pause": lost_grades(day),
     }
+    if day.gateway is not None:
+        checks["every opted-in citizen called got one reminder, then one call message"] = \
+            reminders_missing(day, statuses)
+        checks["no text message sent twice"] = sorted(
+            {m.id for m in day.gateway.received if [r.id for r in day.gateway.received].count(m.id) > 1})
+    checks["every slip's QR code opens its own ticket's phone page"] = qr_links_broken(day)
     if day.displays:
         checks["every window bar shows the hall's state"] = [str(n) for n in day.floor.bars_out_of_step()]
     return checks
+
+
+def reminders_missing(day: HallDay, statuses: dict[str, str]) -> list[str]:
+    """Opted-in tickets that were called without exactly [reminder, call message] reaching the
+    citizen's phone in that order, or that got a message they should not have."""
+    assert day.gateway is not None
+    got: dict[str, list[tuple[str, str]]] = {}
+    for m in day.gateway.messages:
+        ticket, trigger = m.id.rsplit("-", 1)
+        got.setdefault(ticket, []).append((trigger, m.to))
+    called = {r["id"] for r in day.ctrl.store.db.query(
+        "SELECT id FROM tickets WHERE day = ? AND called_at IS NOT NULL",
+        [day.scenario.day.isoformat()])}
+    wrong = []
+    for ticket, phone in day.reminded.items():
+        want = [("ahead", phone), ("called", phone)] if ticket in called else \
+            [m for m in got.get(ticket, []) if m == ("ahead", phone)]
+        if got.get(ticket, []) != want:
+            wrong.append(ticket)
+    return wrong + sorted(set(got) - set(day.reminded))
+
+
+def qr_links_broken(day: HallDay) -> list[str]:
+    """Printed slips whose QR code does not open the phone page of the slip's own ticket
+    (its secret, and the page's answer for it, as controller.web.phone_api gives them)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from controller.web.phone_api import phone_view
+
+    broken = []
+    for slip in day.floor.printer.tickets:
+        link = urlsplit(slip.qr[0]) if len(slip.qr) == 1 else None
+        ticket_id = link.path.rsplit("/", 1)[-1] if link else ""
+        secret = parse_qs(link.query).get("k", [""])[0] if link else ""
+        label = ticket_id.split("-", 1)[-1]
+        if (not link or label not in slip.lines or day.ctrl.sealer is None
+                or not day.ctrl.sealer.ticket_secret_ok(ticket_id, secret)
+                or day.ctrl.ask(lambda s, i=ticket_id: phone_view(day.ctrl, s, i, day.texts))["number"] != label):
+            broken.append(label or str(slip.lines[:3]))
+    return broken
 
 
 def in_another_name(day: HallDay) -> list[str]:

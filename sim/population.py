@@ -45,6 +45,7 @@ class Citizen:
     grade_delay: float
     double_tap: bool = False  # taps the service button twice; the page sends one request key
     card_left: bool = False  # walks away leaving the ID card on the kiosk's reader
+    reminder: str | None = None  # a mobile left at the kiosk for 到号提醒 text messages
     # filled in as the day runs
     ticket: str | None = None
     tickets: list[str] = field(default_factory=list)  # every ticket issued for them
@@ -117,6 +118,7 @@ def citizens(scenario: Scenario, seed: int) -> list[Citizen]:
     grades = scenario.evaluation
     # the kiosk habits come from a stream of their own: turning them on changes no one's business
     habits = random.Random(f"{seed}:kiosk-habits")
+    texts = random.Random(f"{seed}:reminders")
     out: list[Citizen] = []
     drawn = [(t, s.prefix) for s in scenario.services
              for t in arrival_times(rng, s, scenario.profiles[s.profile])]
@@ -154,7 +156,9 @@ def citizens(scenario: Scenario, seed: int) -> list[Citizen]:
             absent=rng.random() < load.no_show_share, transfer_to=transfer_to,
             transfer_seconds=first, grade=grade, grade_delay=rng.uniform(*grades.delay_seconds),
             double_tap=habits.random() < scenario.double_tap_share,
-            card_left=habits.random() < scenario.card_left_share and real_name))
+            card_left=habits.random() < scenario.card_left_share and real_name,
+            reminder=(phone or f"15{texts.randint(0, 999_999_999):09d}")
+            if texts.random() < scenario.reminder_share else None))
     return out
 
 

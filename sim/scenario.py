@@ -118,6 +118,10 @@ class Scenario:
     # who walk away leaving their card on the reader (the next tap must not be in their name)
     double_tap_share: float = 0.0
     card_left_share: float = 0.0
+    # 到号提醒: the share of kiosk citizens who leave a mobile for text messages, and how many
+    # people ahead the first one comes at; the day runs the simulated SMS gateway
+    reminder_share: float = 0.0
+    reminder_ahead: int = 3
     # a run of several days against one database (`[scenario] days`), closed days included;
     # empty for a single day. `day` is then the first open one.
     days: tuple[dt.date, ...] = ()
@@ -146,7 +150,7 @@ def resolve(path: str | Path) -> Path:
 
 
 _TOP = ("scenario", "generate", "arrivals", "profiles", "services", "staff", "evaluation",
-        "faults", "staffing")
+        "faults", "staffing", "reminders")
 
 
 def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>") -> Scenario:
@@ -192,6 +196,7 @@ def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>")
         arrivals.fail("profile", f"no profile {default_profile!r}; profiles: {', '.join(profiles)}")
     services = _services(services_in, hall, profiles, default_profile)
     staffing = _staffing(top, hall)
+    reminders = top.table("reminders", ("share", "ahead"))
     return Scenario(
         name=name, description=description, source=source, hall=hall, day=day, seed=seed,
         real_name_share=_share(arrivals, "real_name_share"),
@@ -199,7 +204,9 @@ def parse_scenario(data: dict[str, Any], base: Path, source: str = "<scenario>")
         profiles=profiles, services=services, staff=_staff(top), evaluation=_evaluation(top),
         faults=_faults(top, hall, days or (day,)), staffing=staffing, days=days,
         double_tap_share=_share(arrivals, "double_tap_share", 0.0),
-        card_left_share=_share(arrivals, "card_left_share", 0.0))
+        card_left_share=_share(arrivals, "card_left_share", 0.0),
+        reminder_share=_share(reminders, "share", 0.0),
+        reminder_ahead=reminders.integer("ahead", 1, 50, 3))
 
 
 # --- reading values -------------------------------------------------------------

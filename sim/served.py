@@ -88,7 +88,7 @@ def running_hall(hall: Hall, data_dir: Path, clock, simulate: bool = False,
     link = None
     if mqtt:
         link = MqttLink("hall-controller", mqtt[0], mqtt[1], "hall/controller/status").start()
-    assembled = assemble(hall, data_dir, clock, status_url=f"http://127.0.0.1:{port}/api/v1/tickets",
+    assembled = assemble(hall, data_dir, clock, status_url=f"http://127.0.0.1:{port}",
                          substitutes={d: DeviceAddress(*w) for d, w in sim.substitutes.items()} if sim else {},
                          mqtt=link, voice=voice, layout=layout, workdays=hall_calendar(None),
                          routers=[sim.router] if sim else [], stop_with_app=False, federation=federation)

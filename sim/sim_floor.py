@@ -163,6 +163,9 @@ class Board:
         self.up, self.retained = True, self.wanted  # MqttLink re-publishes its states
 
 
+HALL_ADDRESS = "http://hall.lan"
+
+
 class SimFloor:
     """The simulated devices of one hall, wired to the controller's real drivers."""
 
@@ -179,7 +182,8 @@ class SimFloor:
         host, end = memory_pair(printer_id)
         self.printer = SimulatedPrinter(printer_id)
         _device(end, lambda data, e=end: self._answer(e, self.printer.receive(data)))
-        self.kiosk = Kiosk("entrance", ctrl)
+        # the slips' QR codes lead to the phone page at the hall's address on its Wi-Fi
+        self.kiosk = Kiosk("entrance", ctrl, status_url=HALL_ADDRESS)
         link = DeviceLink(printer_id, host, self.kiosk.device_health, Backoff(0.5, 10), clock=clock)
         # devices answer inside the driver's write: a long timeout costs nothing, and a busy
         # machine pausing the process can never make a real-time timeout change the day

@@ -86,10 +86,12 @@ def link(hall_id: str, broker, **kw) -> FederationSettings:
 
 
 @contextmanager
-def centre_api(dsn: str):
-    """The centre's web API on a free loopback port (uvicorn, as `districtctl run` serves it)."""
+def centre_api(dsn: str, bundles=None):
+    """The centre's web API on a free loopback port (uvicorn, as `districtctl run` serves it);
+    `bundles`: its bundle desk (center.bundles.BundleDesk), for the configuration routes."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(dsn), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(dsn, bundles), host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, 10)

@@ -82,6 +82,12 @@ def a_ticket(hall) -> dict[str, Any]:
     return {"ticket_id": out.ticket.id}
 
 
+def a_ticket_link(hall) -> dict[str, Any]:
+    """A ticket and its slip's secret (the phone page's link): whoever holds the slip."""
+    ticket_id = a_ticket(hall)["ticket_id"]
+    return {"ticket_id": f"{ticket_id}?k={hall.ctrl.sealer.ticket_secret(ticket_id)}"}
+
+
 def a_case(hall) -> dict[str, Any]:
     case = hall.desk.open_complaint("phone", "等了很久没人理", "staff:boss", window=1, staff_id="s1")
     return {"case_id": case.id}
@@ -147,6 +153,12 @@ PROBES: list[Probe] = [
     api("GET", "/tickets/{ticket_id}", ANYONE, fill=a_ticket),
     api("POST", "/tickets/{ticket_id}/reprint", LOGGED_IN, {"kiosk": "entrance"}, fill=a_ticket),
     kiosk_route("POST", "/kiosks/{kiosk_id}/tickets", {"service": "B"}),
+    # the citizen's phone: whoever holds the slip's link (tests/test_page_phone.py: nobody else);
+    # 到号提醒 signed up by the kiosk or staff (this hall has none: 409 once past who asks)
+    api("GET", "/phone/tickets/{ticket_id}", ANYONE, fill=a_ticket_link),
+    api("GET", "/reminders", ANYONE),
+    api("POST", "/tickets/{ticket_id}/reminder", roles(KIOSK) | LOGGED_IN, {"phone": "13800131234"},
+        fill=a_ticket),
     kiosk_route("POST", "/kiosks/{kiosk_id}/scan", {"code": "APT-NOSUCH1"}),
     kiosk_route("GET", "/kiosks/{kiosk_id}"),
     kiosk_route("POST", "/kiosks/{kiosk_id}/identity", {"id_number": "11010519491231002X"}),
@@ -250,6 +262,7 @@ PROBES: list[Probe] = [
     page("/login", ANYONE),
     page("/kiosk", ANYONE),
     page("/display", ANYONE),
+    Probe("GET", "/t/{ticket_id}", ANYONE, page=True, fill=a_ticket_link),
     page("/counter", roles(HERE, OTHER, SUP)),
     page("/supervisor", roles(SUP, ADMIN)),
     page("/callbacks", roles(OFFICER, SUP)),

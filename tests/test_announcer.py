@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from drivers.announcer.announcer import CACHE_PHRASES
 from drivers.announcer import (
-    RECALL_PREFIX, Announcement, Announcer, AnnouncerError, EspeakSynthesizer, announcement_text,
-    call_phrase, chinese_number, spell_ticket,
+    RECALL_PREFIX, Announcement, Announcer, AnnouncerError, EspeakSynthesizer, SpokenWords,
+    announcement_text, call_phrase, chinese_number, spell_ticket, vocabulary,
 )
 
 MONDAY_0905 = datetime(2026, 11, 23, 9, 5, 12)
@@ -274,3 +275,90 @@ def test_a_malformed_ticket_is_refused_at_the_caller(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             hall.announce("A-001", 3)
         assert hall.wait_idle(1)
+
+
+# --- the words a call is said from ------------------------------------------------------------
+
+class StereoSynth(RecordingSynth):
+    """A synthesizer writing stereo WAVs, which words cannot be joined from."""
+
+    def to_wav(self, text: str, path: Path) -> Path:
+        self.texts.append(text)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(2)
+            out.setsampwidth(2)
+            out.setframerate(22050)
+            out.writeframes(b"\1\0" * 4410)
+        return path
+
+
+def test_a_call_is_said_from_its_words_each_synthesized_once(espeak, tmp_path: Path) -> None:
+    synth = CountingSynth(espeak)
+    words = SpokenWords(synth, tmp_path / "words", "cmn-latn-pinyin 150")
+    with Announcer(words, tmp_path, clock=lambda: MONDAY_0905) as hall:
+        hall.announce("A001", 3)
+        hall.announce("A002", 3)
+        hall.announce("A002", 3, recall=True)
+        assert hall.wait_idle(30)
+    # the phrases are the hall's as before; the synthesizer said each word once
+    assert [text for text, _ in hall.played] == [
+        call_phrase("A001", 3), call_phrase("A002", 3), RECALL_PREFIX, call_phrase("A002", 3)]
+    assert synth.texts == ["请", "A", "零", "一", "号", "到", "三号窗口", "办理", "二", "再次呼叫，"]
+    said, whole = hall.played[0][1], espeak.to_wav(call_phrase("A001", 3), tmp_path / "whole.wav")
+    assert 1.0 < sox_duration(said) < 10.0 and sox_rms(said) > 0.01
+    # the words one after another take about as long as the phrase said whole
+    assert 0.7 < sox_duration(said) / sox_duration(whole) < 1.4
+
+
+def test_the_words_are_kept_across_a_restart(espeak, tmp_path: Path) -> None:
+    SpokenWords(espeak, tmp_path / "words", "v").to_wav(call_phrase("A001", 3), tmp_path / "a.wav")
+    gone = SpokenWords(EspeakSynthesizer(executable="espeak-ng-not-installed-here"),
+                       tmp_path / "words", "v")
+    wav = gone.to_wav(call_phrase("A010", 3), tmp_path / "b.wav")
+    assert 1.0 < sox_duration(wav) < 10.0
+    # another voice is other words: said by its own synthesizer, which is missing here
+    with pytest.raises(AnnouncerError):
+        SpokenWords(gone.synth, tmp_path / "words", "another voice").to_wav(
+            call_phrase("A001", 3), tmp_path / "c.wav")
+
+
+def test_the_halls_words_are_ready_before_the_first_call(espeak, tmp_path: Path) -> None:
+    synth = CountingSynth(espeak)
+    words = SpokenWords(synth, tmp_path / "words", "v")
+    words.warm(vocabulary(["A", "BC"], [1, 12])).join(60)
+    assert "十二号窗口" in synth.texts and "C" in synth.texts and "再次呼叫，" in synth.texts
+    before = len(synth.texts)
+    words.to_wav(call_phrase("C907", 12), tmp_path / "call.wav")
+    assert len(synth.texts) == before
+
+
+def test_words_that_cannot_be_joined_are_said_as_a_whole_phrase(tmp_path: Path) -> None:
+    synth = StereoSynth()
+    words = SpokenWords(synth, tmp_path / "words", "v")
+    words.to_wav(call_phrase("A001", 3), tmp_path / "call.wav")
+    assert synth.texts[-1] == call_phrase("A001", 3)
+
+
+def test_vocabulary_holds_every_word_of_the_halls_calls() -> None:
+    phrases = vocabulary(["A", "b1"], [3, 20])
+    said = {w for p in phrases for w in p.split()}
+    for number, window in (("A019", 3), ("B287", 20)):
+        assert set(call_phrase(number, window).split()) <= said
+    assert RECALL_PREFIX in phrases
+
+
+def test_a_phrase_written_over_an_old_phrases_file_holds_only_itself(tmp_path: Path) -> None:
+    """The announcer writes a new phrase over the file of the one it forgets (cheaper for the
+    filesystem than a new file): a short phrase over a long one leaves nothing of the long one."""
+    words = SpokenWords(RecordingSynth(), tmp_path / "words", "v")
+    with Announcer(words, tmp_path / "calls") as hall:
+        for n in range(CACHE_PHRASES):
+            hall.announce(f"A{n:09}", 3)  # long numbers: long phrases
+        hall.announce("B7", 3)
+        assert hall.wait_idle(30)
+    assert len(list((tmp_path / "calls").iterdir())) == CACHE_PHRASES
+    text, said = hall.played[-1]
+    fresh = words.to_wav(text, tmp_path / "fresh.wav")
+    assert said.read_bytes() == fresh.read_bytes()
+    with wave.open(str(said)) as f:
+        assert f.getnframes() * 2 + 44 == said.stat().st_size

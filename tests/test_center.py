@@ -35,6 +35,7 @@ def test_two_town_halls_morning_reaches_the_centre_once_each_and_in_order(tmp_pa
                 own = hall_log(db)
                 assert len(own) > 200  # a real morning: tickets, calls, grades, cases
                 assert held(api, n) == own  # every event, once, in the hall's order, as the hall has it
+                assert hall_of(api, n)["chain"]["state"] == "ok"  # its hash chain verified, every link
                 view = hall_of(api, n)
                 wait_for(lambda n=n: hall_of(api, n)["lag_events"] == 0, 5)
                 assert hall_of(api, n)["link"]["state"] == "online"
@@ -97,6 +98,7 @@ def test_a_cut_link_loses_nothing_and_doubles_nothing_through_broker_and_centre_
         for n in halls:
             wait_for(lambda n=n: caught_up(api, n, dbs[n]), 60)
             assert_same_log(api, n, dbs[n])
+            assert hall_of(api, n)["chain"]["state"] == "ok"  # resent batches, all as the first time
             with halls[n].client() as c:
                 own = c.get("/api/v1/hall", headers=halls[n].login("boss", None)).json()
             wait_for(lambda n=n: hall_of(api, n)["link"]["state"] == "online", 10)

@@ -166,6 +166,7 @@ def test_a_hall_ships_over_tls_with_its_own_account_and_writes_only_its_own_topi
     acl.write_text("user hall-t1\ntopic write district/t1/#\ntopic read district/t1/ack\n"
                    "user hall-t2\ntopic write district/t2/#\ntopic read district/t2/ack\n"
                    "user centre\ntopic read district/+/events\ntopic read district/+/link\n"
+                   "topic read district/+/chain\n"
                    "topic write district/+/ack\n")
     tls_port = free_port()
     broker = make_mosquitto(f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
@@ -207,6 +208,9 @@ def test_a_hall_ships_over_tls_with_its_own_account_and_writes_only_its_own_topi
                 wait_for(lambda: caught_up(api, "t1", tmp_path / "t1" / "hall.sqlite3"), 30)
                 assert_same_log(api, "t1", tmp_path / "t1" / "hall.sqlite3")
                 assert held(api, "t1")[last]["kind"] != "ticket_evaluated"
+                # the shipper's audit came through the centre's account too, the chain intact
+                assert hall_of(api, "t1")["chain"]["audited_through"] is not None
+                assert hall_of(api, "t1")["chain"]["state"] == "ok"
             finally:
                 forger.loop_stop()
                 forger.disconnect()

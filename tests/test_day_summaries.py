@@ -115,11 +115,15 @@ def test_reports_from_the_summaries_equal_the_reports_from_the_tickets(tmp_path,
     a_day(ctrl, clock, THURSDAY)
     now = clock()
 
+    # each day was summarised as it closed, on the hall thread with the day change: Monday at
+    # Tuesday's first tick, Tuesday when the controller started on Thursday
+    assert set(counted) == {MONDAY.isoformat(), TUESDAY.isoformat()}
+    counted.clear()
     with ctrl.store.reads.snapshot() as db:
-        assert kept_days(db) == []
+        assert kept_days(db) == [MONDAY.isoformat(), TUESDAY.isoformat()]
         first = reports(db, now)
+        assert set(counted) == {THURSDAY.isoformat()}  # only the current day from its tickets
         assert first == raw_reports(db, now)
-    assert set(counted) == {MONDAY.isoformat(), TUESDAY.isoformat(), THURSDAY.isoformat()}
     assert sum(r["issued"] for r in first["hall-day"]) == 3 * 7
     assert any(r["out_of_order_calls"] for r in first["hall-staff"])
     assert any(r["no_show"] for r in first["hall-window"] if r["window"] is not None)
@@ -154,6 +158,27 @@ def test_reports_from_the_summaries_equal_the_reports_from_the_tickets(tmp_path,
     with ctrl.store.reads.snapshot() as db:
         assert kept_days(db) == [MONDAY.isoformat(), TUESDAY.isoformat()]
         assert reports(db, now) == changed
+    ctrl.store.close()
+
+
+def test_a_day_whose_summary_fails_at_the_day_change_still_changes_and_reports_right(
+        tmp_path, monkeypatch):
+    """The summary made at the day change is the reports' help, not the day's: if making it
+    fails, the day still changes, nothing half-made is kept, and the report counts the day."""
+    clock = ManualClock(at("08:55"))
+    ctrl, _ = open_hall(HALL, tmp_path, clock)
+    a_day(ctrl, clock, MONDAY)
+
+    def broken(db, day, tz):
+        raise ValueError("a bug in the summaries")
+    monkeypatch.setattr(day_figures, "count_day", broken)
+    clock.now = at("08:55", TUESDAY)
+    ctrl.tick()
+    assert ctrl.ask(lambda state: state.day) == TUESDAY
+    monkeypatch.undo()
+    with ctrl.store.reads.snapshot() as db:
+        assert kept_days(db) == [] and not db.execute("SELECT 1 FROM day_figures").fetchall()
+        assert reports(db, clock()) == raw_reports(db, clock())
     ctrl.store.close()
 
 

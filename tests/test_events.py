@@ -12,6 +12,7 @@ import pytest
 from controller.runtime.clock import ManualClock
 from controller.core import commands as c
 from controller.core import events as ev
+from controller.store.logform import encode_payload
 from tests.halls import at
 from tests.test_cases import Hall
 from tests.test_store import busy_morning, controller
@@ -97,13 +98,16 @@ def test_a_bad_review_logged_before_the_events_were_typed_still_opens_its_case(t
         h.desk.stop()  # the desk is down when the grade arrives
         h.ctrl.execute(c.Evaluate(2, "非常不满意", "pad"), "pad:2")
         assert h.desk.list() == []
-        # the row as the old controller wrote it (the log is append-only: the test rewrites it)
+        # the row as the old controller wrote it, in the store's encoding (the log is
+        # append-only: the test rewrites it, in the table under the `events` view)
         old = {"grade": "非常不满意", "channel": "pad", "staff": "s2", "service": "A"}
+        template, stored = encode_payload(old)
         db = h.ctrl.store.db.conn
         db.execute("DROP TRIGGER events_append_only_u")
-        db.execute("UPDATE event_log SET data = ? WHERE id = "  # the table under the `events` view
+        db.execute("INSERT INTO log_shapes (name, template) VALUES ('ticket_evaluated', ?)", [template])
+        db.execute("UPDATE event_log SET kind = last_insert_rowid(), data = ? WHERE id = "
                    "(SELECT id FROM events WHERE ticket_id = ? AND kind = 'ticket_evaluated')",
-                   [json.dumps(old, ensure_ascii=False), ticket])
+                   [stored, ticket])
         db.commit()
         assert h.desk.catch_up() == 1
         assert h.case_for(ticket).grade == "非常不满意"

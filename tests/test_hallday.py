@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import re
 import textwrap
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from controller.entrance.kiosk import Kiosk
 from controller.backoffice.hall_reports import percentile
 from controller.config.tomlkeys import ConfigError
 from sim.day_report import figures, page, text
+from controller.entrance.reminders import ReminderDesk
 from sim.hallday import HallDay
 from sim.plan import make_plan
 from sim.scenario import load_scenario
@@ -83,9 +85,13 @@ very_dissatisfied = 0.1
 # service button twice or walk away leaving their ID card on the reader, and staff who pause
 # (or log out) right after 办结 while the citizen is still grading.
 HABITS = SMALL.replace("priority_share = 0.05\n", "priority_share = 0.05\ndouble_tap_share = 0.3\n"
-                       "card_left_share = 0.3\n") + "\n[staff]\npause_after_finish_share = 0.4\n"
+                       "card_left_share = 0.3\n") + "\n[staff]\npause_after_finish_share = 0.4\n" \
+    + "\n[reminders]\nshare = 0.4\nahead = 2\n"
 NEW_INVARIANTS = ("no ticket in another person's name", "no duplicate ticket from one tap",
                   "no visit that lost a grade to a pause")
+# 到号提醒 (issue 17 item 2) and the phone page behind the slip's QR code (item 1)
+TEXT_INVARIANTS = ("every opted-in citizen called got one reminder, then one call message",
+                   "no text message sent twice", "every slip's QR code opens its own ticket's phone page")
 
 
 def scenario_file(tmp_path: Path, text_: str = SMALL, name: str = "small.toml") -> Path:
@@ -107,7 +113,7 @@ def test_the_demo_day_ends_with_every_invariant_holding(demo_day):
     assert set(f["invariants"]) >= {
         "every ticket ends served, no-show or cancelled", "no ticket served twice",
         "every real-name bad review has a case", "every kiosk ticket was printed",
-        "every window bar shows the hall's state", *NEW_INVARIANTS}
+        "every window bar shows the hall's state", *NEW_INVARIANTS, *TEXT_INVARIANTS}
     t = f["tickets"]
     assert t["issued"] == t["served"] + t["no_show"] + t["cancelled"] > 300
     # the printer ran out of paper for a few minutes: those citizens got a ticket at the desk
@@ -139,6 +145,23 @@ def test_the_demo_day_has_double_taps_left_cards_and_staff_who_step_away_at_once
     # staff paused right after 办结 while the pad still asked, and the grades were kept
     assert h["pause_after_finish"] > 0 and h["prompt_open_at_step_away"] > 0
     assert "double taps at the kiosk" in text(f)
+
+
+def test_the_demo_day_texts_every_opted_in_citizen_once_before_and_once_when_called(demo_day):
+    """Through a whole simulated day with the recording SMS gateway: each citizen who left a
+    mobile at the kiosk got 即将叫到 when three were left, then 请到 N 号窗口, nothing twice."""
+    day, f = demo_day
+    r = f["reminders"]
+    assert r["opted_in"] > 50 and r["messages"] == r["posts"] == 2 * r["opted_in"]
+    assert r["ahead"] == r["called"] == r["opted_in"]
+    for ticket, phone in day.reminded.items():
+        label = ticket.split("-", 1)[1]
+        (_, to1, ahead), (_, to2, called) = [m for m in day.texts if m[0].startswith(ticket + "-")]
+        assert to1 == to2 == phone
+        assert f"您的 {label} 号" in ahead and "即将叫到" in ahead
+        assert re.search(r"，(前面还有 [1-3] 人|下一位就是您)，请回到等候区", ahead), ahead
+        assert f"请 {label} 号到 {day.tickets[ticket].window} 号窗口办理" in called
+    assert "citizens asked for 到号提醒" in text(f)
 
 
 def test_the_report_shows_the_estimate_beside_both_baselines(demo_day):
@@ -227,7 +250,15 @@ def _pause_ends_the_prompt(monkeypatch):
         monkeypatch.setitem(HANDLERS, command, ends_prompt)
 
 
+def _reminder_never_due(monkeypatch):
+    """The 即将叫到 trigger lost: only the call's message goes out."""
+    due = ReminderDesk._due
+    monkeypatch.setattr(ReminderDesk, "_due", lambda self, t, trigger, **kw:
+                        None if trigger == "ahead" else due(self, t, trigger, **kw))
+
+
 @pytest.mark.parametrize("defect,broken", [
+    (_reminder_never_due, "every opted-in citizen called got one reminder, then one call message"),
     (_kiosk_forgets_nothing, "no ticket in another person's name"),
     (_page_sends_no_key, "no duplicate ticket from one tap"),
     (_pause_ends_the_prompt, "no visit that lost a grade to a pause"),

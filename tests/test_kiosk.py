@@ -51,7 +51,9 @@ def test_tapping_a_card_prints_a_real_name_ticket(hall, tmp_path):
         assert "前面还有 0 人" in text  # elderly go first
         low, high = int(body["eta"]["p10"]), int(-(-body["eta"]["p90"] // 1))
         assert f"约 {low}-{high} 分钟" in text
-        assert slip.qr == [f"{hall.url}/api/v1/tickets/{body['id']}"]
+        # the QR code: the ticket's phone page, with its secret (tests/test_page_phone.py)
+        secret = hall.ctrl.sealer.ticket_secret(body["id"])
+        assert slip.qr == [f"{hall.url}/t/{body['id']}?k={secret}"]
 
         stored = hall.ctrl.store.ticket(body["id"])
         assert stored.real_name and stored.id_masked == "1101**********097X"

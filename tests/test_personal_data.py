@@ -262,7 +262,7 @@ def test_the_day_change_purges_old_personal_data_and_every_figure_stays(hall_dir
         [row] = h.rows("SELECT actor, args FROM commands WHERE name = 'personal_data_purged'")
         assert row["actor"] == "system"
         assert json.loads(row["args"]) == {"days": 30, "before": "2024-03-09", "tickets": 1,
-                                           "appointments": 1, "cases": 1}
+                                           "appointments": 1, "cases": 1, "reminders": 0}
         h.clock.advance(minutes=1)
         h.ctrl.tick()  # once a day
         assert len(h.rows("SELECT 1 FROM commands WHERE name = 'personal_data_purged'")) == 1

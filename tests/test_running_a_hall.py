@@ -2,7 +2,9 @@
 systemd's own `systemd-analyze verify` and `systemd-sysusers`, then `hallctl uninstall` leaving
 nothing; `hallctl doctor` on the installed hall, healthy and with faults; and the watchdog: a
 real `hallctl run` telling a real unix datagram socket (as systemd's NOTIFY_SOCKET) READY=1,
-then WATCHDOG=1 pings, then STOPPING=1.
+then WATCHDOG=1 pings, then STOPPING=1. And a hall's life on its PC end to end (issue 18's
+acceptance): a first-schema database, install, doctor, run (the database migrates), backup while
+it runs, restore into a fresh data directory, run again, uninstall.
 
 No systemd runs as this machine's init, so the units are installed into a temporary root and
 verified, not started; everything the service does at run time (the notify protocol, the
@@ -420,3 +422,146 @@ def test_without_systemd_hallctl_run_says_nothing_to_anyone():
     other = ServiceNotifier.from_environment({"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1000000",
                                               "WATCHDOG_PID": str(os.getpid() + 1)})
     assert other.active and other.watchdog_seconds is None
+
+
+# --- a hall's life on its PC, end to end -------------------------------------------------------
+
+FIXTURES = ROOT / "tests" / "fixtures" / "schema"
+
+
+def hallctl(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([*HALLCTL, *args], capture_output=True, text=True, timeout=60, cwd=ROOT, env=ENV)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+class InstalledHall(HallProcess):
+    """`hallctl run` on an installed hall file and a data directory of the test's choosing.
+    The harness gives the embedded broker a fresh port at every start (in a copy of the hall
+    file in `work`, beside a copy of its holidays.toml); nothing else differs."""
+
+    def __init__(self, work: Path, config: Path, data: Path) -> None:
+        super().__init__(work)
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copy(config.with_name("holidays.toml"), work / "holidays.toml")
+        self.config = config
+        self.data = data
+
+    def demo_config(self) -> Path:
+        return self.config
+
+
+def found(hall: HallProcess, tickets) -> dict[str, tuple[str, str, list[str]]]:
+    """ticket id -> (number, status, what happened to it) for each of `tickets`, as the API gives
+    it to anyone (the slip's QR code)."""
+    out = {}
+    with hall.client(kiosk=False) as client:
+        for ticket_id in tickets:
+            r = client.get(f"/api/v1/tickets/{ticket_id}")
+            assert r.status_code == 200, (ticket_id, r.text)
+            body = r.json()
+            out[ticket_id] = (body["number"], body["status"], [e["kind"] for e in body["history"]])
+    return out
+
+
+@needs_systemd_tools
+def test_a_hall_of_the_first_schema_installed_checked_upgraded_backed_up_and_restored(tmp_path, floor):
+    """Issue 18's acceptance, as a hall's IT person goes about it: the PC keeps the database of a
+    hall that ran the first schema version; install the service (into a temporary root), ask
+    the doctor, run it (the database migrates forward, its tickets read through the API), issue
+    tickets, back up while it runs, stop it, restore into a fresh data directory with the key
+    kept apart, run that, find every ticket; uninstall leaves the root as it was."""
+    import json
+
+    from controller.store.copies import schema_version_of
+    from controller.store.db import MIGRATIONS
+
+    printer, reader, bus = floor
+    root = tmp_path / "root"
+    data = root / "var/lib/hall"
+    data.mkdir(parents=True)
+    shutil.copy(FIXTURES / "v1.sqlite", data / "hall.sqlite3")  # a v1 hall: no key yet
+    old = json.loads((FIXTURES / "v1.json").read_text(encoding="utf-8"))
+    old_numbers = {t: t.split("-")[1] for t in old["tickets"]}  # 20261123-A001: A001
+    before = tree(root)
+
+    source = hall_file(tmp_path / "source", kiosk_and_counter(printer.path, reader.path, bus.path))
+    done = hallctl("install", "--config", str(source), "--data-dir", "/var/lib/hall", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    config = root / "etc/hall/hall.toml"
+    assert (data / "hall.sqlite3").read_bytes() == (FIXTURES / "v1.sqlite").read_bytes()
+
+    status, out = doctor(config, data)
+    assert status == 0, out
+    line(out, "✓", "配置 config", "3 devices")
+    line(out, "✓", "数据目录 data dir", "writable", "its database")
+    line(out, "!", "密钥 key", "made at the first start", "schema version 1")  # nothing sealed in v1
+    for device in ("kiosk-printer", "kiosk-id-reader", "keypad-01"):
+        line(out, "✓", device)
+    assert "✗" not in out
+
+    first = InstalledHall(tmp_path / "first", config, data)
+    first.start()
+    try:
+        assert schema_version_of(data / "hall.sqlite3") == len(MIGRATIONS)  # migrated at start
+        seen = found(first, old["tickets"])  # the first schema's day, read by this controller
+        assert {t: number for t, (number, _, _) in seen.items()} == old_numbers
+        for ticket_id in old["finished"]:
+            assert seen[ticket_id][1] == "finished", seen[ticket_id]
+        assert all(kinds[0] == "ticket_issued" for _, _, kinds in seen.values())
+        new = []
+        with first.client() as client:
+            for service in ("A", "B", "A"):
+                r = client.post("/api/v1/tickets", json={"service": service})
+                assert r.status_code == 201, r.text
+                new.append(r.json()["id"])
+        seen |= found(first, new)
+        # the key off the machine once (README), then the nightly backup, taken while it runs
+        usb = tmp_path / "usb"
+        usb.mkdir()
+        shutil.copy(data / "secret.key", usb / "secret.key")
+        done = hallctl("backup", "--config", str(config), "--data-dir", str(data),
+                       "--to", str(tmp_path / "backups"))
+        assert done.returncode == 0, done.stderr
+        assert f"{len(old_numbers) + len(new)} tickets" in done.stdout
+    finally:
+        assert first.stop() == 0
+    [backup] = (tmp_path / "backups").glob("hall-*.sqlite3")
+
+    fresh = tmp_path / "fresh" / "hall"
+    done = hallctl("restore", "--from", str(backup), "--data-dir", str(fresh), "--key", str(usb / "secret.key"))
+    assert done.returncode == 0, done.stderr
+    second = InstalledHall(tmp_path / "second", config, fresh)
+    second.start()
+    try:
+        assert found(second, seen) == seen  # every ticket, old and new, as it stood
+    finally:
+        assert second.stop() == 0
+
+    done = hallctl("uninstall", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    assert "is kept" in done.stdout
+    outside = {p for p in tree(root) if not p.startswith("var/lib/hall/")}
+    assert outside == {p for p in before if not p.startswith("var/lib/hall/")}
+    assert {"hall.sqlite3", "secret.key"} <= {p.name for p in data.iterdir()}  # the data stays
+
+
+def test_the_doctor_faults_a_database_without_its_key_unless_it_is_older_than_sealing(tmp_path, monkeypatch):
+    """A database with sealed identities and no key cannot open them: a fault. A first-schema
+    database (from before sealed identities) has nothing the key opens: the first start makes
+    one, as for an empty data directory."""
+    from controller.installation.doctor import key_finding
+    from controller.installation.findings import Mark, Patient
+
+    monkeypatch.delenv("HALL_SECRET_KEY", raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    patient = Patient(DEMO, data, "127.0.0.1", 8000, None, False)
+    shutil.copy(FIXTURES / "v2.sqlite", data / "hall.sqlite3")
+    lost = key_finding(patient)
+    assert lost.mark is Mark.FAULT and "restore the key from the backup" in lost.detail
+    shutil.copy(FIXTURES / "v1.sqlite", data / "hall.sqlite3")
+    first = key_finding(patient)
+    assert first.mark is Mark.WARN and "schema version 1" in first.detail
+    (data / "hall.sqlite3").write_bytes(b"not a database, perhaps a damaged one" * 100)
+    assert key_finding(patient).mark is Mark.FAULT  # unreadable: it may hold sealed data

@@ -240,14 +240,17 @@ def test_a_report_reads_one_snapshot_beside_the_hall_and_cannot_write(tmp_path):
 
 
 def test_the_log_keeps_each_name_once_and_an_event_takes_its_commands_moment(tmp_path):
-    """Migration 15: event kinds, command names and actors are stored once, in log_names; an
-    event at its command's moment stores no time of its own; the views read as the logs always did."""
+    """Migrations 15 and 16: actors are stored once, in log_names, and event kinds and command
+    names once with each template of their payloads, in log_shapes; an event at its command's
+    moment stores no time of its own; the views read as the logs always did."""
     clock = ManualClock(at("09:00"))
     ctrl = controller(tmp_path, clock)
     busy_morning(ctrl, clock)
     db = ctrl.store.db
     names = [r[0] for r in db.execute("SELECT name FROM log_names").fetchall()]
-    assert len(names) == len(set(names)) and {"ticket_called", "call_next", "staff:test"} <= set(names)
+    assert len(names) == len(set(names)) and "staff:test" in names
+    shapes = db.execute("SELECT name, template FROM log_shapes").fetchall()
+    assert len(shapes) == len(set(shapes)) and {"ticket_called", "call_next"} <= {n for n, _ in shapes}
     assert db.execute("SELECT COUNT(*) FROM event_log WHERE at IS NOT NULL").fetchone()[0] == 0
     [(kind, when, actor)] = db.execute(
         "SELECT e.kind, e.at, c.actor FROM events e JOIN commands c ON c.id = e.command_id "
@@ -258,6 +261,8 @@ def test_the_log_keeps_each_name_once_and_an_event_takes_its_commands_moment(tmp
     again.execute(c.CallNext(2), "staff:test")
     assert db is not again.store.db and again.store.db.execute(
         "SELECT COUNT(*) FROM log_names").fetchone()[0] == len(names)
+    later = again.store.db.execute("SELECT name, template FROM log_shapes").fetchall()
+    assert len(later) == len(set(later)) and set(shapes) <= set(later)
 
 
 def test_a_name_first_written_in_a_failed_write_is_written_again(tmp_path, monkeypatch):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import sqlite3
 import sys
 from array import array
 from dataclasses import dataclass, field
@@ -28,6 +30,12 @@ from controller.core.hall import EVALUATION_GRADES
 from controller.store import day_summaries as store
 from controller.store import history
 from vocabulary import SYSTEM_DEFAULT
+
+log = logging.getLogger(__name__)
+
+# at a day change, how far back the days just closed are looked for (a hall switched off over
+# a holiday); older days without a summary are summarised by the first report that reads them
+CLOSED_DAYS_BACK = 14
 
 # what a day is summarised by; a month adds up its days
 GROUPINGS = ("service", "staff", "window", "day")
@@ -228,3 +236,28 @@ def _counted(db: sqlite_utils.Database, tz: dt.tzinfo, days: list[str], by: str)
     for d in days:
         _add(out, by, count_day(db, d, tz)[_grouping_of(by)].items())
     return out
+
+
+def keep_closed_days(conn: sqlite3.Connection, day: dt.date, tz: dt.tzinfo) -> int:
+    """At the change to `day`, on the hall thread, in the transaction that writes the change
+    (after the day's last commands): summarise and keep the days just closed (yesterday, or
+    the days since the hall last ran, up to CLOSED_DAYS_BACK), so that no report has to. A
+    failure keeps nothing and costs the day change nothing: the reports count those days
+    then. How many days were kept."""
+    db = sqlite_utils.Database(conn, recursive_triggers=False)
+    first = (day - dt.timedelta(days=CLOSED_DAYS_BACK)).isoformat()
+    last = (day - dt.timedelta(days=1)).isoformat()
+    conn.execute("SAVEPOINT day_summaries")
+    try:
+        kept = store.summarised(db, first, last)
+        counted = store.changes(db, first, last)
+        days = [d for d in store.ticket_days(db, first, last) if d not in kept]
+        for d in days:
+            store.insert(conn, d, counted.get(d, 0), to_rows(d, count_day(db, d, tz)))
+        conn.execute("RELEASE day_summaries")
+    except Exception:
+        log.exception("the closed days' summaries were not kept at the day change")
+        conn.execute("ROLLBACK TO day_summaries")
+        conn.execute("RELEASE day_summaries")
+        return 0
+    return len(days)

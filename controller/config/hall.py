@@ -26,7 +26,7 @@ from controller.core.workdays import WorkCalendar
 from controller.security.pins import DEMO_PIN, is_valid_pin_hash, verify_pin
 from controller.config.settings import (
     DisplaySettings, FederationSettings, FloorLayout, FloorZone, HallConfig, MqttSettings,
-    VoiceSettings,
+    ReminderSettings, VoiceSettings,
 )
 from vocabulary import district
 from drivers import mqtt as _mqtt_transport  # noqa: F401  (registers the "mqtt" transport)
@@ -79,7 +79,7 @@ def parse_hall(data: dict[str, Any], source: str = "<config>",
 
 _TOP_KEYS = ("hall", "hours", "calendar", "open_days", "closed_days", "rules", "services",
              "windows", "staff", "devices", "mqtt", "voice", "export", "display", "patrol",
-             "assessment", "layout", "federation")
+             "assessment", "layout", "federation", "reminders")
 _ID_EXPECTED = "an id of 1-32 letters, digits, '_' or '-'"
 _is_id = matches(r"[A-Za-z0-9_-]{1,32}")
 
@@ -102,7 +102,8 @@ def _config(top: Table, workdays: WorkCalendar | None = None) -> HallConfig:
     hall = Hall(name, region, timezone, hours, services, windows, staff, devices, rules,
                 **_export(top),
                 **ledger_config.patrol(top), **ledger_config.assessment(top), calendar=calendar)
-    return HallConfig(hall, mqtt, _voice(top), _display(top), _layout(top, windows), _federation(top))
+    return HallConfig(hall, mqtt, _voice(top), _display(top), _layout(top, windows), _federation(top),
+                      reminders=_reminders(top))
 
 
 def _timezone(head: Table) -> str:
@@ -541,6 +542,25 @@ def _federation(top: Table) -> FederationSettings | None:
         host=t.text("host"), port=t.integer("port", 1, 65535, 8883 if tls else 1883),
         username=username, password=password, password_env=env, tls=tls, ca_file=ca_file,
         batch_events=t.integer("batch_events", 1, 5000, 500))
+
+
+def _reminders(top: Table) -> ReminderSettings:
+    """到号提醒 by text message: on when a gateway URL is given (drivers.sms)."""
+    from drivers.sms import GATEWAYS
+
+    t = top.table("reminders", ("enabled", "ahead", "gateway", "url", "token_env",
+                                "timeout_seconds", "attempts"))
+    url = t.get("url", "an http:// or https:// address of the SMS gateway",
+                lambda v: isinstance(v, str) and v.startswith(("http://", "https://")), None)
+    enabled = t.flag("enabled", url is not None)
+    if enabled and url is None:
+        t.fail("url", "reminders are enabled but no SMS gateway url is given")
+    return ReminderSettings(
+        enabled=enabled, ahead=t.integer("ahead", 1, 50, 3),
+        gateway=t.choice("gateway", sorted(GATEWAYS), "http"), url=url,
+        token_env=t.text("token_env", None),
+        timeout_seconds=float(t.integer("timeout_seconds", 1, 60, 5)),
+        attempts=t.integer("attempts", 1, 10, 3))
 
 
 GRADE_CODE_TABLES = ("national", "reversed")  # controller.backoffice.evaluation_reports.GRADE_CODES

@@ -117,6 +117,7 @@ class FederationSettings:
     window_events: int = 5000  # events sent and not yet acknowledged, at most
     heartbeat_seconds: float = 5.0
     resend_seconds: float = 20.0  # no acknowledgement for this long: send again from the mark
+    audit_seconds: float = 3600.0  # the log checked against its hash chain, result to the centre
 
     def credentials(self) -> tuple[str | None, str | None]:
         """(username, password) for the district broker; the password read from its
@@ -124,6 +125,22 @@ class FederationSettings:
         if self.password_env:
             return self.username, os.environ.get(self.password_env)
         return self.username, self.password
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    """[reminders] 到号提醒: a text message when `ahead` people are left before a citizen who
+    opted in at the kiosk, and one when called; sent through the SMS gateway `gateway` (a
+    registered kind, drivers.sms) at `url`, each try within `timeout_seconds`, at most
+    `attempts` tries. Off unless the hall names a gateway URL."""
+
+    enabled: bool = False
+    ahead: int = 3
+    gateway: str = "http"
+    url: str | None = None
+    token_env: str | None = None  # the environment variable holding the gateway's token
+    timeout_seconds: float = 5.0
+    attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -138,3 +155,4 @@ class HallConfig:
     # None: the default layout of the hall's windows (FloorLayout.default)
     layout: FloorLayout | None = None
     federation: FederationSettings | None = None  # no [federation]: the hall stands alone
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)

@@ -203,3 +203,18 @@ class AnswerGuidance(Command):
 
     kiosk: str
     staff_id: str
+
+
+@dataclass(frozen=True)
+class ApplyDistrictBundle(Command):
+    """配置下发: version `version` of the district centre's configuration bundle taken into use
+    (controller.federation.bundles). The windows the accounts in `disabled` (停用 at the centre,
+    their logins and tokens already refused) are logged in at close, the visit being served
+    back at the head of its queue, as when the admin disables them; the bundle's sections take
+    effect at the hall's next start (`restart_needed`)."""
+
+    version: int
+    created_by: str
+    disabled: tuple[str, ...] = ()
+    enabled: tuple[str, ...] = ()
+    restart_needed: bool = False

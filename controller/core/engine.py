@@ -58,6 +58,7 @@ HANDLERS: dict[type[c.Command], Callable[[Context, Any], None]] = {
     c.RecordPatrol: patrol.record_patrol,
     c.CallGuidance: guidance.call_guidance,
     c.AnswerGuidance: guidance.answer_guidance,
+    c.ApplyDistrictBundle: windows.apply_district_bundle,
 }
 
 

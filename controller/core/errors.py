@@ -61,6 +61,7 @@ CODES: dict[str, tuple[Category, str]] = {
     "already_evaluated": (Category.CONFLICT, "这次办件已经评价过了"),
     "invalid_reason": (Category.INVALID, "请填写暂停原因"),
     "invalid_minutes": (Category.INVALID, "预计时长不正确"),
+    "invalid_bundle": (Category.INVALID, "区县中心下发的配置不正确，未采用"),
     "invalid_appointment": (Category.INVALID, "预约时段不正确"),
     "hall_closed": (Category.CONFLICT, "今天不办公"),
     "before_opening": (Category.CONFLICT, "还未到取号时间"),

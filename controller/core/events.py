@@ -60,6 +60,8 @@ PATROL_RECORDED = "patrol_recorded"
 # 帮办代办: a kiosk called the guidance desk, and the call was answered
 GUIDANCE_CALLED = "guidance_called"
 GUIDANCE_ANSWERED = "guidance_answered"
+# 配置下发: the district centre's configuration bundle taken into use
+DISTRICT_BUNDLE_APPLIED = "district_bundle_applied"
 
 # a field left out of `data` when it is None: some cases of the event never carried it
 _OPTIONAL = {"optional": True}
@@ -505,6 +507,20 @@ class AppealDecided(CaseTransition):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DistrictBundleApplied(Event):
+    """配置下发: the district centre's bundle `version` (by `created_by`) is in use: the accounts
+    in `disabled` were disabled and `enabled` enabled by it; its sections wait for the hall's
+    next start when `restart_needed`."""
+
+    kind = DISTRICT_BUNDLE_APPLIED
+    version: int
+    created_by: str
+    disabled: list[str]
+    enabled: list[str]
+    restart_needed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class UnknownEvent(Event):
     """An event of a kind this version does not know, read from the store: kept as it was."""
 
@@ -524,6 +540,7 @@ KINDS: dict[str, type[Event]] = {
         EvaluationPrompted, EvaluationEnded, TicketEvaluated,
         AnonymousBadReview, CaseOpened, CaseAssigned, CallbackRecorded, CaseVerified,
         CaseRectified, FeedbackGiven, FollowUpRecorded, CaseClosed, CaseAppealed, AppealDecided,
+        DistrictBundleApplied,
     )
 }
 _COMMON = {"at", "window", "ticket", "extra", "absent"}

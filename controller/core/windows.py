@@ -317,3 +317,14 @@ def propose_tidal(ctx: Context) -> None:
                 out.emit(ev.TidalCloseProposed(at=now, window=cfg.number))
         else:
             state.tidal.pop(cfg.number, None)
+
+
+def apply_district_bundle(ctx: Context, cmd: c.ApplyDistrictBundle) -> None:
+    """配置下发 (c.ApplyDistrictBundle): the windows of the accounts it disabled closed, as
+    `logout` closes them for the admin's disable, and the bundle's event."""
+    for number in sorted(n for n, w in ctx.state.windows.items()
+                         if w.staff_id is not None and w.staff_id in cmd.disabled):
+        logout(ctx, c.Logout(number, requeue_current=True))
+    ctx.out.emit(ev.DistrictBundleApplied(at=ctx.now, version=cmd.version, created_by=cmd.created_by,
+                                          disabled=list(cmd.disabled), enabled=list(cmd.enabled),
+                                          restart_needed=cmd.restart_needed))

@@ -40,6 +40,13 @@ BOARD_CALLS = 8  # the main display lists this many recent calls
 RESYNC_SECONDS = 0.5
 # How long a device check's test text stays on a screen before the hall's state returns.
 FLASH_SECONDS = 3.0
+# The main hall display is sent at most this often: it is every window's row (at 300 windows
+# some 10 KB, fitted and relayed by the broker each time), and at 100 calls a second sending
+# it on each call was most of the controller's work. A call on a quiet floor still goes out
+# at once; in a rush the board shows the hall as it stands at most this long later.
+BOARD_SECONDS = 0.2
+# The longest a burst of events keeps the bars it changed waiting for their state.
+BURST_SECONDS = 0.05
 TEST_TEXT = "设备自检"
 CLOSING_TEXT = "今日服务已结束"
 
@@ -90,6 +97,9 @@ class CallingFloor:
         self.closed_on: dt.date | None = None
         self._work: queue.Queue[Event | Task | None] = queue.Queue()
         self._board_due = False  # the worker thread owes the board a publish (_board_changed)
+        self._board_at = -BOARD_SECONDS  # when the board was last published (time.monotonic)
+        self._bars_due: set[int] = set()  # windows whose bars the worker owes their state
+        self._flushed_at = 0.0  # when the worker last showed the bars it owed (time.monotonic)
         self._thread = threading.Thread(target=self._run, daemon=True, name="calling")
         self._unsubscribe: Callable[[], None] | None = None
         self._timers: set[threading.Timer] = set()
@@ -281,8 +291,9 @@ class CallingFloor:
         # events must not keep a replugged bar dark.
         check_at = time.monotonic() + RESYNC_SECONDS
         while True:
+            due = min(check_at, self._board_at + BOARD_SECONDS) if self._board_due else check_at
             try:
-                event = self._work.get(timeout=max(check_at - time.monotonic(), 0.0))
+                event = self._work.get(timeout=max(due - time.monotonic(), 0.0))
             except queue.Empty:
                 event = _CHECK
             if event is None:
@@ -290,18 +301,31 @@ class CallingFloor:
             if time.monotonic() >= check_at:
                 self._resync_lost()
                 check_at = time.monotonic() + RESYNC_SECONDS
-            if event is _CHECK:
-                continue
             try:
                 if isinstance(event, Event):
                     self.handle(event)
-                else:
+                elif event is not _CHECK:
                     event()
-                if self._board_due and self._work.empty():
-                    self._board_due = False
-                    self._publish_board()
+                # once the events waiting are handled, or in a steady stream of them at
+                # least every BURST_SECONDS (a bar must not wait for a quiet moment)
+                if self._work.empty() or time.monotonic() >= self._flushed_at + BURST_SECONDS:
+                    self._flush()
             except Exception:
                 log.exception("calling devices: %s failed", getattr(event, "kind", event))
+
+    def _flush(self) -> None:
+        """Once the events waiting are handled: each window they changed shows its state on its
+        bars (read together, in one look at the hall), and the board goes out if it is due."""
+        self._flushed_at = time.monotonic()
+        if self._bars_due:
+            windows, self._bars_due = sorted(self._bars_due), set()
+            states = self.ctrl.ask(lambda state: [(w, self._bar_state(state, w)) for w in windows])
+            for window, shown in states:
+                for bar in self.bars.get(window, []):
+                    self._try_show(bar, shown)
+        if self._board_due and time.monotonic() >= self._board_at + BOARD_SECONDS:
+            self._board_due = False
+            self._publish_board()
 
     def _resync_lost(self) -> None:
         """A bar that lost its line is shown its state again as soon as the line is back; an
@@ -336,14 +360,25 @@ class CallingFloor:
                 ev.TICKET_CALLED, ev.TICKET_RECALLED, ev.TICKET_FINISHED, ev.TICKET_MISSED,
                 ev.TICKET_TRANSFERRED, ev.WINDOW_OPENED, ev.WINDOW_CLOSED, ev.WINDOW_PAUSED,
                 ev.WINDOW_RESUMED):
-            self._show_bar(window)
+            self._bar_changed(window)
             self._board_changed()
 
+    def _bar_changed(self, window: int) -> None:
+        """On the worker thread, the window's bars are shown its state once the events waiting
+        are handled: a call-next is two events (the last visit finished, the next ticket
+        called) and the bar shows only the second. Elsewhere (the hall-day simulator), at once."""
+        if threading.current_thread() is self._thread:
+            if window in self.bars:
+                self._bars_due.add(window)
+        else:
+            self._show_bar(window)
+
     def _board_changed(self) -> None:
-        """On the worker thread, the board is published once the events waiting are handled:
-        a burst of calls (a call-next is two events, and a rush many at once) rebuilds and
-        sends the whole board once, not once per event (the board was seven tenths of the
-        controller's time at 300 windows and 100 calls a second). Elsewhere, at once."""
+        """On the worker thread, the board is published once the events waiting are handled,
+        and at most every BOARD_SECONDS: a burst of calls (a call-next is two events, and a
+        rush many at once) rebuilds and sends the whole board once, not once per event (the
+        board was seven tenths of the controller's time at 300 windows and 100 calls a
+        second). Elsewhere, at once."""
         if threading.current_thread() is self._thread:
             self._board_due = True
         else:
@@ -398,6 +433,7 @@ class CallingFloor:
     def _publish_board(self) -> None:
         if self.board is None:
             return
+        self._board_at = time.monotonic()
         if self.closed_on is not None and self.closed_on == self.ctrl.clock().date():
             rows = [{"window": n, "text": CLOSED_TEXT} for n in sorted(self.ctrl.hall.windows)]
             self.board.publish_state(self.board_topic, {"latest": None, "calls": [], "windows": rows,

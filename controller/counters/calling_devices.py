@@ -22,7 +22,7 @@ from controller.runtime.hallcontroller import HallController
 from controller.counters.keypads import grade_given, key_pressed
 from controller.mqtt.accounts import controller_credentials, controller_status_topic
 from controller.config.settings import MqttSettings, VoiceSettings
-from drivers.announcer import Announcer, EspeakSynthesizer
+from drivers.announcer import Announcer, EspeakSynthesizer, SpokenWords, vocabulary
 from drivers.caller_display import CODECS, WindowBar
 from drivers.caller_display.mqtt import MqttBar
 from drivers.counter_keypad import CounterBus, KeyPress, RepeatFilter, show_text
@@ -84,10 +84,19 @@ def attach_calling(ctrl: HallController, floor: Floor, data_dir: Path,
                         if _station(d) is Station.HALL and d.topic), None)
     announcer = None
     if voice is not None and voice.enabled:
-        announcer = Announcer(EspeakSynthesizer(), data_dir / "voice", voice.device,
+        announcer = Announcer(_spoken_words(hall, data_dir), data_dir / "voice", voice.device,
                               repeats=voice.repeats, clock=ctrl.clock,
                               on_error=lambda _a, e: counters.report(DeviceHealth("voice", Health.FAULT, str(e))))
     return CallingFloor(ctrl, dict(counters.bars), mqtt, board_topic, announcer, dict(counters.pads))
+
+
+def _spoken_words(hall: Hall, data_dir: Path) -> SpokenWords:
+    """The voice: espeak-ng's words, each synthesized once (kept under `data_dir`/voice/words),
+    the hall's own words (its windows, its letters) made ready in the background from the start."""
+    espeak = EspeakSynthesizer()
+    words = SpokenWords(espeak, data_dir / "voice" / "words", f"{espeak.voice} {espeak.speed}")
+    words.warm(vocabulary(hall.services, sorted(hall.windows)))
+    return words
 
 
 def _where(d: Device, substitutes: Mapping[str, DeviceAddress]) -> DeviceAddress:

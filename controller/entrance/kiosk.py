@@ -76,6 +76,16 @@ class KioskTicket:
     repeated: bool = False  # the answer to a request key seen before: nothing new issued
 
 
+# the citizen's phone page of a ticket (controller.web.phone_api), where the slip's QR leads
+PHONE_PAGE = "/t"
+
+
+def phone_link(base_url: str, ticket_id: str, secret: str) -> str:
+    """The link a slip's QR code carries: `base_url` is the hall's address as phones on its LAN
+    or Wi-Fi reach it (`hallctl run --public-url`)."""
+    return f"{base_url.rstrip('/')}{PHONE_PAGE}/{ticket_id}?k={secret}"
+
+
 class Kiosk:
     """One entrance kiosk of the hall."""
 
@@ -380,12 +390,19 @@ class Kiosk:
             wait_minutes=wait,
             issued_at=t.issued_at,
             window_hint=self.window_hint(t.service),
-            qr_url=f"{self.status_url.rstrip('/')}/{t.id}" if self.status_url else None,
+            qr_url=self.page_link(t.id),
             masked_name=t.name_masked,
             warning=out.warning,
             footer=((f"回访电话 {phone}",) if (phone := self.phone_masked(t)) else ())
             + (("补打小票",) if reprint else ("请在等候区留意叫号，过号请到窗口说明",)),
         )
+
+    def page_link(self, ticket_id: str) -> str | None:
+        """The slip's QR code: the ticket's phone page on the hall's address (`status_url`),
+        with the ticket's secret (controller.web.phone_api); none without an address or key."""
+        if not self.status_url or self.ctrl.sealer is None:
+            return None
+        return phone_link(self.status_url, ticket_id, self.ctrl.sealer.ticket_secret(ticket_id))
 
     def phone_masked(self, t: Ticket) -> str | None:
         """138****1234: the ticket's phone for a callback as the slip and screens show it."""

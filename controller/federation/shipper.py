@@ -17,6 +17,11 @@ The events leave as the log holds them: masked forms, grades, lookup-free (the l
 no name, ID number or phone); any sealed field an older log may carry is dropped
 (`vocabulary.district.shippable`). Contact details for the district's callback officers do
 not travel yet (docs/center.md).
+
+Each event travels with its link in the log's hash chain (vocabulary.chain). At start, after
+every reconnect and every `audit_seconds`, the shipper checks the whole log against its chain
+and sends the outcome with checkpoints (vocabulary.district.Audit), so the centre sees an event
+rewritten in the hall's database after it was shipped (docs/center.md).
 """
 
 from __future__ import annotations
@@ -52,8 +57,11 @@ class Shipper:
     """Ships the log of the hall database `db_path` as `settings` say; `start()`, `stop()`."""
 
     def __init__(self, settings: FederationSettings, db_path: Path, data_dir: Path,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 bundle_version: Callable[[], int | None] | None = None) -> None:
+        """`bundle_version`: the centre's configuration bundle in use, for the heartbeat."""
         self.settings = settings
+        self.bundle_version = bundle_version or (lambda: None)
         self.hall = settings.hall_id
         self.outbox = Outbox(db_path)
         self.mark_path = data_dir / MARK_FILE
@@ -64,6 +72,11 @@ class Shipper:
         self._rewind = True
         self._last_progress = time.monotonic()
         self._last_heartbeat = 0.0
+        # the audit runs in a thread of its own, on a connection of its own: a long log's check
+        # never holds up shipping; woken at start, after every reconnect and every audit_seconds
+        self._audit_due = threading.Event()
+        self._audit_thread: threading.Thread | None = None
+        self.audits = 0  # audits sent, for a test to wait on
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -120,6 +133,7 @@ class Shipper:
             self.connected = True
             self._rewind = True
         self._last_heartbeat = 0.0
+        self._audit_due.set()
         log.info("district link up (%s:%s); the centre holds up to event %d",
                  self.settings.host, self.settings.port, self.acked)
         self._wake.set()
@@ -160,14 +174,18 @@ class Shipper:
         self.client.loop_start()
         self._thread = threading.Thread(target=self._run, name=f"district-shipper-{self.hall}", daemon=True)
         self._thread.start()
+        self._audit_thread = threading.Thread(target=self._audits, name=f"district-audit-{self.hall}", daemon=True)
+        self._audit_thread.start()
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say offline, disconnect and stop (a clean disconnect sends no will)."""
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout + 5)
+        self._audit_due.set()
+        for thread in (self._thread, self._audit_thread):
+            if thread is not None:
+                thread.join(timeout + 5)
         if self.connected:
             info = self.client.publish(district.link_topic(self.hall),
                                        district.Link(district.OFFLINE, self._now()).encode(), qos=1, retain=True)
@@ -225,11 +243,48 @@ class Shipper:
 
     def _heartbeat(self) -> None:
         self._last_heartbeat = time.monotonic()
-        link = district.Link(district.ONLINE, self._now(), self.outbox.last_id())
+        link = district.Link(district.ONLINE, self._now(), self.outbox.last_id(), self.bundle_version())
         self.client.publish(district.link_topic(self.hall), link.encode(), qos=1, retain=True)
+
+    def audit_now(self) -> None:
+        """Check the log against its chain and tell the centre, now (when the link is up)."""
+        self._audit_due.set()
+
+    def _audits(self) -> None:
+        outbox = Outbox(self.outbox.path)
+        try:
+            while not self._stopping.is_set():
+                self._audit_due.wait(self.settings.audit_seconds)
+                if self._stopping.is_set():
+                    break
+                if not self.connected:  # the next connect wakes it again
+                    self._audit_due.clear()
+                    continue
+                self._audit_due.clear()
+                try:
+                    self._audit(outbox)
+                except Exception:  # a locked or missing database: the next audit tries again
+                    log.exception("district: the chain audit failed")
+        finally:
+            outbox.close()
+
+    def _audit(self, outbox: Outbox) -> None:
+        """The whole log checked against its hash chain (controller.store.chainlog.verify), the
+        outcome and checkpoints to the centre, which compares them with the chain it holds: an
+        event rewritten in the hall's database after it was shipped no longer gives the hashes
+        the centre verified, whether or not the stored links were rewritten with it."""
+        verdict, checkpoints = outbox.verify(district.CHECKPOINT_EVERY)
+        if verdict.first_break is not None:
+            log.error("the event log no longer agrees with its hash chain at event %d (%s); "
+                      "telling the district centre", verdict.first_break, verdict.problem)
+        audit = district.Audit(self.hall, self._now(), verdict.checked, verdict.through, checkpoints,
+                               verdict.first_break, verdict.problem)
+        self.client.publish(district.chain_topic(self.hall), audit.encode(), qos=1)
+        self.audits += 1
 
 
 def start_shipper(settings: FederationSettings, db_path: Path, data_dir: Path,
-                  clock: Callable[[], dt.datetime] | None = None) -> Shipper:
+                  clock: Callable[[], dt.datetime] | None = None,
+                  bundle_version: Callable[[], int | None] | None = None) -> Shipper:
     """A shipper for the hall database at `db_path`, started."""
-    return Shipper(settings, db_path, data_dir, clock).start()
+    return Shipper(settings, db_path, data_dir, clock, bundle_version).start()

@@ -21,6 +21,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import stat
 import threading
 import urllib.error
@@ -36,8 +37,10 @@ from controller.installation.device_checks import device_findings
 from controller.installation.findings import Finding, Mark, Patient, may_use, who
 from controller.runtime.data_lock import LOCK_FILE
 from controller.security.privacy import ENV_KEY, KEY_FILE, NEW_KEY_FILE
+from controller.store.copies import schema_version_of
 
 DB_NAME = "hall.sqlite3"  # controller.assembly.DB_NAME, without importing the whole assembly
+SEALED_SINCE = 2  # the schema version that brought sealed identities (and the key)
 DISK_FAULT_BYTES = 200 * 1024**2
 DISK_WARN_BYTES = 1024**3
 
@@ -143,6 +146,15 @@ def _try_write(d: Path) -> str | None:
     return None
 
 
+def _schema_version(db: Path) -> int | None:
+    """The database's schema version; None without one; a file SQLite cannot read counts as
+    the newest (it may hold sealed identities)."""
+    try:
+        return schema_version_of(db)
+    except sqlite3.Error:
+        return SEALED_SINCE
+
+
 def key_finding(p: Patient) -> Finding:
     """The personal-data key (README, Personal data): secret.key, the service's user's alone."""
     what = "密钥 key"
@@ -153,10 +165,12 @@ def key_finding(p: Patient) -> Finding:
         return Finding(Mark.FAULT, what, f"{p.data_dir / NEW_KEY_FILE} exists: a key rotation was cut "
                        f"short; run hallctl rotate-key --data-dir {p.data_dir} again")
     if not key.exists():
-        if (p.data_dir / DB_NAME).exists():
+        version = _schema_version(p.data_dir / DB_NAME)
+        if version is not None and version >= SEALED_SINCE:
             return Finding(Mark.FAULT, what, f"{key} is missing but the database exists: the sealed "
                            "identities cannot be opened; restore the key from the backup")
-        return Finding(Mark.WARN, what, f"no {KEY_FILE} yet (made at the first start); back it up then")
+        made = "" if version is None else f"; the database is of schema version {version}, older than sealing"
+        return Finding(Mark.WARN, what, f"no {KEY_FILE} yet (made at the first start{made}); back it up then")
     st = key.stat()
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:

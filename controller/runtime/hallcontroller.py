@@ -25,6 +25,7 @@ import concurrent.futures
 import copy
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import queue
 import sqlite3
@@ -121,6 +122,11 @@ class Timing(Protocol):
     def commit(self, seconds: float) -> None: ...
 
 
+def _closing(fn: Callable[[sqlite3.Connection, dt.date], object], day: dt.date,
+             conn: sqlite3.Connection) -> None:
+    fn(conn, day)
+
+
 class HallController:
     def __init__(self, hall: Hall, store: HallStore, clock: Callable[[], dt.datetime],
                  sealer: IdentitySealer | None = None) -> None:
@@ -139,6 +145,7 @@ class HallController:
         # events written while others are fanned out (a subscriber's own, the case desk's): they
         # go out after those, so every subscriber sees the log's order
         self._fanning: collections.deque[tuple[int, Event]] | None = None
+        self._at_day_change: list[Callable[[sqlite3.Connection, dt.date], object]] = []
         self._subscribing = threading.Lock()
         self._purged_on: dt.date | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -416,6 +423,10 @@ class HallController:
         if self.engine.needs_new_day(self.state, now):
             self._commit(now, SYSTEM, "start_day", {},
                          lambda: self.engine.start_day(self.state, now))
+            day = self.state.day
+            if day is not None:
+                for fn in self._at_day_change:
+                    self.also_write(functools.partial(_closing, fn, day))
         return self._commit(now, actor, cmd.kind, cmd.log_args(),
                             lambda: self.engine.apply(self.state, cmd, now),
                             quiet=isinstance(cmd, c.Tick))
@@ -526,6 +537,11 @@ class HallController:
             return outcome
         self._log(CommandRow(now, actor, name, args, outcome=outcome))
         return outcome
+
+    def at_day_change(self, fn: Callable[[sqlite3.Connection, dt.date], object]) -> None:
+        """`fn(conn, day)` runs on the hall thread whenever the day changes to `day`, in the
+        transaction that writes the change (see `also_write`): rows that close the day before."""
+        self._at_day_change = [*self._at_day_change, fn]
 
     def also_write(self, fn: Callable[[sqlite3.Connection], None]) -> None:
         """On the hall thread, inside `run`: `fn(conn)` is run in the transaction that makes the

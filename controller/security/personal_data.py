@@ -7,6 +7,7 @@ Where a citizen's personal data lives in the hall database:
 | tickets | identity_sealed, phone_sealed, citizen_key, id_masked, name_masked |
 | appointments | identity_sealed, citizen_key, id_masked, name_masked |
 | cases | `body` JSON: identity_sealed, phone_sealed, citizen_key |
+| reminders | phone_sealed (到号提醒; kept until its messages are done, its day at most) |
 
 **Purge** (保存期限, `[rules] personal_data_days`): the personal data of visits more than that
 many days old, and of cases closed that long ago, is removed; what the figures count stays
@@ -39,6 +40,7 @@ from controller.security.privacy import (
     read_secret, write_secret,
 )
 from controller.store import personal
+from controller.store import reminders as reminder_rows
 from controller.store.hallstore import HallStore
 
 _OPEN = tuple(str(s) for s in OPEN_STATUSES)
@@ -53,10 +55,11 @@ class Purged:
     tickets: int = 0
     appointments: int = 0
     cases: int = 0
+    reminders: int = 0
 
     @property
     def total(self) -> int:
-        return self.tickets + self.appointments + self.cases
+        return self.tickets + self.appointments + self.cases + self.reminders
 
 
 def purge(store: HallStore, now: dt.datetime, days: int, actor: str,
@@ -81,7 +84,9 @@ def purge(store: HallStore, now: dt.datetime, days: int, actor: str,
             # updated_at stays: it is when the case was closed, and the purge is no step of it
             personal.rewrite_case(conn, case_id, data)
             cases += 1
-        done = Purged(tickets, appointments, cases)
+        # a reminder's phone serves its day only, whatever `days` keeps of the visit
+        reminders = reminder_rows.purge(conn, now.date().isoformat())
+        done = Purged(tickets, appointments, cases, reminders)
         if done.total or audit_nothing:
             store._log_command(now, actor, "personal_data_purged",
                                {"days": days, "before": before, **asdict(done)}, "ok", None)
@@ -214,6 +219,8 @@ def _reseal(store: HallStore, old: IdentitySealer, new: IdentitySealer, now: dt.
             data["identity_sealed"] = again(data.get("identity_sealed"))
             data["phone_sealed"] = again(data.get("phone_sealed"))
             personal.rewrite_case(conn, case_id, data)
+        for tid, phone in reminder_rows.sealed(conn):
+            reminder_rows.reseal(conn, tid, again(phone))
         store._log_command(now, actor, "secret_key_rotated", {"sealed": sealed, "keys": keys},
                            "ok", None)
     return sealed, keys

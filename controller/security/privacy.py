@@ -45,10 +45,23 @@ class IdentitySealer:
             raise ValueError("the hall secret key must be 32 bytes")
         self._aead = AESGCM(hashlib.sha256(b"seal:" + secret).digest())
         self._mac_key = hashlib.sha256(b"lookup:" + secret).digest()
+        self._link_key = hashlib.sha256(b"ticket-page:" + secret).digest()
 
     def key(self, id_number: str) -> str:
         """The same person's lookup key every time; it reveals nothing without the secret."""
         return hmac.new(self._mac_key, id_number.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def ticket_secret(self, ticket_id: str) -> str:
+        """The secret in a slip's QR link to its ticket's phone page: 128 bits, unguessable
+        without the hall's key, the same for the ticket every time (nothing to store; a key
+        rotation ends the links printed before it)."""
+        mac = hmac.new(self._link_key, ticket_id.encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def ticket_secret_ok(self, ticket_id: str, given: str) -> bool:
+        """`given` is the ticket's secret (compared in constant time)."""
+        return hmac.compare_digest(self.ticket_secret(ticket_id).encode(),
+                                   given.encode("utf-8", "replace"))
 
     def seal(self, id_number: str, name: str | None) -> str:
         nonce = secrets.token_bytes(12)

@@ -102,7 +102,7 @@ def keep(path: str, today: str, days: dict[str, tuple[int, list[FigureRow]]]) ->
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     if _still_valid(conn, today, day, seen):
-                        _insert(conn, day, seen, rows)
+                        insert(conn, day, seen, rows)
                         kept += 1
                     conn.execute("COMMIT")
                 finally:
@@ -123,7 +123,8 @@ def _still_valid(conn: sqlite3.Connection, today: str, day: str, seen: int) -> b
             and (counted[0] if counted else 0) == seen and done is None)
 
 
-def _insert(conn: sqlite3.Connection, day: str, seen: int, rows: list[FigureRow]) -> None:
+def insert(conn: sqlite3.Connection, day: str, seen: int, rows: list[FigureRow]) -> None:
+    """Keep `day`'s summary, made when `seen` changes had been counted to it."""
     conn.execute("INSERT INTO day_summaries (day, changes) VALUES (?, ?)", [day, seen])
     conn.executemany("INSERT INTO day_figures (day, grouping, key, counts, waits, service) "
                      "VALUES (?, ?, ?, ?, ?, ?)",

@@ -6,10 +6,15 @@ acknowledged to a citizen survives a power cut, not only a crash.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import sqlite3
 from pathlib import Path
+from typing import Callable
 
 import sqlite_utils
+
+from controller.store.logform import at_sql, encode_at, encode_payload, payload_sql
 
 
 def _closed_day_trigger(name: str, action: str, table: str, day: str) -> str:
@@ -30,9 +35,11 @@ def _closed_day_trigger(name: str, action: str, table: str, day: str) -> str:
 
 _EVENT_DAY = "(SELECT day FROM tickets WHERE id = NEW.ticket_id)"
 
-# Each entry migrates the schema from version i to i + 1. Never edit a shipped
-# entry: add a new one.
-MIGRATIONS: list[str] = [
+# Each entry migrates the schema from version i to i + 1: SQL, or a function of the connection
+# where rows must pass through the store's own encoding (controller.store.logform). Never edit
+# a shipped entry: add a new one.
+Migration = str | Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE tickets (
@@ -391,7 +398,171 @@ MIGRATIONS: list[str] = [
         BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
     """ for log, table in (("commands", "command_log"), ("events", "event_log"))
         for verb in ("UPDATE", "DELETE")) + _closed_day_trigger("events_closed_day", "INSERT", "event_log", _EVENT_DAY),
+    # 16: the day-summary triggers made again. A database that ran migration 13 as 605e880
+    # wrote it (until 6459d83 fixed its text) kept triggers whose INSERT OR IGNORE the store's
+    # upsert overrides: the first write that changes two tickets of a closed day failed on
+    # UNIQUE day_changes.day (tests/test_upgrades.py, the fixtures of versions 13 and 14).
+    "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in (
+        "tickets_closed_day_i", "tickets_closed_day_u", "tickets_closed_day_d", "events_closed_day"))
+    + "".join(_closed_day_trigger(name, action, table, day) for name, action, table, day in (
+        ("tickets_closed_day_i", "INSERT", "tickets", "NEW.day"),
+        ("tickets_closed_day_u", "UPDATE", "tickets", "OLD.day"),
+        ("tickets_closed_day_d", "DELETE", "tickets", "OLD.day"),
+        ("events_closed_day", "INSERT", "event_log", _EVENT_DAY))),
+    # 17: the logs leaner still (issue 15), see controller.store.logform.
+    lambda conn: _lean_logs(conn),
+    # 18 (issue 17): 到号提醒 by text message (controller.entrance.reminders). A citizen's phone
+    # for the reminders, sealed, kept until the ticket's messages are done (and never past its day); the messages as an
+    # outbox, one row per ticket and trigger (`ahead`, `called`), so a trigger is due once and
+    # a message not yet sent is sent after a restart, under the same id.
+    """
+    CREATE TABLE reminders (
+        ticket_id TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        phone_sealed TEXT,
+        phone_masked TEXT NOT NULL,
+        opted_at TEXT NOT NULL
+    );
+    CREATE TABLE reminder_messages (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL REFERENCES reminders (ticket_id),
+        trigger TEXT NOT NULL,
+        text TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at TEXT,
+        gave_up_at TEXT,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (ticket_id, trigger)
+    );
+    CREATE INDEX reminder_messages_open ON reminder_messages (due_at)
+        WHERE sent_at IS NULL AND gave_up_at IS NULL AND skipped = 0;
+    """,
+    # 19 (issue 16, the chain): each event's link in the log's hash chain (vocabulary.chain), written
+    # with the event in its transaction (controller.store.chainlog); a side table, so the log's own
+    # layout is free to change. Append-only like the log. The events already in the log get their
+    # links when the store next opens (chainlog.extend), in one transaction.
+    """
+    CREATE TABLE event_chain (
+        event_id INTEGER PRIMARY KEY REFERENCES event_log (id),
+        hash TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TRIGGER event_chain_append_only_u BEFORE UPDATE ON event_chain
+        BEGIN SELECT RAISE(ABORT, 'the event chain is append-only'); END;
+    CREATE TRIGGER event_chain_append_only_d BEFORE DELETE ON event_chain
+        BEGIN SELECT RAISE(ABORT, 'the event chain is append-only'); END;
+    """,
 ]
+
+
+def _log_views() -> str:
+    """The views `commands` and `events` over the logs' tables (migration 17): the columns and
+    values they always had. Writes through them are refused: the store writes the tables."""
+    return f"""
+    CREATE VIEW commands AS
+        SELECT c.id AS id, {at_sql("c.at", "c.zone")} AS at, a.name AS actor, s.name AS name,
+               {payload_sql("s.template", "c.args")} AS args, COALESCE(c.result, 'ok') AS result,
+               c.message AS message
+        FROM command_log c JOIN log_names a ON a.code = c.actor JOIN log_shapes s ON s.code = c.name;
+    CREATE VIEW events AS
+        SELECT e.id AS id, e.command_id AS command_id, COALESCE(e.at, {at_sql("c.at", "c.zone")}) AS at,
+               s.name AS kind, e.window AS window, e.ticket_id AS ticket_id,
+               {payload_sql("s.template", "e.data")} AS data
+        FROM event_log e JOIN command_log c ON c.id = e.command_id JOIN log_shapes s ON s.code = e.kind;
+    """ + "".join(f"""
+    CREATE TRIGGER {log}_append_only_{verb[0].lower()} BEFORE {verb} ON {table}
+        BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
+    CREATE TRIGGER {log}_view_append_only_{verb[0].lower()} INSTEAD OF {verb} ON {log}
+        BEGIN SELECT RAISE(ABORT, '{log} are append-only'); END;
+    """ for log, table in (("commands", "command_log"), ("events", "event_log"))
+        for verb in ("UPDATE", "DELETE")) + "".join(f"""
+    CREATE TRIGGER {log}_view_insert INSTEAD OF INSERT ON {log}
+        BEGIN SELECT RAISE(ABORT, '{log} are written by the store (controller.store.hallstore)'); END;
+    """ for log in ("commands", "events"))
+
+
+class Shapes:
+    """log_shapes' codes (migration 17): a payload's name and template, kept once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.known: dict[tuple[str, str | None], int] = {}
+        self.added: dict[tuple[str, str | None], int] = {}  # by the open write, until it commits
+
+    def code(self, name: str, template: str | None) -> int:
+        key = (name, template)
+        code = self.known.get(key) or self.added.get(key)
+        if code is None:
+            row = self.conn.execute("SELECT code FROM log_shapes WHERE name = ? AND template IS ?",
+                                    key).fetchone()
+            code = row[0] if row else self.conn.execute(
+                "INSERT INTO log_shapes (name, template) VALUES (?, ?)", key).lastrowid
+            assert code is not None
+            self.added[key] = code
+        return code
+
+    def committed(self) -> None:
+        self.known.update(self.added)
+        self.added.clear()
+
+
+def _lean_logs(conn: sqlite3.Connection) -> None:
+    """Migration 17: every command's and event's row again, through the store's encoding: the
+    payloads against their shapes (log_shapes), a command's moment as an integer, "ok" as NULL.
+    The rows keep their ids; patrol_rounds' references stay good."""
+    _script(conn, """
+    CREATE TABLE log_shapes (code INTEGER PRIMARY KEY, name TEXT NOT NULL, template TEXT);
+    CREATE INDEX log_shapes_name ON log_shapes (name, template);
+    CREATE TABLE command_log_16 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        zone INTEGER,
+        actor INTEGER NOT NULL REFERENCES log_names (code),
+        name INTEGER NOT NULL REFERENCES log_shapes (code),
+        args TEXT,
+        result TEXT,
+        message TEXT
+    );
+    CREATE TABLE event_log_16 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        command_id INTEGER NOT NULL REFERENCES command_log (id),
+        at TEXT,
+        kind INTEGER NOT NULL REFERENCES log_shapes (code),
+        window INTEGER,
+        ticket_id TEXT,
+        data TEXT
+    );
+    """)
+    shapes = Shapes(conn)
+
+    def commands():
+        for id_, at, actor, name, args, result, message in conn.execute(
+                "SELECT c.id, v.at, c.actor, v.name, v.args, v.result, v.message "
+                "FROM command_log c JOIN commands v ON v.id = c.id ORDER BY c.id"):
+            moment, zone = encode_at(dt.datetime.fromisoformat(at))
+            template, stored = encode_payload(json.loads(args))
+            yield (id_, moment, zone, actor, shapes.code(name, template), stored,
+                   None if result == "ok" else result, message)
+
+    def events():
+        for id_, command_id, at, kind, window, ticket, data in conn.execute(
+                "SELECT e.id, e.command_id, e.at, v.kind, e.window, e.ticket_id, v.data "
+                "FROM event_log e JOIN events v ON v.id = e.id ORDER BY e.id"):
+            template, stored = encode_payload(json.loads(data))
+            yield id_, command_id, at, shapes.code(kind, template), window, ticket, stored
+
+    conn.executemany("INSERT INTO command_log_16 VALUES (?, ?, ?, ?, ?, ?, ?, ?)", commands())
+    conn.executemany("INSERT INTO event_log_16 VALUES (?, ?, ?, ?, ?, ?, ?)", events())
+    _script(conn, """
+    DROP VIEW events;
+    DROP VIEW commands;
+    DROP TABLE event_log;
+    DROP TABLE command_log;
+    ALTER TABLE command_log_16 RENAME TO command_log;
+    ALTER TABLE event_log_16 RENAME TO event_log;
+    CREATE INDEX events_ticket ON event_log (ticket_id);
+    """ + _log_views() + _closed_day_trigger("events_closed_day", "INSERT", "event_log", _EVENT_DAY))
 
 
 FALLBACK_CHECKPOINT_PAGES = 20_000
@@ -421,11 +592,53 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(db: sqlite_utils.Database) -> None:
+def migrate(db: sqlite_utils.Database, to: int | None = None) -> None:
+    """Bring the schema up to date (or up to version `to`: the upgrade tests stop there)."""
     version = schema_version(db)
     if version > len(MIGRATIONS):
         raise RuntimeError(f"the database has schema version {version}, newer than this "
                            f"controller ({len(MIGRATIONS)}); upgrade the controller")
-    for i in range(version, len(MIGRATIONS)):
-        db.conn.executescript("BEGIN IMMEDIATE;\n" + MIGRATIONS[i]
-                              + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
+    for i in range(version, len(MIGRATIONS) if to is None else to):
+        step = MIGRATIONS[i]
+        if isinstance(step, str):
+            db.conn.executescript("BEGIN IMMEDIATE;\n" + step
+                                  + f"\nPRAGMA user_version = {i + 1};\nCOMMIT;")
+        else:
+            _run_rebuild(db.conn, step, i + 1)
+
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    """Run `sql`'s statements one by one inside the open transaction (executescript would
+    commit it first)."""
+    statement = ""
+    for line in sql.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"an incomplete statement: {statement!r}")
+
+
+def _run_rebuild(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], None],
+                 version: int) -> None:
+    """A migration that makes tables again: foreign keys off while the old ones are dropped and
+    the new renamed in their place (SQLite's own way to change a table), checked before the
+    commit; one transaction."""
+    enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(conn)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration {version} broke references: {broken[:5]}")
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")

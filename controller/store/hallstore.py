@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 
 import sqlite_utils
 
+from vocabulary import chain
+
 from controller.core.engine import Engine
 from controller.core.outcome import Outcome
 from controller.core.events import (
@@ -31,7 +33,9 @@ from controller.core.events import (
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
 )
-from controller.store.db import open_db
+from controller.store import chainlog
+from controller.store.db import Shapes, open_db
+from controller.store.logform import encode_at, encode_payload, log_json
 from controller.store.faults import StorageFault, StorageUnavailable, describe, is_storage_error
 from controller.store.reading import ReadOnly
 
@@ -42,12 +46,6 @@ _WINDOW_FIELDS = [f.name for f in dataclasses.fields(WindowState)]
 _TICKET_TYPES = {"day": dt.date, "channel": Channel,
                  "status": TicketStatus, "priority": PriorityClass, "requeued": bool}
 _WINDOW_TYPES = {"status": WindowStatus, "pause_alerted": bool}
-
-
-def log_json(value: Any, default: Any = None) -> str:
-    """The command and event logs' stored form: compact JSON (no spaces after "," and ":"),
-    Chinese as it is; most of a busy hall's database is these two logs."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
 
 
 def _to_sql(v: Any) -> Any:
@@ -152,6 +150,9 @@ class HallStore:
         self.durable = durable
         self.db: sqlite_utils.Database = open_db(self.path, durable)
         self.lock = threading.RLock()
+        # the hash chain's head (controller.store.chainlog): committed, and as the open write leaves it
+        self._chain_head = self._linked()
+        self._new_head = self._chain_head
         self._checkpointer: sqlite3.Connection | None = None
         # the standing storage fault, from the failed write until a write succeeds again
         self.fault: StorageFault | None = None
@@ -166,6 +167,7 @@ class HallStore:
         # command id), for the logs (controller.runtime.logs); new objects at every write
         self.commands_written: list[tuple[int, str, str]] = []
         self.event_commands: dict[int, int] = {}
+        self._shapes = Shapes(self.db.conn)  # the payloads' shapes (migration 17)
 
     # -- storage faults ----------------------------------------------------
 
@@ -212,6 +214,7 @@ class HallStore:
         error, and a second ROLLBACK's "cannot rollback" would hide the real error."""
         conn = self.db.conn
         self._new_codes.clear()
+        self._shapes.added.clear()
         if conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
@@ -257,20 +260,21 @@ class HallStore:
         if day:  # a restart does not remind of a patrol twice
             # today's events only: those after the day's start, found from the log's end (the
             # whole log was read here, a second of every restart at 200,000 tickets)
+            # (two queries: within one, SQLite would index the whole log by kind to find the start)
+            start = self.db.execute("SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1",
+                                    [DAY_STARTED]).fetchone()
             state.patrols_reminded = {json.loads(r["data"])["time"] for r in self.db.query(
-                "SELECT data FROM events WHERE kind = ? AND substr(at, 1, 10) = ? AND id >= "
-                "COALESCE((SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1), 0)",
-                [PATROL_DUE, day.isoformat(), DAY_STARTED])}
-            state.guidance_calls = self._guidance_calls(day)
+                "SELECT data FROM events WHERE id >= ? AND kind = ? AND substr(at, 1, 10) = ?",
+                [start[0] if start else 0, PATROL_DUE, day.isoformat()])}
+            state.guidance_calls = self._guidance_calls(start[0] if start else 0)
         return state
 
-    def _guidance_calls(self, day: dt.date) -> dict[str, dt.datetime]:
-        """The kiosks' 帮办代办 calls of `day` still unanswered (controller.core.guidance)."""
+    def _guidance_calls(self, start: int) -> dict[str, dt.datetime]:
+        """The kiosks' 帮办代办 calls still unanswered among today's events (those from the
+        day's start, event `start`) (controller.core.guidance)."""
         calls: dict[str, dt.datetime] = {}
-        for r in self.db.query(
-                "SELECT kind, at, data FROM events WHERE kind IN (?, ?) AND substr(at, 1, 10) = ? "
-                "AND id >= COALESCE((SELECT id FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1), 0) "
-                "ORDER BY id", [GUIDANCE_CALLED, GUIDANCE_ANSWERED, day.isoformat(), DAY_STARTED]):
+        for r in self.db.query("SELECT kind, at, data FROM events WHERE id >= ? AND kind IN (?, ?) ORDER BY id",
+                               [start, GUIDANCE_CALLED, GUIDANCE_ANSWERED]):
             kiosk = json.loads(r["data"])["kiosk"]
             if r["kind"] == GUIDANCE_CALLED:
                 calls[kiosk] = dt.datetime.fromisoformat(r["at"])
@@ -303,6 +307,7 @@ class HallStore:
             return []
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
+        self._new_head = self._chain_head
         try:
             written: list[tuple[int, Event]] = []
             commands: list[tuple[int, str, str]] = []
@@ -317,9 +322,11 @@ class HallStore:
                 if row.outcome is not None:
                     written += self._write_outcome(command_id, row.at, row.outcome)
             conn.execute("COMMIT")
+            self._chain_head = self._new_head
             self.commands_written = commands
             self._codes.update(self._new_codes)
             self._new_codes.clear()
+            self._shapes.committed()
         except BaseException as e:
             self._rollback()
             if is_storage_error(e):
@@ -351,11 +358,16 @@ class HallStore:
         for e in outcome.events:
             # an event at its command's moment leaves `at` to the command (the `events` view)
             at = None if e.at.isoformat() == command_at.isoformat() else e.at.isoformat()
+            body = stored(e)  # a case's event names its case (controller.core.events.stored)
+            template, data = encode_payload(body)
             cur = conn.execute(
                 "INSERT INTO event_log (command_id, at, kind, window, ticket_id, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (command_id, at, self._code(kind_of(e)), e.window, e.ticket, log_json(stored(e))))
+                (command_id, at, self._shapes.code(kind_of(e), template), e.window, e.ticket, data))
             event_id = _inserted_id(cur)
+            # the chain links the event as the `events` view gives it back (its whole payload)
+            self._link(event_id, {"id": event_id, "kind": kind_of(e), "at": e.at.isoformat(), "window": e.window,
+                                  "ticket": e.ticket, "data": json.loads(log_json(body))})
             written.append((event_id, e))
             self.event_commands[event_id] = command_id
             if isinstance(e, DayStarted):
@@ -372,16 +384,40 @@ class HallStore:
                 self._insert_patrol(event_id, e)
         return written
 
+    def _link(self, event_id: int, event: dict[str, Any]) -> None:
+        """The event's link in the hash chain, in its transaction (as the `events` view reads it)."""
+        link = chain.link(self._new_head[1], event)
+        chainlog.append(self.db.conn, event_id, link)
+        self._new_head = (event_id, link)
+
+    def _linked(self) -> tuple[int, str]:
+        """Link the events a log from before the chain (hall schema 19) has; the chain's head."""
+        conn = self.db.conn
+        linked = chainlog.head(conn)
+        if conn.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0] == linked[0]:
+            return linked
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            linked = chainlog.extend(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return linked
+
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                      result: str, message: str | None) -> int:
+        moment, zone = encode_at(at)
+        template, kept = encode_payload(args, default=str)
         cur = self.db.conn.execute(
-            "INSERT INTO command_log (at, actor, name, args, result, message) VALUES (?, ?, ?, ?, ?, ?)",
-            (at.isoformat(), self._code(actor), self._code(name), log_json(args, default=str), result,
-             message))
+            "INSERT INTO command_log (at, zone, actor, name, args, result, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (moment, zone, self._code(actor), self._shapes.code(name, template), stored,
+             None if result == "ok" else result, message))
         return _inserted_id(cur)
 
     def _code(self, name: str) -> int:
-        """The code log_names keeps for `name` (an event kind, a command name, an actor), added
+        """The code log_names keeps for `name` (an actor; before migration 17 also kinds and names), added
         the first time the logs write it; a code added counts as known once its write commits."""
         code = self._codes.get(name) or self._new_codes.get(name)
         if code is None:

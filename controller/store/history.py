@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
+from controller.store.logform import events_by_moment, moment_bounds
+
 Rows = Iterator[dict[str, Any]]
 
 
@@ -88,8 +90,9 @@ def out_of_order_calls_of_days(db: sqlite_utils.Database, span: list[str]) -> It
 
 def out_of_order_calls(db: sqlite_utils.Database, lo: str, hi: str) -> Rows:
     """Calls between `lo` and `hi` (moments) whose data may say out_of_order."""
-    return db.query("SELECT at, window, data FROM events WHERE kind = 'ticket_called' "
-                    "AND at >= ? AND at < ? AND data LIKE '%out_of_order%'", [lo, hi])
+    return db.query(events_by_moment(
+        "at, window, data", "kind = 'ticket_called' AND data LIKE '%out_of_order%'"),
+        moment_bounds(lo, hi))
 
 
 def day_end_finishes(db: sqlite_utils.Database, span: list[str]) -> set[str]:
@@ -110,15 +113,15 @@ def evaluation_ends(db: sqlite_utils.Database, span: list[str]) -> Iterator[tupl
 
 def window_logins(db: sqlite_utils.Database, lo: str, hi: str) -> Rows:
     """window_opened and window_closed events between `lo` and `hi` (moments), in order."""
-    return db.query("SELECT at, kind, window, data FROM events WHERE kind IN "
-                    "('window_opened', 'window_closed') AND at >= ? AND at < ? ORDER BY id",
-                    [lo, hi])
+    return db.query(events_by_moment(
+        "at, kind, window, data", "kind IN ('window_opened', 'window_closed')"),
+        moment_bounds(lo, hi))
 
 
 def window_events(db: sqlite_utils.Database, lo: str, hi: str) -> Rows:
     """Every event at a window between `lo` and `hi` (moments), in order."""
-    return db.query("SELECT at, kind, window, data FROM events WHERE window IS NOT NULL "
-                    "AND at >= ? AND at < ? ORDER BY id", [lo, hi])
+    return db.query(events_by_moment("at, kind, window, data", "window IS NOT NULL"),
+                    moment_bounds(lo, hi))
 
 
 # -- cases -------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ link never holds up a command."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from controller.store import chainlog
 
 
 class Outbox:
@@ -31,12 +32,13 @@ class Outbox:
 
     def after(self, after: int, limit: int) -> list[dict[str, Any]]:
         """At most `limit` events with id > `after`, oldest first, as the `events` view reads
-        them: {"id", "kind", "at", "window", "ticket", "data"}."""
-        rows = self._connection().execute(
-            "SELECT id, kind, at, window, ticket_id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit)).fetchall()
-        return [{"id": r["id"], "kind": r["kind"], "at": r["at"], "window": r["window"],
-                 "ticket": r["ticket_id"], "data": json.loads(r["data"])} for r in rows]
+        them, each with its link in the hash chain: {"id", "kind", "at", "window", "ticket",
+        "data", "hash"}."""
+        return chainlog.events(self._connection(), after, limit)
+
+    def verify(self, every: int) -> tuple[chainlog.Verdict, dict[int, str]]:
+        """The whole log checked against its chain, with checkpoints (chainlog.verify)."""
+        return chainlog.verify(self._connection(), every)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -89,6 +89,8 @@ def sealed_values(conn: sqlite3.Connection) -> Iterator[str]:
     for (body,) in conn.execute("SELECT body FROM cases"):
         data = json.loads(body)
         yield from (data[n] for n in ("identity_sealed", "phone_sealed") if data.get(n) is not None)
+    for (v,) in conn.execute("SELECT phone_sealed FROM reminders WHERE phone_sealed IS NOT NULL"):
+        yield v
 
 
 def sealed_tickets(conn: sqlite3.Connection) -> list[tuple[str, str | None, str | None, str | None]]:

@@ -69,9 +69,21 @@ class EventReader:
                 row = self.store.query(sql.replace("MIN(id)", "MIN(id) AS first"), args)
                 first = row[0]["first"] if row else None
             else:
-                first = conn.execute(sql, args).fetchone()[0]
+                first = _first_since(conn, start.isoformat())
         if first is None:  # nothing yet today: everything so far is before it
             return self.store.last_event_id()
         with self._lock:
             self._first_of_day = {day: first - 1}  # ids only grow: today's first stays first
         return first - 1
+
+
+def _first_since(conn: sqlite3.Connection, start: str) -> int | None:
+    """The first event of the log's last run of events at `start` or later: read back from the
+    log's end to the first event before it, so a day's first replay reads that day's events
+    and not the whole log (the views compute each event's moment). None if there is none."""
+    first = None
+    for event_id, at in conn.execute("SELECT id, at FROM events ORDER BY id DESC"):
+        if at < start:
+            break
+        first = event_id
+    return first

@@ -12,6 +12,7 @@ the tasks that run for the app's life.
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import sqlite3
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -28,6 +29,7 @@ from controller.core.errors import Category, HallError
 from controller.backoffice.device_check import DeviceCheck
 from controller.runtime.hallcontroller import HallController
 from controller.entrance.kiosk import Kiosk
+from controller.entrance.reminders import ReminderDesk
 from controller.store.faults import StorageUnavailable, is_storage_error
 from controller.store.kiosk_credentials import KioskCredentials
 from controller.store.replay import EventReader
@@ -48,6 +50,7 @@ from controller.web.loop_lag import LoopLag
 from controller.web.metrics import HallMetrics, OpenStreams, metrics_routes
 from controller.web.pages import install_pages
 from controller.web.patrol_api import patrol_routes
+from controller.web.phone_api import phone_routes
 from controller.web.reports_api import report_routes
 from controller.web.shutdown import EndStreamsAtShutdown, Shutdown
 from controller.web.rollup_api import rollup_routes
@@ -64,6 +67,13 @@ TOO_LARGE = f"请求体不能超过 {MAX_BODY_BYTES} 字节"
 TICK_SECONDS = 5.0
 CHECKPOINT_SECONDS = 2.0
 
+# FastAPI 0.16x's own OpenTelemetry asks on every request whether anyone collects its spans,
+# metrics or logs (a tenth of the request path's time); a hall sends them nowhere. Older
+# FastAPI has no such option.
+NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
+
 STATUS = {Category.INVALID: 422, Category.NOT_FOUND: 404, Category.CONFLICT: 409,
           Category.FORBIDDEN: 403, Category.UNAUTHORIZED: 401, Category.TOO_MANY: 429}
 
@@ -79,12 +89,13 @@ def create_app(ctrl: HallController, sessions: SessionStore,
                before_stop: list[Callable[[], Any]] | None = None,
                device_check: DeviceCheck | None = None,
                display: DisplaySettings | None = None,
-               layout: FloorLayout | None = None) -> FastAPI:
+               layout: FloorLayout | None = None,
+               reminders: ReminderDesk | None = None) -> FastAPI:
     """The API for one running hall. `background` are async startables run for the app's life;
     `before_stop` are plain callables run first at shutdown (devices, the MQTT client), so
     the embedded broker has no client left when it stops. `display`: the hall display page's
     [display] settings (its notices); `layout`: the supervisor's floor ([layout]; None: the
-    windows in number order)."""
+    windows in number order); `reminders`: the hall's 到号提醒 desk, if it has one."""
     kiosks = kiosks or {}
     limits = Limits(ctrl)
     kiosk_credentials = KioskCredentials(ctrl.store)
@@ -109,7 +120,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     # a hall has no internet, and FastAPI's own pages load their scripts from a CDN
     app = FastAPIOffline(title="Hall controller API", version="1",
                          description="政务服务中心 hall controller: tickets, windows, calling.",
-                         lifespan=lifespan, static_url=DOCS_ASSETS)
+                         lifespan=lifespan, static_url=DOCS_ASSETS, **NO_TELEMETRY)
     _install_error_handlers(app, ctrl)
     session, optional_session = session_dependencies(ctrl, sessions)
 
@@ -117,6 +128,7 @@ def create_app(ctrl: HallController, sessions: SessionStore,
     app.include_router(ticket_routes(ctrl, optional_session, limits, kiosk_credentials))
     app.include_router(kiosk_routes(ctrl, kiosks, session, limits, kiosk_credentials))
     app.include_router(guidance_routes(ctrl, session, kiosk_credentials))
+    app.include_router(phone_routes(ctrl, reminders, optional_session, kiosk_credentials))
     app.include_router(staff_routes(ctrl, sessions, session))
     if desk is not None:
         app.include_router(case_routes(ctrl, desk, session))

@@ -8,10 +8,12 @@ full, other staff views.public_event, a screen without a login views.anonymous_e
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
 import json
+import threading
 import time
 from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
@@ -27,6 +29,10 @@ from controller.web.auth import API, READERS, OptionalSessionDependency, token_o
 from controller.web.metrics import OpenStreams
 
 SSE_HEARTBEAT_SECONDS = 15.0
+# The streams are handed the events that waited at most this often: a call-next is two or
+# three events, and a hundred displays woken for each at 100 calls a second kept the event
+# loop busy with nothing else. An event on a quiet floor goes out at once.
+SSE_BATCH_SECONDS = 0.1
 SSE_QUEUE_EVENTS = 10_000
 # how soon a stream whose session was revoked (logout, disable, the day change) closes
 SSE_SESSION_CHECK_SECONDS = 0.5
@@ -42,6 +48,7 @@ def event_routes(ctrl: HallController, sessions: SessionStore,
                  streams: OpenStreams | None = None) -> APIRouter:
     """`streams`: counts the open streams (/metrics)."""
     r = APIRouter()
+    hub = _Hub(ctrl)
 
     @r.get(f"{API}/events", tags=["hall"],
            summary="Server-sent events for every change; resumes after Last-Event-ID")
@@ -55,7 +62,7 @@ def event_routes(ctrl: HallController, sessions: SessionStore,
         token = token_of(request) if s is not None else None
         live = ((lambda: sessions.resolve(token, ctrl.clock().date()) is not None)
                 if token else None)
-        return StreamingResponse(_event_stream(ctrl, request, start, view, replays, live, streams),
+        return StreamingResponse(_event_stream(ctrl, request, start, view, replays, live, hub, streams),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -68,24 +75,106 @@ def _last_event_id(request: Request) -> int | None:
     return int(last) if last and last.isascii() and last.isdigit() else None
 
 
-class _LiveEvents:
-    """Events as the hall thread commits them, queued for one client's stream."""
+class _Live:
+    """One committed event as the streams send it: its JSON body, made once on the hall
+    thread, and its SSE bytes as each view shows it, made once for every stream of that view
+    (a hundred displays watching the hall get the same bytes)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(maxsize=SSE_QUEUE_EVENTS)
+    __slots__ = ("event_id", "body", "_shown")
+
+    def __init__(self, event_id: int, body: dict[str, Any]) -> None:
+        self.event_id, self.body = event_id, body
+        self._shown: dict[EventView, bytes] = {}
+
+    def chunk(self, view: EventView) -> bytes:
+        """The event's SSE as `view` shows it; b"" when the view drops it."""
+        out = self._shown.get(view)
+        if out is None:
+            shown = view({"id": self.event_id, **self.body})
+            out = self._shown[view] = _sse(self.event_id, shown) if shown is not None else b""
+        return out
+
+
+class _Hub:
+    """The one subscriber of the hall's events for every stream the app serves: each event
+    becomes JSON once on the hall thread, and the events that waited reach the event loop in
+    one call (at most every SSE_BATCH_SECONDS), which hands them to every stream. (Each
+    stream subscribing for itself made a hundred JSON bodies, a hundred loop calls and a
+    hundred encodings of every event.)"""
+
+    def __init__(self, ctrl: HallController) -> None:
+        self.ctrl = ctrl
+        self.streams: set[_LiveEvents] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Live] = []
+        self._guard = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._delivered_at = -SSE_BATCH_SECONDS  # loop.time() of the last hand-over
+
+    def join(self, stream: _LiveEvents) -> Callable[[], None]:
+        """On the event loop: `stream` gets every event committed from now on; returns the leave."""
+        if self._unsubscribe is None:
+            self._loop = asyncio.get_running_loop()
+            self._unsubscribe = self.ctrl.subscribe(self._push)
+        self.streams.add(stream)
+        return lambda: self.streams.discard(stream)
+
+    def _push(self, event_id: int, event: Event) -> None:
+        """On the hall thread, after the commit."""
+        if not self.streams or self._loop is None:
+            return  # a stream joining now reads the last id after this event: its replay has it
+        with self._guard:
+            self._pending.append(_Live(event_id, event_json(event)))
+            if len(self._pending) > 1:
+                return  # the loop has been called for these already
+        try:
+            self._loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop has closed: the app is stopping
+            pass
+
+    def _deliver(self) -> None:
+        """On the event loop: at once, or SSE_BATCH_SECONDS after the last hand-over."""
+        assert self._loop is not None
+        later = self._delivered_at + SSE_BATCH_SECONDS - self._loop.time()
+        if later > 0:
+            self._loop.call_later(later, self._deliver)
+            return
+        self._delivered_at = self._loop.time()
+        with self._guard:
+            live, self._pending = self._pending, []
+        for stream in list(self.streams):
+            stream.put(live)
+
+
+class _LiveEvents:
+    """Events as the hall thread commits them, waiting for one client's stream."""
+
+    def __init__(self) -> None:
+        self.waiting: collections.deque[_Live] = collections.deque()
+        self.ready = asyncio.Event()
         self.lagging = asyncio.Event()
 
-    def push(self, event_id: int, event: Event) -> None:
-        """On the hall thread."""
-        self.loop.call_soon_threadsafe(_put, self.queue, self.lagging, (event_id, event_json(event)))
+    def put(self, live: list[_Live]) -> None:
+        """On the event loop. A client too slow to keep up is cut off; it reconnects with
+        Last-Event-ID and the database replays what it missed, so nothing is dropped silently."""
+        if len(self.waiting) + len(live) > SSE_QUEUE_EVENTS:
+            self.lagging.set()
+            self.ready.set()
+            return
+        self.waiting.extend(live)
+        self.ready.set()
 
-    async def next(self, wait: float) -> tuple[int, dict[str, Any]] | None:
-        """The next event, or None after `wait` seconds without one."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), wait)
-        except asyncio.TimeoutError:
-            return None
+    async def next(self, wait: float) -> list[_Live]:
+        """The events waiting, or none after `wait` seconds without one."""
+        if not self.waiting:
+            self.ready.clear()
+            try:
+                await asyncio.wait_for(self.ready.wait(), wait)
+            except asyncio.TimeoutError:
+                return []
+        got = list(self.waiting)
+        self.waiting.clear()
+        return got
 
 
 class _Stream:
@@ -123,43 +212,49 @@ class _Stream:
         Ends when the client goes, falls too far behind, or its session is revoked."""
         checked = time.monotonic()
         wait = SSE_HEARTBEAT_SECONDS if self.live is None else SSE_SESSION_CHECK_SECONDS
-        while not await self.request.is_disconnected() and not self.live_events.lagging.is_set():
+        while not self.live_events.lagging.is_set():
             got = await self.live_events.next(wait)
-            if not self.still_live():
+            if not self.still_live() or self.live_events.lagging.is_set():
                 return
-            if got is None:
+            if not got:
+                # a client gone is also seen by Starlette, which ends the stream; asked here
+                # when quiet only, not on every batch of events (a hundred streams asked
+                # ten times a second)
+                if await self.request.is_disconnected():
+                    return
                 if time.monotonic() - checked >= SSE_HEARTBEAT_SECONDS:
                     checked = time.monotonic()
                     yield b": heartbeat\n\n"
                 continue
-            chunk = self.live_chunk(*got)
-            if chunk is not None:
+            chunk = self.live_chunk(got)
+            if chunk:
                 checked = time.monotonic()
                 yield chunk
 
-    def live_chunk(self, event_id: int, body: dict[str, Any]) -> bytes | None:
-        if event_id <= self.sent:
-            return None
-        self.sent = event_id
-        shown = self.shown({"id": event_id, **body})
-        return _sse(event_id, shown) if shown is not None else None
+    def live_chunk(self, live: list[_Live]) -> bytes:
+        """The events not sent yet, as this stream's view shows them, in one chunk."""
+        fresh = [e for e in live if e.event_id > self.sent]
+        if fresh:
+            self.sent = fresh[-1].event_id
+        return b"".join(e.chunk(self.shown) for e in fresh)
 
 
 async def _event_stream(ctrl: HallController, request: Request, after: int | None,
                         view: EventView | None = None, reader: EventReader | None = None,
                         live: Callable[[], bool] | None = None,
+                        hub: _Hub | None = None,
                         streams: OpenStreams | None = None) -> AsyncIterator[bytes]:
     """Every event after `after`, each as `view` shows it (None: in full; a view answering
     None drops the event). With a `view`, the replay goes back no further than today. With
     `live`, the stream ends within SSE_SESSION_CHECK_SECONDS of it answering False (the
     session was revoked)."""
     loop = asyncio.get_running_loop()
-    live_events = _LiveEvents(loop)
+    live_events = _LiveEvents()
     reader = reader or EventReader(ctrl.store)
 
-    # Subscribed first, then the last id read: an event committed in between comes both ways,
+    # Joined first, then the last id read: an event committed in between comes both ways,
     # and the live loop passes over ids the replay already sent.
-    unsubscribe = ctrl.subscribe(live_events.push)
+    unsubscribe = (hub or _Hub(ctrl)).join(live_events)
     try:
         upto = await loop.run_in_executor(_REPLAYS, reader.last_id)
     except BaseException:
@@ -211,16 +306,6 @@ def _replay_page(reader: EventReader, after: int, upto: int,
         if out is not None:
             parts.append(_sse(event_id, out))
     return page[-1][0], b"".join(parts)
-
-
-def _put(queue: asyncio.Queue[tuple[int, dict[str, Any]]], lagging: asyncio.Event,
-         item: tuple[int, dict[str, Any]]) -> None:
-    """A client too slow to keep up is cut off; it reconnects with Last-Event-ID and the
-    database replays what it missed, so nothing is dropped silently."""
-    try:
-        queue.put_nowait(item)
-    except asyncio.QueueFull:
-        lagging.set()
 
 
 def _sse(event_id: int, body: dict[str, Any]) -> bytes:

@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from controller.config.settings import DisplaySettings
@@ -57,12 +57,15 @@ def hall_routes(ctrl: HallController, optional_session: OptionalSessionDependenc
 
     @r.get(f"{API}/health", tags=["hall"],
            summary="Liveness, and the hall's time: its day, and a clock fault while one stands")
-    async def health() -> Any:
+    async def health(request: Request) -> Any:
         # ok: the controller serves; a clock behind the hall's time is reported, not fatal.
         # A storage fault is: nothing can be issued or called, so the answer is 503.
         fault = await _storage_fault(ctrl)
         body = {"ok": fault is None, "hall": ctrl.hall.name, "clock": ctrl.clock_status(),
                 "storage": fault.json() if fault else {"state": "ok"}, "loop_lag_ms": lag.json()}
+        district = getattr(request.app.state, "district", None)
+        if district is not None:  # a hall of a district: the centre's configuration bundle in use
+            body["district"] = district()
         if fault is None:
             return body
         return JSONResponse({**body, "state": "degraded", "error": "storage_unavailable",

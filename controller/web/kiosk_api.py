@@ -47,8 +47,10 @@ async def kiosk_of_request(ctrl: HallController, credentials: KioskCredentials, 
                            name: str, args: dict[str, Any]) -> str:
     """The kiosk whose live key the request carries; 401 (audited) without one."""
     key = presented_key(request)
-    # a read of the hall's database: off the event loop (it waits for the connection's lock)
-    kiosk_id = await asyncio.to_thread(credentials.kiosk_of, key)
+    # a read of the hall's database, on the hall thread, which holds its connection: off the
+    # event loop, and without a worker thread waiting for the connection's lock while the
+    # hall thread commits (and the hall thread waiting for it in turn)
+    kiosk_id = await ctrl.aask(lambda _state: credentials.kiosk_of(key))
     if kiosk_id is None:
         err = HallError("bad_kiosk_key" if key else "kiosk_key_required")
         await ctrl.arefuse("kiosk", name, {**args, "address": client_address(request)}, err)

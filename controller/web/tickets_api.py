@@ -1,5 +1,6 @@
-"""取号 and the ticket's page: taking a ticket (staff, guidance desk, a kiosk page) and reading
-one with its status history (the slip's QR code leads there)."""
+"""取号 and a ticket's record: taking a ticket (staff, guidance desk, a kiosk page) and reading
+one with its status history (the slip's QR code leads to the phone page instead,
+controller.web.phone_api)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def ticket_routes(ctrl: HallController, optional_session: OptionalSessionDepende
     async def get_ticket(ticket_id: str,
                          s: Session | None = Depends(optional_session)) -> dict[str, Any]:
         body = await ctrl.aask(lambda state: _ticket_with_history(ctrl, state, ticket_id))
-        # the slip's QR code leads here, and ticket ids are guessable: no login, no names
+        # anyone may ask, and ticket ids are guessable: without a login, no names
         if s is None:
             return views.anonymous_ticket(body)
         if s.role not in READERS:  # as on the event stream: no grades, nor who acted

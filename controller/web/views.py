@@ -245,7 +245,7 @@ def anonymous_event(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def anonymous_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
-    """A ticket as its QR code shows it to anyone: its status and history, nobody named."""
+    """A ticket as anyone may read it: its status and history, nobody named."""
     out = {k: v for k, v in ticket.items() if k not in PRIVATE_TICKET_FIELDS}
     if "history" in out:
         out["history"] = [e for e in map(anonymous_event, out["history"]) if e is not None]

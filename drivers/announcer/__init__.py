@@ -2,11 +2,13 @@
 
 from drivers.announcer.announcer import Announcement, Announcer, ErrorListener
 from drivers.announcer.speech import (
-    RECALL_PREFIX, announcement_text, call_phrase, chinese_number, speakable, spell_ticket,
+    RECALL_PREFIX, announcement_text, call_phrase, chinese_number, speakable, spell_ticket, vocabulary,
 )
 from drivers.announcer.synth import AnnouncerError, EspeakSynthesizer, Synthesizer
+from drivers.announcer.words import SpokenWords
 
 __all__ = [
     "RECALL_PREFIX", "Announcement", "Announcer", "AnnouncerError", "ErrorListener", "EspeakSynthesizer",
-    "Synthesizer", "announcement_text", "call_phrase", "chinese_number", "speakable", "spell_ticket",
+    "SpokenWords", "Synthesizer", "announcement_text", "call_phrase", "chinese_number", "speakable",
+    "spell_ticket", "vocabulary",
 ]

@@ -15,6 +15,7 @@ supervisor, and the worker goes on with the next announcement.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -150,12 +151,29 @@ class Announcer:
             self._cache.move_to_end(clip.text)
             return path
         path = self._fresh_path(clip.stem)
-        self.synth.to_wav(clip.text, path)
+        self._make_room(path)
+        try:
+            self.synth.to_wav(clip.text, path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         self._cache[clip.text] = path
-        while len(self._cache) > CACHE_PHRASES:
-            _, old = self._cache.popitem(last=False)
-            old.unlink(missing_ok=True)
         return path
+
+    def _make_room(self, path: Path) -> None:
+        """Forget the oldest phrases until one more fits in CACHE_PHRASES; the last one's file
+        becomes `path`, for the synthesizer to write over (a `Synthesizer` writes its file
+        whole): making and deleting a file costs the filesystem more than writing one over
+        (ext4 searches for a free inode each time, and frees and finds the blocks again)."""
+        while len(self._cache) >= CACHE_PHRASES:
+            _, old = self._cache.popitem(last=False)
+            if len(self._cache) < CACHE_PHRASES:
+                try:
+                    os.replace(old, path)
+                    continue
+                except OSError:
+                    pass
+            old.unlink(missing_ok=True)
 
     def _fresh_path(self, stem: str) -> Path:
         base = f"{self.clock():%Y%m%d-%H%M%S}-{stem}"

@@ -20,6 +20,7 @@ turns markup on; so those go, and the phrase is bounded (drivers/text.py).
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 from drivers import text as device_text
 
@@ -83,3 +84,10 @@ def speakable(text: str) -> str:
     """`text` as the synthesizer may read it: no control characters, no phoneme brackets or
     markup, at most SPEECH_MAX_CHARS characters."""
     return device_text.fit(text.translate(_MARKUP), None, max_chars=SPEECH_MAX_CHARS)
+
+
+def vocabulary(prefixes: Iterable[str], windows: Iterable[int]) -> list[str]:
+    """Phrases that hold every word the calls of a hall say: each window's call with every
+    letter of the service prefixes and every digit, and a recall's prefix."""
+    letters = "".join(sorted({c.upper() for p in prefixes for c in p if c.isascii() and c.isalpha()}))
+    return [RECALL_PREFIX, *(call_phrase(letters + "0123456789", n) for n in windows)]

@@ -36,7 +36,8 @@ class AnnouncerError(Exception):
 
 
 class Synthesizer(Protocol):
-    """Anything that writes a phrase as a WAV file."""
+    """Anything that writes a phrase as a WAV file (the whole file: one at `path` may be an
+    old phrase's, given to be written over)."""
 
     def to_wav(self, text: str, path: Path) -> Path: ...
 
@@ -73,6 +74,7 @@ class EspeakSynthesizer:
         """Write `text` spoken as a WAV file at `path`; raises `AnnouncerError`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)  # so that the check below sees only what espeak-ng wrote
         run_tool([self.executable, "-v", self.voice, "-s", str(self.speed), "-w", str(path), "--",
                   speakable(text)],
                  ESPEAK_PACKAGE, self.timeout)

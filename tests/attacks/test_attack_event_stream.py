@@ -24,6 +24,9 @@ from controller.cli import open_hall
 from controller.runtime.clock import ManualClock
 from controller.config.hall import load_hall
 from controller.core import commands as c
+from controller.core import events as ev
+from controller.core.outcome import Outcome
+from controller.store.hallstore import CommandRow
 from tests.server import DEMO_CONFIG, HallProcess
 
 PIN = "1234"
@@ -129,19 +132,13 @@ def seed_a_busy_day(proc: HallProcess, when: dt.datetime) -> int:
     clock = ManualClock(when)
     ctrl, _ = open_hall(hall, proc.data, clock, durable=False)
     try:
-        db = ctrl.store.db.conn
-        with ctrl.store.lock:
-            db.execute("INSERT INTO commands (at, actor, name, args, result) VALUES "
-                       "(?, 'kiosk', 'issue_ticket', '{}', 'ok')",
-                       [(when - dt.timedelta(days=EARLIER_DAYS)).isoformat()])
-            # `commands` is a view (migration 15): the row's id is the log's last, not lastrowid
-            command = db.execute("SELECT MAX(id) FROM commands").fetchone()[0]
-            db.executemany(
-                "INSERT INTO events (command_id, at, kind, window, ticket_id, data) "
-                "VALUES (?, ?, 'ticket_issued', NULL, ?, ?)",
-                ((command, (when - dt.timedelta(days=d, seconds=-n)).isoformat(), f"old-{d}-{n}",
-                  json.dumps({"label": f"A{n % 999 + 1:03d}", "service": "A"}))
-                 for d in range(EARLIER_DAYS, 0, -1) for n in range(EVENTS_A_DAY)))
+        # bare rows, written by the store (the logs' one encoding) as one command's events
+        ctrl.store.write([CommandRow(
+            when - dt.timedelta(days=EARLIER_DAYS), "kiosk", "issue_ticket", {},
+            outcome=Outcome(events=[ev.UnknownEvent(
+                at=when - dt.timedelta(days=d, seconds=-n), ticket=f"old-{d}-{n}",
+                name="ticket_issued", data={"label": f"A{n % 999 + 1:03d}", "service": "A"})
+                for d in range(EARLIER_DAYS, 0, -1) for n in range(EVENTS_A_DAY)]))])
         ctrl.execute(c.Login(1, STAFF), f"staff:{STAFF}")
         for i in range(SEEDED_TICKETS):
             clock.advance(seconds=1)
