@@ -2,6 +2,7 @@
 
     GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
     GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
+    GET /api/v1/cases?hall=&state=&overdue=     the halls' cases with their deadlines (center.cases)
     /api/v1/halls/{hall_id}/bundles, .../staff/{staff_id}/disable: center.bundles
     GET /api/v1/halls/{hall_id}/chain           what the centre found wrong in the hall's hash chain
 
@@ -20,6 +21,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
+from center import cases
 from center import chain as chains
 from center import floor as floors
 from center import store
@@ -97,8 +99,10 @@ def create_app(dsn: str, bundles: BundleDesk | None = None) -> FastAPI:
 
     @app.get("/api/v1/halls")
     def halls(conn=Depends(database)) -> dict[str, Any]:
+        late = cases.overdue_counts(conn, dt.datetime.now(dt.timezone.utc))
         chain = chains.summaries(conn)
-        return {"halls": [{**hall_view(r), "chain": chain.get(r["hall_id"])} for r in store.halls(conn)]}
+        return {"halls": [{**hall_view(r), "overdue_cases": late.get(r["hall_id"], 0), "chain": chain.get(r["hall_id"])}
+                          for r in store.halls(conn)]}
 
     @app.get("/api/v1/halls/{hall_id}/events")
     def events(hall_id: str, after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000),
@@ -120,4 +124,5 @@ def create_app(dsn: str, bundles: BundleDesk | None = None) -> FastAPI:
 
         add_routes(app, dsn, bundles, ApiError)
 
+    app.include_router(cases.router(database, ApiError))
     return app

@@ -2,6 +2,8 @@
 
     districtctl run --database DSN --broker HOST:PORT    consumers and the web API
     districtctl consume --database DSN --broker HOST:PORT --name 2   one more consumer
+    districtctl deliver --database DSN --province URL --region HALL_ID=CODE ...
+                                                         好差评 to the provincial platform
     districtctl local                                    a district on this machine: its own
                                                          PostgreSQL and Mosquitto under var/district
     districtctl bundle HALL FILE.json --by NAME          a new version of the hall's configuration
@@ -110,6 +112,33 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _region(value: str) -> tuple[str, str]:
+    hall, _, code = value.partition("=")
+    if not hall or not (len(code) == 6 and code.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected HALL_ID=CODE with a 6-digit region code, found {value!r}")
+    return hall, code
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    from center import province, store
+
+    if args.retry_failed:
+        with store.connect(args.database) as conn:
+            store.migrate(conn)
+            print(f"{province.retry_failed(conn)} failed deliveries queued again", flush=True)
+    deliverer = province.Deliverer(args.database, args.province, dict(args.region), workers=args.workers,
+                                   timeout=args.timeout, max_attempts=args.max_attempts,
+                                   backoff_seconds=args.backoff, max_backoff_seconds=args.max_backoff).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    deliverer.stop()
+    return 0
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from center.local import LocalPostgres
 
@@ -164,6 +193,18 @@ def parser() -> argparse.ArgumentParser:
     consume = sub.add_parser("consume", help="one more consumer on the shared subscription")
     common(consume)
     consume.set_defaults(func=cmd_consume)
+    deliver = sub.add_parser("deliver", help="好差评 to the provincial platform")
+    deliver.add_argument("--database", required=True, help="PostgreSQL, e.g. postgresql://centre@db/district")
+    deliver.add_argument("--province", required=True, help="the platform's URL, e.g. https://hcp.example/evaluations")
+    deliver.add_argument("--region", type=_region, action="append", default=[],
+                         help="a hall's 行政区划代码, HALL_ID=CODE (again for each hall; a hall without one waits)")
+    deliver.add_argument("--workers", type=int, default=2, help="delivery threads in this process")
+    deliver.add_argument("--timeout", type=float, default=5.0, help="seconds a request may take")
+    deliver.add_argument("--max-attempts", type=int, default=20, help="then the delivery is failed")
+    deliver.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry (doubling)")
+    deliver.add_argument("--max-backoff", type=float, default=300.0, help="seconds between retries at most")
+    deliver.add_argument("--retry-failed", action="store_true", help="queue the failed deliveries again first")
+    deliver.set_defaults(func=cmd_deliver)
     local = sub.add_parser("local", help="a district on this machine: PostgreSQL and Mosquitto of its own")
     common(local, database=False)
     web(local)

@@ -24,8 +24,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from center import cases
 from center import chain as chains
 from center import floor as floors
+from center import province
 from vocabulary.district import Batch, Link, event_hash
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ MIGRATIONS: list[str] = [
     );
     """,
     chains.MIGRATION,  # centre schema 2 (chain)
+    province.MIGRATION + cases.MIGRATION,  # centre schema 3 (province)
 ]
 _MIGRATE_LOCK = 160016  # pg_advisory_xact_lock: consumers starting at once migrate one at a time
 
@@ -155,6 +158,8 @@ def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | N
         moved = [dict(zip(fields, e, strict=True)) for e in events]
         chains.advance(conn, hall, acked, moved)
         floor = floors.fold(floor, moved)
+        province.enqueue(conn, hall, moved)  # 好差评 for the province, in this transaction
+        cases.fold(conn, hall, moved)
         conn.execute("UPDATE halls SET acked = %s, acked_at = %s, floor = %s WHERE hall_id = %s",
                      (mark, events[-1][2] if events else None, Jsonb(floor), hall))
         conn.execute("DELETE FROM hall_spans WHERE hall_id = %s AND last_id <= %s", (hall, mark))

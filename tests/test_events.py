@@ -124,7 +124,8 @@ def test_a_case_event_keeps_the_shape_the_case_workflow_gave_it():
     assert ev.to_json(opened) == {
         "kind": "case_opened", "at": T0.isoformat(), "case": "C1", "case_kind": "bad_review",
         "window": case.window, "ticket": case.ticket_id, "staff": "S01",
-        "data": {"kind": "bad_review", "source": "pad", "grade": "不满意"}}
+        "data": {"kind": "bad_review", "source": "pad", "grade": "不满意",
+                 "due": {"callback_due": case.callback_due.isoformat(), "rectify_due": case.rectify_due.isoformat()}}}
     assert ev.to_json(assigned)["data"] == {"from_state": "open", "to_state": "assigned",
                                             "officer": "officer1"}
     for event in (opened, assigned):

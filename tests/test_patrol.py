@@ -158,6 +158,21 @@ def test_the_findings_stay_off_the_public_event_stream():
     assert views.public_event(event)["data"] == {"area": "大厅"}
 
 
+def test_a_cases_steps_stay_off_the_staff_event_stream():
+    """A case's events (now in the log, for the district) name the staff member reviewed, the
+    grade and what the callback found: the callback desk's, never other staff's."""
+    from controller.core import events as ev
+
+    opened = ev.CaseOpened(at=dt.datetime(2026, 11, 23, 10, tzinfo=dt.timezone.utc), case="HP1",
+                           case_kind="bad_review", window=3, ticket="20261123-A001", staff="s3",
+                           source="pad", grade="非常不满意", due={"callback_due": "2026-11-24T10:00:00+08:00"})
+    for shape in (ev.to_json(opened), {"id": 9, "kind": "case_opened", "at": "2026-11-23T10:00:00+00:00",
+                                       "window": 3, "ticket": "20261123-A001", "data": ev.stored(opened)}):
+        shown = views.public_event(shape)
+        assert "s3" not in str(shown) and "非常不满意" not in str(shown) and shown["data"] == {}
+        assert views.anonymous_event(shape) is None
+
+
 def test_a_hall_without_patrol_times_reminds_nobody():
     engine = Engine(dataclasses.replace(small_hall(), patrol_times=()))
     state = engine.new_state()

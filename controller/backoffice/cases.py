@@ -191,7 +191,7 @@ class CaseDesk:
             return None
         case_id = self._next_id(CaseKind.BAD_REVIEW, event.at)
         deadline, missing = self._deadline_fn()
-        case, _ = open_bad_review(
+        case, events = open_bad_review(
             case_id, event.at, deadline, self.rules, grade=grade, ticket_id=ticket_id,
             window=window, staff_id=staff, service=service,
             citizen_key=ticket.citizen_key if ticket else None, identity_sealed=sealed,
@@ -199,9 +199,9 @@ class CaseDesk:
             description="、".join(event.tags or ()))
         assert case is not None
         self._save(case, event.at)
-        self.ctrl.note(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),
-                                            "ticket": event.ticket,
-                                            "no_contact": no_contact(case)})
+        self.ctrl.record(SYSTEM, "case_open", {"case": case.id, "from": None, "to": str(case.state),
+                                              "ticket": event.ticket, "no_contact": no_contact(case)},
+                         list(events))
         self._missing_years(case, missing)
         return case
 
@@ -233,11 +233,11 @@ class CaseDesk:
                            description.strip(), None, window, staff_id, service,
                            citizen.key if citizen else None, citizen.sealed if citizen else None,
                            phone_sealed)
-            case, _ = apply(None, cmd, now, _who(actor), deadline, self.rules)
+            case, events = apply(None, cmd, now, _who(actor), deadline, self.rules)
             assert case is not None
             self._save(case, now)
-            self.ctrl.note(actor, "case_open", {"case": case.id, "from": None, "to": str(case.state),
-                                               "source": str(src)})
+            self.ctrl.record(actor, "case_open", {"case": case.id, "from": None, "to": str(case.state),
+                                                 "source": str(src)}, list(events))
             self._missing_years(case, missing)
             return case
         return self.ctrl.run(open_case)
@@ -254,14 +254,14 @@ class CaseDesk:
                 case = self.get(case_id)
                 now = self.ctrl.clock()
                 deadline, _ = self._deadline_fn()
-                new, _ = apply(case, command, now, _who(actor), deadline, self.rules)
+                new, events = apply(case, command, now, _who(actor), deadline, self.rules)
             except CaseError as e:
                 self.ctrl.refuse(actor, f"case_{verb}", {"case": case_id}, e)
                 raise
             assert new is not None
             self._save(new, now)
-            self.ctrl.note(actor, f"case_{verb}",
-                           {"case": case_id, "from": str(case.state), "to": str(new.state)})
+            self.ctrl.record(actor, f"case_{verb}",
+                             {"case": case_id, "from": str(case.state), "to": str(new.state)}, list(events))
             return new
         return self.ctrl.run(act)
 

@@ -293,6 +293,11 @@ def is_anonymous(cmd: OpenCase) -> bool:
     return cmd.identity_sealed is None
 
 
+def _deadlines(case: Case) -> dict[str, str]:
+    names = ("callback_due", "rectify_due", "feedback_due", "resolve_due")
+    return {n: due.isoformat() for n in names if (due := getattr(case, n)) is not None}
+
+
 def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
           rules: CaseRules) -> tuple[Case | None, list[ev.CaseEvent]]:
     try:
@@ -328,7 +333,7 @@ def _open(cmd: OpenCase, now: dt.datetime, actor: str, deadline: DeadlineFn,
     # no sealed identity or phone: events go to displays and the audit log
     return case, [ev.CaseOpened(at=now, case=case.id, case_kind=str(kind), window=case.window,
                                 ticket=case.ticket_id, staff=case.staff_id, source=str(source),
-                                grade=cmd.grade)]
+                                grade=cmd.grade, due=_deadlines(case))]
 
 
 def apply(case: Case | None, cmd: Command, now: dt.datetime, actor: str, deadline: DeadlineFn,

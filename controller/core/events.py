@@ -419,6 +419,9 @@ class CaseOpened(CaseEvent):
     kind = "case_opened"
     source: str
     grade: str | None
+    # the case's deadlines by the hall's calendar ({"callback_due": ISO time, ...}): what a
+    # district centre, which has not the calendar, shows them by; cases opened before have none
+    due: dict[str, str] | None = optional()
 
     def payload_head(self) -> dict[str, Any]:
         return {"kind": self.case_kind}
@@ -572,6 +575,15 @@ def payload(event: Event) -> dict[str, Any]:
     return out
 
 
+def stored(event: Event) -> dict[str, Any]:
+    """The event's `data` as the log stores it: a case's event names its case, the case's kind
+    and the staff member there too (the log has no columns for them)."""
+    out = payload(event)
+    if isinstance(event, CaseEvent):
+        out.update(case=event.case, case_kind=event.case_kind, staff=event.staff)
+    return out
+
+
 def to_json(event: Event) -> dict[str, Any]:
     """The event on the wire: the event stream, MQTT and the store use this shape; a case's
     event names its case, the case's kind and the staff member besides."""
@@ -594,8 +606,11 @@ def from_row(kind: str, at: dt.datetime | str, window: int | None, ticket: str |
     if cls is None:
         return UnknownEvent(at=when, window=window, ticket=ticket, name=kind, data=data)
     data = cls.upgrade(data)
-    args: dict[str, Any] = ({k: case.get(k) for k in _CASE_COMMON}
-                            if issubclass(cls, CaseEvent) else {})
+    args: dict[str, Any] = {}
+    if issubclass(cls, CaseEvent):  # given apart (to_json's shape), or in the stored data
+        args = {k: case[k] if k in case else data.get(k) for k in _CASE_COMMON}
+        for k in _CASE_COMMON:
+            data.pop(k, None)
     if cls is CaseOpened:
         data.pop("kind", None)  # the case's kind, said again
     absent = set()

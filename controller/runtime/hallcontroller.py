@@ -20,6 +20,7 @@ thread after the commit; one that has slow work to do hands it to a thread of it
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import copy
 import dataclasses
@@ -141,6 +142,9 @@ class HallController:
         # what the database last recorded, so no day earlier than the stored one begins.
         self.clock = HallTime(clock, self._recorded_until())
         self._subscribers: list[Subscriber] = []  # replaced, never changed in place
+        # events written while others are fanned out (a subscriber's own, the case desk's): they
+        # go out after those, so every subscriber sees the log's order
+        self._fanning: collections.deque[tuple[int, Event]] | None = None
         self._at_day_change: list[Callable[[sqlite3.Connection, dt.date], object]] = []
         self._subscribing = threading.Lock()
         self._purged_on: dt.date | None = None
@@ -265,18 +269,27 @@ class HallController:
         self.published = Published(self.state.day, self.published.groups + 1)
 
     def _fan_out(self, written: list[tuple[int, Event]]) -> None:
+        if self._fanning is not None:  # a subscriber wrote these: after the ones under way
+            self._fanning.extend(written)
+            return
+        self._fanning = collections.deque(written)
+        try:
+            while self._fanning:
+                self._fan_out_one(*self._fanning.popleft())
+        finally:
+            self._fanning = None
+
+    def _fan_out_one(self, event_id: int, event: Event) -> None:
         # what the subscribers log carries the command the event came of (controller.runtime.logs)
-        commands = self.store.event_commands
-        for event_id, event in written:
-            token = COMMAND_ID.set(commands.get(event_id))
-            try:
-                for fn in self._subscribers:
-                    try:
-                        fn(event_id, event)
-                    except Exception:
-                        log.exception("event subscriber failed")
-            finally:
-                COMMAND_ID.reset(token)
+        token = COMMAND_ID.set(self.store.event_commands.get(event_id))
+        try:
+            for fn in self._subscribers:
+                try:
+                    fn(event_id, event)
+                except Exception:
+                    log.exception("event subscriber failed")
+        finally:
+            COMMAND_ID.reset(token)
 
     def _enqueue(self, fn: Callable[[], T], read: bool = False,
                  name: str | None = None) -> concurrent.futures.Future:
@@ -472,6 +485,11 @@ class HallController:
     def note(self, actor: str, name: str, args: dict[str, Any]) -> None:
         """Log an act that changes no hall state (a supervisor logs in or out)."""
         self.run(lambda: self._log(CommandRow(self.clock(), actor, name, args)))
+
+    def record(self, actor: str, name: str, args: dict[str, Any], events: list[Event]) -> None:
+        """Log an act whose state lives outside the hall's (a case's step) with its events, so
+        that they are in the event log (and shipped to the district) with it."""
+        self.run(lambda: self._log(CommandRow(self.clock(), actor, name, args, outcome=Outcome(events=events))))
 
     async def anote(self, actor: str, name: str, args: dict[str, Any]) -> None:
         await self.arun(lambda: self._log(CommandRow(self.clock(), actor, name, args)))

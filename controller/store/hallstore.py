@@ -28,7 +28,7 @@ from controller.core.outcome import Outcome
 from controller.core.events import (
     DAY_STARTED, GUIDANCE_ANSWERED, GUIDANCE_CALLED, PATROL_DUE, ClockFault, ClockRestored, DayStarted,
     Event, PatrolRecorded, kind_of,
-    payload,
+    payload, stored,
 )
 from controller.core.model import (
     Channel, HallState, PriorityClass, Ticket, TicketStatus, WindowState, WindowStatus,
@@ -358,7 +358,7 @@ class HallStore:
         for e in outcome.events:
             # an event at its command's moment leaves `at` to the command (the `events` view)
             at = None if e.at.isoformat() == command_at.isoformat() else e.at.isoformat()
-            body = payload(e)
+            body = stored(e)  # a case's event names its case (controller.core.events.stored)
             template, data = encode_payload(body)
             cur = conn.execute(
                 "INSERT INTO event_log (command_id, at, kind, window, ticket_id, data) "
@@ -408,7 +408,7 @@ class HallStore:
     def _log_command(self, at: dt.datetime, actor: str, name: str, args: dict[str, Any],
                      result: str, message: str | None) -> int:
         moment, zone = encode_at(at)
-        template, stored = encode_payload(args, default=str)
+        template, kept = encode_payload(args, default=str)
         cur = self.db.conn.execute(
             "INSERT INTO command_log (at, zone, actor, name, args, result, message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",

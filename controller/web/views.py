@@ -7,6 +7,7 @@ from typing import Any
 
 from controller.core.priority import CALL_REASONS
 from controller.core.engine import Engine
+from controller.core.events import KINDS, CaseEvent
 from controller.core.estimate import wait_range
 from controller.core.hall import Hall
 from controller.core.hours import closed_message
@@ -192,8 +193,15 @@ PRIVATE_EVENT_DATA = {"ticket_evaluated": ("grade", "channel", "tags", "bad"),
                                           "windows")}
 
 
+# a case's steps (回访, 核实, 整改 …) are the callback desk's: other staff see that a case
+# moved, not against whom, with what grade or what was said
+CASE_EVENT_KINDS = frozenset(kind for kind, cls in KINDS.items() if issubclass(cls, CaseEvent))
+
+
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
     """`event` (a stored or streamed event) without what only managers may read."""
+    if event.get("kind") in CASE_EVENT_KINDS:
+        return {**{k: v for k, v in event.items() if k in ("id", "kind", "at")}, "data": {}}
     hidden = PRIVATE_EVENT_DATA.get(event.get("kind", ""))
     out = {k: v for k, v in event.items() if k != "actor"}
     if hidden and isinstance(out.get("data"), dict):
