@@ -2,6 +2,8 @@
 
     GET /api/v1/halls                          every hall: what the centre holds, the link, the floor
     GET /api/v1/halls/{hall_id}/events?after=N  the hall's events the centre holds, for checking
+    GET /api/v1/reports/…, /api/v1/assessment  the district reports (center.report_api)
+    GET /                                       the district page (center.page)
 
 Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them
 (503 while the centre's database is away).
@@ -102,4 +104,9 @@ def create_app(dsn: str) -> FastAPI:
         return {"hall_id": hall_id, "after": after, "events": rows,
                 "next_after": rows[-1]["id"] if rows else after}
 
+    from center.report_api import report_routes  # it takes ApiError from here
+    from center.page import page_routes
+
+    app.include_router(report_routes(database))
+    app.include_router(page_routes())
     return app
