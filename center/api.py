@@ -108,5 +108,5 @@ def create_app(dsn: str) -> FastAPI:
     from center.page import page_routes
 
     app.include_router(report_routes(database))
-    app.include_router(page_routes())
+    app.include_router(page_routes(database))
     return app

@@ -148,6 +148,13 @@ def halls(conn: psycopg.Connection) -> list[dict[str, Any]]:
             "now() AS now FROM halls ORDER BY hall_id").fetchall()
 
 
+def hall(conn: psycopg.Connection, hall_id: str) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT hall_id, acked, acked_at, received_at, link_state, link_at, link_seen, hall_last_event, floor, "
+            "now() AS now FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
+
+
 def hall_known(conn: psycopg.Connection, hall: str) -> bool:
     return conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall,)).fetchone() is not None
 
