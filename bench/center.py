@@ -171,7 +171,7 @@ class Halls:
                 if all(self.acked.get(h, 0) >= log[-1]["id"] for h, log in logs.items()):
                     return
                 if time.perf_counter() - heard > RESEND:
-                    for h, log in logs.items():
+                    for h in logs:
                         mark = self.acked.get(h, 0)
                         sent[h] = index[h][mark] + 1 if mark in index[h] else 0
                     heard = time.perf_counter()
@@ -235,7 +235,7 @@ def bench_lag(run: Run, halls: Halls, count: int, seconds: int, per_batch: int) 
     with halls.changed:
         halls.lags.clear()
         marks = {h: halls.acked.get(h, 0) for h in names}
-    for second in range(seconds):
+    for _ in range(seconds):
         tick = time.perf_counter()
         for h in names:
             first = marks[h] + 1
