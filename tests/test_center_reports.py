@@ -12,9 +12,13 @@ import io
 import pytest
 from openpyxl import load_workbook
 
+from zoneinfo import ZoneInfo
+
 from center.consumer import Consumer
 from center.local import LocalPostgres
+from controller.assembly import open_hall
 from controller.backoffice import hall_reports
+from controller.runtime.clock import ManualClock
 from controller.store.hallstore import HallStore
 from tests.district import caught_up, centre_api, run_mornings, town_halls
 from tests.mqtt_brokers import Mosquitto
@@ -24,6 +28,18 @@ DAY = dt.date(2026, 11, 23)
 # what the centre cannot know and leaves out: the names in the hall's configuration, and the
 # assessment points of the case desk's cases
 HALL_ONLY = {"name", "assessment_points"}
+
+
+def morning_after(day, data_dir):
+    """The hall starts the next morning: the day changes, and what the morning left open (a
+    visit at a window, tickets still waiting) ends with it, as served past closing and as
+    cancelled, in the log the centre gets too (as sim.multiday does after its last day)."""
+    clock = ManualClock(dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(8), ZoneInfo(day.hall.timezone)))
+    ctrl, _ = open_hall(day.hall, data_dir, clock, durable=False)
+    try:
+        ctrl.tick()
+    finally:
+        ctrl.store.close()
 
 
 def own_report(tmp_path, name, day, by):
@@ -48,6 +64,8 @@ def district(tmp_path_factory):
     halls = town_halls(tmp_path, broker)
     try:
         run_mornings(halls)
+        for n, (day, _) in halls.items():
+            morning_after(day, tmp_path / n)
         with centre_api(database.dsn) as api:
             for n in halls:
                 wait_for(lambda n=n: caught_up(api, n, tmp_path / n / "hall.sqlite3"), 30)
@@ -125,4 +143,5 @@ def test_a_wrong_question_gets_a_clear_answer(district, path, params, code):
     r = api.get(path, params=params)
     assert r.status_code in (404, 422) and r.json()["error"] == code
     assert any("\u4e00" <= ch <= "\u9fff" for ch in r.json()["message"])
+
 
