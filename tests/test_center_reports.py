@@ -20,9 +20,10 @@ from controller.assembly import open_hall
 from controller.backoffice import hall_reports
 from controller.runtime.clock import ManualClock
 from controller.store.hallstore import HallStore
-from tests.district import caught_up, centre_api, run_mornings, town_halls
+from tests.district import caught_up, centre_api, link, run_mornings, serve_a_while, town_halls
+from tests.halls import at, small_hall
 from tests.mqtt_brokers import Mosquitto
-from tests.server import wait_for
+from tests.server import running_hall, wait_for
 
 DAY = dt.date(2026, 11, 23)
 # what the centre cannot know and leaves out: the names in the hall's configuration, and the
@@ -145,3 +146,34 @@ def test_a_wrong_question_gets_a_clear_answer(district, path, params, code):
     assert any("\u4e00" <= ch <= "\u9fff" for ch in r.json()["message"])
 
 
+
+
+def test_a_served_halls_report_api_equals_the_centres_across_a_day_change(tmp_path, mosquitto, postgres):
+    """A hall served through its own server: a visit left at window 1 and tickets left waiting
+    when the day changes (served past closing, and cancelled); the hall's report API and the
+    centre's give the same rows."""
+    consumer = Consumer(postgres.dsn, mosquitto.host, mosquitto.port).start()
+    clock = ManualClock(at("09:00"))
+    day = at("09:00").date()
+    try:
+        with running_hall(small_hall(), tmp_path / "h", clock, federation=link("hall-s", mosquitto)) as h, \
+                centre_api(postgres.dsn) as centre:
+            serve_a_while(h, 12, pause=True)
+            with h.client() as api:
+                s1 = h.login("s1", 1)
+                assert api.post("/api/v1/windows/1/call", headers=s1).status_code == 200  # never finished
+                clock.advance(hours=16)  # past midnight: the hall's ticker changes the day
+                wait_for(lambda: api.get("/api/v1/health").json()["clock"]["day"] != day.isoformat(), 45)
+                boss = h.login("boss", None)
+                own = {by: api.get("/api/v1/reports/hall", headers=boss,
+                                   params={"from": day.isoformat(), "to": day.isoformat(), "by": by}).json()
+                       for by in ("service", "staff", "window", "day")}
+            wait_for(lambda: caught_up(centre, "hall-s", tmp_path / "h" / "hall.sqlite3"), 30)
+            assert own["day"][0]["cancelled"] > 0  # tickets left waiting, cancelled by the day's end
+            for by, rows in own.items():
+                theirs = centre.get(f"/api/v1/reports/{by}", params={"from": day.isoformat(), "to": day.isoformat(),
+                                                                      "hall": "hall-s"}).json()["rows"]
+                assert [{k: v for k, v in r.items() if k != "hall"} for r in theirs] == [
+                    {k: v for k, v in r.items() if k not in HALL_ONLY} for r in rows]
+    finally:
+        consumer.stop()
