@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # centre (its tests start a cluster of their own).
 DEB_PACKAGES := mosquitto espeak-ng sox alsa-utils chromium fonts-noto-cjk systemd prometheus postgresql
 
-.PHONY: demo district test lint test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history soak faults fuzz deps-debian clean
+.PHONY: demo district test lint test-privacy bench bench-core bench-calling bench-deployed bench-hallday bench-history bench-center soak faults fuzz deps-debian clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,10 @@ bench-hallday: $(STAMP)
 # 200,000 tickets of history: report times, restart, bytes per ticket (several minutes)
 bench-history: $(STAMP)
 	$(PY) -m bench.history
+
+# 200 simulated halls into one district centre: events/s into PostgreSQL, lag, a backlog, the page's data
+bench-center: $(STAMP) deps-debian
+	$(PY) -m bench.center
 
 bench: bench-core bench-calling bench-deployed bench-hallday
 

@@ -5,6 +5,8 @@
     GET /api/v1/cases?hall=&state=&overdue=     the halls' cases with their deadlines (center.cases)
     /api/v1/halls/{hall_id}/bundles, .../staff/{staff_id}/disable: center.bundles
     GET /api/v1/halls/{hall_id}/chain           what the centre found wrong in the hall's hash chain
+    GET /api/v1/reports/…, /api/v1/assessment  the district reports (center.report_api)
+    GET /                                       the district page (center.page)
 
 Errors are {"error": code, "message": text} with a 4xx status, as the hall's API gives them
 (503 while the centre's database is away).
@@ -125,4 +127,10 @@ def create_app(dsn: str, bundles: BundleDesk | None = None) -> FastAPI:
         add_routes(app, dsn, bundles, ApiError)
 
     app.include_router(cases.router(database, ApiError))
+
+    from center.report_api import report_routes  # it takes ApiError from here
+    from center.page import page_routes
+
+    app.include_router(report_routes(database))
+    app.include_router(page_routes(database))
     return app

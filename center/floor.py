@@ -19,16 +19,18 @@ Floor = dict[str, Any]
 
 def empty() -> Floor:
     return {"day": None, "windows": {}, "waiting": {}, "serving": {}, "evaluated": 0, "satisfied": 0,
-            "devices": {}}
+            "devices": {}, "calling": {}}
 
 
 def _window(floor: Floor, e: dict[str, Any], state: str) -> None:
     if e.get("window") is not None:
         floor["windows"][str(e["window"])] = state
+        if state == "closed":
+            floor["calling"].pop(str(e["window"]), None)
 
 
 def _day_started(floor: Floor, e: dict[str, Any], data: dict[str, Any]) -> None:
-    floor.update(day=data.get("day"), waiting={}, serving={}, evaluated=0, satisfied=0)
+    floor.update(day=data.get("day"), waiting={}, serving={}, evaluated=0, satisfied=0, calling={})
 
 
 def _issued(floor: Floor, e: dict[str, Any], data: dict[str, Any]) -> None:
@@ -38,6 +40,8 @@ def _issued(floor: Floor, e: dict[str, Any], data: dict[str, Any]) -> None:
 def _called(floor: Floor, e: dict[str, Any], data: dict[str, Any]) -> None:
     service = floor["waiting"].pop(e["ticket"], data.get("service"))
     floor["serving"][e["ticket"]] = service
+    if e.get("window") is not None:  # the number the window shows (its label), for the drill-down
+        floor["calling"][str(e["window"])] = data.get("label") or e["ticket"]
 
 
 def _missed(floor: Floor, e: dict[str, Any], data: dict[str, Any]) -> None:
@@ -76,6 +80,9 @@ _TICKETS = {
     ev.TICKET_MISSED: _missed, ev.TICKET_TRANSFERRED: _transferred, ev.TICKET_REQUEUED: _requeued,
     ev.TICKET_FINISHED: _ended, ev.TICKET_CANCELLED: _ended, ev.TICKET_EVALUATED: _evaluated,
 }
+# a ticket leaves the window that called it (the window shows no number until its next call)
+_LEAVE_WINDOW = (ev.TICKET_MISSED, ev.TICKET_TRANSFERRED, ev.TICKET_REQUEUED, ev.TICKET_FINISHED,
+                 ev.TICKET_CANCELLED)
 _WINDOWS = {ev.WINDOW_OPENED: "open", ev.WINDOW_RESUMED: "open", ev.WINDOW_PAUSED: "paused",
             ev.WINDOW_CLOSED: "closed"}
 
@@ -97,6 +104,8 @@ def fold(floor: Floor, events: list[dict[str, Any]]) -> Floor:
         elif kind in _WINDOWS:
             _window(floor, e, _WINDOWS[kind])
         elif kind in _TICKETS and (e.get("ticket") is not None or kind == ev.DAY_STARTED):
+            if kind in _LEAVE_WINDOW and e.get("window") is not None:
+                floor["calling"].pop(str(e["window"]), None)
             _TICKETS[kind](floor, e, e.get("data") or {})
     return floor
 
@@ -121,3 +130,11 @@ def summary(floor: Floor) -> dict[str, Any]:
         "satisfaction": {"evaluated": evaluated, "satisfied": floor["satisfied"],
                          "rate": round(floor["satisfied"] / evaluated, 4) if evaluated else None},
     }
+
+
+def windows(floor: Floor) -> list[dict[str, Any]]:
+    """The hall's windows as the centre last knew them (those that ever opened), with the
+    number each is serving: the drill-down's floor."""
+    floor = {**empty(), **floor}
+    return [{"window": int(w), "state": state, "calling": floor["calling"].get(w)}
+            for w, state in sorted(floor["windows"].items(), key=lambda kv: int(kv[0]))]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (hall_id, after_id, last_id)
     );
     """,
-    # centre schema 4 (bundles): the halls' configuration bundles and what they said of them
+    # centre schema 2 (bundles): the halls' configuration bundles and what they said of them
     """
     CREATE TABLE hall_bundles (
         hall_id text NOT NULL,
@@ -87,8 +88,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (hall_id, version, state)
     );
     """,
-    chains.MIGRATION,  # centre schema 2 (chain)
-    province.MIGRATION + cases.MIGRATION,  # centre schema 3 (province)
+    chains.MIGRATION,  # centre schema 3 (chain)
+    province.MIGRATION + cases.MIGRATION,  # centre schema 4 (province, cases)
 ]
 _MIGRATE_LOCK = 160016  # pg_advisory_xact_lock: consumers starting at once migrate one at a time
 
@@ -121,49 +122,84 @@ def joined(acked: int, spans: Iterable[tuple[int, int]]) -> int:
     return acked
 
 
+# the connections that have their staging table (a temporary table lives as long as its session)
+_STAGED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+_EVENT_COLUMNS = "hall_id, event_id, kind, at, window_no, ticket, data, hash"
+
+
+def _stage(conn: psycopg.Connection) -> None:
+    if conn not in _STAGED:
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS hall_events_in AS SELECT {_EVENT_COLUMNS} "
+                     "FROM hall_events WITH NO DATA")
+        _STAGED.add(conn)
+
+
 def ingest(conn: psycopg.Connection, batches: Sequence[Batch], links: dict[str, Link]) -> dict[str, int]:
     """Write `batches` and the halls' latest `links` in one transaction; the mark of every hall
-    they touched, as committed."""
+    they touched, as committed.
+
+    The events go in with COPY into a staging table, then one INSERT ... ON CONFLICT DO NOTHING
+    into hall_events: a few round trips a transaction, however many events (make bench-center)."""
     halls = sorted({b.hall for b in batches} | links.keys())  # rows locked in one order: no deadlock
     rows = sorted({(b.hall, e["id"]): e for b in batches for e in b.events}.items())
+    fresh: set[tuple[str, int]] = set()
+    _stage(conn)
     with conn.transaction():
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO halls (hall_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                            [(h,) for h in halls])
-            chains.resent(conn, batches)
-            cur.executemany(
-                "INSERT INTO hall_events (hall_id, event_id, kind, at, window_no, ticket, data, hash) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(hall, event_id, e["kind"], e["at"], e.get("window"), e.get("ticket"), Jsonb(e.get("data") or {}),
-                  event_hash(e)) for (hall, event_id), e in rows])
-            cur.executemany(
-                "INSERT INTO hall_spans (hall_id, after_id, last_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                sorted({(b.hall, b.after, b.last) for b in batches}))
-        marks = {hall: _advance(conn, hall, hall in {b.hall for b in batches}, links.get(hall)) for hall in halls}
+            cur.execute("INSERT INTO halls (hall_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (halls,))
+            chains.resent(conn, batches)  # an event sent again that differs from the one held
+            if rows:
+                with cur.copy(f"COPY hall_events_in ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+                    for (hall, event_id), e in rows:
+                        copy.write_row((hall, event_id, e["kind"], e["at"], e.get("window"), e.get("ticket"),
+                                        Jsonb(e.get("data") or {}), event_hash(e)))
+                cur.execute(f"INSERT INTO hall_events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM hall_events_in "
+                            "ON CONFLICT DO NOTHING RETURNING hall_id, event_id")
+                fresh = set(cur.fetchall())
+                cur.execute("TRUNCATE hall_events_in")
+            spans = sorted({(b.hall, b.after, b.last) for b in batches})
+            if spans:
+                cur.execute("INSERT INTO hall_spans (hall_id, after_id, last_id) "
+                            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING",
+                            ([h for h, _, _ in spans], [a for _, a, _ in spans], [lst for _, _, lst in spans]))
+        mine: dict[str, list[Batch]] = {}
+        for b in batches:
+            mine.setdefault(b.hall, []).append(b)
+        marks = {hall: _advance(conn, hall, mine.get(hall, []), links.get(hall),
+                                {i for h, i in fresh if h == hall}) for hall in halls}
     return marks
 
 
-def _advance(conn: psycopg.Connection, hall: str, received: bool, link: Link | None) -> int:
+def _advance(conn: psycopg.Connection, hall: str, batches: list[Batch], link: Link | None,
+             fresh: set[int]) -> int:
+    """Move the hall's mark over the stretches that join up to it, folding the events it moves
+    over into the hall's floor: from the batches in hand when they cover the stretch and this
+    transaction stored every one of them (so they are what is held), else read back."""
     row = conn.execute("SELECT acked, floor FROM halls WHERE hall_id = %s FOR UPDATE", (hall,)).fetchone()
     assert row is not None  # inserted in this transaction if it was not there
     acked, floor = row
     spans = conn.execute("SELECT after_id, last_id FROM hall_spans WHERE hall_id = %s", (hall,)).fetchall()
     mark = joined(acked, spans)
     if mark > acked:
-        events = conn.execute(
-            "SELECT event_id AS id, kind, at, window_no AS window, ticket, data, hash FROM hall_events "
-            "WHERE hall_id = %s AND event_id > %s AND event_id <= %s ORDER BY event_id",
-            (hall, acked, mark)).fetchall()
         fields = ("id", "kind", "at", "window", "ticket", "data", "hash")
-        moved = [dict(zip(fields, e, strict=True)) for e in events]
+        held = {e["id"]: e for b in batches for e in b.events if acked < e["id"] <= mark}
+        if joined(acked, [(b.after, b.last) for b in batches]) >= mark and held.keys() <= fresh:
+            # the batches in hand, as stored: their own hash (None for a malformed one, as held)
+            moved = [{**{f: held[i].get(f) for f in fields[:-1]}, "hash": event_hash(held[i])}
+                     for i in sorted(held)]
+        else:
+            moved = [dict(zip(fields, e, strict=True)) for e in conn.execute(
+                "SELECT event_id AS id, kind, at, window_no AS window, ticket, data, hash FROM hall_events "
+                "WHERE hall_id = %s AND event_id > %s AND event_id <= %s ORDER BY event_id",
+                (hall, acked, mark)).fetchall()]
         chains.advance(conn, hall, acked, moved)
         floor = floors.fold(floor, moved)
         province.enqueue(conn, hall, moved)  # 好差评 for the province, in this transaction
         cases.fold(conn, hall, moved)
         conn.execute("UPDATE halls SET acked = %s, acked_at = %s, floor = %s WHERE hall_id = %s",
-                     (mark, events[-1][2] if events else None, Jsonb(floor), hall))
+                     (mark, moved[-1]["at"] if moved else None, Jsonb(floor), hall))
         conn.execute("DELETE FROM hall_spans WHERE hall_id = %s AND last_id <= %s", (hall, mark))
-    if received:
+    if batches:
         conn.execute("UPDATE halls SET received_at = now() WHERE hall_id = %s", (hall,))
     if link is not None:
         conn.execute("UPDATE halls SET link_state = %s, link_at = %s, link_seen = now(), "
@@ -179,6 +215,13 @@ def halls(conn: psycopg.Connection) -> list[dict[str, Any]]:
         return cur.execute(
             "SELECT hall_id, acked, acked_at, received_at, link_state, link_at, link_seen, hall_last_event, floor, "
             "now() AS now FROM halls ORDER BY hall_id").fetchall()
+
+
+def hall(conn: psycopg.Connection, hall_id: str) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT hall_id, acked, acked_at, received_at, link_state, link_at, link_seen, hall_last_event, floor, "
+            "now() AS now FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
 
 
 def hall_known(conn: psycopg.Connection, hall: str) -> bool:

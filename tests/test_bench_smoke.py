@@ -47,3 +47,12 @@ def test_bench_deployed_quick_runs():
         line = next((line for line in r.stdout.splitlines() if line.startswith(figure)), None)
         assert line is not None, f"{figure!r} missing:\n{r.stdout}"
         assert " nan " not in line, line
+
+
+def test_bench_center_quick_runs():
+    r = subprocess.run([sys.executable, "-m", "bench.center", "--quick"], cwd=ROOT, timeout=300,
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    for figure in ("events into PostgreSQL, 20 halls at once", "link-to-centre lag P99, 20 halls",
+                   "district page's data", "24-hour backlog of a 300-window hall drained"):
+        assert figure in r.stdout

@@ -29,18 +29,17 @@ satisfaction points (100% → 10, ≥90% → 9, ≥80% → 7, below → 5; 002 �
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from typing import Any, Iterable
+from typing import Any
 
 import sqlite_utils
 
 from controller.backoffice.case_records import case_from_json
 from controller.backoffice import day_figures
-from controller.backoffice.export_words import Percent
+from controller.backoffice.export_words import to_csv, to_xlsx  # noqa: F401  (the reports' files: er.to_csv)
 from controller.core.callbacks import STATE_ORDER, Case, CaseState
 from controller.core.case_supervision import assessment_points, callback_rate, overdue
+from controller.core.figures import satisfaction_points
 from controller.core.hall import EVALUATION_GRADES
 from controller.backoffice.day_figures import Figures, span_figures
 from controller.store import history
@@ -69,18 +68,6 @@ GRADE_CODES: dict[str, dict[str, int]] = {
 DEFAULT_GRADE_CODES = "national"
 assert all(set(codes) == set(EVALUATION_GRADES) for codes in GRADE_CODES.values())
 DEFAULT_CHANNEL_CODES = {"pad": "1", "tablet": "2", "system_default": "9"}
-
-
-def satisfaction_points(satisfied: int, evaluated: int) -> int | None:
-    """Monthly assessment points for `satisfied` of `evaluated` (002 考核): 100% → 10,
-    ≥90% → 9, ≥80% → 7, below → 5. In whole numbers: 9 of 10 is 90%, whatever a float says."""
-    if not evaluated:
-        return None
-    if satisfied >= evaluated:
-        return 10
-    if satisfied * 10 >= evaluated * 9:
-        return 9
-    return 7 if satisfied * 10 >= evaluated * 8 else 5
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -191,67 +178,3 @@ def grade_export(db: sqlite_utils.Database, day_from: dt.date, day_to: dt.date,
             "id_masked": t["id_masked"], "name_masked": t["name_masked"],
         })
     return rows
-
-
-def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    return list(seen)
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return "; ".join(str(v) for v in value)
-    return value
-
-
-# a text cell starting with one of these is a formula to Excel, in a CSV as in a workbook
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: Any) -> Any:
-    """A cell as the CSV writes it: text that Excel would run as a formula (a name such as
-    =HYPERLINK(...)) gets a leading apostrophe, so it opens as the text it is."""
-    value = _cell(value)
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def to_csv(rows: list[dict[str, Any]]) -> bytes:
-    """CSV in UTF-8 with a BOM: without it Excel reads the Chinese as GBK and garbles it.
-    The rows as given: a file for people has them from `export_words.file_rows`."""
-    out = io.StringIO()
-    columns = _columns(rows)
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(columns)
-    for row in rows:
-        w.writerow([str(v) if isinstance(v, Percent) else _csv_cell(v)
-                    for v in (row.get(c) for c in columns)])
-    return out.getvalue().encode("utf-8-sig")
-
-
-def to_xlsx(rows: list[dict[str, Any]], sheet: str = "Sheet1") -> bytes:
-    """An Excel workbook with one sheet: a header row, then the rows (a `Percent` a number
-    Excel shows as 93.3%)."""
-    from openpyxl import Workbook  # only the downloads need it
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = sheet[:31]  # Excel's limit on sheet names
-    columns = _columns(rows)
-    for values in [columns, *([_cell(row.get(c)) for c in columns] for row in rows)]:
-        ws.append([float(v) if isinstance(v, Percent) else v for v in values])
-        for cell, value in zip(ws[ws.max_row], values, strict=False):  # no columns: no cells
-            # openpyxl makes every string starting with "=" a formula: a name such as
-            # =HYPERLINK(...) would run in the supervisor's Excel. Text stays text.
-            if cell.data_type == "f":
-                cell.data_type = "s"
-            if isinstance(value, Percent):
-                cell.number_format = "0.0%"
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()

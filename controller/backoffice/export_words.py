@@ -13,8 +13,10 @@ yes or no).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-from typing import Any
+import io
+from typing import Any, Iterable
 
 COLUMNS: dict[str, str] = {
     # what a row is about
@@ -127,3 +129,67 @@ def file_rows(rows: list[dict[str, Any]], sheet: str = "",
         about = next(iter(row), "")
         out.append({header(k, sheet, about): word(k, v, zone) for k, v in row.items()})
     return out
+
+
+def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    return value
+
+
+# a text cell starting with one of these is a formula to Excel, in a CSV as in a workbook
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A cell as the CSV writes it: text that Excel would run as a formula (a name such as
+    =HYPERLINK(...)) gets a leading apostrophe, so it opens as the text it is."""
+    value = _cell(value)
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_csv(rows: list[dict[str, Any]]) -> bytes:
+    """CSV in UTF-8 with a BOM: without it Excel reads the Chinese as GBK and garbles it.
+    The rows as given: a file for people has them from `export_words.file_rows`."""
+    out = io.StringIO()
+    columns = _columns(rows)
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([str(v) if isinstance(v, Percent) else _csv_cell(v)
+                    for v in (row.get(c) for c in columns)])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(rows: list[dict[str, Any]], sheet: str = "Sheet1") -> bytes:
+    """An Excel workbook with one sheet: a header row, then the rows (a `Percent` a number
+    Excel shows as 93.3%)."""
+    from openpyxl import Workbook  # only the downloads need it
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet[:31]  # Excel's limit on sheet names
+    columns = _columns(rows)
+    for values in [columns, *([_cell(row.get(c)) for c in columns] for row in rows)]:
+        ws.append([float(v) if isinstance(v, Percent) else v for v in values])
+        for cell, value in zip(ws[ws.max_row], values, strict=False):  # no columns: no cells
+            # openpyxl makes every string starting with "=" a formula: a name such as
+            # =HYPERLINK(...) would run in the supervisor's Excel. Text stays text.
+            if cell.data_type == "f":
+                cell.data_type = "s"
+            if isinstance(value, Percent):
+                cell.number_format = "0.0%"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()

@@ -22,23 +22,13 @@ import sqlite_utils
 from controller.backoffice import day_figures
 from controller.backoffice import evaluation_reports as er
 from controller.backoffice.day_figures import at_hall_time as _at, minutes as _minutes
+from controller.core.figures import percentile
 from controller.core.hall import Hall, TimeSpan
 from controller.core.hours import closing_time
 from controller.core.workdays import WorkCalendar
 from controller.store import history
 
 GROUPINGS = ("service", "day", "month", "staff", "window")
-def percentile(values: list[float], q: float) -> float | None:
-    """The `q` quantile (0..1), linear between the nearest ranks: what a spreadsheet's
-    PERCENTILE (PERCENTILE.INC) gives, so a supervisor can check a figure by hand.
-    P50 is the median: of 2, 5, 10 and 20 minutes, 7.5."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def _spread(name: str, values: list[float]) -> dict[str, float | None]:
