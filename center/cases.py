@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-# centre schema 3 (province): the halls' cases
+# centre schema 4 (province, cases): the halls' cases
 MIGRATION = """
     CREATE TABLE hall_cases (
         hall_id text NOT NULL REFERENCES halls (hall_id),

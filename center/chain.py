@@ -1,5 +1,5 @@
 """The centre checks every hall's hash chain (防篡改记录, vocabulary.chain) and keeps what it
-finds wrong in `chain_flags` (centre schema 2), with the hall, the event and the kind of break:
+finds wrong in `chain_flags` (centre schema 3), with the hall, the event and the kind of break:
 
     gap          the chain does not join across ids the hall's log skipped: events are missing
     altered      the event's data does not give the hash the hall wrote with it (changed in
@@ -29,7 +29,7 @@ from psycopg.rows import dict_row
 from vocabulary import chain
 from vocabulary.district import Audit, Batch, event_hash
 
-# centre schema 2 (chain)
+# centre schema 3 (chain)
 MIGRATION = f"""
     ALTER TABLE hall_events ADD COLUMN hash text;
     -- the hash of the event at the hall's mark; NULL for a hall the centre held before its chain

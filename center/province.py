@@ -44,7 +44,7 @@ from vocabulary import SYSTEM_DEFAULT, by_label
 
 log = logging.getLogger(__name__)
 
-# centre schema 3 (province): the deliveries, one per evaluation
+# centre schema 4 (province): the deliveries, one per evaluation
 MIGRATION = """
     CREATE TABLE province_deliveries (
         hall_id text NOT NULL REFERENCES halls (hall_id),

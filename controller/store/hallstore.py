@@ -412,7 +412,7 @@ class HallStore:
         cur = self.db.conn.execute(
             "INSERT INTO command_log (at, zone, actor, name, args, result, message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (moment, zone, self._code(actor), self._shapes.code(name, template), stored,
+            (moment, zone, self._code(actor), self._shapes.code(name, template), kept,
              None if result == "ok" else result, message))
         return _inserted_id(cur)
 
