@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import unicodedata
 from datetime import datetime
 
@@ -264,20 +263,26 @@ def _frames_of(data: bytes) -> list[bytes]:
             data + b"\x5a"]
 
 
+# what a decoder may hold between feeds: at most one frame in the making (no stall on garbage:
+# whatever cannot begin a frame is dropped as it comes, whatever the chunking)
+HELD_AT_MOST = {generic.FrameDecoder: generic.MAX_DATA + 64, onbon.OnbonDecoder: onbon.MAX_ESCAPED + 16}
+
+
 @given(st.binary(max_size=3000), st.integers(1, 64))
-@settings(deadline=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_arbitrary_bytes_never_crash_or_stall_either_decoder(data, chunk):
-    started = time.monotonic()
+    # how fast is the fuzz and benchmark runs' business (make fuzz); here: no crash, and no
+    # decoder holding more than a frame's worth of bytes, however the garbage is cut
     for raw in _frames_of(data):
         for decoder in (generic.FrameDecoder(), onbon.OnbonDecoder()):
             for i in range(0, len(raw), chunk):
                 decoder.feed(raw[i:i + chunk])
+                assert len(decoder._buf) <= HELD_AT_MOST[type(decoder)]
         for decode in (generic.decode_frame, onbon.decode_packet):
             try:
                 decode(raw)
             except DisplayProtocolError:
                 pass
-    assert time.monotonic() - started < 1.0
 
 
 @given(st.binary(max_size=200))
