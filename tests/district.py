@@ -8,7 +8,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,60 +22,11 @@ from controller.federation.shipper import Shipper
 from controller.store.outbox import Outbox
 from sim.hallday import HallDay
 from sim.scenario import load_scenario
+from tests.halls import small_morning
 from tests.server import REPO, free_port, wait_for
 from vocabulary.district import Batch
 
 # A morning of a small town hall (便民服务中心), as the hall-day simulator's tests use it.
-MORNING = """
-[scenario]
-name = "town-morning"
-day = 2026-11-23
-seed = {seed}
-
-[generate]
-name = "{name}"
-sessions = ["09:00-11:00"]
-rules = {{ ticket_cutoff_minutes = 15 }}
-
-[[generate.windows]]
-count = 2
-services = ["A"]
-[[generate.windows]]
-count = 2
-services = ["B", "A"]
-
-[arrivals]
-real_name_share = 0.5
-priority_share = 0.05
-
-[profiles]
-morning = {{ "08:45" = 1.0, "09:30" = 2.0, "10:15" = 0.5, "10:45" = 0 }}
-
-[[services]]
-prefix = "A"
-tickets = 40
-service_minutes = 5
-spread = 0.5
-no_show_share = 0.05
-transfer_share = 0.05
-transfer_to = ["B"]
-
-[[services]]
-prefix = "B"
-tickets = 20
-service_minutes = 8
-spread = 0.5
-
-[evaluation]
-share = 0.9
-
-[evaluation.grades]
-very_satisfied = 0.5
-satisfied = 0.2
-basically_satisfied = 0.1
-dissatisfied = 0.1
-very_dissatisfied = 0.1
-"""
 
 
 def link(hall_id: str, broker, **kw) -> FederationSettings:
@@ -144,7 +94,7 @@ def town_halls(tmp_path: Path, broker, **settings) -> dict[str, tuple[HallDay, S
     halls = {}
     for n, seed in (("town-1", 7), ("town-2", 11)):
         scenario_path = tmp_path / f"{n}.toml"
-        scenario_path.write_text(textwrap.dedent(MORNING.format(seed=seed, name=n)), encoding="utf-8")
+        scenario_path.write_text(small_morning(n, seed, "town-morning"), encoding="utf-8")
         day = HallDay(load_scenario(scenario_path), data_dir=tmp_path / n)
         ctrl, _ = open_hall(day.hall, tmp_path / n, day.clock, durable=False)  # the hall's database, made
         ctrl.store.close()
